@@ -1,0 +1,29 @@
+"""The attribution a derivative must ship: one block per licence in its lineage."""
+from __future__ import annotations
+
+from typing import Any
+
+from scanner.policy import Policy
+from scanner.sources.interface import Snapshot
+
+
+def attribution_blocks(snap: Snapshot) -> list[dict[str, Any]]:
+    from scanner.pipeline import build_context
+
+    ctx = build_context(snap, Policy())
+    blocks: dict[str, dict[str, Any]] = {}
+    for up, how in ctx.lineage():
+        lic = ctx.kb.license(up.license)
+        if lic is None:
+            continue
+        block = blocks.setdefault(lic.id, {
+            "license_id": lic.id, "license_name": lic.name, "url": lic.url, "upstream": [],
+            "notice": lic.conditions.get("notice"), "attribution": lic.conditions.get("attribution"),
+            "naming": lic.conditions.get("naming"), "license_copy": bool(lic.conditions.get("license_copy")),
+            "use_restrictions": bool(lic.conditions.get("use_restrictions")),
+            "mark_modified": bool(lic.conditions.get("mark_modified")),
+        })
+        block["upstream"].append(f"{up.id} ({how})")
+    for b in blocks.values():
+        b["upstream"] = ", ".join(b["upstream"])
+    return list(blocks.values())

@@ -1,0 +1,44 @@
+"""Attribution family: phrases and names that base licences require of derivatives."""
+from __future__ import annotations
+
+import re
+
+from scanner.checks.engine import Context, check
+from scanner.evidence.licenses import all_text
+from scanner.knowledge import normalise
+
+
+def _squash(text: str) -> str:
+    """'Llama-3 8B' and 'llama3_8b' compare equal: case, spaces, dashes and underscores are ignored."""
+    return re.sub(r"[\s\-_.]+", "", text.lower())
+
+
+def model_name(ctx: Context) -> str:
+    return ctx.card.model_name or ctx.snap.name.rsplit("/", 1)[-1]
+
+
+@check
+def attribution_required(ctx: Context):
+    text = all_text(ctx.snap)
+    seen: set[str] = set()
+    for up, how in ctx.lineage():
+        lic = ctx.kb.license(up.license)
+        if lic is None or lic.id in seen:
+            continue
+        seen.add(lic.id)
+        phrase = lic.conditions.get("attribution")
+        if phrase and normalise(phrase) not in text:
+            yield ctx.finding("attribution.phrase_missing",
+                              f"{lic.name} requires \u201c{phrase}\u201d to be displayed; the card does not say it",
+                              path=ctx.card.path, phrase=phrase, base=up.id, base_license=lic.id, known_from=how)
+        naming = lic.conditions.get("naming")
+        if isinstance(naming, dict) and naming.get("text"):
+            name, want = model_name(ctx), naming["text"]
+            ok = (_squash(name).startswith(_squash(want)) if naming.get("rule") == "prefix"
+                  else _squash(want) in _squash(name))
+            if not ok:
+                rule = "begin with" if naming.get("rule") == "prefix" else "include"
+                yield ctx.finding("attribution.naming", f"{lic.name} requires the model's name to {rule} "
+                                  f"\u201c{want}\u201d; it is \u201c{name}\u201d", path=ctx.card.path,
+                                  line=ctx.card.line_of("model_name"), name=name, required=want,
+                                  base=up.id, base_license=lic.id, known_from=how)

@@ -1,0 +1,115 @@
+"""License family: is a licence declared, recognised, consistent, allowed, and compatible with the base's?"""
+from __future__ import annotations
+
+from scanner.checks.engine import Context, check
+from scanner.evidence.licenses import ROOT_LICENSE_NAMES, all_text, root_license
+from scanner.knowledge import normalise
+
+
+@check
+def license_declared(ctx: Context):
+    card_id = ctx.card.license
+    if not card_id and not ctx.detections:
+        yield ctx.finding("license.missing", "no licence in the card metadata and no recognisable LICENSE file",
+                          path=ctx.card.path)
+        return
+    if card_id and card_id.lower() == "other":
+        if not ctx.card.license_name or not ctx.card.license_link:
+            missing = [k for k in ("license_name", "license_link") if not ctx.card.metadata.get(k)]
+            yield ctx.finding("license.other_unnamed", f"`license: other` without {' and '.join(missing)}",
+                              path=ctx.card.path, line=ctx.card.line_of("license"), missing=missing)
+        elif ctx.kb.license(ctx.card.license_name) is None:
+            yield ctx.finding("license.unknown", f"license_name {ctx.card.license_name!r} is not a licence "
+                              "originscan knows; its obligations were not checked", path=ctx.card.path,
+                              line=ctx.card.line_of("license_name"), license_name=ctx.card.license_name)
+    elif card_id and (card_id.lower() == "unknown" or ctx.kb.license(card_id) is None):
+        yield ctx.finding("license.unknown", f"licence {card_id!r} is not recognised", path=ctx.card.path,
+                          line=ctx.card.line_of("license"), license=card_id)
+
+
+@check
+def license_matches_file(ctx: Context):
+    own = ctx.own_license()
+    root = root_license(ctx.snap, ctx.detections)
+    if own is None or root is None or root[1] is None:
+        return
+    path, det = root
+    if det.license.id != own.id:
+        yield ctx.finding("license.card_file_mismatch",
+                          f"card says {own.id} but {path} is the {det.license.name}",
+                          path=ctx.card.path, line=ctx.card.line_of("license"),
+                          card_license=own.id, file=path, file_license=det.license.id)
+
+
+@check
+def license_policy(ctx: Context):
+    own = ctx.own_license()
+    ids = {x for x in (ctx.card.license, own.id if own else None, own.spdx if own else None) if x}
+    ids |= {d.license.id for d in ctx.detections if not ctx.card.license}
+    ids_lower = {i.lower() for i in ids}
+    denied = ids_lower & set(ctx.policy.deny)
+    if denied:
+        yield ctx.finding("license.denied", f"licence {', '.join(sorted(denied))} is denied by the policy",
+                          path=ctx.card.path, line=ctx.card.line_of("license"), license=sorted(denied))
+    elif ctx.policy.allow and ids_lower and not ids_lower & set(ctx.policy.allow):
+        yield ctx.finding("license.not_allowed", f"licence {', '.join(sorted(ids))} is not on the policy's allow list",
+                          path=ctx.card.path, line=ctx.card.line_of("license"), license=sorted(ids))
+
+
+@check
+def license_compatible(ctx: Context):
+    own = ctx.own_license()
+    if own is None:
+        return
+    for up, how in ctx.lineage():
+        base = ctx.kb.license(up.license)
+        if base is None or base.id == own.id or base.allows_outbound(own.id):
+            continue
+        why = []
+        if base.derivatives is False:
+            why.append("the base licence allows no derivatives")
+        if base.commercial is False and own.commercial is not False:
+            why.append("the base is non-commercial")
+        if base.conditions.get("share_alike"):
+            why.append("the base licence is share-alike")
+        if base.conditions.get("use_restrictions"):
+            why.append("the base's use restrictions must bind every downstream user")
+        allowed = base.outbound if isinstance(base.outbound, list) else []
+        yield ctx.finding("license.incompatible",
+                          f"{own.id} is not a licence a derivative of {up.id} ({base.id}) may use"
+                          + (f": {'; '.join(why)}" if why else "")
+                          + (f" (allowed: {', '.join(allowed)})" if allowed else ""),
+                          path=ctx.card.path, line=ctx.card.line_of("license"),
+                          base=up.id, base_license=base.id, license=own.id, known_from=how)
+
+
+def _base_licenses(ctx: Context):
+    """Distinct licences of the upstreams in this model's lineage, other than its own licence's obligations."""
+    out = {}
+    for up, how in ctx.lineage():
+        lic = ctx.kb.license(up.license)
+        if lic is not None:
+            out.setdefault(lic.id, (lic, up, how))
+    return list(out.values())
+
+
+@check
+def license_obligations(ctx: Context):
+    text = all_text(ctx.snap)
+    shipped = {d.license.id for d in ctx.detections}
+    for lic, up, how in _base_licenses(ctx):
+        cond = lic.conditions
+        where = dict(base=up.id, base_license=lic.id, known_from=how)
+        if cond.get("license_copy") and lic.markers and lic.id not in shipped:
+            yield ctx.finding("license.copy_missing",
+                              f"{lic.name} requires recipients to get a copy of it; no file here carries its text",
+                              path=next((p for p in ROOT_LICENSE_NAMES if p in ctx.snap.texts), None), **where)
+        notice = cond.get("notice")
+        if notice and normalise(notice) not in text:
+            yield ctx.finding("license.notice_missing", f"the notice required by {lic.name} is missing: "
+                              f"\u201c{notice}\u201d", path="NOTICE", notice=notice, **where)
+        if cond.get("use_restrictions") and lic.id not in shipped and not any(
+                p.lower().startswith(("use_policy", "acceptable_use_policy")) for p in ctx.snap.texts):
+            yield ctx.finding("license.use_restrictions_missing",
+                              f"{lic.name} requires its use restrictions to be passed on; the repo ships neither "
+                              "that licence nor a use policy", path=ctx.card.path, **where)

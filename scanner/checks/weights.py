@@ -1,0 +1,40 @@
+"""Weights family: the index's verdicts on whether the weights derive from a registered upstream."""
+from __future__ import annotations
+
+from scanner.checks.engine import Context, check
+
+DISGUISE_CORR = 0.9  # matched units this close to the upstream's are a copy, not a fine-tune
+
+
+def _kind(verdict) -> str:
+    if any(e.get("kind") == "identical-file" for e in verdict.evidence):
+        return "weights.exact_copy"
+    anchor = next((e for e in verdict.evidence if e.get("kind") == "token-matrix"), {})
+    if verdict.score >= 0.9 and anchor.get("median_matched_corr", 0) >= DISGUISE_CORR:
+        return "weights.disguised_copy"
+    return "weights.undeclared_derivative"
+
+
+@check
+def weight_provenance(ctx: Context):
+    derived = [m for m in ctx.weight_matches if m.verdict.verdict == "derived"]
+    if not derived:
+        return
+    declared_hit = any(ctx.is_declared(m.name) for m in derived)
+    for m in derived:
+        if ctx.is_declared(m.name):
+            continue
+        v = m.verdict
+        evidence = dict(upstream=m.name, upstream_license=m.license, score=v.score, p_value=v.p_value,
+                        bytes_read=v.bytes_read, weight_bytes=v.weight_bytes)
+        if ctx.declared and not declared_hit:
+            yield ctx.finding("weights.base_mismatch", f"the card declares {', '.join(ctx.declared)} but the "
+                              f"weights derive from {m.name} (p={v.p_value:.1e})", path=ctx.card.path, **evidence)
+            continue
+        rule = _kind(v)
+        what = {"weights.exact_copy": "are a byte-identical copy of",
+                "weights.disguised_copy": "are a disguised copy of",
+                "weights.undeclared_derivative": "derive from"}[rule]
+        yield ctx.finding(rule, f"the weights {what} {m.name} ({m.license or 'licence unknown'}), which the card "
+                          f"does not declare (score {v.score:.2f}, p={v.p_value:.1e}; {v.reason})",
+                          path=next((f.path for f in ctx.snap.weight_files()), None), **evidence)

@@ -1,0 +1,248 @@
+"""The command line: thin wrappers over the pipeline. Errors end in one line on stderr and exit status 2."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from scanner import __version__
+from scanner.errors import SourceError, UsageError
+from scanner.findings import Severity, TargetReport
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="originscan: licence and provenance compliance for open models.")
+index_app = typer.Typer(no_args_is_help=True, help="Register upstream models and their weight fingerprints.")
+app.add_typer(index_app, name="index")
+
+FORMATS = ("text", "json", "markdown", "sarif", "html")
+FAIL_ON = ("info", "low", "medium", "high", "critical", "never")
+
+
+def _write(text: str, output: Optional[Path]) -> None:
+    """stdout, or a file written atomically (no partial report is ever left behind)."""
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _render(reports: list[TargetReport], fmt: str, output: Optional[Path]) -> str:
+    from scanner.knowledge import catalogue
+    from scanner.report.render import render
+
+    color = output is None and fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    width = 120 if output is not None or not sys.stdout.isatty() else None
+    return render(reports, fmt, catalogue(), version=__version__, color=color, width=width or 100)
+
+
+def _check_choice(value: str, choices: tuple[str, ...], option: str) -> str:
+    if value not in choices:
+        raise UsageError(f"{option} must be one of {', '.join(choices)} (got {value!r})")
+    return value
+
+
+def exit_status(reports: list[TargetReport], fail_on: Optional[Severity]) -> int:
+    if any(r.error for r in reports) and all(r.error for r in reports):
+        return 2
+    if fail_on is None:
+        return 0
+    return 1 if any(f.severity >= fail_on for r in reports for f in r.active()) else 0
+
+
+def _open_index(path: Optional[Path]):
+    from scanner.provenance.index import Index
+
+    try:
+        return Index(path)
+    except Exception as exc:  # sqlite3.DatabaseError, OSError
+        raise UsageError(f"index {path or 'default'}: {exc}") from None
+
+
+@app.command()
+def scan(
+    targets: List[str] = typer.Argument(..., help="Local folder, hf:OWNER/NAME[@REV] or github:OWNER/REPO[@REF]."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (default: ./.originscan.yml)."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif or html."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
+    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Lowest severity that fails (default high)."),
+):
+    """Scan model repos for licence, attribution and provenance problems."""
+    from scanner.pipeline import scan_target
+    from scanner.policy import load_policy
+
+    _check_choice(fmt, FORMATS, "--format")
+    pol = load_policy(str(policy) if policy else None)
+    if fail_on is not None:
+        _check_choice(fail_on, FAIL_ON, "--fail-on")
+        pol.fail_on = None if fail_on == "never" else Severity.parse(fail_on)
+    idx = _open_index(index) if (index or _default_index_exists()) else None
+    reports = []
+    usage_errors = []
+    for t in targets:
+        try:
+            reports.append(scan_target(t, pol, idx))
+        except UsageError as exc:
+            usage_errors.append(str(exc))
+    if usage_errors and not reports:
+        raise UsageError(usage_errors[0])
+    _write(_render(reports, fmt, output), output)
+    for e in usage_errors:
+        typer.echo(f"originscan: {e}", err=True)
+    raise typer.Exit(2 if usage_errors else exit_status(reports, pol.fail_on))
+
+
+def _default_index_exists() -> bool:
+    from scanner.provenance.index import default_index_path
+
+    return default_index_path().exists()
+
+
+@app.command()
+def compare(
+    suspect: str = typer.Argument(..., help="The model under suspicion."),
+    reference: str = typer.Argument(..., help="The model it may derive from."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+):
+    """Did SUSPECT's weights derive from REFERENCE's? Prints a verdict with its p-value and bytes read."""
+    from scanner.pipeline import open_snapshot
+    from scanner.provenance.compare import compare_snapshots
+
+    _check_choice(fmt, ("text", "json"), "--format")
+    v = compare_snapshots(open_snapshot(suspect), open_snapshot(reference))
+    if fmt == "json":
+        typer.echo(json.dumps(v.to_json(), indent=2))
+    else:
+        frac = v.bytes_read / v.weight_bytes if v.weight_bytes else 0.0
+        typer.echo(f"verdict: {v.verdict}  (score {v.score:.2f}, p = {v.p_value:.2e})")
+        typer.echo(f"  H0: {v.null_hypothesis}")
+        typer.echo(f"  why: {v.reason}")
+        typer.echo(f"  read {v.bytes_read:,} of {v.weight_bytes:,} weight bytes ({100 * frac:.3f} %) "
+                   f"in {v.seconds:.2f} s")
+        for e in v.evidence[:12]:
+            if e.get("kind") == "token-matrix":
+                typer.echo(f"  token matrix {e['suspect_tensor']} ~ {e['reference_tensor']}: "
+                           f"{e['units_consistent']}/{e['units_tested']} units consistent, "
+                           f"median |corr| {e['median_matched_corr']}")
+            elif e.get("kind") == "residual-vector":
+                typer.echo(f"  {e['suspect_tensor']} ~ {e['reference_tensor']}: corr {e['corr']}")
+            elif e.get("kind") == "identical-file":
+                typer.echo(f"  identical weight files: {', '.join(s[:12] for s in e['sha256'])}")
+    raise typer.Exit(0 if v.verdict != "inconclusive" or v.evidence else 0)
+
+
+@index_app.command("add")
+def index_add(
+    target: str = typer.Argument(..., help="The upstream model to register."),
+    name: Optional[str] = typer.Option(None, "--name", help="Registered name (default: the target)."),
+    license: Optional[str] = typer.Option(None, "--license", help="Its licence id (default: from its card)."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+):
+    """Fingerprint TARGET's weights and register it as an upstream."""
+    from scanner.evidence.card import read_card
+    from scanner.pipeline import open_snapshot
+    from scanner.provenance.model import LiveModel
+
+    snap = open_snapshot(target)
+    model = LiveModel.from_snapshot(snap)
+    try:
+        if not model.structure.hidden:
+            raise UsageError(f"{target}: no usable safetensors weights to fingerprint"
+                             + (f" ({'; '.join(model.problems)[:200]})" if model.problems else ""))
+        lic = license or read_card(snap).license
+        idx = _open_index(index)
+        new = idx.add(name or target, model, lic, target, snap.revision)
+        typer.echo(f"registered {name or target} ({lic or 'licence unknown'}): "
+                   f"{'fingerprinted' if new else 'fingerprint already stored'}, read {model.bytes_read:,} of "
+                   f"{model.weight_bytes:,} weight bytes")
+    finally:
+        model.close()
+
+
+@index_app.command("list")
+def index_list(index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite).")):
+    """List registered upstream models."""
+    idx = _open_index(index)
+    models = idx.models()
+    if not models:
+        typer.echo("no models registered (originscan index add TARGET)")
+    for m in models:
+        typer.echo(f"{m.name}\t{m.license or '-'}\t{m.weight_bytes:,} bytes\t{m.target}\t{m.added}")
+
+
+@app.command()
+def attribution(target: str = typer.Argument(..., help="The derivative model.")):
+    """Print the NOTICE / attribution text the derivative must ship."""
+    from scanner.attribution import attribution_blocks
+    from scanner.pipeline import open_snapshot
+    from scanner.report.render import render_attribution
+
+    blocks = attribution_blocks(open_snapshot(target))
+    if not blocks:
+        typer.echo("no known upstream in this model's lineage: no attribution obligations found")
+        return
+    typer.echo(render_attribution(blocks))
+
+
+@app.command()
+def rules():
+    """List every rule: id, default severity, one-line doc."""
+    from scanner.knowledge import catalogue
+
+    for r in catalogue().values():
+        typer.echo(f"{r.id:36} {r.severity.name:9} {r.doc}")
+
+
+@app.command()
+def demo(
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif or html."),
+):
+    """Run the main job on the bundled example repos."""
+    from scanner.demo import run_demo
+
+    _check_choice(fmt, FORMATS, "--format")
+    reports = run_demo()
+    _write(_render(reports, fmt, None), None)
+
+
+def main() -> None:
+    try:
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (UsageError, SourceError) as exc:
+        typer.echo(f"originscan: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("originscan: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors, and the unexpected: one line, never a traceback
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            typer.echo(f"originscan: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        if os.environ.get("ORIGINSCAN_DEBUG"):
+            raise
+        typer.echo(f"originscan: internal error: {type(exc).__name__}: {str(exc)[:200]}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The policy file `.originscan.yml`: allowed / denied licences, severity overrides, suppressions, fail_on."""
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from scanner.errors import UsageError
+from scanner.findings import Finding, Severity
+
+POLICY_NAMES = (".originscan.yml", ".originscan.yaml")
+
+
+@dataclass
+class Suppression:
+    rule: str  # a rule id or a glob such as "attribution.*"
+    reason: str
+    expires: dt.date | None = None
+    path: str | None = None  # glob on the finding's path
+    target: str | None = None  # glob on the target
+
+    def matches(self, target: str, f: Finding) -> bool:
+        if not fnmatch.fnmatchcase(f.rule, self.rule):
+            return False
+        if self.path and not fnmatch.fnmatchcase(f.path or "", self.path):
+            return False
+        return not (self.target and not fnmatch.fnmatchcase(target, self.target))
+
+
+@dataclass
+class Policy:
+    fail_on: Severity | None = Severity.high  # None = never fail
+    allow: list[str] = field(default_factory=list)
+    deny: list[str] = field(default_factory=list)
+    severity: dict[str, Severity] = field(default_factory=dict)
+    suppressions: list[Suppression] = field(default_factory=list)
+    source: str | None = None
+
+    def apply(self, target: str, findings: list[Finding], today: dt.date | None = None) -> list[Finding]:
+        """Severity overrides, then suppressions. Expired suppressions stop suppressing and say so."""
+        today = today or dt.date.today()
+        for f in findings:
+            for pattern, sev in self.severity.items():
+                if fnmatch.fnmatchcase(f.rule, pattern):
+                    f.severity = sev
+            for s in self.suppressions:
+                if not s.matches(target, f):
+                    continue
+                if s.expires and s.expires < today:
+                    f.evidence["suppression_expired"] = s.expires.isoformat()
+                    f.message += f" (suppression expired {s.expires.isoformat()}: {s.reason})"
+                    continue
+                f.suppressed = s.reason
+                break
+        return findings
+
+
+def _severity(value, where: str) -> Severity:
+    try:
+        return Severity.parse(str(value))
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+
+def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Policy:
+    """Load the named policy, or the first .originscan.yml found in `search_dirs`; defaults otherwise."""
+    chosen: Path | None = Path(path) if path else None
+    if chosen is None:
+        for d in search_dirs or [Path.cwd()]:
+            for name in POLICY_NAMES:
+                if (d / name).is_file():
+                    chosen = d / name
+                    break
+            if chosen:
+                break
+        if chosen is None:
+            return Policy()
+    where = str(chosen)
+    try:
+        text = chosen.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+    except OSError as exc:
+        raise UsageError(f"policy {where}: {exc.strerror or exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UsageError(f"policy {where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"policy {where}: expected a mapping at the top level")
+    policy = Policy(source=where)
+    if "fail_on" in data:
+        policy.fail_on = None if str(data["fail_on"]).lower() == "never" else _severity(data["fail_on"], where)
+    lic = data.get("licenses") or {}
+    if not isinstance(lic, dict):
+        raise UsageError(f"policy {where}: `licenses` must be a mapping with allow / deny lists")
+    policy.allow = [str(x).lower() for x in lic.get("allow") or []]
+    policy.deny = [str(x).lower() for x in lic.get("deny") or []]
+    sev = data.get("severity") or {}
+    if not isinstance(sev, dict):
+        raise UsageError(f"policy {where}: `severity` must map rule ids to severities")
+    policy.severity = {str(k): _severity(v, where) for k, v in sev.items()}
+    for i, entry in enumerate(data.get("suppress") or []):
+        if not isinstance(entry, dict) or not entry.get("rule") or not entry.get("reason"):
+            raise UsageError(f"policy {where}: suppression #{i + 1} needs `rule` and `reason`")
+        expires = entry.get("expires")
+        if expires is not None and not isinstance(expires, dt.date):
+            try:
+                expires = dt.date.fromisoformat(str(expires))
+            except ValueError:
+                raise UsageError(f"policy {where}: suppression #{i + 1} has a bad date {expires!r} "
+                                 "(use YYYY-MM-DD)") from None
+        policy.suppressions.append(Suppression(str(entry["rule"]), str(entry["reason"]), expires,
+                                               entry.get("path"), entry.get("target")))
+    return policy

@@ -1,0 +1,1 @@
+"""Weight provenance: parse weight files without loading them, fingerprint, compare, index."""

@@ -1,0 +1,300 @@
+"""Was the suspect's weight set derived from the reference's?
+
+Null hypothesis H0: the two models were initialised independently (same architecture and even the same training
+data allowed). Under H0 the suspect's hidden units carry no consistent correspondence to the reference's.
+
+Test (reads a few hundred token rows, never whole tensors):
+ 1. Exact evidence first: identical weight files (hashes known for free from LFS / the Hub) end the test.
+ 2. Token matrices are indexed by token id on one axis, which no disguise can move. Sample token ids in a fixed
+    pseudo-random order, split them into two disjoint halves, and for each suspect hidden unit find the reference
+    unit whose column correlates best (Spearman, so re-typing, rescaling and noise don't matter) on each half.
+ 3. A derived model maps each unit to the same reference unit on both halves; under H0 the two best matches
+    agree by chance with probability 1/d (we allow P0_FACTOR times that for shared-data coincidences such as
+    outlier dimensions). The p-value is the binomial tail of the agreements: exact for that conservative rate.
+ 4. Sampling grows (doubling) until the answer is certain either way, so a clear case stops early.
+ 5. With the hidden axis aligned, residual vectors (norm weights, biases) give per-layer evidence and a layer map
+    (pruned or re-ordered layers show up here).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scanner.provenance.model import LiveModel, ModelView, TokenMatrix, token_stream
+
+P0_FACTOR = 10  # chance agreement is 1/d; we assume up to 10/d under H0
+DERIVED_LOG10_P = -8.0  # verdict "derived" needs p < 1e-8 ...
+DERIVED_SCORE = 0.25  # ... and at least a quarter of the units consistently matched
+INDEPENDENT_SCORE = 0.10
+K_START = 32  # token rows per half to begin with
+K_MAX = 256  # and at most
+SUBSET_DIMS = 64  # hidden units read when a token matrix is stored transposed
+
+
+@dataclass
+class Verdict:
+    suspect: str
+    reference: str
+    verdict: str  # derived | independent | inconclusive
+    p_value: float
+    score: float
+    bytes_read: int
+    weight_bytes: int
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+    null_hypothesis: str = ("the suspect and reference were initialised independently "
+                            "(same architecture and training data allowed)")
+    log10_p_value: float = 0.0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def spearman_columns(x: np.ndarray) -> np.ndarray:
+    """Rank-transform each column and standardise it; constant or non-finite columns become zero."""
+    x = np.where(np.isfinite(x), x, 0.0)
+    ranks = x.argsort(axis=0, kind="stable").argsort(axis=0, kind="stable").astype(np.float32)
+    ranks -= ranks.mean(axis=0, keepdims=True)
+    norm = np.linalg.norm(ranks, axis=0, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(norm > 0, ranks / np.where(norm > 0, norm, 1.0), 0.0)
+    return z.astype(np.float32)
+
+
+def best_matches(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """For each column of `a`, the column of `b` with the largest |Spearman correlation|, and that correlation."""
+    za, zb = spearman_columns(a), spearman_columns(b)
+    idx = np.empty(za.shape[1], dtype=np.int64)
+    val = np.empty(za.shape[1], dtype=np.float32)
+    for s in range(0, za.shape[1], chunk):
+        c = za[:, s : s + chunk].T @ zb
+        ab = np.abs(c)
+        idx[s : s + chunk] = ab.argmax(axis=1)
+        val[s : s + chunk] = c[np.arange(c.shape[0]), idx[s : s + chunk]]
+    return idx, val
+
+
+def log10_binom_sf(k: int, n: int, p: float) -> float:
+    """log10 P(X >= k) for X ~ Binomial(n, p), stable for tiny tails."""
+    if k <= 0:
+        return 0.0
+    if p >= 1:
+        return 0.0
+    logs = []
+    for i in range(k, n + 1):
+        logs.append(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                    + i * math.log(p) + (n - i) * math.log1p(-p))
+    m = max(logs)
+    return (m + math.log(sum(math.exp(v - m) for v in logs))) / math.log(10)
+
+
+def rank_corr(x: np.ndarray, y: np.ndarray) -> float:
+    z = spearman_columns(np.stack([x, y], axis=1))
+    return float(z[:, 0] @ z[:, 1])
+
+
+@dataclass
+class _Anchor:
+    agreement: int
+    units: int
+    log10_p: float
+    match: np.ndarray  # reference unit for each tested suspect unit
+    corr: np.ndarray
+    units_tested: np.ndarray  # which suspect units were tested
+    tokens_per_half: int
+    pair: tuple[str, str]
+    swapped: bool  # True when the reference side provided the unit subset
+
+
+class Comparator:
+    def __init__(self, suspect: ModelView, reference: ModelView, k_start: int = K_START, k_max: int = K_MAX):
+        self.s, self.r = suspect, reference
+        self.k_start, self.k_max = k_start, k_max
+
+    # -- anchors -----------------------------------------------------------------------------------------------
+    def _anchor(self, ms: TokenMatrix, mr: TokenMatrix, tokens: np.ndarray, dims_s, dims_r) -> _Anchor:
+        half_a, half_b = tokens[0::2].tolist(), tokens[1::2].tolist()
+        all_tokens = half_a + half_b
+        a = self.s.token_rows(ms, all_tokens, dims_s)
+        b = self.r.token_rows(mr, all_tokens, dims_r)
+        swapped = dims_r is not None and dims_s is None
+        if swapped:  # the reference gives a unit subset: test its units against all suspect units
+            a, b = b, a
+        n = len(half_a)
+        m1, _ = best_matches(a[:n], b[:n])
+        m2, _ = best_matches(a[n:], b[n:])
+        match, corr = best_matches(a, b)
+        agree = int(np.sum(m1 == m2))
+        units = a.shape[1]
+        p0 = min(0.5, P0_FACTOR / b.shape[1])
+        tested = np.array(dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None
+                                                             else range(units)))
+        return _Anchor(agree, units, log10_binom_sf(agree, units, p0), match, corr, tested, n,
+                       (ms.name, mr.name), swapped)
+
+    def _dims(self, view: ModelView, m: TokenMatrix) -> list[int] | None:
+        if not m.transposed:
+            return None
+        hidden = view.structure.hidden or 0
+        rng = np.random.default_rng(7)
+        return sorted(rng.choice(hidden, size=min(hidden, SUBSET_DIMS), replace=False).tolist())
+
+    def run(self) -> tuple[str, float, float, list[dict[str, Any]], str]:
+        ss, rs = self.s.structure, self.r.structure
+        evidence: list[dict[str, Any]] = []
+        if not ss.token_matrices or not rs.token_matrices:
+            return self._vectors_only(evidence)
+        shared_vocab = min(ss.token_matrices[0].vocab, rs.token_matrices[0].vocab)
+        stream = token_stream(rs.token_matrices[0].vocab)
+        stream = stream[stream < shared_vocab]
+        for view, m in ((self.s, ss.token_matrices[0]), (self.r, rs.token_matrices[0])):
+            if hasattr(view, "available_tokens"):  # a stored fingerprint holds only some token rows
+                have = view.available_tokens(m)
+                stream = stream[np.isin(stream, list(have))]
+        limit = min(self.k_max, len(stream) // 2)
+        if limit < 8:
+            return "inconclusive", 0.0, 0.0, evidence, "too few shared token ids to compare"
+        k = min(self.k_start, limit)
+        pairs = [(ms, mr) for ms in ss.token_matrices for mr in rs.token_matrices]
+        best: _Anchor | None = None
+        while True:
+            tokens = stream[: 2 * k]
+            results = []
+            for ms, mr in pairs:
+                dims_s, dims_r = self._dims(self.s, ms), self._dims(self.r, mr)
+                if dims_s is not None and dims_r is not None:
+                    dims_r = None  # both transposed: read the reference's units in full
+                results.append(self._anchor(ms, mr, tokens, dims_s, dims_r))
+            best = min(results, key=lambda r: r.log10_p)
+            score = best.agreement / best.units
+            # Keep only the pair that carries the signal once it is clear which one does.
+            if score >= DERIVED_SCORE:
+                pairs = [p for p in pairs if (p[0].name, p[1].name) == best.pair]
+            if best.log10_p <= DERIVED_LOG10_P and score >= DERIVED_SCORE:
+                break
+            if k >= 128 and score < INDEPENDENT_SCORE / 2 and best.log10_p > -2:
+                break
+            if k >= limit:
+                break
+            k = min(2 * k, limit)
+        score = best.agreement / best.units
+        evidence.append({
+            "kind": "token-matrix",
+            "suspect_tensor": best.pair[0],
+            "reference_tensor": best.pair[1],
+            "tokens_per_half": best.tokens_per_half,
+            "units_tested": best.units,
+            "units_consistent": best.agreement,
+            "median_matched_corr": round(float(np.median(np.abs(best.corr))), 4),
+            "log10_p": round(best.log10_p, 2),
+            "identity_alignment": bool(np.mean(best.match == best.units_tested) > 0.9)
+            if not best.swapped and best.units == (self.r.structure.hidden or -1) else None,
+        })
+        self._vector_evidence(best, evidence)
+        hidden_s, hidden_r = ss.hidden, rs.hidden
+        if best.log10_p <= DERIVED_LOG10_P and score >= DERIVED_SCORE:
+            verdict, reason = "derived", "hidden units of the token matrices map one-to-one onto the reference's"
+        elif score < INDEPENDENT_SCORE and best.log10_p > -3:
+            if hidden_s != hidden_r:
+                verdict = "inconclusive"
+                reason = f"architectures differ (hidden size {hidden_s} vs {hidden_r}) and no unit correspondence"
+            else:
+                verdict, reason = "independent", "no consistent unit correspondence beyond chance"
+        else:
+            verdict, reason = "inconclusive", "weak association: more than chance, less than a derivation"
+        return verdict, 10 ** max(best.log10_p, -300.0), best.log10_p, evidence, reason
+
+    # -- per-layer evidence --------------------------------------------------------------------------------------
+    def _vector_evidence(self, anchor: _Anchor, evidence: list[dict[str, Any]]) -> None:
+        """Each suspect residual vector, aligned through the anchor's unit map, against every reference vector."""
+        sv, rv = self.s.structure.vectors, self.r.structure.vectors
+        if not sv or not rv or anchor.swapped:
+            return
+        units = anchor.units_tested
+        ref_units = anchor.match
+        try:
+            ref = {name: self.r.vector(name) for name in rv}
+            for name in sv:
+                v = self.s.vector(name)
+                x = v[units]
+                scored = [(rank_corr(x, r[ref_units]), rname) for rname, r in ref.items()]
+                rho, rname = max(scored)
+                evidence.append({"kind": "residual-vector", "suspect_tensor": name, "reference_tensor": rname,
+                                 "corr": round(rho, 4), "nonfinite": int(np.sum(~np.isfinite(v)))})
+        except (OSError, ValueError, KeyError) as exc:
+            evidence.append({"kind": "error", "detail": str(exc)[:200]})
+
+    def _vectors_only(self, evidence: list[dict[str, Any]]) -> tuple[str, float, float, list[dict[str, Any]], str]:
+        """No token matrix on one side: compare residual vectors under the identity alignment only."""
+        ss, rs = self.s.structure, self.r.structure
+        if not ss.vectors or not rs.vectors or ss.hidden != rs.hidden:
+            return "inconclusive", 1.0, 0.0, evidence, "no token matrix or comparable hidden-size tensors found"
+        strong = 0
+        ref = {n: self.r.vector(n) for n in rs.vectors}
+        for name in ss.vectors:
+            v = self.s.vector(name)
+            rho, rname = max((rank_corr(v, r), rn) for rn, r in ref.items())
+            strong += rho > 0.8
+            evidence.append({"kind": "residual-vector", "suspect_tensor": name, "reference_tensor": rname,
+                             "corr": round(rho, 4)})
+        if strong >= max(2, len(ss.vectors) // 2):
+            return ("derived", 0.0, -300.0, evidence,
+                    "residual vectors match under the identity alignment (no token matrix to align on)")
+        return "inconclusive", 1.0, 0.0, evidence, "no token matrix to align on; residual vectors do not match"
+
+
+def compare_views(suspect: ModelView, reference: ModelView, suspect_name: str = "suspect",
+                  reference_name: str = "reference") -> Verdict:
+    started = time.perf_counter()
+    weight_bytes = suspect.weight_bytes + reference.weight_bytes
+
+    def done(verdict: str, p: float, log10_p: float, score: float, evidence, reason: str) -> Verdict:
+        return Verdict(suspect_name, reference_name, verdict, p, round(score, 4),
+                       suspect.bytes_read + reference.bytes_read, weight_bytes, evidence, reason,
+                       log10_p_value=round(log10_p, 2), seconds=round(time.perf_counter() - started, 3))
+
+    shared = suspect.file_hashes & reference.file_hashes
+    if shared:
+        return done("derived", 0.0, -300.0, 1.0, [{"kind": "identical-file", "sha256": sorted(shared)}],
+                    "weight files are byte-identical")
+    problems = suspect.problems + reference.problems
+    if not suspect.structure.hidden or not reference.structure.hidden:
+        reason = "; ".join(problems) if problems else "no comparable tensors (not a transformer weight set?)"
+        return done("inconclusive", 1.0, 0.0, 0.0, [], reason)
+    try:
+        verdict, p, log10_p, evidence, reason = Comparator(suspect, reference).run()
+    except (OSError, ValueError) as exc:
+        return done("inconclusive", 1.0, 0.0, 0.0, [], f"could not read weights: {str(exc)[:200]}")
+    score = 0.0
+    for e in evidence:
+        if e.get("kind") == "token-matrix":
+            score = e["units_consistent"] / max(1, e["units_tested"])
+    if score == 0.0 and verdict == "derived":
+        score = 1.0
+    if problems:
+        evidence.append({"kind": "problems", "detail": problems})
+    return done(verdict, p, log10_p, score, evidence, reason)
+
+
+def compare_snapshots(suspect, reference) -> Verdict:
+    s, r = LiveModel.from_snapshot(suspect), LiveModel.from_snapshot(reference)
+    try:
+        return compare_views(s, r, suspect.target, reference.target)
+    finally:
+        s.close()
+        r.close()
+
+
+def compare_paths(suspect_dir: str | Path, reference_dir: str | Path) -> Verdict:
+    """Convenience for benchmarks and scripts: two local model folders."""
+    from scanner.sources.local import LocalSource
+
+    s = LocalSource(str(suspect_dir), hash_weights=False).snapshot()
+    r = LocalSource(str(reference_dir), hash_weights=False).snapshot()
+    return compare_snapshots(s, r)

@@ -1,0 +1,213 @@
+"""One model's weights seen through the few parts that carry identity, read lazily by byte range.
+
+Provenance rests on two kinds of tensors that survive every function-preserving disguise:
+  * token matrices (embeddings, LM head): rows are indexed by token id, which renaming, re-typing, noise and
+    permutation of hidden units cannot move; only the hidden axis can be permuted;
+  * residual vectors (norm weights and biases of hidden size): per-layer, aligned once the hidden axis is.
+A `ModelView` serves those; `LiveModel` reads them from weight files, `StoredModel` from the fingerprint index.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scanner.provenance.safetensors import (
+    SafetensorsError,
+    TensorInfo,
+    natural_key,
+    parse_header,
+    read_rows,
+    read_tensor,
+)
+from scanner.sources.bytesource import ByteSource
+from scanner.sources.interface import PICKLE_SUFFIXES, Snapshot
+
+MIN_VOCAB = 256  # a token matrix has at least this many rows; smaller "N x hidden" tensors are type embeddings
+
+
+@dataclass
+class TokenMatrix:
+    name: str
+    vocab: int  # rows indexed by token id
+    transposed: bool  # stored as (hidden, vocab)
+
+
+@dataclass
+class Structure:
+    hidden: int | None
+    token_matrices: list[TokenMatrix] = field(default_factory=list)
+    vectors: list[str] = field(default_factory=list)  # names of residual vectors, in layer order
+
+
+class ModelView:
+    """What comparison needs from a model. Subclasses read lazily and count bytes."""
+
+    structure: Structure
+    file_hashes: set[str]
+    problems: list[str]
+
+    def token_rows(self, matrix: TokenMatrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def vector(self, name: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def vector_hash(self, name: str) -> str:
+        return hashlib.sha256(self.vector(name).tobytes()).hexdigest()
+
+    @property
+    def bytes_read(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def weight_bytes(self) -> int:
+        raise NotImplementedError
+
+    def max_tokens(self, matrix: TokenMatrix) -> int:
+        return matrix.vocab
+
+
+def analyse(tensors: list[TensorInfo], config: dict | None) -> Structure:
+    """Find the hidden size, the token matrices and the residual vectors from shapes alone (names may be fake)."""
+    usable = [t for t in tensors if t.decodable and t.numel > 0]
+    ones = Counter(t.shape[0] for t in usable if len(t.shape) == 1)
+    hidden = None
+    if ones:
+        length, count = ones.most_common(1)[0]
+        if count >= 2:
+            hidden = length
+    if hidden is None and config:
+        hs = config.get("hidden_size") or config.get("d_model") or config.get("n_embd")
+        hidden = hs if isinstance(hs, int) else None
+    if hidden is None:
+        return Structure(None)
+    by_other: dict[int, list[tuple[TensorInfo, bool]]] = defaultdict(list)
+    for t in usable:
+        if len(t.shape) != 2 or t.shape[0] == t.shape[1]:
+            continue
+        if t.shape[1] == hidden:
+            by_other[t.shape[0]].append((t, False))
+        elif t.shape[0] == hidden:
+            by_other[t.shape[1]].append((t, True))
+    # A token matrix's other axis is shared by at most two tensors (embedding and head); MLP axes repeat per layer.
+    candidates = [n for n, ts in by_other.items() if len(ts) <= 2 and n >= MIN_VOCAB]
+    vocab_hint = (config or {}).get("vocab_size")
+    if isinstance(vocab_hint, int) and vocab_hint in candidates:
+        vocab = vocab_hint
+    else:
+        vocab = max(candidates, default=None)
+    matrices = []
+    if vocab is not None:
+        for t, transposed in sorted(by_other[vocab], key=lambda x: natural_key(x[0].name)):
+            matrices.append(TokenMatrix(t.name, vocab, transposed))
+    vectors = sorted((t.name for t in usable if len(t.shape) == 1 and t.shape[0] == hidden), key=natural_key)
+    return Structure(hidden, matrices, vectors)
+
+
+class LiveModel(ModelView):
+    """A model's safetensors files (one or many shards) behind ByteSources."""
+
+    def __init__(self, sources: dict[str, ByteSource], config: dict | None = None,
+                 file_hashes: set[str] | None = None, unreadable: list[str] | None = None):
+        self.sources = sources
+        self.tensors: dict[str, TensorInfo] = {}
+        self.problems: list[str] = list(unreadable or [])
+        self.file_hashes = set(file_hashes or ())
+        self._weight_bytes = sum(s.size for s in sources.values())
+        for file, src in sorted(sources.items()):
+            try:
+                tensors, _ = parse_header(src, file)
+            except SafetensorsError as exc:
+                self.problems.append(str(exc))
+                continue
+            except OSError as exc:
+                self.problems.append(f"{file}: {exc}")
+                continue
+            for t in tensors:
+                self.tensors.setdefault(t.name, t)  # a duplicate name across shards keeps the first
+        self.structure = analyse(list(self.tensors.values()), config)
+        self._rows: dict[tuple[str, int], np.ndarray] = {}
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot) -> "LiveModel":
+        sources: dict[str, ByteSource] = {}
+        unreadable: list[str] = []
+        for f in snap.weight_files():
+            if f.path.lower().endswith(".safetensors"):
+                if f.lfs_pointer:
+                    unreadable.append(f"{f.path}: only a Git LFS pointer is present; weights not downloaded")
+                    continue
+                try:
+                    sources[f.path] = snap.open(f.path)
+                except OSError as exc:
+                    unreadable.append(f"{f.path}: {exc}")
+            elif f.path.lower().endswith(PICKLE_SUFFIXES):
+                unreadable.append(f"{f.path}: pickle-based weights are never loaded")
+        hashes = {f.sha256 for f in snap.weight_files() if f.sha256}
+        return cls(sources, snap.jsons.get("config.json"), hashes, unreadable)
+
+    def _tensor(self, name: str) -> tuple[ByteSource, TensorInfo]:
+        t = self.tensors[name]
+        return self.sources[t.file], t
+
+    def token_rows(self, matrix: TokenMatrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
+        src, t = self._tensor(matrix.name)
+        if not matrix.transposed:
+            missing = [tok for tok in tokens if (matrix.name, tok) not in self._rows]
+            if missing:
+                for tok, row in zip(missing, read_rows(src, t, missing)):
+                    self._rows[(matrix.name, tok)] = row
+            block = np.stack([self._rows[(matrix.name, tok)] for tok in tokens])
+            return block if dims is None else block[:, dims]
+        # Stored (hidden, vocab): a stored row is one hidden unit across all tokens.
+        wanted = list(range(t.shape[0])) if dims is None else list(dims)
+        missing = [d for d in wanted if (matrix.name, -1 - d) not in self._rows]
+        if missing:
+            for d, row in zip(missing, read_rows(src, t, missing)):
+                self._rows[(matrix.name, -1 - d)] = row
+        block = np.stack([self._rows[(matrix.name, -1 - d)] for d in wanted])  # (dims, vocab)
+        return block[:, tokens].T
+
+    def vector(self, name: str) -> np.ndarray:
+        key = (name, -(10**12))
+        if key not in self._rows:
+            src, t = self._tensor(name)
+            self._rows[key] = read_tensor(src, t).reshape(-1)
+        return self._rows[key]
+
+    def raw_vector_hash(self, name: str) -> str:
+        src, t = self._tensor(name)
+        return hashlib.sha256(src.read(t.start, t.nbytes)).hexdigest()
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(s.bytes_read for s in self.sources.values())
+
+    @property
+    def weight_bytes(self) -> int:
+        return self._weight_bytes
+
+    def close(self) -> None:
+        for s in self.sources.values():
+            s.close()
+
+
+def expected_bytes(model: LiveModel) -> int:
+    """Bytes in tensors (for reports); the file sizes are the weight_bytes of the contract."""
+    return sum(t.nbytes for t in model.tensors.values())
+
+
+def token_stream(vocab: int, seed: int = 20240602) -> np.ndarray:
+    """The token ids sampled, in order: a fixed pseudo-random permutation, so stored fingerprints line up."""
+    return np.random.default_rng(seed).permutation(vocab)
+
+
+def is_finite_model(x: np.ndarray) -> bool:
+    return bool(np.isfinite(x).all())
+
+
+__all__ = ["ModelView", "LiveModel", "TokenMatrix", "Structure", "analyse", "token_stream", "math"]

@@ -1,0 +1,150 @@
+"""Safetensors read through a ByteSource: the header is validated, tensors are read by slice, nothing is loaded whole.
+
+Format: 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}}, then the data.
+Every field is checked because the file comes from whoever uploaded it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from scanner.sources.bytesource import ByteSource
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # the reference implementation's own limit
+
+# dtype -> (bytes per element, numpy decoder or None when we cannot turn it into numbers)
+DTYPES: dict[str, tuple[int, str | None]] = {
+    "F64": (8, "<f8"), "F32": (4, "<f4"), "F16": (2, "<f2"), "BF16": (2, "bf16"),
+    "I64": (8, "<i8"), "I32": (4, "<i4"), "I16": (2, "<i2"), "I8": (1, "i1"),
+    "U64": (8, "<u8"), "U32": (4, "<u4"), "U16": (2, "<u2"), "U8": (1, "u1"), "BOOL": (1, "u1"),
+    "F8_E4M3": (1, None), "F8_E5M2": (1, None), "F8_E8M0": (1, None),
+}
+
+
+class SafetensorsError(ValueError):
+    """The file is not a well-formed safetensors file; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    start: int  # absolute byte offsets in the file
+    end: int
+    file: str
+
+    @property
+    def itemsize(self) -> int:
+        return DTYPES[self.dtype][0]
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.start
+
+    @property
+    def decodable(self) -> bool:
+        return DTYPES[self.dtype][1] is not None
+
+
+def parse_header(src: ByteSource, file: str | None = None) -> tuple[list[TensorInfo], dict[str, str]]:
+    """Validate and parse the header. Reads 8 + N bytes."""
+    file = file or src.name
+    if src.size < 8:
+        raise SafetensorsError(f"{file}: {src.size} bytes, too short for a safetensors header")
+    n = int.from_bytes(src.read(0, 8), "little")
+    if n < 2 or n > MAX_HEADER_BYTES or 8 + n > src.size:
+        raise SafetensorsError(f"{file}: header length {n} is impossible for a {src.size}-byte file")
+    raw = src.read(8, n)
+    try:
+        header = json.loads(raw.decode("utf-8").rstrip(" "))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise SafetensorsError(f"{file}: header is not valid JSON ({str(exc)[:80]})") from None
+    if not isinstance(header, dict):
+        raise SafetensorsError(f"{file}: header is not a JSON object")
+    data_start = 8 + n
+    data_len = src.size - data_start
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise SafetensorsError(f"{file}: __metadata__ is not an object")
+    tensors: list[TensorInfo] = []
+    for name, entry in header.items():
+        if not isinstance(entry, dict):
+            raise SafetensorsError(f"{file}: entry {name!r} is not an object")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in DTYPES:
+            raise SafetensorsError(f"{file}: tensor {name!r} has unknown dtype {dtype!r}")
+        if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                 for d in shape)):
+            raise SafetensorsError(f"{file}: tensor {name!r} has an invalid shape {shape!r}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise SafetensorsError(f"{file}: tensor {name!r} has invalid data_offsets {offsets!r}")
+        begin, end = offsets
+        if not 0 <= begin <= end <= data_len:
+            raise SafetensorsError(f"{file}: tensor {name!r} offsets {begin}..{end} fall outside the "
+                                   f"{data_len}-byte data section (truncated file?)")
+        if (end - begin) != math.prod(shape) * DTYPES[dtype][0]:
+            raise SafetensorsError(f"{file}: tensor {name!r} holds {end - begin} bytes but shape {shape} "
+                                   f"of {dtype} needs {math.prod(shape) * DTYPES[dtype][0]}")
+        tensors.append(TensorInfo(name, dtype, tuple(shape), data_start + begin, data_start + end, file))
+    ordered = sorted((t for t in tensors if t.nbytes), key=lambda t: t.start)
+    for a, b in zip(ordered, ordered[1:]):
+        if b.start < a.end:
+            raise SafetensorsError(f"{file}: tensors {a.name!r} and {b.name!r} overlap")
+    return tensors, {str(k): str(v) for k, v in metadata.items()}
+
+
+def decode(raw: bytes, dtype: str) -> np.ndarray:
+    """Bytes of one dtype → float32 values (non-finite values are kept; callers decide)."""
+    code = DTYPES[dtype][1]
+    if code is None:
+        raise SafetensorsError(f"dtype {dtype} cannot be compared numerically")
+    if code == "bf16":
+        bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+        return bits.view(np.float32)
+    return np.frombuffer(raw, dtype=code).astype(np.float32)
+
+
+def read_rows(src: ByteSource, t: TensorInfo, rows: list[int] | np.ndarray) -> np.ndarray:
+    """Rows of a 2-D tensor (or elements of a 1-D one), coalescing adjacent rows into one range read."""
+    if len(t.shape) == 1:
+        width, nrows = 1, t.shape[0]
+    else:
+        width, nrows = math.prod(t.shape[1:]), t.shape[0]
+    rows = [int(r) for r in rows]
+    if any(r < 0 or r >= nrows for r in rows):
+        raise IndexError(f"{t.name}: row out of range")
+    row_bytes = width * t.itemsize
+    order = sorted(set(rows))
+    blocks: dict[int, np.ndarray] = {}
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and order[j + 1] == order[j] + 1:
+            j += 1
+        raw = src.read(t.start + order[i] * row_bytes, (order[j] - order[i] + 1) * row_bytes)
+        values = decode(raw, t.dtype).reshape(order[j] - order[i] + 1, width)
+        for k, r in enumerate(range(order[i], order[j] + 1)):
+            blocks[r] = values[k]
+        i = j + 1
+    return np.stack([blocks[r] for r in rows]) if rows else np.zeros((0, width), np.float32)
+
+
+def read_tensor(src: ByteSource, t: TensorInfo) -> np.ndarray:
+    return decode(src.read(t.start, t.nbytes), t.dtype).reshape(t.shape)
+
+
+_NUM = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> list:
+    """'layers.10' sorts after 'layers.9': layer order survives renaming as long as the numbers do."""
+    return [int(p) if p.isdigit() else p for p in _NUM.split(name)]

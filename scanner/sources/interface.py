@@ -1,0 +1,132 @@
+"""What every source produces: one `Snapshot` per repo and revision.
+
+A source knows how to list a repo's files, read its small text/JSON files and open byte ranges of its weights.
+Everything downstream (evidence, checks, provenance) sees only this interface.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from scanner.findings import Finding, Severity
+from scanner.sources.bytesource import ByteSource
+
+# Files read whole when present (small by nature). Anything larger than its limit becomes a finding.
+SMALL_JSON_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.json",
+    "adapter_config.json",
+    "model.safetensors.index.json",
+    "preprocessor_config.json",
+)
+TEXT_FILE_STEMS = ("readme", "license", "licence", "notice", "use_policy", "acceptable_use_policy", "copying")
+MAX_TEXT_BYTES = 4 * 1024 * 1024
+MAX_JSON_BYTES = {"tokenizer.json": 64 * 1024 * 1024}
+DEFAULT_MAX_JSON_BYTES = 8 * 1024 * 1024
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx",
+                   ".pkl", ".pickle", ".joblib", ".npz", ".npy", ".keras", ".tflite", ".mlmodel")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib")
+
+
+def is_weight_file(path: str) -> bool:
+    return path.lower().endswith(WEIGHT_SUFFIXES)
+
+
+def is_text_file(path: str) -> bool:
+    """Top-level README / LICENSE / NOTICE / USE_POLICY files, with or without an extension."""
+    if "/" in path:
+        return False
+    stem = path.lower().split(".", 1)[0]
+    return stem in TEXT_FILE_STEMS or stem.startswith(("license", "licence"))
+
+
+@dataclass
+class RepoFile:
+    path: str  # repo-relative, forward slashes
+    size: int
+    sha256: str | None = None  # content hash when known (LFS oid, or computed locally)
+    lfs_pointer: bool = False  # only a Git LFS pointer is present; the content itself is not
+
+
+@dataclass
+class Snapshot:
+    target: str  # as the user wrote it
+    kind: str  # "local" | "hf" | "github"
+    name: str  # owner/name, or folder name
+    revision: str | None = None
+    files: dict[str, RepoFile] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # README.md, LICENSE, NOTICE …, decoded
+    jsons: dict[str, Any] = field(default_factory=dict)  # parsed small JSON files
+    problems: list[Finding] = field(default_factory=list)  # source.* findings raised while reading
+    opener: Callable[[str], ByteSource] | None = None  # opens a weight file for range reads
+    meta: dict[str, Any] = field(default_factory=dict)  # source-specific facts (hub tags, gated, …)
+
+    def open(self, path: str) -> ByteSource:
+        if self.opener is None:
+            raise OSError(f"{self.target}: weights of {path} cannot be read from this source")
+        return self.opener(path)
+
+    def weight_files(self) -> list[RepoFile]:
+        return [f for p, f in sorted(self.files.items()) if is_weight_file(p)]
+
+    def problem(self, rule: str, message: str, path: str | None = None,
+                severity: Severity = Severity.medium, **evidence: Any) -> None:
+        self.problems.append(Finding(rule, severity, message, path=path, evidence=evidence))
+
+    def text(self, *names: str) -> tuple[str, str] | None:
+        """First present text file among `names` (case-insensitive), as (path, text)."""
+        lower = {p.lower(): p for p in self.texts}
+        for n in names:
+            if n.lower() in lower:
+                p = lower[n.lower()]
+                return p, self.texts[p]
+        return None
+
+
+class Source(Protocol):
+    """Turns a target string into a Snapshot."""
+
+    def snapshot(self) -> Snapshot: ...
+
+
+def decode_text(data: bytes, path: str, snap: Snapshot) -> str:
+    """UTF-8 (with BOM), else UTF-16 with BOM, else latin-1 with a finding: a card must never crash the scan."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        snap.problem("source.encoding", f"{path} is not valid UTF-8 (byte {exc.start}); read as latin-1",
+                     path=path, severity=Severity.low)
+        return data.decode("latin-1")
+
+
+def parse_json(data: bytes, path: str, snap: Snapshot) -> Any:
+    """Parse a small JSON file; malformed or pathological input becomes a finding, never an exception."""
+    try:
+        value = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        snap.problem("source.malformed", f"{path} is not valid JSON: {str(exc)[:120]}", path=path)
+        return None
+    except RecursionError:
+        snap.problem("source.malformed", f"{path} is nested too deeply to be a real config (JSON bomb?)",
+                     path=path, severity=Severity.high)
+        return None
+    if path != "tokenizer.json" and not isinstance(value, dict):
+        snap.problem("source.malformed", f"{path} is JSON but not an object", path=path)
+        return None
+    return value
+
+
+def json_limit(path: str) -> int:
+    return MAX_JSON_BYTES.get(path, DEFAULT_MAX_JSON_BYTES)

@@ -1,0 +1,143 @@
+"""A model repo already on disk: a CI checkout, a `snapshot_download` folder, a working copy."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from scanner.errors import UsageError
+from scanner.findings import Severity
+from scanner.sources.bytesource import FileByteSource
+from scanner.sources.interface import (
+    MAX_TEXT_BYTES,
+    SMALL_JSON_FILES,
+    RepoFile,
+    Snapshot,
+    decode_text,
+    is_text_file,
+    is_weight_file,
+    json_limit,
+    parse_json,
+)
+
+LFS_HEADER = b"version https://git-lfs.github.com/spec/v1"
+SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "node_modules", ".cache"}
+MAX_FILES = 100_000
+
+
+def parse_lfs_pointer(data: bytes) -> tuple[str, int] | None:
+    """(sha256, size) of a Git LFS pointer file, or None if `data` is not one."""
+    if not data.startswith(LFS_HEADER) or len(data) > 1024:
+        return None
+    oid = size = None
+    for line in data.decode("ascii", "replace").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oid" and value.startswith("sha256:"):
+            oid = value[len("sha256:"):].strip()
+        elif key == "size" and value.strip().isdigit():
+            size = int(value.strip())
+    if oid and size is not None and len(oid) == 64:
+        return oid, size
+    return None
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Streamed: never holds more than one chunk of a multi-GB weight file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class LocalSource:
+    def __init__(self, path: str, target: str | None = None, hash_weights: bool = True):
+        self.root = Path(path)
+        self.target = target or path
+        self.hash_weights = hash_weights
+
+    def snapshot(self) -> Snapshot:
+        root = self.root
+        if not root.exists():
+            raise UsageError(f"{self.target}: no such file or directory")
+        if not root.is_dir():
+            raise UsageError(f"{self.target}: not a directory (a model repo is a folder)")
+        real_root = root.resolve()
+        snap = Snapshot(target=self.target, kind="local", name=real_root.name)
+        snap.opener = lambda p: FileByteSource(real_root / p, name=p)
+        for rel, full in self._walk(real_root, snap):
+            self._add_file(snap, rel, full)
+        return snap
+
+    def _walk(self, root: Path, snap: Snapshot):
+        count = 0
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+            here = Path(dirpath)
+            for d in list(dirnames):
+                if (here / d).is_symlink():
+                    dirnames.remove(d)
+                    rel = (here / d).relative_to(root).as_posix()
+                    if not self._inside(root, here / d):
+                        snap.problem("source.symlink_escape", f"{rel} links outside the repo; not followed",
+                                     path=rel, severity=Severity.high, link=os.readlink(here / d))
+            for name in sorted(filenames):
+                full = here / name
+                rel = full.relative_to(root).as_posix()
+                if full.is_symlink() and not self._inside(root, full):
+                    snap.problem("source.symlink_escape", f"{rel} links outside the repo; not followed",
+                                 path=rel, severity=Severity.high, link=os.readlink(full))
+                    continue
+                count += 1
+                if count > MAX_FILES:
+                    snap.problem("source.too_large", f"more than {MAX_FILES} files; the rest were not listed",
+                                 severity=Severity.medium)
+                    return
+                yield rel, full
+
+    @staticmethod
+    def _inside(root: Path, p: Path) -> bool:
+        try:
+            p.resolve().relative_to(root)
+            return True
+        except (ValueError, OSError, RuntimeError):
+            return False
+
+    def _add_file(self, snap: Snapshot, rel: str, full: Path) -> None:
+        try:
+            size = full.stat().st_size
+        except OSError as exc:
+            snap.problem("source.unreadable", f"{rel}: {exc.strerror}", path=rel)
+            return
+        if not full.is_file():
+            return
+        entry = RepoFile(rel, size)
+        snap.files[rel] = entry
+        try:
+            if size <= 1024 and (is_weight_file(rel) or rel in SMALL_JSON_FILES):
+                pointer = parse_lfs_pointer(full.read_bytes())
+                if pointer:
+                    entry.sha256, entry.size = pointer
+                    entry.lfs_pointer = True
+                    return
+            if is_weight_file(rel):
+                if self.hash_weights:
+                    entry.sha256 = sha256_file(full)
+            elif rel in SMALL_JSON_FILES:
+                if size > json_limit(rel):
+                    snap.problem("source.too_large", f"{rel} is {size} bytes, over the {json_limit(rel)}-byte limit; "
+                                 "not parsed", path=rel)
+                    return
+                value = parse_json(full.read_bytes(), rel, snap)
+                if value is not None:
+                    snap.jsons[rel] = value
+            elif is_text_file(rel):
+                with open(full, "rb") as fh:
+                    data = fh.read(MAX_TEXT_BYTES + 1)
+                if len(data) > MAX_TEXT_BYTES:
+                    snap.problem("source.too_large", f"{rel} is {size} bytes; only the first "
+                                 f"{MAX_TEXT_BYTES} were read", path=rel, severity=Severity.low)
+                    data = data[:MAX_TEXT_BYTES]
+                snap.texts[rel] = decode_text(data, rel, snap)
+        except OSError as exc:
+            snap.problem("source.unreadable", f"{rel}: {exc.strerror or exc}", path=rel)
