@@ -38,17 +38,14 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
     model = LiveModel.from_snapshot(snap)
     problems: list[Finding] = []
     try:
-        if not model.tensors:
-            detail = "; ".join(model.problems) or "no safetensors weights"
-            rule = "source.malformed" if any("header" in p or "offsets" in p for p in model.problems) \
-                else "source.unverifiable"
-            problems.append(Finding(rule, Severity.medium, f"weights could not be fingerprinted: {detail}"))
+        if not model.tensors:  # malformed headers are reported by the weights checks; say what was skipped
+            if not any("header" in p or "offsets" in p or "bytes" in p for p in model.problems):
+                detail = "; ".join(model.problems) or "no safetensors weights"
+                problems.append(Finding("source.unverifiable", Severity.medium,
+                                        f"weights could not be compared with the index: {detail}"))
             return [], problems
         matches = [WeightMatch(reg.name, reg.license, compare_views(model, index.view(reg), snap.target, reg.name))
                    for reg in registered]
-        for p in model.problems:
-            problems.append(Finding("source.malformed" if "header" in p or "offsets" in p else "source.unverifiable",
-                                    Severity.medium, p))
         return matches, problems
     finally:
         model.close()

@@ -38,3 +38,26 @@ def weight_provenance(ctx: Context):
         yield ctx.finding(rule, f"the weights {what} {m.name} ({m.license or 'licence unknown'}), which the card "
                           f"does not declare (score {v.score:.2f}, p={v.p_value:.1e}; {v.reason})",
                           path=next((f.path for f in ctx.snap.weight_files()), None), **evidence)
+
+
+@check
+def weight_headers(ctx: Context):
+    """Every safetensors header is validated, registered upstreams or not: a malformed file is a finding."""
+    from scanner.provenance.safetensors import SafetensorsError, parse_header
+
+    for f in ctx.snap.weight_files():
+        if not f.path.lower().endswith(".safetensors") or f.lfs_pointer:
+            continue
+        try:
+            src = ctx.snap.open(f.path)
+        except OSError as exc:
+            yield ctx.finding("source.unreadable", f"{f.path}: {exc}", path=f.path)
+            continue
+        try:
+            parse_header(src, f.path)
+        except SafetensorsError as exc:
+            yield ctx.finding("source.malformed", str(exc), path=f.path)
+        except OSError as exc:
+            yield ctx.finding("source.unreadable", f"{f.path}: {exc}", path=f.path)
+        finally:
+            src.close()
