@@ -283,6 +283,13 @@ def compare_views(suspect: ModelView, reference: ModelView, suspect_name: str = 
 
 
 def compare_snapshots(suspect, reference) -> Verdict:
+    s_hashes = {f.sha256 for f in suspect.weight_files() if f.sha256}
+    r_hashes = {f.sha256 for f in reference.weight_files() if f.sha256}
+    if s_hashes & r_hashes:  # decided from hashes the sources gave for free: no weight byte is read
+        weight_bytes = sum(f.size for f in suspect.weight_files()) + sum(f.size for f in reference.weight_files())
+        return Verdict(suspect.target, reference.target, "derived", 0.0, 1.0, 0, weight_bytes,
+                       [{"kind": "identical-file", "sha256": sorted(s_hashes & r_hashes)}],
+                       "weight files are byte-identical", log10_p_value=-300.0)
     s, r = LiveModel.from_snapshot(suspect), LiveModel.from_snapshot(reference)
     try:
         return compare_views(s, r, suspect.target, reference.target)
