@@ -178,7 +178,7 @@ class Comparator:
                 pairs = [p for p in pairs if (p[0].name, p[1].name) == best.pair]
             if best.log10_p <= DERIVED_LOG10_P and score >= DERIVED_SCORE:
                 break
-            if k >= 128 and score < INDEPENDENT_SCORE / 2 and best.log10_p > -2:
+            if k >= 64 and score < INDEPENDENT_SCORE / 2 and best.log10_p > -2:
                 break
             if k >= limit:
                 break
