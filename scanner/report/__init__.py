@@ -1,0 +1,1 @@
+"""Reports: findings rendered as text, JSON, Markdown, SARIF 2.1.0 or HTML (see render.py)."""
