@@ -55,12 +55,36 @@ class Context:
                 return True
         return False
 
+    def unexplained_tokens(self) -> list[tuple[TokenMatch, dict[str, int]]]:
+        """Token matches the declared bases do not explain, keeping only the best-matching upstream.
+
+        Families share tokens (every Llama 3.x has <|begin_of_text|> at 128000): the upstream matching the most
+        tokens wins, ties go to the one whose config also matches, then to the first listed.
+        """
+        explained: dict[str, int] = {}
+        for up in self.declared_upstreams():
+            explained.update(up.special_tokens)
+        found = []
+        for m in self.token_matches:
+            if self.is_declared(m.upstream.id):
+                continue
+            rest = {t: i for t, i in m.tokens.items() if explained.get(t) != i}
+            if len(rest) >= 2:
+                found.append((m, rest))
+        if not found:
+            return []
+        top = max(len(rest) for _, rest in found)
+        tied = [(m, rest) for m, rest in found if len(rest) == top]
+        by_config = {c.upstream.id for c in self.config_matches}
+        tied.sort(key=lambda x: x[0].upstream.id not in by_config)
+        return tied[:1]
+
     def lineage(self) -> list[tuple[Upstream, str]]:
         """Upstreams this model derives from and how we know: declared, config, tokenizer."""
         seen: dict[str, tuple[Upstream, str]] = {}
         for up in self.declared_upstreams():
             seen.setdefault(up.id, (up, "declared"))
-        for m in self.token_matches:
+        for m, _ in self.unexplained_tokens():
             seen.setdefault(m.upstream.id, (m.upstream, "tokenizer"))
         if not self.declared:
             for m in self.config_matches[:1]:

@@ -6,15 +6,7 @@ from scanner.checks.engine import Context, check
 
 @check
 def undeclared_special_tokens(ctx: Context):
-    explained: dict[str, int] = {}
-    for up in ctx.declared_upstreams():
-        explained.update(up.special_tokens)
-    for m in ctx.token_matches:
-        if ctx.is_declared(m.upstream.id):
-            continue
-        unexplained = {t: i for t, i in m.tokens.items() if explained.get(t) != i}
-        if len(unexplained) < 2:
-            continue
+    for m, unexplained in ctx.unexplained_tokens():
         path = "tokenizer_config.json" if "tokenizer_config.json" in ctx.snap.jsons else "tokenizer.json"
         shown = ", ".join(f"{t}={i}" for t, i in list(unexplained.items())[:6])
         yield ctx.finding("tokenizer.upstream_special_tokens",
