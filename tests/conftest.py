@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["servers.fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):

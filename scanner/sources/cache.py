@@ -1,0 +1,185 @@
+"""Content-addressed on-disk cache for small files, JSON blobs and per-repo records.
+
+Layout under the root (default: the platform's user cache dir, or `$ORIGINSCAN_CACHE`):
+
+    blobs/ab/<key>       bytes, keyed by their sha256 (or another content key such as a git blob id)
+    json/ab/<key>.json   JSON values keyed by a content hash or an ETag (fingerprints, API answers)
+    repos/ab/<key>.json  one record per (kind, name, ref): {"revision", "etag", "snapshot", …}
+
+Every write goes to a temporary file in the same folder and is renamed into place, so a crash or a full disk never
+leaves a partial file where a reader could find it. Set `ORIGINSCAN_CACHE=off` to disable caching.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+ENV = "ORIGINSCAN_CACHE"
+OFF_VALUES = {"off", "0", "no", "false", "none"}
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _key(key: str) -> str:
+    """Keys that are already safe file names (hex digests, git oids) are used as-is; anything else is hashed."""
+    if _SAFE_KEY.match(key) and not key.startswith("."):
+        return key
+    return "h-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same folder + fsync + rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class Cache:
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.root)!r})"
+
+    # -- paths ---------------------------------------------------------------------------------------------------
+    def _path(self, area: str, key: str, suffix: str = "") -> Path:
+        k = _key(key)
+        return self.root / area / k[-2:] / (k + suffix)
+
+    def _read(self, path: Path) -> bytes | None:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return data
+
+    # -- blobs ---------------------------------------------------------------------------------------------------
+    def get_blob(self, key: str) -> bytes | None:
+        data = self._read(self._path("blobs", key))
+        if data is not None and re.fullmatch(r"[0-9a-f]{64}", key) and sha256_bytes(data) != key:
+            self.hits -= 1
+            self.misses += 1
+            return None  # corrupted entry: ignore (it will be overwritten)
+        return data
+
+    def put_blob(self, data: bytes, key: str | None = None) -> str:
+        key = key or sha256_bytes(data)
+        atomic_write(self._path("blobs", key), data)
+        return key
+
+    # -- JSON values ---------------------------------------------------------------------------------------------
+    def get_json(self, key: str) -> Any | None:
+        data = self._read(self._path("json", key, ".json"))
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            return None
+
+    def put_json(self, key: str, value: Any) -> None:
+        atomic_write(self._path("json", key, ".json"), json.dumps(value, sort_keys=True).encode("utf-8"))
+
+    # -- per-repo records ----------------------------------------------------------------------------------------
+    @staticmethod
+    def record_key(kind: str, name: str, ref: str | None) -> str:
+        return f"{kind}:{name}@{ref or ''}"
+
+    def get_record(self, kind: str, name: str, ref: str | None) -> dict[str, Any] | None:
+        data = self._read(self._path("repos", self.record_key(kind, name, ref), ".json"))
+        if data is None:
+            return None
+        try:
+            value = json.loads(data)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def put_record(self, kind: str, name: str, ref: str | None, record: dict[str, Any]) -> None:
+        atomic_write(self._path("repos", self.record_key(kind, name, ref), ".json"),
+                     json.dumps(record, sort_keys=True).encode("utf-8"))
+
+    def drop_record(self, kind: str, name: str, ref: str | None) -> None:
+        try:
+            os.unlink(self._path("repos", self.record_key(kind, name, ref), ".json"))
+        except OSError:
+            pass
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get(ENV)
+    if env and env.strip().lower() not in OFF_VALUES:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("originscan", appauthor=False))
+
+
+def default_cache() -> Cache | None:
+    """The user's cache, or None when `ORIGINSCAN_CACHE=off`."""
+    env = os.environ.get(ENV)
+    if env is not None and env.strip().lower() in OFF_VALUES:
+        return None
+    return Cache(default_cache_dir())
+
+
+def resolve_cache(cache: "Cache | None | bool") -> Cache | None:
+    """Sources take `cache=None` (the default cache), `False` (no cache) or a Cache."""
+    if cache is False:
+        return None
+    if cache is None or cache is True:
+        return default_cache()
+    return cache
+
+
+# -- snapshot (de)serialisation: what a per-repo record stores so an unchanged repo needs no refetch -------------
+def snapshot_to_record(snap: Any) -> dict[str, Any]:
+    return {
+        "name": snap.name,
+        "revision": snap.revision,
+        "files": [[f.path, f.size, f.sha256, f.lfs_pointer] for f in snap.files.values()],
+        "texts": snap.texts,
+        "jsons": snap.jsons,
+        "problems": [{"rule": p.rule, "severity": p.severity.name, "message": p.message, "path": p.path,
+                      "evidence": p.evidence} for p in snap.problems],
+        "meta": {k: v for k, v in snap.meta.items() if k != "cache"},
+    }
+
+
+def snapshot_from_record(target: str, kind: str, rec: dict[str, Any]) -> Any:
+    from scanner.findings import Finding, Severity
+    from scanner.sources.interface import RepoFile, Snapshot
+
+    snap = Snapshot(target=target, kind=kind, name=rec["name"], revision=rec.get("revision"))
+    for path, size, sha, ptr in rec.get("files", []):
+        snap.files[path] = RepoFile(path, size, sha, ptr)
+    snap.texts = dict(rec.get("texts", {}))
+    snap.jsons = dict(rec.get("jsons", {}))
+    for p in rec.get("problems", []):
+        snap.problems.append(Finding(p["rule"], Severity[p["severity"]], p["message"], path=p.get("path"),
+                                     evidence=p.get("evidence") or {}))
+    snap.meta = dict(rec.get("meta", {}))
+    return snap

@@ -1,0 +1,291 @@
+"""A model repo on the Hugging Face Hub (or a Hub-compatible server named by HF_ENDPOINT).
+
+What a snapshot costs: one `model_info(files_metadata=True)` call (file list with sizes and LFS sha256, so an
+exact-copy check reads 0 weight bytes), one GET per small file (card, SMALL_JSON_FILES, LICENSE/NOTICE/USE_POLICY),
+and nothing else; weights are read later by HTTP Range through `Snapshot.open`. With a cache, a rescan of an
+unchanged repo is one `model_info(expand=["sha"])` call and 0 weight bytes.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Callable, TypeVar
+
+from scanner.errors import SourceError
+from scanner.findings import Severity
+from scanner.sources import http
+from scanner.sources.cache import Cache, resolve_cache, snapshot_from_record, snapshot_to_record
+from scanner.sources.interface import (
+    MAX_TEXT_BYTES,
+    SMALL_JSON_FILES,
+    RepoFile,
+    Snapshot,
+    decode_text,
+    is_text_file,
+    json_limit,
+    parse_json,
+)
+
+T = TypeVar("T")
+HF_TIMEOUT = 30.0
+_client_lock = threading.Lock()
+_client_configured = False
+
+
+def _configure_hf_client() -> None:
+    """huggingface_hub's default client has no timeout; install one that does (same hooks otherwise)."""
+    global _client_configured
+    if _client_configured:
+        return
+    with _client_lock:
+        if _client_configured:
+            return
+        import httpx2
+        from huggingface_hub import set_client_factory
+        from huggingface_hub.utils._http import hf_request_event_hook
+
+        def factory() -> "httpx2.Client":
+            return httpx2.Client(event_hooks={"request": [hf_request_event_hook]}, follow_redirects=True,
+                                 timeout=httpx2.Timeout(HF_TIMEOUT, connect=10.0))
+
+        set_client_factory(factory)
+        _client_configured = True
+
+
+def _endpoint(endpoint: str | None) -> str:
+    """HF_ENDPOINT read at call time (huggingface_hub reads it once, at import)."""
+    from huggingface_hub import constants
+
+    return (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def _api(endpoint: str | None, token: str | None):
+    _configure_hf_client()
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=_endpoint(endpoint), token=token)
+
+
+def _status(exc: BaseException) -> int | None:
+    resp = getattr(exc, "response", None)
+    return getattr(resp, "status_code", None)
+
+
+def _hf_call(label: str, fn: Callable[..., T], *args: Any, retry: http.RetryPolicy = http.DEFAULT_RETRY,
+             **kwargs: Any) -> T:
+    """Retry a huggingface_hub call on 429/5xx/network errors (the library does not for model_info)."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    start = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        retry_after = None
+        try:
+            return fn(*args, **kwargs)
+        except HfHubHTTPError as exc:
+            code = _status(exc)
+            if code not in http.RETRY_STATUSES:
+                raise
+            retry_after = http.parse_retry_after(exc.response.headers.get("Retry-After"))
+            last = f"HTTP {code}"
+        except (httpx2.TransportError, OSError) as exc:
+            last = type(exc).__name__
+        wait = retry.delay(attempt, retry_after)
+        if attempt >= retry.max_tries or time.monotonic() - start + wait > retry.max_total:
+            raise SourceError(f"{label}: {last} after {attempt} tries", rule="source.unreachable") from None
+        http._sleep(wait)
+
+
+def _auth_headers(token: str | None) -> dict[str, str]:
+    from huggingface_hub.utils import build_hf_headers
+
+    headers = build_hf_headers(token=token)
+    return {k: v for k, v in headers.items() if k.lower() in ("authorization", "user-agent")}
+
+
+def _wants(path: str) -> bool:
+    return path in SMALL_JSON_FILES or is_text_file(path)
+
+
+class HFSource:
+    kind = "hf"
+
+    def __init__(self, repo_id: str, revision: str | None = None, token: str | None = None, *,
+                 endpoint: str | None = None, target: str | None = None, cache: Cache | None | bool = None,
+                 retry: http.RetryPolicy = http.DEFAULT_RETRY):
+        self.repo_id = repo_id
+        self.revision = revision
+        self.token = token
+        self.endpoint = endpoint
+        self.target = target or f"hf:{repo_id}" + (f"@{revision}" if revision else "")
+        self.cache = resolve_cache(cache)
+        self.retry = retry
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"HFSource({self.repo_id!r}, revision={self.revision!r})"
+
+    # -- public -------------------------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            HfHubHTTPError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
+        api = _api(self.endpoint, self.token)
+        label = self.target
+        record = self.cache.get_record("hf", self.repo_id, self.revision) if self.cache else None
+        try:
+            if record is not None:
+                cheap = _hf_call(label, api.model_info, self.repo_id, revision=self.revision, expand=["sha"],
+                                 retry=self.retry)
+                if cheap.sha and cheap.sha == record.get("revision"):
+                    snap = snapshot_from_record(self.target, "hf", record["snapshot"])
+                    snap.meta["cache"] = "hit"
+                    self._set_opener(snap)
+                    return snap
+            info = _hf_call(label, api.model_info, self.repo_id, revision=self.revision, files_metadata=True,
+                            retry=self.retry)
+        except RevisionNotFoundError:
+            raise SourceError(f"{label}: revision {self.revision!r} not found", rule="source.not_found") from None
+        except GatedRepoError:
+            return self._unverifiable(f"{label}: gated repo; set HF_TOKEN to a token that has been granted access",
+                                      gated=True)
+        except RepositoryNotFoundError as exc:
+            if _status(exc) in (401, 403):
+                return self._unverifiable(f"{label}: repository not visible without credentials (private, or it "
+                                          "does not exist); set HF_TOKEN to a token that can read it",
+                                          private=True)
+            raise SourceError(f"{label}: repository not found", rule="source.not_found") from None
+        except HfHubHTTPError as exc:
+            if _status(exc) in (401, 403):
+                return self._unverifiable(f"{label}: access denied (HTTP {_status(exc)}); a token with access "
+                                          "is needed", private=True)
+            raise SourceError(f"{label}: Hub answered HTTP {_status(exc)}", rule="source.unreachable") from None
+
+        snap = self._from_info(info)
+        if self.cache is not None and not any(p.rule == "source.unverifiable" for p in snap.problems):
+            self.cache.put_record("hf", self.repo_id, self.revision,
+                                  {"revision": snap.revision, "snapshot": snapshot_to_record(snap)})
+        snap.meta["cache"] = "miss" if self.cache is not None else "off"
+        return snap
+
+    # -- internals ----------------------------------------------------------------------------------------------
+    def _unverifiable(self, message: str, **meta: Any) -> Snapshot:
+        snap = Snapshot(target=self.target, kind="hf", name=self.repo_id, revision=None)
+        snap.meta.update(meta)
+        snap.problem("source.unverifiable", message, severity=Severity.medium)
+        return snap
+
+    def _set_opener(self, snap: Snapshot) -> None:
+        from huggingface_hub import hf_hub_url
+
+        endpoint = _endpoint(self.endpoint)
+        rev = snap.revision or self.revision or "main"
+        headers = _auth_headers(self.token)
+
+        def opener(path: str) -> http.HTTPRangeByteSource:
+            entry = snap.files.get(path)
+            if entry is None:
+                raise OSError(f"{self.target}: no file {path}")
+            url = hf_hub_url(self.repo_id, path, revision=rev, endpoint=endpoint)
+            return http.HTTPRangeByteSource(url, entry.size, name=path, headers=headers, retry=self.retry)
+
+        snap.opener = opener
+
+    def _from_info(self, info: Any) -> Snapshot:
+        snap = Snapshot(target=self.target, kind="hf", name=info.id or self.repo_id, revision=info.sha)
+        card = info.card_data.to_dict() if info.card_data is not None and hasattr(info.card_data, "to_dict") else None
+        snap.meta.update({
+            "gated": info.gated or False,
+            "private": bool(info.private),
+            "tags": list(info.tags or []),
+            "library_name": info.library_name,
+            "pipeline_tag": info.pipeline_tag,
+            "card_data": card,
+            "last_modified": info.last_modified.isoformat() if info.last_modified else None,
+        })
+        blob_ids: dict[str, str] = {}
+        for s in info.siblings or []:
+            if s.lfs is not None:
+                snap.files[s.rfilename] = RepoFile(s.rfilename, int(s.lfs.size), s.lfs.sha256)
+            else:
+                snap.files[s.rfilename] = RepoFile(s.rfilename, int(s.size or 0))
+                if s.blob_id:
+                    blob_ids[s.rfilename] = s.blob_id
+        self._set_opener(snap)
+        headers = _auth_headers(self.token)
+        denied = False
+        for path in sorted(snap.files):
+            if not _wants(path) or denied:
+                continue
+            entry = snap.files[path]
+            limit = json_limit(path) if path in SMALL_JSON_FILES else MAX_TEXT_BYTES
+            if path in SMALL_JSON_FILES and entry.size > limit:
+                snap.problem("source.too_large", f"{path} is {entry.size} bytes, over the {limit}-byte limit; "
+                             "not parsed", path=path)
+                continue
+            key = entry.sha256 or (f"git-{blob_ids[path]}" if path in blob_ids else None)
+            data = self.cache.get_blob(key) if (self.cache is not None and key) else None
+            if data is None:
+                try:
+                    data = self._download(path, snap.revision, min(entry.size, limit), headers)
+                except SourceError as exc:
+                    if exc.rule == "source.unverifiable":
+                        snap.problem("source.unverifiable", f"{self.target}: {path} is not readable without "
+                                     "access (gated or private); set HF_TOKEN to a token that has been granted "
+                                     "access", path=path, gated=snap.meta.get("gated"))
+                        denied = True  # one finding, not one per file
+                    else:
+                        snap.problem(exc.rule, str(exc), path=path)
+                    continue
+                if self.cache is not None and key and len(data) == entry.size:
+                    self.cache.put_blob(data, key)
+            if path in SMALL_JSON_FILES:
+                value = parse_json(data, path, snap)
+                if value is not None:
+                    snap.jsons[path] = value
+            else:
+                if entry.size > MAX_TEXT_BYTES:
+                    snap.problem("source.too_large", f"{path} is {entry.size} bytes; only the first "
+                                 f"{MAX_TEXT_BYTES} were read", path=path, severity=Severity.low)
+                snap.texts[path] = decode_text(data[:MAX_TEXT_BYTES], path, snap)
+        return snap
+
+    def _download(self, path: str, revision: str | None, limit: int, headers: dict[str, str]) -> bytes:
+        from huggingface_hub import hf_hub_url
+
+        url = hf_hub_url(self.repo_id, path, revision=revision or self.revision or "main",
+                         endpoint=_endpoint(self.endpoint))
+        label = f"{self.target}: {path}"
+        for _ in range(self.retry.max_tries):
+            resp = http.request("GET", url, headers=headers, stream=True, retry=self.retry, what=label)
+            with resp:
+                if resp.status_code != 200:
+                    raise http.status_error(resp, label)
+                out = bytearray()
+                try:
+                    for chunk in resp.iter_content(1 << 16):
+                        out.extend(chunk)
+                        if len(out) > limit:
+                            return bytes(out[:limit])
+                except http.NETWORK_ERRORS:
+                    continue  # dropped mid-body: a small file is simply fetched again
+                return bytes(out)
+        raise SourceError(f"{label}: connection kept failing", rule="source.unreachable")
+
+
+def list_org_models(org: str, token: str | None = None, endpoint: str | None = None) -> list[str]:
+    """Repo ids (`org/name`) of every model of a user or organisation."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = _api(endpoint, token)
+    try:
+        return _hf_call(f"hf:{org}", lambda: sorted(m.id for m in api.list_models(author=org)))
+    except HfHubHTTPError as exc:
+        raise SourceError(f"hf:{org}: listing models failed (HTTP {_status(exc)})",
+                          rule="source.unreachable") from None

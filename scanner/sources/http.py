@@ -1,0 +1,233 @@
+"""HTTP plumbing shared by the remote sources: sessions with timeouts, bounded retries, and range reads.
+
+Every request goes through `request()`: a timeout on every call, retries with exponential backoff on 429/5xx and
+network errors (honouring `Retry-After`), and a bound on the total time spent waiting. Nothing here logs or
+formats request headers, so tokens never reach output.
+"""
+from __future__ import annotations
+
+import email.utils
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from scanner.errors import SourceError
+from scanner.sources.bytesource import ByteSource
+
+try:  # pragma: no cover - version is informational only
+    from scanner import __version__ as _VERSION
+except Exception:  # pragma: no cover
+    _VERSION = "0"
+
+USER_AGENT = f"originscan/{_VERSION}"
+# (connect, read) seconds: a silent server fails a call instead of hanging the scan.
+DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 60.0)
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: base, 2·base, 4·base … capped at `max_wait`; gives up after `max_tries` attempts or
+    once waiting again would take the total past `max_total` seconds. `Retry-After` wins over the backoff."""
+
+    max_tries: int = 5
+    base_wait: float = 0.5
+    max_wait: float = 8.0
+    max_total: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        return min(self.max_wait, self.base_wait * (2 ** (attempt - 1)))
+
+
+DEFAULT_RETRY = RetryPolicy()
+_sleep = time.sleep  # tests may replace it
+_local = threading.local()
+
+
+def new_session(pool_size: int = 32) -> requests.Session:
+    """A Session with a connection pool sized for bounded parallel sweeps, no implicit retries (ours are explicit)
+    and no environment `.netrc` credentials leaking into requests to arbitrary hosts."""
+    s = requests.Session()
+    s.trust_env = True  # proxies from the environment still apply
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    s.headers["User-Agent"] = USER_AGENT
+    return s
+
+
+def get_session() -> requests.Session:
+    """One Session per thread (requests' Session is not guaranteed thread-safe)."""
+    s = getattr(_local, "session", None)
+    if s is None:
+        s = _local.session = new_session()
+    return s
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+def redact(url: str) -> str:
+    """A URL without userinfo or query string (either might carry a credential)."""
+    url = re.sub(r"//[^/@]*@", "//", url)
+    return url.split("?", 1)[0]
+
+
+def request(method: str, url: str, *, session: requests.Session | None = None,
+            headers: Mapping[str, str] | None = None, timeout: Any = DEFAULT_TIMEOUT,
+            retry: RetryPolicy = DEFAULT_RETRY, what: str | None = None, **kwargs: Any) -> requests.Response:
+    """One HTTP call with a timeout and bounded retries. Returns the response for any status that is not retried
+    (the caller judges 2xx/3xx/4xx); raises SourceError(rule="source.unreachable") once retries are exhausted."""
+    session = session or get_session()
+    label = what or f"{method} {redact(url)}"
+    start = time.monotonic()
+    attempt = 0
+    last = ""
+    while True:
+        attempt += 1
+        retry_after: float | None = None
+        try:
+            resp = session.request(method, url, headers=dict(headers or {}), timeout=timeout, **kwargs)
+        except NETWORK_ERRORS as exc:
+            last = f"{type(exc).__name__}"
+        except requests.RequestException as exc:  # invalid URL, too many redirects …: retrying will not help
+            raise SourceError(f"{label}: {type(exc).__name__}", rule="source.unreachable") from None
+        else:
+            if resp.status_code not in RETRY_STATUSES:
+                return resp
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            last = f"HTTP {resp.status_code}"
+            resp.close()
+        wait = retry.delay(attempt, retry_after)
+        elapsed = time.monotonic() - start
+        if attempt >= retry.max_tries or elapsed + wait > retry.max_total:
+            why = f"{last} after {attempt} tries"
+            if retry_after is not None and elapsed + wait > retry.max_total:
+                why += f" (server asked to wait {retry_after:.0f}s, over the {retry.max_total:.0f}s budget)"
+            raise SourceError(f"{label}: {why}", rule="source.unreachable")
+        _sleep(wait)
+
+
+def status_error(resp: requests.Response, label: str) -> SourceError:
+    """A SourceError for a non-success status: 401/403 mean we could not verify, others that we could not read."""
+    code = resp.status_code
+    if code in (401, 403):
+        return SourceError(f"{label}: HTTP {code} (private or gated; a token with access is needed)",
+                           rule="source.unverifiable")
+    if code == 404:
+        return SourceError(f"{label}: not found (HTTP 404)", rule="source.not_found")
+    return SourceError(f"{label}: HTTP {code}", rule="source.unreachable")
+
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+
+
+def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    m = _CONTENT_RANGE.match(value or "")
+    if not m:
+        return None
+    total = None if m.group(3) == "*" else int(m.group(3))
+    return int(m.group(1)), int(m.group(2)), total
+
+
+class HTTPRangeByteSource(ByteSource):
+    """A remote file read by HTTP Range requests.
+
+    Each read asks for `bytes=a-b` and insists on `206 Partial Content` with a matching `Content-Range`: a server
+    that ignores Range (200 with the whole body) or answers another range raises SourceError instead of returning
+    wrong bytes. A connection dropped mid-body resumes with a request for the remaining range.
+    """
+
+    CHUNK = 1 << 16
+    MAX_RESUMES = 5
+
+    def __init__(self, url: str, size: int, name: str | None = None, headers: Mapping[str, str] | None = None,
+                 session: requests.Session | None = None, retry: RetryPolicy = DEFAULT_RETRY,
+                 timeout: Any = DEFAULT_TIMEOUT):
+        super().__init__(name or redact(url), size)
+        self.url = url
+        self._headers = dict(headers or {})
+        self._session = session
+        self._retry = retry
+        self._timeout = timeout
+        self.requests = 0  # HTTP range requests made, resumes included
+        self.resumes = 0
+
+    def __repr__(self) -> str:  # never shows headers (they may hold a token)
+        return f"HTTPRangeByteSource({self.name!r}, size={self.size})"
+
+    def _read(self, offset: int, length: int) -> bytes:
+        buf = bytearray()
+        end = offset + length - 1
+        resumes = 0
+        while len(buf) < length:
+            start = offset + len(buf)
+            before = len(buf)
+            try:
+                self._fetch(start, end, buf)
+            except NETWORK_ERRORS + (requests.exceptions.ContentDecodingError,) as exc:
+                if len(buf) == before:
+                    resumes += 1  # no progress: count against the budget
+                if resumes > self.MAX_RESUMES:
+                    raise SourceError(f"{self.name}: connection kept failing reading bytes {start}-{end} "
+                                      f"({type(exc).__name__})", rule="source.unreachable") from None
+                self.resumes += 1
+                continue
+        return bytes(buf)
+
+    def _fetch(self, start: int, end: int, buf: bytearray) -> None:
+        headers = dict(self._headers)
+        headers["Range"] = f"bytes={start}-{end}"
+        headers["Accept-Encoding"] = "identity"  # a compressed body would not match the byte range
+        self.requests += 1
+        resp = request("GET", self.url, session=self._session, headers=headers, timeout=self._timeout,
+                       retry=self._retry, stream=True, what=f"{self.name}: range {start}-{end}")
+        with resp:
+            if resp.status_code == 200:
+                raise SourceError(f"{self.name}: server ignored the Range header (HTTP 200 with the whole file "
+                                  "instead of 206); refusing to read a whole weight file", rule="source.malformed")
+            if resp.status_code != 206:
+                raise status_error(resp, f"{self.name}: range {start}-{end}")
+            got = parse_content_range(resp.headers.get("Content-Range"))
+            if got is None:
+                raise SourceError(f"{self.name}: 206 without a valid Content-Range "
+                                  f"({resp.headers.get('Content-Range')!r})", rule="source.malformed")
+            a, b, total = got
+            if a != start or b < a or b > end or (total is not None and total != self.size):
+                raise SourceError(f"{self.name}: asked for bytes {start}-{end}/{self.size}, server answered "
+                                  f"Content-Range {resp.headers.get('Content-Range')!r}", rule="source.malformed")
+            want = b - a + 1
+            got_bytes = 0
+            for chunk in resp.iter_content(self.CHUNK):
+                if not chunk:
+                    continue
+                take = min(len(chunk), want - got_bytes)
+                buf.extend(chunk[:take])
+                got_bytes += take
+                if len(chunk) > take:
+                    raise SourceError(f"{self.name}: server sent more than the {want} bytes of its Content-Range",
+                                      rule="source.malformed")
+            if got_bytes < want:
+                # Body ended early without an exception (e.g. Content-Length not enforced): resume.
+                raise requests.exceptions.ChunkedEncodingError("body ended early")
