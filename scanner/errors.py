@@ -5,8 +5,9 @@ class UsageError(Exception):
     """Bad arguments, a missing folder, an unreadable policy: the user must fix something."""
 
 
-class SourceError(Exception):
-    """A target could not be read (network, permissions, malformed repo)."""
+class SourceError(OSError):
+    """A target could not be read (network, permissions, malformed repo). An OSError, so every reader that
+    already survives I/O errors survives a remote fault the same way."""
 
     def __init__(self, message: str, rule: str = "source.unreadable"):
         super().__init__(message)

@@ -58,6 +58,7 @@ def weight_headers(ctx: Context):
         except SafetensorsError as exc:
             yield ctx.finding("source.malformed", str(exc), path=f.path)
         except OSError as exc:
-            yield ctx.finding("source.unreadable", f"{f.path}: {exc}", path=f.path)
+            if not any(p.rule == "source.unverifiable" for p in ctx.snap.problems):
+                yield ctx.finding("source.unreadable", f"{f.path}: {exc}", path=f.path)
         finally:
             src.close()
