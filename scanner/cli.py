@@ -183,6 +183,113 @@ def index_list(index: Optional[Path] = typer.Option(None, "--index", help="Finge
         typer.echo(f"{m.name}\t{m.license or '-'}\t{m.weight_bytes:,} bytes\t{m.target}\t{m.added}")
 
 
+ci_app = typer.Typer(no_args_is_help=True, help="Run originscan inside CI (GitHub Actions).")
+app.add_typer(ci_app, name="ci")
+
+
+@ci_app.command("pull-request")
+def ci_pull_request(
+    paths: Optional[str] = typer.Option(None, "--paths", envvar="ORIGINSCAN_PATHS",
+                                        help="Folders holding model folders (newline/comma/space separated; "
+                                             "default: the whole checkout)."),
+    event: Optional[Path] = typer.Option(None, "--event", envvar="GITHUB_EVENT_PATH",
+                                         help="Event payload (none: scan every model folder in scope)."),
+    workspace: Path = typer.Option(Path("."), "--workspace", envvar="GITHUB_WORKSPACE", help="The checkout."),
+    policy: Optional[str] = typer.Option(None, "--policy", envvar="ORIGINSCAN_POLICY", help="Policy file."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    fail_on: Optional[str] = typer.Option(None, "--fail-on", envvar="ORIGINSCAN_FAIL_ON",
+                                          help="Lowest severity of a NEW finding that fails (default high)."),
+    formats: str = typer.Option("markdown,json", "--formats", envvar="ORIGINSCAN_FORMATS",
+                                help="Report files to write: markdown, json, sarif, html, text."),
+    comment: str = typer.Option("true", "--comment", envvar="ORIGINSCAN_COMMENT",
+                                help="true/false: keep one PR comment up to date."),
+    sarif: Optional[str] = typer.Option(None, "--sarif", envvar="ORIGINSCAN_SARIF", help="Write SARIF to FILE."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", envvar="ORIGINSCAN_OUTPUT_DIR",
+                                              help="Where report files go (default $RUNNER_TEMP/originscan-reports)."),
+    summary: Optional[str] = typer.Option(None, "--summary", envvar="GITHUB_STEP_SUMMARY",
+                                          help="Markdown summary file (appended)."),
+    api_url: Optional[str] = typer.Option(None, "--api-url", envvar="GITHUB_API_URL"),
+    repo: Optional[str] = typer.Option(None, "--repo", envvar="GITHUB_REPOSITORY", help="OWNER/NAME."),
+):
+    """Pull-request mode: scan the model folders a PR changed; only NEW findings fail. The token is read from
+    ORIGINSCAN_GITHUB_TOKEN (or GITHUB_TOKEN), never from the command line."""
+    from scanner.ci.github import run_pull_request, split_inputs, truthy
+
+    token = os.environ.get("ORIGINSCAN_GITHUB_TOKEN") or os.environ.get("GITHUB_TOKEN") or None
+    idx = _open_index(index) if index else None
+    rc = run_pull_request(str(event) if event else None, workspace, policy=policy or None, fail_on=fail_on or None,
+                          formats=split_inputs(formats), comment=truthy(comment), sarif_path=sarif or None,
+                          summary_path=summary or None, api_url=api_url or None, token=token, repo=repo or None,
+                          paths=split_inputs(paths) or None, index=idx, output_dir=output_dir)
+    raise typer.Exit(rc)
+
+
+@app.command()
+def sweep(
+    orgs: List[str] = typer.Argument(..., help="hf:ORG / github:ORG (or, with --merge, shard JSON reports)."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (default: ./.originscan.yml)."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif or html."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
+    fail_on: Optional[str] = typer.Option(None, "--fail-on",
+                                          help="Lowest severity that fails; with history, only NEW findings count."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: scan only this job's share of the repos."),
+    workers: int = typer.Option(8, "--workers", min=1, max=64, help="Repos scanned at once."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    history: Optional[Path] = typer.Option(None, "--history", help="Run history (SQLite; default in the cache)."),
+    no_history: bool = typer.Option(False, "--no-history", help="Keep no history (a shard of a matrix)."),
+    merge: bool = typer.Option(False, "--merge", help="ORGS are shard JSON reports to merge; nothing is scanned."),
+    diff_json: Optional[Path] = typer.Option(None, "--diff-json", help="Write new/fixed/unchanged as JSON."),
+    tracking_issue: bool = typer.Option(False, "--tracking-issue",
+                                        help="New high+ findings open or update one issue (GITHUB_TOKEN, "
+                                             "GITHUB_REPOSITORY)."),
+):
+    """Every model repo of one or more organisations, with history: what is new, fixed and unchanged."""
+    from scanner.ci.github import _run_url
+    from scanner.ci.history import default_history_path, diff_markdown, diff_summary, merge_reports
+    from scanner.ci.sweep import nightly_issue, parse_shard, record_and_diff
+    from scanner.ci.sweep import sweep as run_sweep
+    from scanner.policy import load_policy
+
+    _check_choice(fmt, FORMATS, "--format")
+    pol = load_policy(str(policy) if policy else None)
+    if fail_on is not None:
+        _check_choice(fail_on, FAIL_ON, "--fail-on")
+        pol.fail_on = None if fail_on == "never" else Severity.parse(fail_on)
+    db = None if no_history else (history or default_history_path())
+    if merge:
+        if shard:
+            raise UsageError("--merge and --shard do not go together")
+        reports = merge_reports(orgs)
+        diff = record_and_diff(db, reports) if db else None
+    else:
+        idx = _open_index(index) if (index or _default_index_exists()) else None
+        reports, diff = run_sweep(orgs, policy=pol, index=idx, history_db=db, shard=parse_shard(shard),
+                                  workers=workers, quiet=quiet)
+    _write(_render(reports, fmt, output), output)
+    if diff is not None:
+        typer.echo(f"originscan sweep: {diff_summary(diff)}", err=True)
+        if diff_json:
+            _write(json.dumps(diff, indent=2), diff_json)
+        if os.environ.get("GITHUB_STEP_SUMMARY"):
+            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
+                fh.write(diff_markdown(diff))
+        if tracking_issue:
+            res = nightly_issue(diff, os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+                                os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY", ""),
+                                run_url=_run_url())
+            if res:
+                typer.echo(f"originscan sweep: tracking issue #{res['number']} {res['action']}", err=True)
+    elif tracking_issue:
+        raise UsageError("--tracking-issue needs history (drop --no-history)")
+    if diff is not None and pol.fail_on is not None:
+        new_keys = {(d["target"], d["rule"], d["message"]) for d in diff["new"]}
+        failing = [f for r in reports for f in r.active()
+                   if f.severity >= pol.fail_on and (r.target, f.rule, f.message) in new_keys]
+        raise typer.Exit(1 if failing else 0)
+    raise typer.Exit(exit_status(reports, pol.fail_on))
+
+
 @app.command()
 def attribution(target: str = typer.Argument(..., help="The derivative model.")):
     """Print the NOTICE / attribution text the derivative must ship."""

@@ -1,0 +1,819 @@
+"""Pull-request mode for GitHub Actions.
+
+    event (GITHUB_EVENT_PATH) ─▶ base/head SHAs ─▶ git diff --name-status -z -M base...head
+        ─▶ changed model folders ─▶ scan each at head (the checkout) and at base (`git archive` into a temp dir)
+        ─▶ head findings marked "new" / "existing" ─▶ one PR comment (hidden marker, updated in place),
+           $GITHUB_STEP_SUMMARY, ::error/::warning annotations, SARIF, $GITHUB_OUTPUT ─▶ exit status
+
+Only NEW findings at or above `fail_on` fail the check. The workspace is never modified. Everything that comes
+from a repo (card text, file names) is escaped before it reaches Markdown or a workflow command, and the token is
+never printed. A comment API that refuses (403 from a fork, 404, network) costs a `::warning::`, not the report.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterable, Iterator
+
+from scanner.errors import SourceError, UsageError
+from scanner.findings import Finding, Severity, TargetReport
+
+MARKER = "<!-- originscan-report -->"
+MAX_COMMENT = 60_000  # GitHub refuses bodies over 65 536 characters
+MAX_ROWS_NEW = 100
+MAX_ROWS_EXISTING = 50
+MAX_ANNOTATIONS = 100
+SEVERITIES = [Severity.critical, Severity.high, Severity.medium, Severity.low, Severity.info]
+ZWSP = "\u200b"
+_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_SHA_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
+_SAFE_RULE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+# A folder is a model folder when it holds one of these (strong markers win over weak ones when nested).
+STRONG_MARKERS = {"readme.md", "config.json", "model_index.json", "adapter_config.json"}
+TOKENIZER_NAMES = {"tokenizer.model", "spiece.model", "vocab.json", "merges.txt", "vocab.txt", "sentencepiece.bpe.model"}
+
+
+# -- escaping ----------------------------------------------------------------------------------------------------
+def workflow_command(command: str, message: str, **props: Any) -> str:
+    """`::command k=v,…::message` with GitHub's escaping (data: % \\r \\n; properties also : and ,)."""
+    def data(s: str) -> str:
+        return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(s: str) -> str:
+        return data(s).replace(":", "%3A").replace(",", "%2C")
+
+    ps = ",".join(f"{k}={prop(str(v))}" for k, v in props.items() if v is not None and v != "")
+    return f"::{command}{' ' + ps if ps else ''}::{data(message)}"
+
+
+def _escape_markdown(text: Any) -> str:
+    try:
+        from scanner.report.render import escape_markdown
+
+        return escape_markdown(text)
+    except ImportError:  # the renderer is optional here: the same rules, kept local
+        s = "" if text is None else str(text)
+        s = "".join(ch if ch.isprintable() or ch in " \t" else " " for ch in s)
+        s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        s = re.sub(r"([\\`*_~\[\]|])", r"\\\1", s)
+        s = s.replace("@", "@" + ZWSP)
+        return re.sub(r"#(?=\d)", "#" + ZWSP, s)
+
+
+def md(text: Any, limit: int | None = None) -> str:
+    """Repo-derived text made inert for a PR comment, a step summary or an issue: no raw HTML, no @-mention, no
+    issue reference, no link (not even an autolink), one line, safe in a table cell."""
+    s = "" if text is None else str(text)
+    s = re.sub(r"\s+", " ", s).strip()
+    if limit is not None and len(s) > limit:
+        s = s[: limit - 1].rstrip() + "…"
+    s = _escape_markdown(s)
+    s = re.sub(r"(?i)\b([a-z][a-z0-9+.-]{1,15}):(?=//)", lambda m: m.group(1) + ZWSP + ":", s)  # no autolink
+    s = re.sub(r"(?i)\bwww\.", "www" + ZWSP + ".", s)
+    return s
+
+
+def _safe(text: Any) -> str:
+    """A file name or other repo-derived text for a plain log line (no newlines, no control characters)."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in str(text))
+
+
+def _code(rule: str) -> str:
+    return f"`{rule}`" if _SAFE_RULE.match(rule) else md(rule)
+
+
+# -- GitHub REST -------------------------------------------------------------------------------------------------
+class APIError(Exception):
+    def __init__(self, status: int | None, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class GitHubAPI:
+    """The few REST calls CI needs: timeouts, one retry on 5xx/429, Link-header pagination on the same host."""
+
+    def __init__(self, api_url: str | None, token: str | None, timeout: float = 20.0):
+        import requests
+
+        self.base = (api_url or "https://api.github.com").rstrip("/")
+        self.token = token or None
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers.update({"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
+                                     "User-Agent": "originscan-ci"})
+        if self.token:
+            self.session.headers["Authorization"] = f"Bearer {self.token}"
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.token, "***") if self.token else text
+
+    def _send(self, method: str, url: str, body: Any = None, params: dict[str, str] | None = None):
+        import requests
+
+        for attempt in range(2):
+            try:
+                resp = self.session.request(method, url, json=body, params=params, timeout=self.timeout,
+                                            allow_redirects=False)
+            except requests.RequestException as exc:
+                if attempt == 0:
+                    time.sleep(0.5)
+                    continue
+                raise APIError(None, self._redact(f"{method} {url.split('?')[0]}: {type(exc).__name__}")) from None
+            if resp.status_code in (429, 500, 502, 503, 504) and attempt == 0:
+                try:
+                    wait = min(float(resp.headers.get("Retry-After", "1")), 10.0)
+                except ValueError:
+                    wait = 1.0
+                time.sleep(wait)
+                continue
+            if resp.status_code >= 300:
+                try:
+                    detail = str(resp.json().get("message", ""))[:200]
+                except ValueError:
+                    detail = resp.text[:200]
+                path = url[len(self.base):] if url.startswith(self.base) else url
+                raise APIError(resp.status_code,
+                               self._redact(f"{method} {path.split('?')[0]}: HTTP {resp.status_code} {detail}".strip()))
+            return resp
+        raise APIError(None, f"{method} {url}: no answer")  # pragma: no cover
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        resp = self._send(method, self.base + path, body)
+        return resp.json() if resp.content else None
+
+    def paginate(self, path: str, params: dict[str, str] | None = None, max_pages: int = 100) -> Iterator[dict]:
+        url: str | None = self.base + path
+        origin = re.match(r"^https?://[^/]+", self.base)
+        for _ in range(max_pages):
+            if url is None:
+                return
+            resp = self._send("GET", url, params=params)
+            params = None  # the next link carries them
+            items = resp.json()
+            if not isinstance(items, list):
+                raise APIError(resp.status_code, f"GET {path}: expected a list")
+            yield from items
+            nxt = resp.links.get("next", {}).get("url")
+            # Never send the token to another host because a Link header said so.
+            url = nxt if nxt and origin and nxt.startswith(origin.group(0) + "/") else None
+
+
+def upsert_comment(api: GitHubAPI, repo: str, number: int, body: str) -> tuple[str, int | None]:
+    """Update the PR comment carrying MARKER (ours, preferring a bot's) or create it; ("updated"|"created", id)."""
+    mine = [c for c in api.paginate(f"/repos/{repo}/issues/{number}/comments", {"per_page": "100"})
+            if (c.get("body") or "").lstrip().startswith(MARKER)]
+    mine.sort(key=lambda c: ((c.get("user") or {}).get("type") != "Bot", c.get("id") or 0))
+    if mine:
+        cid = mine[0]["id"]
+        api.request("PATCH", f"/repos/{repo}/issues/comments/{cid}", {"body": body})
+        return "updated", cid
+    made = api.request("POST", f"/repos/{repo}/issues/{number}/comments", {"body": body})
+    return "created", (made or {}).get("id")
+
+
+# -- the event and git -------------------------------------------------------------------------------------------
+@dataclass
+class Event:
+    kind: str  # "pull_request" | "push" | "full"
+    base: str | None = None
+    head: str | None = None
+    number: int | None = None
+    fork: bool = False
+
+
+def read_event(event_path: str | os.PathLike | None) -> Event:
+    """The base and head of a pull_request (or push) event; raises UsageError with one clear line."""
+    if not event_path:
+        return Event("full")
+    p = Path(event_path)
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"event payload {p}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"event payload {p}: not valid JSON (not UTF-8 text)") from None
+    try:
+        ev = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"event payload {p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(ev, dict):
+        raise UsageError(f"event payload {p}: expected a JSON object")
+    pr = ev.get("pull_request")
+    if isinstance(pr, dict):
+        try:
+            base, head = str(pr["base"]["sha"]), str(pr["head"]["sha"])
+        except (KeyError, TypeError):
+            raise UsageError(f"event payload {p}: pull_request without base.sha / head.sha") from None
+        if not (_SHA_RE.match(base) and _SHA_RE.match(head)):
+            raise UsageError(f"event payload {p}: base/head are not commit SHAs")
+        number = pr.get("number", ev.get("number"))
+        head_repo = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
+        base_repo = ((pr.get("base") or {}).get("repo") or {}).get("full_name")
+        fork = bool((pr.get("head") or {}).get("repo") is None or (head_repo and base_repo and head_repo != base_repo))
+        return Event("pull_request", base, head, int(number) if isinstance(number, int) else None, fork)
+    before, after = ev.get("before"), ev.get("after")
+    if isinstance(before, str) and isinstance(after, str) and _SHA_RE.match(after):
+        zero = not before.strip("0")
+        return Event("push", None if zero or not _SHA_RE.match(before) else before, after)
+    return Event("full")
+
+
+@dataclass
+class Change:
+    status: str  # A M D R C T …
+    path: str  # at head (for D: the deleted path)
+    old: str | None = None  # renames and copies: the base path
+
+
+def changed_files(repo, base: str, head: str) -> list[Change]:
+    """`git diff --name-status -z -M base...head` (two dots when there is no merge base in a shallow clone)."""
+    args = ["--name-status", "-z", "-M", "--no-color", "--no-ext-diff"]
+    try:
+        out = repo.git.diff(*args, f"{base}...{head}", "--")
+    except Exception:
+        out = repo.git.diff(*args, base, head, "--")
+    toks = out.split("\0")
+    changes: list[Change] = []
+    i = 0
+    while i < len(toks):
+        st = toks[i]
+        if not st:
+            i += 1
+            continue
+        code = st[0]
+        if code in "RC" and i + 2 < len(toks):
+            changes.append(Change(code, toks[i + 2], toks[i + 1]))
+            i += 3
+        else:
+            changes.append(Change(code, toks[i + 1] if i + 1 < len(toks) else ""))
+            i += 2
+    return [c for c in changes if c.path]
+
+
+def has_commit(repo, sha: str) -> bool:
+    try:
+        repo.git.cat_file("-e", f"{sha}^{{commit}}")
+        return True
+    except Exception:
+        return False
+
+
+def relevant(path: str) -> bool:
+    """A card, config, tokenizer, weights, licence/notice or modeling code file."""
+    from scanner.sources.interface import SMALL_JSON_FILES, is_text_file, is_weight_file
+
+    name = PurePosixPath(path).name.lower()
+    return (is_text_file(name) or name in SMALL_JSON_FILES or name.startswith("tokenizer")
+            or name in TOKENIZER_NAMES or is_weight_file(name)
+            or (name.endswith(".py") and name.startswith(("modeling_", "configuration_", "tokenization_"))))
+
+
+def _markers(names: Iterable[str]) -> tuple[bool, bool]:
+    from scanner.sources.interface import is_weight_file
+
+    lower = [n.lower() for n in names]
+    strong = any(n in STRONG_MARKERS for n in lower)
+    weak = any(is_weight_file(n) or n.startswith(("license", "licence")) for n in lower)
+    return strong, weak
+
+
+class Tree:
+    """Which files each folder holds: the working tree (os.listdir) or a commit (git ls-tree)."""
+
+    def __init__(self, listing: Callable[[str], list[str] | None]):
+        self._listing = listing
+        self._cache: dict[str, list[str] | None] = {}
+
+    def names(self, folder: str) -> list[str] | None:
+        if folder not in self._cache:
+            self._cache[folder] = self._listing(folder)
+        return self._cache[folder]
+
+    def exists(self, folder: str) -> bool:
+        return self.names(folder) is not None
+
+    def model_folder(self, path: str, scopes: list[str]) -> str | None:
+        """Nearest ancestor of `path` inside a scope that is a model folder (strong markers first)."""
+        parts = PurePosixPath(path).parts[:-1]
+        ancestors = ["/".join(parts[:i]) for i in range(len(parts), -1, -1)]
+        ancestors = [a for a in ancestors if _in_scope(a, scopes)]
+        weak_hit = None
+        for a in ancestors:
+            names = self.names(a)
+            if not names:
+                continue
+            strong, weak = _markers(names)
+            if strong:
+                return a
+            if weak and weak_hit is None:
+                weak_hit = a
+        return weak_hit
+
+
+def _in_scope(folder: str, scopes: list[str]) -> bool:
+    return any(s == "" or folder == s or folder.startswith(s + "/") for s in scopes)
+
+
+def _worktree(root: Path) -> Tree:
+    def listing(folder: str) -> list[str] | None:
+        p = root / folder if folder else root
+        try:
+            return [e.name for e in os.scandir(p) if e.is_file(follow_symlinks=False)] if p.is_dir() else None
+        except OSError:
+            return None
+
+    return Tree(listing)
+
+
+def _commit_tree(repo, sha: str) -> Tree:
+    files: dict[str, list[str]] = {}
+    dirs: set[str] = {""}
+    out = repo.git.ls_tree("-r", "-z", "--name-only", sha)
+    for path in out.split("\0"):
+        if not path:
+            continue
+        parent, _, name = path.rpartition("/")
+        files.setdefault(parent, []).append(name)
+        parts = parent.split("/") if parent else []
+        for i in range(1, len(parts) + 1):
+            dirs.add("/".join(parts[:i]))
+    return Tree(lambda folder: files.get(folder, []) if folder in dirs else None)
+
+
+@dataclass
+class Plan:
+    folders: dict[str, str | None] = field(default_factory=dict)  # head folder → base folder (None: new)
+    deleted: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)  # head folder → base folder
+    changed_files: int = 0
+
+
+def plan_folders(changes: list[Change], head: Tree, base: Tree | None, scopes: list[str]) -> Plan:
+    plan = Plan(changed_files=len(changes))
+    head_folders: set[str] = set()
+    base_touched: set[str] = set()
+    votes: dict[str, dict[str, int]] = {}
+    for c in changes:
+        if c.status != "D" and relevant(c.path):
+            hf = head.model_folder(c.path, scopes)
+            if hf is not None:
+                head_folders.add(hf)
+        old = c.path if c.status == "D" else c.old
+        if old and base is not None and relevant(old):
+            bf = base.model_folder(old, scopes)
+            if bf is not None:
+                base_touched.add(bf)
+                if c.status == "R":
+                    hf = head.model_folder(c.path, scopes)
+                    if hf is not None and hf != bf:
+                        votes.setdefault(hf, {}).setdefault(bf, 0)
+                        votes[hf][bf] += 1
+    for bf in base_touched:
+        if head.exists(bf) and head.model_folder(bf + "/x", [bf]) == bf:
+            head_folders.add(bf)  # files deleted from a folder that is still a model
+    used: set[str] = set()
+    for hf in sorted(head_folders):
+        if base is not None and base.exists(hf) and base.model_folder(hf + "/x", [hf]) == hf:
+            plan.folders[hf] = hf
+        elif hf in votes:
+            bf = max(votes[hf].items(), key=lambda kv: kv[1])[0]
+            plan.folders[hf] = bf
+            plan.renamed[hf] = bf
+            used.add(bf)
+        else:
+            plan.folders[hf] = None
+    plan.deleted = sorted(bf for bf in base_touched if bf not in used and bf not in plan.folders
+                          and not (head.exists(bf) and head.model_folder(bf + "/x", [bf]) == bf))
+    return plan
+
+
+def all_model_folders(root: Path, scopes: list[str]) -> list[str]:
+    """Every model folder under `scopes` in the working tree (for push/dispatch runs and a missing base)."""
+    from scanner.sources.local import SKIP_DIRS
+
+    tree = _worktree(root)
+    found = []
+    for scope in scopes or [""]:
+        start = root / scope if scope else root
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+            rel = Path(dirpath).relative_to(root).as_posix()
+            rel = "" if rel == "." else rel
+            strong, weak = _markers(filenames)
+            if strong or (weak and tree.model_folder(rel + "/x", scopes) == rel):
+                found.append(rel)
+    return sorted(set(found))
+
+
+def extract_base(repo, sha: str, folders: list[str], dest: Path) -> None:
+    """`git archive SHA -- folders` unpacked under `dest` (the workspace is not touched)."""
+    with tempfile.TemporaryFile() as fh:
+        repo.git.execute(["git", "archive", "--format=tar", sha, "--", *([f or "." for f in folders] or ["."])], output_stream=fh)
+        fh.seek(0)
+        with tarfile.open(fileobj=fh, mode="r:") as tar:
+            tar.extractall(dest, filter="data")
+
+
+# -- scanning ----------------------------------------------------------------------------------------------------
+def _scan_folder(root: Path, folder: str, target: str, policy, index) -> TargetReport:
+    from scanner.pipeline import scan_snapshot
+    from scanner.sources.local import LocalSource
+
+    path = root / folder if folder else root
+    try:
+        snap = LocalSource(str(path), target=target).snapshot()
+        report = scan_snapshot(snap, policy, index)
+        report.revision = None
+        return report
+    except (UsageError, SourceError) as exc:
+        msg = f"{target}: {str(exc).replace(str(root), '').lstrip('/')}"[:400]
+        return TargetReport(target, [Finding(getattr(exc, "rule", "source.unreadable"), Severity.medium, msg)],
+                            error=msg)
+
+
+def mark_status(head: TargetReport, base: TargetReport | None, aliases: Iterable[str]) -> None:
+    """Set `status` on every head finding: "existing" when its key (or rule+path) was on the base, else "new"."""
+    from scanner.ci.history import coarse_key, finding_key, pair
+
+    t = head.target
+    aliases = list(aliases)
+    if base is None:
+        for f in head.findings:
+            f.status = "new"
+        return
+    hk = [(finding_key(t, f, aliases), coarse_key(t, f)) for f in head.findings]
+    bk = [(finding_key(t, f, aliases), coarse_key(t, f)) for f in base.findings]
+    hit, _ = pair(hk, bk)
+    for f, h in zip(head.findings, hit):
+        f.status = "existing" if h else "new"
+
+
+# -- rendering ---------------------------------------------------------------------------------------------------
+def _where(report: TargetReport, f: Finding) -> str:
+    t = "" if report.target in ("", ".") else report.target
+    p = "/".join(x for x in (t, f.path or "") if x)
+    loc = p + (f":{f.line}" if p and f.line else "")
+    return md(loc) if loc else ""
+
+
+def _table(rows: list[tuple[TargetReport, Finding]], limit: int) -> list[str]:
+    out = ["| Severity | Rule | Where | Message |", "|---|---|---|---|"]
+    for r, f in rows[:limit]:
+        sev = f"**{f.severity.name}**" if f.severity >= Severity.high else f.severity.name
+        out.append(f"| {sev} | {_code(f.rule)} | {_where(r, f)} | {md(f.message, 400)} |")
+    if len(rows) > limit:
+        out.append(f"\n… and {len(rows) - limit} more in the SARIF / JSON reports.")
+    return out
+
+
+def render_comment(reports: list[TargetReport], plan: Plan | None, fail_on: Severity | None, *, version: str,
+                   base: str | None, head: str | None, notes: list[str], run_url: str | None = None) -> str:
+    active = [(r, f) for r in reports for f in r.active()]
+    new = [(r, f) for r, f in active if f.status != "existing"]
+    old = [(r, f) for r, f in active if f.status == "existing"]
+    order = lambda rf: (-rf[1].severity, rf[0].target, rf[1].rule, rf[1].path or "")  # noqa: E731
+    new.sort(key=order)
+    old.sort(key=order)
+    suppressed = sum(1 for r in reports for f in r.findings if f.suppressed is not None)
+    failing = [x for x in new if fail_on is not None and x[1].severity >= fail_on]
+    threshold = fail_on.name if fail_on is not None else "never"
+    lines = [MARKER]
+    if failing:
+        lines.append(f"### ❌ originscan: {len(failing)} new finding{'s' if len(failing) != 1 else ''} "
+                     f"at {threshold} or above")
+    else:
+        lines.append(f"### ✅ originscan: no new findings at {threshold} or above")
+    lines.append("")
+    n = len(reports)
+    what = "model folder" + ("s" if n != 1 else "")
+    scope = "changed by this pull request" if base else "in scope"
+    at = f" at `{head[:12]}`" if head and _SHA_RE.match(head) else ""
+    against = f", compared with base `{base[:12]}`" if base and _SHA_RE.match(base) else ""
+    lines.append(f"Scanned **{n}** {what} {scope}{at}{against}: **{len(new)}** new, {len(old)} existing"
+                 + (f", {suppressed} suppressed by policy" if suppressed else "") + ".")
+    if reports:
+        lines += ["", "| Severity | New | Existing |", "|---|---|---|"]
+        for s in SEVERITIES:
+            nn = sum(1 for _, f in new if f.severity == s)
+            no = sum(1 for _, f in old if f.severity == s)
+            if nn or no:
+                lines.append(f"| {s.name} | {nn} | {no} |")
+    if new:
+        lines += ["", "#### New findings", ""] + _table(new, MAX_ROWS_NEW)
+    if old:
+        lines += ["", f"<details><summary>{len(old)} finding{'s' if len(old) != 1 else ''} already on the base "
+                  "branch (not failing this check)</summary>", ""] + _table(old, MAX_ROWS_EXISTING) + ["", "</details>"]
+    if plan is not None and (plan.renamed or plan.deleted):
+        lines.append("")
+        for hf, bf in sorted(plan.renamed.items()):
+            lines.append(f"- renamed: {md(bf or '.')} → {md(hf or '.')} (compared with the old folder)")
+        for d in plan.deleted:
+            lines.append(f"- deleted: {md(d or '.')} (nothing left to scan)")
+    if notes:
+        lines.append("")
+        lines += [f"> {md(n_)}" for n_ in notes]
+    foot = f"originscan {md(version)} · fails on new findings at {threshold} or above"
+    if run_url:
+        foot += f" · [workflow run]({run_url})"
+    lines += ["", f"<sub>{foot}</sub>"]
+    body = "\n".join(lines) + "\n"
+    if len(body) > MAX_COMMENT:
+        body = body[:MAX_COMMENT].rsplit("\n", 1)[0] + "\n\n… (truncated: see the step summary's reports)\n"
+    return body
+
+
+def _run_url() -> str | None:
+    server = os.environ.get("GITHUB_SERVER_URL", "")
+    repo = os.environ.get("GITHUB_REPOSITORY", "")
+    run = os.environ.get("GITHUB_RUN_ID", "")
+    if re.match(r"^https://[A-Za-z0-9.-]+(:\d+)?$", server) and _REPO_RE.match(repo) and run.isdigit():
+        return f"{server}/{repo}/actions/runs/{run}"
+    return None
+
+
+def annotations(reports: list[TargetReport], fail_on: Severity | None) -> list[str]:
+    out = []
+    for r in reports:
+        for f in r.active():
+            if f.status == "existing":
+                continue
+            if fail_on is not None and f.severity >= fail_on:
+                level = "error"
+            elif f.severity >= Severity.medium:
+                level = "warning"
+            else:
+                level = "notice"
+            t = "" if r.target in ("", ".") else r.target
+            # A finding without a file (a missing LICENSE, say) is annotated on the run, not on a folder.
+            file = "/".join(x for x in (t, f.path) if x) if f.path else None
+            out.append(workflow_command(level, _safe(f.message)[:1000], file=_safe(file) if file else None,
+                                        line=f.line if file and f.line else None,
+                                        title=f"originscan {f.rule} ({f.severity.name})"))
+    return out[:MAX_ANNOTATIONS]
+
+
+def _append(path: str | None, text: str) -> None:
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError:
+        pass
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_outputs(output_path: str | None, counts: dict[str, int], report_paths: list[str],
+                  sarif_path: str | None = None) -> None:
+    """`findings-<severity>=N`, `findings-new=N`, `findings-new-<severity>=N`, `findings-total=N`, `sarif-path`
+    and the multi-line `report-paths` for $GITHUB_OUTPUT."""
+    if not output_path:
+        return
+    lines = [f"findings-{k}={v}" for k, v in counts.items()]
+    if sarif_path and "\n" not in sarif_path:
+        lines.append(f"sarif-path={sarif_path}")
+    delim = f"ORIGINSCAN_{uuid.uuid4().hex}"
+    lines.append(f"report-paths<<{delim}")
+    lines += [p for p in report_paths if "\n" not in p and delim not in p]
+    lines.append(delim)
+    _append(output_path, "\n".join(lines) + "\n")
+
+
+def split_inputs(text: str | Iterable[str] | None) -> list[str]:
+    """An action input holding a list: items separated by newlines, commas or spaces."""
+    if text is None:
+        return []
+    if not isinstance(text, str):
+        return [str(t) for t in text if str(t).strip()]
+    return [t for t in re.split(r"[\s,]+", text) if t]
+
+
+def truthy(text: str | bool | None, default: bool = True) -> bool:
+    """An action input holding a boolean ("true"/"false", "yes"/"no", "1"/"0"; empty: the default)."""
+    if isinstance(text, bool):
+        return text
+    if text is None or not str(text).strip():
+        return default
+    value = str(text).strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise UsageError(f"expected true or false, got {text!r}")
+
+
+def _fail_on(value: Any, policy) -> Severity | None:
+    if value is None:
+        return policy.fail_on
+    if isinstance(value, Severity):
+        return value
+    text = str(value).strip().lower()
+    if text == "never":
+        return None
+    try:
+        return Severity.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--fail-on: {exc}") from None
+
+
+def _scopes(workspace: Path, paths: Iterable[str] | None) -> list[str]:
+    out = []
+    for p in paths or ["."]:
+        p = str(p).strip()
+        if not p:
+            continue
+        full = (workspace / p).resolve()
+        try:
+            rel = full.relative_to(workspace.resolve()).as_posix()
+        except ValueError:
+            raise UsageError(f"path {p!r} is outside the workspace") from None
+        out.append("" if rel == "." else rel)
+    return out or [""]
+
+
+# -- the entry point ---------------------------------------------------------------------------------------------
+def run_pull_request(event_path: str | os.PathLike | None, workspace: str | os.PathLike, *, policy: str | None = None,
+                     fail_on: str | Severity | None = None, formats: Iterable[str] = ("markdown", "json"),
+                     comment: bool = True, sarif_path: str | os.PathLike | None = None,
+                     summary_path: str | None = None, api_url: str | None = None, token: str | None = None,
+                     repo: str | None = None, paths: Iterable[str] | None = None, index: Any = None,
+                     output_dir: str | os.PathLike | None = None, output_path: str | None = None,
+                     log: Callable[[str], None] | None = None) -> int:
+    """Run originscan for one GitHub Actions job; returns the exit status (0 pass, 1 new findings at/above
+    `fail_on`, 2 the job could not run). `summary_path`, `output_path`, `api_url` and `repo` default to
+    GITHUB_STEP_SUMMARY, GITHUB_OUTPUT, GITHUB_API_URL and GITHUB_REPOSITORY; the token is never read from the
+    environment here (pass it)."""
+    from scanner import __version__
+
+    log = log or (lambda line: print(line, flush=True))
+    summary_path = summary_path if summary_path is not None else os.environ.get("GITHUB_STEP_SUMMARY")
+    output_path = output_path if output_path is not None else os.environ.get("GITHUB_OUTPUT")
+    api_url = api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+    repo = repo or os.environ.get("GITHUB_REPOSITORY")
+    ws = Path(workspace)
+
+    def fail(message: str) -> int:
+        log(workflow_command("error", f"originscan: {_safe(message)}"))
+        _append(summary_path, f"{MARKER}\n### ⚠️ originscan could not run\n\n{md(message)}\n")
+        write_outputs(output_path, {"total": 0, "new": 0, **{s.name: 0 for s in SEVERITIES}}, [])
+        return 2
+
+    try:
+        from scanner.policy import load_policy
+
+        event = read_event(event_path)
+        pol = load_policy(policy, search_dirs=[ws])
+        threshold = _fail_on(fail_on, pol)
+        scopes = _scopes(ws, paths)
+        formats = [f.strip().lower() for f in formats if f and f.strip()]
+        bad = [f for f in formats if f not in ("text", "json", "markdown", "sarif", "html")]
+        if bad:
+            raise UsageError(f"--formats: unknown format {bad[0]!r} (text, json, markdown, sarif, html)")
+        if not ws.is_dir():
+            raise UsageError(f"workspace {ws}: not a directory")
+    except UsageError as exc:
+        return fail(str(exc))
+
+    notes: list[str] = []
+    plan: Plan | None = None
+    base_sha = event.base
+    repo_git = None
+    if event.kind in ("pull_request", "push"):
+        import git
+
+        try:
+            repo_git = git.Repo(ws)
+        except Exception:
+            return fail(f"workspace {ws} is not a git checkout (use actions/checkout before originscan)")
+        head_sha = event.head if event.head and has_commit(repo_git, event.head) else "HEAD"
+        if base_sha and not has_commit(repo_git, base_sha):
+            try:  # a shallow checkout: ask the remote for the base commit (best effort)
+                repo_git.git.fetch("--no-tags", "--depth=1", "origin", base_sha)
+            except Exception:
+                pass
+        if base_sha and has_commit(repo_git, base_sha):
+            try:
+                changes = changed_files(repo_git, base_sha, head_sha)
+                plan = plan_folders(changes, _worktree(ws), _commit_tree(repo_git, base_sha), scopes)
+            except Exception as exc:
+                return fail(f"git diff {base_sha[:12]}...{str(head_sha)[:12]} failed: {str(exc).splitlines()[0][:200]}")
+        else:
+            if base_sha:
+                notes.append(f"base commit {base_sha[:12]} is not in the checkout (use actions/checkout with "
+                             "fetch-depth: 0): every model folder in scope was scanned and every finding counts "
+                             "as new")
+                log(workflow_command("warning", f"originscan: {notes[-1]}"))
+            base_sha = None
+    if plan is None:
+        plan = Plan(folders={f: None for f in all_model_folders(ws, scopes)})
+
+    # Scan head and base.
+    reports: list[TargetReport] = []
+    tmp = Path(tempfile.mkdtemp(prefix="originscan-base-"))
+    try:
+        base_root = tmp / (ws.resolve().name or "repo")
+        base_folders = sorted({b for b in plan.folders.values() if b is not None})
+        if base_sha and base_folders and repo_git is not None:
+            try:
+                extract_base(repo_git, base_sha, base_folders, base_root)
+            except Exception as exc:
+                notes.append(f"the base commit could not be read ({type(exc).__name__}): findings count as new")
+                log(workflow_command("warning", f"originscan: {notes[-1]}"))
+                plan.folders = {h: None for h in plan.folders}
+        for hf, bf in plan.folders.items():
+            target = hf or "."
+            log(f"originscan: scanning {_safe(target)}" + (f" (base: {_safe(bf or '.')})" if bf is not None else ""))
+            head_report = _scan_folder(ws, hf, target, pol, index)
+            base_report = _scan_folder(base_root, bf, target, pol, index) if bf is not None else None
+            if base_report is not None and base_report.error:
+                base_report = None
+            aliases = {PurePosixPath(hf).name if hf else ws.resolve().name,
+                       PurePosixPath(bf).name if bf else base_root.name} if bf is not None else set()
+            mark_status(head_report, base_report, aliases)
+            reports.append(head_report)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    # Reports on disk.
+    from scanner.knowledge import catalogue
+
+    out_dir = Path(output_dir) if output_dir else Path(os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / \
+        "originscan-reports"
+    written: list[str] = []
+    try:
+        from scanner.report.render import render, sarif_log
+
+        for fmt in formats:
+            ext = {"markdown": "md", "text": "txt"}.get(fmt, fmt)
+            p = out_dir / f"originscan.{ext}"
+            if fmt == "sarif":
+                text = json.dumps(sarif_log(reports, catalogue(), version=__version__, base=ws), indent=2) + "\n"
+            else:
+                text = render(reports, fmt, catalogue(), version=__version__)
+            _write_atomic(p, text)
+            written.append(str(p))
+        if sarif_path:
+            sp = Path(sarif_path)
+            _write_atomic(sp, json.dumps(sarif_log(reports, catalogue(), version=__version__, base=ws), indent=2)
+                          + "\n")
+            if str(sp) not in written:
+                written.append(str(sp))
+    except OSError as exc:
+        notes.append(f"a report file could not be written: {exc.strerror or exc}")
+        log(workflow_command("warning", f"originscan: {_safe(notes[-1])}"))
+
+    # Comment, summary, annotations, outputs.
+    body = render_comment(reports, plan, threshold, version=__version__, base=base_sha, head=event.head,
+                          notes=notes, run_url=_run_url())
+    if event.kind == "pull_request" and comment:
+        if not token:
+            log(workflow_command("notice", "originscan: no token (a pull request from a fork?): the PR comment was "
+                                           "skipped; the report is in the step summary"))
+        elif not (repo and _REPO_RE.match(repo)) or event.number is None:
+            log(workflow_command("warning", "originscan: no repository or PR number: the PR comment was skipped"))
+        else:
+            try:
+                action, cid = upsert_comment(GitHubAPI(api_url, token), repo, event.number, body)
+                log(f"originscan: PR comment {action} ({cid})")
+            except APIError as exc:
+                hint = " (a pull request from a fork has a read-only token)" if exc.status == 403 else ""
+                log(workflow_command("warning", f"originscan: could not post the PR comment: {_safe(exc)}{hint}; "
+                                                "the report is in the step summary"))
+            except Exception as exc:  # never lose the report or change the verdict over a comment
+                log(workflow_command("warning", f"originscan: could not post the PR comment "
+                                                f"({type(exc).__name__}); the report is in the step summary"))
+    _append(summary_path, body)
+    for line in annotations(reports, threshold):
+        log(line)
+    active = [f for r in reports for f in r.active()]
+    new = [f for f in active if f.status != "existing"]
+    counts = {"total": len(active), "new": len(new), **{s.name: sum(1 for f in active if f.severity == s)
+                                                        for s in SEVERITIES}}
+    counts.update({f"new-{s.name}": sum(1 for f in new if f.severity == s) for s in SEVERITIES})
+    write_outputs(output_path, counts, written, str(sarif_path) if sarif_path and str(sarif_path) in written else None)
+    failing = [f for f in new if threshold is not None and f.severity >= threshold]
+    log(f"originscan: {len(reports)} model folder(s), {len(new)} new and {len(active) - len(new)} existing "
+        f"finding(s); {len(failing)} new at {threshold.name if threshold is not None else 'never'} or above")
+    if reports and all(r.error for r in reports):
+        return 2
+    return 1 if failing else 0

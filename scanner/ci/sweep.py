@@ -1,0 +1,213 @@
+"""`originscan sweep`: every model repo of one or more organisations, sharded and in parallel, with history.
+
+One broken repo (or one org whose listing fails) becomes a `source.*` finding on that target; the rest is
+scanned. `--shard K/N` keeps the targets whose stable hash (sha256 of the target name) falls in bucket K of N, so
+every shard of a job matrix sees a disjoint part and the union of the shards is the whole sweep.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Callable
+
+from scanner.errors import SourceError, UsageError
+from scanner.findings import Finding, Severity, TargetReport
+
+ISSUE_MARKER = "<!-- originscan-nightly -->"
+MAX_ISSUE_ROWS = 200
+MAX_BODY = 60_000
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """"K/N" (1 ≤ K ≤ N) → (K, N); None → None. One clear error otherwise."""
+    if text is None or text == "":
+        return None
+    try:
+        k, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text!r}: expected K/N, e.g. 1/4") from None
+    if n < 1 or not 1 <= k <= n:
+        raise UsageError(f"--shard {text!r}: K must be between 1 and N")
+    return k, n
+
+
+def shard_of(target: str, n: int) -> int:
+    """1-based bucket of `target` among `n` (stable across machines, Python versions and runs)."""
+    return int.from_bytes(hashlib.sha256(target.encode("utf-8")).digest()[:8], "big") % n + 1
+
+
+def select_shard(targets: list[str], shard: tuple[int, int] | None) -> list[str]:
+    if shard is None:
+        return list(targets)
+    k, n = shard
+    return [t for t in targets if shard_of(t, n) == k]
+
+
+def _broken(target: str, exc: BaseException, rule: str | None = None) -> TargetReport:
+    rule = rule or getattr(exc, "rule", None) or "source.unreadable"
+    msg = str(exc) or type(exc).__name__
+    if not msg.startswith(target):
+        msg = f"{target}: {msg}"
+    return TargetReport(target, [Finding(rule, Severity.medium, msg[:500])], error=msg[:500])
+
+
+def list_targets(orgs: list[str]) -> tuple[list[str], list[TargetReport]]:
+    """Every repo target of `orgs` (deduplicated, sorted), and a report for each org that could not be listed."""
+    from scanner.sources.resolve import list_org
+
+    targets: set[str] = set()
+    failed: list[TargetReport] = []
+    for org in orgs:
+        try:
+            targets.update(list_org(org))
+        except UsageError:
+            raise
+        except Exception as exc:  # SourceError, network: the org becomes a finding, other orgs go on
+            failed.append(_broken(org, exc, "source.unreachable" if not isinstance(exc, SourceError) else None))
+    return sorted(targets), failed
+
+
+def _progress(total: int, quiet: bool):
+    """A rich progress bar on stderr when it is a terminal and not quiet; otherwise a no-op."""
+    if quiet or total == 0 or not sys.stderr.isatty() or os.environ.get("CI"):
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.description}"), console=Console(stderr=True), transient=True)
+
+
+def scan_all(targets: list[str], *, policy, index=None, workers: int = 4, quiet: bool = True,
+             scan: Callable[..., TargetReport] | None = None) -> list[TargetReport]:
+    """Scan `targets` with at most `workers` at a time; results in the order of `targets`."""
+    from scanner.pipeline import scan_target
+
+    scan = scan or scan_target
+    local = threading.local()
+    index_path = getattr(index, "path", None)
+
+    def thread_index():
+        # sqlite3 connections belong to their thread: each worker opens its own view of the index.
+        if index is None or index_path is None or workers <= 1:
+            return index
+        if not hasattr(local, "index"):
+            from scanner.provenance.index import Index
+
+            local.index = Index(index_path)
+        return local.index
+
+    def one(t: str) -> TargetReport:
+        try:
+            return scan(t, policy, thread_index())
+        except Exception as exc:  # a broken repo never stops the sweep
+            return _broken(t, exc)
+
+    results: dict[str, TargetReport] = {}
+    progress = _progress(len(targets), quiet)
+    task = None
+    if progress is not None:
+        progress.start()
+        task = progress.add_task("", total=len(targets))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originscan-sweep") as pool:
+            futures = {pool.submit(one, t): t for t in targets}
+            for fut in as_completed(futures):
+                t = futures[fut]
+                results[t] = fut.result()
+                if progress is not None:
+                    progress.update(task, advance=1, description=t[-40:])
+    finally:
+        if progress is not None:
+            progress.stop()
+    return [results[t] for t in targets]
+
+
+def sweep(orgs: list[str], *, policy, index=None, history_db: str | Path | None = None,
+          shard: tuple[int, int] | None = None, workers: int = 4, quiet: bool = False,
+          ) -> tuple[list[TargetReport], dict[str, Any] | None]:
+    """Scan every repo of `orgs` (this shard of them); record the run and diff it with the previous one.
+
+    Returns (reports sorted by target, diff or None when no history is kept). A sharded sweep should keep no
+    history of its own: merge the shards (`history.merge_reports`) and call `record_and_diff` once."""
+    if not orgs:
+        raise UsageError("sweep: name at least one organisation (hf:ORG or github:ORG)")
+    targets, failed = list_targets(orgs)
+    targets = select_shard(targets, shard)
+    failed = [r for r in failed if shard is None or shard_of(r.target, shard[1]) == shard[0]]
+    reports = scan_all(targets, policy=policy, index=index, workers=workers, quiet=quiet)
+    reports = sorted(reports + failed, key=lambda r: r.target)
+    diff = record_and_diff(history_db, reports) if history_db else None
+    return reports, diff
+
+
+def record_and_diff(history_db: str | Path, reports: list[TargetReport]) -> dict[str, Any]:
+    """Diff `reports` with the last stored run, then store them as the newest run."""
+    from scanner.ci.history import diff_last, record_run
+
+    diff = diff_last(history_db, reports)
+    diff["run"] = record_run(history_db, reports)
+    return diff
+
+
+# -- the tracking issue ------------------------------------------------------------------------------------------
+def _issue_body(diff: dict[str, Any], urgent: list[dict[str, Any]], run_url: str | None) -> str:
+    from scanner.ci.github import md
+
+    lines = [ISSUE_MARKER, "## originscan nightly: new high or critical findings", ""]
+    lines.append(f"{len(diff['new'])} new, {len(diff['fixed'])} fixed, {len(diff['unchanged'])} unchanged since "
+                 f"the previous run." + (f" [Workflow run]({run_url})" if run_url else ""))
+    lines += ["", "| Severity | Rule | Target | Where | Message |", "|---|---|---|---|---|"]
+    for d in urgent[:MAX_ISSUE_ROWS]:
+        lines.append(f"| {d['severity']} | `{d['rule']}` | {md(d['target'])} | {md(d.get('path') or '')} | "
+                     f"{md(d['message'], 300)} |")
+    if len(urgent) > MAX_ISSUE_ROWS:
+        lines.append(f"\n… and {len(urgent) - MAX_ISSUE_ROWS} more (see the workflow's report artifact).")
+    if diff.get("fixed"):
+        lines += ["", f"<details><summary>{len(diff['fixed'])} fixed since the previous run</summary>", ""]
+        for d in diff["fixed"][:MAX_ISSUE_ROWS]:
+            lines.append(f"- {d['severity']} `{d['rule']}` on {md(d['target'])}: {md(d['message'], 200)}")
+        lines += ["", "</details>"]
+    lines += ["", "<sub>This issue is updated by the nightly originscan sweep; it is not opened twice.</sub>"]
+    body = "\n".join(lines) + "\n"
+    if len(body) > MAX_BODY:
+        body = body[:MAX_BODY] + "\n\n… (truncated)\n"
+    return body
+
+
+def nightly_issue(diff: dict[str, Any], api_url: str, token: str | None, repo: str,
+                  title: str = "originscan nightly", *, threshold: Severity = Severity.high,
+                  run_url: str | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """New findings at `threshold` or above open (first time) or update (PATCH, reopening) ONE tracking issue,
+    found by a hidden marker in its body. Returns {"action": "created"|"updated", "number": N, "url": …}, or
+    None when there is nothing new to report or the API refused (a `::warning::` is printed; never raises)."""
+    from scanner.ci.github import GitHubAPI, workflow_command
+
+    log = log or (lambda line: print(line, flush=True))
+    urgent = [d for d in diff.get("new", []) if Severity.parse(d["severity"]) >= threshold]
+    if not urgent:
+        return None
+    if not token or not repo:
+        log(workflow_command("warning", "originscan: no token or repository: the tracking issue was not updated"))
+        return None
+    api = GitHubAPI(api_url, token)
+    body = _issue_body(diff, urgent, run_url)
+    try:
+        existing = None
+        for issue in api.paginate(f"/repos/{repo}/issues", {"state": "all", "per_page": "100"}):
+            if "pull_request" not in issue and ISSUE_MARKER in (issue.get("body") or ""):
+                existing = issue
+                break
+        if existing is None:
+            made = api.request("POST", f"/repos/{repo}/issues", {"title": title, "body": body})
+            return {"action": "created", "number": made.get("number"), "url": made.get("html_url")}
+        num = existing["number"]
+        api.request("PATCH", f"/repos/{repo}/issues/{num}", {"title": title, "body": body, "state": "open"})
+        return {"action": "updated", "number": num, "url": existing.get("html_url")}
+    except Exception as exc:  # APIError, network: the report is elsewhere; the issue is best effort
+        log(workflow_command("warning", f"originscan: could not update the tracking issue: {exc}"))
+        return None
