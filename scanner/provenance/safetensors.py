@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from scanner.sources.bytesource import ByteSource
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the reference implementation's own limit
+READ_WORKERS = 8
 
 # dtype -> (bytes per element, numpy decoder or None when we cannot turn it into numbers)
 DTYPES: dict[str, tuple[int, str | None]] = {
@@ -124,17 +126,28 @@ def read_rows(src: ByteSource, t: TensorInfo, rows: list[int] | np.ndarray) -> n
         raise IndexError(f"{t.name}: row out of range")
     row_bytes = width * t.itemsize
     order = sorted(set(rows))
+    runs: list[tuple[int, int]] = []  # adjacent rows coalesce into one range read
+    for r in order:
+        if runs and r == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], r)
+        else:
+            runs.append((r, r))
+
+    def fetch(run: tuple[int, int]) -> np.ndarray:
+        first, last = run
+        raw = src.read(t.start + first * row_bytes, (last - first + 1) * row_bytes)
+        return decode(raw, t.dtype).reshape(last - first + 1, width)
+
+    # Remote reads are latency-bound: several ranges in flight at once (ByteSources are thread-safe).
+    if len(runs) > 1:
+        with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(runs))) as pool:
+            values = list(pool.map(fetch, runs))
+    else:
+        values = [fetch(run) for run in runs]
     blocks: dict[int, np.ndarray] = {}
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and order[j + 1] == order[j] + 1:
-            j += 1
-        raw = src.read(t.start + order[i] * row_bytes, (order[j] - order[i] + 1) * row_bytes)
-        values = decode(raw, t.dtype).reshape(order[j] - order[i] + 1, width)
-        for k, r in enumerate(range(order[i], order[j] + 1)):
-            blocks[r] = values[k]
-        i = j + 1
+    for (first, last), block in zip(runs, values):
+        for k, r in enumerate(range(first, last + 1)):
+            blocks[r] = block[k]
     return np.stack([blocks[r] for r in rows]) if rows else np.zeros((0, width), np.float32)
 
 
