@@ -34,7 +34,8 @@ def run_demo() -> list[TargetReport]:
                 model.close()
             policy = load_policy(str(root / ".originscan.yml") if (root / ".originscan.yml").is_file() else None)
             reports = []
-            for repo in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "upstreams"):
+            for repo in sorted(p for p in root.iterdir()
+                               if p.is_dir() and p.name != "upstreams" and not p.name.startswith((".", "_"))):
                 report = scan_target(str(repo), policy, index)
                 report.target = f"examples/{repo.name}"
                 reports.append(report)

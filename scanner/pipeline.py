@@ -38,6 +38,11 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
     model = LiveModel.from_snapshot(snap)
     problems: list[Finding] = []
     try:
+        exact = [WeightMatch(reg.name, reg.license, compare_views(model, view, snap.target, reg.name))
+                 for reg in registered if model.file_hashes & (view := index.view(reg)).file_hashes]
+        if exact or not model.tensors:  # identical files are decided from hashes (LFS oids), with no weight read
+            if exact:
+                return exact, problems
         if not model.tensors:  # malformed headers are reported by the weights checks; say what was skipped
             if not any("header" in p or "offsets" in p or "bytes" in p for p in model.problems):
                 detail = "; ".join(model.problems) or "no safetensors weights"

@@ -42,7 +42,9 @@ class CardFacts:
         value = self.metadata.get("base_model")
         if isinstance(value, str):
             value = [value]
-        return [str(v).strip() for v in value or [] if isinstance(v, (str, int, float)) and str(v).strip()]
+        if not isinstance(value, list):  # a mapping or a number is not a base model id
+            return []
+        return [str(v).strip() for v in value if isinstance(v, str) and v.strip()]
 
     @property
     def model_name(self) -> str | None:
@@ -71,6 +73,11 @@ def read_card(snap: Snapshot) -> CardFacts:
     path, text = found
     facts = CardFacts(path=path)
     text = text.replace("\r\n", "\n")
+    if not _FRONT.match(text):
+        if text.lstrip().startswith("---"):
+            facts.error = "YAML front matter opened with --- but never closed"
+        facts.body = text
+        return facts
     try:
         card = ModelCard(text, ignore_metadata_errors=False)
         data = card.data.to_dict() if card.data else {}
