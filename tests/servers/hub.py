@@ -65,6 +65,16 @@ class Stats:
         return [p for m, p, _ in self.log if method is None or m == method]
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """Clients that hang up mid-request (the reset faults do it on purpose) are not errors worth a traceback."""
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class BaseServer:
     """Common machinery: a ThreadingHTTPServer on 127.0.0.1:0 with faults and counters."""
 
@@ -83,7 +93,7 @@ class BaseServer:
         class Handler(self.handler_cls):  # type: ignore[misc,valid-type]
             server_obj = owner
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
