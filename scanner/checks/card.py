@@ -20,18 +20,19 @@ def base_model_declared(ctx: Context):
             yield ctx.finding("card.base_model_unverified", f"base_model {b!r} is not a known upstream; its "
                               "licence was not checked", path=ctx.card.path, line=ctx.card.line_of("base_model"),
                               base_model=b)
-    if not ctx.config_matches:
+    matches = [m for m in ctx.config_matches if not ctx.is_self(m.upstream.id)]
+    if not matches:
         return
-    best = ctx.config_matches[0]
+    best = matches[0]
     if not ctx.declared:
-        ups = [m.upstream.id for m in ctx.config_matches]
+        ups = [m.upstream.id for m in matches]
         yield ctx.finding("card.base_model_undeclared",
                           f"config.json has the exact architecture of {' / '.join(ups)} "
                           f"({', '.join(best.keys)}) but the card declares no base_model",
                           path="config.json", upstreams=ups, keys=best.keys)
         return
     declared = ctx.declared_upstreams()
-    if declared and not any(ctx.is_declared(m.upstream.id) for m in ctx.config_matches):
+    if declared and not any(ctx.is_declared(m.upstream.id) for m in matches):
         sig_keys = set(best.keys)
         if all(any(k in d.config and d.config[k] != best.upstream.config.get(k) for k in sig_keys) for d in declared):
             yield ctx.finding("card.base_model_mismatch",

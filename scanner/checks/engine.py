@@ -55,6 +55,16 @@ class Context:
                 return True
         return False
 
+    def is_self(self, upstream_id: str) -> bool:
+        """The repo being scanned is that upstream (a checkout or download of it): it does not derive from itself."""
+        tail = upstream_id.rsplit("/", 1)[-1].lower()
+        names = {self.snap.name.rsplit("/", 1)[-1].lower(), (self.card.model_name or "").lower()}
+        for line in self.card.body.splitlines():
+            if line.startswith("# "):
+                names.add(line[2:].strip().lower())
+                break
+        return tail in names or self.snap.name.lower() == upstream_id.lower()
+
     def unexplained_tokens(self) -> list[tuple[TokenMatch, dict[str, int]]]:
         """Token matches the declared bases do not explain, keeping only the best-matching upstream.
 
@@ -66,7 +76,7 @@ class Context:
             explained.update(up.special_tokens)
         found = []
         for m in self.token_matches:
-            if self.is_declared(m.upstream.id):
+            if self.is_declared(m.upstream.id) or self.is_self(m.upstream.id):
                 continue
             rest = {t: i for t, i in m.tokens.items() if explained.get(t) != i}
             if len(rest) >= 2:
@@ -88,7 +98,8 @@ class Context:
             seen.setdefault(m.upstream.id, (m.upstream, "tokenizer"))
         if not self.declared:
             for m in self.config_matches[:1]:
-                seen.setdefault(m.upstream.id, (m.upstream, "config"))
+                if not self.is_self(m.upstream.id):
+                    seen.setdefault(m.upstream.id, (m.upstream, "config"))
         return list(seen.values())
 
     def own_license(self) -> License | None:

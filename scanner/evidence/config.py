@@ -9,7 +9,7 @@ from scanner.knowledge import KnowledgeBase, Upstream
 SIGNATURE_KEYS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads",
                   "num_key_value_heads", "vocab_size", "rope_theta", "max_position_embeddings", "head_dim",
                   "query_num", "image_size", "patch_size", "slice_mode", "sliding_window", "num_local_experts")
-MIN_KEYS = 5  # fewer compared keys is not a signature
+MIN_KEYS = 6  # fewer compared keys is a common shape, not a signature
 
 
 @dataclass
