@@ -67,17 +67,41 @@ def spearman_columns(x: np.ndarray) -> np.ndarray:
     return z.astype(np.float32)
 
 
-def best_matches(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """For each column of `a`, the column of `b` with the largest |Spearman correlation|, and that correlation."""
+SHARED_COMPONENTS = 2  # token-space directions removed before matching (see best_matches)
+
+
+def best_matches(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each column of `a`: the column of `b` with the largest |Spearman correlation|, that correlation, and
+    whether the match is mutual (that column of `b` also prefers this column of `a`).
+
+    Independent models trained on the same text share token-level structure (frequent tokens differ from rare
+    ones in every model), which makes some units of one model correlate with some units of the other. That
+    structure is low-rank in token space: the few strongest token-space directions of the two samples together
+    are removed first, and only mutual best matches count, so a handful of frequency-like units cannot pair up.
+    """
     za, zb = spearman_columns(a), spearman_columns(b)
+    r = min(SHARED_COMPONENTS, max(0, za.shape[0] // 8))
+    if r:
+        u = np.linalg.svd(np.concatenate([za, zb], axis=1), full_matrices=False)[0][:, :r]
+        za = za - u @ (u.T @ za)
+        zb = zb - u @ (u.T @ zb)
+        za /= np.maximum(np.linalg.norm(za, axis=0, keepdims=True), 1e-12)
+        zb /= np.maximum(np.linalg.norm(zb, axis=0, keepdims=True), 1e-12)
     idx = np.empty(za.shape[1], dtype=np.int64)
     val = np.empty(za.shape[1], dtype=np.float32)
+    back_best = np.full(zb.shape[1], -1.0, dtype=np.float32)
+    back_idx = np.zeros(zb.shape[1], dtype=np.int64)
     for s in range(0, za.shape[1], chunk):
         c = za[:, s : s + chunk].T @ zb
         ab = np.abs(c)
         idx[s : s + chunk] = ab.argmax(axis=1)
         val[s : s + chunk] = c[np.arange(c.shape[0]), idx[s : s + chunk]]
-    return idx, val
+        col_best = ab.max(axis=0)
+        better = col_best > back_best
+        back_best[better] = col_best[better]
+        back_idx[better] = ab.argmax(axis=0)[better] + s
+    mutual = back_idx[idx] == np.arange(za.shape[1])
+    return idx, val, mutual
 
 
 def log10_binom_sf(k: int, n: int, p: float) -> float:
@@ -127,10 +151,10 @@ class Comparator:
         if swapped:  # the reference gives a unit subset: test its units against all suspect units
             a, b = b, a
         n = len(half_a)
-        m1, _ = best_matches(a[:n], b[:n])
-        m2, _ = best_matches(a[n:], b[n:])
-        match, corr = best_matches(a, b)
-        agree = int(np.sum(m1 == m2))
+        m1, _, mutual1 = best_matches(a[:n], b[:n])
+        m2, _, mutual2 = best_matches(a[n:], b[n:])
+        match, corr, _ = best_matches(a, b)
+        agree = int(np.sum((m1 == m2) & mutual1 & mutual2))
         units = a.shape[1]
         p0 = min(0.5, P0_FACTOR / b.shape[1])
         tested = np.array(dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None
