@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from scanner import __version__
+from scanner.atomic import write_text_atomic
 from scanner.errors import SourceError, UsageError
 from scanner.findings import Severity, TargetReport
 
@@ -28,15 +28,7 @@ def _write(text: str, output: Optional[Path]) -> None:
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(output, text)
 
 
 def _render(reports: list[TargetReport], fmt: str, output: Optional[Path]) -> str:
@@ -46,6 +38,17 @@ def _render(reports: list[TargetReport], fmt: str, output: Optional[Path]) -> st
     color = output is None and fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     width = 120 if output is not None or not sys.stdout.isatty() else None
     return render(reports, fmt, catalogue(), version=__version__, color=color, width=width or 100)
+
+
+def _policy(path: Optional[Path], fail_on: Optional[str]):
+    """The policy file (or ./.originscan.yml), with --fail-on taking precedence over its fail_on."""
+    from scanner.policy import load_policy
+
+    pol = load_policy(str(path) if path else None)
+    if fail_on is not None:
+        _check_choice(fail_on, FAIL_ON, "--fail-on")
+        pol.fail_on = None if fail_on == "never" else Severity.parse(fail_on)
+    return pol
 
 
 def _check_choice(value: str, choices: tuple[str, ...], option: str) -> str:
@@ -82,13 +85,9 @@ def scan(
 ):
     """Scan model repos for licence, attribution and provenance problems."""
     from scanner.pipeline import scan_target
-    from scanner.policy import load_policy
 
     _check_choice(fmt, FORMATS, "--format")
-    pol = load_policy(str(policy) if policy else None)
-    if fail_on is not None:
-        _check_choice(fail_on, FAIL_ON, "--fail-on")
-        pol.fail_on = None if fail_on == "never" else Severity.parse(fail_on)
+    pol = _policy(policy, fail_on)
     idx = _open_index(index) if (index or _default_index_exists()) else None
     reports = []
     usage_errors = []
@@ -249,13 +248,9 @@ def sweep(
     from scanner.ci.history import default_history_path, diff_markdown, diff_summary, merge_reports
     from scanner.ci.sweep import nightly_issue, parse_shard, record_and_diff
     from scanner.ci.sweep import sweep as run_sweep
-    from scanner.policy import load_policy
 
     _check_choice(fmt, FORMATS, "--format")
-    pol = load_policy(str(policy) if policy else None)
-    if fail_on is not None:
-        _check_choice(fail_on, FAIL_ON, "--fail-on")
-        pol.fail_on = None if fail_on == "never" else Severity.parse(fail_on)
+    pol = _policy(policy, fail_on)
     db = None if no_history else (history or default_history_path())
     if merge:
         if shard:

@@ -11,6 +11,8 @@ never printed. A comment API that refuses (403 from a fork, 404, network) costs 
 """
 from __future__ import annotations
 
+from scanner.atomic import write_text_atomic
+
 import json
 import os
 import re
@@ -571,18 +573,6 @@ def _append(path: str | None, text: str) -> None:
         pass
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_outputs(output_path: str | None, counts: dict[str, int], report_paths: list[str],
                   sarif_path: str | None = None) -> None:
     """`findings-<severity>=N`, `findings-new=N`, `findings-new-<severity>=N`, `findings-total=N`, `sarif-path`
@@ -770,11 +760,11 @@ def run_pull_request(event_path: str | os.PathLike | None, workspace: str | os.P
                 text = json.dumps(sarif_log(reports, catalogue(), version=__version__, base=ws), indent=2) + "\n"
             else:
                 text = render(reports, fmt, catalogue(), version=__version__)
-            _write_atomic(p, text)
+            write_text_atomic(p, text)
             written.append(str(p))
         if sarif_path:
             sp = Path(sarif_path)
-            _write_atomic(sp, json.dumps(sarif_log(reports, catalogue(), version=__version__, base=ws), indent=2)
+            write_text_atomic(sp, json.dumps(sarif_log(reports, catalogue(), version=__version__, base=ws), indent=2)
                           + "\n")
             if str(sp) not in written:
                 written.append(str(sp))
