@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from scanner.provenance.model import LiveModel, ModelView, TokenMatrix, token_stream
+from scanner.provenance.model import LiveModel, ModelView, TokenMatrix, token_stream, token_window
 
 P0_FACTOR = 10  # chance agreement is 1/d; we assume up to 10/d under H0
 DERIVED_LOG10_P = -8.0  # verdict "derived" needs p < 1e-8 ...
@@ -175,8 +175,13 @@ class Comparator:
         if not ss.token_matrices or not rs.token_matrices:
             return self._vectors_only(evidence)
         shared_vocab = min(ss.token_matrices[0].vocab, rs.token_matrices[0].vocab)
-        stream = token_stream(rs.token_matrices[0].vocab)
-        stream = stream[stream < shared_vocab]
+        if any(m.transposed for m in ss.token_matrices + rs.token_matrices):
+            # A matrix stored (hidden, vocab) holds one unit's tokens contiguously: a window of adjacent token ids
+            # is then a short read per unit, where scattered ids would mean reading whole rows.
+            stream = token_window(shared_vocab, 2 * self.k_max)
+        else:
+            stream = token_stream(rs.token_matrices[0].vocab)
+            stream = stream[stream < shared_vocab]
         for view, m in ((self.s, ss.token_matrices[0]), (self.r, rs.token_matrices[0])):
             if hasattr(view, "available_tokens"):  # a stored fingerprint holds only some token rows
                 have = view.available_tokens(m)

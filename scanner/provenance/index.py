@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from scanner.provenance.model import LiveModel, ModelView, Structure, TokenMatrix, token_stream
+from scanner.provenance.model import LiveModel, ModelView, Structure, TokenMatrix, token_stream, token_window
 
 STORED_TOKENS = 1024  # first ids of the token stream kept per token matrix (the comparison needs at most 512)
 SCHEMA = """
@@ -54,7 +54,8 @@ def build_fingerprint(model: LiveModel) -> bytes:
     meta = {"hidden": s.hidden, "matrices": [], "vectors": s.vectors, "file_hashes": sorted(model.file_hashes),
             "weight_bytes": model.weight_bytes}
     for i, m in enumerate(s.token_matrices):
-        tokens = token_stream(m.vocab)[:STORED_TOKENS]
+        # the sampled ids, plus the adjacent window used against suspects stored transposed
+        tokens = np.unique(np.concatenate([token_stream(m.vocab)[:STORED_TOKENS], token_window(m.vocab, 512)]))
         arrays[f"rows{i}"] = model.token_rows(m, tokens.tolist()).astype(np.float16)
         arrays[f"tokens{i}"] = tokens
         meta["matrices"].append({"name": m.name, "vocab": m.vocab})

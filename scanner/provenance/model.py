@@ -9,7 +9,6 @@ A `ModelView` serves those; `LiveModel` reads them from weight files, `StoredMod
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ from scanner.provenance.safetensors import (
     TensorInfo,
     natural_key,
     parse_header,
+    read_row_span,
     read_rows,
     read_tensor,
 )
@@ -131,6 +131,7 @@ class LiveModel(ModelView):
                 self.tensors.setdefault(t.name, t)  # a duplicate name across shards keeps the first
         self.structure = analyse(list(self.tensors.values()), config)
         self._rows: dict[tuple[str, int], np.ndarray] = {}
+        self._spans: dict[tuple[str, int, int], dict[int, np.ndarray]] = {}
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> "LiveModel":
@@ -163,14 +164,15 @@ class LiveModel(ModelView):
                     self._rows[(matrix.name, tok)] = row
             block = np.stack([self._rows[(matrix.name, tok)] for tok in tokens])
             return block if dims is None else block[:, dims]
-        # Stored (hidden, vocab): a stored row is one hidden unit across all tokens.
+        # Stored (hidden, vocab): a stored row is one unit across all tokens; read only the span of tokens asked.
         wanted = list(range(t.shape[0])) if dims is None else list(dims)
-        missing = [d for d in wanted if (matrix.name, -1 - d) not in self._rows]
+        lo, hi = min(tokens), max(tokens) + 1
+        cached = self._spans.setdefault((matrix.name, lo, hi), {})
+        missing = [d for d in wanted if d not in cached]
         if missing:
-            for d, row in zip(missing, read_rows(src, t, missing)):
-                self._rows[(matrix.name, -1 - d)] = row
-        block = np.stack([self._rows[(matrix.name, -1 - d)] for d in wanted])  # (dims, vocab)
-        return block[:, tokens].T
+            cached.update(zip(missing, read_row_span(src, t, missing, lo, hi)))
+        block = np.stack([cached[d] for d in wanted])  # (dims, span)
+        return block[:, [tok - lo for tok in tokens]].T
 
     def vector(self, name: str) -> np.ndarray:
         key = (name, -(10**12))
@@ -206,8 +208,11 @@ def token_stream(vocab: int, seed: int = 20240602) -> np.ndarray:
     return np.random.default_rng(seed).permutation(vocab)
 
 
-def is_finite_model(x: np.ndarray) -> bool:
-    return bool(np.isfinite(x).all())
+def token_window(vocab: int, size: int) -> np.ndarray:
+    """Adjacent token ids from a third of the way into the vocabulary (past special and byte tokens)."""
+    size = min(size, vocab)
+    start = max(0, min(vocab // 3, vocab - size))
+    return np.arange(start, start + size)
 
 
-__all__ = ["ModelView", "LiveModel", "TokenMatrix", "Structure", "analyse", "token_stream", "math"]
+__all__ = ["ModelView", "LiveModel", "TokenMatrix", "Structure", "analyse", "token_stream", "token_window"]

@@ -151,6 +151,20 @@ def read_rows(src: ByteSource, t: TensorInfo, rows: list[int] | np.ndarray) -> n
     return np.stack([blocks[r] for r in rows]) if rows else np.zeros((0, width), np.float32)
 
 
+def read_row_span(src: ByteSource, t: TensorInfo, rows: list[int], lo: int, hi: int) -> list[np.ndarray]:
+    """Columns lo..hi-1 of the given rows of a 2-D tensor: one short range read per row, several in flight."""
+    if len(t.shape) != 2 or not 0 <= lo < hi <= t.shape[1]:
+        raise IndexError(f"{t.name}: columns {lo}..{hi} outside shape {t.shape}")
+    if any(r < 0 or r >= t.shape[0] for r in rows):
+        raise IndexError(f"{t.name}: row out of range")
+
+    def fetch(r: int) -> np.ndarray:
+        return decode(src.read(t.start + (r * t.shape[1] + lo) * t.itemsize, (hi - lo) * t.itemsize), t.dtype)
+
+    with ThreadPoolExecutor(max_workers=min(READ_WORKERS, max(1, len(rows)))) as pool:
+        return list(pool.map(fetch, rows))
+
+
 def read_tensor(src: ByteSource, t: TensorInfo) -> np.ndarray:
     return decode(src.read(t.start, t.nbytes), t.dtype).reshape(t.shape)
 
