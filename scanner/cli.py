@@ -126,7 +126,8 @@ def compare(
         typer.echo(json.dumps(v.to_json(), indent=2))
     else:
         frac = v.bytes_read / v.weight_bytes if v.weight_bytes else 0.0
-        typer.echo(f"verdict: {v.verdict}  (score {v.score:.2f}, p = {v.p_value:.2e})")
+        p = f"p = {v.p_value:.2e}" if v.log10_p_value > -300 else f"p < 1e-300 (log10 p = {v.log10_p_value:.0f})"
+        typer.echo(f"verdict: {v.verdict}  (score {v.score:.2f}, {p})")
         typer.echo(f"  H0: {v.null_hypothesis}")
         typer.echo(f"  why: {v.reason}")
         typer.echo(f"  read {v.bytes_read:,} of {v.weight_bytes:,} weight bytes ({100 * frac:.3f} %) "
