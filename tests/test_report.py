@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from scanner.knowledge import Rule
 from scanner.findings import Finding, Severity, TargetReport
 from scanner.report.render import (
     FORMATS,
@@ -27,13 +27,6 @@ HOSTILE = ("<script>alert(1)</script> ping @octocat see [x](javascript:alert(1))
            "[bold]boom[/bold] `tick` \x1b[2J bell\x07 #12")
 
 
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    severity: Severity
-    title: str
-    doc: str
-    fix: str
 
 
 CATALOGUE = {
