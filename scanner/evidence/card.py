@@ -7,7 +7,6 @@ from typing import Any
 
 from huggingface_hub import ModelCard
 
-from scanner.findings import Severity
 from scanner.sources.interface import Snapshot
 
 CARD_NAMES = ("README.md", "readme.md", "README.MD", "Readme.md")
@@ -94,7 +93,3 @@ def read_card(snap: Snapshot) -> CardFacts:
             if key and not line.startswith((" ", "-", "#")):
                 facts._lines.setdefault(key, i)
     return facts
-
-
-def card_problem_severity() -> Severity:
-    return Severity.medium

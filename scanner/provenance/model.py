@@ -67,8 +67,6 @@ class ModelView:
     def weight_bytes(self) -> int:
         raise NotImplementedError
 
-    def max_tokens(self, matrix: TokenMatrix) -> int:
-        return matrix.vocab
 
 
 def analyse(tensors: list[TensorInfo], config: dict | None) -> Structure:
@@ -197,10 +195,6 @@ class LiveModel(ModelView):
         for s in self.sources.values():
             s.close()
 
-
-def expected_bytes(model: LiveModel) -> int:
-    """Bytes in tensors (for reports); the file sizes are the weight_bytes of the contract."""
-    return sum(t.nbytes for t in model.tensors.values())
 
 
 def token_stream(vocab: int, seed: int = 20240602) -> np.ndarray:
