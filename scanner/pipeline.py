@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from scanner.checks.engine import Context, WeightMatch, run_checks
-from scanner.errors import SourceError, UsageError
+from scanner.errors import SourceError
 from scanner.evidence.card import read_card
 from scanner.evidence.config import match_config
 from scanner.evidence.licenses import detect_licenses
@@ -14,17 +14,10 @@ from scanner.provenance.compare import compare_views
 from scanner.provenance.index import Index
 from scanner.provenance.model import LiveModel
 from scanner.sources.interface import Snapshot
+from scanner.sources.resolve import open_source
 
 
 def open_snapshot(target: str) -> Snapshot:
-    try:
-        from scanner.sources.resolve import open_source
-    except ImportError:  # remote sources not installed: local folders only
-        from scanner.sources.local import LocalSource
-
-        if target.startswith(("hf:", "github:")):
-            raise UsageError(f"{target}: remote targets are not supported by this build") from None
-        return LocalSource(target).snapshot()
     return open_source(target).snapshot()
 
 
@@ -36,22 +29,19 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
     if not registered or not snap.weight_files():
         return [], []
     model = LiveModel.from_snapshot(snap)
-    problems: list[Finding] = []
     try:
-        exact = [WeightMatch(reg.name, reg.license, compare_views(model, view, snap.target, reg.name))
-                 for reg in registered if model.file_hashes & (view := index.view(reg)).file_hashes]
-        if exact or not model.tensors:  # identical files are decided from hashes (LFS oids), with no weight read
-            if exact:
-                return exact, problems
-        if not model.tensors:  # malformed headers are reported by the weights checks; say what was skipped
-            if not any("header" in p or "offsets" in p or "bytes" in p for p in model.problems):
+        views = [(reg, index.view(reg)) for reg in registered]
+        if not model.tensors:
+            # Without readable tensors only identical files (hashes from LFS or the Hub) can still be decided.
+            views = [(reg, v) for reg, v in views if model.file_hashes & v.file_hashes]
+            if not views:
+                if model.malformed:  # already a source.malformed finding from the weights checks
+                    return [], []
                 detail = "; ".join(model.problems) or "no safetensors weights"
-                problems.append(Finding("source.unverifiable", Severity.medium,
-                                        f"weights could not be compared with the index: {detail}"))
-            return [], problems
-        matches = [WeightMatch(reg.name, reg.license, compare_views(model, index.view(reg), snap.target, reg.name))
-                   for reg in registered]
-        return matches, problems
+                return [], [Finding("source.unverifiable", Severity.medium,
+                                    f"weights could not be compared with the index: {detail}")]
+        return [WeightMatch(reg.name, reg.license, compare_views(model, v, snap.target, reg.name))
+                for reg, v in views], []
     finally:
         model.close()
 

@@ -11,8 +11,6 @@ never printed. A comment API that refuses (403 from a fork, 404, network) costs 
 """
 from __future__ import annotations
 
-from scanner.atomic import write_text_atomic
-
 import json
 import os
 import re
@@ -25,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Iterator
 
+from scanner.atomic import write_text_atomic
 from scanner.errors import SourceError, UsageError
 from scanner.findings import Finding, Severity, TargetReport
+from scanner.report.render import escape_markdown
 
 MARKER = "<!-- originscan-report -->"
 MAX_COMMENT = 60_000  # GitHub refuses bodies over 65 536 characters
@@ -57,20 +57,6 @@ def workflow_command(command: str, message: str, **props: Any) -> str:
     return f"::{command}{' ' + ps if ps else ''}::{data(message)}"
 
 
-def _escape_markdown(text: Any) -> str:
-    try:
-        from scanner.report.render import escape_markdown
-
-        return escape_markdown(text)
-    except ImportError:  # the renderer is optional here: the same rules, kept local
-        s = "" if text is None else str(text)
-        s = "".join(ch if ch.isprintable() or ch in " \t" else " " for ch in s)
-        s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        s = re.sub(r"([\\`*_~\[\]|])", r"\\\1", s)
-        s = s.replace("@", "@" + ZWSP)
-        return re.sub(r"#(?=\d)", "#" + ZWSP, s)
-
-
 def md(text: Any, limit: int | None = None) -> str:
     """Repo-derived text made inert for a PR comment, a step summary or an issue: no raw HTML, no @-mention, no
     issue reference, no link (not even an autolink), one line, safe in a table cell."""
@@ -78,7 +64,7 @@ def md(text: Any, limit: int | None = None) -> str:
     s = re.sub(r"\s+", " ", s).strip()
     if limit is not None and len(s) > limit:
         s = s[: limit - 1].rstrip() + "…"
-    s = _escape_markdown(s)
+    s = escape_markdown(s)
     s = re.sub(r"(?i)\b([a-z][a-z0-9+.-]{1,15}):(?=//)", lambda m: m.group(1) + ZWSP + ":", s)  # no autolink
     s = re.sub(r"(?i)\bwww\.", "www" + ZWSP + ".", s)
     return s

@@ -114,6 +114,7 @@ class LiveModel(ModelView):
         self.sources = sources
         self.tensors: dict[str, TensorInfo] = {}
         self.problems: list[str] = list(unreadable or [])
+        self.malformed = False  # a header failed validation (reported by the weights checks as source.malformed)
         self.file_hashes = set(file_hashes or ())
         self._weight_bytes = sum(s.size for s in sources.values())
         for file, src in sorted(sources.items()):
@@ -121,6 +122,7 @@ class LiveModel(ModelView):
                 tensors, _ = parse_header(src, file)
             except SafetensorsError as exc:
                 self.problems.append(str(exc))
+                self.malformed = True
                 continue
             except OSError as exc:
                 self.problems.append(f"{file}: {exc}")

@@ -15,11 +15,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from scanner.atomic import write_bytes_atomic
 
 ENV = "ORIGINSCAN_CACHE"
 OFF_VALUES = {"off", "0", "no", "false", "none"}
@@ -35,24 +36,6 @@ def _key(key: str) -> str:
     if _SAFE_KEY.match(key) and not key.startswith("."):
         return key
     return "h-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder + fsync + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class Cache:
@@ -89,7 +72,7 @@ class Cache:
 
     def put_blob(self, data: bytes, key: str | None = None) -> str:
         key = key or sha256_bytes(data)
-        atomic_write(self._path("blobs", key), data)
+        write_bytes_atomic(self._path("blobs", key), data)
         return key
 
     # -- JSON values ---------------------------------------------------------------------------------------------
@@ -103,7 +86,7 @@ class Cache:
             return None
 
     def put_json(self, key: str, value: Any) -> None:
-        atomic_write(self._path("json", key, ".json"), json.dumps(value, sort_keys=True).encode("utf-8"))
+        write_bytes_atomic(self._path("json", key, ".json"), json.dumps(value, sort_keys=True).encode("utf-8"))
 
     # -- per-repo records ----------------------------------------------------------------------------------------
     @staticmethod
@@ -121,7 +104,7 @@ class Cache:
         return value if isinstance(value, dict) else None
 
     def put_record(self, kind: str, name: str, ref: str | None, record: dict[str, Any]) -> None:
-        atomic_write(self._path("repos", self.record_key(kind, name, ref), ".json"),
+        write_bytes_atomic(self._path("repos", self.record_key(kind, name, ref), ".json"),
                      json.dumps(record, sort_keys=True).encode("utf-8"))
 
     def drop_record(self, kind: str, name: str, ref: str | None) -> None:
