@@ -244,14 +244,15 @@ def sweep(
                                              "GITHUB_REPOSITORY)."),
 ):
     """Every model repo of one or more organisations, with history: what is new, fixed and unchanged."""
-    from scanner.ci.github import _run_url
-    from scanner.ci.history import default_history_path, diff_markdown, diff_summary, merge_reports
-    from scanner.ci.sweep import nightly_issue, parse_shard, record_and_diff
+    from scanner.ci.history import default_history_path, merge_reports
+    from scanner.ci.sweep import new_finding_fails, parse_shard, publish_diff, record_and_diff
     from scanner.ci.sweep import sweep as run_sweep
 
     _check_choice(fmt, FORMATS, "--format")
     pol = _policy(policy, fail_on)
     db = None if no_history else (history or default_history_path())
+    if tracking_issue and db is None:
+        raise UsageError("--tracking-issue needs history (drop --no-history)")
     if merge:
         if shard:
             raise UsageError("--merge and --shard do not go together")
@@ -262,27 +263,11 @@ def sweep(
         reports, diff = run_sweep(orgs, policy=pol, index=idx, history_db=db, shard=parse_shard(shard),
                                   workers=workers, quiet=quiet)
     _write(_render(reports, fmt, output), output)
-    if diff is not None:
-        typer.echo(f"originscan sweep: {diff_summary(diff)}", err=True)
-        if diff_json:
-            _write(json.dumps(diff, indent=2), diff_json)
-        if os.environ.get("GITHUB_STEP_SUMMARY"):
-            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
-                fh.write(diff_markdown(diff))
-        if tracking_issue:
-            res = nightly_issue(diff, os.environ.get("GITHUB_API_URL") or "https://api.github.com",
-                                os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY", ""),
-                                run_url=_run_url())
-            if res:
-                typer.echo(f"originscan sweep: tracking issue #{res['number']} {res['action']}", err=True)
-    elif tracking_issue:
-        raise UsageError("--tracking-issue needs history (drop --no-history)")
-    if diff is not None and pol.fail_on is not None:
-        new_keys = {(d["target"], d["rule"], d["message"]) for d in diff["new"]}
-        failing = [f for r in reports for f in r.active()
-                   if f.severity >= pol.fail_on and (r.target, f.rule, f.message) in new_keys]
-        raise typer.Exit(1 if failing else 0)
-    raise typer.Exit(exit_status(reports, pol.fail_on))
+    if diff is None:
+        raise typer.Exit(exit_status(reports, pol.fail_on))
+    for line in publish_diff(diff, diff_json=diff_json, tracking_issue=tracking_issue):
+        typer.echo(line, err=True)
+    raise typer.Exit(1 if pol.fail_on is not None and new_finding_fails(reports, diff, pol.fail_on) else 0)
 
 
 @app.command()

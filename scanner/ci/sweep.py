@@ -211,3 +211,35 @@ def nightly_issue(diff: dict[str, Any], api_url: str, token: str | None, repo: s
     except Exception as exc:  # APIError, network: the report is elsewhere; the issue is best effort
         log(workflow_command("warning", f"originscan: could not update the tracking issue: {exc}"))
         return None
+
+
+def publish_diff(diff: dict[str, Any], *, diff_json: str | Path | None = None,
+                 tracking_issue: bool = False) -> list[str]:
+    """Where a sweep's new / fixed / unchanged goes besides the report: a JSON file, the Actions step summary and
+    the tracking issue. Returns the lines to print on stderr."""
+    import json
+
+    from scanner.atomic import write_text_atomic
+    from scanner.ci.github import _run_url
+    from scanner.ci.history import diff_markdown, diff_summary
+
+    lines = [f"originscan sweep: {diff_summary(diff)}"]
+    if diff_json:
+        write_text_atomic(diff_json, json.dumps(diff, indent=2))
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
+            fh.write(diff_markdown(diff))
+    if tracking_issue:
+        res = nightly_issue(diff, os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+                            os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY", ""),
+                            run_url=_run_url())
+        if res:
+            lines.append(f"originscan sweep: tracking issue #{res['number']} {res['action']}")
+    return lines
+
+
+def new_finding_fails(reports: list[TargetReport], diff: dict[str, Any], fail_on: Severity) -> bool:
+    """With history only what is new since the last run fails a nightly job."""
+    new_keys = {(d["target"], d["rule"], d["message"]) for d in diff["new"]}
+    return any(f.severity >= fail_on and (r.target, f.rule, f.message) in new_keys
+               for r in reports for f in r.active())
