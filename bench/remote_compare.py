@@ -20,41 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from servers.hub import HubServer  # noqa: E402
+from synthetic import add_noise, base_model, permute_residual  # noqa: E402
 
 
-def llama_like(seed: int, d: int, vocab: int, layers: int) -> dict[str, np.ndarray]:
-    r = np.random.default_rng(seed)
-    inter = int(d * 2.75)
-    t = {"model.embed_tokens.weight": r.normal(0, 0.02, (vocab, d)).astype(np.float16),
-         "lm_head.weight": r.normal(0, 0.02, (vocab, d)).astype(np.float16),
-         "model.norm.weight": (1 + 0.1 * r.normal(size=d)).astype(np.float16)}
-    for i in range(layers):
-        p = f"model.layers.{i}."
-        t[p + "input_layernorm.weight"] = (1 + 0.1 * r.normal(size=d)).astype(np.float16)
-        t[p + "post_attention_layernorm.weight"] = (1 + 0.1 * r.normal(size=d)).astype(np.float16)
-        for n in "qkvo":
-            t[p + f"self_attn.{n}_proj.weight"] = r.normal(0, 0.02, (d, d)).astype(np.float16)
-        t[p + "mlp.gate_proj.weight"] = r.normal(0, 0.02, (inter, d)).astype(np.float16)
-        t[p + "mlp.up_proj.weight"] = r.normal(0, 0.02, (inter, d)).astype(np.float16)
-        t[p + "mlp.down_proj.weight"] = r.normal(0, 0.02, (d, inter)).astype(np.float16)
-    return t
-
-
-def disguise(t: dict[str, np.ndarray], seed: int = 11) -> dict[str, np.ndarray]:
-    """Rename, permute the hidden axis, add 5 % noise, re-type to bf16-like float32: the Llama3-V recipe."""
-    r = np.random.default_rng(seed)
-    d = t["model.norm.weight"].shape[0]
-    perm = r.permutation(d)
-    out = {}
-    for k, v in t.items():
-        v = v.astype(np.float32)
-        if v.ndim == 1:
-            v = v[perm]
-        elif "embed" in k or "lm_head" in k:
-            v = v[:, perm]
-        v = v + 0.05 * v.std() * r.normal(size=v.shape).astype(np.float32)
-        out[k.replace("model.", "vison.")] = v.astype(np.float16)
-    return out
+def disguise(t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The Llama3-V recipe: permute the hidden axis, add 5 % noise, rename the tensors."""
+    noised = add_noise(permute_residual(t), 0.05)
+    return {k.replace("model.", "vison."): v.astype(np.float16) for k, v in noised.items()}
 
 
 def publish(root: Path, repo: str, tensors) -> int:
@@ -73,11 +45,11 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "hub"
-        base = llama_like(1, a.hidden, a.vocab, a.layers)
+        base = base_model(1, a.hidden, a.vocab, a.layers, int(a.hidden * 2.75), np.float16)
         size = publish(root, "upstream/base", base)
         publish(root, "mallory/copy", disguise(base))
         del base
-        publish(root, "indie/other", llama_like(2, a.hidden, a.vocab, a.layers))
+        publish(root, "indie/other", base_model(2, a.hidden, a.vocab, a.layers, int(a.hidden * 2.75), np.float16))
         server = HubServer(root).start()
         os.environ["HF_ENDPOINT"] = server.url
         os.environ["ORIGINSCAN_CACHE"] = str(Path(tmp) / "cache")

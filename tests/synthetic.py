@@ -7,7 +7,8 @@ import numpy as np
 from safetensors.numpy import save_file
 
 
-def base_model(seed: int, d: int = 64, vocab: int = 512, layers: int = 2, inter: int = 172) -> dict[str, np.ndarray]:
+def base_model(seed: int, d: int = 64, vocab: int = 512, layers: int = 2, inter: int = 172,
+               dtype=np.float32) -> dict[str, np.ndarray]:
     r = np.random.default_rng(seed)
     t = {"model.embed_tokens.weight": r.normal(0, 1, (vocab, d)).astype(np.float32),
          "lm_head.weight": r.normal(0, 1, (vocab, d)).astype(np.float32),
@@ -21,7 +22,7 @@ def base_model(seed: int, d: int = 64, vocab: int = 512, layers: int = 2, inter:
         t[p + "mlp.gate_proj.weight"] = r.normal(0, 0.1, (inter, d)).astype(np.float32)
         t[p + "mlp.up_proj.weight"] = r.normal(0, 0.1, (inter, d)).astype(np.float32)
         t[p + "mlp.down_proj.weight"] = r.normal(0, 0.1, (d, inter)).astype(np.float32)
-    return t
+    return {k: v.astype(dtype) for k, v in t.items()}
 
 
 def save(tensors: dict[str, np.ndarray], folder: Path, name: str = "model.safetensors") -> Path:
@@ -49,4 +50,5 @@ def permute_residual(t: dict[str, np.ndarray], seed: int = 3) -> dict[str, np.nd
 
 def add_noise(t: dict[str, np.ndarray], frac: float, seed: int = 5) -> dict[str, np.ndarray]:
     r = np.random.default_rng(seed)
-    return {k: (v + frac * v.std() * r.normal(size=v.shape)).astype(v.dtype) for k, v in t.items()}
+    # std in float32: a float16 reduction over a large tensor overflows to inf
+    return {k: (v + frac * v.astype(np.float32).std() * r.normal(size=v.shape)).astype(v.dtype) for k, v in t.items()}
