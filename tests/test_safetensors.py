@@ -80,12 +80,20 @@ def test_truncated_weights_give_inconclusive(tmp_path):
     assert "outside" in v.reason or "truncated" in v.reason
 
 
-def test_nan_filled_tensors_do_not_crash(tmp_path):
+def test_a_nan_embedding_is_skipped_and_the_head_still_decides(tmp_path):
     t = base_model(1)
     t = {k: np.full_like(v, np.nan) if "embed" in k else v for k, v in t.items()}
     v = compare_paths(save(t, tmp_path / "nan"), save(base_model(1), tmp_path / "a"))
-    assert v.verdict in ("derived", "inconclusive", "independent")
+    assert v.verdict == "derived"
     assert v.bytes_read > 0
+
+
+def test_nan_and_inf_filled_models_are_inconclusive_not_independent(tmp_path):
+    a = base_model(1)
+    bad = {k: np.full_like(v, np.inf if i % 2 else np.nan) for i, (k, v) in enumerate(a.items())}
+    v = compare_paths(save(bad, tmp_path / "bad"), save(a, tmp_path / "a"))
+    assert v.verdict == "inconclusive"
+    assert "non-finite" in v.reason
 
 
 def test_mismatched_architectures_are_not_called_derived(tmp_path):

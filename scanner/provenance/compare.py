@@ -140,13 +140,19 @@ class Comparator:
     def __init__(self, suspect: ModelView, reference: ModelView, k_start: int = K_START, k_max: int = K_MAX):
         self.s, self.r = suspect, reference
         self.k_start, self.k_max = k_start, k_max
+        self.nonfinite: set[str] = set()  # token matrices skipped for being mostly NaN/Inf
 
     # -- anchors -----------------------------------------------------------------------------------------------
-    def _anchor(self, ms: TokenMatrix, mr: TokenMatrix, tokens: np.ndarray, dims_s, dims_r) -> _Anchor:
+    def _anchor(self, ms: TokenMatrix, mr: TokenMatrix, tokens: np.ndarray, dims_s, dims_r) -> _Anchor | None:
+        """None when either sample is mostly NaN/Inf: such a matrix carries no evidence either way."""
         half_a, half_b = tokens[0::2].tolist(), tokens[1::2].tolist()
         all_tokens = half_a + half_b
         a = self.s.token_rows(ms, all_tokens, dims_s)
         b = self.r.token_rows(mr, all_tokens, dims_r)
+        for name, x in ((ms.name, a), (mr.name, b)):
+            if np.mean(~np.isfinite(x)) > 0.5:
+                self.nonfinite.add(name)
+                return None
         swapped = dims_r is not None and dims_s is None
         if swapped:  # the reference gives a unit subset: test its units against all suspect units
             a, b = b, a
@@ -199,7 +205,11 @@ class Comparator:
                 dims_s, dims_r = self._dims(self.s, ms), self._dims(self.r, mr)
                 if dims_s is not None and dims_r is not None:
                     dims_r = None  # both transposed: read the reference's units in full
-                results.append(self._anchor(ms, mr, tokens, dims_s, dims_r))
+                if (result := self._anchor(ms, mr, tokens, dims_s, dims_r)) is not None:
+                    results.append(result)
+            if not results:
+                return ("inconclusive", 1.0, 0.0, evidence, "token matrices hold mostly non-finite values (NaN/Inf): "
+                        + ", ".join(sorted(self.nonfinite)))
             best = min(results, key=lambda r: r.log10_p)
             score = best.agreement / best.units
             # Keep only the pair that carries the signal once it is clear which one does.
