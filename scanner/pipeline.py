@@ -17,8 +17,9 @@ from scanner.sources.interface import Snapshot
 from scanner.sources.resolve import open_source
 
 
-def open_snapshot(target: str) -> Snapshot:
-    return open_source(target).snapshot()
+def open_snapshot(target: str, hash_weights: bool = True) -> Snapshot:
+    """hash_weights=False skips hashing local weight files whole: their sha256 is only worth having when free."""
+    return open_source(target, hash_weights=hash_weights).snapshot()
 
 
 def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatch], list[Finding]]:

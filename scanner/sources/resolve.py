@@ -60,13 +60,13 @@ def _hint_for_url(url: str) -> str:
     return "write hf:OWNER/NAME or github:OWNER/REPO"
 
 
-def open_source(target: str, *, token: str | None = None, cache: Any = None) -> Any:
+def open_source(target: str, *, token: str | None = None, cache: Any = None, hash_weights: bool = True) -> Any:
     """A source object with `.snapshot()` for one repo target (not an org)."""
     kind, owner, name, rev = parse_target(target)
     if kind == "local":
         from scanner.sources.local import LocalSource
 
-        return LocalSource(owner, target=target)  # type: ignore[arg-type]
+        return LocalSource(owner, target=target, hash_weights=hash_weights)  # type: ignore[arg-type]
     if kind.endswith("-org"):
         raise UsageError(f"{target}: names an organisation; use `originscan sweep {target}` or name one repo "
                          f"({kind[:-4]}:{owner}/NAME)")
