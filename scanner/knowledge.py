@@ -110,7 +110,8 @@ def knowledge_base() -> KnowledgeBase:
             markers=tuple(e.get("markers") or ()), license_names=tuple(n.lower() for n in e.get("license_names") or ()),
         ))
     upstreams = []
-    for e in _load("upstreams.yaml")["upstreams"]:
+    entries = [e for f in sorted((data_dir("rules") / "upstreams").glob("*.yaml")) for e in _load(f"upstreams/{f.name}")["upstreams"]]
+    for e in entries:
         tokens = {str(k): int(v) for k, v in (e.get("special_tokens") or {}).items()}
         upstreams.append(Upstream(e["id"], e.get("family", ""), e.get("license", "unknown"), e.get("config") or {}, tokens))
     return KnowledgeBase(licenses, upstreams)

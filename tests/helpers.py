@@ -27,7 +27,7 @@ from scanner.sources.local import LocalSource
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# -- knowledge-base facts the tests lean on (values as in rules/upstreams.yaml / rules/licenses.yaml) -------------
+# -- knowledge-base facts the tests lean on (values as in rules/upstreams/ / rules/licenses.yaml) -------------
 LLAMA3_8B_CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
                     "num_hidden_layers": 32, "intermediate_size": 14336, "num_attention_heads": 32,
                     "num_key_value_heads": 8, "vocab_size": 128256, "rope_theta": 500000.0,
