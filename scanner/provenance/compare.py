@@ -18,12 +18,14 @@ Test (reads a few hundred token rows, never whole tensors):
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from scanner.provenance.model import LiveModel, ModelView, TokenMatrix, token_stream, token_window
 
@@ -34,6 +36,14 @@ INDEPENDENT_SCORE = 0.10
 K_START = 32  # token rows per half to begin with
 K_MAX = 256  # and at most
 SUBSET_DIMS = 64  # hidden units read when a token matrix is stored transposed
+
+
+def blas_threads(workers: int = 1) -> threadpool_limits:
+    """Cap BLAS threads so that `workers` comparisons running at once use no more threads than there are cores
+    (left alone, each worker's BLAS starts one thread per core and they fight over them). A process-wide setting:
+    enter it once, around the work, from one thread."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return threadpool_limits(limits=max(1, cores // max(1, workers)), user_api="blas")
 
 
 @dataclass
@@ -59,7 +69,10 @@ class Verdict:
 def spearman_columns(x: np.ndarray) -> np.ndarray:
     """Rank-transform each column and standardise it; constant or non-finite columns become zero."""
     x = np.where(np.isfinite(x), x, 0.0)
-    ranks = x.argsort(axis=0, kind="stable").argsort(axis=0, kind="stable").astype(np.float32)
+    # One stable argsort and its inverse permutation: the same ranks as argsort().argsort(), half the sorting.
+    order = x.argsort(axis=0, kind="stable")
+    ranks = np.empty(x.shape, dtype=np.float32)
+    np.put_along_axis(ranks, order, np.arange(x.shape[0], dtype=np.float32)[:, None], axis=0)
     ranks -= ranks.mean(axis=0, keepdims=True)
     norm = np.linalg.norm(ranks, axis=0, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -68,6 +81,25 @@ def spearman_columns(x: np.ndarray) -> np.ndarray:
 
 
 SHARED_COMPONENTS = 2  # token-space directions removed before matching (see best_matches)
+
+
+def shared_directions(za: np.ndarray, zb: np.ndarray, r: int) -> np.ndarray:
+    """The r leading left singular vectors of [za zb] (tokens x units), as the leading eigenvectors of its
+    tokens x tokens Gram matrix: at most 512 x 512 however wide the models are, where an SVD of the wide matrix
+    spends 10-100 times as long computing components that are thrown away."""
+    gram = za @ za.T
+    gram += zb @ zb.T
+    _, vectors = np.linalg.eigh(gram.astype(np.float64))  # ascending eigenvalues
+    return np.ascontiguousarray(vectors[:, ::-1][:, :r], dtype=np.float32)
+
+
+def _first_argmax_rows(c: np.ndarray) -> np.ndarray:
+    """c.argmax(axis=0) (first row on ties) without the strided copy numpy makes for a column-wise argmax."""
+    rows, cols = np.nonzero(c == c.max(axis=0))
+    present, first = np.unique(cols, return_index=True)  # nonzero is row-major: first hit = smallest row
+    out = np.zeros(c.shape[1], dtype=np.int64)
+    out[present] = rows[first]
+    return out
 
 
 def best_matches(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,7 +114,7 @@ def best_matches(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.nd
     za, zb = spearman_columns(a), spearman_columns(b)
     r = min(SHARED_COMPONENTS, max(0, za.shape[0] // 8))
     if r:
-        u = np.linalg.svd(np.concatenate([za, zb], axis=1), full_matrices=False)[0][:, :r]
+        u = shared_directions(za, zb, r)
         za = za - u @ (u.T @ za)
         zb = zb - u @ (u.T @ zb)
         za /= np.maximum(np.linalg.norm(za, axis=0, keepdims=True), 1e-12)
@@ -91,15 +123,21 @@ def best_matches(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.nd
     val = np.empty(za.shape[1], dtype=np.float32)
     back_best = np.full(zb.shape[1], -1.0, dtype=np.float32)
     back_idx = np.zeros(zb.shape[1], dtype=np.int64)
+    columns = np.arange(zb.shape[1])
     for s in range(0, za.shape[1], chunk):
-        c = za[:, s : s + chunk].T @ zb
-        ab = np.abs(c)
-        idx[s : s + chunk] = ab.argmax(axis=1)
-        val[s : s + chunk] = c[np.arange(c.shape[0]), idx[s : s + chunk]]
-        col_best = ab.max(axis=0)
+        part = za[:, s : s + chunk]
+        c = part.T @ zb
+        np.abs(c, out=c)
+        best = c.argmax(axis=1)
+        idx[s : s + chunk] = best
+        # |c| at the best match, signed by the correlation itself (a dot product per unit, not a signed copy of c)
+        sign = np.sign(np.einsum("ij,ij->j", part, zb[:, best]))
+        val[s : s + chunk] = c[np.arange(c.shape[0]), best] * sign
+        rows = _first_argmax_rows(c)
+        col_best = c[rows, columns]
         better = col_best > back_best
         back_best[better] = col_best[better]
-        back_idx[better] = ab.argmax(axis=0)[better] + s
+        back_idx[better] = rows[better] + s
     mutual = back_idx[idx] == np.arange(za.shape[1])
     return idx, val, mutual
 
@@ -118,9 +156,18 @@ def log10_binom_sf(k: int, n: int, p: float) -> float:
     return (m + math.log(sum(math.exp(v - m) for v in logs))) / math.log(10)
 
 
-def rank_corr(x: np.ndarray, y: np.ndarray) -> float:
-    z = spearman_columns(np.stack([x, y], axis=1))
-    return float(z[:, 0] @ z[:, 1])
+def best_vector_matches(suspect: list[np.ndarray], reference: dict[str, np.ndarray]) -> list[tuple[float, str]]:
+    """For each suspect vector, (Spearman correlation, name) of the reference vector it correlates with most
+    (ties go to the greater name). Every vector is ranked once and all pairs are correlated in one matrix product:
+    ranking each reference vector again for every suspect vector grew with the square of the layer count."""
+    names = list(reference)
+    zs = spearman_columns(np.stack(suspect, axis=1))
+    zr = spearman_columns(np.stack([reference[n] for n in names], axis=1))
+    corr = zs.T @ zr
+    name_rank = np.argsort(np.argsort(np.array(names, dtype=object)))
+    ties = np.where(corr == corr.max(axis=1, keepdims=True), name_rank[None, :], -1)
+    best = ties.argmax(axis=1)
+    return [(float(corr[i, j]), names[j]) for i, j in enumerate(best)]
 
 
 @dataclass
@@ -128,12 +175,27 @@ class _Anchor:
     agreement: int
     units: int
     log10_p: float
-    match: np.ndarray  # reference unit for each tested suspect unit
-    corr: np.ndarray
     units_tested: np.ndarray  # which suspect units were tested
     tokens_per_half: int
     pair: tuple[str, str]
     swapped: bool  # True when the reference side provided the unit subset
+    rows: tuple[np.ndarray, np.ndarray]  # the sampled rows (suspect side, reference side) after any swap
+    _full: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _matches(self) -> tuple[np.ndarray, np.ndarray]:
+        # Matched on all sampled tokens; only the anchor that ends up as evidence needs it, so it is computed then.
+        if self._full is None:
+            match, corr, _ = best_matches(*self.rows)
+            self._full = (match, corr)
+        return self._full
+
+    @property
+    def match(self) -> np.ndarray:  # reference unit for each tested suspect unit
+        return self._matches()[0]
+
+    @property
+    def corr(self) -> np.ndarray:
+        return self._matches()[1]
 
 
 class Comparator:
@@ -159,14 +221,13 @@ class Comparator:
         n = len(half_a)
         m1, _, mutual1 = best_matches(a[:n], b[:n])
         m2, _, mutual2 = best_matches(a[n:], b[n:])
-        match, corr, _ = best_matches(a, b)
         agree = int(np.sum((m1 == m2) & mutual1 & mutual2))
         units = a.shape[1]
         p0 = min(0.5, P0_FACTOR / b.shape[1])
         tested = np.array(dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None
                                                              else range(units)))
-        return _Anchor(agree, units, log10_binom_sf(agree, units, p0), match, corr, tested, n,
-                       (ms.name, mr.name), swapped)
+        return _Anchor(agree, units, log10_binom_sf(agree, units, p0), tested, n, (ms.name, mr.name), swapped,
+                       (a, b))
 
     def _dims(self, view: ModelView, m: TokenMatrix) -> list[int] | None:
         if not m.transposed:
@@ -258,14 +319,12 @@ class Comparator:
         units = anchor.units_tested
         ref_units = anchor.match
         try:
-            ref = {name: self.r.vector(name) for name in rv}
-            for name in sv:
-                v = self.s.vector(name)
-                x = v[units]
-                scored = [(rank_corr(x, r[ref_units]), rname) for rname, r in ref.items()]
-                rho, rname = max(scored)
+            ref = self.r.vectors(rv)
+            sus = self.s.vectors(sv)
+            best = best_vector_matches([sus[n][units] for n in sv], {n: v[ref_units] for n, v in ref.items()})
+            for name, (rho, rname) in zip(sv, best):
                 evidence.append({"kind": "residual-vector", "suspect_tensor": name, "reference_tensor": rname,
-                                 "corr": round(rho, 4), "nonfinite": int(np.sum(~np.isfinite(v)))})
+                                 "corr": round(rho, 4), "nonfinite": int(np.sum(~np.isfinite(sus[name])))})
         except (OSError, ValueError, KeyError) as exc:
             evidence.append({"kind": "error", "detail": str(exc)[:200]})
 
@@ -275,10 +334,9 @@ class Comparator:
         if not ss.vectors or not rs.vectors or ss.hidden != rs.hidden:
             return "inconclusive", 1.0, 0.0, evidence, "no token matrix or comparable hidden-size tensors found"
         strong = 0
-        ref = {n: self.r.vector(n) for n in rs.vectors}
-        for name in ss.vectors:
-            v = self.s.vector(name)
-            rho, rname = max((rank_corr(v, r), rn) for rn, r in ref.items())
+        sus = self.s.vectors(ss.vectors)
+        for name, (rho, rname) in zip(ss.vectors, best_vector_matches([sus[n] for n in ss.vectors],
+                                                                       self.r.vectors(rs.vectors))):
             strong += rho > 0.8
             evidence.append({"kind": "residual-vector", "suspect_tensor": name, "reference_tensor": rname,
                              "corr": round(rho, 4)})

@@ -18,6 +18,7 @@ from scanner.provenance.safetensors import (
     SafetensorsError,
     TensorInfo,
     natural_key,
+    parallel,
     parse_header,
     read_row_span,
     read_rows,
@@ -55,6 +56,10 @@ class ModelView:
 
     def vector(self, name: str) -> np.ndarray:
         raise NotImplementedError
+
+    def vectors(self, names: list[str]) -> dict[str, np.ndarray]:
+        """Several vectors at once (a subclass that reads them may read them concurrently)."""
+        return {n: self.vector(n) for n in names}
 
     def vector_hash(self, name: str) -> str:
         return hashlib.sha256(self.vector(name).tobytes()).hexdigest()
@@ -180,6 +185,13 @@ class LiveModel(ModelView):
             src, t = self._tensor(name)
             self._rows[key] = read_tensor(src, t).reshape(-1)
         return self._rows[key]
+
+    def vectors(self, names: list[str]) -> dict[str, np.ndarray]:
+        """The residual vectors lie between large matrices, one short read each: read them all at once."""
+        missing = [n for n in dict.fromkeys(names) if (n, -(10**12)) not in self._rows]
+        for name, value in zip(missing, parallel(lambda n: read_tensor(*self._tensor(n)).reshape(-1), missing)):
+            self._rows[(name, -(10**12))] = value
+        return {n: self.vector(n) for n in names}
 
     def raw_vector_hash(self, name: str) -> str:
         src, t = self._tensor(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -17,6 +18,26 @@ from scanner.sources.bytesource import ByteSource
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the reference implementation's own limit
 READ_WORKERS = 8
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def reader_pool() -> ThreadPoolExecutor:
+    """One pool of reader threads for the whole process: remote reads are latency-bound, so several ranges go out
+    at once, and threads (with their connections) that outlive one batch are reused by the next. Tasks given to it
+    must not wait on it in turn."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="originscan-read")
+        return _pool
+
+
+def parallel(fn, items: list) -> list:
+    """fn over items, in order; on the reader pool when there is more than one."""
+    if len(items) <= 1 or threading.current_thread().name.startswith("originscan-read"):
+        return [fn(x) for x in items]  # inline from a reader thread: waiting on the pool could deadlock it
+    return list(reader_pool().map(fn, items))
 
 # dtype -> (bytes per element, numpy decoder or None when we cannot turn it into numbers)
 DTYPES: dict[str, tuple[int, str | None]] = {
@@ -138,12 +159,7 @@ def read_rows(src: ByteSource, t: TensorInfo, rows: list[int] | np.ndarray) -> n
         raw = src.read(t.start + first * row_bytes, (last - first + 1) * row_bytes)
         return decode(raw, t.dtype).reshape(last - first + 1, width)
 
-    # Remote reads are latency-bound: several ranges in flight at once (ByteSources are thread-safe).
-    if len(runs) > 1:
-        with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(runs))) as pool:
-            values = list(pool.map(fetch, runs))
-    else:
-        values = [fetch(run) for run in runs]
+    values = parallel(fetch, runs)  # several ranges in flight at once (ByteSources are thread-safe)
     blocks: dict[int, np.ndarray] = {}
     for (first, last), block in zip(runs, values):
         for k, r in enumerate(range(first, last + 1)):
@@ -161,8 +177,7 @@ def read_row_span(src: ByteSource, t: TensorInfo, rows: list[int], lo: int, hi: 
     def fetch(r: int) -> np.ndarray:
         return decode(src.read(t.start + (r * t.shape[1] + lo) * t.itemsize, (hi - lo) * t.itemsize), t.dtype)
 
-    with ThreadPoolExecutor(max_workers=min(READ_WORKERS, max(1, len(rows)))) as pool:
-        return list(pool.map(fetch, rows))
+    return parallel(fetch, list(rows))
 
 
 def read_tensor(src: ByteSource, t: TensorInfo) -> np.ndarray:

@@ -64,6 +64,21 @@ def new_session(pool_size: int = 32) -> requests.Session:
     return s
 
 
+_range_session: requests.Session | None = None
+_range_lock = threading.Lock()
+
+
+def range_session() -> requests.Session:
+    """The one pooled Session every weight range read of the process goes through, whichever thread reads: its
+    connections stay open between batches of reads instead of one new TCP (and TLS) handshake per batch. Range
+    reads send no cookies and change no session state, and urllib3's pool is thread-safe."""
+    global _range_session
+    with _range_lock:
+        if _range_session is None:
+            _range_session = new_session(pool_size=32)
+        return _range_session
+
+
 def get_session() -> requests.Session:
     """One Session per thread (requests' Session is not guaranteed thread-safe)."""
     s = getattr(_local, "session", None)
@@ -168,7 +183,7 @@ class HTTPRangeByteSource(ByteSource):
         super().__init__(name or redact(url), size)
         self.url = url
         self._headers = dict(headers or {})
-        self._session = session
+        self._session = session or range_session()
         self._retry = retry
         self._timeout = timeout
         self.requests = 0  # HTTP range requests made, resumes included

@@ -46,6 +46,7 @@ class Stats:
 
     def reset(self) -> None:
         self.requests = 0
+        self.connections = 0  # TCP connections accepted
         self.log: list[tuple[str, str, int]] = []  # (method, path, status)
         self.bytes_served = 0  # bodies of resolve/raw downloads
         self.weight_bytes_served = 0
@@ -54,6 +55,10 @@ class Stats:
         with self.lock:
             self.requests += 1
             self.log.append((method, path, status))
+
+    def connected(self) -> None:
+        with self.lock:
+            self.connections += 1
 
     def served(self, path: str, n: int, weight: bool) -> None:
         with self.lock:
@@ -142,7 +147,14 @@ class BaseServer:
 
 class BaseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle's algorithm on, the body waits for the client's
+    # delayed ACK (~40 ms a response), which made every benchmark mostly that stall.
+    disable_nagle_algorithm = True
     server_obj: BaseServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server_obj.stats.connected()
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
