@@ -28,6 +28,7 @@ from scanner.sources.bytesource import ByteSource
 from scanner.sources.interface import PICKLE_SUFFIXES, Snapshot
 
 MIN_VOCAB = 256  # a token matrix has at least this many rows; smaller "N x hidden" tensors are type embeddings
+INTEGER_DTYPES = frozenset({"I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL"})
 
 
 @dataclass
@@ -76,7 +77,9 @@ class ModelView:
 
 def analyse(tensors: list[TensorInfo], config: dict | None) -> Structure:
     """Find the hidden size, the token matrices and the residual vectors from shapes alone (names may be fake)."""
-    usable = [t for t in tensors if t.decodable and t.numel > 0]
+    # Integer tensors are packed quantized weights, group indices or quantization state (GPTQ qweight / g_idx,
+    # bitsandbytes, MLX): their numbers are not weights, and their shapes would pass for token matrices.
+    usable = [t for t in tensors if t.decodable and t.numel > 0 and t.dtype not in INTEGER_DTYPES]
     ones = Counter(t.shape[0] for t in usable if len(t.shape) == 1)
     hidden = None
     if ones:

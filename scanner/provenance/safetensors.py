@@ -44,8 +44,26 @@ DTYPES: dict[str, tuple[int, str | None]] = {
     "F64": (8, "<f8"), "F32": (4, "<f4"), "F16": (2, "<f2"), "BF16": (2, "bf16"),
     "I64": (8, "<i8"), "I32": (4, "<i4"), "I16": (2, "<i2"), "I8": (1, "i1"),
     "U64": (8, "<u8"), "U32": (4, "<u4"), "U16": (2, "<u2"), "U8": (1, "u1"), "BOOL": (1, "u1"),
-    "F8_E4M3": (1, None), "F8_E5M2": (1, None), "F8_E8M0": (1, None),
+    "F8_E4M3": (1, "f8e4m3"), "F8_E5M2": (1, "f8e5m2"), "F8_E8M0": (1, None),
 }
+
+
+def _fp8_table(exp_bits: int, man_bits: int, bias: int, ieee: bool) -> np.ndarray:
+    """All 256 values of an 8-bit float (OCP FP8: E4M3FN has NaN but no infinities, E5M2 is IEEE-like).
+    A lookup table is all decoding takes; written here rather than adding a dependency for it."""
+    b = np.arange(256)
+    e, m = (b >> man_bits) & ((1 << exp_bits) - 1), b & ((1 << man_bits) - 1)
+    frac = m / (1 << man_bits)
+    val = np.where(e == 0, frac * 2.0 ** (1 - bias), (1 + frac) * 2.0 ** (e - bias))
+    top = e == (1 << exp_bits) - 1
+    if ieee:
+        val = np.where(top, np.where(m == 0, np.inf, np.nan), val)
+    else:
+        val = np.where(top & (m == (1 << man_bits) - 1), np.nan, val)
+    return (np.where(b >> 7, -1.0, 1.0) * val).astype(np.float32)
+
+
+FP8_TABLES = {"f8e4m3": _fp8_table(4, 3, 7, ieee=False), "f8e5m2": _fp8_table(5, 2, 15, ieee=True)}
 
 
 class SafetensorsError(ValueError):
@@ -130,6 +148,8 @@ def decode(raw: bytes, dtype: str) -> np.ndarray:
     code = DTYPES[dtype][1]
     if code is None:
         raise SafetensorsError(f"dtype {dtype} cannot be compared numerically")
+    if code in FP8_TABLES:
+        return FP8_TABLES[code][np.frombuffer(raw, dtype=np.uint8)]
     if code == "bf16":
         bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
         return bits.view(np.float32)
