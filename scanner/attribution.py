@@ -12,10 +12,8 @@ def attribution_blocks(snap: Snapshot) -> list[dict[str, Any]]:
 
     ctx = build_context(snap, Policy())
     blocks: dict[str, dict[str, Any]] = {}
-    for up, how in ctx.lineage():
-        lic = ctx.kb.license(up.license)
-        if lic is None:
-            continue
+    for ob in ctx.lineage.obligations():
+        lic = ob.license
         block = blocks.setdefault(lic.id, {
             "license_id": lic.id, "license_name": lic.name, "url": lic.url, "upstream": [],
             "notice": lic.conditions.get("notice"), "attribution": lic.conditions.get("attribution"),
@@ -23,7 +21,7 @@ def attribution_blocks(snap: Snapshot) -> list[dict[str, Any]]:
             "use_restrictions": bool(lic.conditions.get("use_restrictions")),
             "mark_modified": bool(lic.conditions.get("mark_modified")),
         })
-        block["upstream"].append(f"{up.id} ({how})")
+        block["upstream"].append(f"{ob.source} ({ob.known_from})")
     for b in blocks.values():
         b["upstream"] = ", ".join(b["upstream"])
     return list(blocks.values())

@@ -154,13 +154,13 @@ def index_add(
     """Fingerprint TARGET's weights and register it as an upstream."""
     from scanner.evidence.card import read_card
     from scanner.pipeline import open_snapshot
-    from scanner.provenance.model import LiveModel
+    from scanner.provenance.views import open_model
 
     snap = open_snapshot(target)
-    model = LiveModel.from_snapshot(snap)
+    model = open_model(snap)
     try:
         if not model.structure.hidden:
-            raise UsageError(f"{target}: no usable safetensors weights to fingerprint"
+            raise UsageError(f"{target}: no usable weights (safetensors or GGUF) to fingerprint"
                              + (f" ({'; '.join(model.problems)[:200]})" if model.problems else ""))
         lic = license or read_card(snap).license
         idx = _open_index(index)

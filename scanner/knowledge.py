@@ -1,4 +1,8 @@
-"""The knowledge base: rule catalogue, licences and upstream models, loaded from the data files in rules/."""
+"""The knowledge base: rule catalogue, licences and upstream models, loaded from the data files in rules/.
+
+Every data file is validated while it is loaded: a malformed entry stops the program with one line that names
+the file, the entry and the key (a `KnowledgeBaseError`, which the CLI reports with exit status 2).
+"""
 from __future__ import annotations
 
 import functools
@@ -10,7 +14,12 @@ from typing import Any
 import yaml
 
 import scanner
+from scanner.errors import UsageError
 from scanner.findings import Severity
+
+
+class KnowledgeBaseError(UsageError):
+    """A rules/ data file is malformed; the message names the file and the key."""
 
 
 def data_dir(kind: str) -> Path:
@@ -20,8 +29,16 @@ def data_dir(kind: str) -> Path:
 
 
 def _load(name: str) -> Any:
-    with open(data_dir("rules") / name, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    try:
+        with open(data_dir("rules") / name, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise KnowledgeBaseError(f"rules/{name}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") \
+            from None
+    except OSError as exc:
+        raise KnowledgeBaseError(f"rules/{name}: cannot be read ({exc.strerror or exc})") from None
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,11 @@ class License:
     def allows_outbound(self, other: str) -> bool:
         return self.outbound == "any" or other in (self.outbound or ())
 
+    @property
+    def is_placeholder(self) -> bool:
+        """`unknown` and `other` say nothing about terms: never compared, never a source of obligations."""
+        return self.id in ("unknown", "other")
+
 
 @dataclass(frozen=True)
 class Upstream:
@@ -59,6 +81,19 @@ class Upstream:
     license: str
     config: dict[str, Any]
     special_tokens: dict[str, int] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()  # other ids the vendor published the same release under (renames)
+    mirrors: tuple[str, ...] = ()  # third-party re-hosts of the same weights
+    source: str = ""  # the data file it came from, for messages
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Every id the vendor published this release under."""
+        return (self.id, *self.aliases)
+
+    @property
+    def orgs(self) -> frozenset[str]:
+        """The vendor's organisations: a release by one of them is never its own undeclared derivative."""
+        return frozenset(i.split("/", 1)[0].lower() for i in self.ids)
 
 
 @functools.cache
@@ -73,21 +108,67 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
+def license_key(text: str) -> str:
+    """How licence names are compared: case, spaces and underscores do not matter ("Apache 2.0" = "apache-2.0")."""
+    return re.sub(r"[\s_]+", "-", text.strip().lower())
+
+
+_EXPRESSION = re.compile(r"\s(or|and|with)\s|[()]", re.I)
+
+
 class KnowledgeBase:
     def __init__(self, licenses: list[License], upstreams: list[Upstream]):
         self.licenses = {lic.id: lic for lic in licenses}
         self.upstreams = {u.id.lower(): u for u in upstreams}
+        self._by_id: dict[str, Upstream] = {}
+        self._mirrors: dict[str, Upstream] = {}
+        for up in upstreams:
+            for i in up.ids:
+                self._by_id.setdefault(i.lower(), up)
+            for m in up.mirrors:
+                self._mirrors.setdefault(m.lower(), up)
         self._by_name: dict[str, License] = {}
         for lic in licenses:
-            for key in (lic.id, lic.hub_id if lic.hub_id != "other" else None, lic.spdx, *lic.license_names):
+            keys = (lic.id, lic.hub_id if lic.hub_id != "other" else None, lic.spdx, lic.name, *lic.license_names)
+            for key in keys:
                 if key:
-                    self._by_name.setdefault(key.lower(), lic)
+                    self._by_name.setdefault(license_key(key), lic)
+
+    # -- licences ----------------------------------------------------------------------------------------------
+    def licenses_named(self, text: str | None) -> list[License]:
+        """Every licence a card's `license` / `license_name` value names: one for a plain id or name, several for
+        an SPDX expression ("apache-2.0 OR mit"); the ones the knowledge base does not know are left out."""
+        if not isinstance(text, str) or not text.strip():
+            return []
+        hit = self._by_name.get(license_key(text))
+        if hit is not None:
+            return [hit]
+        if not _EXPRESSION.search(text):
+            return []
+        from license_expression import ExpressionError, get_spdx_licensing
+
+        try:
+            keys = get_spdx_licensing().license_keys(get_spdx_licensing().parse(text, simple=False))
+        except (ExpressionError, TypeError, ValueError):
+            return []
+        found: dict[str, License] = {}
+        for k in keys:
+            if (lic := self._by_name.get(license_key(k))) is not None:
+                found.setdefault(lic.id, lic)
+        return list(found.values())
 
     def license(self, key: str | None) -> License | None:
-        return self._by_name.get(key.strip().lower()) if isinstance(key, str) else None
+        found = self.licenses_named(key)
+        return found[0] if found else None
 
+    # -- upstreams ---------------------------------------------------------------------------------------------
     def upstream(self, repo_id: str) -> Upstream | None:
-        return self.upstreams.get(repo_id.strip().lower()) if isinstance(repo_id, str) else None
+        """The upstream published under this id or one of its aliases (exact, case-insensitive)."""
+        return self._by_id.get(repo_id.strip().lower()) if isinstance(repo_id, str) else None
+
+    def mirror_of(self, repo_id: str) -> Upstream | None:
+        """The upstream a knowledge-base-listed third-party mirror re-hosts."""
+        return self._mirrors.get(repo_id.strip().lower()) if isinstance(repo_id, str) else None
 
     def detect_license_text(self, text: str) -> License | None:
         """The most specific licence all of whose markers occur in `text`."""
@@ -99,47 +180,195 @@ class KnowledgeBase:
         return best
 
 
-@functools.cache
-def knowledge_base() -> KnowledgeBase:
-    licenses = []
-    for e in _load("licenses.yaml")["licenses"]:
-        licenses.append(License(
-            id=e["id"], hub_id=e.get("hub_id") or e["id"], name=e.get("name") or e["id"], kind=e.get("kind", ""),
-            spdx=e.get("spdx"), url=e.get("url"), commercial=e.get("commercial"), derivatives=e.get("derivatives"),
-            outbound=e.get("outbound", "any"), conditions=e.get("conditions") or {},
-            markers=tuple(e.get("markers") or ()), license_names=tuple(n.lower() for n in e.get("license_names") or ()),
-        ))
-    upstreams = []
-    entries = [e for f in sorted((data_dir("rules") / "upstreams").glob("*.yaml")) for e in _load(f"upstreams/{f.name}")["upstreams"]]
-    for e in entries:
-        tokens = {str(k): int(v) for k, v in (e.get("special_tokens") or {}).items()}
-        upstreams.append(Upstream(e["id"], e.get("family", ""), e.get("license", "unknown"), e.get("config") or {}, tokens))
+# -- loading and validation ----------------------------------------------------------------------------------------
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class _Entry:
+    """One list entry of a data file, for error messages that name the file, the entry and the key."""
+
+    def __init__(self, file: str, section: str, index: int, raw: Any):
+        self.file, self.raw = file, raw
+        label = raw.get("id") if isinstance(raw, dict) else None
+        self.where = f"rules/{file}: {section}[{index}]" + (f" ({label})" if isinstance(label, str) else "")
+        if not isinstance(raw, dict):
+            self.fail(None, f"expected a mapping, got {type(raw).__name__}")
+
+    def fail(self, key: str | None, what: str) -> None:
+        raise KnowledgeBaseError(f"{self.where}" + (f" key {key!r}" if key else "") + f": {what}")
+
+    def text(self, key: str, required: bool = False, default: str | None = None) -> str | None:
+        value = self.raw.get(key)
+        if value is None:
+            if required:
+                self.fail(key, "missing")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, f"expected a non-empty string, got {value!r}")
+        return value.strip()
+
+    def repo_id(self, key: str) -> str:
+        value = self.text(key, required=True)
+        if not _REPO_ID.match(value):  # type: ignore[arg-type]
+            self.fail(key, f"expected an OWNER/NAME Hub id, got {value!r}")
+        return value  # type: ignore[return-value]
+
+    def repo_ids(self, key: str) -> tuple[str, ...]:
+        value = self.raw.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) and _REPO_ID.match(v) for v in value):
+            self.fail(key, f"expected a list of OWNER/NAME Hub ids, got {value!r}")
+        return tuple(value)
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.raw.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, f"expected a list of strings, got {value!r}")
+        return tuple(value)
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.raw.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a mapping, got {value!r}")
+        return value
+
+    def token_ids(self, key: str) -> dict[str, int]:
+        out = {}
+        for token, tid in self.mapping(key).items():
+            if isinstance(tid, bool) or not isinstance(tid, int) or tid < 0:
+                self.fail(key, f"token {token!r} needs a non-negative integer id, got {tid!r}")
+            out[str(token)] = tid
+        return out
+
+
+def _entries(file: str, section: str) -> list[_Entry]:
+    data = _load(file)
+    if data is None:
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get(section), (list, type(None))):
+        raise KnowledgeBaseError(f"rules/{file}: expected a top-level `{section}:` list")
+    return [_Entry(file, section, i, raw) for i, raw in enumerate(data.get(section) or [])]
+
+
+def _license(e: _Entry) -> License:
+    lic_id = e.text("id", required=True)
+    return License(
+        id=lic_id, hub_id=e.text("hub_id", default=lic_id), name=e.text("name", default=lic_id),  # type: ignore
+        kind=e.text("kind", default=""), spdx=e.text("spdx"), url=e.text("url"),  # type: ignore[arg-type]
+        commercial=e.raw.get("commercial"), derivatives=e.raw.get("derivatives"),
+        outbound=e.raw.get("outbound", "any"), conditions=e.mapping("conditions"), markers=e.strings("markers"),
+        license_names=tuple(n.lower() for n in e.strings("license_names")),
+    )
+
+
+def _upstream(e: _Entry) -> Upstream:
+    return Upstream(id=e.repo_id("id"), family=e.text("family", default="") or "",
+                    license=e.text("license", default="unknown") or "unknown", config=e.mapping("config"),
+                    special_tokens=e.token_ids("special_tokens"), aliases=e.repo_ids("aliases"),
+                    mirrors=e.repo_ids("mirrors"), source=f"rules/{e.file}")
+
+
+def load_knowledge_base() -> KnowledgeBase:
+    licenses = [_license(e) for e in _entries("licenses.yaml", "licenses")]
+    upstreams: list[Upstream] = []
+    claimed: dict[str, str] = {}  # lower id/alias/mirror -> where it was first listed
+    for path in sorted((data_dir("rules") / "upstreams").glob("*.yaml")):
+        for e in _entries(f"upstreams/{path.name}", "upstreams"):
+            up = _upstream(e)
+            for key, ids in (("id", (up.id,)), ("aliases", up.aliases), ("mirrors", up.mirrors)):
+                for i in ids:
+                    if (first := claimed.get(i.lower())) is not None:
+                        e.fail(key, f"{i} is already listed by {first}")
+                    claimed[i.lower()] = e.where
+            upstreams.append(up)
     return KnowledgeBase(licenses, upstreams)
 
 
-_VARIANT_SUFFIXES = ("-instruct", "-chat", "-hf", "-it", "-base", "-sft", "-bf16", "-pt")
+@functools.cache
+def knowledge_base() -> KnowledgeBase:
+    return load_knowledge_base()
 
 
-def resolve_upstream(kb: KnowledgeBase, repo_id: str) -> Upstream | None:
-    """A declared base model in the knowledge base, tolerating chat/instruct variants of a listed base."""
-    hit = kb.upstream(repo_id)
-    if hit or not isinstance(repo_id, str):
-        return hit
-    name = repo_id.strip().lower()
+# -- naming: which upstream does a repo id name? --------------------------------------------------------------------
+@dataclass(frozen=True)
+class NameMatch:
+    upstream: Upstream
+    how: str  # "id" | "alias" | "mirror" | "variant" (a -Instruct/-chat/… of it) | "re-upload" (quantized/re-hosted)
+
+
+# The vendor's own variants of a release: stripped when a declared id is not itself in the knowledge base.
+VARIANT_SUFFIXES = ("-instruct", "-chat", "-hf", "-it", "-base", "-sft", "-bf16", "-pt")
+
+
+@functools.cache
+def _rehosts() -> tuple[tuple[str, ...], frozenset[str]]:
+    """(quantization suffixes, re-hosting organisations) from rules/rehosts.yaml."""
+    data = _load("rehosts.yaml") or {}
+    if not isinstance(data, dict):
+        raise KnowledgeBaseError("rules/rehosts.yaml: expected a mapping with `suffixes:` and `orgs:`")
+    out = []
+    for key in ("suffixes", "orgs"):
+        items = data.get(key) or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("name"), str)
+                                                  for i in items):
+            raise KnowledgeBaseError(f"rules/rehosts.yaml key {key!r}: expected a list of mappings with a `name`")
+        out.append(tuple(i["name"].lower() for i in items))
+    suffixes = tuple(sorted(out[0], key=len, reverse=True))  # longest first: "-bnb-4bit" before "-4bit"
+    return suffixes, frozenset(out[1])
+
+
+def _strip(name: str, suffixes: tuple[str, ...]) -> str:
     changed = True
     while changed:
         changed = False
-        for suffix in _VARIANT_SUFFIXES:
-            if name.endswith(suffix):
-                name = name[: -len(suffix)]
-                changed = True
-                if (hit := kb.upstream(name)) is not None:
-                    return hit
-    tail = name.rsplit("/", 1)[-1]
-    for key, up in kb.upstreams.items():
-        base = key.rsplit("/", 1)[-1]
-        for suffix in _VARIANT_SUFFIXES:
-            base = base.removesuffix(suffix)
-        if base == tail:
-            return up
-    return None
+        for s in suffixes:
+            if name.endswith(s) and len(name) > len(s):
+                name, changed = name[: -len(s)], True
+    return name
+
+
+def _tail_index(kb: KnowledgeBase) -> dict[str, Upstream]:
+    """Repo name (after the org), variant suffixes stripped -> upstream; first listed wins."""
+    index: dict[str, Upstream] = {}
+    for up in kb.upstreams.values():
+        for i in up.ids:
+            tail = i.rsplit("/", 1)[-1].lower()
+            for name in (tail, tail.removeprefix("meta-")):  # re-hosts drop Meta's prefix (llama-3-8b)
+                index.setdefault(name, up)
+                index.setdefault(_strip(name, VARIANT_SUFFIXES), up)
+    return index
+
+
+def name_match(kb: KnowledgeBase, repo_id: str) -> NameMatch | None:
+    """The upstream a Hub id names: its id or an alias, a listed mirror, a vendor variant of it, or a quantized /
+    re-hosted upload of it (a -GPTQ/-AWQ/-GGUF… suffix, or an organisation that re-hosts base models)."""
+    if not isinstance(repo_id, str) or not repo_id.strip():
+        return None
+    rid = repo_id.strip().lower()
+    if (up := kb.upstream(rid)) is not None:
+        return NameMatch(up, "id" if up.id.lower() == rid else "alias")
+    if (up := kb.mirror_of(rid)) is not None:
+        return NameMatch(up, "mirror")
+    org, _, tail = rid.rpartition("/")
+    suffixes, orgs = _rehosts()
+    bare = _strip(tail, suffixes)
+    tails = _tail_index(kb)
+    if bare != tail or org in orgs:
+        up = tails.get(bare) or tails.get(_strip(bare, VARIANT_SUFFIXES))
+        return NameMatch(up, "re-upload") if up is not None else None
+    variant = _strip(rid, VARIANT_SUFFIXES)
+    if variant != rid and (up := kb.upstream(variant)) is not None:
+        return NameMatch(up, "variant")
+    up = tails.get(tail) or tails.get(_strip(tail, VARIANT_SUFFIXES))
+    return NameMatch(up, "variant") if up is not None else None
+
+
+def resolve_upstream(kb: KnowledgeBase, repo_id: str) -> Upstream | None:
+    """A declared base model in the knowledge base, by any of the names `name_match` understands."""
+    hit = name_match(kb, repo_id)
+    return hit.upstream if hit else None

@@ -12,7 +12,7 @@ from scanner.knowledge import knowledge_base
 from scanner.policy import Policy
 from scanner.provenance.compare import compare_views
 from scanner.provenance.index import Index
-from scanner.provenance.model import LiveModel
+from scanner.provenance.views import open_model
 from scanner.sources.interface import Snapshot
 from scanner.sources.resolve import open_source
 
@@ -29,7 +29,7 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
     registered = [r for r in index.models() if r.target != snap.target]
     if not registered or not snap.weight_files():
         return [], []
-    model = LiveModel.from_snapshot(snap)
+    model = open_model(snap)
     try:
         views = [(reg, index.view(reg)) for reg in registered]
         if not model.tensors:

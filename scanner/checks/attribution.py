@@ -20,17 +20,14 @@ def model_name(ctx: Context) -> str:
 @check
 def attribution_required(ctx: Context):
     text = all_text(ctx.snap)
-    seen: set[str] = set()
-    for up, how in ctx.lineage():
-        lic = ctx.kb.license(up.license)
-        if lic is None or lic.id in seen:
-            continue
-        seen.add(lic.id)
+    for ob in ctx.lineage.obligations():
+        lic = ob.license
+        where = ob.evidence()
         phrase = lic.conditions.get("attribution")
         if phrase and normalise(phrase) not in text:
             yield ctx.finding("attribution.phrase_missing",
-                              f"{lic.name} requires \u201c{phrase}\u201d to be displayed; the card does not say it",
-                              path=ctx.card.path, phrase=phrase, base=up.id, base_license=lic.id, known_from=how)
+                              f"{lic.name} requires \u201c{phrase}\u201d to be displayed; the card does not say it"
+                              + ob.because(), path=ctx.card.path, phrase=phrase, **where)
         naming = lic.conditions.get("naming")
         if isinstance(naming, dict) and naming.get("text"):
             name, want = model_name(ctx), naming["text"]
@@ -39,6 +36,7 @@ def attribution_required(ctx: Context):
             if not ok:
                 rule = "begin with" if naming.get("rule") == "prefix" else "include"
                 yield ctx.finding("attribution.naming", f"{lic.name} requires the model's name to {rule} "
-                                  f"\u201c{want}\u201d; it is \u201c{name}\u201d", path=ctx.card.path,
-                                  line=ctx.card.line_of("model_name"), name=name, required=want,
-                                  base=up.id, base_license=lic.id, known_from=how)
+                                  f"\u201c{want}\u201d; it is \u201c{name}\u201d" + ob.because(),
+                                  path=ctx.card.path, line=ctx.card.line_of("model_name"), name=name,
+                                  required=want, **where)
+

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from scanner.checks.engine import Context, check
-from scanner.knowledge import resolve_upstream
 
 
 @check
@@ -13,30 +12,41 @@ def card_present(ctx: Context):
         yield ctx.finding("card.malformed", ctx.card.error, path=ctx.card.path, line=1)
 
 
+def _with_licenses(cands) -> str:
+    return " / ".join(f"{c.upstream.id} ({c.license.id if c.license else c.upstream.license})" for c in cands)
+
+
 @check
 def base_model_declared(ctx: Context):
-    for b in ctx.declared:
-        if resolve_upstream(ctx.kb, b) is None:
-            yield ctx.finding("card.base_model_unverified", f"base_model {b!r} is not a known upstream; its "
-                              "licence was not checked", path=ctx.card.path, line=ctx.card.line_of("base_model"),
-                              base_model=b)
-    matches = [m for m in ctx.config_matches if not ctx.is_self(m.upstream.id)]
-    if not matches:
-        return
-    best = matches[0]
-    if not ctx.declared:
-        ups = [m.upstream.id for m in matches]
+    lineage = ctx.lineage
+    config_fits = [c for c in lineage.candidates if c.evidence_of("config") or c.evidence_of("config-vocab")]
+    for b in lineage.unknown_declared:
+        also = [c for c in config_fits if not c.vendor]
+        hint = (f"; config.json matches {_with_licenses(also)}, whose obligations are applied" if also else
+                "; its licence was not checked")
+        yield ctx.finding("card.base_model_unverified", f"base_model {b!r} is not a known upstream{hint}",
+                          path=ctx.card.path, line=ctx.card.line_of("base_model"), base_model=b,
+                          config_matches=[c.upstream.id for c in also])
+    undeclared = [c for c in lineage.undeclared() if c in config_fits]
+    if undeclared and not lineage.declared:
+        ev = undeclared[0].evidence_of("config") or undeclared[0].evidence_of("config-vocab")
+        keys = ev.data.get("keys", []) if ev else []
+        several = len(undeclared) > 1
+        weak = all(c.evidence_of("config") is None for c in undeclared)
         yield ctx.finding("card.base_model_undeclared",
-                          f"config.json has the exact architecture of {' / '.join(ups)} "
-                          f"({', '.join(best.keys)}) but the card declares no base_model",
-                          path="config.json", upstreams=ups, keys=best.keys)
-        return
-    declared = ctx.declared_upstreams()
-    if declared and not any(ctx.is_declared(m.upstream.id) for m in matches):
-        sig_keys = set(best.keys)
-        if all(any(k in d.config and d.config[k] != best.upstream.config.get(k) for k in sig_keys) for d in declared):
-            yield ctx.finding("card.base_model_mismatch",
-                              f"declared base {', '.join(d.id for d in declared)} does not fit config.json, "
-                              f"which matches {best.upstream.id}", path=ctx.card.path,
-                              line=ctx.card.line_of("base_model"), declared=[d.id for d in declared],
-                              matches=best.upstream.id)
+                          f"config.json has the architecture of {'one of ' if several else ''}"
+                          f"{_with_licenses(undeclared)} ({', '.join(keys)})"
+                          + (" with a larger vocabulary (a vocabulary extension; lower confidence)" if weak else "")
+                          + " but the card declares no base_model"
+                          + (": the recorded keys cannot tell these apart" if several else ""),
+                          path="config.json", upstreams=[c.upstream.id for c in undeclared], keys=keys,
+                          licenses={c.upstream.id: c.upstream.license for c in undeclared},
+                          confidence=min(c.confidence for c in undeclared).name)
+    contradicted = [c for c in lineage.candidates if c.contradicted]
+    if contradicted:
+        declared = [c.upstream.id for c in lineage.candidates if c.evidence_of("declared")]
+        best = contradicted[0]
+        yield ctx.finding("card.base_model_mismatch",
+                          f"declared base {', '.join(declared)} does not fit config.json, which matches "
+                          f"{' / '.join(c.upstream.id for c in contradicted)}", path=ctx.card.path,
+                          line=ctx.card.line_of("base_model"), declared=declared, matches=best.upstream.id)

@@ -6,7 +6,19 @@ from scanner.checks.engine import Context, check
 
 @check
 def config_signature(ctx: Context):
-    for m in ctx.config_matches:
-        if ctx.is_declared(m.upstream.id):
-            yield ctx.finding("config.upstream_signature", f"config.json matches {m.upstream.id} (declared)",
-                              path="config.json", upstream=m.upstream.id, keys=m.keys)
+    lineage = ctx.lineage
+    for c in lineage.candidates:
+        ev = c.evidence_of("config") or c.evidence_of("config-vocab")
+        if ev is None or c.vendor or c.contradicted:
+            continue
+        if c.accounted:
+            how = next(e.detail for e in c.evidence if e.kind in ("declared", "adapter", "name", "base-card"))
+            why = f"accounted for: {how}"
+        elif lineage.unknown_declared:
+            why = (f"the declared base {', '.join(lineage.unknown_declared)} is unknown to originscan; "
+                   f"{c.upstream.id}'s obligations are applied on this evidence")
+        else:
+            continue  # reported as card.base_model_undeclared
+        yield ctx.finding("config.upstream_signature", f"config.json matches {c.upstream.id} ({why})",
+                          path="config.json", upstream=c.upstream.id, keys=ev.data.get("keys", []),
+                          confidence=c.confidence.name, alternatives=list(c.alternatives))

@@ -22,7 +22,7 @@ def license_declared(ctx: Context):
             yield ctx.finding("license.unknown", f"license_name {ctx.card.license_name!r} is not a licence "
                               "originscan knows; its obligations were not checked", path=ctx.card.path,
                               line=ctx.card.line_of("license_name"), license_name=ctx.card.license_name)
-    elif card_id and (card_id.lower() == "unknown" or ctx.kb.license(card_id) is None):
+    elif card_id and (card_id.lower() == "unknown" or not ctx.lineage.own_licenses):
         yield ctx.finding("license.unknown", f"licence {card_id!r} is not recognised", path=ctx.card.path,
                           line=ctx.card.line_of("license"), license=card_id)
 
@@ -34,7 +34,7 @@ def license_matches_file(ctx: Context):
     if own is None or root is None or root[1] is None:
         return
     path, det = root
-    if det.license.id != own.id:
+    if det.license.id not in {lic.id for lic in ctx.lineage.own_licenses}:
         yield ctx.finding("license.card_file_mismatch",
                           f"card says {own.id} but {path} is the {det.license.name}",
                           path=ctx.card.path, line=ctx.card.line_of("license"),
@@ -61,9 +61,9 @@ def license_compatible(ctx: Context):
     own = ctx.own_license()
     if own is None:
         return
-    for up, how in ctx.lineage():
-        base = ctx.kb.license(up.license)
-        if base is None or base.id == own.id or base.allows_outbound(own.id):
+    for ob in ctx.lineage.obligations():
+        base = ob.license
+        if ob.upstream is None or any(base.id == o.id or base.allows_outbound(o.id) for o in ctx.lineage.own_licenses):
             continue
         why = []
         if base.derivatives is False:
@@ -76,40 +76,29 @@ def license_compatible(ctx: Context):
             why.append("the base's use restrictions must bind every downstream user")
         allowed = base.outbound if isinstance(base.outbound, list) else []
         yield ctx.finding("license.incompatible",
-                          f"{own.id} is not a licence a derivative of {up.id} ({base.id}) may use"
+                          f"{own.id} is not a licence a derivative of {ob.upstream.id} ({base.id}) may use"
                           + (f": {'; '.join(why)}" if why else "")
-                          + (f" (allowed: {', '.join(allowed)})" if allowed else ""),
-                          path=ctx.card.path, line=ctx.card.line_of("license"),
-                          base=up.id, base_license=base.id, license=own.id, known_from=how)
-
-
-def _base_licenses(ctx: Context):
-    """Distinct licences of the upstreams in this model's lineage, other than its own licence's obligations."""
-    out = {}
-    for up, how in ctx.lineage():
-        lic = ctx.kb.license(up.license)
-        if lic is not None:
-            out.setdefault(lic.id, (lic, up, how))
-    return list(out.values())
+                          + (f" (allowed: {', '.join(allowed)})" if allowed else "") + ob.because(),
+                          path=ctx.card.path, line=ctx.card.line_of("license"), license=own.id, **ob.evidence())
 
 
 @check
 def license_obligations(ctx: Context):
     text = all_text(ctx.snap)
     shipped = {d.license.id for d in ctx.detections}
-    for lic, up, how in _base_licenses(ctx):
-        cond = lic.conditions
-        where = dict(base=up.id, base_license=lic.id, known_from=how)
+    for ob in ctx.lineage.obligations():
+        lic, cond, where, because = ob.license, ob.license.conditions, ob.evidence(), ob.because()
         if cond.get("license_copy") and lic.markers and lic.id not in shipped:
             yield ctx.finding("license.copy_missing",
-                              f"{lic.name} requires recipients to get a copy of it; no file here carries its text",
-                              path=next((p for p in ROOT_LICENSE_NAMES if p in ctx.snap.texts), None), **where)
+                              f"{lic.name} requires recipients to get a copy of it; no file here carries its text"
+                              + because, path=next((p for p in ROOT_LICENSE_NAMES if p in ctx.snap.texts), None),
+                              **where)
         notice = cond.get("notice")
         if notice and normalise(notice) not in text:
             yield ctx.finding("license.notice_missing", f"the notice required by {lic.name} is missing: "
-                              f"\u201c{notice}\u201d", path="NOTICE", notice=notice, **where)
+                              f"\u201c{notice}\u201d" + because, path="NOTICE", notice=notice, **where)
         if cond.get("use_restrictions") and lic.id not in shipped and not any(
                 p.lower().startswith(("use_policy", "acceptable_use_policy")) for p in ctx.snap.texts):
             yield ctx.finding("license.use_restrictions_missing",
                               f"{lic.name} requires its use restrictions to be passed on; the repo ships neither "
-                              "that licence nor a use policy", path=ctx.card.path, **where)
+                              "that licence nor a use policy" + because, path=ctx.card.path, **where)

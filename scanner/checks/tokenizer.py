@@ -6,10 +6,14 @@ from scanner.checks.engine import Context, check
 
 @check
 def undeclared_special_tokens(ctx: Context):
-    for m, unexplained in ctx.unexplained_tokens():
+    for c in ctx.lineage.undeclared():
+        ev = c.evidence_of("tokenizer")
+        unexplained = ev.data.get("tokens") if ev else None
+        if not unexplained:
+            continue
         path = "tokenizer_config.json" if "tokenizer_config.json" in ctx.snap.jsons else "tokenizer.json"
         shown = ", ".join(f"{t}={i}" for t, i in list(unexplained.items())[:6])
         yield ctx.finding("tokenizer.upstream_special_tokens",
-                          f"{len(unexplained)} special tokens of {m.upstream.id} at the same ids ({shown}"
+                          f"{len(unexplained)} special tokens of {c.upstream.id} at the same ids ({shown}"
                           f"{' …' if len(unexplained) > 6 else ''}), and it is not a declared base",
-                          path=path, upstream=m.upstream.id, tokens=unexplained)
+                          path=path, upstream=c.upstream.id, tokens=unexplained)

@@ -20,15 +20,15 @@ def weight_provenance(ctx: Context):
     derived = [m for m in ctx.weight_matches if m.verdict.verdict == "derived"]
     if not derived:
         return
-    declared_hit = any(ctx.is_declared(m.name) for m in derived)
+    declared_hit = any(ctx.lineage.explains(m.name) for m in derived)
     for m in derived:
-        if ctx.is_declared(m.name):
+        if ctx.lineage.explains(m.name):
             continue
         v = m.verdict
         evidence = dict(upstream=m.name, upstream_license=m.license, score=v.score, p_value=v.p_value,
                         bytes_read=v.bytes_read, weight_bytes=v.weight_bytes)
-        if ctx.declared and not declared_hit:
-            yield ctx.finding("weights.base_mismatch", f"the card declares {', '.join(ctx.declared)} but the "
+        if ctx.lineage.declared and not declared_hit:
+            yield ctx.finding("weights.base_mismatch", f"the card declares {', '.join(ctx.lineage.declared)} but the "
                               f"weights derive from {m.name} (p={v.p_value:.1e})", path=ctx.card.path, **evidence)
             continue
         rule = _kind(v)
@@ -42,12 +42,16 @@ def weight_provenance(ctx: Context):
 
 @check
 def weight_headers(ctx: Context):
-    """Every safetensors header is validated, registered upstreams or not: a malformed file is a finding."""
-    from scanner.provenance.safetensors import SafetensorsError, parse_header
+    """Every safetensors and GGUF header is validated, registered upstreams or not: a malformed file is a finding."""
+    from scanner.provenance import gguf, safetensors
 
+    parsers = {".safetensors": (safetensors.parse_header, safetensors.SafetensorsError),
+               ".gguf": (gguf.parse_header, gguf.GGUFError)}
     for f in ctx.snap.weight_files():
-        if not f.path.lower().endswith(".safetensors") or f.lfs_pointer:
+        suffix = "." + f.path.lower().rsplit(".", 1)[-1]
+        if suffix not in parsers or f.lfs_pointer:
             continue
+        parse_header, malformed = parsers[suffix]
         try:
             src = ctx.snap.open(f.path)
         except OSError as exc:
@@ -55,7 +59,7 @@ def weight_headers(ctx: Context):
             continue
         try:
             parse_header(src, f.path)
-        except SafetensorsError as exc:
+        except malformed as exc:
             yield ctx.finding("source.malformed", str(exc), path=f.path)
         except OSError as exc:
             if not any(p.rule == "source.unverifiable" for p in ctx.snap.problems):

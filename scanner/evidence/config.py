@@ -1,7 +1,7 @@
 """Architecture signatures: does config.json equal a known upstream's?"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scanner.knowledge import KnowledgeBase, Upstream
 
@@ -15,7 +15,10 @@ MIN_KEYS = 6  # fewer compared keys is a common shape, not a signature
 @dataclass
 class ConfigMatch:
     upstream: Upstream
-    keys: list[str]  # the keys compared, all equal
+    keys: list[str]  # the signature keys compared, all equal (vocab_size excepted when vocab_extended)
+    also_equal: list[str] = field(default_factory=list)  # other recorded keys (rope_scaling, eos ids …) equal here
+    differing: list[str] = field(default_factory=list)  # other recorded keys present here with another value
+    vocab_extended: bool = False  # equal except a larger vocab_size: a vocabulary extension, weaker evidence
 
 
 def _values(config: dict) -> dict:
@@ -33,23 +36,43 @@ def _equal(a, b) -> bool:
         return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return float(a) == float(b)
+    if isinstance(a, dict) and isinstance(b, dict):  # rope_scaling: every recorded sub-key must agree
+        return all(k in a and _equal(a[k], v) for k, v in b.items())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
     return a == b
 
 
+def _match(mine: dict, up: Upstream) -> ConfigMatch | None:
+    keys = [k for k in SIGNATURE_KEYS if k in up.config]
+    if len(keys) < MIN_KEYS:
+        return None
+    unequal = [k for k in keys if not (k in mine and _equal(mine[k], up.config[k]))]
+    extended = unequal == ["vocab_size"] and isinstance(mine.get("vocab_size"), int) \
+        and isinstance(up.config["vocab_size"], int) and mine["vocab_size"] > up.config["vocab_size"]
+    if unequal and not extended:
+        return None
+    others = [k for k in up.config if k not in SIGNATURE_KEYS and k in mine]
+    return ConfigMatch(up, keys, also_equal=[k for k in others if _equal(mine[k], up.config[k])],
+                       differing=[k for k in others if not _equal(mine[k], up.config[k])], vocab_extended=extended)
+
+
 def match_config(config: dict | None, kb: KnowledgeBase) -> list[ConfigMatch]:
-    """Upstreams whose every recorded signature key is present here with the same value; most specific first."""
+    """The upstreams config.json fits best; several when the recorded keys cannot tell them apart.
+
+    Every signature key must be equal (or all but a larger vocab_size: a vocabulary extension, used only when
+    nothing matches exactly). Among those, the fewest differing other keys (rope_scaling, bos/eos ids …) win;
+    upstreams still tied are all returned: the evidence cannot tell them apart (their licences may differ).
+    """
     if not isinstance(config, dict):
         return []
     mine = _values(config)
-    matches = []
-    for up in kb.upstreams.values():
-        keys = [k for k in SIGNATURE_KEYS if k in up.config]
-        if len(keys) < MIN_KEYS:
-            continue
-        if all(k in mine and _equal(mine[k], up.config[k]) for k in keys):
-            matches.append(ConfigMatch(up, keys))
-    matches.sort(key=lambda m: -len(m.keys))
-    if matches:  # keep only the most specific signatures (a superset of keys wins)
-        top = len(matches[0].keys)
-        matches = [m for m in matches if len(m.keys) == top]
-    return matches
+    matches = [m for up in kb.upstreams.values() if (m := _match(mine, up)) is not None]
+    if not matches:
+        return []
+
+    def rank(m: ConfigMatch) -> tuple[bool, int]:
+        return m.vocab_extended, len(m.differing)
+
+    best = min(rank(m) for m in matches)
+    return [m for m in matches if rank(m) == best]

@@ -376,6 +376,9 @@ def compare_views(suspect: ModelView, reference: ModelView, suspect_name: str = 
         score = 1.0
     if problems:
         evidence.append({"kind": "problems", "detail": problems})
+    for role, view in (("suspect", suspect), ("reference", reference)):
+        if getattr(view, "note", ""):  # which of a repo's GGUF variants or split parts was read
+            evidence.append({"kind": "weights-read", "model": role, "detail": view.note})
     return done(verdict, p, log10_p, score, evidence, reason)
 
 
@@ -387,7 +390,9 @@ def compare_snapshots(suspect, reference) -> Verdict:
         return Verdict(suspect.target, reference.target, "derived", 0.0, 1.0, 0, weight_bytes,
                        [{"kind": "identical-file", "sha256": sorted(s_hashes & r_hashes)}],
                        "weight files are byte-identical", log10_p_value=-300.0)
-    s, r = LiveModel.from_snapshot(suspect), LiveModel.from_snapshot(reference)
+    from scanner.provenance.views import open_model  # safetensors (plain or quantized) or GGUF
+
+    s, r = open_model(suspect), open_model(reference)
     try:
         return compare_views(s, r, suspect.target, reference.target)
     finally:
