@@ -521,6 +521,17 @@ def test_security_pickle_unsafe_import_quiet_for_tensor_rebuilding_pickle(tmp_pa
     assert_fires(report, "security.pickle_weights")
 
 
+def test_security_pickle_unverifiable_fires_for_truncated_pickle(tmp_path):
+    repo = make_repo(tmp_path, card={"license": "mit"}, files={"pytorch_model.bin": SAFE_PICKLE[:-3]})
+    f = assert_fires(scan(repo), "security.pickle_unverifiable")[0]
+    assert "not a complete pickle" in f.message
+
+
+def test_security_pickle_unverifiable_quiet_for_complete_pickle(tmp_path):
+    repo = make_repo(tmp_path, card={"license": "mit"}, files={"pytorch_model.bin": torch_zip(SAFE_PICKLE)})
+    assert_quiet(scan(repo), "security.pickle_unverifiable")
+
+
 def test_security_remote_code_fires_for_auto_map(tmp_path):
     config = dict(CUSTOM_CONFIG, auto_map={"AutoModelForCausalLM": "modeling_x.XForCausalLM"})
     assert_fires(scan(make_repo(tmp_path, card={"license": "mit"}, config=config)), "security.remote_code")

@@ -24,12 +24,15 @@ def pickle_weights(ctx: Context):
         except OSError as exc:
             yield ctx.finding("source.unverifiable", f"{f.path}: could not inspect ({exc})", path=f.path)
             continue
-        if scan.unsafe:
-            yield ctx.finding("security.pickle_unsafe_import", f"{f.path} would import "
-                              f"{', '.join(u.replace(' ', '.') for u in scan.unsafe[:5])} when loaded",
-                              path=f.path, imports=scan.unsafe)
+        if scan.dangerous:
+            named = ", ".join(u.replace(" ", ".") for u in scan.unsafe[:5])
+            what = (f"would import {named} when loaded" if named else
+                    f"would call what the analysis cannot name when loaded: {scan.unresolved[0]}")
+            yield ctx.finding("security.pickle_unsafe_import", f"{f.path} {what}", path=f.path,
+                              imports=scan.unsafe, unresolved=scan.unresolved)
         if scan.error:
-            yield ctx.finding("source.malformed", f"{f.path}: {scan.error}", path=f.path)
+            yield ctx.finding("security.pickle_unverifiable", f"{f.path} could not be fully analysed, so it cannot "
+                              f"be shown safe to load: {scan.error}", path=f.path)
 
 
 @check

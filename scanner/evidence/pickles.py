@@ -1,20 +1,651 @@
-"""What a pickle weight file would import if loaded, read from its opcodes. Nothing is ever unpickled."""
+"""What a pickle file would import and call if loaded, found by following the unpickler's stack and memo.
+
+Nothing is ever unpickled. `pickletools.genops` decodes the opcodes; this module simulates what the unpickler
+would do with them (stack, marks, memo, persistent ids), so a callable is named by where it really comes from —
+a memoised string, a string built earlier, a global fetched back from the memo — not by the strings seen last.
+
+Every pickle in a file is analysed, not only the first: torch's legacy format is five pickles in a row followed
+by raw storage bytes, and anything after a STOP may be loaded by someone. Zip containers (torch >= 1.6) are
+opened and every `.pkl` member analysed, nested archives and compressed streams (joblib) too, within budgets:
+a hostile file costs a finding, never minutes or gigabytes.
+"""
 from __future__ import annotations
 
+import bz2
 import io
+import lzma
 import pickletools
+import struct
 import zipfile
+import zlib
+from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from dataclasses import dataclass, field
 
-from scanner.sources.bytesource import ByteSource
+from scanner.sources.bytesource import ByteSource, BytesByteSource
 
-MAX_PICKLE_BYTES = 64 * 1024 * 1024
-# Callables torch / numpy checkpoints legitimately reference while rebuilding tensors.
-SAFE_MODULE_PREFIXES = ("torch", "collections", "numpy", "_codecs")
-SAFE_BUILTINS = {"set", "frozenset", "slice", "range", "complex", "bytearray", "dict", "list", "tuple", "object"}
+# -- budgets --------------------------------------------------------------------------------------------------------
+MAX_PICKLE_BYTES = 64 * 1024 * 1024  # opcode bytes analysed per file, all pickles and members together
+MAX_OPCODES = 2_000_000  # opcodes simulated per file (a 70B-parameter state dict needs well under 200 000)
+MAX_LINE = 64 * 1024  # a GLOBAL / INST / text-protocol line longer than this is not a real one
+MAX_KEPT_STRING = 1024  # longer strings are never kept: they cannot name a module
+MAX_PICKLES = 10_000  # pickles back to back in one stream
+MAX_DEPTH = 3  # archives inside archives
+MAX_MEMBERS = 100_000  # zip entries
+MAX_CENTRAL_DIRECTORY = 32 * 1024 * 1024  # zipfile reads the whole directory before we can count it
+MAX_REPORTED = 200  # distinct imports / reasons kept per file
+
+# -- the allow-list -------------------------------------------------------------------------------------------------
+# Exactly the (module, name) pairs that rebuilding tensors needs. Derived from torch 2.13.0's weights_only
+# unpickler (torch/_weights_only_unpickler.py, `_get_allowed_globals` and `_tensor_rebuild_functions`), which
+# is what `torch.load(weights_only=True)` accepts without `add_safe_globals`; written out here, not imported.
+_STORAGE_TYPES = ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool",
+                  "ComplexDouble", "ComplexFloat", "QUInt8", "QInt8", "QInt32", "QUInt4x2", "QUInt2x4")
+_TENSOR_TYPES = ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")
+_DTYPES = ("float16", "float32", "float64", "bfloat16", "complex32", "complex64", "complex128", "bool",
+           "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
+           "uint1", "uint2", "uint3", "uint4", "uint5", "uint6", "uint7", "int1", "int2", "int3", "int4", "int5",
+           "int6", "int7", "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "bits1x8", "bits2x4", "bits4x2",
+           "bits8", "bits16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+           "float8_e8m0fnu", "float4_e2m1fn_x2",
+           "per_tensor_affine", "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric",
+           "per_channel_affine_float_qparams")
+_REBUILD_FUNCTIONS = ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
+                      "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
+                      "_rebuild_meta_tensor_no_storage", "_rebuild_nested_tensor", "_rebuild_wrapper_subclass",
+                      "_rebuild_device_tensor_from_cpu_tensor", "_rebuild_device_tensor_from_numpy")
+SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
+    {("collections", "OrderedDict"), ("collections", "Counter"), ("torch.nn.parameter", "Parameter"),
+     ("torch.serialization", "_get_layout"), ("torch", "Size"), ("torch", "Tensor"), ("torch", "device"),
+     ("_codecs", "encode"), ("builtins", "bytearray"), ("builtins", "set"), ("builtins", "complex"),
+     ("torch.storage", "TypedStorage"), ("torch.storage", "UntypedStorage"),
+     ("torch._tensor", "_rebuild_from_type_v2")}
+    | {("torch", d) for d in _DTYPES}
+    | {(m, f"{t}Storage") for m in ("torch", "torch.cuda") for t in _STORAGE_TYPES if m == "torch" or "Q" not in t}
+    | {(m, f"{t}Tensor") for m in ("torch", "torch.cuda", "torch.sparse", "torch.cuda.sparse") for t in _TENSOR_TYPES
+       if not (m.endswith("sparse") and t == "Bool")}
+    | {("torch._utils", f) for f in _REBUILD_FUNCTIONS}
+    # numpy arrays of plain numbers (torch refuses these unless allow-listed by the user): the array, its dtype
+    # from a type code, and a 0-d scalar. An object-dtype array's elements need globals of their own, checked too.
+    | {(m, f) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for f in ("_reconstruct", "scalar")}
+    | {("numpy", "ndarray"), ("numpy", "dtype")}
+)
+# Bytes per element of each legacy storage type: the legacy format's raw storages follow the pickles.
+_ELEMENT_SIZE = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1,
+                 "Byte": 1, "Bool": 1, "ComplexDouble": 16, "ComplexFloat": 8, "QUInt8": 1, "QInt8": 1,
+                 "QInt32": 4, "QUInt4x2": 1, "QUInt2x4": 1}
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER, the legacy format's first pickle
 
 
-class _Reader(io.RawIOBase):
+def is_safe(module: str, name: str) -> bool:
+    return (module, name) in SAFE_GLOBALS
+
+
+@dataclass
+class PickleScan:
+    imports: list[str] = field(default_factory=list)  # "module name", every global the file would import
+    unsafe: list[str] = field(default_factory=list)  # the imports outside the allow-list
+    unresolved: list[str] = field(default_factory=list)  # calls / globals the analysis could not name (unsafe)
+    error: str | None = None  # why the analysis is incomplete: the file cannot be shown safe
+    pickles: int = 0  # pickle streams analysed
+    opcodes: int = 0
+
+    @property
+    def dangerous(self) -> bool:
+        return bool(self.unsafe or self.unresolved)
+
+
+# -- abstract values on the simulated stack ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Global:
+    module: str
+    name: str
+
+
+@dataclass(frozen=True)
+class _Made:
+    """An object the unpickler would create by calling `by` (a _Global, or None when unknown)."""
+    by: _Global | None
+
+
+class _Opaque:
+    """A value whose content does not matter to the analysis (numbers, dicts, long strings, bytes …)."""
+
+
+class _Mark:
+    pass
+
+
+OPAQUE, MARK = _Opaque(), _Mark()
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.bytes_left = MAX_PICKLE_BYTES
+        self.opcodes_left = MAX_OPCODES
+
+
+class _Stream:
+    """A buffered file object over a ByteSource for genops: bounded lines, a byte budget, and skipping."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, src: ByteSource, budget: _Budget):
+        self.src, self.budget, self.pos = src, budget, 0
+        self.buf, self.buf_at = b"", 0
+        self.over_budget = False
+
+    def _ensure(self, n: int) -> tuple[int, int]:
+        """Makes the buffer hold min(n, what is left) bytes from pos; returns (offset in buffer, n)."""
+        n = max(0, min(n, self.src.size - self.pos))
+        off = self.pos - self.buf_at
+        if off < 0 or off + n > len(self.buf):
+            self.buf_at, off = self.pos, 0
+            self.buf = self.src.read(self.pos, min(max(n, self.CHUNK), self.src.size - self.pos))
+        return off, n
+
+    def _take(self, n: int) -> bytes:
+        if n > self.budget.bytes_left:
+            n, self.over_budget = self.budget.bytes_left, True
+        if n > self.CHUNK:  # one long string: read it directly, keep the buffer
+            n = max(0, min(n, self.src.size - self.pos))
+            data = self.src.read(self.pos, n)
+        else:
+            off, n = self._ensure(n)
+            data = self.buf[off: off + n]
+        self.pos += len(data)
+        self.budget.bytes_left -= len(data)
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        off = self.pos - self.buf_at
+        if 0 <= n <= self.budget.bytes_left and 0 <= off and off + n <= len(self.buf):  # the common case
+            self.pos += n
+            self.budget.bytes_left -= n
+            return self.buf[off: off + n]
+        return self._take(self.src.size - self.pos if n is None or n < 0 else n)
+
+    def readline(self, limit: int = -1) -> bytes:
+        off, n = self._ensure(MAX_LINE)
+        end = self.buf.find(b"\n", off, off + n)
+        return self._take(end + 1 - off if end >= 0 else n)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def at_end(self) -> bool:
+        return self.pos >= self.src.size
+
+
+class _Report:
+    """Collects findings with linear de-duplication and a cap on how many are kept."""
+
+    def __init__(self, out: PickleScan, where: str):
+        self.out, self.where = out, where
+        self.seen: set[str] = set()
+
+    def imported(self, g: _Global) -> None:
+        ref = f"{g.module[:200]} {g.name[:200]}"
+        if ref in self.seen:
+            return
+        self.seen.add(ref)
+        if len(self.out.imports) < MAX_REPORTED:
+            self.out.imports.append(ref)
+        if not is_safe(g.module, g.name) and len(self.out.unsafe) < MAX_REPORTED:
+            self.out.unsafe.append(ref)
+
+    def unresolved(self, reason: str, pos: int) -> None:
+        key = "u:" + reason
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        if len(self.out.unresolved) < MAX_REPORTED:
+            self.out.unresolved.append(f"{self.where}{reason} (at byte {pos})")
+
+    def fail(self, reason: str) -> None:
+        if self.out.error is None:
+            self.out.error = f"{self.where}{reason}"
+
+
+def _global(module: str, name: str, proto: int) -> _Global:
+    """The global the unpickler would look up: protocol < 3 maps Python 2 names (fix_imports)."""
+    if proto < 3:
+        if (module, name) in NAME_MAPPING:
+            module, name = NAME_MAPPING[(module, name)]
+        elif module in IMPORT_MAPPING:
+            module = IMPORT_MAPPING[module]
+    return _Global(module, name)
+
+
+def _keep(value):
+    if isinstance(value, str):
+        return value if len(value) <= MAX_KEPT_STRING else OPAQUE
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value.bit_length() <= 128 else OPAQUE
+    return OPAQUE
+
+
+def _generic_effect(op: pickletools.OpcodeInfo) -> tuple[bool, int, int]:
+    """(pops to a mark?, items popped below it, items pushed): what pickletools says an opcode does."""
+    before = list(op.stack_before)
+    mark = pickletools.markobject in before
+    if mark:
+        before = before[: before.index(pickletools.markobject)]
+    return mark, len(before), len(op.stack_after)
+
+
+_GENERIC = {op.name: _generic_effect(op) for op in pickletools.opcodes}
+
+
+class _Unpickler:
+    """One pickle: simulates the stack machine of pickle._Unpickler over genops' decoded opcodes.
+
+    Only what decides which callables run is modelled exactly (strings, globals, calls, memo, marks, the
+    tuples and lists of torch's persistent ids and storage keys); other values are opaque placeholders.
+    """
+
+    def __init__(self, report: _Report, budget: _Budget):
+        self.report, self.budget = report, budget
+        self.stack: list = []
+        self.metastack: list[list] = []
+        self.memo: dict[int, object] = {}
+        self.proto = 0
+        self.storages: dict[str, str] = {}  # legacy persistent ids: storage key -> storage type name
+        self.result: object = None
+        self.pos = 0
+        self.done = False
+
+    def push(self, value) -> None:
+        self.stack.append(value)
+
+    def pop_mark(self) -> list:
+        items = self.stack
+        self.stack = self.metastack.pop()
+        return items
+
+    def pop(self, n: int = 1) -> list:
+        if n > len(self.stack):
+            raise IndexError("stack underflow")
+        items = self.stack[len(self.stack) - n:]
+        del self.stack[len(self.stack) - n:]
+        return items
+
+    def call(self, target, how: str) -> _Made:
+        if isinstance(target, _Global):
+            return _Made(target)
+        self.report.unresolved(f"{how} calls a value built while loading, not a named global", self.pos)
+        return _Made(None)
+
+    def run(self, stream: _Stream) -> None:
+        """Raises ValueError / IndexError / KeyError on a stream the real unpickler would also reject."""
+        handlers, generic, budget, counted = self.HANDLERS, _GENERIC, self.budget, 0
+        try:
+            for op, arg, pos in pickletools.genops(stream):
+                counted += 1
+                if counted > budget.opcodes_left:
+                    raise _BudgetExceeded(f"more than {MAX_OPCODES} opcodes")
+                self.pos = pos or 0
+                handler = handlers.get(op.name)
+                if handler is not None:
+                    handler(self, arg)
+                else:
+                    mark, below, after = generic[op.name]
+                    if mark:
+                        self.pop_mark()
+                    if below:
+                        self.pop(below)
+                    self.stack.extend([OPAQUE] * after)
+                if self.done:
+                    return
+        finally:
+            budget.opcodes_left -= counted
+            self.report.out.opcodes += counted
+        raise ValueError("pickle ends without STOP")
+
+    # -- opcode handlers: one per family --------------------------------------------------------------------------
+    def _proto(self, arg) -> None:
+        self.proto = arg
+
+    def _nothing(self, arg) -> None:
+        pass
+
+    def _stop(self, arg) -> None:
+        self.result, self.done = self.pop()[0], True
+
+    def _value(self, arg) -> None:
+        self.stack.append(_keep(arg))
+
+    def _mark(self, arg) -> None:
+        self.metastack.append(self.stack)
+        self.stack = []
+
+    def _pop(self, arg) -> None:
+        if self.stack:
+            self.stack.pop()
+        else:
+            self.pop_mark()
+
+    def _pop_mark(self, arg) -> None:
+        self.pop_mark()
+
+    def _dup(self, arg) -> None:
+        self.stack.append(self.stack[-1])
+
+    def _put(self, arg) -> None:  # the memo holds the very value, so a later GET brings back what was stored
+        self.memo[int(arg)] = self.stack[-1]
+
+    def _memoize(self, arg) -> None:
+        self.memo[len(self.memo)] = self.stack[-1]
+
+    def _get(self, arg) -> None:
+        self.stack.append(self.memo[int(arg)])
+
+    def _empty_list(self, arg) -> None:
+        self.stack.append([])
+
+    def _list(self, arg) -> None:
+        items = self.pop_mark()  # before naming self.stack: popping the mark replaces it
+        self.stack.append(items)
+
+    def _append(self, arg) -> None:
+        value = self.pop()[0]
+        if isinstance(self.stack[-1], list):
+            self.stack[-1].append(value)
+
+    def _appends(self, arg) -> None:
+        items = self.pop_mark()
+        if isinstance(self.stack[-1], list):
+            self.stack[-1].extend(items)
+
+    def _empty_tuple(self, arg) -> None:
+        self.stack.append(())
+
+    def _tuple(self, arg) -> None:
+        items = tuple(self.pop_mark())
+        self.stack.append(items)
+
+    def _tuple1(self, arg) -> None:
+        self.stack.append(tuple(self.pop(1)))
+
+    def _tuple2(self, arg) -> None:
+        self.stack.append(tuple(self.pop(2)))
+
+    def _tuple3(self, arg) -> None:
+        self.stack.append(tuple(self.pop(3)))
+
+    def _setitem(self, arg) -> None:  # the dict (or object) below stays where it was
+        self.pop(2)
+        if not self.stack:
+            raise IndexError("SETITEM without a dict")
+
+    def _setitems(self, arg) -> None:
+        self.pop_mark()
+        if not self.stack:
+            raise IndexError("SETITEMS without a container")
+
+    def _global(self, arg) -> None:
+        module, _, attr = str(arg).partition(" ")
+        g = _global(module, attr, self.proto)
+        self.report.imported(g)
+        self.stack.append(g)
+
+    def _inst(self, arg) -> None:
+        module, _, attr = str(arg).partition(" ")
+        g = _global(module, attr, self.proto)
+        self.report.imported(g)
+        self.pop_mark()
+        self.stack.append(_Made(g))
+
+    def _stack_global(self, arg) -> None:
+        attr, module = self.pop()[0], self.pop()[0]
+        if isinstance(module, str) and isinstance(attr, str):
+            g = _global(module, attr, 4)
+            self.report.imported(g)
+            self.stack.append(g)
+        else:
+            self.report.unresolved("STACK_GLOBAL on a module or name that is not a plain string", self.pos)
+            self.stack.append(_Made(None))
+
+    def _reduce(self, arg) -> None:
+        self.pop()
+        self.stack[-1] = self.call(self.stack[-1], "REDUCE")
+
+    def _newobj(self, arg) -> None:
+        self.pop()
+        self.stack.append(self.call(self.pop()[0], "NEWOBJ"))
+
+    def _newobj_ex(self, arg) -> None:
+        self.pop(2)
+        self.stack.append(self.call(self.pop()[0], "NEWOBJ_EX"))
+
+    def _obj(self, arg) -> None:
+        items = self.pop_mark()
+        if not items:
+            raise IndexError("OBJ without a class")
+        self.stack.append(self.call(items[0], "OBJ"))
+
+    def _build(self, arg) -> None:
+        self.pop()
+        target = self.stack[-1]
+        if isinstance(target, _Global):  # would set attributes of a class or function: patching code
+            self.report.unresolved(f"BUILD sets attributes of the global {target.module}.{target.name}", self.pos)
+
+    def _ext(self, arg) -> None:
+        self.report.unresolved(f"extension code {arg} fetches a callable from the copyreg registry", self.pos)
+        self.stack.append(_Made(None))
+
+    def _persid(self, arg) -> None:
+        self.stack.append(self.persistent(arg))
+
+    def _binpersid(self, arg) -> None:
+        self.stack.append(self.persistent(self.pop()[0]))
+
+    def persistent(self, pid):
+        """What torch's persistent_load returns: a storage for ('storage', <type>, key, location, numel[, view])
+        (each key's type is remembered to skip legacy storages), the class itself for ('module', <class>, …)."""
+        if isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage" and isinstance(pid[2], str):
+            kind = pid[1]
+            if isinstance(kind, _Global) and kind.name.endswith("Storage"):
+                self.storages[pid[2]] = kind.name[: -len("Storage")]
+        elif isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module" and isinstance(pid[1], _Global):
+            return pid[1]
+        return OPAQUE
+
+    HANDLERS = {
+        "PROTO": _proto, "FRAME": _nothing, "STOP": _stop, "MARK": _mark, "POP": _pop, "POP_MARK": _pop_mark,
+        "DUP": _dup, "PUT": _put, "BINPUT": _put, "LONG_BINPUT": _put, "MEMOIZE": _memoize,
+        "GET": _get, "BINGET": _get, "LONG_BINGET": _get,
+        "EMPTY_LIST": _empty_list, "LIST": _list, "APPEND": _append, "APPENDS": _appends,
+        "EMPTY_TUPLE": _empty_tuple, "TUPLE": _tuple, "TUPLE1": _tuple1, "TUPLE2": _tuple2, "TUPLE3": _tuple3,
+        "SETITEM": _setitem, "SETITEMS": _setitems, "ADDITEMS": _setitems,
+        "GLOBAL": _global, "INST": _inst, "STACK_GLOBAL": _stack_global,
+        "REDUCE": _reduce, "NEWOBJ": _newobj, "NEWOBJ_EX": _newobj_ex, "OBJ": _obj, "BUILD": _build,
+        "EXT1": _ext, "EXT2": _ext, "EXT4": _ext, "PERSID": _persid, "BINPERSID": _binpersid,
+        **dict.fromkeys(("STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
+                         "BINUNICODE8", "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"), _value),
+    }
+
+
+class _BudgetExceeded(Exception):
+    pass
+
+
+# -- files ----------------------------------------------------------------------------------------------------------
+def _legacy_storages(stream: _Stream, keys: list, types: dict[str, str]) -> str | None:
+    """Skips the raw storages torch's legacy format writes after its pickles; returns why it could not."""
+    for key in keys:
+        kind = types.get(key) if isinstance(key, str) else None
+        if kind not in _ELEMENT_SIZE:
+            return f"legacy torch storage {str(key)[:40]!r} has no known element type"
+        if stream.src.size - stream.pos < 8:
+            return "legacy torch storages are truncated"
+        (count,) = struct.unpack("<q", stream.src.read(stream.pos, 8))
+        size = count * _ELEMENT_SIZE[kind]
+        if count < 0 or stream.pos + 8 + size > stream.src.size:
+            return f"legacy torch storage {key!r} claims {count} elements beyond the end of the file"
+        stream.pos += 8 + size
+    return None
+
+
+def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str) -> None:
+    """Every pickle in `src`, back to back until the end of the file."""
+    stream = _Stream(src, budget)
+    report = _Report(out, where)
+    results: list = []
+    storages: dict[str, str] = {}
+    if src.size == 0:
+        report.fail("empty file")
+        return
+    while not stream.at_end():
+        if len(results) >= MAX_PICKLES:
+            report.fail(f"more than {MAX_PICKLES} pickles in one file")
+            return
+        start = stream.pos
+        unpickler = _Unpickler(report, budget)
+        try:
+            unpickler.run(stream)
+        except _BudgetExceeded as exc:
+            report.fail(f"analysis stopped: {exc}")
+            return
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError, struct.error) as exc:
+            if stream.over_budget:
+                report.fail(f"analysis stopped: more than {MAX_PICKLE_BYTES} bytes of pickle data")
+            elif results:
+                report.fail(f"{src.size - start} bytes after pickle {len(results)} are not a pickle "
+                            f"({_short(exc)})")
+            else:
+                report.fail(f"not a complete pickle: {_short(exc)}")
+            return
+        finally:
+            out.pickles += 1
+        results.append(unpickler.result)
+        storages.update(unpickler.storages)
+        # torch legacy format: magic, protocol, sys info, the object tree, storage keys, then raw storages
+        if len(results) == 5 and results[0] == _LEGACY_MAGIC and isinstance(results[4], list):
+            problem = _legacy_storages(stream, results[4], storages)
+            if problem:
+                report.fail(problem)
+                return
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:120] or type(exc).__name__
+
+
+def _central_directory_size(src: ByteSource) -> int | None:
+    """Size the zip's central directory claims, read from its end records (zipfile has no limit of its own)."""
+    tail_len = min(src.size, 22 + 65535)
+    tail = src.read(src.size - tail_len, tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return None
+    entries, size = struct.unpack("<HI", tail[at + 10: at + 16])
+    if size != 0xFFFFFFFF and entries != 0xFFFF:
+        return size
+    loc = at - 20  # zip64 end-of-central-directory locator, then the record it points to
+    if loc < 0 or tail[loc: loc + 4] != b"PK\x06\x07":
+        return None
+    (record,) = struct.unpack("<Q", tail[loc + 8: loc + 16])
+    if record + 56 > src.size:
+        return None
+    head = src.read(record, 56)
+    return struct.unpack("<Q", head[40:48])[0] if head[:4] == b"PK\x06\x06" else None
+
+
+_ARCHIVE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".zip", ".tar")
+
+
+def _scan_zip(src: ByteSource, out: PickleScan, budget: _Budget, where: str, depth: int) -> None:
+    report = _Report(out, where)
+    cd = _central_directory_size(src)
+    if cd is not None and cd > MAX_CENTRAL_DIRECTORY:
+        report.fail(f"zip directory of {cd} bytes is beyond the {MAX_CENTRAL_DIRECTORY}-byte budget")
+        return
+    try:
+        with zipfile.ZipFile(_ZipReader(src)) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_MEMBERS:
+                report.fail(f"zip with {len(infos)} entries is beyond the {MAX_MEMBERS}-entry budget")
+                return
+            for info in infos:
+                lower = info.filename.lower()
+                if info.is_dir() or not lower.endswith(_ARCHIVE_SUFFIXES):
+                    continue
+                member = _printable(info.filename)
+                if info.file_size > budget.bytes_left:
+                    report.fail(f"{member} ({info.file_size} bytes) is beyond the remaining analysis budget")
+                    return
+                with zf.open(info) as fh:
+                    data = fh.read(budget.bytes_left + 1)
+                if len(data) > budget.bytes_left:  # the directory understated the size (a bomb)
+                    report.fail(f"{member} decompresses beyond the analysis budget")
+                    return
+                if not lower.endswith((".pkl", ".pickle")) and not data.startswith((b"PK\x03\x04", b"\x80")):
+                    continue  # raw data under an archive-like name, never loaded as a pickle
+                _scan_any(BytesByteSource(data, member), out, budget, f"{where}{member}: ", depth + 1)
+                if out.error:
+                    return
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, ValueError,
+            EOFError, zlib.error, lzma.LZMAError) as exc:
+        report.fail(f"not a readable zip archive: {_short(exc)}")
+
+
+def _printable(name: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in name)[:200]
+
+
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"\x78\x01", "zlib"), (b"\x78\x5e", "zlib"), (b"\x78\x9c", "zlib"),
+               (b"\x78\xda", "zlib"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+
+
+def _decompress(src: ByteSource, kind: str, limit: int) -> bytes | None:
+    """joblib's compressed pickles, decompressed to at most `limit` + 1 bytes (None: not that format)."""
+    d = {"gzip": lambda: zlib.decompressobj(31), "zlib": zlib.decompressobj,
+         "bz2": bz2.BZ2Decompressor, "xz": lzma.LZMADecompressor}[kind]()
+    out, pos = bytearray(), 0
+    try:
+        while pos < src.size and len(out) <= limit:
+            chunk = src.read(pos, min(1 << 20, src.size - pos))
+            pos += len(chunk)
+            if kind in ("gzip", "zlib"):
+                out += d.decompress(chunk, limit + 1 - len(out))
+            else:
+                out += d.decompress(chunk, max_length=limit + 1 - len(out))
+            if getattr(d, "eof", False):
+                break
+    except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError):
+        return None
+    return bytes(out)
+
+
+def _scan_any(src: ByteSource, out: PickleScan, budget: _Budget, where: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        _Report(out, where).fail(f"archives nested more than {MAX_DEPTH} deep")
+        return
+    head = src.read(0, min(8, src.size))
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        _scan_zip(src, out, budget, where, depth)
+        return
+    for magic, kind in _COMPRESSED:
+        if head.startswith(magic):
+            data = _decompress(src, kind, budget.bytes_left)
+            if data is not None:
+                if len(data) > budget.bytes_left:
+                    _Report(out, where).fail(f"{kind} stream decompresses beyond the analysis budget")
+                    return
+                budget.bytes_left -= min(len(data), src.size)  # the compressed bytes read count too
+                _scan_any(BytesByteSource(data, src.name), out, budget, f"{where}({kind}) ", depth + 1)
+                return
+    _scan_pickles(src, out, budget, where)
+
+
+def scan_pickle(src: ByteSource) -> PickleScan:
+    """Analyse a pickle file, a torch zip or legacy checkpoint, or a compressed joblib file. Never loads it."""
+    out = PickleScan()
+    _scan_any(src, out, _Budget(), "", 0)
+    return out
+
+
+class _ZipReader(io.RawIOBase):
     """A seekable file object over a ByteSource, so zipfile can read a torch checkpoint's directory in place."""
 
     def __init__(self, src: ByteSource):
@@ -39,62 +670,3 @@ class _Reader(io.RawIOBase):
         b[: len(data)] = data
         self.pos += len(data)
         return len(data)
-
-
-@dataclass
-class PickleScan:
-    imports: list[str] = field(default_factory=list)
-    unsafe: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-def _is_safe(ref: str) -> bool:
-    module, _, name = ref.partition(" ")
-    if module in ("builtins", "__builtin__"):
-        return name in SAFE_BUILTINS
-    return module.split(".")[0] in SAFE_MODULE_PREFIXES
-
-
-def _scan_stream(data: bytes, out: PickleScan) -> None:
-    strings: list[str] = []
-    try:
-        for op, arg, _ in pickletools.genops(io.BytesIO(data)):
-            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                strings.append(str(arg))
-            elif op.name in ("GLOBAL", "INST"):
-                out.imports.append(str(arg))
-            elif op.name == "STACK_GLOBAL":
-                if len(strings) >= 2:
-                    out.imports.append(f"{strings[-2]} {strings[-1]}")
-                else:
-                    out.imports.append("<dynamic> <dynamic>")
-            elif op.name == "STOP":
-                break
-    except Exception as exc:  # malformed opcode streams are evidence too, never fatal
-        out.error = f"pickle stream could not be fully parsed: {str(exc)[:100]}"
-
-
-def scan_pickle(src: ByteSource) -> PickleScan:
-    out = PickleScan()
-    head = src.read(0, min(4, src.size))
-    if head.startswith(b"PK\x03\x04"):
-        try:
-            with zipfile.ZipFile(_Reader(src)) as zf:
-                for info in zf.infolist():
-                    if info.filename.endswith(".pkl"):
-                        if info.file_size > MAX_PICKLE_BYTES:
-                            out.error = f"{info.filename} is {info.file_size} bytes; not scanned"
-                            continue
-                        with zf.open(info) as fh:
-                            _scan_stream(fh.read(MAX_PICKLE_BYTES), out)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            out.error = f"not a readable zip archive: {str(exc)[:100]}"
-    else:
-        _scan_stream(src.read(0, min(src.size, MAX_PICKLE_BYTES)), out)
-    seen = []
-    for ref in out.imports:
-        if ref not in seen:
-            seen.append(ref)
-    out.imports = seen
-    out.unsafe = [r for r in seen if not _is_safe(r)]
-    return out
