@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from scanner.checks.engine import Context, check
-from scanner.evidence.pickles import scan_pickle
+from scanner.evidence.pickles import PickleScan, scan_pickle
+from scanner.evidence.unsafe_formats import FormatScan, scanner_for
 from scanner.sources.interface import PICKLE_SUFFIXES
 
 
@@ -24,15 +25,51 @@ def pickle_weights(ctx: Context):
         except OSError as exc:
             yield ctx.finding("source.unverifiable", f"{f.path}: could not inspect ({exc})", path=f.path)
             continue
-        if scan.dangerous:
-            named = ", ".join(u.replace(" ", ".") for u in scan.unsafe[:5])
-            what = (f"would import {named} when loaded" if named else
-                    f"would call what the analysis cannot name when loaded: {scan.unresolved[0]}")
-            yield ctx.finding("security.pickle_unsafe_import", f"{f.path} {what}", path=f.path,
-                              imports=scan.unsafe, unresolved=scan.unresolved)
-        if scan.error:
-            yield ctx.finding("security.pickle_unverifiable", f"{f.path} could not be fully analysed, so it cannot "
-                              f"be shown safe to load: {scan.error}", path=f.path)
+        yield from _pickle_findings(ctx, f.path, scan)
+
+
+def _pickle_findings(ctx: Context, path: str, scan: PickleScan, how: str = "when loaded"):
+    if scan.dangerous:
+        named = ", ".join(u.replace(" ", ".") for u in scan.unsafe[:5])
+        what = (f"would import {named} {how}" if named else
+                f"would call what the analysis cannot name {how}: {scan.unresolved[0]}")
+        yield ctx.finding("security.pickle_unsafe_import", f"{path} {what}", path=path,
+                          imports=scan.unsafe, unresolved=scan.unresolved)
+    if scan.error:
+        yield ctx.finding("security.pickle_unverifiable", f"{path} could not be fully analysed, so it cannot "
+                          f"be shown safe to load: {scan.error}", path=path)
+
+
+@check
+def unsafe_formats(ctx: Context):
+    """numpy object arrays, Keras Lambda layers and foreign modules, ONNX external data outside the repo."""
+    for f in ctx.snap.weight_files():
+        scanner = scanner_for(f.path)
+        if scanner is None or f.lfs_pointer:
+            continue
+        try:
+            src = ctx.snap.open(f.path)
+            try:
+                scan: FormatScan = scanner(src, f.path)
+            finally:
+                src.close()
+        except OSError as exc:
+            yield ctx.finding("source.unverifiable", f"{f.path}: could not inspect ({exc})", path=f.path)
+            continue
+        if scan.objects:
+            yield ctx.finding("security.numpy_object_array", f"{f.path} holds object arrays "
+                              f"({', '.join(scan.objects[:5])}) that numpy only loads with allow_pickle=True, "
+                              "which unpickles them", path=f.path, arrays=scan.objects)
+        if scan.pickle is not None:
+            yield from _pickle_findings(ctx, f.path, scan.pickle, "when loaded with allow_pickle=True")
+        if scan.code:
+            yield ctx.finding("security.keras_code", f"{f.path} would run or import code when loaded: "
+                              f"{'; '.join(scan.code[:5])}", path=f.path, code=scan.code)
+        if scan.escapes:
+            yield ctx.finding("security.onnx_external_data", f"{f.path} reads external data from outside the "
+                              f"repo: {'; '.join(scan.escapes[:5])}", path=f.path, locations=scan.escapes)
+        if scan.unverifiable:
+            yield ctx.finding("source.unverifiable", f"{f.path}: {scan.unverifiable}", path=f.path)
 
 
 @check

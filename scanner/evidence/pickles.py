@@ -511,9 +511,9 @@ def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str)
                 report.fail(f"analysis stopped: more than {MAX_PICKLE_BYTES} bytes of pickle data")
             elif results:
                 report.fail(f"{src.size - start} bytes after pickle {len(results)} are not a pickle "
-                            f"({_short(exc)})")
+                            f"({describe(exc)})")
             else:
-                report.fail(f"not a complete pickle: {_short(exc)}")
+                report.fail(f"not a complete pickle: {describe(exc)}")
             return
         finally:
             out.pickles += 1
@@ -527,7 +527,7 @@ def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str)
                 return
 
 
-def _short(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:120] or type(exc).__name__
 
 
@@ -554,23 +554,31 @@ def _central_directory_size(src: ByteSource) -> int | None:
 _ARCHIVE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".zip", ".tar")
 
 
-def _scan_zip(src: ByteSource, out: PickleScan, budget: _Budget, where: str, depth: int) -> None:
-    report = _Report(out, where)
+def open_zip(src: ByteSource) -> zipfile.ZipFile:
+    """A zip archive read in place, refused (ValueError) when its directory is beyond the budgets."""
     cd = _central_directory_size(src)
     if cd is not None and cd > MAX_CENTRAL_DIRECTORY:
-        report.fail(f"zip directory of {cd} bytes is beyond the {MAX_CENTRAL_DIRECTORY}-byte budget")
-        return
+        raise ValueError(f"zip directory of {cd} bytes is beyond the {MAX_CENTRAL_DIRECTORY}-byte budget")
+    zf = zipfile.ZipFile(SourceFile(src))
+    if len(zf.infolist()) > MAX_MEMBERS:
+        zf.close()
+        raise ValueError(f"zip with more than {MAX_MEMBERS} entries is beyond the budget")
+    return zf
+
+
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, ValueError,
+              EOFError, zlib.error, lzma.LZMAError)
+
+
+def _scan_zip(src: ByteSource, out: PickleScan, budget: _Budget, where: str, depth: int) -> None:
+    report = _Report(out, where)
     try:
-        with zipfile.ZipFile(_ZipReader(src)) as zf:
-            infos = zf.infolist()
-            if len(infos) > MAX_MEMBERS:
-                report.fail(f"zip with {len(infos)} entries is beyond the {MAX_MEMBERS}-entry budget")
-                return
-            for info in infos:
+        with open_zip(src) as zf:
+            for info in zf.infolist():
                 lower = info.filename.lower()
                 if info.is_dir() or not lower.endswith(_ARCHIVE_SUFFIXES):
                     continue
-                member = _printable(info.filename)
+                member = printable(info.filename)
                 if info.file_size > budget.bytes_left:
                     report.fail(f"{member} ({info.file_size} bytes) is beyond the remaining analysis budget")
                     return
@@ -584,12 +592,11 @@ def _scan_zip(src: ByteSource, out: PickleScan, budget: _Budget, where: str, dep
                 _scan_any(BytesByteSource(data, member), out, budget, f"{where}{member}: ", depth + 1)
                 if out.error:
                     return
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, ValueError,
-            EOFError, zlib.error, lzma.LZMAError) as exc:
-        report.fail(f"not a readable zip archive: {_short(exc)}")
+    except ZIP_ERRORS as exc:
+        report.fail(f"not a readable zip archive: {describe(exc)}")
 
 
-def _printable(name: str) -> str:
+def printable(name: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in name)[:200]
 
 
@@ -645,8 +652,8 @@ def scan_pickle(src: ByteSource) -> PickleScan:
     return out
 
 
-class _ZipReader(io.RawIOBase):
-    """A seekable file object over a ByteSource, so zipfile can read a torch checkpoint's directory in place."""
+class SourceFile(io.RawIOBase):
+    """A seekable file object over a ByteSource, so zipfile (or numpy, h5py) can read it in place."""
 
     def __init__(self, src: ByteSource):
         self.src, self.pos = src, 0
