@@ -96,9 +96,53 @@ class TensorInfo:
         return DTYPES[self.dtype][1] is not None
 
 
+HEADER_RECORD = "safetensors-header-v1-"  # cache key prefix; bump when what is recorded changes
+
+
 def parse_header(src: ByteSource, file: str | None = None) -> tuple[list[TensorInfo], dict[str, str]]:
-    """Validate and parse the header. Reads 8 + N bytes."""
+    """Validate and parse the header. Reads 8 + N bytes, or nothing when a header with the same content hash was
+    parsed before (the source knows its sha256 and has a cache): a re-scan of unchanged weights reads none."""
     file = file or src.name
+    key = HEADER_RECORD + src.sha256 if src.sha256 and src.cache is not None else None
+    if key is not None:
+        record = src.cache.get_json(key)
+        if isinstance(record, dict):
+            try:
+                return _from_record(record, file)
+            except SafetensorsError:
+                raise  # the recorded verdict on this content: malformed
+            except (KeyError, TypeError, ValueError):
+                pass  # an unreadable record is parsed again and overwritten
+    try:
+        tensors, metadata = _parse_header(src, file)
+    except SafetensorsError as exc:
+        _remember(src, key, {"error": str(exc).removeprefix(f"{file}: ")})
+        raise
+    _remember(src, key, {"tensors": [[t.name, t.dtype, list(t.shape), t.start, t.end] for t in tensors],
+                         "metadata": metadata})
+    return tensors, metadata
+
+
+def _remember(src: ByteSource, key: str | None, record: dict) -> None:
+    if key is not None:
+        try:
+            src.cache.put_json(key, record)
+        except OSError:
+            pass  # a cache that cannot be written costs a re-read next time, nothing else
+
+
+def _from_record(record: dict, file: str) -> tuple[list[TensorInfo], dict[str, str]]:
+    if "error" in record:
+        raise SafetensorsError(f"{file}: {record['error']}")
+    tensors = []
+    for name, dtype, shape, start, end in record["tensors"]:
+        if dtype not in DTYPES or not all(isinstance(x, int) for x in (*shape, start, end)):
+            raise ValueError("not a header record")
+        tensors.append(TensorInfo(str(name), dtype, tuple(shape), start, end, file))
+    return tensors, {str(k): str(v) for k, v in record["metadata"].items()}
+
+
+def _parse_header(src: ByteSource, file: str) -> tuple[list[TensorInfo], dict[str, str]]:
     if src.size < 8:
         raise SafetensorsError(f"{file}: {src.size} bytes, too short for a safetensors header")
     n = int.from_bytes(src.read(0, 8), "little")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import threading
 from abc import ABC, abstractmethod
+from typing import Any
 
 
 class ByteSource(ABC):
@@ -14,6 +15,10 @@ class ByteSource(ABC):
         self.size = size
         self.bytes_read = 0
         self._lock = threading.Lock()
+        # The content's sha256 when the source knew it for free, and the cache where facts derived from that
+        # content (a parsed safetensors header) are kept: set by Snapshot.open, None when unknown.
+        self.sha256: str | None = None
+        self.cache: Any = None
 
     def read(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:

@@ -69,7 +69,14 @@ class Snapshot:
     def open(self, path: str) -> ByteSource:
         if self.opener is None:
             raise OSError(f"{self.target}: weights of {path} cannot be read from this source")
-        return self.opener(path)
+        src = self.opener(path)
+        entry = self.files.get(path)
+        if entry is not None and entry.sha256 and not entry.lfs_pointer:
+            from scanner.sources.cache import default_cache
+
+            # Facts about this content (its safetensors header) are then read once, whichever repo holds it.
+            src.sha256, src.cache = entry.sha256, default_cache()
+        return src
 
     def weight_files(self) -> list[RepoFile]:
         return [f for p, f in sorted(self.files.items()) if is_weight_file(p)]

@@ -8,6 +8,7 @@ from pathlib import Path
 from scanner.errors import UsageError
 from scanner.findings import Severity
 from scanner.sources.bytesource import FileByteSource
+from scanner.sources.cache import Cache, resolve_cache
 from scanner.sources.interface import (
     MAX_TEXT_BYTES,
     SMALL_JSON_FILES,
@@ -50,11 +51,38 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _stat_key(path: Path, st: os.stat_result) -> str:
+    """Identity of one version of a file: any write changes its mtime and ctime (ctime cannot be set back)."""
+    ident = f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_dev}"
+    return "file-sha256-" + hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def sha256_file_cached(path: Path, cache: Cache | None) -> str:
+    """sha256 of a file, read whole only when this version of it (path, size, mtime, ctime, inode) was not hashed
+    before: re-scanning an unchanged multi-GB repo reads none of its weights."""
+    if cache is None:
+        return sha256_file(path)
+    before = path.stat()
+    key = _stat_key(path, before)
+    hit = cache.get_json(key)
+    if isinstance(hit, dict) and isinstance(hit.get("sha256"), str) and len(hit["sha256"]) == 64:
+        return hit["sha256"]
+    digest = sha256_file(path)
+    if _stat_key(path, path.stat()) == key:  # not written to while it was read
+        try:
+            cache.put_json(key, {"sha256": digest, "size": before.st_size})
+        except OSError:
+            pass
+    return digest
+
+
 class LocalSource:
-    def __init__(self, path: str, target: str | None = None, hash_weights: bool = True):
+    def __init__(self, path: str, target: str | None = None, hash_weights: bool = True,
+                 cache: Cache | None | bool = None):
         self.root = Path(path)
         self.target = target or path
         self.hash_weights = hash_weights
+        self.cache = resolve_cache(cache) if hash_weights else None
 
     def snapshot(self) -> Snapshot:
         root = self.root
@@ -122,7 +150,7 @@ class LocalSource:
                     return
             if is_weight_file(rel):
                 if self.hash_weights:
-                    entry.sha256 = sha256_file(full)
+                    entry.sha256 = sha256_file_cached(full, self.cache)
             elif rel in SMALL_JSON_FILES:
                 if size > json_limit(rel):
                     snap.problem("source.too_large", f"{rel} is {size} bytes, over the {json_limit(rel)}-byte limit; "

@@ -66,7 +66,7 @@ def open_source(target: str, *, token: str | None = None, cache: Any = None, has
     if kind == "local":
         from scanner.sources.local import LocalSource
 
-        return LocalSource(owner, target=target, hash_weights=hash_weights)  # type: ignore[arg-type]
+        return LocalSource(owner, target=target, hash_weights=hash_weights, cache=cache)  # type: ignore[arg-type]
     if kind.endswith("-org"):
         raise UsageError(f"{target}: names an organisation; use `originscan sweep {target}` or name one repo "
                          f"({kind[:-4]}:{owner}/NAME)")
