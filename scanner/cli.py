@@ -174,13 +174,103 @@ def index_add(
 
 @index_app.command("list")
 def index_list(index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite).")):
-    """List registered upstream models."""
+    """List registered upstream models, and what the last `index update` could not fingerprint."""
     idx = _open_index(index)
     models = idx.models()
     if not models:
-        typer.echo("no models registered (originscan index add TARGET)")
+        typer.echo("no models registered (originscan index add TARGET, or originscan index update)")
+    states = idx.states()
     for m in models:
-        typer.echo(f"{m.name}\t{m.license or '-'}\t{m.weight_bytes:,} bytes\t{m.target}\t{m.added}")
+        state = states.get(m.name)
+        kind = idx.kind(m.fingerprint)
+        note = f"\t{state.state}: {state.detail}" if state and state.state != "fingerprinted" else ""
+        typer.echo(f"{m.name}\t{m.license or '-'}\t{kind}\t{m.weight_bytes:,} bytes\t{m.target}\t{m.added}{note}")
+    for s in states.values():
+        if idx.model(s.id) is None:
+            typer.echo(f"{s.id}\t-\tmissing\t{s.state}: {s.detail}")
+
+
+def _upstream_list(upstreams: Optional[Path], family: Optional[str], targets: List[str]):
+    from scanner.knowledge import Upstream, knowledge_base, upstreams_from_file
+
+    listed = upstreams_from_file(upstreams) if upstreams else list(knowledge_base().upstreams.values())
+    if family:
+        listed = [u for u in listed if u.family.lower() == family.lower()]
+        if not listed:
+            raise UsageError(f"--family {family}: no upstream of that family in the knowledge base")
+    if not targets:
+        return listed
+    by_id = {i.lower(): u for u in listed for i in u.ids}
+    chosen = []
+    for t in targets:
+        repo_id = t[3:] if t.lower().startswith("hf:") else t
+        if "/" not in repo_id or "@" in repo_id:
+            raise UsageError(f"{t}: expected an upstream as hf:OWNER/NAME (its latest revision is fingerprinted)")
+        chosen.append(by_id.get(repo_id.lower()) or Upstream(repo_id, "", "unknown", {}))
+    return chosen
+
+
+@index_app.command("update")
+def index_update(
+    targets: Optional[List[str]] = typer.Argument(None, help="Upstreams (hf:OWNER/NAME); default: every one in "
+                                                             "the knowledge base."),
+    family: Optional[str] = typer.Option(None, "--family", help="Only the upstreams of this family (e.g. llama3.1)."),
+    upstreams: Optional[Path] = typer.Option(None, "--upstreams", envvar="ORIGINSCAN_UPSTREAMS",
+                                             help="A YAML upstream list (the knowledge base's schema) to use "
+                                                  "instead of the knowledge base (an organisation's own models)."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    workers: int = typer.Option(4, "--workers", min=1, max=16, help="Upstreams fetched at once."),
+):
+    """Fingerprint upstreams from the Hub: weight-file hashes, safetensors headers and a few token rows by range
+    reads (HF_TOKEN for gated ones, else a byte-identical mirror). Unchanged upstreams cost one revision check."""
+    from scanner.provenance.update import summary, update_index
+
+    chosen = _upstream_list(upstreams, family, targets or [])
+    idx = _open_index(index)
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
+    results = update_index(idx, chosen, token=token, workers=workers, log=typer.echo)
+    typer.echo(summary(results))
+    usable = ("fingerprinted", "unchanged", "hashes-only", "gated", "unreadable")
+    if results and not any(r.state in usable for r in results):
+        raise UsageError("index update: no upstream could be fetched (see the lines above)")
+
+
+@index_app.command("export")
+def index_export(
+    file: Path = typer.Argument(..., help="The pack to write."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+):
+    """Write every registered upstream to a fingerprint pack (see README: Fingerprint packs)."""
+    from scanner.provenance.pack import export_pack
+
+    s = export_pack(_open_index(index), file)
+    typer.echo(f"wrote {file}: {s.models} upstreams, {s.fingerprints} fingerprints, {s.bytes:,} bytes; "
+               f"manifest sha256 {s.sha256}")
+
+
+@index_app.command("import")
+def index_import(
+    file: Path = typer.Argument(..., help="A fingerprint pack (from index export)."),
+    sha256: Optional[str] = typer.Option(None, "--sha256", help="Refuse the pack unless its manifest has this "
+                                                               "sha256 (printed by index export)."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+):
+    """Add a fingerprint pack's upstreams to the index; a corrupted or tampered pack is refused whole."""
+    from scanner.provenance.pack import import_pack
+
+    s = import_pack(_open_index(index), file, expect_sha256=sha256)
+    typer.echo(f"imported {file}: {s.models} upstreams, {s.fingerprints} fingerprints; manifest sha256 {s.sha256}")
+
+
+@index_app.command("key")
+def index_key(
+    upstreams: Optional[Path] = typer.Option(None, "--upstreams", envvar="ORIGINSCAN_UPSTREAMS",
+                                             help="The upstream list `index update` would use."),
+):
+    """Print the cache key of an index: originscan's version and the knowledge base's hash."""
+    from scanner.provenance.update import cache_key
+
+    typer.echo(cache_key(upstreams))
 
 
 ci_app = typer.Typer(no_args_is_help=True, help="Run originscan inside CI (GitHub Actions).")
@@ -216,7 +306,7 @@ def ci_pull_request(
     from scanner.ci.github import run_pull_request, split_inputs, truthy
 
     token = os.environ.get("ORIGINSCAN_GITHUB_TOKEN") or os.environ.get("GITHUB_TOKEN") or None
-    idx = _open_index(index) if index else None
+    idx = _open_index(index) if (index or _default_index_exists()) else None  # ORIGINSCAN_INDEX names one
     rc = run_pull_request(str(event) if event else None, workspace, policy=policy or None, fail_on=fail_on or None,
                           formats=split_inputs(formats), comment=truthy(comment), sarif_path=sarif or None,
                           summary_path=summary or None, api_url=api_url or None, token=token, repo=repo or None,

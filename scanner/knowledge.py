@@ -289,6 +289,18 @@ def load_knowledge_base() -> KnowledgeBase:
     return KnowledgeBase(licenses, upstreams)
 
 
+def upstreams_from_file(path: str | Path) -> list[Upstream]:
+    """Upstream entries from a YAML file of the knowledge base's schema (e.g. an organisation's own models)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as exc:
+        raise KnowledgeBaseError(f"{path}: cannot be read as YAML ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("upstreams"), list):
+        raise KnowledgeBaseError(f"{path}: expected a top-level `upstreams:` list")
+    return [_upstream(_Entry(Path(path).name, "upstreams", i, raw)) for i, raw in enumerate(data["upstreams"])]
+
+
 @functools.cache
 def knowledge_base() -> KnowledgeBase:
     return load_knowledge_base()

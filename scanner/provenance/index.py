@@ -3,24 +3,32 @@
 Fingerprints are keyed by content (a hash of the weight files' sha256s), so a model registered twice, or under
 two names, is read once. A stored fingerprint is the same token rows and residual vectors a live comparison
 would read, so comparing a suspect against the index reads nothing of the upstream.
+
+Tables
+  models        name → fingerprint key, licence, target, revision (one row per registered name)
+  fingerprints  key → header facts (kind, hidden, vocab, shape_key) in columns, the sketch (small) and the rows
+                (`data`, see scanner.provenance.fingerprint) in blobs: a scan filters on the columns, screens
+                on the sketch and decodes `data` only for the few upstreams that survive, one at a time.
+  files         weight-file sha256 → fingerprint key: the exact-copy check is one indexed query.
+  upstreams     what the last `index update` found per upstream (revision, state, where the weights came from),
+                so an unchanged upstream costs one revision check and an unverifiable one is reported once.
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import io
-import json
 import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import platformdirs
 
-from scanner.provenance.model import LiveModel, ModelView, Structure, TokenMatrix, token_stream, token_window
+from scanner.provenance.fingerprint import Fingerprint, FingerprintPlan, Sketch, WeightFile, build, content_key_of
+from scanner.provenance.model import LiveModel, ModelView, Structure, TokenMatrix
 
-STORED_TOKENS = 1024  # first ids of the token stream kept per token matrix (the comparison needs at most 512)
+STORED_TOKENS = FingerprintPlan().stream_rows
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
   name TEXT PRIMARY KEY, license TEXT, target TEXT, revision TEXT,
@@ -29,7 +37,15 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS fingerprints (
   key TEXT PRIMARY KEY, data BLOB NOT NULL, created TEXT
 );
+CREATE TABLE IF NOT EXISTS files (
+  sha256 TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (sha256, key)
+);
+CREATE TABLE IF NOT EXISTS upstreams (
+  id TEXT PRIMARY KEY, revision TEXT, state TEXT NOT NULL, origin TEXT, detail TEXT, checked TEXT
+);
 """
+# Columns added to `fingerprints` by format 2 (older index files are migrated in place on open).
+FINGERPRINT_COLUMNS = {"kind": "TEXT", "hidden": "INTEGER", "vocab": "INTEGER", "shape_key": "TEXT", "sketch": "BLOB"}
 
 
 def default_index_path() -> Path:
@@ -38,58 +54,41 @@ def default_index_path() -> Path:
 
 
 def content_key(model: LiveModel) -> str:
-    h = hashlib.sha256()
-    if model.file_hashes:
-        for x in sorted(model.file_hashes):
-            h.update(x.encode())
-    else:  # no file hashes: the tensor table is the best identity we have without reading data
-        for name, t in sorted(model.tensors.items()):
-            h.update(f"{name}:{t.dtype}:{t.shape}:{t.nbytes}".encode())
-    return h.hexdigest()
+    return content_key_of(model.file_hashes, model.tensors)
 
 
 def build_fingerprint(model: LiveModel) -> bytes:
-    s = model.structure
-    arrays: dict[str, np.ndarray] = {}
-    meta = {"hidden": s.hidden, "matrices": [], "vectors": s.vectors, "file_hashes": sorted(model.file_hashes),
-            "weight_bytes": model.weight_bytes}
-    for i, m in enumerate(s.token_matrices):
-        # the sampled ids, plus the adjacent window used against suspects stored transposed
-        tokens = np.unique(np.concatenate([token_stream(m.vocab)[:STORED_TOKENS], token_window(m.vocab, 512)]))
-        arrays[f"rows{i}"] = model.token_rows(m, tokens.tolist()).astype(np.float16)
-        arrays[f"tokens{i}"] = tokens
-        meta["matrices"].append({"name": m.name, "vocab": m.vocab})
-    for i, name in enumerate(s.vectors):
-        arrays[f"vec{i}"] = model.vector(name).astype(np.float32)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    return buf.getvalue()
+    return build(model).to_bytes()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 class StoredModel(ModelView):
     """A registered upstream, served from its stored fingerprint: comparing against it reads no weights."""
 
-    def __init__(self, blob: bytes):
-        data = np.load(io.BytesIO(blob), allow_pickle=False)
-        meta = json.loads(bytes(data["meta"]).decode())
-        matrices = [TokenMatrix(m["name"], m["vocab"], False) for m in meta["matrices"]]
-        self.structure = Structure(meta["hidden"], matrices, meta["vectors"])
-        self.file_hashes = set(meta["file_hashes"])
+    def __init__(self, fp: Fingerprint | bytes):
+        fp = fp if isinstance(fp, Fingerprint) else Fingerprint.from_bytes(fp)
+        self.fingerprint = fp
+        matrices = [TokenMatrix(m.name, m.vocab, False) for m in fp.matrices]
+        self.structure = Structure(fp.hidden, matrices, list(fp.vectors))
+        self.file_hashes = fp.file_hashes
         self.problems = []
-        self._weight_bytes = int(meta.get("weight_bytes") or 0)
-        self._rows = {m.name: data[f"rows{i}"].astype(np.float32) for i, m in enumerate(matrices)}
-        self._pos = {m.name: {int(t): j for j, t in enumerate(data[f"tokens{i}"])} for i, m in enumerate(matrices)}
-        self._vectors = {n: data[f"vec{i}"] for i, n in enumerate(meta["vectors"])}
+        self._weight_bytes = fp.weight_bytes
+        # float16 as stored; a block is widened to float32 only when the comparison asks for it
+        self._rows = {m.name: m.rows for m in fp.matrices}
+        self._pos = {m.name: {int(t): j for j, t in enumerate(m.tokens)} for m in fp.matrices}
 
     def token_rows(self, matrix, tokens, dims=None):
-        block = self._rows[matrix.name][[self._pos[matrix.name][t] for t in tokens]]
+        block = self._rows[matrix.name][[self._pos[matrix.name][t] for t in tokens]].astype(np.float32)
         return block if dims is None else block[:, dims]
 
     def available_tokens(self, matrix) -> set[int]:
         return set(self._pos[matrix.name])
 
     def vector(self, name):
-        return self._vectors[name]
+        return self.fingerprint.vectors[name]
 
     @property
     def bytes_read(self) -> int:
@@ -111,34 +110,182 @@ class Registered:
     added: str
 
 
+@dataclass
+class Candidate:
+    """A registered upstream's header facts, read without decoding its fingerprint."""
+    reg: Registered
+    kind: str
+    hidden: int | None
+    vocab: int | None
+    shape_key: str
+
+
+@dataclass
+class UpstreamState:
+    """What the last `index update` found for one upstream."""
+    id: str
+    revision: str | None
+    state: str  # fingerprinted | hashes-only | unverifiable | not-found | unreachable
+    origin: str | None  # the repo the weights were read from (the upstream itself or a verified mirror)
+    detail: str
+    checked: str
+
+
 class Index:
     def __init__(self, path: str | os.PathLike[str] | None = None):
         self.path = Path(path) if path else default_index_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30)
         self.db.executescript(SCHEMA)
+        self._migrate()
 
     def close(self) -> None:
         self.db.close()
 
+    def _migrate(self) -> None:
+        """Format-1 index files get the header-fact columns, filled from their blobs once."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(fingerprints)")}
+        missing = {c: t for c, t in FINGERPRINT_COLUMNS.items() if c not in have}
+        if not missing:
+            return
+        with self.db:
+            for col, typ in missing.items():
+                self.db.execute(f"ALTER TABLE fingerprints ADD COLUMN {col} {typ}")
+            for key, data in self.db.execute("SELECT key, data FROM fingerprints").fetchall():
+                try:
+                    fp = Fingerprint.from_bytes(data)
+                except ValueError:
+                    continue  # left without facts: never a candidate, still listed
+                self._write_facts(key, fp)
+
+    def _write_facts(self, key: str, fp: Fingerprint) -> None:
+        self.db.execute("UPDATE fingerprints SET kind=?, hidden=?, vocab=?, shape_key=?, sketch=? WHERE key=?",
+                        (fp.kind, fp.hidden, fp.vocab, fp.shape_key,
+                         fp.sketch.to_bytes() if fp.sketch else None, key))
+        for h in fp.file_hashes:
+            self.db.execute("INSERT OR IGNORE INTO files(sha256, key) VALUES (?,?)", (h, key))
+
+    # -- writing -----------------------------------------------------------------------------------------------
     def add(self, name: str, model: LiveModel, license: str | None, target: str, revision: str | None) -> bool:
         """Register a model. Returns False when its fingerprint was already stored (nothing re-read)."""
         key = content_key(model)
-        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        new = self.db.execute("SELECT 1 FROM fingerprints WHERE key=?", (key,)).fetchone() is None
-        with self.db:
-            if new:
-                self.db.execute("INSERT INTO fingerprints(key, data, created) VALUES (?,?,?)",
-                                (key, build_fingerprint(model), now))
-            self.db.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?,?,?)",
-                            (name, license, target, revision, key, model.weight_bytes, now))
-        return new
+        if self.has_fingerprint(key):
+            self.register(name, key, license, target, revision, model.weight_bytes)
+            return False
+        self.put(name, build(model), license, target, revision, key=key)
+        return True
 
+    def has_fingerprint(self, key: str, kind: str | None = None) -> bool:
+        row = self.db.execute("SELECT kind FROM fingerprints WHERE key=?", (key,)).fetchone()
+        return row is not None and (kind is None or row[0] == kind)
+
+    def put(self, name: str, fp: Fingerprint, license: str | None, target: str, revision: str | None,
+            key: str | None = None, data: bytes | None = None) -> str:
+        """Store a fingerprint (a "rows" one replaces a "hashes" one of the same weights) and register `name`."""
+        with self.db:
+            return self._put(name, fp, license, target, revision, key, data)
+
+    def put_all(self, entries: list[tuple[str, Fingerprint, str | None, str, str | None, str, bytes | None]],
+                states: list[UpstreamState]) -> None:
+        """Many (name, fingerprint, license, target, revision, key, data) at once: all are written or none."""
+        with self.db:
+            for entry in entries:
+                self._put(*entry)
+            for state in states:
+                self._set_state(state)
+
+    def _put(self, name, fp, license, target, revision, key=None, data=None) -> str:
+        key = key or fp.key()
+        if not self.has_fingerprint(key) or (fp.kind == "rows" and not self.has_fingerprint(key, "rows")):
+            self.db.execute("INSERT OR REPLACE INTO fingerprints(key, data, created) VALUES (?,?,?)",
+                            (key, data if data is not None else fp.to_bytes(), _now()))
+            self._write_facts(key, fp)
+        self._register(name, key, license, target, revision, fp.weight_bytes)
+        return key
+
+    def register(self, name: str, key: str, license: str | None, target: str, revision: str | None,
+                 weight_bytes: int) -> None:
+        with self.db:
+            self._register(name, key, license, target, revision, weight_bytes)
+
+    def _register(self, name, key, license, target, revision, weight_bytes) -> None:
+        self.db.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?,?,?)",
+                        (name, license, target, revision, key, weight_bytes, _now()))
+
+    def set_state(self, state: UpstreamState) -> None:
+        with self.db:
+            self._set_state(state)
+
+    def _set_state(self, state: UpstreamState) -> None:
+        self.db.execute("INSERT OR REPLACE INTO upstreams VALUES (?,?,?,?,?,?)",
+                        (state.id, state.revision, state.state, state.origin, state.detail, state.checked))
+
+    # -- reading -----------------------------------------------------------------------------------------------
     def models(self) -> list[Registered]:
         rows = self.db.execute("SELECT name, license, target, revision, fingerprint, weight_bytes, added "
                                "FROM models ORDER BY name").fetchall()
         return [Registered(*r) for r in rows]
 
+    def model(self, name: str) -> Registered | None:
+        row = self.db.execute("SELECT name, license, target, revision, fingerprint, weight_bytes, added "
+                              "FROM models WHERE name=?", (name,)).fetchone()
+        return Registered(*row) if row else None
+
+    def states(self) -> dict[str, UpstreamState]:
+        return {r[0]: UpstreamState(*r) for r in self.db.execute("SELECT * FROM upstreams ORDER BY id")}
+
+    def candidates(self, exclude_target: str | None = None) -> list[Candidate]:
+        rows = self.db.execute(
+            "SELECT m.name, m.license, m.target, m.revision, m.fingerprint, m.weight_bytes, m.added, "
+            "f.kind, f.hidden, f.vocab, f.shape_key FROM models m JOIN fingerprints f ON f.key = m.fingerprint "
+            "ORDER BY m.name").fetchall()
+        return [Candidate(Registered(*r[:7]), r[7] or "", r[8], r[9], r[10] or "") for r in rows
+                if exclude_target is None or r[2] != exclude_target]
+
+    def exact(self, file_hashes: set[str], exclude_target: str | None = None) -> list[tuple[Registered, set[str]]]:
+        """Registered upstreams sharing a weight file (by sha256) with `file_hashes`: no fingerprint decoded."""
+        if not file_hashes:
+            return []
+        hashes = sorted(file_hashes)
+        marks = ",".join("?" * len(hashes))
+        shared: dict[str, set[str]] = {}
+        for sha, key in self.db.execute(f"SELECT sha256, key FROM files WHERE sha256 IN ({marks})", hashes):
+            shared.setdefault(key, set()).add(sha)
+        return [(reg, shared[reg.fingerprint]) for reg in self.models()
+                if reg.fingerprint in shared and reg.target != exclude_target]
+
+    def sketch(self, key: str) -> Sketch | None:
+        row = self.db.execute("SELECT sketch FROM fingerprints WHERE key=?", (key,)).fetchone()
+        return Sketch.from_bytes(row[0]) if row and row[0] else None
+
+    def fingerprint(self, key: str) -> Fingerprint:
+        row = self.db.execute("SELECT data, sketch FROM fingerprints WHERE key=?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return Fingerprint.from_bytes(row[0], row[1])
+
+    def blob(self, key: str) -> tuple[bytes, bytes | None]:
+        row = self.db.execute("SELECT data, sketch FROM fingerprints WHERE key=?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return row[0], row[1]
+
     def view(self, reg: Registered) -> StoredModel:
-        row = self.db.execute("SELECT data FROM fingerprints WHERE key=?", (reg.fingerprint,)).fetchone()
-        return StoredModel(row[0])
+        return StoredModel(self.fingerprint(reg.fingerprint))
+
+    def kind(self, key: str) -> str | None:
+        row = self.db.execute("SELECT kind FROM fingerprints WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def size_of(self, key: str) -> int:
+        row = self.db.execute("SELECT length(data) + coalesce(length(sketch), 0) FROM fingerprints WHERE key=?",
+                              (key,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def iter_views(self, regs: list[Registered]) -> Iterator[tuple[Registered, StoredModel]]:
+        """One decoded fingerprint at a time: memory stays flat however many upstreams are registered."""
+        for reg in regs:
+            yield reg, self.view(reg)
+
+
+__all__ = ["Index", "Registered", "Candidate", "UpstreamState", "StoredModel", "WeightFile", "default_index_path"]
