@@ -61,8 +61,9 @@ def match_config(config: dict | None, kb: KnowledgeBase) -> list[ConfigMatch]:
     """The upstreams config.json fits best; several when the recorded keys cannot tell them apart.
 
     Every signature key must be equal (or all but a larger vocab_size: a vocabulary extension, used only when
-    nothing matches exactly). Among those, the fewest differing other keys (rope_scaling, bos/eos ids …) win;
-    upstreams still tied are all returned: the evidence cannot tell them apart (their licences may differ).
+    nothing matches exactly). Among those, the fewest differing other keys (rope_scaling, bos/eos ids …) win, and
+    a match whose equal keys another match's strictly include is dropped; upstreams still tied are all returned:
+    the evidence cannot tell them apart (their licences may differ).
     """
     if not isinstance(config, dict):
         return []
@@ -75,4 +76,7 @@ def match_config(config: dict | None, kb: KnowledgeBase) -> list[ConfigMatch]:
         return m.vocab_extended, len(m.differing)
 
     best = min(rank(m) for m in matches)
-    return [m for m in matches if rank(m) == best]
+    tied = [m for m in matches if rank(m) == best]
+    # a match whose equal keys are a strict subset of another's is less specific (Llama 3 8B inside MiniCPM-V)
+    equal = {id(m): set(m.keys) | set(m.also_equal) for m in tied}
+    return [m for m in tied if not any(equal[id(m)] < equal[id(o)] for o in tied)]

@@ -10,6 +10,7 @@ Evidence kinds (`Evidence.kind`), strongest first:
     weights     the weight index calls the weights derived from the upstream
     declared    the card's base_model names it (its id, an alias, a mirror, a vendor variant or a re-upload name)
     adapter     adapter_config.json's base_model_name_or_path names it
+    gguf        a GGUF file's own metadata names it (general.base_model.N.repo_url, written by llama.cpp's converter)
     name        the repo itself is a mirror or a quantized re-upload of it (-GPTQ, -GGUF, a re-hosting org …)
     base-card   a declared base the knowledge base does not know declares it on its own card (followed a few hops)
     config      config.json equals its recorded architecture
@@ -44,7 +45,7 @@ class Confidence(IntEnum):
     high = 3
 
 
-STRENGTH = {"weights": Confidence.high, "declared": Confidence.high, "adapter": Confidence.high,
+STRENGTH = {"weights": Confidence.high, "declared": Confidence.high, "adapter": Confidence.high, "gguf": Confidence.high,
             "name": Confidence.medium, "base-card": Confidence.medium, "config": Confidence.medium,
             "tokenizer": Confidence.medium, "config-vocab": Confidence.low}
 ACCOUNTED = ("declared", "adapter", "name", "base-card")  # kinds that are the repo's own account of its base
@@ -181,6 +182,7 @@ class LineageInput:
     config_matches: list[ConfigMatch] = field(default_factory=list)
     token_matches: list[TokenMatch] = field(default_factory=list)
     adapter_base: str | None = None  # adapter_config.json base_model_name_or_path
+    gguf_bases: list[str] = field(default_factory=list)  # Hub ids a GGUF header names as its base models
     weight_derived: list[str] = field(default_factory=list)  # registered upstream names the weights derive from
     fetch_card: CardFetcher | None = None  # follows unknown declared bases' own cards; None = offline
 
@@ -226,6 +228,11 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
             declared.append(src.adapter_base)
             unknown.append(src.adapter_base)
 
+    # a GGUF's metadata: its base binds the repo (obligations) but is not the card's own account of it
+    for b in src.gguf_bases:
+        if (hit := name_match(kb, b)) is not None:
+            _add(hit.upstream, Evidence("gguf", f"GGUF metadata general.base_model {b}"))
+
     accounted_families = {c.upstream.family for c in cands.values() if c.upstream.family}
     if self_up is not None and self_up.family:
         accounted_families.add(self_up.family)
@@ -236,7 +243,7 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
     fits = [m for m in src.config_matches]
     in_family = [m for m in fits if m.upstream.family in accounted_families or m.upstream.id in cands]
     if in_family:  # the declaration picks among candidates the config alone cannot tell apart
-        fits = in_family
+        fits = [m for m in in_family if m.upstream.id in cands] or in_family
     names = tuple(m.upstream.id for m in fits)
     for m in fits:
         kind = "config-vocab" if m.vocab_extended else "config"
