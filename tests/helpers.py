@@ -22,7 +22,7 @@ from scanner.findings import Finding, TargetReport
 from scanner.pipeline import scan_target
 from scanner.policy import Policy
 from scanner.provenance.index import Index
-from scanner.provenance.model import LiveModel
+from scanner.provenance.views import open_model
 from scanner.sources.local import LocalSource
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -157,7 +157,7 @@ def safetensors_raw(header: dict | bytes, data: bytes = b"", header_len: int | N
 def register(index_path: Path, repo: Path, name: str, license: str | None) -> Index:
     """Register `repo` as an upstream called `name` in a fresh (or existing) index file."""
     index = Index(index_path)
-    model = LiveModel.from_snapshot(LocalSource(str(repo)).snapshot())
+    model = open_model(LocalSource(str(repo)).snapshot())
     try:
         index.add(name, model, license, str(repo), None)
     finally:

@@ -532,42 +532,6 @@ def test_security_pickle_unverifiable_quiet_for_complete_pickle(tmp_path):
     assert_quiet(scan(repo), "security.pickle_unverifiable")
 
 
-def test_security_numpy_object_array_fires(tmp_path):
-    from test_unsafe_formats import npy
-    repo = make_repo(tmp_path, card={"license": "mit"}, files={"w.npy": npy(np.array(["a", None], dtype=object))})
-    assert "allow_pickle=True" in assert_fires(scan(repo), "security.numpy_object_array")[0].message
-
-
-def test_security_numpy_object_array_quiet_for_numbers(tmp_path):
-    from test_unsafe_formats import npy, npz
-    repo = make_repo(tmp_path, card={"license": "mit"}, files={"w.npy": npy(np.ones(3)), "v.npz": npz(a=np.ones(2))})
-    assert_quiet(scan(repo), "security.numpy_object_array")
-
-
-def test_security_keras_code_fires_for_lambda_layer(tmp_path):
-    from test_unsafe_formats import LAMBDA, dot_keras, keras_model
-    repo = make_repo(tmp_path, card={"license": "mit"}, files={"model.keras": dot_keras(keras_model(LAMBDA))})
-    assert "Lambda layer" in assert_fires(scan(repo), "security.keras_code")[0].message
-
-
-def test_security_keras_code_quiet_for_plain_layers(tmp_path):
-    from test_unsafe_formats import dot_keras, keras_layer, keras_model
-    model = dot_keras(keras_model(keras_layer("Dropout", rate=0.1)))
-    assert_quiet(scan(make_repo(tmp_path, card={"license": "mit"}, files={"model.keras": model})), "security.keras_code")
-
-
-def test_security_onnx_external_data_fires_outside_repo(tmp_path):
-    from test_unsafe_formats import onnx_model
-    repo = make_repo(tmp_path, card={"license": "mit"}, files={"model.onnx": onnx_model("/etc/passwd")})
-    assert "/etc/passwd" in assert_fires(scan(repo), "security.onnx_external_data")[0].message
-
-
-def test_security_onnx_external_data_quiet_beside_model(tmp_path):
-    from test_unsafe_formats import onnx_model
-    repo = make_repo(tmp_path, card={"license": "mit"}, files={"model.onnx": onnx_model("model.onnx_data")})
-    assert_quiet(scan(repo), "security.onnx_external_data")
-
-
 def test_security_remote_code_fires_for_auto_map(tmp_path):
     config = dict(CUSTOM_CONFIG, auto_map={"AutoModelForCausalLM": "modeling_x.XForCausalLM"})
     assert_fires(scan(make_repo(tmp_path, card={"license": "mit"}, config=config)), "security.remote_code")
@@ -682,6 +646,71 @@ def test_source_unverifiable_quiet_for_safetensors_with_index(tmp_path, llama_in
     index, _ = llama_index
     repo = make_repo(tmp_path, "st", card={"license": "mit"}, weights={"model.safetensors": tiny_llm(5)})
     assert_quiet(scan(repo, index=index), "source.unverifiable")
+
+
+# == GGUF and adapters ==============================================================================================
+LLAMA31_GGUF = {"general.license": "llama3.1", "general.base_model.count": 1,
+                "general.base_model.0.repo_url": "https://huggingface.co/meta-llama/Llama-3.1-8B"}
+
+
+def gguf_repo(tmp_path: Path, name: str, card: dict, metadata: dict) -> Path:
+    """A repo holding one real Q8_0 GGUF (written by the gguf package) with the given header metadata."""
+    from gguf import GGMLQuantizationType
+
+    from ggufs import write_gguf
+
+    repo = make_repo(tmp_path, name, card=card)
+    write_gguf(repo / "model-Q8_0.gguf", tiny_llm(7, d=64), GGMLQuantizationType.Q8_0, metadata=metadata)
+    return repo
+
+
+def test_license_gguf_mismatch_fires(tmp_path):
+    f = assert_fires(scan(gguf_repo(tmp_path, "g", {"license": "apache-2.0"}, LLAMA31_GGUF)), "license.gguf_mismatch")
+    assert f[0].evidence["gguf_license"] == "llama3.1" and f[0].evidence["card_license"] == "apache-2.0"
+
+
+def test_license_gguf_mismatch_quiet_when_card_agrees_or_gguf_is_silent(tmp_path):
+    assert_quiet(scan(gguf_repo(tmp_path, "a", {"license": "llama3.1"}, LLAMA31_GGUF)), "license.gguf_mismatch")
+    assert_quiet(scan(gguf_repo(tmp_path, "b", {"license": "apache-2.0"}, {})), "license.gguf_mismatch")
+
+
+def test_card_gguf_base_undeclared_fires(tmp_path):
+    report = scan(gguf_repo(tmp_path, "g", {"license": "llama3.1"}, LLAMA31_GGUF))
+    assert assert_fires(report, "card.gguf_base_undeclared")[0].evidence["gguf_base"] == "meta-llama/Llama-3.1-8B"
+
+
+def test_card_gguf_base_undeclared_quiet_when_the_card_declares_it_or_its_instruct_variant(tmp_path):
+    for name, base in (("a", "meta-llama/Llama-3.1-8B"), ("b", "meta-llama/Llama-3.1-8B-Instruct")):
+        card = {"license": "llama3.1", "base_model": base}
+        assert_quiet(scan(gguf_repo(tmp_path, name, card, LLAMA31_GGUF)), "card.gguf_base_undeclared")
+
+
+def test_gguf_relicensed_as_apache_gets_the_base_licence_obligations(tmp_path):
+    report = scan(gguf_repo(tmp_path, "g", {"license": "apache-2.0"}, LLAMA31_GGUF))
+    assert "meta-llama/Llama-3.1-8B" in assert_fires(report, "license.incompatible")[0].message
+
+
+ADAPTER = '{"base_model_name_or_path": "meta-llama/Meta-Llama-3-8B", "peft_type": "LORA", "r": 16}'
+
+
+def test_card_adapter_base_mismatch_fires(tmp_path):
+    repo = make_repo(tmp_path, card={"license": "gemma", "base_model": "google/gemma-2-2b"},
+                     files={"adapter_config.json": ADAPTER})
+    assert_fires(scan(repo), "card.adapter_base_mismatch")
+
+
+def test_card_adapter_base_mismatch_quiet_for_same_base_or_a_local_path(tmp_path):
+    same = make_repo(tmp_path, "same", card={"license": "llama3", "base_model": "meta-llama/meta-llama-3-8b"},
+                     files={"adapter_config.json": ADAPTER})
+    local = make_repo(tmp_path, "local", card={"license": "llama3", "base_model": "meta-llama/Meta-Llama-3-8B"},
+                      files={"adapter_config.json": '{"base_model_name_or_path": "/data/ckpt/base"}'})
+    assert_quiet(scan(same), "card.adapter_base_mismatch")
+    assert_quiet(scan(local), "card.adapter_base_mismatch")
+
+
+def test_adapter_only_repo_inherits_its_base_licence(tmp_path):
+    repo = make_repo(tmp_path, card={"license": "apache-2.0"}, files={"adapter_config.json": ADAPTER})
+    assert "meta-llama/Meta-Llama-3-8B" in assert_fires(scan(repo), "license.incompatible")[0].message
 
 
 # == policy ========================================================================================================

@@ -50,3 +50,50 @@ def base_model_declared(ctx: Context):
                           f"declared base {', '.join(declared)} does not fit config.json, which matches "
                           f"{' / '.join(c.upstream.id for c in contradicted)}", path=ctx.card.path,
                           line=ctx.card.line_of("base_model"), declared=declared, matches=best.upstream.id)
+
+
+def _same_model(kb, a: str, b: str) -> bool:
+    """Two base-model references name the same model: same id, or the knowledge base resolves both to one upstream."""
+    from scanner.knowledge import name_match
+
+    if a.strip().lower() == b.strip().lower():
+        return True
+    ha, hb = name_match(kb, a), name_match(kb, b)
+    return ha is not None and hb is not None and ha.upstream.id == hb.upstream.id
+
+
+@check
+def adapter_base_declared(ctx: Context):
+    """adapter_config.json names the base the adapter was trained on; the card's base_model must be that model."""
+    adapter = ctx.snap.jsons.get("adapter_config.json")
+    base = adapter.get("base_model_name_or_path") if isinstance(adapter, dict) else None
+    declared = ctx.card.base_models
+    if not isinstance(base, str) or not declared:
+        return
+    base = base.strip()
+    if not base or base.startswith((".", "/", "~")) or "\\" in base or base.count("/") != 1:
+        return  # a path on the trainer's machine: nothing to compare with
+    if any(_same_model(ctx.kb, base, d) for d in declared):
+        return
+    yield ctx.finding("card.adapter_base_mismatch",
+                      f"adapter_config.json was trained on {base}, but the card declares base_model "
+                      f"{', '.join(declared)}", path=ctx.card.path, line=ctx.card.line_of("base_model"),
+                      adapter_base=base, declared=declared)
+
+
+@check
+def gguf_base_declared(ctx: Context):
+    """A GGUF names its base models in its own metadata (general.base_model.*); the card must account for them."""
+    facts = getattr(ctx, "gguf", None)
+    if facts is None or not facts.base_models:
+        return
+    lineage = ctx.lineage
+    if lineage.unknown_declared:
+        return  # a declared base unknown to us may well be built on it (its obligations still apply)
+    for b in facts.base_models:
+        if lineage.explains(b) or any(_same_model(ctx.kb, b, d) for d in lineage.declared):
+            continue
+        said = f"the card declares {', '.join(lineage.declared)}" if lineage.declared else "the card declares no base_model"
+        yield ctx.finding("card.gguf_base_undeclared",
+                          f"{facts.path} names {b} as its base model (general.base_model), but {said}",
+                          path=ctx.card.path or facts.path, gguf=facts.path, gguf_base=b, declared=lineage.declared)

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable
 
 from scanner.evidence.card import CardFacts
 from scanner.evidence.config import ConfigMatch
+from scanner.evidence.gguf import GGUFFacts
 from scanner.evidence.licenses import Detection
 from scanner.evidence.lineage import CardFetcher, Lineage, LineageInput, hub_base_cards, infer_lineage
 from scanner.evidence.tokenizer import TokenMatch
@@ -36,6 +37,7 @@ class Context:
     special_tokens: dict[str, int]
     weight_matches: list[WeightMatch] = field(default_factory=list)
     fetch_card: CardFetcher | None = None  # reads a declared base's card; None: from the Hub for hf: scans only
+    gguf: GGUFFacts | None = None  # what the repo's GGUF header says about itself (GGUF repos only)
 
     def finding(self, rule: str, message: str, path: str | None = None, line: int | None = None,
                 **evidence: Any) -> Finding:
@@ -50,6 +52,7 @@ class Context:
         return infer_lineage(LineageInput(
             name=self.snap.name, card=self.card, config_matches=self.config_matches, token_matches=self.token_matches,
             adapter_base=adapter_base if isinstance(adapter_base, str) else None,
+            gguf_bases=self.gguf.base_models if self.gguf else [],
             weight_derived=[m.name for m in self.weight_matches if m.verdict.verdict == "derived"],
             fetch_card=self.fetch_card or (hub_base_cards() if self.snap.kind == "hf" else None)), self.kb)
 

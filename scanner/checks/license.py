@@ -102,3 +102,17 @@ def license_obligations(ctx: Context):
             yield ctx.finding("license.use_restrictions_missing",
                               f"{lic.name} requires its use restrictions to be passed on; the repo ships neither "
                               "that licence nor a use policy" + because, path=ctx.card.path, **where)
+
+
+@check
+def license_matches_gguf(ctx: Context):
+    """The licence a GGUF carries inside (general.license) is the model's; the card must not say otherwise."""
+    facts = getattr(ctx, "gguf", None)
+    inside = ctx.kb.license(facts.license) if facts is not None and facts.license else None
+    own = ctx.lineage.own_licenses
+    if inside is None or not own or inside.id in {lic.id for lic in own}:
+        return
+    yield ctx.finding("license.gguf_mismatch",
+                      f"card says {own[0].id} but {facts.path} carries general.license = {facts.license} "
+                      f"({inside.name})", path=ctx.card.path, line=ctx.card.line_of("license"),
+                      card_license=own[0].id, gguf_license=inside.id, file=facts.path)

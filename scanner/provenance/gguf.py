@@ -424,7 +424,8 @@ class GGUFModel(ModelView):
         self.structure.token_matrices = [m for m in self.structure.token_matrices if not m.transposed]
         hidden, vocab = config.get("hidden_size"), config.get("vocab_size")
         for t in self.tensors.values():
-            if not t.decodable and len(t.shape) == 2 and hidden in t.shape and vocab in t.shape:
+            named = t.name in ("token_embd.weight", "output.weight")  # llama.cpp's names for token matrices
+            if not t.decodable and len(t.shape) == 2 and (named or (hidden in t.shape and vocab in t.shape)):
                 self.problems.append(f"{t.file}: token matrix {t.name} is {t.dtype}, which the gguf package "
                                      "cannot dequantize")
         self._rows: dict[tuple[str, int], np.ndarray] = {}
