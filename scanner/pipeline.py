@@ -11,9 +11,9 @@ from scanner.evidence.tokenizer import match_tokens, special_tokens
 from scanner.findings import Finding, Severity, TargetReport
 from scanner.knowledge import knowledge_base
 from scanner.policy import Policy
-from scanner.provenance.compare import compare_views
 from scanner.provenance.index import Index
 from scanner.provenance.views import open_model
+from scanner.provenance.search import find_matches
 from scanner.sources.interface import Snapshot
 from scanner.sources.resolve import open_source
 
@@ -24,26 +24,21 @@ def open_snapshot(target: str, hash_weights: bool = True) -> Snapshot:
 
 
 def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatch], list[Finding]]:
-    """Compare the snapshot's weights with every registered upstream (their side is read from the index)."""
-    if index is None:
-        return [], []
-    registered = [r for r in index.models() if r.target != snap.target]
-    if not registered or not snap.weight_files():
+    """Compare the snapshot's weights with the registered upstreams (their side is read from the index): exact
+    copies by hash, then only the upstreams that header facts and the sketch cannot rule out (see search.py)."""
+    if index is None or not snap.weight_files():
         return [], []
     model = open_model(snap)
     try:
-        views = [(reg, index.view(reg)) for reg in registered]
-        if not model.tensors:
-            # Without readable tensors only identical files (hashes from LFS or the Hub) can still be decided.
-            views = [(reg, v) for reg, v in views if model.file_hashes & v.file_hashes]
-            if not views:
-                if model.malformed:  # already a source.malformed finding from the weights checks
-                    return [], []
-                detail = "; ".join(model.problems) or "no safetensors weights"
-                return [], [Finding("source.unverifiable", Severity.medium,
-                                    f"weights could not be compared with the index: {detail}")]
-        return [WeightMatch(reg.name, reg.license, compare_views(model, v, snap.target, reg.name))
-                for reg, v in views], []
+        matches, _ = find_matches(model, index, snap.target)
+        if not model.tensors and not matches and index.candidates(exclude_target=snap.target):
+            # Without readable tensors only identical files (hashes from LFS or the Hub) can be decided.
+            if model.malformed:  # already a source.malformed finding from the weights checks
+                return [], []
+            detail = "; ".join(model.problems) or "no safetensors weights"
+            return [], [Finding("source.unverifiable", Severity.medium,
+                                f"weights could not be compared with the index: {detail}")]
+        return [WeightMatch(reg.name, reg.license, verdict) for reg, verdict in matches], []
     finally:
         model.close()
 

@@ -532,6 +532,42 @@ def test_security_pickle_unverifiable_quiet_for_complete_pickle(tmp_path):
     assert_quiet(scan(repo), "security.pickle_unverifiable")
 
 
+def test_security_numpy_object_array_fires(tmp_path):
+    from test_unsafe_formats import npy
+    repo = make_repo(tmp_path, card={"license": "mit"}, files={"w.npy": npy(np.array(["a", None], dtype=object))})
+    assert "allow_pickle=True" in assert_fires(scan(repo), "security.numpy_object_array")[0].message
+
+
+def test_security_numpy_object_array_quiet_for_numbers(tmp_path):
+    from test_unsafe_formats import npy, npz
+    repo = make_repo(tmp_path, card={"license": "mit"}, files={"w.npy": npy(np.ones(3)), "v.npz": npz(a=np.ones(2))})
+    assert_quiet(scan(repo), "security.numpy_object_array")
+
+
+def test_security_keras_code_fires_for_lambda_layer(tmp_path):
+    from test_unsafe_formats import LAMBDA, dot_keras, keras_model
+    repo = make_repo(tmp_path, card={"license": "mit"}, files={"model.keras": dot_keras(keras_model(LAMBDA))})
+    assert "Lambda layer" in assert_fires(scan(repo), "security.keras_code")[0].message
+
+
+def test_security_keras_code_quiet_for_plain_layers(tmp_path):
+    from test_unsafe_formats import dot_keras, keras_layer, keras_model
+    model = dot_keras(keras_model(keras_layer("Dropout", rate=0.1)))
+    assert_quiet(scan(make_repo(tmp_path, card={"license": "mit"}, files={"model.keras": model})), "security.keras_code")
+
+
+def test_security_onnx_external_data_fires_outside_repo(tmp_path):
+    from test_unsafe_formats import onnx_model
+    repo = make_repo(tmp_path, card={"license": "mit"}, files={"model.onnx": onnx_model("/etc/passwd")})
+    assert "/etc/passwd" in assert_fires(scan(repo), "security.onnx_external_data")[0].message
+
+
+def test_security_onnx_external_data_quiet_beside_model(tmp_path):
+    from test_unsafe_formats import onnx_model
+    repo = make_repo(tmp_path, card={"license": "mit"}, files={"model.onnx": onnx_model("model.onnx_data")})
+    assert_quiet(scan(repo), "security.onnx_external_data")
+
+
 def test_security_remote_code_fires_for_auto_map(tmp_path):
     config = dict(CUSTOM_CONFIG, auto_map={"AutoModelForCausalLM": "modeling_x.XForCausalLM"})
     assert_fires(scan(make_repo(tmp_path, card={"license": "mit"}, config=config)), "security.remote_code")
