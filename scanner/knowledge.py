@@ -31,7 +31,8 @@ def data_dir(kind: str) -> Path:
 def _load(name: str) -> Any:
     try:
         with open(data_dir("rules") / name, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            # libyaml's safe loader when present: the same safe constructor, ~10x faster on the knowledge base
+            return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
