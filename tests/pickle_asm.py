@@ -91,12 +91,14 @@ def zip_checkpoint(data_pkl: bytes, extra: dict[str, bytes] | None = None) -> by
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
-def legacy(obj_pickle: bytes, n_storages: int = 1, sys_info: bytes | None = None, tail: bytes = b"") -> bytes:
-    """torch's legacy format: magic, protocol version, sys info, the object, storage keys, raw storages."""
+def legacy(obj_pickle: bytes, n_storages: int = 1, sys_info: bytes | None = None, tail: bytes = b"",
+           numel: int = 4) -> bytes:
+    """torch's legacy format: magic, protocol version, sys info, the object, storage keys, raw storages
+    (each an int64 element count, then that many float32 zeros)."""
     magic = pkl(b"\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little"))
     version = pkl(b"M" + struct.pack("<H", 1001))
     info = sys_info or pkl(EMPTY_DICT, MARK, uni("protocol_version"), b"M" + struct.pack("<H", 1001),
                            uni("little_endian"), b"\x88", SETITEMS)
     keys = pkl(EMPTY_LIST, MARK, *(uni(str(i)) for i in range(n_storages)), APPENDS)
-    storages = b"".join(struct.pack("<q", 4) + struct.pack("<4f", 1, 2, 3, 4) for _ in range(n_storages))
+    storages = b"".join(struct.pack("<q", numel) + bytes(4 * numel) for _ in range(n_storages))
     return magic + version + info + obj_pickle + keys + storages + tail

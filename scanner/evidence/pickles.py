@@ -73,6 +73,9 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 _ELEMENT_SIZE = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1,
                  "Byte": 1, "Bool": 1, "ComplexDouble": 16, "ComplexFloat": 8, "QUInt8": 1, "QInt8": 1,
                  "QInt32": 4, "QUInt4x2": 1, "QUInt2x4": 1}
+# Modules whose callables run commands or code: listed first in a report (the verdict never depends on this).
+_NOTORIOUS = frozenset({"os", "posix", "nt", "subprocess", "builtins", "__builtin__", "runpy", "pty", "shutil",
+                        "socket", "webbrowser", "importlib", "code", "pickle", "marshal", "ctypes", "sys"})
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER, the legacy format's first pickle
 
 
@@ -119,9 +122,13 @@ OPAQUE, MARK = _Opaque(), _Mark()
 
 
 class _Budget:
+    """What one file's analysis may still spend, and what it has already reported (shared by its pickles)."""
+
     def __init__(self) -> None:
         self.bytes_left = MAX_PICKLE_BYTES
         self.opcodes_left = MAX_OPCODES
+        self.seen_globals: set[tuple[str, str]] = set()
+        self.seen_reasons: set[str] = set()
 
 
 class _Stream:
@@ -172,6 +179,13 @@ class _Stream:
     def tell(self) -> int:
         return self.pos
 
+    def seek(self, pos: int) -> None:  # skipping is not analysing: the budget is not charged
+        self.pos = pos
+
+    @property
+    def size(self) -> int:
+        return self.src.size
+
     def at_end(self) -> bool:
         return self.pos >= self.src.size
 
@@ -179,27 +193,35 @@ class _Stream:
 class _Report:
     """Collects findings with linear de-duplication and a cap on how many are kept."""
 
-    def __init__(self, out: PickleScan, where: str):
+    def __init__(self, out: PickleScan, where: str, budget: _Budget):
         self.out, self.where = out, where
-        self.seen: set[str] = set()
+        self.seen_globals, self.seen_reasons = budget.seen_globals, budget.seen_reasons
 
     def imported(self, g: _Global) -> None:
-        ref = f"{g.module[:200]} {g.name[:200]}"
-        if ref in self.seen:
+        key = (g.module, g.name)
+        if key in self.seen_globals:
             return
-        self.seen.add(ref)
-        if len(self.out.imports) < MAX_REPORTED:
-            self.out.imports.append(ref)
-        if not is_safe(g.module, g.name) and len(self.out.unsafe) < MAX_REPORTED:
-            self.out.unsafe.append(ref)
+        out = self.out
+        safe = key in SAFE_GLOBALS
+        notorious = g.module.partition(".")[0] in _NOTORIOUS
+        if len(out.imports) >= MAX_REPORTED and (safe or len(out.unsafe) >= MAX_REPORTED) and not notorious:
+            return  # nothing left to record: the verdict cannot change
+        self.seen_globals.add(key)
+        ref = f"{printable(g.module)} {printable(g.name)}"  # repo-controlled text: no control characters
+        if len(out.imports) < MAX_REPORTED:
+            out.imports.append(ref)
+        if not safe:
+            if notorious:  # first in the report, so decoy globals cannot push the payload out of sight
+                out.unsafe.insert(0, ref)
+                del out.unsafe[MAX_REPORTED:]
+            elif len(out.unsafe) < MAX_REPORTED:
+                out.unsafe.append(ref)
 
     def unresolved(self, reason: str, pos: int) -> None:
-        key = "u:" + reason
-        if key in self.seen:
+        if reason in self.seen_reasons or len(self.out.unresolved) >= MAX_REPORTED:
             return
-        self.seen.add(key)
-        if len(self.out.unresolved) < MAX_REPORTED:
-            self.out.unresolved.append(f"{self.where}{reason} (at byte {pos})")
+        self.seen_reasons.add(reason)
+        self.out.unresolved.append(f"{self.where}{reason} (at byte {pos})")
 
     def fail(self, reason: str) -> None:
         if self.out.error is None:
@@ -470,36 +492,54 @@ class _BudgetExceeded(Exception):
 
 
 # -- files ----------------------------------------------------------------------------------------------------------
-def _legacy_storages(stream: _Stream, keys: list, types: dict[str, str]) -> str | None:
+def _legacy_storages(stream, keys: list, types: dict[str, str]) -> str | None:
     """Skips the raw storages torch's legacy format writes after its pickles; returns why it could not."""
     for key in keys:
         kind = types.get(key) if isinstance(key, str) else None
         if kind not in _ELEMENT_SIZE:
             return f"legacy torch storage {str(key)[:40]!r} has no known element type"
-        if stream.src.size - stream.pos < 8:
+        head = stream.read(8)
+        if len(head) < 8:
             return "legacy torch storages are truncated"
-        (count,) = struct.unpack("<q", stream.src.read(stream.pos, 8))
-        size = count * _ELEMENT_SIZE[kind]
-        if count < 0 or stream.pos + 8 + size > stream.src.size:
-            return f"legacy torch storage {key!r} claims {count} elements beyond the end of the file"
-        stream.pos += 8 + size
+        (count,) = struct.unpack("<q", head)
+        end = stream.tell() + count * _ELEMENT_SIZE[kind]
+        if count < 0 or end > stream.size:
+            return f"legacy torch storage {str(key)[:40]!r} claims {count} elements beyond the end of the file"
+        stream.seek(end)
     return None
+
+
+class _MemoryStream(io.BytesIO):
+    """A file small enough to hold whole (within the byte budget): genops reads it at C speed."""
+
+    over_budget = False
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.size = len(data)
+
+    def at_end(self) -> bool:
+        return self.tell() >= self.size
 
 
 def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str) -> None:
     """Every pickle in `src`, back to back until the end of the file."""
-    stream = _Stream(src, budget)
-    report = _Report(out, where)
-    results: list = []
-    storages: dict[str, str] = {}
+    report = _Report(out, where, budget)
     if src.size == 0:
         report.fail("empty file")
         return
+    if src.size <= budget.bytes_left:
+        budget.bytes_left -= src.size
+        stream = _MemoryStream(src.read(0, src.size))
+    else:  # a large file (a legacy checkpoint's storages, or hostile): read as far as the budget allows
+        stream = _Stream(src, budget)
+    results: list = []
+    storages: dict[str, str] = {}
     while not stream.at_end():
         if len(results) >= MAX_PICKLES:
             report.fail(f"more than {MAX_PICKLES} pickles in one file")
             return
-        start = stream.pos
+        start = stream.tell()
         unpickler = _Unpickler(report, budget)
         try:
             unpickler.run(stream)
@@ -571,7 +611,7 @@ ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, Run
 
 
 def _scan_zip(src: ByteSource, out: PickleScan, budget: _Budget, where: str, depth: int) -> None:
-    report = _Report(out, where)
+    report = _Report(out, where, budget)
     try:
         with open_zip(src) as zf:
             for info in zf.infolist():
@@ -579,16 +619,14 @@ def _scan_zip(src: ByteSource, out: PickleScan, budget: _Budget, where: str, dep
                 if info.is_dir() or not lower.endswith(_ARCHIVE_SUFFIXES):
                     continue
                 member = printable(info.filename)
-                if info.file_size > budget.bytes_left:
-                    report.fail(f"{member} ({info.file_size} bytes) is beyond the remaining analysis budget")
-                    return
-                with zf.open(info) as fh:
+                with zf.open(info) as fh:  # never more than the budget, whatever the directory claims (bombs)
                     data = fh.read(budget.bytes_left + 1)
-                if len(data) > budget.bytes_left:  # the directory understated the size (a bomb)
-                    report.fail(f"{member} decompresses beyond the analysis budget")
-                    return
                 if not lower.endswith((".pkl", ".pickle")) and not data.startswith((b"PK\x03\x04", b"\x80")):
                     continue  # raw data under an archive-like name, never loaded as a pickle
+                if len(data) > budget.bytes_left:  # analyse what fits: a payload at the head is still found
+                    report.fail(f"{member} is larger than the {MAX_PICKLE_BYTES}-byte analysis budget; "
+                                f"only its first {budget.bytes_left} bytes were analysed")
+                    data = data[: budget.bytes_left]
                 _scan_any(BytesByteSource(data, member), out, budget, f"{where}{member}: ", depth + 1)
                 if out.error:
                     return
@@ -597,7 +635,9 @@ def _scan_zip(src: ByteSource, out: PickleScan, budget: _Budget, where: str, dep
 
 
 def printable(name: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in name)[:200]
+    """Repo-controlled text cut to 200 characters, control characters replaced (never reach a terminal raw)."""
+    name = name[:200]
+    return name if name.isprintable() else "".join(c if c.isprintable() else "?" for c in name)
 
 
 _COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"\x78\x01", "zlib"), (b"\x78\x5e", "zlib"), (b"\x78\x9c", "zlib"),
@@ -626,7 +666,7 @@ def _decompress(src: ByteSource, kind: str, limit: int) -> bytes | None:
 
 def _scan_any(src: ByteSource, out: PickleScan, budget: _Budget, where: str, depth: int) -> None:
     if depth > MAX_DEPTH:
-        _Report(out, where).fail(f"archives nested more than {MAX_DEPTH} deep")
+        _Report(out, where, budget).fail(f"archives nested more than {MAX_DEPTH} deep")
         return
     head = src.read(0, min(8, src.size))
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
@@ -636,10 +676,10 @@ def _scan_any(src: ByteSource, out: PickleScan, budget: _Budget, where: str, dep
         if head.startswith(magic):
             data = _decompress(src, kind, budget.bytes_left)
             if data is not None:
-                if len(data) > budget.bytes_left:
-                    _Report(out, where).fail(f"{kind} stream decompresses beyond the analysis budget")
-                    return
-                budget.bytes_left -= min(len(data), src.size)  # the compressed bytes read count too
+                if len(data) > budget.bytes_left:  # analyse what fits, and say the rest was not
+                    _Report(out, where, budget).fail(f"{kind} stream decompresses beyond the {MAX_PICKLE_BYTES}-"
+                                                     "byte analysis budget; only its beginning was analysed")
+                    data = data[: budget.bytes_left]
                 _scan_any(BytesByteSource(data, src.name), out, budget, f"{where}({kind}) ", depth + 1)
                 return
     _scan_pickles(src, out, budget, where)
