@@ -17,6 +17,7 @@ from gguf import GGMLQuantizationType as Q
 from safetensors.numpy import load_file, save_file
 
 from ggufs import llama_tokens, quantize, write_gguf
+from quantizers import mlx_model, save_fp8
 from helpers import make_repo, register, scan
 from scanner.evidence.gguf import facts_from_header, hub_id, read_gguf_facts, tokenizer_vocabulary
 from scanner.provenance.compare import compare_snapshots
@@ -304,35 +305,11 @@ def test_hostile_gguf_in_a_repo_is_a_malformed_finding(tmp_path, case):
 
 
 # == quantized safetensors =========================================================================================
-def _mlx_pack(w: np.ndarray, bits: int = 4, group: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """mlx.core.quantize's affine scheme: per group, scale = (max - min) / (2^bits - 1), bias = min."""
-    g = w.reshape(w.shape[0], -1, group)
-    lo, hi = g.min(axis=2), g.max(axis=2)
-    scale = np.where(hi > lo, (hi - lo) / (2**bits - 1), 1.0)
-    codes = np.clip(np.round((g - lo[:, :, None]) / scale[:, :, None]), 0, 2**bits - 1).astype(np.uint32)
-    codes = codes.reshape(w.shape[0], -1, 32 // bits)
-    words = np.zeros(codes.shape[:2], dtype=np.uint32)
-    for j in range(32 // bits):
-        words |= codes[:, :, j] << np.uint32(bits * j)
-    return words, scale.astype(np.float16), lo.astype(np.float16)
-
-
-def _mlx_model(t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out = {}
-    for k, v in t.items():
-        if v.ndim == 2:
-            prefix = k.removesuffix(".weight")
-            out[k], out[prefix + ".scales"], out[prefix + ".biases"] = _mlx_pack(v)
-        else:
-            out[k] = v.astype(np.float16)
-    return out
-
-
 def test_mlx_4bit_token_matrices_are_dequantized(tmp_path, wide):
     root, a = wide
     repo = make_repo(tmp_path, "mlx", config={"model_type": "llama", "hidden_size": 256, "vocab_size": 512,
                                               "quantization": {"group_size": 64, "bits": 4}},
-                     weights={"model.safetensors": _mlx_model(a)})
+                     weights={"model.safetensors": mlx_model(a)})
     model = open_model(snap(repo))
     assert model.scheme == "mlx 4-bit" and {m.name for m in model.structure.token_matrices} == \
            {"model.embed_tokens.weight", "lm_head.weight"}
@@ -341,44 +318,15 @@ def test_mlx_4bit_token_matrices_are_dequantized(tmp_path, wide):
     assert compare_snapshots(snap(repo), snap(root / "other")).verdict == "independent"
 
 
-def _fp8_e4m3(x: np.ndarray) -> np.ndarray:
-    from scanner.provenance.safetensors import FP8_TABLES
-
-    table = FP8_TABLES["f8e4m3"]
-    finite = np.where(np.isfinite(table), table, np.inf)
-    order = np.argsort(finite)
-    idx = np.searchsorted(finite[order], x.ravel()).clip(1, 255)
-    lo, hi = order[idx - 1], order[idx.clip(max=255)]
-    pick = np.where(np.abs(finite[lo] - x.ravel()) <= np.abs(finite[hi] - x.ravel()), lo, hi)
-    return pick.astype(np.uint8).reshape(x.shape)
-
-
 def test_fp8_token_matrices_with_per_row_scales_are_decoded(tmp_path, wide):
-    import safetensors.numpy
-
     root, a = wide
     emb = a["model.embed_tokens.weight"]
-    scale = (np.abs(emb).max(axis=1, keepdims=True) / 448).astype(np.float32)
-    tensors = {k: v for k, v in a.items() if k != "model.embed_tokens.weight" and k != "lm_head.weight"}
     repo = tmp_path / "fp8"
-    repo.mkdir()
-    # safetensors' numpy API has no float8 dtype: the header is written by hand around the raw E4M3 bytes
-    plain = safetensors.numpy.save(tensors)
-    n = int.from_bytes(plain[:8], "little")
-    header = json.loads(plain[8:8 + n])
-    body = plain[8 + n:]
-    codes = _fp8_e4m3(emb / scale).tobytes()
-    header["model.embed_tokens.weight"] = {"dtype": "F8_E4M3", "shape": list(emb.shape),
-                                           "data_offsets": [len(body), len(body) + len(codes)]}
-    body += codes
-    header["model.embed_tokens.weight_scale"] = {"dtype": "F32", "shape": [emb.shape[0], 1],
-                                                 "data_offsets": [len(body), len(body) + scale.nbytes]}
-    body += scale.tobytes()
-    raw = json.dumps(header).encode()
-    (repo / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + body)
+    save_fp8(a, repo / "model.safetensors", ["model.embed_tokens.weight", "lm_head.weight"])
     model = open_model(snap(repo))
     assert model.scheme == "fp8"
-    rows = model.token_rows(model.structure.token_matrices[0], [3, 7])
+    matrix = next(m for m in model.structure.token_matrices if m.name == "model.embed_tokens.weight")
+    rows = model.token_rows(matrix, [3, 7])
     assert np.corrcoef(rows.ravel(), emb[[3, 7]].ravel())[0, 1] > 0.99
     model.close()
     assert compare_snapshots(snap(repo), snap(root / "up")).verdict == "derived"

@@ -36,7 +36,7 @@ MAX_TENSORS = 1 << 20
 MAX_ARRAY = 1 << 24
 MAX_STRING = 1 << 24
 MAX_DIMS = 4  # GGML_MAX_DIMS
-FIRST_CHUNK = 64 * 1024  # grows x2 per read: over-reading past the header end stays under half of it
+FIRST_CHUNK = 16 * 1024  # grows x2 per read: over-reading past the header end stays under half of it
 MAX_CHUNK = 4 * 1024 * 1024
 READ_WORKERS = 8
 # Arrays kept whole; any other array is summarised (type, length, sha256) to keep memory bounded.
