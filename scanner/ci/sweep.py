@@ -113,11 +113,8 @@ def scan_all(targets: list[str], *, policy, index=None, workers: int = 4, quiet:
     if progress is not None:
         progress.start()
         task = progress.add_task("", total=len(targets))
-    from scanner.provenance.compare import blas_threads
-
     try:
-        with blas_threads(workers), \
-                ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originscan-sweep") as pool:
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originscan-sweep") as pool:
             futures = {pool.submit(one, t): t for t in targets}
             for fut in as_completed(futures):
                 t = futures[fut]

@@ -18,14 +18,16 @@ Test (reads a few hundred token rows, never whole tensors):
 from __future__ import annotations
 
 import math
-import os
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from scanner.provenance.model import LiveModel, ModelView, TokenMatrix, token_stream, token_window
 
@@ -38,12 +40,36 @@ K_MAX = 256  # and at most
 SUBSET_DIMS = 64  # hidden units read when a token matrix is stored transposed
 
 
-def blas_threads(workers: int = 1) -> threadpool_limits:
-    """Cap BLAS threads so that `workers` comparisons running at once use no more threads than there are cores
-    (left alone, each worker's BLAS starts one thread per core and they fight over them). A process-wide setting:
-    enter it once, around the work, from one thread."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return threadpool_limits(limits=max(1, cores // max(1, workers)), user_api="blas")
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit: Any = None
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS runs on one thread while any comparison runs, in whichever thread; the previous setting is back when
+    the last one ends. The kernel's matrices are small (at most 512 token rows by twice the hidden size), where
+    threads gain little even on an idle machine and, on a busy one or under several sweep workers, lose 5-50x to
+    oversubscription (a 128-row eigendecomposition: 7 ms on one thread, 170 ms on two on the shared 2-core
+    development box). Parallelism comes from sweep workers instead, so workers x BLAS threads = workers."""
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limit = _blas_controller().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
+
+
+@lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()  # finds the loaded BLAS libraries once, not on every comparison
 
 
 @dataclass
@@ -365,7 +391,8 @@ def compare_views(suspect: ModelView, reference: ModelView, suspect_name: str = 
         reason = "; ".join(problems) if problems else "no comparable tensors (not a transformer weight set?)"
         return done("inconclusive", 1.0, 0.0, 0.0, [], reason)
     try:
-        verdict, p, log10_p, evidence, reason = Comparator(suspect, reference).run()
+        with one_blas_thread():
+            verdict, p, log10_p, evidence, reason = Comparator(suspect, reference).run()
     except (OSError, ValueError) as exc:
         return done("inconclusive", 1.0, 0.0, 0.0, [], f"could not read weights: {str(exc)[:200]}")
     score = 0.0
