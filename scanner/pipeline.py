@@ -14,6 +14,7 @@ from scanner.policy import Policy
 from scanner.provenance.index import Index
 from scanner.provenance.views import open_model
 from scanner.provenance.search import find_matches
+from scanner.provenance.verdicts import remembered
 from scanner.sources.interface import Snapshot
 from scanner.sources.resolve import open_source
 
@@ -59,7 +60,8 @@ def build_context(snap: Snapshot, policy: Policy) -> Context:
 
 def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) -> TargetReport:
     ctx = build_context(snap, policy)
-    ctx.weight_matches, weight_problems = weight_matches(snap, index)
+    # reused while neither the weights nor the registered upstreams changed (scanner/provenance/verdicts.py)
+    ctx.weight_matches, weight_problems = remembered(snap, index, weight_matches)
     findings = run_checks(ctx) + weight_problems
     policy.apply(snap.target, findings)
     findings.sort(key=lambda f: (-f.severity, f.rule, f.path or ""))
