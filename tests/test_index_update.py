@@ -123,8 +123,9 @@ def test_pack_round_trip_and_tampering(hub, world, tmp_path):
     assert res.stderr.count("\n") == 1 and "corrupted or tampered" in res.stderr and "Traceback" not in res.stderr
     for junk in (b"", b"PK\x03\x04 not really", b"\x80\x04pickle"):
         (tmp_path / "junk.ospack").write_bytes(junk)
-        res = run_cli("index", "import", str(tmp_path / "junk.ospack"), "--index", str(tmp_path / "d.sqlite"))
-        assert res.returncode == 2 and "Traceback" not in res.stderr and res.stderr.count("\n") == 1
+        with pytest.raises(PackError, match="not a fingerprint pack"):
+            import_pack(fresh, tmp_path / "junk.ospack")
+    assert fresh.models() == []
 
 
 def test_faults_leave_the_rest_of_the_index_usable(hub, world, tmp_path, no_sleep):
@@ -165,4 +166,3 @@ def test_cli_update_prints_bytes_per_upstream_and_a_summary(hub, world, tmp_path
     res = run_cli("index", "update", f"hf:{one}", "--upstreams", str(listing), "--index", str(db),
                   env={"HF_ENDPOINT": hub.url})
     assert res.returncode == 0 and res.stdout.startswith(f"{one}@") and "unchanged" in res.stdout
-    assert run_cli("index", "update", "--family", "no-such-family", "--index", str(db)).returncode == 2

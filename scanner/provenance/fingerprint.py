@@ -34,6 +34,7 @@ from scanner.provenance.model import LiveModel, TokenMatrix, token_stream, token
 FORMAT = 2
 SKETCH_TOKENS_PER_HALF = 64  # token ids per half in the sketch (the comparison's second step reads as many)
 SKETCH_UNITS = 64  # reference units kept in the sketch
+WHOLE_MATRIX_BYTES = 256 * 1024  # token matrices up to this size are read whole when fingerprinting
 EMBED_HINTS = ("embed", "wte", "tok_embeddings", "word_embeddings", "token_embd")
 
 
@@ -201,6 +202,18 @@ def _input_embedding(matrices: list[TokenMatrix]) -> TokenMatrix:
     return next((m for m in matrices if not m.transposed), matrices[0])
 
 
+def _token_rows(model: LiveModel, m: TokenMatrix, tokens: np.ndarray) -> np.ndarray:
+    """The rows at `tokens`; a small plain matrix is read whole in one request rather than row by row (scattered
+    ids cost one request each, which for a small vocabulary costs more time than the bytes saved)."""
+    from scanner.provenance.safetensors import TensorInfo, read_tensor
+
+    t = getattr(model, "tensors", {}).get(m.name)
+    plain = isinstance(t, TensorInfo) and t.dtype in ("F32", "F16", "BF16") and t.shape[:1] == (m.vocab,)
+    if plain and not m.transposed and t.nbytes <= max(WHOLE_MATRIX_BYTES, 2 * len(tokens) * (t.nbytes // m.vocab)):
+        return read_tensor(model.sources[t.file], t)[tokens]
+    return model.token_rows(m, tokens.tolist())
+
+
 def _pick_vectors(names: list[str], each: int, budget: int | None) -> list[str]:
     """All vectors, or evenly spaced ones within the byte budget (first and last layers always kept)."""
     if budget is None or len(names) * each <= budget:
@@ -225,7 +238,7 @@ def build(model: LiveModel, plan: FingerprintPlan = FingerprintPlan(),
         stream = token_stream(m.vocab)[: plan.stream_rows]
         window = token_window(m.vocab, plan.window_rows) if plan.window_rows else np.zeros(0, np.int64)
         tokens = np.unique(np.concatenate([stream, window])).astype(np.int64)
-        rows = model.token_rows(m, tokens.tolist()).astype(np.float16)
+        rows = _token_rows(model, m, tokens).astype(np.float16)
         matrices.append(StoredMatrix(m.name, m.vocab, tokens, rows))
         if sketch is None and m.vocab >= 2 * SKETCH_TOKENS_PER_HALF and plan.stream_rows >= 2 * SKETCH_TOKENS_PER_HALF:
             pos = {int(t): i for i, t in enumerate(tokens)}
