@@ -345,6 +345,14 @@ def _strip(name: str, suffixes: tuple[str, ...]) -> str:
     return name
 
 
+_VARIANT_WORD = re.compile(r"-(?:instruct|chat|it|hf|base)(?=-|$)")
+
+
+def _core(name: str) -> str:
+    """A repo name without the vendor's variant words anywhere (Mixtral-8x7B-Instruct-v0.1 -> mixtral-8x7b-v0.1)."""
+    return _VARIANT_WORD.sub("", name.lower())
+
+
 def _tail_index(kb: KnowledgeBase) -> dict[str, Upstream]:
     """Repo name (after the org), variant suffixes stripped -> upstream; first listed wins."""
     index: dict[str, Upstream] = {}
@@ -354,7 +362,16 @@ def _tail_index(kb: KnowledgeBase) -> dict[str, Upstream]:
             for name in (tail, tail.removeprefix("meta-")):  # re-hosts drop Meta's prefix (llama-3-8b)
                 index.setdefault(name, up)
                 index.setdefault(_strip(name, VARIANT_SUFFIXES), up)
+    for up in kb.upstreams.values():  # last resort: the core name, variant words removed anywhere
+        for i in up.ids:
+            tail = i.rsplit("/", 1)[-1].lower()
+            for name in (tail, tail.removeprefix("meta-")):
+                index.setdefault(_core(name), up)
     return index
+
+
+def _lookup(tails: dict[str, Upstream], name: str) -> Upstream | None:
+    return tails.get(name) or tails.get(_strip(name, VARIANT_SUFFIXES)) or tails.get(_core(name))
 
 
 def name_match(kb: KnowledgeBase, repo_id: str) -> NameMatch | None:
@@ -372,12 +389,12 @@ def name_match(kb: KnowledgeBase, repo_id: str) -> NameMatch | None:
     bare = _strip(tail, suffixes)
     tails = _tail_index(kb)
     if bare != tail or org in orgs:
-        up = tails.get(bare) or tails.get(_strip(bare, VARIANT_SUFFIXES))
+        up = _lookup(tails, bare)
         return NameMatch(up, "re-upload") if up is not None else None
     variant = _strip(rid, VARIANT_SUFFIXES)
     if variant != rid and (up := kb.upstream(variant)) is not None:
         return NameMatch(up, "variant")
-    up = tails.get(tail) or tails.get(_strip(tail, VARIANT_SUFFIXES))
+    up = _lookup(tails, tail)
     return NameMatch(up, "variant") if up is not None else None
 
 

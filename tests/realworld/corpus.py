@@ -31,7 +31,7 @@ import yaml
 CASES = Path(__file__).resolve().parent / "cases"
 NOT_SCORED = {"config.upstream_signature"}
 # What a partial copy cannot tell: whether the repo ships a licence text, a Notice, a use policy or a phrase elsewhere.
-FILE_DEPENDENT = {"license.missing", "license.copy_missing", "license.notice_missing",
+FILE_DEPENDENT = {"card.missing", "license.missing", "license.copy_missing", "license.notice_missing",
                   "license.use_restrictions_missing", "license.card_file_mismatch", "attribution.phrase_missing"}
 
 
@@ -70,7 +70,10 @@ class Result:
 def load_cases() -> list[Case]:
     out = []
     for p in sorted(CASES.glob("*.yaml")):
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{p.name}: {exc}") from None
         files = {name: (json.dumps(v, indent=2) if isinstance(v, (dict, list)) else str(v))
                  for name, v in (raw.get("files") or {}).items()}
         out.append(Case(p, raw["repo"], raw.get("kind", ""), files, dict(raw.get("expect") or {}),
