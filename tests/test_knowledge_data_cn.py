@@ -98,3 +98,10 @@ def test_vendor_licence_texts_are_recognised_and_names_resolve():
     assert kb.detect_license_text("Apache License\nVersion 2.0, January 2004").id == "apache-2.0"  # not a vendor licence
     assert kb.license("glm-4").id == "glm-4"
     assert kb.license("yi-license").id == "yi"
+
+
+def test_renamed_thudm_ids_resolve_to_the_same_release():
+    kb = load_knowledge_base()
+    assert kb.upstream("zai-org/glm-4-9b-chat").id == "THUDM/glm-4-9b-chat"
+    assert "zai-org" in kb.upstream("THUDM/chatglm3-6b").orgs
+    assert kb.upstream("zai-org/glm-4-9b-chat-hf") is None  # the transformers-native re-release is not listed
