@@ -23,6 +23,13 @@ FORMATS = ("text", "json", "markdown", "sarif", "html")
 FAIL_ON = ("info", "low", "medium", "high", "critical", "never")
 
 
+def _say(line: str, err: bool = False) -> None:
+    """One line that may carry repo-controlled text (a path, a tensor or model name): printed inert."""
+    from scanner.report.sanitize import terminal_safe
+
+    typer.echo(terminal_safe(line), err=err)
+
+
 def _write(text: str, output: Optional[Path]) -> None:
     """stdout, or a file written atomically (no partial report is ever left behind)."""
     if output is None:
@@ -100,7 +107,7 @@ def scan(
         raise UsageError(usage_errors[0])
     _write(_render(reports, fmt, output), output)
     for e in usage_errors:
-        typer.echo(f"originscan: {e}", err=True)
+        _say(f"originscan: {e}", err=True)
     raise typer.Exit(2 if usage_errors else exit_status(reports, pol.fail_on))
 
 
@@ -124,22 +131,24 @@ def compare(
     # Local weights are not hashed whole here: that would read every byte the verdict claims not to need.
     v = compare_snapshots(open_snapshot(suspect, hash_weights=False), open_snapshot(reference, hash_weights=False))
     if fmt == "json":
-        typer.echo(json.dumps(v.to_json(), indent=2))
+        from scanner.report.sanitize import json_ready
+
+        typer.echo(json.dumps(json_ready(v.to_json()), indent=2))
     else:
         frac = v.bytes_read / v.weight_bytes if v.weight_bytes else 0.0
         p = f"p = {v.p_value:.2e}" if v.log10_p_value > -300 else f"p < 1e-300 (log10 p = {v.log10_p_value:.0f})"
         typer.echo(f"verdict: {v.verdict}  (score {v.score:.2f}, {p})")
         typer.echo(f"  H0: {v.null_hypothesis}")
-        typer.echo(f"  why: {v.reason}")
+        _say(f"  why: {v.reason}")
         typer.echo(f"  read {v.bytes_read:,} of {v.weight_bytes:,} weight bytes ({100 * frac:.3f} %) "
                    f"in {v.seconds:.2f} s")
         for e in v.evidence[:12]:
             if e.get("kind") == "token-matrix":
-                typer.echo(f"  token matrix {e['suspect_tensor']} ~ {e['reference_tensor']}: "
+                _say(f"  token matrix {e['suspect_tensor']} ~ {e['reference_tensor']}: "
                            f"{e['units_consistent']}/{e['units_tested']} units consistent, "
                            f"median |corr| {e['median_matched_corr']}")
             elif e.get("kind") == "residual-vector":
-                typer.echo(f"  {e['suspect_tensor']} ~ {e['reference_tensor']}: corr {e['corr']}")
+                _say(f"  {e['suspect_tensor']} ~ {e['reference_tensor']}: corr {e['corr']}")
             elif e.get("kind") == "identical-file":
                 typer.echo(f"  identical weight files: {', '.join(s[:12] for s in e['sha256'])}")
 
@@ -165,7 +174,7 @@ def index_add(
         lic = license or read_card(snap).license
         idx = _open_index(index)
         new = idx.add(name or target, model, lic, target, snap.revision)
-        typer.echo(f"registered {name or target} ({lic or 'licence unknown'}): "
+        _say(f"registered {name or target} ({lic or 'licence unknown'}): "
                    f"{'fingerprinted' if new else 'fingerprint already stored'}, read {model.bytes_read:,} of "
                    f"{model.weight_bytes:,} weight bytes")
     finally:
@@ -357,7 +366,7 @@ def sweep(
     if diff is None:
         raise typer.Exit(exit_status(reports, pol.fail_on))
     for line in publish_diff(diff, diff_json=diff_json, tracking_issue=tracking_issue):
-        typer.echo(line, err=True)
+        _say(line, err=True)
     raise typer.Exit(1 if pol.fail_on is not None and new_finding_fails(reports, diff, pol.fail_on) else 0)
 
 
@@ -403,7 +412,7 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (UsageError, SourceError) as exc:
-        typer.echo(f"originscan: {exc}", err=True)
+        _say(f"originscan: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("originscan: interrupted", err=True)
@@ -412,13 +421,13 @@ def main() -> None:
         import click
 
         if isinstance(exc, click.exceptions.ClickException):
-            typer.echo(f"originscan: {exc.format_message()}", err=True)
+            _say(f"originscan: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
         if os.environ.get("ORIGINSCAN_DEBUG"):
             raise
-        typer.echo(f"originscan: internal error: {type(exc).__name__}: {str(exc)[:200]}", err=True)
+        _say(f"originscan: internal error: {type(exc).__name__}: {str(exc)[:200]}", err=True)
         sys.exit(2)
 
 

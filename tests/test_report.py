@@ -135,7 +135,7 @@ def test_escape_markdown():
     assert escape_markdown("AT&T") == "AT&amp;T"
     assert escape_markdown("@octocat") == "@\u200boctocat"
     assert escape_markdown("[x](javascript:alert(1))") == "\\[x\\](javascript:alert(1))"
-    assert escape_markdown("![img](http://x/y.png)") == "!\\[img\\](http://x/y.png)"
+    assert escape_markdown("![img](http://x/y.png)") == "!\\[img\\](http\u200b://x/y.png)"  # no autolink either
     assert escape_markdown("*a* _b_ ~c~") == "\\*a\\* \\_b\\_ \\~c\\~"
     assert escape_markdown("back\\slash") == "back\\\\slash"
     assert escape_markdown("line1\nline2\r\n") == "line1 line2 "

@@ -27,6 +27,7 @@ from scanner.atomic import write_text_atomic
 from scanner.errors import SourceError, UsageError
 from scanner.findings import Finding, Severity, TargetReport
 from scanner.report.render import escape_markdown
+from scanner.report.sanitize import terminal_safe
 
 MARKER = "<!-- originscan-report -->"
 MAX_COMMENT = 60_000  # GitHub refuses bodies over 65 536 characters
@@ -64,15 +65,13 @@ def md(text: Any, limit: int | None = None) -> str:
     s = re.sub(r"\s+", " ", s).strip()
     if limit is not None and len(s) > limit:
         s = s[: limit - 1].rstrip() + "…"
-    s = escape_markdown(s)
-    s = re.sub(r"(?i)\b([a-z][a-z0-9+.-]{1,15}):(?=//)", lambda m: m.group(1) + ZWSP + ":", s)  # no autolink
-    s = re.sub(r"(?i)\bwww\.", "www" + ZWSP + ".", s)
-    return s
+    return escape_markdown(s)  # no HTML, mention, reference, link or autolink
 
 
 def _safe(text: Any) -> str:
-    """A file name or other repo-derived text for a plain log line (no newlines, no control characters)."""
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in str(text))
+    """A file name or other repo-derived text for a plain log line (no newlines, no control characters, no
+    workflow command)."""
+    return terminal_safe(text)
 
 
 def _code(rule: str) -> str:

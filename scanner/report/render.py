@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -33,6 +32,7 @@ from rich.text import Text
 
 import scanner
 from scanner.findings import Finding, Severity, TargetReport
+from scanner.report.sanitize import ZWSP, json_ready, terminal_safe, visible
 
 FORMATS = ("text", "json", "markdown", "sarif", "html")
 
@@ -74,27 +74,10 @@ class Raw(str):
     """Text a renderer built itself (markup, a code span) that the template must emit unescaped."""
 
 
-# Control characters (terminal escape sequences, carriage returns that overwrite a line, NUL…) and the Unicode
-# bidirectional overrides used in "Trojan Source" attacks are shown as escapes instead of being acted upon.
-_BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
-
-
-def _visible(ch: str) -> str:
-    if ch in "\n\t":
-        return ch
-    if ch in _BIDI or unicodedata.category(ch) == "Cc":
-        code = ord(ch)
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    return ch
-
-
 def clean(text: Any) -> str:
-    """`text` as a string whose control characters are visible escapes (safe to print on a terminal)."""
-    s = "" if text is None else str(text)
-    if s.isprintable():
-        return s
-    s = s.replace("\r\n", "\n")
-    return "".join(_visible(ch) for ch in s)
+    """`text` with control characters and bidi overrides as visible escapes and lone surrogates replaced (see
+    scanner.report.sanitize); line breaks are kept."""
+    return visible(text)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_~\[\]|])")
@@ -106,18 +89,25 @@ def escape_markdown(text: Any) -> str:
     Newlines become spaces (a newline ends a table row); `&`, `<`, `>` become entities (no raw HTML); the
     characters that open emphasis, code spans, links and table cells are backslash-escaped (so `[x](url)` is
     shown, not linked); `@name` gets a zero-width space after the `@` (no mention, no notification) and so does
-    `#123` (no issue cross-reference). Bare URLs are left as they are: a licence link in a message is useful.
+    `#123` (no issue cross-reference); so do URLs after their scheme and `www` (GitHub autolinks bare URLs, and a
+    URL in a message came from the repo).
     """
     s = clean(text)
     s = re.sub(r"\s*[\r\n]+\s*", " ", s)
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = _MD_SPECIAL.sub(r"\\\1", s)
     s = s.replace("@", "@\u200b")
+    s = re.sub(r"(?i)\b([a-z][a-z0-9+.-]{1,15}):(?=//)", lambda m: m.group(1) + ZWSP + ":", s)
+    s = re.sub(r"(?i)\bwww\.", "www" + ZWSP + ".", s)
     return re.sub(r"#(?=\d)", "#\u200b", s)
 
 
 def _rich_escape(text: Any) -> str:
-    return rich_escape(clean(text))
+    return rich_escape(terminal_safe(text))
+
+
+def _plain(text: Any) -> str:
+    return terminal_safe(text, multiline=True)
 
 
 def _finalizer(escape):
@@ -151,7 +141,7 @@ def environment(kind: str) -> Environment:
     )
     if kind == "html":
         return Environment(autoescape=_html_autoescape, finalize=_finalizer(clean), **common)
-    escape = {"markdown": escape_markdown, "text": _rich_escape, "plain": clean}[kind]
+    escape = {"markdown": escape_markdown, "text": _rich_escape, "plain": _plain}[kind]
     return Environment(autoescape=False, finalize=_finalizer(escape), **common)
 
 
@@ -240,7 +230,7 @@ def render_json(reports: list[TargetReport], catalogue: Mapping[str, Any], *, ve
         "targets": [r.to_json() for r in reports],
         "summary": summary_counts(reports),
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return json.dumps(json_ready(doc), indent=2) + "\n"
 
 
 # -- text (rich) -----------------------------------------------------------------------------------------------
@@ -397,7 +387,7 @@ def sarif_log(reports: list[TargetReport], catalogue: Mapping[str, Any], *, vers
 
 
 def render_sarif(reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str) -> str:
-    return json.dumps(sarif_log(reports, catalogue, version=version), indent=2) + "\n"
+    return json.dumps(json_ready(sarif_log(reports, catalogue, version=version)), indent=2) + "\n"
 
 
 # -- entry points ----------------------------------------------------------------------------------------------
