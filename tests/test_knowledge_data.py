@@ -115,7 +115,7 @@ def test_no_id_alias_or_mirror_is_listed_twice():
 
 def test_the_loader_accepts_every_file():
     kb = load_knowledge_base()
-    assert len(kb.upstreams) == len(ENTRIES)
+    assert {e["id"].lower() for _, e in _entries()} == set(kb.upstreams)  # read now: the data may have grown
 
 
 @pytest.mark.parametrize("file,uid,block", _blocks(), ids=[b[1] for b in _blocks()])
