@@ -36,7 +36,9 @@ MAX_TENSORS = 1 << 20
 MAX_ARRAY = 1 << 24
 MAX_STRING = 1 << 24
 MAX_DIMS = 4  # GGML_MAX_DIMS
-FIRST_CHUNK = 16 * 1024  # grows x2 per read: over-reading past the header end stays under half of it
+# Reads grow by half each time (no GGUF field gives the header's length): about 20 reads for a 10 MB header, and
+# what is read past the header's end stays under half of the header.
+FIRST_CHUNK = 16 * 1024
 MAX_CHUNK = 4 * 1024 * 1024
 READ_WORKERS = 8
 # Arrays kept whole; any other array is summarised (type, length, sha256) to keep memory bounded.
@@ -156,7 +158,7 @@ class _Cursor:
         want = min(want, self.src.size - have_end, MAX_HEADER_BYTES - have_end)
         self.buf = keep + self.src.read(have_end, want)
         self.buf_start = self.pos
-        self.chunk = min(self.chunk * 2, MAX_CHUNK)
+        self.chunk = min(self.chunk * 3 // 2, MAX_CHUNK)
 
     def take(self, n: int) -> bytes:
         self._ensure(n)
