@@ -365,3 +365,25 @@ def test_bitsandbytes_quantized_embeddings_are_inconclusive_with_the_reason(tmp_
     v = compare_snapshots(snap(repo), snap(root / "up"))
     assert v.verdict == "inconclusive"
     assert "bitsandbytes 4-bit" in json.dumps(v.evidence) + v.reason
+
+
+# == remote: the local Hub, the real huggingface_hub client, HTTP range reads =======================================
+def test_gguf_on_the_hub_is_read_by_range_and_recognised(hub, wide):
+    from scanner.pipeline import open_snapshot
+
+    root, a = wide
+    repo = hub.root / "mallory" / "tiny-GGUF"
+    write_gguf(repo / "tiny-Q4_K.gguf", a, Q.Q4_K, metadata={
+        "general.license": "llama3.1", "general.base_model.count": 1,
+        "general.base_model.0.repo_url": "https://huggingface.co/meta-llama/Llama-3.1-8B"})
+    write_gguf(repo / "tiny-Q8_0.gguf", a, Q.Q8_0)
+    (repo / "README.md").write_text("---\nlicense: apache-2.0\n---\n# tiny\n")
+    up = hub.root / "acme" / "up"
+    up.mkdir(parents=True)
+    save_file(a, str(up / "model.safetensors"))
+    v = compare_snapshots(open_snapshot("hf:mallory/tiny-GGUF", hash_weights=False), open_snapshot("hf:acme/up"))
+    assert v.verdict == "derived" and v.log10_p_value < -8
+    gguf_size = (repo / "tiny-Q4_K.gguf").stat().st_size
+    assert v.bytes_read < 0.5 * (gguf_size + (up / "model.safetensors").stat().st_size)
+    rules = {f.rule for f in scan("hf:mallory/tiny-GGUF").findings}
+    assert {"license.gguf_mismatch", "license.incompatible"} <= rules
