@@ -81,6 +81,10 @@ def hostile_cases() -> dict[str, bytes]:
         "zip-nested-checkpoint.pt": torch_zip({"bundle/inner.pt": zip_checkpoint(os_system),
                                                "bundle/data.pkl": state_dict("w")}),
         "joblib-zlib-compressed.joblib": zlib.compress(os_system),
+        # cost: a payload behind decoys (each tool's time on these is in its seconds figure)
+        "cost-200k-decoy-globals-then-payload.pkl": proto(2) + b"".join(
+            glob(f"mod{i}", f"fn{i}") + POP for i in range(200_000)) + os_system[2:],
+        "cost-8mb-of-strings-then-payload.pkl": proto(4) + (short("a") + POP) * (2 << 20) + os_system[2:],
     }
 
 
@@ -273,18 +277,20 @@ def main() -> None:
     names = sorted(kinds, key=lambda n: (kinds[n] != "hostile", n))
     paths = [str(repo / n) for n in names]
     table: dict[str, dict[str, str]] = {n: {} for n in names}
+    times: dict[str, dict[str, float]] = {n: {} for n in names}
     seconds: dict[str, float] = {}
     verdicts, end_to_end = run_originscan(repo)
     per_file = run_tool("originscan-api", paths)
     seconds["originscan"] = sum(s for _, s in per_file.values())
     for n, p in zip(names, paths):
         table[n]["originscan"] = verdicts.get(n, "--")
+        times[n]["originscan"] = per_file[p][1]
         assert per_file[p][0] == table[n]["originscan"], (n, per_file[p], table[n])  # the CLI and the API agree
     for tool in TOOLS[1:]:
         res = run_tool(tool, paths)
         seconds[tool] = sum(s for _, s in res.values())
         for n, p in zip(names, paths):
-            table[n][tool] = res[p][0]
+            table[n][tool], times[n][tool] = res[p]
 
     width = max(len(n) for n in names)
     header = f"{'case':<{width}}  " + "  ".join(f"{t:>11}" for t in TOOLS)
@@ -306,6 +312,9 @@ def main() -> None:
         print(f"{label:<{width}}  " + "  ".join(
             f"{sum(pred(table[n][t]) for n in rows):>8}/{len(rows):<2}" for t in TOOLS))
     print(f"{'seconds (whole corpus)':<{width}}  " + "  ".join(f"{seconds[t]:>11.2f}" for t in TOOLS))
+    for n in names:
+        if n.startswith("cost-"):
+            print(f"{'  s: ' + n:<{width}}  " + "  ".join(f"{times[n][t]:>11.2f}" for t in TOOLS))
     print(f"\nseconds: the sum of per-file API calls (tool import excluded); one end-to-end `originscan scan` of "
           f"the whole corpus took {end_to_end:.2f} s (process start and every other check included).")
 

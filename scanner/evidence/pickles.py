@@ -18,7 +18,7 @@ import pickletools
 import struct
 import zipfile
 import zlib
-from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
+from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING  # the tables pickle's own find_class applies
 from dataclasses import dataclass, field
 
 from scanner.sources.bytesource import ByteSource, BytesByteSource
@@ -114,11 +114,7 @@ class _Opaque:
     """A value whose content does not matter to the analysis (numbers, dicts, long strings, bytes …)."""
 
 
-class _Mark:
-    pass
-
-
-OPAQUE, MARK = _Opaque(), _Mark()
+OPAQUE = _Opaque()
 
 
 class _Budget:
@@ -276,9 +272,6 @@ class _Unpickler:
         self.pos = 0
         self.done = False
 
-    def push(self, value) -> None:
-        self.stack.append(value)
-
     def pop_mark(self) -> list:
         items = self.stack
         self.stack = self.metastack.pop()
@@ -420,7 +413,7 @@ class _Unpickler:
     def _stack_global(self, arg) -> None:
         attr, module = self.pop()[0], self.pop()[0]
         if isinstance(module, str) and isinstance(attr, str):
-            g = _global(module, attr, 4)
+            g = _global(module, attr, self.proto)
             self.report.imported(g)
             self.stack.append(g)
         else:
