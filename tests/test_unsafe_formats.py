@@ -16,8 +16,8 @@ import pytest
 from onnx import TensorProto, external_data_helper, helper
 
 from helpers import assert_fires, assert_quiet, make_repo, scan
-from scanner.evidence.unsafe_formats import (external_location_escapes, keras_code, scan_hdf5, scan_keras,
-                                             scan_numpy, scan_onnx)
+from scanner.evidence.unsafe_formats import (external_location_escapes, keras_code, scan_file, scan_hdf5,
+                                             scan_keras, scan_numpy, scan_onnx)
 from scanner.sources.bytesource import BytesByteSource, FileByteSource
 
 
@@ -216,6 +216,15 @@ def test_onnx_tensor_in_a_subgraph_is_found():
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
                               [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])])
     assert scan_onnx(src(helper.make_model(graph).SerializeToString()), "m.onnx").escapes
+
+
+def test_onnx_beyond_the_download_budget_is_unverifiable_when_remote(monkeypatch):
+    from scanner.evidence import unsafe_formats
+    data = onnx_model("../../etc/passwd")
+    monkeypatch.setattr(unsafe_formats, "MAX_REMOTE_ONNX_BYTES", len(data) - 1)
+    assert scan_file(src(data), "m.onnx", remote=False).escapes
+    remote = scan_file(src(data), "m.onnx", remote=True)
+    assert remote.escapes == [] and "budget" in remote.unverifiable
 
 
 def test_malformed_onnx_is_unverifiable():

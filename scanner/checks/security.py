@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from scanner.checks.engine import Context, check
 from scanner.evidence.pickles import PickleScan, scan_pickle
-from scanner.evidence.unsafe_formats import FormatScan, scanner_for
+from scanner.evidence.unsafe_formats import handles, scan_file
 from scanner.sources.interface import PICKLE_SUFFIXES
 
 
@@ -44,13 +44,12 @@ def _pickle_findings(ctx: Context, path: str, scan: PickleScan, how: str = "when
 def unsafe_formats(ctx: Context):
     """numpy object arrays, Keras Lambda layers and foreign modules, ONNX external data outside the repo."""
     for f in ctx.snap.weight_files():
-        scanner = scanner_for(f.path)
-        if scanner is None or f.lfs_pointer:
+        if not handles(f.path) or f.lfs_pointer:
             continue
         try:
             src = ctx.snap.open(f.path)
             try:
-                scan: FormatScan = scanner(src, f.path)
+                scan = scan_file(src, f.path, remote=ctx.snap.kind != "local")
             finally:
                 src.close()
         except OSError as exc:

@@ -25,7 +25,10 @@ from scanner.sources.bytesource import ByteSource, BytesByteSource
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a Keras model config; real ones are tens of KB
 MAX_CONFIG_NODES = 1_000_000  # JSON values walked in one config
 MAX_NPY_HEADER = 10_000  # numpy's own default max_header_size
-MAX_ONNX_BYTES = 256 * 1024 * 1024  # parsed in memory whole: a graph-only file is small, inline weights are not
+# An ONNX file is parsed whole in memory. Files with external data are graph-only and small; a large file has its
+# weights inline. Remote files are downloaded to be parsed, hence the lower limit.
+MAX_ONNX_BYTES = 256 * 1024 * 1024
+MAX_REMOTE_ONNX_BYTES = 16 * 1024 * 1024
 MAX_REPORTED = 50
 KERAS_MODULES = ("keras", "tf_keras", "keras_hub", "keras_nlp", "keras_cv", "tensorflow.keras")
 
@@ -225,11 +228,10 @@ def _onnx_tensors(model) -> Any:
             graphs.extend(attr.graphs)
 
 
-def scan_onnx(src: ByteSource, path: str) -> FormatScan:
+def scan_onnx(src: ByteSource, path: str, max_bytes: int = MAX_ONNX_BYTES) -> FormatScan:
     out = FormatScan()
-    if src.size > MAX_ONNX_BYTES:
-        out.unverifiable = (f"{src.size} bytes is beyond the {MAX_ONNX_BYTES}-byte budget for reading external-data "
-                            "paths")
+    if src.size > max_bytes:
+        out.unverifiable = f"{src.size} bytes is beyond the {max_bytes}-byte budget for reading external-data paths"
         return out
     try:
         import onnx
@@ -254,5 +256,13 @@ SCANNERS: dict[str, Callable[[ByteSource, str], FormatScan]] = {
     ".npy": scan_numpy, ".npz": scan_numpy, ".keras": scan_keras, ".h5": scan_hdf5, ".onnx": scan_onnx}
 
 
-def scanner_for(path: str) -> Callable[[ByteSource, str], FormatScan] | None:
-    return SCANNERS.get(posixpath.splitext(path.lower())[1])
+def handles(path: str) -> bool:
+    return posixpath.splitext(path.lower())[1] in SCANNERS
+
+
+def scan_file(src: ByteSource, path: str, remote: bool = False) -> FormatScan:
+    """The scan for `path`'s format (see `handles`); `remote` lowers what may be downloaded whole."""
+    scanner = SCANNERS[posixpath.splitext(path.lower())[1]]
+    if scanner is scan_onnx and remote:
+        return scan_onnx(src, path, MAX_REMOTE_ONNX_BYTES)
+    return scanner(src, path)
