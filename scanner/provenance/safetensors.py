@@ -16,7 +16,10 @@ import numpy as np
 
 from scanner.sources.bytesource import ByteSource
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # the reference implementation's own limit
+# The reference implementation accepts 100 MB, but parsing that much JSON in Python takes over 1 GB of memory; real
+# headers are a few MB (about 100 bytes per tensor).
+MAX_HEADER_BYTES = 32 * 1024 * 1024
+MAX_DIMS = 16  # real tensors have at most 5 or 6
 READ_WORKERS = 8
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -142,12 +145,23 @@ def _from_record(record: dict, file: str) -> tuple[list[TensorInfo], dict[str, s
     return tensors, {str(k): str(v) for k, v in record["metadata"].items()}
 
 
+def _show(value: object, limit: int = 80) -> str:
+    """A header value for an error message: repr'd (quotes, escapes) and cut short, whatever its size."""
+    try:
+        text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"<{value.bit_length()}-bit int>"
+    except ValueError:  # an int past Python's digit limit somewhere inside
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _parse_header(src: ByteSource, file: str) -> tuple[list[TensorInfo], dict[str, str]]:
     if src.size < 8:
         raise SafetensorsError(f"{file}: {src.size} bytes, too short for a safetensors header")
     n = int.from_bytes(src.read(0, 8), "little")
-    if n < 2 or n > MAX_HEADER_BYTES or 8 + n > src.size:
+    if n < 2 or 8 + n > src.size:
         raise SafetensorsError(f"{file}: header length {n} is impossible for a {src.size}-byte file")
+    if n > MAX_HEADER_BYTES:
+        raise SafetensorsError(f"{file}: header of {n} bytes is over the {MAX_HEADER_BYTES}-byte budget; not parsed")
     raw = src.read(8, n)
     try:
         header = json.loads(raw.decode("utf-8").rstrip(" "))
@@ -163,27 +177,28 @@ def _parse_header(src: ByteSource, file: str) -> tuple[list[TensorInfo], dict[st
     tensors: list[TensorInfo] = []
     for name, entry in header.items():
         if not isinstance(entry, dict):
-            raise SafetensorsError(f"{file}: entry {name!r} is not an object")
+            raise SafetensorsError(f"{file}: entry {_show(name)} is not an object")
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if dtype not in DTYPES:
-            raise SafetensorsError(f"{file}: tensor {name!r} has unknown dtype {dtype!r}")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                 for d in shape)):
-            raise SafetensorsError(f"{file}: tensor {name!r} has an invalid shape {shape!r}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
-            raise SafetensorsError(f"{file}: tensor {name!r} has invalid data_offsets {offsets!r}")
+        if not isinstance(dtype, str) or dtype not in DTYPES:  # any JSON type may stand here
+            raise SafetensorsError(f"{file}: tensor {_show(name)} has unknown dtype {_show(dtype)}")
+        if not (isinstance(shape, list) and len(shape) <= MAX_DIMS
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise SafetensorsError(f"{file}: tensor {_show(name)} has an invalid shape {_show(shape)}")
+        if not (isinstance(offsets, list) and len(offsets) == 2
+                and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise SafetensorsError(f"{file}: tensor {_show(name)} has invalid data_offsets {_show(offsets)}")
         begin, end = offsets
         if not 0 <= begin <= end <= data_len:
-            raise SafetensorsError(f"{file}: tensor {name!r} offsets {begin}..{end} fall outside the "
+            raise SafetensorsError(f"{file}: tensor {_show(name)} offsets {_show(begin)}..{_show(end)} fall outside the "
                                    f"{data_len}-byte data section (truncated file?)")
         if (end - begin) != math.prod(shape) * DTYPES[dtype][0]:
-            raise SafetensorsError(f"{file}: tensor {name!r} holds {end - begin} bytes but shape {shape} "
+            raise SafetensorsError(f"{file}: tensor {_show(name)} holds {end - begin} bytes but shape {_show(shape)} "
                                    f"of {dtype} needs {math.prod(shape) * DTYPES[dtype][0]}")
         tensors.append(TensorInfo(name, dtype, tuple(shape), data_start + begin, data_start + end, file))
     ordered = sorted((t for t in tensors if t.nbytes), key=lambda t: t.start)
     for a, b in zip(ordered, ordered[1:]):
         if b.start < a.end:
-            raise SafetensorsError(f"{file}: tensors {a.name!r} and {b.name!r} overlap")
+            raise SafetensorsError(f"{file}: tensors {_show(a.name)} and {_show(b.name)} overlap")
     return tensors, {str(k): str(v) for k, v in metadata.items()}
 
 
