@@ -24,6 +24,10 @@ from scanner.sources.interface import (
 LFS_HEADER = b"version https://git-lfs.github.com/spec/v1"
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "node_modules", ".cache"}
 MAX_FILES = 100_000
+# Local weights are hashed whole (exact copies are then decided from hashes alone). Reading is the cost, and a file
+# can claim any size (a sparse file's 64 GB of holes cost no disk), so hashing stops at a budget per repo; larger
+# weights are still compared by their sampled tensors.
+MAX_HASH_BYTES = 8 * 1024**3
 
 
 def parse_lfs_pointer(data: bytes) -> tuple[str, int] | None:
@@ -93,13 +97,25 @@ class LocalSource:
         real_root = root.resolve()
         snap = Snapshot(target=self.target, kind="local", name=real_root.name)
         snap.opener = lambda p: FileByteSource(real_root / p, name=p)
+        self._hash_budget = MAX_HASH_BYTES
+        self._unhashed: list[str] = []
         for rel, full in self._walk(real_root, snap):
             self._add_file(snap, rel, full)
+        if self._unhashed:
+            snap.problem("source.too_large", f"{len(self._unhashed)} weight file(s) past the {MAX_HASH_BYTES}-byte "
+                         "hashing budget were not hashed (e.g. " + self._unhashed[0] + "); exact copies among them "
+                         "are judged from sampled tensors", path=self._unhashed[0], severity=Severity.low,
+                         files=self._unhashed[:20])
         return snap
 
     def _walk(self, root: Path, snap: Snapshot):
         count = 0
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        def unreadable(exc: OSError) -> None:  # a folder os.walk cannot list (permissions, a path past PATH_MAX)
+            where = Path(exc.filename or root)
+            rel = where.relative_to(root).as_posix() if where.is_relative_to(root) else str(where)
+            snap.problem("source.unreadable", f"{rel[:200]}: {exc.strerror or exc}; not listed", path=rel)
+
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
             dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
             here = Path(dirpath)
             for d in list(dirnames):
@@ -149,8 +165,11 @@ class LocalSource:
                     entry.lfs_pointer = True
                     return
             if is_weight_file(rel):
-                if self.hash_weights:
+                if self.hash_weights and size <= self._hash_budget:
+                    self._hash_budget -= size
                     entry.sha256 = sha256_file_cached(full, self.cache)
+                elif self.hash_weights:
+                    self._unhashed.append(rel)
             elif rel in SMALL_JSON_FILES:
                 if size > json_limit(rel):
                     snap.problem("source.too_large", f"{rel} is {size} bytes, over the {json_limit(rel)}-byte limit; "
