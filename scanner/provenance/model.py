@@ -28,6 +28,11 @@ from scanner.sources.bytesource import ByteSource
 from scanner.sources.interface import PICKLE_SUFFIXES, Snapshot
 
 MIN_VOCAB = 256  # a token matrix has at least this many rows; smaller "N x hidden" tensors are type embeddings
+# Budgets on what a header may claim (it comes from whoever uploaded the file): released models are at most ~32 k
+# wide with vocabularies under 1 M and a few hundred residual vectors; anything past these is not read.
+MAX_HIDDEN = 1 << 16
+MAX_VOCAB = 1 << 22
+MAX_VECTORS = 2048
 INTEGER_DTYPES = frozenset({"I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL"})
 
 
@@ -80,7 +85,7 @@ def analyse(tensors: list[TensorInfo], config: dict | None) -> Structure:
     # Integer tensors are packed quantized weights, group indices or quantization state (GPTQ qweight / g_idx,
     # bitsandbytes, MLX): their numbers are not weights, and their shapes would pass for token matrices.
     usable = [t for t in tensors if t.decodable and t.numel > 0 and t.dtype not in INTEGER_DTYPES]
-    ones = Counter(t.shape[0] for t in usable if len(t.shape) == 1)
+    ones = Counter(t.shape[0] for t in usable if len(t.shape) == 1 and t.shape[0] <= MAX_HIDDEN)
     hidden = None
     if ones:
         length, count = ones.most_common(1)[0]
@@ -88,7 +93,7 @@ def analyse(tensors: list[TensorInfo], config: dict | None) -> Structure:
             hidden = length
     if hidden is None and config:
         hs = config.get("hidden_size") or config.get("d_model") or config.get("n_embd")
-        hidden = hs if isinstance(hs, int) else None
+        hidden = hs if isinstance(hs, int) and not isinstance(hs, bool) and 0 < hs <= MAX_HIDDEN else None
     if hidden is None:
         return Structure(None)
     by_other: dict[int, list[tuple[TensorInfo, bool]]] = defaultdict(list)
@@ -100,7 +105,7 @@ def analyse(tensors: list[TensorInfo], config: dict | None) -> Structure:
         elif t.shape[0] == hidden:
             by_other[t.shape[1]].append((t, True))
     # A token matrix's other axis is shared by at most two tensors (embedding and head); MLP axes repeat per layer.
-    candidates = [n for n, ts in by_other.items() if len(ts) <= 2 and n >= MIN_VOCAB]
+    candidates = [n for n, ts in by_other.items() if len(ts) <= 2 and MIN_VOCAB <= n <= MAX_VOCAB]
     vocab_hint = (config or {}).get("vocab_size")
     if isinstance(vocab_hint, int) and vocab_hint in candidates:
         vocab = vocab_hint
@@ -111,7 +116,7 @@ def analyse(tensors: list[TensorInfo], config: dict | None) -> Structure:
         for t, transposed in sorted(by_other[vocab], key=lambda x: natural_key(x[0].name)):
             matrices.append(TokenMatrix(t.name, vocab, transposed))
     vectors = sorted((t.name for t in usable if len(t.shape) == 1 and t.shape[0] == hidden), key=natural_key)
-    return Structure(hidden, matrices, vectors)
+    return Structure(hidden, matrices, vectors[:MAX_VECTORS])
 
 
 class LiveModel(ModelView):
