@@ -1,11 +1,11 @@
-"""Model card facts, parsed by huggingface_hub's card loader (yaml.safe_load underneath)."""
+"""Model card facts: the YAML front matter through a budgeted safe loader, then huggingface_hub's card data."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from huggingface_hub import ModelCard
+import yaml
+from huggingface_hub import ModelCardData
 
 from scanner.sources.interface import Snapshot
 
@@ -62,7 +62,65 @@ class CardFacts:
     _lines: dict[str, int] = field(default_factory=dict, repr=False)
 
 
-_FRONT = re.compile(r"\A\s*---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
+# Budgets: real card metadata is a few KB (a long model-index reaches ~100 KB) and uses few anchors, if any. An
+# alias bomb is a few hundred bytes that expand to billions of nodes once anything walks the parsed value.
+MAX_FRONT_MATTER_CHARS = 512 * 1024
+MAX_YAML_NODES = 200_000
+MAX_YAML_ALIASES = 256
+
+
+class YAMLBudgetError(ValueError):
+    """The front matter is over a budget (size, nodes, aliases); it is not parsed."""
+
+
+class _BudgetLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (safe constructors only) that refuses documents with too many nodes or aliases."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._nodes = self._aliases = 0
+
+    def compose_node(self, parent, index):
+        self._nodes += 1
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise YAMLBudgetError(f"more than {MAX_YAML_ALIASES} aliases (an alias bomb?)")
+        if self._nodes > MAX_YAML_NODES:
+            raise YAMLBudgetError(f"more than {MAX_YAML_NODES} YAML nodes")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load with budgets on nodes and aliases."""
+    loader = _BudgetLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def split_front_matter(text: str) -> tuple[str, str, int] | None:
+    """(YAML block, body, body offset) when `text` opens with a `---` line closed by another, else None.
+
+    Scanned line by line in linear time (a regular expression here backtracked quadratically on long runs of
+    blank lines or of lines that begin with `---`)."""
+    start = len(text) - len(text.lstrip())
+    if not text.startswith("---", start):
+        return None
+    eol = text.find("\n", start)
+    if eol < 0 or text[start + 3: eol].strip():
+        return None
+    pos = eol
+    while True:
+        pos = text.find("\n---", pos)
+        if pos < 0:
+            return None
+        end = text.find("\n", pos + 4)
+        end = len(text) if end < 0 else end
+        if not text[pos + 4: end].strip():
+            return text[eol + 1: pos], text[end + 1:], end + 1
+        pos += 1
 
 
 def read_card(snap: Snapshot) -> CardFacts:
@@ -72,24 +130,29 @@ def read_card(snap: Snapshot) -> CardFacts:
     path, text = found
     facts = CardFacts(path=path)
     text = text.replace("\r\n", "\n")
-    if not _FRONT.match(text):
+    split = split_front_matter(text)
+    if split is None:
         if text.lstrip().startswith("---"):
             facts.error = "YAML front matter opened with --- but never closed"
         facts.body = text
         return facts
+    block, facts.body, _ = split
     try:
-        card = ModelCard(text, ignore_metadata_errors=False)
-        data = card.data.to_dict() if card.data else {}
+        if len(block) > MAX_FRONT_MATTER_CHARS:
+            raise YAMLBudgetError(f"{len(block)} characters, over the {MAX_FRONT_MATTER_CHARS} budget")
+        data = load_yaml(block)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ValueError("the metadata block is not a mapping")
+        card_data = ModelCardData(**data, ignore_metadata_errors=False)
+        data = card_data.to_dict()
         facts.metadata = data if isinstance(data, dict) else {}
-        facts.body = card.text or ""
-    except Exception as exc:  # the card parser raises ValueError/YAMLError/TypeError on hostile input
-        facts.error = f"YAML front matter could not be parsed: {str(exc).splitlines()[0][:160]}"
-        m = _FRONT.match(text)
-        facts.body = text[m.end():] if m else text
-    m = _FRONT.match(text)
-    if m:
-        for i, line in enumerate(m.group(1).split("\n"), start=2):
-            key = line.split(":", 1)[0].strip()
-            if key and not line.startswith((" ", "-", "#")):
-                facts._lines.setdefault(key, i)
+    except Exception as exc:  # YAML errors, budgets, and the card data's own ValueError/TypeError on hostile input
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        facts.error = f"YAML front matter could not be parsed: {first[:160]}"
+    for i, line in enumerate(block.split("\n"), start=2):
+        key = line.split(":", 1)[0].strip()
+        if key and not line.startswith((" ", "-", "#")):
+            facts._lines.setdefault(key, i)
     return facts
