@@ -121,8 +121,8 @@ def lfs_pointer(data: bytes) -> str:
 @pytest.fixture
 def scene(hub, tmp_path):
     world, listing = build_world(hub.root, tmp_path)
-    honest_base = next(la for la in world if not la.gated and la.license == "apache-2.0")
-    copied = next(la for la in world if not la.gated and la is not honest_base)
+    honest_base = next(la for la in world if not la.gated and not la.private and la.license == "apache-2.0")
+    copied = next(la for la in world if not la.gated and not la.private and la is not honest_base)
     gated = next(la for la in world if la.gated and not la.mirrors)
     ws = tmp_path / "ws"
     repo = git.Repo.init(ws, initial_branch="main")

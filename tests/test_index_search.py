@@ -92,3 +92,34 @@ def test_screen_threshold_sits_below_a_derivation_and_above_chance():
             assert log10_binom_sf(t, units, 1 / hidden) <= -3
         if hidden >= 4096:  # even at the full test's conservative 10/d
             assert log10_binom_sf(t, units, 10 / hidden) <= -3
+
+
+def test_an_index_written_before_format_2_is_migrated_on_open(tmp_path):
+    """An index file as the previous release wrote it (two tables, format-1 blobs) keeps working."""
+    import io
+    import sqlite3
+
+    import numpy as np
+
+    source = tiny_llm(7, vocab=512, d=64, inter=128)
+    fp = build(_model(_repo(tmp_path, "source", source)), FingerprintPlan())
+    meta = {"hidden": fp.hidden, "matrices": [{"name": m.name, "vocab": m.vocab} for m in fp.matrices],
+            "vectors": list(fp.vectors), "file_hashes": sorted(fp.file_hashes), "weight_bytes": fp.weight_bytes}
+    arrays = {f"rows{i}": m.rows for i, m in enumerate(fp.matrices)}
+    arrays.update({f"tokens{i}": m.tokens for i, m in enumerate(fp.matrices)})
+    arrays.update({f"vec{i}": v for i, v in enumerate(fp.vectors.values())})
+    buf = io.BytesIO()
+    np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    db = sqlite3.connect(tmp_path / "old.sqlite")
+    db.executescript("CREATE TABLE models (name TEXT PRIMARY KEY, license TEXT, target TEXT, revision TEXT, "
+                     "fingerprint TEXT NOT NULL, weight_bytes INTEGER, added TEXT);"
+                     "CREATE TABLE fingerprints (key TEXT PRIMARY KEY, data BLOB NOT NULL, created TEXT);")
+    db.execute("INSERT INTO fingerprints VALUES (?,?,?)", ("k1", buf.getvalue(), "2026-01-01"))
+    db.execute("INSERT INTO models VALUES (?,?,?,?,?,?,?)", ("acme/source", "mit", "x", None, "k1", 1, "2026"))
+    db.commit()
+    db.close()
+    index = Index(tmp_path / "old.sqlite")
+    [cand] = index.candidates()
+    assert (cand.kind, cand.hidden, cand.vocab) == ("rows", 64, 512)
+    got, stats = _derived(index, _repo(tmp_path, "suspect", disguise(source)), "local:suspect")
+    assert got == {"acme/source"} and stats.compared == 1  # no sketch in format 1: the full test decides

@@ -39,7 +39,9 @@ def test_update_fingerprints_every_readable_upstream_and_rechecks_cheaply(hub, w
     by_id = {la.id: la for la in lookalikes}
     for la in lookalikes:
         r = results[la.id]
-        if not la.gated:
+        if la.private:
+            assert r.state == "fingerprinted" and r.origin == la.mirrors[0] and "unverified" in r.detail, r.line()
+        elif not la.gated:
             assert r.state == "fingerprinted" and r.origin == la.id, r.line()
         elif la.mirrors and not la.bad_mirror:
             assert r.state == "fingerprinted" and r.origin == la.mirrors[0], r.line()
@@ -53,6 +55,7 @@ def test_update_fingerprints_every_readable_upstream_and_rechecks_cheaply(hub, w
     assert {m.name for m in index.models()} == set(by_id)
     fingerprinted = [r for r in results.values() if r.state == "fingerprinted"]
     assert len(fingerprinted) == sum(1 for la in lookalikes if not la.gated or (la.mirrors and not la.bad_mirror))
+    assert index.model(next(la.id for la in lookalikes if la.private)) is not None
     assert all(0 < r.bytes_fetched < 200_000 for r in fingerprinted)  # headers, 192 rows and vectors of a tiny model
     assert len(lines) == len(lookalikes) and all("bytes" in line for line in lines)
 
@@ -60,7 +63,8 @@ def test_update_fingerprints_every_readable_upstream_and_rechecks_cheaply(hub, w
     hub.stats.reset()
     again, lines = _update(index, listing)
     assert {r.state for r in again.values()} == {"unchanged"}
-    assert hub.stats.requests == len(lookalikes)
+    # (the private upstream's check is refused, so its mirror's revision is checked too)
+    assert hub.stats.requests == len(lookalikes) + sum(la.private for la in lookalikes)
     assert all("expand=sha" in p for p in hub.stats.paths())
     assert hub.stats.weight_bytes_served == 0
     assert sum("HF_TOKEN" in line for line in lines) == sum(1 for la in lookalikes if la.gated and
@@ -130,7 +134,7 @@ def test_pack_round_trip_and_tampering(hub, world, tmp_path):
 
 def test_faults_leave_the_rest_of_the_index_usable(hub, world, tmp_path, no_sleep):
     lookalikes, listing = world
-    plain = [la for la in lookalikes if not la.gated]
+    plain = [la for la in lookalikes if not la.gated and not la.private]
     down, reset = plain[0], plain[1]
     hub.fault("500", match=f"/api/models/{down.id}", times=-1)
     hub.fault("reset", match=f"/{reset.id}/resolve/", times=-1)

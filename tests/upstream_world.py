@@ -2,7 +2,8 @@
 
 Each look-alike is a tiny Llama-shaped model (its own seed) under the upstream's real Hub id. Every fourth is
 gated (readable only with the test token); most gated ones have an ungated mirror with byte-identical weight
-files listed under `mirrors`, one has a mirror whose bytes differ, one has none. Shapes vary (hidden 48 or 64,
+files listed under `mirrors`, one has a mirror whose bytes differ, some have none; one upstream is private
+(its metadata invisible) with a mirror. Shapes vary (hidden 48 or 64,
 vocabulary 320 or 512) so header facts have something to rule out.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Lookalike:
     hidden: int
     vocab: int
     gated: bool = False
+    private: bool = False  # not even its metadata is visible: only an (unverifiable) mirror can stand in
     mirrors: list[str] = field(default_factory=list)
     bad_mirror: str | None = None  # listed, but its bytes differ
 
@@ -45,6 +47,9 @@ def build_world(hub_root: Path, tmp: Path, count: int = 32) -> tuple[list[Lookal
         la = Lookalike(up.id, up.family, up.license, seed=100 + i, hidden=hidden, vocab=vocab, gated=i % 4 == 1)
         if la.gated and i % 8 == 1:
             la.mirrors = [f"mirror-org/{up.id.split('/')[1]}"]
+        elif i == 3:
+            la.private = True
+            la.mirrors = [f"mirror-org/{up.id.split('/')[1]}"]
         elif la.gated and i == 5:
             la.bad_mirror = f"bad-mirror/{up.id.split('/')[1]}"
             la.mirrors = [la.bad_mirror]
@@ -60,7 +65,7 @@ def build_world(hub_root: Path, tmp: Path, count: int = 32) -> tuple[list[Lookal
 def _publish(hub_root: Path, tmp: Path, la: Lookalike) -> None:
     st = save_tensors(la.weights(), tmp / "st" / la.id / "model.safetensors").read_bytes()
     card = card_text({"license": la.license}, f"# {la.id.split('/')[1]}\n")
-    cfg = {"gated": "manual"} if la.gated else {}
+    cfg = {"gated": "manual"} if la.gated else {"private": True} if la.private else {}
     make_hub_repo(hub_root, la.id, {"README.md": card, "model.safetensors": st}, **cfg)
     for m in la.mirrors:
         data = st

@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -165,6 +166,7 @@ def main() -> None:
         print("\nms/fp: extra CPU per additional registered fingerprint over the 1-fingerprint run (new code).")
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(old_root)], cwd=ROOT, check=False)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ would read, so comparing a suspect against the index reads nothing of the upstre
 
 Tables
   models        name → fingerprint key, licence, target, revision (one row per registered name)
-  fingerprints  key → header facts (kind, hidden, vocab, shape_key) in columns, the sketch (small) and the rows
-                (`data`, see scanner.provenance.fingerprint) in blobs: a scan filters on the columns, screens
-                on the sketch and decodes `data` only for the few upstreams that survive, one at a time.
+  fingerprints  key → the rows (`data`, see scanner.provenance.fingerprint), decoded only for the few upstreams
+                that survive the screen, one at a time
+  facts         key → header facts (kind, hidden, vocab, shape_key) and the sketch (small): a scan filters and
+                screens on these without touching a fingerprint blob (a separate table, so SQLite never walks
+                a blob's overflow pages to reach them)
   files         weight-file sha256 → fingerprint key: the exact-copy check is one indexed query.
   upstreams     what the last `index update` found per upstream (revision, state, where the weights came from),
                 so an unchanged upstream costs one revision check and an unverifiable one is reported once.
@@ -37,6 +39,9 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS fingerprints (
   key TEXT PRIMARY KEY, data BLOB NOT NULL, created TEXT
 );
+CREATE TABLE IF NOT EXISTS facts (
+  key TEXT PRIMARY KEY, kind TEXT NOT NULL, hidden INTEGER, vocab INTEGER, shape_key TEXT, sketch BLOB
+);
 CREATE TABLE IF NOT EXISTS files (
   sha256 TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (sha256, key)
 );
@@ -44,8 +49,6 @@ CREATE TABLE IF NOT EXISTS upstreams (
   id TEXT PRIMARY KEY, revision TEXT, state TEXT NOT NULL, origin TEXT, detail TEXT, checked TEXT
 );
 """
-# Columns added to `fingerprints` by format 2 (older index files are migrated in place on open).
-FINGERPRINT_COLUMNS = {"kind": "TEXT", "hidden": "INTEGER", "vocab": "INTEGER", "shape_key": "TEXT", "sketch": "BLOB"}
 
 
 def default_index_path() -> Path:
@@ -143,25 +146,23 @@ class Index:
         self.db.close()
 
     def _migrate(self) -> None:
-        """Format-1 index files get the header-fact columns, filled from their blobs once."""
-        have = {r[1] for r in self.db.execute("PRAGMA table_info(fingerprints)")}
-        missing = {c: t for c, t in FINGERPRINT_COLUMNS.items() if c not in have}
-        if not missing:
+        """Index files written before the facts table get their facts from their blobs, once."""
+        missing = self.db.execute("SELECT key, data FROM fingerprints WHERE key NOT IN (SELECT key FROM facts)")
+        rows = missing.fetchall()
+        if not rows:
             return
         with self.db:
-            for col, typ in missing.items():
-                self.db.execute(f"ALTER TABLE fingerprints ADD COLUMN {col} {typ}")
-            for key, data in self.db.execute("SELECT key, data FROM fingerprints").fetchall():
+            for key, data in rows:
                 try:
                     fp = Fingerprint.from_bytes(data)
                 except ValueError:
-                    continue  # left without facts: never a candidate, still listed
+                    continue  # no facts: never a candidate, still listed
                 self._write_facts(key, fp)
 
     def _write_facts(self, key: str, fp: Fingerprint) -> None:
-        self.db.execute("UPDATE fingerprints SET kind=?, hidden=?, vocab=?, shape_key=?, sketch=? WHERE key=?",
-                        (fp.kind, fp.hidden, fp.vocab, fp.shape_key,
-                         fp.sketch.to_bytes() if fp.sketch else None, key))
+        self.db.execute("INSERT OR REPLACE INTO facts(key, kind, hidden, vocab, shape_key, sketch) VALUES (?,?,?,?,?,?)",
+                        (key, fp.kind, fp.hidden, fp.vocab, fp.shape_key,
+                         fp.sketch.to_bytes() if fp.sketch else None))
         for h in fp.file_hashes:
             self.db.execute("INSERT OR IGNORE INTO files(sha256, key) VALUES (?,?)", (h, key))
 
@@ -176,7 +177,7 @@ class Index:
         return True
 
     def has_fingerprint(self, key: str, kind: str | None = None) -> bool:
-        row = self.db.execute("SELECT kind FROM fingerprints WHERE key=?", (key,)).fetchone()
+        row = self.db.execute("SELECT kind FROM facts WHERE key=?", (key,)).fetchone()
         return row is not None and (kind is None or row[0] == kind)
 
     def put(self, name: str, fp: Fingerprint, license: str | None, target: str, revision: str | None,
@@ -237,7 +238,7 @@ class Index:
     def candidates(self, exclude_target: str | None = None) -> list[Candidate]:
         rows = self.db.execute(
             "SELECT m.name, m.license, m.target, m.revision, m.fingerprint, m.weight_bytes, m.added, "
-            "f.kind, f.hidden, f.vocab, f.shape_key FROM models m JOIN fingerprints f ON f.key = m.fingerprint "
+            "f.kind, f.hidden, f.vocab, f.shape_key FROM models m JOIN facts f ON f.key = m.fingerprint "
             "ORDER BY m.name").fetchall()
         return [Candidate(Registered(*r[:7]), r[7] or "", r[8], r[9], r[10] or "") for r in rows
                 if exclude_target is None or r[2] != exclude_target]
@@ -255,17 +256,16 @@ class Index:
                 if reg.fingerprint in shared and reg.target != exclude_target]
 
     def sketch(self, key: str) -> Sketch | None:
-        row = self.db.execute("SELECT sketch FROM fingerprints WHERE key=?", (key,)).fetchone()
+        row = self.db.execute("SELECT sketch FROM facts WHERE key=?", (key,)).fetchone()
         return Sketch.from_bytes(row[0]) if row and row[0] else None
 
     def fingerprint(self, key: str) -> Fingerprint:
-        row = self.db.execute("SELECT data, sketch FROM fingerprints WHERE key=?", (key,)).fetchone()
-        if row is None:
-            raise KeyError(key)
-        return Fingerprint.from_bytes(row[0], row[1])
+        return Fingerprint.from_bytes(*self.blob(key))
 
     def blob(self, key: str) -> tuple[bytes, bytes | None]:
-        row = self.db.execute("SELECT data, sketch FROM fingerprints WHERE key=?", (key,)).fetchone()
+        """(fingerprint bytes, sketch bytes or None)."""
+        row = self.db.execute("SELECT f.data, x.sketch FROM fingerprints f LEFT JOIN facts x ON x.key = f.key "
+                              "WHERE f.key=?", (key,)).fetchone()
         if row is None:
             raise KeyError(key)
         return row[0], row[1]
@@ -274,12 +274,12 @@ class Index:
         return StoredModel(self.fingerprint(reg.fingerprint))
 
     def kind(self, key: str) -> str | None:
-        row = self.db.execute("SELECT kind FROM fingerprints WHERE key=?", (key,)).fetchone()
+        row = self.db.execute("SELECT kind FROM facts WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
     def size_of(self, key: str) -> int:
-        row = self.db.execute("SELECT length(data) + coalesce(length(sketch), 0) FROM fingerprints WHERE key=?",
-                              (key,)).fetchone()
+        row = self.db.execute("SELECT length(f.data) + coalesce(length(x.sketch), 0) FROM fingerprints f "
+                              "LEFT JOIN facts x ON x.key = f.key WHERE f.key=?", (key,)).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
     def iter_views(self, regs: list[Registered]) -> Iterator[tuple[Registered, StoredModel]]:

@@ -27,7 +27,7 @@ from scanner.errors import SourceError
 from scanner.knowledge import Upstream, data_dir
 from scanner.provenance.fingerprint import REMOTE_PLAN, Fingerprint, WeightFile, build, hashes_only
 from scanner.provenance.index import Index, UpstreamState
-from scanner.provenance.model import LiveModel
+from scanner.provenance.quantized import DequantizingModel
 from scanner.sources.interface import is_weight_file
 
 WORKERS = 4  # upstreams fetched at once (each also reads its rows several ranges at a time)
@@ -137,9 +137,11 @@ def _read_fingerprint(hub: _Hub, repo_id: str, revision: str | None, files: list
     try:
         first = sources[files[0].path]
         first.read(0, 8)  # access is decided here, before anything is parsed
-        model = LiveModel(sources, upstream.config or None, {f.sha256 for f in all_files if f.sha256})
-        if model.problems:
-            raise SourceError(f"{repo_id}: {'; '.join(model.problems)[:300]}",
+        model = DequantizingModel(sources, upstream.config or None, {f.sha256 for f in all_files if f.sha256})
+        # a shard whose header could not be read or parsed would leave a partial tensor table: nothing is stored
+        fatal = [p for p in model.problems if p.startswith(tuple(f"{f}:" for f in sources))]
+        if fatal or model.malformed:
+            raise SourceError(f"{repo_id}: {'; '.join(fatal or model.problems)[:300]}",
                               rule="source.malformed" if model.malformed else "source.unreachable")
         fp = build(model, REMOTE_PLAN, files=all_files)
         return fp, model.bytes_read, sum(getattr(s, "requests", 0) for s in sources.values())
@@ -174,6 +176,16 @@ def _fetch(up: Upstream, previous: UpstreamState | None, hub: _Hub, result: Upda
             break
         except Exception as exc:
             known = _hub_error(exc)
+            if known is not None and known[0] == "unverifiable" and up.mirrors:
+                # The official repo is not visible at all: a listed mirror, unverified, is better than nothing.
+                if previous is not None and previous.state == "fingerprinted" and previous.origin in up.mirrors \
+                        and hub.revision(previous.origin) == previous.revision:
+                    result.state, result.origin, result.revision = "unchanged", previous.origin, previous.revision
+                    result.detail = previous.detail
+                    return
+                if not _from_mirrors(up, hub, None, None, result, [f"{candidate}: {known[1]}"]):
+                    result.state, result.detail = known
+                return
             if known is None or known[0] != "not-found":
                 raise
     if repo_id is None:
@@ -195,17 +207,38 @@ def _fetch(up: Upstream, previous: UpstreamState | None, hub: _Hub, result: Upda
         result.state, result.detail = "hashes-only", "no safetensors weights to fingerprint (exact copies only)"
         return
     try:
-        fp, nbytes, nreq = _read_fingerprint(hub, repo_id, revision, tensors, up, files)
-        result.state, result.origin, result.fingerprint = "fingerprinted", repo_id, fp
-        result.bytes_fetched, result.requests = nbytes, nreq
+        _read_into(result, hub, repo_id, revision, tensors, up, files)
         return
     except SourceError as exc:
         if exc.rule != "source.unverifiable":
             result.state, result.detail = "unreadable", f"weights unreadable ({str(exc)[:200]}); exact copies only"
             return
     # Gated: a mirror whose weight files are byte-identical to the official ones (sha256 from the Hub's metadata).
-    official = {f.sha256 for f in tensors}
-    notes = []
+    notes: list[str] = []
+    if _from_mirrors(up, hub, {f.sha256 for f in tensors}, files, result, notes):
+        return
+    why = "gated: set HF_TOKEN to a token with access" + (
+        "" if up.mirrors else ", or list a byte-identical mirror in the knowledge base")
+    result.state = "gated"
+    result.detail = "; ".join([why, *notes]) + " (exact copies only)"
+
+
+def _read_into(result: UpdateResult, hub: _Hub, repo_id: str, revision: str | None, tensors: list[WeightFile],
+               up: Upstream, files: list[WeightFile]) -> None:
+    fp, nbytes, nreq = _read_fingerprint(hub, repo_id, revision, tensors, up, files)
+    result.bytes_fetched, result.requests = nbytes, nreq
+    result.origin = repo_id
+    if fp.kind == "rows":
+        result.state, result.fingerprint = "fingerprinted", fp
+    else:  # headers read, but no token matrix to align on (e.g. a quantisation originscan does not decode)
+        result.state, result.detail = "hashes-only", "no comparable token matrix in the weights (exact copies only)"
+        result.fingerprint = fp
+
+
+def _from_mirrors(up: Upstream, hub: _Hub, official: set[str | None] | None, files: list[WeightFile] | None,
+                  result: UpdateResult, notes: list[str]) -> bool:
+    """Read the first listed mirror whose safetensors files carry the official sha256s (or, when the official
+    metadata is not visible at all, the first readable mirror, marked unverified)."""
     for mirror in up.mirrors:
         try:
             m_rev, m_files = hub.weight_files(mirror, None)
@@ -214,22 +247,22 @@ def _fetch(up: Upstream, previous: UpstreamState | None, hub: _Hub, result: Upda
             notes.append(f"mirror {mirror}: {known[1] if known else type(exc).__name__}")
             continue
         m_tensors = _safetensors(m_files)
-        if {f.sha256 for f in m_tensors} != official or None in official:
+        if not m_tensors or (official is not None and ({f.sha256 for f in m_tensors} != official or None in official)):
             notes.append(f"mirror {mirror} is not byte-identical to the official weights")
             continue
         try:
-            fp, nbytes, nreq = _read_fingerprint(hub, mirror, m_rev, m_tensors, up, files)
+            _read_into(result, hub, mirror, m_rev, m_tensors, up, files if files is not None else m_files)
         except SourceError as exc:
             notes.append(f"mirror {mirror}: {str(exc)[:120]}")
             continue
-        result.state, result.origin, result.fingerprint = "fingerprinted", mirror, fp
-        result.bytes_fetched, result.requests = nbytes, nreq
-        result.detail = "gated upstream read from a mirror whose weight files have the official sha256"
-        return
-    why = "gated: set HF_TOKEN to a token with access" + (
-        "" if up.mirrors else ", or list a byte-identical mirror in the knowledge base")
-    result.state = "gated"
-    result.detail = "; ".join([why, *notes]) + " (exact copies only)"
+        if official is None:
+            result.revision = m_rev
+            result.detail = "; ".join(notes + [f"read from mirror {mirror}, unverified: the official metadata is "
+                                               "not visible to compare sha256s"])
+        else:
+            result.detail = "gated upstream read from a mirror whose weight files have the official sha256"
+        return True
+    return False
 
 
 def update_index(index: Index, upstreams: list[Upstream], token: str | None = None, workers: int = WORKERS,
