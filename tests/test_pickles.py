@@ -80,15 +80,16 @@ def test_payload_in_a_second_plain_pickle_is_found():
     assert_unsafe(pkl(int1(1)) + pkl(call("os", "system")), "os system")
 
 
-def test_legacy_storage_beyond_the_file_is_unverifiable():
+def test_legacy_storage_beyond_the_file_is_malformed():
     data = legacy(state_dict("w"))
     r = analyse(data[:-8])
-    assert r.error and "legacy torch storage" in r.error and not r.dangerous
+    assert r.malformed and "legacy torch storage" in r.malformed and not r.dangerous and r.error is None
 
 
-def test_bytes_after_the_last_pickle_are_unverifiable():
+def test_bytes_after_the_last_pickle_are_malformed_not_unverifiable():
+    """pickle.load and torch.load stop at the STOP: what follows is never unpickled."""
     r = analyse(pkl(int1(1)) + b"\xff\xfe garbage")
-    assert r.error and "not a pickle" in r.error
+    assert r.malformed and "not a pickle" in r.malformed and r.error is None
 
 
 # == bypass 2: the memo ===========================================================================================
@@ -121,8 +122,8 @@ def test_stack_global_on_a_value_built_while_loading_is_unresolved():
     assert r.unresolved and "STACK_GLOBAL" in r.unresolved[0] and r.dangerous
 
 
-def test_memo_get_of_a_missing_slot_is_unverifiable():
-    assert analyse(pkl(get(9))).error
+def test_memo_get_of_a_missing_slot_is_malformed():
+    assert analyse(pkl(get(9))).malformed
 
 
 # == bypass 3: exact (module, name) pairs, not top-level packages ==================================================
@@ -260,12 +261,12 @@ def test_many_distinct_globals_are_deduplicated_and_capped():
 
 def test_claimed_huge_string_is_not_allocated():
     r = analyse(proto(4) + b"\x8d" + struct.pack("<Q", 1 << 40) + b"abc")  # BINUNICODE8 of 1 TiB
-    assert r.error
+    assert r.malformed
 
 
 def test_line_without_newline_is_bounded():
     r = analyse(b"c" + b"a" * (pickles.MAX_LINE * 4))
-    assert r.error
+    assert r.malformed
 
 
 def test_strings_are_not_kept():
@@ -281,11 +282,22 @@ def test_strings_are_not_kept():
     assert peak < len(data) // 2  # 8 MB of strings analysed in a fraction of their size
 
 
-def test_truncated_and_empty_streams_are_unverifiable():
+def test_truncated_and_empty_streams_are_malformed():
+    """The unpickler fails where the stream breaks, and every opcode before that point was analysed."""
     full = state_dict("w")
     for cut in (1, 2, 10, len(full) // 2, len(full) - 1):
-        assert analyse(full[:cut]).error, cut
-    assert analyse(b"").error == "empty file"
+        r = analyse(full[:cut])
+        assert r.malformed and r.error is None, cut
+    assert analyse(b"").malformed == "empty file"
+    r = analyse(pkl(call("os", "system"))[:-1])  # a payload before the break still counts
+    assert r.malformed and r.unsafe == ["os system"]
+
+
+def test_raw_binary_under_a_pickle_name_is_malformed_not_unverifiable():
+    """OpenVINO / GGML / Core ML weights are `.bin` too: not a pickle, nothing would be unpickled."""
+    for data in (b"ggml" + bytes(1000), bytes(range(256)) * 40, b"\x00" * 4096):
+        r = analyse(data)
+        assert r.malformed and (r.error, r.unsafe, r.unresolved) == (None, [], []), data[:8]
 
 
 # == through the scanner ==========================================================================================

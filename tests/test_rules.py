@@ -521,15 +521,19 @@ def test_security_pickle_unsafe_import_quiet_for_tensor_rebuilding_pickle(tmp_pa
     assert_fires(report, "security.pickle_weights")
 
 
-def test_security_pickle_unverifiable_fires_for_truncated_pickle(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "mit"}, files={"pytorch_model.bin": SAFE_PICKLE[:-3]})
+def test_security_pickle_unverifiable_fires_for_unreadable_archive(tmp_path):
+    repo = make_repo(tmp_path, card={"license": "mit"}, files={"pytorch_model.bin": b"PK\x03\x04 not a zip"})
     f = assert_fires(scan(repo), "security.pickle_unverifiable")[0]
-    assert "not a complete pickle" in f.message
+    assert "not a readable zip archive" in f.message
 
 
-def test_security_pickle_unverifiable_quiet_for_complete_pickle(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "mit"}, files={"pytorch_model.bin": torch_zip(SAFE_PICKLE)})
-    assert_quiet(scan(repo), "security.pickle_unverifiable")
+def test_security_pickle_unverifiable_quiet_for_complete_or_merely_truncated_pickle(tmp_path):
+    """A truncated stream breaks the unpickler where it breaks the analysis: malformed, not unverifiable."""
+    repo = make_repo(tmp_path, card={"license": "mit"}, files={"pytorch_model.bin": torch_zip(SAFE_PICKLE),
+                                                               "training_args.bin": SAFE_PICKLE[:-3]})
+    report = scan(repo)
+    assert_quiet(report, "security.pickle_unverifiable")
+    assert [f.path for f in findings_of(report, "source.malformed")] == ["training_args.bin"]
 
 
 def test_security_numpy_object_array_fires(tmp_path):

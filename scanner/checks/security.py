@@ -38,6 +38,8 @@ def _pickle_findings(ctx: Context, path: str, scan: PickleScan, how: str = "when
     if scan.error:
         yield ctx.finding("security.pickle_unverifiable", f"{path} could not be fully analysed, so it cannot "
                           f"be shown safe to load: {scan.error}", path=path)
+    if scan.malformed:
+        yield ctx.finding("source.malformed", f"{path}: {scan.malformed}", path=path)
 
 
 @check

@@ -89,6 +89,8 @@ class PickleScan:
     unsafe: list[str] = field(default_factory=list)  # the imports outside the allow-list
     unresolved: list[str] = field(default_factory=list)  # calls / globals the analysis could not name (unsafe)
     error: str | None = None  # why the analysis is incomplete: the file cannot be shown safe
+    # where the stream breaks as it would break the unpickler too: everything before it was analysed
+    malformed: str | None = None
     pickles: int = 0  # pickle streams analysed
     opcodes: int = 0
 
@@ -222,6 +224,10 @@ class _Report:
     def fail(self, reason: str) -> None:
         if self.out.error is None:
             self.out.error = f"{self.where}{reason}"
+
+    def malformed(self, reason: str) -> None:
+        if self.out.malformed is None:
+            self.out.malformed = f"{self.where}{reason}"
 
 
 def _global(module: str, name: str, proto: int) -> _Global:
@@ -519,7 +525,7 @@ def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str)
     """Every pickle in `src`, back to back until the end of the file."""
     report = _Report(out, where, budget)
     if src.size == 0:
-        report.fail("empty file")
+        report.malformed("empty file")
         return
     if src.size <= budget.bytes_left:
         budget.bytes_left -= src.size
@@ -542,11 +548,11 @@ def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str)
         except (ValueError, IndexError, KeyError, TypeError, AttributeError, struct.error) as exc:
             if stream.over_budget:
                 report.fail(f"analysis stopped: more than {MAX_PICKLE_BYTES} bytes of pickle data")
-            elif results:
-                report.fail(f"{src.size - start} bytes after pickle {len(results)} are not a pickle "
-                            f"({describe(exc)})")
-            else:
-                report.fail(f"not a complete pickle: {describe(exc)}")
+            elif results:  # never loaded: pickle.load and torch stop before them
+                report.malformed(f"{src.size - start} bytes after pickle {len(results)} are not a pickle "
+                                 f"({describe(exc)})")
+            else:  # the unpickler fails here too; every opcode before was analysed
+                report.malformed(f"not a complete pickle: {describe(exc)}")
             return
         finally:
             out.pickles += 1
@@ -555,8 +561,8 @@ def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str)
         # torch legacy format: magic, protocol, sys info, the object tree, storage keys, then raw storages
         if len(results) == 5 and results[0] == _LEGACY_MAGIC and isinstance(results[4], list):
             problem = _legacy_storages(stream, results[4], storages)
-            if problem:
-                report.fail(problem)
+            if problem:  # torch reads the rest as raw bytes, never as a pickle
+                report.malformed(problem)
                 return
 
 

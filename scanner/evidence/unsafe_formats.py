@@ -49,6 +49,7 @@ class FormatScan:
         self.pickle.unsafe += [u for u in scan.unsafe if u not in self.pickle.unsafe]
         self.pickle.unresolved += scan.unresolved
         self.pickle.error = self.pickle.error or scan.error
+        self.pickle.malformed = self.pickle.malformed or scan.malformed
 
 
 # -- numpy --------------------------------------------------------------------------------------------------------
