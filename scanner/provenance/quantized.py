@@ -22,6 +22,10 @@ from scanner.provenance.model import LiveModel, analyse
 from scanner.provenance.safetensors import TensorInfo, read_rows
 
 READ_WORKERS = 8
+# Quantization state stored next to packed weights (bitsandbytes absmax / quant maps / SCB, GPTQ zeros, FP8 scales):
+# float vectors and matrices whose lengths could pass for a hidden size or a vocabulary in the shape analysis.
+QUANT_STATE_SUFFIXES = (".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".SCB", ".qzeros", ".g_idx",
+                        ".weight_scale", ".weight_scale_inv", ".input_scale")
 
 
 def quantization_scheme(config: dict | None, tensors: dict[str, TensorInfo]) -> str | None:
@@ -133,9 +137,10 @@ class DequantizingModel(LiveModel):
         self.scheme = quantization_scheme(config, self.tensors)
         self.packed, problems = packed_matrices(self.tensors, config)
         self.problems.extend(problems)
-        if self.packed:
+        state = {n for n in self.tensors if n.endswith(QUANT_STATE_SUFFIXES) or ".quant_state." in n}
+        if self.packed or state:
             hidden_parts = {n for p in self.packed.values() for n in (p.packed.name, p.scales.name, p.biases.name)}
-            visible: list[Any] = [t for n, t in self.tensors.items() if n not in hidden_parts]
+            visible: list[Any] = [t for n, t in self.tensors.items() if n not in hidden_parts | state]
             self.structure = analyse(visible + list(self.packed.values()), config)
         if self.scheme and not self.structure.token_matrices and self.structure.hidden:
             self.problems.append(f"the token matrices are quantized ({self.scheme}) in a form originscan does not "
