@@ -387,3 +387,16 @@ def test_gguf_on_the_hub_is_read_by_range_and_recognised(hub, wide):
     assert v.bytes_read < 0.5 * (gguf_size + (up / "model.safetensors").stat().st_size)
     rules = {f.rule for f in scan("hf:mallory/tiny-GGUF").findings}
     assert {"license.gguf_mismatch", "license.incompatible"} <= rules
+
+
+def test_gguf_repo_scanned_against_a_registered_safetensors_upstream(tmp_path, wide):
+    root, a = wide
+    index = register(tmp_path / "index.sqlite", root / "up", "acme/tiny", "llama3.1")
+    try:
+        repo = gguf_repo(tmp_path, "quant", a, Q.Q4_K)
+        make_repo(tmp_path, "quant", card={"license": "apache-2.0"})
+        hits = [f for f in scan(repo, index=index).findings if f.rule.startswith("weights.")]
+        assert hits and hits[0].evidence["upstream"] == "acme/tiny"
+        assert hits[0].evidence["bytes_read"] < (repo / "model-Q4_K.gguf").stat().st_size
+    finally:
+        index.close()
