@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/provenance/run.py --manifest tests/fixtures/provenance/manifest.json
 	$(BIN)/python bench/sweep/bench_sweep.py
 	$(BIN)/python bench/remote_compare.py
+	$(BIN)/python bench/quantized/run.py
 
 # The full provenance corpus: tiny Llamas trained with torch (CPU build) and the real all-MiniLM-L6-v2.
 BENCH_VENV := bench/.venv-bench
