@@ -231,7 +231,8 @@ def index_update(
     workers: int = typer.Option(4, "--workers", min=1, max=16, help="Upstreams fetched at once."),
 ):
     """Fingerprint upstreams from the Hub: weight-file hashes, safetensors headers and a few token rows by range
-    reads (HF_TOKEN for gated ones, else a byte-identical mirror). Unchanged upstreams cost one revision check."""
+    reads (HF_TOKEN for gated ones, else a byte-identical mirror). Unchanged upstreams cost one revision check.
+    Exit 0: complete; 1: some upstreams could not be fetched this time (the rest is stored); 2: none could."""
     from scanner.provenance.update import summary, update_index
 
     chosen = _upstream_list(upstreams, family, targets or [])
@@ -242,6 +243,8 @@ def index_update(
     usable = ("fingerprinted", "unchanged", "hashes-only", "gated", "unreadable")
     if results and not any(r.state in usable for r in results):
         raise UsageError("index update: no upstream could be fetched (see the lines above)")
+    if any(r.state in ("unreachable", "unreadable") for r in results):
+        raise typer.Exit(1)  # usable, but incomplete: worth retrying, not worth caching
 
 
 @index_app.command("export")
