@@ -182,7 +182,8 @@ def param_cos(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
 
 
 def sha256s(folder: Path) -> set[str]:
-    return {hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.suffix in (".gguf", ".safetensors")}
+    files = [p for p in folder.iterdir() if p.suffix in (".gguf", ".safetensors")]
+    return {hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def synthetic_bases(root: Path, hidden: int, vocab: int) -> list[Path]:

@@ -93,7 +93,8 @@ def gguf_base_declared(ctx: Context):
     for b in facts.base_models:
         if lineage.explains(b) or any(_same_model(ctx.kb, b, d) for d in lineage.declared):
             continue
-        said = f"the card declares {', '.join(lineage.declared)}" if lineage.declared else "the card declares no base_model"
+        said = (f"the card declares {', '.join(lineage.declared)}" if lineage.declared
+                else "the card declares no base_model")
         yield ctx.finding("card.gguf_base_undeclared",
                           f"{facts.path} names {b} as its base model (general.base_model), but {said}",
                           path=ctx.card.path or facts.path, gguf=facts.path, gguf_base=b, declared=lineage.declared)

@@ -16,7 +16,8 @@ from scanner.provenance.gguf import GGUFError, GGUFHeader, gguf_config, gguf_gro
 from scanner.sources.interface import Snapshot
 
 CONTROL, USER_DEFINED = 3, 4  # gguf.TokenType: the special (added) tokens
-_HUB_URL = re.compile(r"^https?://(?:www\.)?(?:huggingface\.co|hf\.co)/([\w.-]+/[\w.-]+?)(?:/(?:tree|blob|resolve)/.*)?/?$")
+_HUB_URL = re.compile(r"^https?://(?:www\.)?(?:huggingface\.co|hf\.co)/([\w.-]+/[\w.-]+?)"
+                      r"(?:/(?:tree|blob|resolve)/.*)?/?$")
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 

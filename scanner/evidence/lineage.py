@@ -45,9 +45,9 @@ class Confidence(IntEnum):
     high = 3
 
 
-STRENGTH = {"weights": Confidence.high, "declared": Confidence.high, "adapter": Confidence.high, "gguf": Confidence.high,
-            "name": Confidence.medium, "base-card": Confidence.medium, "config": Confidence.medium,
-            "tokenizer": Confidence.medium, "config-vocab": Confidence.low}
+STRENGTH = {"weights": Confidence.high, "declared": Confidence.high, "adapter": Confidence.high,
+            "gguf": Confidence.high, "name": Confidence.medium, "base-card": Confidence.medium,
+            "config": Confidence.medium, "tokenizer": Confidence.medium, "config-vocab": Confidence.low}
 ACCOUNTED = ("declared", "adapter", "name", "base-card")  # kinds that are the repo's own account of its base
 
 

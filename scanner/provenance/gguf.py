@@ -351,8 +351,8 @@ def gguf_groups(files: dict[str, int]) -> list[GGUFGroup]:
             splits.setdefault((m["stem"], m["count"]), []).append((int(m["no"]), path, size))
         else:
             singles.append(GGUFGroup(path, [path], size))
-    groups = singles + [GGUFGroup(f"{stem}-*-of-{count}.gguf", [p for _, p, _ in sorted(parts)], sum(s for *_, s in parts))
-                        for (stem, count), parts in splits.items()]
+    groups = singles + [GGUFGroup(f"{stem}-*-of-{count}.gguf", [p for _, p, _ in sorted(parts)],
+                                  sum(s for *_, s in parts)) for (stem, count), parts in splits.items()]
     return sorted(groups, key=lambda g: (not _GOOD.search(g.name), g.size, g.name))
 
 
