@@ -90,6 +90,27 @@ class _BudgetLoader(yaml.SafeLoader):
             raise YAMLBudgetError(f"more than {MAX_YAML_NODES} YAML nodes")
         return super().compose_node(parent, index)
 
+    def compose_document(self):
+        node = super().compose_document()
+        # Aliases share nodes, so a few of them nest into billions of nodes for whatever walks the value later.
+        if _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise YAMLBudgetError(f"aliases expand to more than {MAX_YAML_NODES} nodes (an alias bomb)")
+        return node
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes in `node` with every alias expanded, counted once per distinct node (memoized)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = MAX_YAML_NODES + 1  # a recursive alias (a node inside itself) counts as too many
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[id(node)] = size
+    return size
+
 
 def load_yaml(text: str) -> Any:
     """yaml.safe_load with budgets on nodes and aliases."""
