@@ -110,6 +110,7 @@ class LocalSource:
 
     def _walk(self, root: Path, snap: Snapshot):
         count = 0
+
         def unreadable(exc: OSError) -> None:  # a folder os.walk cannot list (permissions, a path past PATH_MAX)
             where = Path(exc.filename or root)
             rel = where.relative_to(root).as_posix() if where.is_relative_to(root) else str(where)
@@ -119,18 +120,26 @@ class LocalSource:
             dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
             here = Path(dirpath)
             for d in list(dirnames):
-                if (here / d).is_symlink():
+                try:
+                    if (here / d).is_symlink():
+                        dirnames.remove(d)
+                        rel = (here / d).relative_to(root).as_posix()
+                        if not self._inside(root, here / d):
+                            snap.problem("source.symlink_escape", f"{rel} links outside the repo; not followed",
+                                         path=rel, severity=Severity.high, link=os.readlink(here / d))
+                except OSError as exc:  # a path past PATH_MAX, a folder that vanished
                     dirnames.remove(d)
-                    rel = (here / d).relative_to(root).as_posix()
-                    if not self._inside(root, here / d):
-                        snap.problem("source.symlink_escape", f"{rel} links outside the repo; not followed",
-                                     path=rel, severity=Severity.high, link=os.readlink(here / d))
+                    unreadable(exc)
             for name in sorted(filenames):
                 full = here / name
                 rel = full.relative_to(root).as_posix()
-                if full.is_symlink() and not self._inside(root, full):
-                    snap.problem("source.symlink_escape", f"{rel} links outside the repo; not followed",
-                                 path=rel, severity=Severity.high, link=os.readlink(full))
+                try:
+                    if full.is_symlink() and not self._inside(root, full):
+                        snap.problem("source.symlink_escape", f"{rel} links outside the repo; not followed",
+                                     path=rel, severity=Severity.high, link=os.readlink(full))
+                        continue
+                except OSError as exc:
+                    unreadable(exc)
                     continue
                 count += 1
                 if count > MAX_FILES:
@@ -178,13 +187,13 @@ class LocalSource:
                 value = parse_json(full.read_bytes(), rel, snap)
                 if value is not None:
                     snap.jsons[rel] = value
-            elif is_text_file(rel):
+            elif is_text_file(rel) or snap.wants_code(rel):
                 with open(full, "rb") as fh:
                     data = fh.read(MAX_TEXT_BYTES + 1)
                 if len(data) > MAX_TEXT_BYTES:
                     snap.problem("source.too_large", f"{rel} is {size} bytes; only the first "
                                  f"{MAX_TEXT_BYTES} were read", path=rel, severity=Severity.low)
                     data = data[:MAX_TEXT_BYTES]
-                snap.texts[rel] = decode_text(data, rel, snap)
+                snap.keep_text(rel, decode_text(data, rel, snap))
         except OSError as exc:
             snap.problem("source.unreadable", f"{rel}: {exc.strerror or exc}", path=rel)
