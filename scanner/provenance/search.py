@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from scanner.provenance.compare import (
     Verdict,
     compare_views,
     log10_binom_sf,
+    one_blas_thread,
     spearman_columns,
 )
 from scanner.provenance.fingerprint import SKETCH_TOKENS_PER_HALF, Sketch, sketch_tokens
@@ -47,6 +49,7 @@ class SearchStats:
     survivors: list[str] = field(default_factory=list)
 
 
+@lru_cache(maxsize=256)
 def screen_threshold(units: int, suspect_hidden: int) -> int:
     """Agreements (of `units` reference units) at or above which an upstream goes on to the full test."""
     p0 = min(0.5, P0_FACTOR / max(1, suspect_hidden))
@@ -119,6 +122,21 @@ def find_matches(model: LiveModel, index: Index, target: str) -> tuple[list[tupl
 
     started = time.perf_counter()
     suspect = _SuspectSketch(model)
+    with one_blas_thread():  # small products: threads only add synchronisation (see compare.one_blas_thread)
+        survivors = _screen(comparable, index, suspect, hidden, stats)
+    stats.screen_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for reg, view in index.iter_views(survivors):
+        out.append((reg, compare_views(model, view, target, reg.name)))
+        stats.compared += 1
+    stats.compare_seconds = time.perf_counter() - started
+    stats.survivors = [r.name for r in survivors]
+    out.sort(key=lambda x: x[0].name)
+    return out, stats
+
+
+def _screen(comparable, index: Index, suspect: _SuspectSketch, hidden: int, stats: SearchStats) -> list[Registered]:
     survivors: list[Registered] = []
     for c in comparable:
         sketch = index.sketch(c.reg.fingerprint) if c.kind == "rows" else None
@@ -130,16 +148,7 @@ def find_matches(model: LiveModel, index: Index, target: str) -> tuple[list[tupl
             survivors.append(c.reg)
         else:
             stats.screened_out += 1
-    stats.screen_seconds = time.perf_counter() - started
-
-    started = time.perf_counter()
-    for reg, view in index.iter_views(survivors):
-        out.append((reg, compare_views(model, view, target, reg.name)))
-        stats.compared += 1
-    stats.compare_seconds = time.perf_counter() - started
-    stats.survivors = [r.name for r in survivors]
-    out.sort(key=lambda x: x[0].name)
-    return out, stats
+    return survivors
 
 
 __all__ = ["find_matches", "SearchStats", "screen_threshold", "identical_verdict"]
