@@ -27,6 +27,9 @@ TEXT_FILE_STEMS = ("readme", "license", "licence", "notice", "use_policy", "acce
 MAX_TEXT_BYTES = 4 * 1024 * 1024
 MAX_JSON_BYTES = {"tokenizer.json": 64 * 1024 * 1024}
 DEFAULT_MAX_JSON_BYTES = 8 * 1024 * 1024
+# Parsed JSON costs ~50-100 bytes per value: 60 MB of one-character strings is over 1 GB. Real files stay far below
+# this (Llama 3's tokenizer.json, with 128 k tokens and 280 k merges, has under 1 M values).
+MAX_JSON_ITEMS = 4_000_000
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx",
                    ".pkl", ".pickle", ".joblib", ".npz", ".npy", ".keras", ".tflite", ".mlmodel")
@@ -120,6 +123,11 @@ def decode_text(data: bytes, path: str, snap: Snapshot) -> str:
 
 def parse_json(data: bytes, path: str, snap: Snapshot) -> Any:
     """Parse a small JSON file; malformed or pathological input becomes a finding, never an exception."""
+    items = data.count(b",") + 1  # an upper bound on the values, counted without parsing
+    if items > MAX_JSON_ITEMS:
+        snap.problem("source.too_large", f"{path} holds up to {items} values, over the {MAX_JSON_ITEMS}-value "
+                     "budget; not parsed", path=path)
+        return None
     try:
         value = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
