@@ -81,8 +81,6 @@ def read_gguf_facts(snap: Snapshot) -> GGUFFacts | None:
     """Facts from the header of the repo's best GGUF model (its first part when split); None without one.
 
     A malformed header gives None here: the weights checks report it as `source.malformed`."""
-    if "gguf_facts" in snap.meta:
-        return snap.meta["gguf_facts"]
     facts = None
     groups = gguf_groups({f.path: f.size for f in snap.weight_files() if not f.lfs_pointer})
     if groups and snap.opener is not None:
@@ -98,7 +96,6 @@ def read_gguf_facts(snap: Snapshot) -> GGUFFacts | None:
                 facts = None
             finally:
                 src.close()
-    snap.meta["gguf_facts"] = facts
     return facts
 
 
