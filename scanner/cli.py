@@ -160,23 +160,28 @@ def index_add(
     license: Optional[str] = typer.Option(None, "--license", help="Its licence id (default: from its card)."),
     index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
 ):
-    """Fingerprint TARGET's weights and register it as an upstream."""
+    """Fingerprint TARGET's weights and Python code and register it as an upstream."""
     from scanner.evidence.card import read_card
     from scanner.pipeline import open_snapshot
+    from scanner.provenance.code import CodeStore
     from scanner.provenance.views import open_model
 
     snap = open_snapshot(target)
     model = open_model(snap)
     try:
-        if not model.structure.hidden:
-            raise UsageError(f"{target}: no usable weights (safetensors or GGUF) to fingerprint"
+        if not model.structure.hidden and not snap.code:
+            raise UsageError(f"{target}: no usable weights (safetensors or GGUF) or Python code to fingerprint"
                              + (f" ({'; '.join(model.problems)[:200]})" if model.problems else ""))
         lic = license or read_card(snap).license
         idx = _open_index(index)
-        new = idx.add(name or target, model, lic, target, snap.revision)
-        _say(f"registered {name or target} ({lic or 'licence unknown'}): "
-                   f"{'fingerprinted' if new else 'fingerprint already stored'}, read {model.bytes_read:,} of "
-                   f"{model.weight_bytes:,} weight bytes")
+        if model.structure.hidden:
+            new = idx.add(name or target, model, lic, target, snap.revision)
+            _say(f"registered {name or target} ({lic or 'licence unknown'}): "
+                 f"{'fingerprinted' if new else 'fingerprint already stored'}, read {model.bytes_read:,} of "
+                 f"{model.weight_bytes:,} weight bytes")
+        if snap.code:  # a file's own licence header, when it has one, overrides this licence (provenance/code.py)
+            n = CodeStore(idx.db).add(name or target, snap.code, lic)
+            _say(f"registered the code of {name or target}: {n} Python file{'s' if n != 1 else ''}")
     finally:
         model.close()
 

@@ -11,6 +11,7 @@ from scanner.evidence.tokenizer import match_tokens, special_tokens
 from scanner.findings import Finding, Severity, TargetReport
 from scanner.knowledge import knowledge_base
 from scanner.policy import Policy
+from scanner.provenance.code import CodeStore, code_matches
 from scanner.provenance.index import Index
 from scanner.provenance.views import open_model
 from scanner.provenance.search import find_matches
@@ -62,6 +63,8 @@ def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) ->
     ctx = build_context(snap, policy)
     # reused while neither the weights nor the registered upstreams changed (scanner/provenance/verdicts.py)
     ctx.weight_matches, weight_problems = remembered(snap, index, weight_matches)
+    if index is not None and snap.code:
+        ctx.code_matches = code_matches(snap.code, CodeStore(index.db), exclude=(snap.name, snap.target))
     findings = run_checks(ctx) + weight_problems
     policy.apply(snap.target, findings)
     findings.sort(key=lambda f: (-f.severity, f.rule, f.path or ""))

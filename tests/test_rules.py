@@ -811,10 +811,10 @@ def test_policy_file_errors_are_usage_errors(tmp_path, text):
 
 # == coverage of the catalogue =====================================================================================
 def _asserted_rules(kind: str) -> set[str]:
-    """Rule ids passed as literals to assert_fires / assert_quiet inside test functions of this file."""
-    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    """Rule ids passed as literals to assert_fires / assert_quiet inside test functions of the test suite."""
+    trees = [ast.parse(p.read_text(encoding="utf-8")) for p in sorted(Path(__file__).parent.glob("test_*.py"))]
     found = set()
-    for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")):
+    for fn in (n for tree in trees for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")):
         for node in ast.walk(fn):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == kind
                     and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):

@@ -14,6 +14,7 @@ from scanner.evidence.tokenizer import TokenMatch
 from scanner.findings import Finding
 from scanner.knowledge import KnowledgeBase, License, catalogue
 from scanner.policy import Policy
+from scanner.provenance.code import CodeMatch
 from scanner.sources.interface import Snapshot
 
 
@@ -36,6 +37,7 @@ class Context:
     token_matches: list[TokenMatch]
     special_tokens: dict[str, int]
     weight_matches: list[WeightMatch] = field(default_factory=list)
+    code_matches: list[CodeMatch] = field(default_factory=list)  # shipped Python files copied from upstream code
     fetch_card: CardFetcher | None = None  # reads a declared base's card; None: from the Hub for hf: scans only
     gguf: GGUFFacts | None = None  # what the repo's GGUF header says about itself (GGUF repos only)
 
@@ -73,7 +75,7 @@ def check(fn: Check) -> Check:
 
 def run_checks(ctx: Context) -> list[Finding]:
     # importing the families registers their checks
-    from scanner.checks import attribution, card, config, license, security, tokenizer, weights  # noqa: F401
+    from scanner.checks import attribution, card, code, config, license, security, tokenizer, weights  # noqa: F401
 
     findings: list[Finding] = list(ctx.snap.problems)
     for fn in REGISTRY:

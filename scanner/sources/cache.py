@@ -145,6 +145,7 @@ def snapshot_to_record(snap: Any) -> dict[str, Any]:
         "revision": snap.revision,
         "files": [[f.path, f.size, f.sha256, f.lfs_pointer] for f in snap.files.values()],
         "texts": snap.texts,
+        "code": snap.code,
         "jsons": snap.jsons,
         "problems": [{"rule": p.rule, "severity": p.severity.name, "message": p.message, "path": p.path,
                       "evidence": p.evidence} for p in snap.problems],
@@ -160,6 +161,7 @@ def snapshot_from_record(target: str, kind: str, rec: dict[str, Any]) -> Any:
     for path, size, sha, ptr in rec.get("files", []):
         snap.files[path] = RepoFile(path, size, sha, ptr)
     snap.texts = dict(rec.get("texts", {}))
+    snap.code = dict(rec.get("code", {}))
     snap.jsons = dict(rec.get("jsons", {}))
     for p in rec.get("problems", []):
         snap.problems.append(Finding(p["rule"], Severity[p["severity"]], p["message"], path=p.get("path"),

@@ -288,7 +288,7 @@ class GitHubSource:
     def _add_blob(self, snap: Snapshot, repo: Any, path: str, oid: str, size: int) -> None:
         entry = RepoFile(path, size)
         snap.files[path] = entry
-        wants_text = is_text_file(path)
+        wants_text = is_text_file(path) or snap.wants_code(path)
         if size <= 1024 and (is_weight_file(path) or path in SMALL_JSON_FILES or wants_text):
             data = repo.odb.stream(bytes.fromhex(oid)).read()
             pointer = parse_lfs_pointer(data)
@@ -313,7 +313,7 @@ class GitHubSource:
                 snap.problem("source.too_large", f"{path} is {size} bytes; only the first {MAX_TEXT_BYTES} "
                              "were read", path=path, severity=Severity.low)
                 data = data[:MAX_TEXT_BYTES]
-            snap.texts[path] = decode_text(data, path, snap)
+            snap.keep_text(path, decode_text(data, path, snap))
 
     def _sizes_from_api(self, snap: Snapshot, sha: str, missing: list[str]) -> None:
         """Blobs over the filter limit were not fetched; the trees API knows their sizes."""

@@ -221,7 +221,7 @@ class HFSource:
         headers = _auth_headers(self.token)
         denied = False
         for path in sorted(snap.files):
-            if not _wants(path) or denied:
+            if not (_wants(path) or snap.wants_code(path)) or denied:
                 continue
             entry = snap.files[path]
             limit = json_limit(path) if path in SMALL_JSON_FILES else MAX_TEXT_BYTES
@@ -253,7 +253,7 @@ class HFSource:
                 if entry.size > MAX_TEXT_BYTES:
                     snap.problem("source.too_large", f"{path} is {entry.size} bytes; only the first "
                                  f"{MAX_TEXT_BYTES} were read", path=path, severity=Severity.low)
-                snap.texts[path] = decode_text(data[:MAX_TEXT_BYTES], path, snap)
+                snap.keep_text(path, decode_text(data[:MAX_TEXT_BYTES], path, snap))
         return snap
 
     def _download(self, path: str, revision: str | None, limit: int, headers: dict[str, str]) -> bytes:
@@ -289,3 +289,15 @@ def list_org_models(org: str, token: str | None = None, endpoint: str | None = N
     except HfHubHTTPError as exc:
         raise SourceError(f"hf:{org}: listing models failed (HTTP {_status(exc)})",
                           rule="source.unreachable") from None
+
+
+def read_text_file(repo_id: str, path: str, token: str | None = None, endpoint: str | None = None,
+                   retry: http.RetryPolicy = http.DEFAULT_RETRY) -> str | None:
+    """One small text file of a Hub repo at its main revision (a base model's card); None when it is absent,
+    gated or unreachable: a base card is extra evidence, never a reason to fail the scan."""
+    source = HFSource(repo_id, token=token, endpoint=endpoint, cache=False, retry=retry)
+    try:
+        data = source._download(path, None, MAX_TEXT_BYTES, _auth_headers(token))
+    except (SourceError, OSError):
+        return None
+    return data.decode("utf-8", errors="replace")

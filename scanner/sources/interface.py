@@ -40,6 +40,14 @@ def is_weight_file(path: str) -> bool:
     return path.lower().endswith(WEIGHT_SUFFIXES)
 
 
+MAX_CODE_FILES = 64  # Python files read per repo: its modelling code, not a whole application
+
+
+def is_code_file(path: str) -> bool:
+    """Python source a repo ships (modelling, configuration, processing code), read as text and never run."""
+    return path.endswith(".py") and path.count("/") <= 3
+
+
 def is_text_file(path: str) -> bool:
     """Top-level README / LICENSE / NOTICE / USE_POLICY files, with or without an extension."""
     if "/" in path:
@@ -64,6 +72,7 @@ class Snapshot:
     revision: str | None = None
     files: dict[str, RepoFile] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)  # README.md, LICENSE, NOTICE …, decoded
+    code: dict[str, str] = field(default_factory=dict)  # shipped Python files, decoded (see is_code_file)
     jsons: dict[str, Any] = field(default_factory=dict)  # parsed small JSON files
     problems: list[Finding] = field(default_factory=list)  # source.* findings raised while reading
     opener: Callable[[str], ByteSource] | None = None  # opens a weight file for range reads
@@ -87,6 +96,13 @@ class Snapshot:
     def problem(self, rule: str, message: str, path: str | None = None,
                 severity: Severity = Severity.medium, **evidence: Any) -> None:
         self.problems.append(Finding(rule, severity, message, path=path, evidence=evidence))
+
+    def wants_code(self, path: str) -> bool:
+        return is_code_file(path) and len(self.code) < MAX_CODE_FILES
+
+    def keep_text(self, path: str, text: str) -> None:
+        """A decoded text file: Python source goes to `code`, everything else to `texts`."""
+        (self.code if is_code_file(path) else self.texts)[path] = text
 
     def text(self, *names: str) -> tuple[str, str] | None:
         """First present text file among `names` (case-insensitive), as (path, text)."""
