@@ -122,6 +122,31 @@ def test_pack_round_trip_and_tampering(hub, world, tmp_path):
     with pytest.raises(PackError, match="pinned"):
         import_pack(fresh, forged, expect_sha256=summary.sha256)
 
+    # A forgery consistent with its manifest (hashes recomputed) whose sketch does not fit its fingerprint: refused
+    # on decoding, so no scan ever meets it.
+    import hashlib
+    import io
+
+    import numpy as np
+
+    bad_sketch = io.BytesIO()
+    np.savez(bad_sketch, vocab=np.array([7], dtype=np.int64), units=np.arange(3), z=np.zeros((2, 5, 3), np.float16))
+    bad_sketch = bad_sketch.getvalue()
+    forged2 = tmp_path / "forged2.ospack"
+    with zipfile.ZipFile(pack) as src:
+        manifest = json.loads(src.read("manifest.json"))
+        entry = next(e for e in manifest["fingerprints"] if e["sketch"])
+        entry.update(sketch_sha256=hashlib.sha256(bad_sketch).hexdigest(), sketch_size=len(bad_sketch))
+        with zipfile.ZipFile(forged2, "w") as dst:
+            for name in src.namelist():
+                if name not in ("manifest.json", entry["sketch"]):
+                    dst.writestr(name, src.read(name))
+            dst.writestr(entry["sketch"], bad_sketch)
+            dst.writestr("manifest.json", json.dumps(manifest))
+    with pytest.raises(PackError, match="sketch does not match"):
+        import_pack(fresh, forged2)
+    assert fresh.models() == []
+
     res = run_cli("index", "import", str(tampered), "--index", str(tmp_path / "d.sqlite"))
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.count("\n") == 1 and "corrupted or tampered" in res.stderr and "Traceback" not in res.stderr

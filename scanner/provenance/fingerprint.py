@@ -134,27 +134,48 @@ class Fingerprint:
 
     @classmethod
     def from_bytes(cls, blob: bytes, sketch: bytes | None = None) -> "Fingerprint":
+        """Decode and check a stored fingerprint; anything inconsistent is one FingerprintError."""
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
-                matrices = [StoredMatrix(m["name"], int(m["vocab"]), data[f"tokens{i}"].astype(np.int64),
+                matrices = [StoredMatrix(str(m["name"]), int(m["vocab"]), data[f"tokens{i}"].astype(np.int64),
                                          data[f"rows{i}"]) for i, m in enumerate(meta["matrices"])]
-                vectors = {n: data[f"vec{i}"] for i, n in enumerate(meta["vectors"])}
+                vectors = {str(n): data[f"vec{i}"] for i, n in enumerate(meta["vectors"])}
+            files = [WeightFile(str(p), int(s), str(h) if h else None) for p, s, h in meta.get("files") or []]
+            if not files:  # format 1 kept the hashes only
+                files = [WeightFile("", 0, str(h)) for h in meta.get("file_hashes") or []]
+            hidden = meta.get("hidden")
+            fp = cls(kind=str(meta.get("kind", "rows")), hidden=int(hidden) if hidden is not None else None,
+                     vocab=meta.get("vocab", matrices[0].vocab if matrices else None),
+                     shape_key=str(meta.get("shape_key", "")), weight_bytes=int(meta.get("weight_bytes") or 0),
+                     files=files, matrices=matrices, vectors=vectors,
+                     sketch=Sketch.from_bytes(sketch) if sketch else None, format=int(meta.get("format", 1)))
         except FingerprintError:
             raise
         except Exception as exc:
             raise FingerprintError(f"fingerprint cannot be decoded ({type(exc).__name__}: {str(exc)[:80]})") from None
-        files = [WeightFile(p, int(s), h) for p, s, h in meta.get("files") or []]
-        if not files:  # format 1 kept the hashes only
-            files = [WeightFile("", 0, h) for h in meta.get("file_hashes") or []]
-        for m in matrices:
-            if m.rows.ndim != 2 or len(m.tokens) != m.rows.shape[0] or m.rows.shape[1] != meta["hidden"]:
+        fp._check()
+        return fp
+
+    def _check(self) -> None:
+        if self.kind not in ("rows", "hashes"):
+            raise FingerprintError(f"fingerprint kind {self.kind!r} is unknown")
+        if self.kind == "hashes":
+            return
+        if not self.hidden or self.hidden <= 0 or not self.matrices:
+            raise FingerprintError("fingerprint of kind rows without a hidden size or token rows")
+        for m in self.matrices:
+            if m.rows.dtype.kind != "f" or m.rows.ndim != 2 or len(m.tokens) != m.rows.shape[0] \
+                    or m.rows.shape[1] != self.hidden or (len(m.tokens) and not 0 <= m.tokens.min() <= m.tokens.max()
+                                                          < m.vocab):
                 raise FingerprintError(f"fingerprint rows of {m.name!r} do not match its token ids or hidden size")
-        return cls(kind=meta.get("kind", "rows"), hidden=meta.get("hidden"),
-                   vocab=meta.get("vocab", matrices[0].vocab if matrices else None),
-                   shape_key=meta.get("shape_key", ""), weight_bytes=int(meta.get("weight_bytes") or 0),
-                   files=files, matrices=matrices, vectors=vectors,
-                   sketch=Sketch.from_bytes(sketch) if sketch else None, format=int(meta.get("format", 1)))
+        for name, v in self.vectors.items():
+            if v.dtype.kind != "f" or v.shape != (self.hidden,):
+                raise FingerprintError(f"fingerprint vector {name!r} is not {self.hidden} numbers")
+        sk = self.sketch
+        if sk is not None and (sk.z.shape != (2, SKETCH_TOKENS_PER_HALF, len(sk.units)) or sk.vocab != self.vocab
+                               or (len(sk.units) and not 0 <= sk.units.min() <= sk.units.max() < self.hidden)):
+            raise FingerprintError("fingerprint sketch does not match its hidden size or vocabulary")
 
 
 def content_key_of(file_hashes: set[str], tensors: dict | None) -> str:

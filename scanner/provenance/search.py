@@ -144,7 +144,12 @@ def _screen(comparable, index: Index, suspect: _SuspectSketch, hidden: int, stat
         if sketch is None or halves is None:
             survivors.append(c.reg)  # nothing to screen with: the full test decides
             continue
-        if _agreements(halves, sketch) >= screen_threshold(len(sketch.units), hidden):
+        try:
+            agreements = _agreements(halves, sketch)
+        except ValueError:  # a sketch that does not fit (damaged entry): the full test decides
+            survivors.append(c.reg)
+            continue
+        if agreements >= screen_threshold(len(sketch.units), hidden):
             survivors.append(c.reg)
         else:
             stats.screened_out += 1
