@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-corpus bench-pickles clean
+.PHONY: demo test bench bench-corpus bench-pickles bench-code clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ bench-pickles: $(STAMP)
 	test -x $(PICKLES_VENV)/bin/python || $(PYTHON) -m venv $(PICKLES_VENV)
 	$(PICKLES_VENV)/bin/python -m pip install --quiet torch==2.13.0 numpy picklescan fickling modelscan
 	$(PICKLES_VENV)/bin/python bench/pickles/run.py
+
+# Copied-code detection on real transformers modelling code, side by side with copydetect, pycode-similar, difflib.
+CODE_VENV := bench/.venv-code
+bench-code: $(STAMP)
+	test -x $(CODE_VENV)/bin/python || $(PYTHON) -m venv $(CODE_VENV)
+	$(CODE_VENV)/bin/python -m pip install --quiet numpy copydetect pycode_similar
+	$(CODE_VENV)/bin/python bench/code/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -52,11 +52,17 @@ _sleep = time.sleep  # tests may replace it
 _local = threading.local()
 
 
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth hook that adds nothing: its presence keeps requests from sending .netrc credentials to any host."""
+    return request
+
+
 def new_session(pool_size: int = 32) -> requests.Session:
     """A Session with a connection pool sized for bounded parallel sweeps, no implicit retries (ours are explicit)
     and no environment `.netrc` credentials leaking into requests to arbitrary hosts."""
     s = requests.Session()
-    s.trust_env = True  # proxies from the environment still apply
+    s.trust_env = True  # proxies from the environment still apply …
+    s.auth = _no_netrc  # … but requests only looks in ~/.netrc when a request has no auth of its own
     adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
