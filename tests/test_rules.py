@@ -712,6 +712,8 @@ def test_license_gguf_mismatch_fires(tmp_path):
 def test_license_gguf_mismatch_quiet_when_card_agrees_or_gguf_is_silent(tmp_path):
     assert_quiet(scan(gguf_repo(tmp_path, "a", {"license": "llama3.1"}, LLAMA31_GGUF)), "license.gguf_mismatch")
     assert_quiet(scan(gguf_repo(tmp_path, "b", {"license": "apache-2.0"}, {})), "license.gguf_mismatch")
+    other = {"general.license": "other"}
+    assert_quiet(scan(gguf_repo(tmp_path, "c", {"license": "apache-2.0"}, other)), "license.gguf_mismatch")
 
 
 def test_card_gguf_base_undeclared_fires(tmp_path):

@@ -110,8 +110,8 @@ def license_matches_gguf(ctx: Context):
     facts = getattr(ctx, "gguf", None)
     inside = ctx.kb.license(facts.license) if facts is not None and facts.license else None
     own = ctx.lineage.own_licenses
-    if inside is None or not own or inside.id in {lic.id for lic in own}:
-        return
+    if inside is None or inside.is_placeholder or not own or inside.id in {lic.id for lic in own}:
+        return  # "other" / "unknown" inside says nothing to contradict
     yield ctx.finding("license.gguf_mismatch",
                       f"card says {own[0].id} but {facts.path} carries general.license = {facts.license} "
                       f"({inside.name})", path=ctx.card.path, line=ctx.card.line_of("license"),
