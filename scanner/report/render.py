@@ -273,9 +273,13 @@ def render_markdown(reports: list[TargetReport], catalogue: Mapping[str, Any], *
 
 # -- HTML ------------------------------------------------------------------------------------------------------
 def render_html(reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str) -> str:
+    from scanner.report.html_view import html_view  # lineage graphs, per-layer plots, rules used
+
+    targets = _view(reports, catalogue)
     return _template("html", "html.j2").render(
-        targets=_view(reports, catalogue), version=version, summary=summary_line(reports),
-        counts=summary_counts(reports), severities=[s.name for s in SEVERITY_ORDER])
+        targets=targets, version=version, summary=summary_line(reports),
+        counts=summary_counts(reports), severities=[s.name for s in SEVERITY_ORDER],
+        **html_view(reports, targets, catalogue))
 
 
 # -- SARIF 2.1.0 -----------------------------------------------------------------------------------------------
@@ -318,7 +322,7 @@ def _stable_message(message: str) -> str:
 def fingerprint(target: str, f: Finding) -> str:
     """sha256 of rule|target|path|message-with-numbers-blanked: stable across runs and revisions."""
     key = "|".join((f.rule, target, f.path or "", _stable_message(f.message)))
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()  # names may hold lone surrogates
 
 
 def sarif_log(reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str,

@@ -80,6 +80,16 @@ def sha256_file_cached(path: Path, cache: Cache | None) -> str:
     return digest
 
 
+def shown_name(rel: str) -> str:
+    """A file name as text: names that are not UTF-8 (os gives them as lone surrogates, which no encoder, report
+    or database accepts) get their undecodable bytes as \\xNN escapes."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class LocalSource:
     def __init__(self, path: str, target: str | None = None, hash_weights: bool = True,
                  cache: Cache | None | bool = None):
@@ -96,11 +106,17 @@ class LocalSource:
             raise UsageError(f"{self.target}: not a directory (a model repo is a folder)")
         real_root = root.resolve()
         snap = Snapshot(target=self.target, kind="local", name=real_root.name)
-        snap.opener = lambda p: FileByteSource(real_root / p, name=p)
+        renamed: dict[str, Path] = {}  # shown name -> real path, for names that are not UTF-8
+        snap.opener = lambda p: FileByteSource(renamed.get(p, real_root / p), name=p)
         self._hash_budget = MAX_HASH_BYTES
         self._unhashed: list[str] = []
         for rel, full in self._walk(real_root, snap):
-            self._add_file(snap, rel, full)
+            shown = shown_name(rel)
+            if shown != rel:
+                renamed[shown] = full
+                snap.problem("source.encoding", f"{shown}: file name is not valid UTF-8 (shown with \\x escapes)",
+                             path=shown, severity=Severity.low)
+            self._add_file(snap, shown, full)
         if self._unhashed:
             snap.problem("source.too_large", f"{len(self._unhashed)} weight file(s) past the {MAX_HASH_BYTES}-byte "
                          "hashing budget were not hashed (e.g. " + self._unhashed[0] + "); exact copies among them "
@@ -113,7 +129,7 @@ class LocalSource:
 
         def unreadable(exc: OSError) -> None:  # a folder os.walk cannot list (permissions, a path past PATH_MAX)
             where = Path(exc.filename or root)
-            rel = where.relative_to(root).as_posix() if where.is_relative_to(root) else str(where)
+            rel = shown_name(where.relative_to(root).as_posix() if where.is_relative_to(root) else str(where))
             snap.problem("source.unreadable", f"{rel[:200]}: {exc.strerror or exc}; not listed", path=rel)
 
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
@@ -123,10 +139,10 @@ class LocalSource:
                 try:
                     if (here / d).is_symlink():
                         dirnames.remove(d)
-                        rel = (here / d).relative_to(root).as_posix()
+                        rel = shown_name((here / d).relative_to(root).as_posix())
                         if not self._inside(root, here / d):
                             snap.problem("source.symlink_escape", f"{rel} links outside the repo; not followed",
-                                         path=rel, severity=Severity.high, link=os.readlink(here / d))
+                                         path=rel, severity=Severity.high, link=shown_name(os.readlink(here / d)))
                 except OSError as exc:  # a path past PATH_MAX, a folder that vanished
                     dirnames.remove(d)
                     unreadable(exc)
@@ -135,8 +151,9 @@ class LocalSource:
                 rel = full.relative_to(root).as_posix()
                 try:
                     if full.is_symlink() and not self._inside(root, full):
-                        snap.problem("source.symlink_escape", f"{rel} links outside the repo; not followed",
-                                     path=rel, severity=Severity.high, link=os.readlink(full))
+                        snap.problem("source.symlink_escape", f"{shown_name(rel)} links outside the repo; not "
+                                     "followed", path=shown_name(rel), severity=Severity.high,
+                                     link=shown_name(os.readlink(full)))
                         continue
                 except OSError as exc:
                     unreadable(exc)
