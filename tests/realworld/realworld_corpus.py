@@ -121,7 +121,7 @@ def run_corpus(workdir: Path) -> tuple[list[Result], str]:
     return results, line
 
 
-if __name__ == "__main__":  # python tests/realworld/corpus.py [-v]: the totals (and every miss with -v)
+if __name__ == "__main__":  # python tests/realworld/realworld_corpus.py [-v]: the totals (and every miss with -v)
     import sys
     import tempfile
 
