@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only for annotations: these modules import this one
+    from scanner.checks.engine import WeightMatch
+    from scanner.evidence.lineage import Lineage
+    from scanner.provenance.code import CodeMatch
+    from scanner.sources.interface import RepoFile
 
 
 class Severity(IntEnum):
@@ -57,6 +63,20 @@ class Finding:
 
 
 @dataclass
+class TargetFacts:
+    """What a scan learnt about the model beyond its findings, for the reports that show it (HTML lineage graph and
+    per-layer evidence, CycloneDX and SPDX AI-BOMs). Not part of the JSON contract; absent for merged shard reports."""
+
+    name: str  # owner/name, or the folder name
+    kind: str  # "local" | "hf" | "github"
+    card: dict[str, Any]  # the card's YAML metadata as parsed
+    lineage: Lineage | None
+    weight_files: list[RepoFile] = field(default_factory=list)
+    weight_matches: list[WeightMatch] = field(default_factory=list)
+    code_matches: list[CodeMatch] = field(default_factory=list)
+
+
+@dataclass
 class TargetReport:
     """All findings for one scanned target."""
 
@@ -64,6 +84,7 @@ class TargetReport:
     findings: list[Finding] = field(default_factory=list)
     revision: str | None = None
     error: str | None = None  # set when the target could not be read at all
+    facts: TargetFacts | None = field(default=None, repr=False, compare=False)
 
     def active(self) -> list[Finding]:
         return [f for f in self.findings if f.suppressed is None]

@@ -8,7 +8,7 @@ from scanner.evidence.config import match_config
 from scanner.evidence.gguf import read_gguf_facts
 from scanner.evidence.licenses import detect_licenses
 from scanner.evidence.tokenizer import match_tokens, special_tokens
-from scanner.findings import Finding, Severity, TargetReport
+from scanner.findings import Finding, Severity, TargetFacts, TargetReport
 from scanner.knowledge import knowledge_base
 from scanner.policy import Policy
 from scanner.provenance.code import CodeStore, code_matches
@@ -68,7 +68,9 @@ def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) ->
     findings = run_checks(ctx) + weight_problems
     policy.apply(snap.target, findings)
     findings.sort(key=lambda f: (-f.severity, f.rule, f.path or ""))
-    return TargetReport(snap.target, findings, revision=snap.revision)
+    facts = TargetFacts(snap.name, snap.kind, dict(ctx.card.metadata), ctx.lineage, snap.weight_files(),
+                        ctx.weight_matches, ctx.code_matches)
+    return TargetReport(snap.target, findings, revision=snap.revision, facts=facts)
 
 
 def scan_target(target: str, policy: Policy, index: Index | None = None) -> TargetReport:

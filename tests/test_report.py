@@ -61,7 +61,7 @@ def make_reports() -> list[TargetReport]:
 
 
 def test_formats_and_unknown_format():
-    assert FORMATS == ("text", "json", "markdown", "sarif", "html")
+    assert FORMATS == ("text", "json", "markdown", "sarif", "html", "cyclonedx", "spdx")
     with pytest.raises(ValueError, match="unknown report format"):
         render(make_reports(), "xml", CATALOGUE, version="1.0")
 

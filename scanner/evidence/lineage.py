@@ -216,7 +216,7 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
         if chain is not None:
             up, path = chain
             _add(up, Evidence("base-card", f"base_model {b} is built on {up.id} ({' -> '.join(path)}, "
-                                           "from their model cards)"))
+                                           "from their model cards)", {"chain": list(path)}))
         else:
             unknown.append(b)
     if src.adapter_base and src.adapter_base.strip():

@@ -351,6 +351,8 @@ class Comparator:
             for name, (rho, rname) in zip(sv, best):
                 evidence.append({"kind": "residual-vector", "suspect_tensor": name, "reference_tensor": rname,
                                  "corr": round(rho, 4), "nonfinite": int(np.sum(~np.isfinite(sus[name])))})
+            # the reference's own vectors, so a report can show which of its layers nothing matched (pruned)
+            evidence.append({"kind": "reference-vectors", "names": list(rv)})
         except (OSError, ValueError, KeyError) as exc:
             evidence.append({"kind": "error", "detail": str(exc)[:200]})
 
