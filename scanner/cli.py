@@ -19,7 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 index_app = typer.Typer(no_args_is_help=True, help="Register upstream models and their weight fingerprints.")
 app.add_typer(index_app, name="index")
 
-FORMATS = ("text", "json", "markdown", "sarif", "html")
+FORMATS = ("text", "json", "markdown", "sarif", "html", "cyclonedx", "spdx")  # cyclonedx, spdx: AI-BOMs
 FAIL_ON = ("info", "low", "medium", "high", "critical", "never")
 
 
@@ -86,7 +86,7 @@ def scan(
     targets: List[str] = typer.Argument(..., help="Local folder, hf:OWNER/NAME[@REV] or github:OWNER/REPO[@REF]."),
     policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (default: ./.originscan.yml)."),
     index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
-    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif or html."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Lowest severity that fails (default high)."),
 ):
@@ -336,7 +336,7 @@ def sweep(
     orgs: List[str] = typer.Argument(..., help="hf:ORG / github:ORG (or, with --merge, shard JSON reports)."),
     policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (default: ./.originscan.yml)."),
     index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
-    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif or html."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
     fail_on: Optional[str] = typer.Option(None, "--fail-on",
                                           help="Lowest severity that fails; with history, only NEW findings count."),
@@ -403,7 +403,7 @@ def rules():
 
 @app.command()
 def demo(
-    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif or html."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
 ):
     """Run the main job on the bundled example repos."""
     from scanner.demo import run_demo
