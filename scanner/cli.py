@@ -379,6 +379,80 @@ def sweep(
 
 
 @app.command()
+def watch(
+    reports: Optional[List[str]] = typer.Argument(None, help="With --merge: the shards' JSON reports."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index whose models are watched."),
+    pack: Optional[Path] = typer.Option(None, "--pack", help="Watch the models of this fingerprint pack instead."),
+    pack_sha256: Optional[str] = typer.Option(None, "--pack-sha256", help="The pack's pinned manifest sha256."),
+    state: Optional[Path] = typer.Option(None, "--state", help="Cursor and judged repos (SQLite; default in the "
+                                                                "cache)."),
+    budget: int = typer.Option(5000, "--budget", min=1, help="Most HTTP requests this run may send."),
+    since: Optional[str] = typer.Option(None, "--since", help="ISO date: ignore repos last modified before it."),
+    owner: Optional[List[str]] = typer.Option(None, "--owner", help="An organisation whose repos are yours "
+                                                                     "(repeatable)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: judge only this job's share of the repos."),
+    workers: int = typer.Option(4, "--workers", min=1, max=64, help="Repos judged at once."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
+    merge: bool = typer.Option(False, "--merge", help="Join shard JSON reports; nothing is listed."),
+    tracking_issues: bool = typer.Option(False, "--tracking-issues",
+                                         help="One GitHub issue per undeclared suspect (GITHUB_TOKEN, "
+                                              "GITHUB_REPOSITORY)."),
+):
+    """Public Hub repos created or changed since the last run that derive from the watched models.
+
+    Exit status 1 when an undeclared derivative was found, 0 otherwise."""
+    import datetime as dt
+    import tempfile
+
+    from scanner.watch import WatchState, load_report, merge_reports, render_text, run_watch
+
+    _check_choice(fmt, ("text", "json"), "--format")
+    if merge:
+        if shard:
+            raise UsageError("--merge and --shard do not go together")
+        doc = merge_reports([load_report(p) for p in reports or []])
+    else:
+        if reports:
+            raise UsageError("watch takes no arguments without --merge (the watched models come from the index)")
+        from scanner.ci.sweep import parse_shard
+
+        when = None
+        if since:
+            try:
+                when = dt.datetime.fromisoformat(since)
+            except ValueError:
+                raise UsageError(f"--since {since!r}: expected an ISO date such as 2026-11-01") from None
+            when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+        with tempfile.TemporaryDirectory(prefix="originscan-watch-") as tmp:
+            if pack is not None:
+                from scanner.provenance.pack import import_pack
+
+                idx = _open_index(index or Path(tmp) / "watched.sqlite")
+                import_pack(idx, pack, pack_sha256)
+            else:
+                idx = _open_index(index)
+            st = WatchState(state)
+            try:
+                report = run_watch(idx, st, budget=budget, shard=parse_shard(shard), workers=workers, since=when,
+                                   owners=owner or (), token=os.environ.get("HF_TOKEN") or None)
+            finally:
+                st.close()
+                idx.close()
+        doc = report.to_json()
+    _write(json.dumps(doc, indent=2) if fmt == "json" else render_text(doc), output)
+    if tracking_issues:
+        from scanner.ci.github import _run_url
+        from scanner.ci.watch_issues import file_issues
+
+        for res in file_issues(doc["suspects"], os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+                               os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY", ""),
+                               run_url=_run_url(), log=lambda line: _say(line, err=True)):
+            _say(f"originscan watch: issue #{res['number']} {res['action']} for {res['repo']}", err=True)
+    raise typer.Exit(1 if any(not s["declared"] for s in doc["suspects"]) else 0)
+
+
+@app.command()
 def attribution(target: str = typer.Argument(..., help="The derivative model.")):
     """Print the NOTICE / attribution text the derivative must ship."""
     from scanner.attribution import attribution_blocks

@@ -46,7 +46,10 @@ def _configure_hf_client() -> None:
         from huggingface_hub.utils._http import hf_request_event_hook
 
         def factory() -> "httpx2.Client":
-            return httpx2.Client(event_hooks={"request": [hf_request_event_hook]}, follow_redirects=True,
+            def count(request: "httpx2.Request") -> None:
+                http.SENT.add()
+
+            return httpx2.Client(event_hooks={"request": [hf_request_event_hook, count]}, follow_redirects=True,
                                  timeout=httpx2.Timeout(HF_TIMEOUT, connect=10.0))
 
         set_client_factory(factory)
@@ -292,12 +295,12 @@ def list_org_models(org: str, token: str | None = None, endpoint: str | None = N
 
 
 def read_text_file(repo_id: str, path: str, token: str | None = None, endpoint: str | None = None,
-                   retry: http.RetryPolicy = http.DEFAULT_RETRY) -> str | None:
-    """One small text file of a Hub repo at its main revision (a base model's card); None when it is absent,
-    gated or unreachable: a base card is extra evidence, never a reason to fail the scan."""
+                   retry: http.RetryPolicy = http.DEFAULT_RETRY, revision: str | None = None) -> str | None:
+    """One small text file of a Hub repo at `revision` (default: main), e.g. a base model's card; None when it is
+    absent, gated or unreachable: a base card is extra evidence, never a reason to fail the scan."""
     source = HFSource(repo_id, token=token, endpoint=endpoint, cache=False, retry=retry)
     try:
-        data = source._download(path, None, MAX_TEXT_BYTES, _auth_headers(token))
+        data = source._download(path, revision, MAX_TEXT_BYTES, _auth_headers(token))
     except (SourceError, OSError):
         return None
     return data.decode("utf-8", errors="replace")

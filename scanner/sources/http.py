@@ -49,6 +49,22 @@ class RetryPolicy:
 
 DEFAULT_RETRY = RetryPolicy()
 _sleep = time.sleep  # tests may replace it
+
+
+class RequestCounter:
+    """HTTP requests this process sent (retries and huggingface_hub's own calls included): `originscan watch`
+    reads it to keep a run within its request budget."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self.count += n
+
+
+SENT = RequestCounter()
 _local = threading.local()
 
 
@@ -128,6 +144,7 @@ def request(method: str, url: str, *, session: requests.Session | None = None,
     while True:
         attempt += 1
         retry_after: float | None = None
+        SENT.add()
         try:
             resp = session.request(method, url, headers=dict(headers or {}), timeout=timeout, **kwargs)
         except NETWORK_ERRORS as exc:

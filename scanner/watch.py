@@ -1,0 +1,631 @@
+"""`originscan watch`: which public model repos, new or changed since the last run, derive from my models.
+
+The inverse of `scan`. The watched models are the ones registered in the fingerprint index (`index add`, `index
+update` or an imported pack); the Hub's listing (`HfApi.list_models(sort="lastModified")`, newest first) is walked
+down to the previous run's high-water mark, and each listed repo goes through the cheapest test that can rule it
+out, in this order:
+
+  listing  free (one listing page holds up to 1000 repos): a repo whose sha was already judged is skipped, and so
+           is one with no safetensors or GGUF file (nothing to compare) or one of the owners' own repos.
+  config   one GET of config.json: when every width it declares (hidden_size, d_model, n_embd, …, also under
+           text_config and the like) differs from every watched model's hidden size, the repo is ruled out with 0
+           weight bytes. A checkpoint whose config declares another width than its weights does not load, so a
+           copy that wants users keeps it true. Width-pruned derivatives are not looked for (as in search.py).
+  header   the snapshot (file list with LFS sha256s, card, small JSON) and the weight headers, through
+           views.open_model (safetensors, quantized or GGUF): exact copies by sha256, other hidden sizes from
+           tensor shapes.
+  rows     search.find_matches: the sketch screen on 128 token rows, then the full test on the survivors.
+
+The cursor, the judged shas and the runs are kept in SQLite (`WatchState`). A run stops before the request budget
+is spent, or when the listing fails after retries; the high-water mark only moves when a run reached it, so the
+next run resumes (repos already judged cost nothing but their listing row). Vocabulary size, architecture names
+and special tokens are reported as evidence, never used to rule out: vocabulary extension and renamed
+architectures are derivations.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import platformdirs
+
+from scanner.errors import SourceError, UsageError
+from scanner.provenance.index import Index
+
+WEIGHT_SUFFIXES = (".safetensors", ".gguf")
+LISTING_FIELDS = ["sha", "lastModified", "createdAt", "siblings", "cardData", "tags", "config", "gated", "private"]
+WIDTH_KEYS = frozenset({"hidden_size", "d_model", "n_embd", "dim", "embed_dim", "hidden_dim", "model_dim",
+                        "n_embed", "word_embed_proj_dim"})
+HUB_URL = "https://huggingface.co"
+MAX_ATTEMPTS = 3  # a repo that fails this many runs at the same sha stops holding the cursor back
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cursors (key TEXT PRIMARY KEY, watermark TEXT, updated TEXT);
+CREATE TABLE IF NOT EXISTS seen (
+  repo TEXT PRIMARY KEY, sha TEXT, last_modified TEXT, stage TEXT NOT NULL, reason TEXT, widths TEXT,
+  watch_key TEXT, suspects TEXT, checked TEXT, attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, cursor TEXT, started TEXT, finished TEXT, complete INTEGER, stopped TEXT,
+  requests INTEGER, listed INTEGER, evaluated INTEGER, suspects INTEGER
+);
+"""
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def default_state_path() -> Path:
+    env = os.environ.get("ORIGINSCAN_WATCH_STATE")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("originscan")) / "watch.sqlite"
+
+
+# -- what is watched ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Watched:
+    name: str
+    target: str
+    license: str | None
+    key: str  # fingerprint content key
+    kind: str  # rows | hashes
+    hidden: int | None
+    vocab: int | None
+
+    @property
+    def repo_id(self) -> str | None:
+        """The Hub repo id of a watched `hf:` target (revision dropped)."""
+        if not self.target.startswith("hf:"):
+            return None
+        return self.target[3:].split("@", 1)[0]
+
+
+def watched_models(index: Index) -> list[Watched]:
+    return [Watched(c.reg.name, c.reg.target, c.reg.license, c.reg.fingerprint, c.kind, c.hidden, c.vocab)
+            for c in index.candidates()]
+
+
+def watch_key(watched: list[Watched]) -> str:
+    """Names the watched set: judgements made for another set are not reused (except the set-independent ones)."""
+    return hashlib.sha256("\n".join(sorted(f"{w.name}\0{w.key}" for w in watched)).encode()).hexdigest()[:16]
+
+
+# -- a listed repo -----------------------------------------------------------------------------------------------
+@dataclass
+class Listed:
+    repo_id: str
+    sha: str | None
+    last_modified: dt.datetime | None
+    files: list[str]
+    card: dict[str, Any] | None
+    tags: list[str]
+    config: dict[str, Any] | None
+    gated: bool
+
+    @classmethod
+    def from_info(cls, info: Any) -> "Listed":
+        card = info.card_data.to_dict() if getattr(info, "card_data", None) is not None else None
+        lm = info.last_modified
+        if lm is not None and lm.tzinfo is None:
+            lm = lm.replace(tzinfo=dt.timezone.utc)
+        return cls(info.id, info.sha, lm, [s.rfilename for s in (info.siblings or [])], card, list(info.tags or []),
+                   info.config if isinstance(info.config, dict) else None, bool(info.gated))
+
+    @property
+    def weight_files(self) -> list[str]:
+        return [f for f in self.files if f.lower().endswith(WEIGHT_SUFFIXES)]
+
+
+# -- judgements --------------------------------------------------------------------------------------------------
+@dataclass
+class Suspect:
+    repo: str
+    revision: str | None
+    watched: str
+    watched_target: str
+    verdict: str
+    p_value: float
+    log10_p_value: float
+    score: float
+    declared: bool
+    declared_as: list[str]
+    evidence: list[dict[str, Any]]
+    reason: str
+    bytes_read: int
+    links: dict[str, str]
+
+    @property
+    def status(self) -> str:
+        return "declared" if self.declared else "undeclared"
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["status"] = self.status
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Suspect":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Outcome:
+    repo: str
+    sha: str | None
+    last_modified: str | None
+    stage: str  # listing | config | header | rows | error
+    reason: str
+    widths: list[int] = field(default_factory=list)
+    suspects: list[Suspect] = field(default_factory=list)
+    weight_bytes_read: int = 0
+    screened_out: int = 0
+    compared: int = 0
+
+
+def declared_widths(config: Any) -> set[int]:
+    """Every width a config declares, at the top level or one object down (text_config, llm_config …)."""
+    out: set[int] = set()
+    if not isinstance(config, dict):
+        return out
+    for obj in [config] + [v for v in config.values() if isinstance(v, dict)]:
+        for k, v in obj.items():
+            if k in WIDTH_KEYS and isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                out.add(v)
+    return out
+
+
+def _norm_id(text: str) -> str:
+    t = text.strip().lower()
+    for prefix in ("hf:", "https://huggingface.co/", "http://huggingface.co/", "huggingface.co/"):
+        t = t.removeprefix(prefix)
+    return t.split("@", 1)[0].strip("/")
+
+
+def declared_bases(card: dict[str, Any] | None, tags: Iterable[str], jsons: dict[str, Any]) -> list[str]:
+    """Base models the repo names: the card's base_model, the Hub's base_model tags, an adapter's base."""
+    out: list[str] = []
+    base = (card or {}).get("base_model")
+    out += [base] if isinstance(base, str) else [b for b in base if isinstance(b, str)] if isinstance(base, list) else []
+    for tag in tags:
+        if tag.startswith("base_model:"):
+            out.append(tag.rsplit(":", 1)[-1])
+    adapter = jsons.get("adapter_config.json")
+    if isinstance(adapter, dict) and isinstance(adapter.get("base_model_name_or_path"), str):
+        out.append(adapter["base_model_name_or_path"])
+    return sorted({_norm_id(b) for b in out if b.strip()})
+
+
+def declares(bases: list[str], watched: Watched, declared_derivatives: set[str]) -> list[str]:
+    """The bases that account for `watched`: the watched model itself, or a repo already found to be a declared
+    derivative of it (a fine-tune of a declared fine-tune declares its lineage too)."""
+    own = {_norm_id(watched.name)} | ({_norm_id(watched.repo_id)} if watched.repo_id else set())
+    return [b for b in bases if b in own or b in declared_derivatives]
+
+
+# -- state ---------------------------------------------------------------------------------------------------------
+class WatchState:
+    """The cursor (high-water mark per watched set and shard), every judged repo's sha, and the runs."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        self.path = Path(path) if path else default_state_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"watch state {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def watermark(self, cursor: str) -> dt.datetime | None:
+        row = self.db.execute("SELECT watermark FROM cursors WHERE key=?", (cursor,)).fetchone()
+        return dt.datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def set_watermark(self, cursor: str, when: dt.datetime) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO cursors VALUES (?,?,?)", (cursor, when.isoformat(), _now()))
+
+    def unchanged(self, listed: Listed, key: str, widths: set[int]) -> bool:
+        """True when this sha was judged before and that judgement still holds for the watched set."""
+        row = self.db.execute("SELECT sha, stage, widths, watch_key, attempts FROM seen WHERE repo=?",
+                              (listed.repo_id,)).fetchone()
+        if row is None or not listed.sha or row[0] != listed.sha:
+            return False
+        sha, stage, seen_widths, seen_key, attempts = row
+        if stage == "error":
+            return attempts >= MAX_ATTEMPTS
+        if seen_key == key or stage == "listing":
+            return True
+        # A width judgement holds for any watched set that has none of those widths.
+        return stage in ("config", "header") and bool(seen_widths) and not set(json.loads(seen_widths)) & widths
+
+    def record(self, o: Outcome, key: str) -> int:
+        """Store a judgement; returns the attempts so far for an error at this sha (0 otherwise)."""
+        attempts = 0
+        if o.stage == "error":
+            row = self.db.execute("SELECT sha, stage, attempts FROM seen WHERE repo=?", (o.repo,)).fetchone()
+            attempts = 1 + (row[2] if row and row[0] == o.sha and row[1] == "error" else 0)
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO seen VALUES (?,?,?,?,?,?,?,?,?,?)",
+                            (o.repo, o.sha, o.last_modified, o.stage, o.reason, json.dumps(sorted(o.widths)), key,
+                             json.dumps([s.to_json() for s in o.suspects]), _now(), attempts))
+        return attempts
+
+    def declared_derivatives(self, watched: str) -> set[str]:
+        """Repos already found to derive from `watched` with the card saying so."""
+        out = set()
+        for repo, suspects in self.db.execute("SELECT repo, suspects FROM seen WHERE stage='rows'"):
+            if any(s["watched"] == watched and s["declared"] for s in json.loads(suspects or "[]")):
+                out.add(repo.lower())
+        return out
+
+    def record_run(self, cursor: str, report: "WatchReport") -> None:
+        s = report.stats
+        with self.db:
+            self.db.execute("INSERT INTO runs(cursor, started, finished, complete, stopped, requests, listed, "
+                            "evaluated, suspects) VALUES (?,?,?,?,?,?,?,?,?)",
+                            (cursor, report.started, _now(), int(report.complete), report.stopped, s.requests,
+                             s.listed, s.evaluated, len(report.suspects)))
+
+
+# -- one run ------------------------------------------------------------------------------------------------------
+@dataclass
+class WatchStats:
+    listed: int = 0  # listing rows read (this shard's and others')
+    in_shard: int = 0
+    unchanged: int = 0  # judged before at the same sha: 0 requests
+    evaluated: int = 0
+    ruled_out: dict[str, int] = field(default_factory=lambda: {"listing": 0, "config": 0, "header": 0, "rows": 0})
+    errors: int = 0
+    requests: int = 0
+    weight_bytes_read: int = 0
+    compared: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class WatchReport:
+    watched: list[Watched]
+    shard: str | None
+    started: str
+    complete: bool = False
+    stopped: str | None = None
+    watermark: str | None = None
+    stats: WatchStats = field(default_factory=WatchStats)
+    suspects: list[Suspect] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        from scanner import __version__
+
+        return {
+            "tool": "originscan", "version": __version__, "kind": "watch", "shard": self.shard,
+            "started": self.started, "complete": self.complete, "stopped": self.stopped,
+            "watermark": self.watermark,
+            "watched": [{"name": w.name, "target": w.target, "license": w.license, "kind": w.kind,
+                         "hidden": w.hidden, "vocab": w.vocab} for w in self.watched],
+            "stats": asdict(self.stats),
+            "suspects": [s.to_json() for s in sorted(self.suspects, key=lambda s: (s.declared, s.repo, s.watched))],
+            "errors": self.errors,
+        }
+
+    @property
+    def undeclared(self) -> list[Suspect]:
+        return [s for s in self.suspects if not s.declared]
+
+
+@dataclass
+class _Context:
+    watched: list[Watched]
+    widths: set[int]
+    index_path: Path
+    token: str | None
+    endpoint: str | None
+    owners: set[str]
+    declared_derivatives: dict[str, set[str]]
+    local: threading.local = field(default_factory=threading.local)
+
+    def index(self) -> Index:
+        # sqlite3 connections belong to their thread: each worker opens its own view of the index.
+        if not hasattr(self.local, "index"):
+            self.local.index = Index(self.index_path)
+        return self.local.index
+
+
+def evaluate(listed: Listed, ctx: _Context) -> Outcome:
+    """Judge one listed repo, cheapest test first (see the module docstring)."""
+    lm = listed.last_modified.isoformat() if listed.last_modified else None
+
+    def out(stage: str, reason: str, **kw: Any) -> Outcome:
+        return Outcome(listed.repo_id, listed.sha, lm, stage, reason, **kw)
+
+    if not listed.weight_files:
+        return out("listing", "no safetensors or GGUF weight file")
+    if listed.repo_id.split("/")[0].lower() in ctx.owners or any(
+            w.repo_id and w.repo_id.lower() == listed.repo_id.lower() for w in ctx.watched):
+        return out("listing", "a watched model or one of its owners' repos")
+    widths: set[int] = set()
+    if "config.json" in listed.files and ctx.widths:
+        from scanner.sources.hf import read_text_file
+
+        text = read_text_file(listed.repo_id, "config.json", ctx.token, ctx.endpoint, revision=listed.sha)
+        try:
+            widths = declared_widths(json.loads(text)) if text else set()
+        except (ValueError, RecursionError):
+            widths = set()
+        if widths and not widths & ctx.widths and not any(w.kind != "rows" for w in ctx.watched):
+            return out("config", f"config.json declares width {sorted(widths)}; watched: {sorted(ctx.widths)}",
+                       widths=sorted(widths))
+    return _weights(listed, ctx, out, widths)
+
+
+def _weights(listed: Listed, ctx: _Context, out: Callable[..., Outcome], widths: set[int]) -> Outcome:
+    from scanner.provenance.search import find_matches
+    from scanner.provenance.views import open_model
+    from scanner.sources.hf import HFSource
+
+    snap = HFSource(listed.repo_id, revision=listed.sha, token=ctx.token, endpoint=ctx.endpoint, cache=False,
+                    target=f"hf:{listed.repo_id}").snapshot()
+    if not snap.weight_files():  # gated or private without a token: judged as far as it could be
+        why = "; ".join(p.message for p in snap.problems) or "no weight files"
+        return out("header", why[:300])
+    model = open_model(snap)
+    try:
+        matches, stats = find_matches(model, ctx.index(), snap.target)
+        hidden = model.structure.hidden
+        bytes_read = model.bytes_read
+    finally:
+        close = getattr(model, "close", None)
+        if close is not None:
+            close()
+    card = snap.meta.get("card_data") or listed.card
+    bases = declared_bases(card, listed.tags + list(snap.meta.get("tags") or []), snap.jsons)
+    suspects = []
+    by_name = {w.name: w for w in ctx.watched}
+    for reg, verdict in matches:
+        if verdict.verdict != "derived" or reg.name not in by_name:
+            continue
+        w = by_name[reg.name]
+        named = declares(bases, w, ctx.declared_derivatives.get(w.name, set()))
+        rev = snap.revision or listed.sha
+        links = {"repo": f"{HUB_URL}/{listed.repo_id}",
+                 "files": f"{HUB_URL}/{listed.repo_id}/tree/{rev}" if rev else f"{HUB_URL}/{listed.repo_id}"}
+        if w.repo_id:
+            links["watched"] = f"{HUB_URL}/{w.repo_id}"
+        evidence = list(verdict.evidence[:20])
+        evidence.append({"kind": "declared-bases", "bases": bases})
+        suspects.append(Suspect(listed.repo_id, rev, w.name, w.target, verdict.verdict, verdict.p_value,
+                                verdict.log10_p_value, verdict.score, bool(named), named, evidence,
+                                verdict.reason, verdict.bytes_read, links))
+    if hidden is None and not stats.exact:
+        reason = "; ".join(model.problems)[:300] or "no token matrix found in the weights"
+        return out("header", reason, weight_bytes_read=bytes_read)
+    if suspects:
+        return out("rows", f"derived from {', '.join(s.watched for s in suspects)}", widths=sorted(widths),
+                   suspects=suspects, weight_bytes_read=bytes_read, screened_out=stats.screened_out,
+                   compared=stats.compared)
+    if stats.compared or stats.screened_out:
+        return out("rows", f"hidden {hidden}: screened out {stats.screened_out}, independent after the full test "
+                   f"{stats.compared}", weight_bytes_read=bytes_read, screened_out=stats.screened_out,
+                   compared=stats.compared)
+    return out("header", f"weights of hidden size {hidden}; watched: {sorted(ctx.widths)}",
+               widths=sorted(widths | ({hidden} if hidden else set())), weight_bytes_read=bytes_read)
+
+
+def _declared_through(suspects: list[Suspect], known: dict[str, set[str]],
+                      outcomes: dict[str, Outcome]) -> list[Outcome]:
+    """A suspect whose card names a declared derivative of the same watched model (found in this run, in any
+    order, or before) declares its lineage too. Returns the outcomes that changed."""
+    changed: dict[str, Outcome] = {}
+    for s in suspects:
+        if s.declared:
+            known.setdefault(s.watched, set()).add(s.repo.lower())
+    grew = True
+    while grew:
+        grew = False
+        for s in suspects:
+            if s.declared:
+                continue
+            bases = next((e.get("bases", []) for e in s.evidence if e.get("kind") == "declared-bases"), [])
+            through = [b for b in bases if b in known.get(s.watched, set())]
+            if through:
+                s.declared, s.declared_as, grew = True, through, True
+                known[s.watched].add(s.repo.lower())
+                if s.repo in outcomes:
+                    changed[s.repo] = outcomes[s.repo]
+    return list(changed.values())
+
+
+def _listing(token: str | None, endpoint: str | None) -> Iterator[Any]:
+    from scanner.sources.hf import _api
+
+    return iter(_api(endpoint, token).list_models(sort="lastModified", expand=LISTING_FIELDS))
+
+
+def run_watch(index: Index, state: WatchState, *, budget: int = 5000, shard: tuple[int, int] | None = None,
+              workers: int = 4, since: dt.datetime | None = None, owners: Iterable[str] = (),
+              token: str | None = None, endpoint: str | None = None,
+              listing: Callable[[], Iterator[Any]] | None = None) -> WatchReport:
+    """Walk the listing down to the high-water mark (or `since`), judging this shard's new and changed repos."""
+    from scanner.ci.sweep import shard_of
+    from scanner.sources import http
+
+    watched = watched_models(index)
+    if not watched:
+        raise UsageError("watch: no model is registered to watch (originscan index add hf:OWNER/NAME, or --pack)")
+    key = watch_key(watched)
+    shard_text = f"{shard[0]}/{shard[1]}" if shard else None
+    cursor = f"{key}|{shard_text or 'all'}"
+    report = WatchReport(watched, shard_text, _now())
+    stats = report.stats
+    mark = state.watermark(cursor)
+    floor = max(m for m in (mark, since) if m is not None) if (mark or since) else None
+    ctx = _Context(watched, {w.hidden for w in watched if w.kind == "rows" and w.hidden}, index.path,
+                   token, endpoint,
+                   {o.lower() for o in owners} | {w.repo_id.split("/")[0].lower() for w in watched if w.repo_id},
+                   {w.name: state.declared_derivatives(w.name) for w in watched})
+    first = http.SENT.count
+    started = time.perf_counter()
+    top: dt.datetime | None = None
+    pending: dict[Future, Listed] = {}
+
+    retry_later = 0
+    outcomes: dict[str, Outcome] = {}
+
+    def settle(done: Iterable[Future]) -> None:
+        nonlocal retry_later
+        for fut in done:
+            listed = pending.pop(fut)
+            try:
+                o = fut.result()
+            except Exception as exc:  # one broken repo never stops the watch; it is judged again next run
+                lm = listed.last_modified.isoformat() if listed.last_modified else None
+                o = Outcome(listed.repo_id, listed.sha, lm, "error", str(exc)[:300] or type(exc).__name__)
+            if o.stage == "error":
+                stats.errors += 1
+                report.errors.append({"repo": o.repo, "message": o.reason})
+                if state.record(o, key) < MAX_ATTEMPTS:
+                    retry_later += 1
+                continue
+            stats.ruled_out[o.stage] += 0 if o.suspects else 1
+            stats.weight_bytes_read += o.weight_bytes_read
+            stats.compared += o.compared
+            report.suspects += o.suspects
+            state.record(o, key)
+            if o.suspects:
+                outcomes[o.repo] = o
+
+    items = (listing or (lambda: _listing(token, endpoint)))()
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originscan-watch") as pool:
+        try:
+            for info in items:
+                listed = Listed.from_info(info)
+                if top is None:
+                    top = listed.last_modified
+                if floor is not None and listed.last_modified is not None and listed.last_modified < floor:
+                    report.complete = True
+                    break
+                stats.listed += 1
+                if shard is not None and shard_of(listed.repo_id, shard[1]) != shard[0]:
+                    continue
+                stats.in_shard += 1
+                if state.unchanged(listed, key, ctx.widths):
+                    stats.unchanged += 1
+                    continue
+                if http.SENT.count - first >= budget:
+                    report.stopped = f"request budget of {budget} spent"
+                    break
+                pending[pool.submit(evaluate, listed, ctx)] = listed
+                stats.evaluated += 1
+                while len(pending) >= 2 * max(1, workers):
+                    done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                    settle(done)
+            else:
+                report.complete = True
+        except (SourceError, OSError) as exc:
+            report.stopped = f"listing failed: {str(exc)[:200]}"
+        except Exception as exc:  # HfHubHTTPError after huggingface_hub's own retries, httpx errors
+            report.stopped = f"listing failed: {type(exc).__name__}: {str(exc)[:200]}"
+        settle(wait(list(pending)).done)
+    for o in _declared_through(report.suspects, ctx.declared_derivatives, outcomes):
+        state.record(o, key)
+    if report.stopped:
+        report.complete = False
+    if report.complete and top is not None and retry_later == 0:
+        state.set_watermark(cursor, top)
+    elif report.complete and retry_later:
+        report.stopped = (f"{retry_later} repo(s) could not be judged; the cursor stays so that the next run "
+                          "tries them again")
+        report.complete = False
+    new_mark = state.watermark(cursor)
+    report.watermark = new_mark.isoformat() if new_mark else None
+    stats.requests = http.SENT.count - first
+    stats.seconds = round(time.perf_counter() - started, 3)
+    state.record_run(cursor, report)
+    return report
+
+
+# -- shards and output --------------------------------------------------------------------------------------------
+def merge_reports(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report from shard JSON reports: suspects and errors joined, counts added, complete only if all were."""
+    if not docs:
+        raise UsageError("watch --merge: no shard reports given")
+    out = dict(docs[0])
+    out["shard"] = None
+    out["complete"] = all(d.get("complete") for d in docs)
+    stops = [f"shard {d.get('shard')}: {d['stopped']}" for d in docs if d.get("stopped")]
+    out["stopped"] = "; ".join(stops) or None
+    stats: dict[str, Any] = {}
+    for d in docs:
+        for k, v in (d.get("stats") or {}).items():
+            if isinstance(v, dict):
+                stats[k] = {kk: stats.get(k, {}).get(kk, 0) + vv for kk, vv in v.items()}
+            elif k in ("listed", "seconds"):
+                stats[k] = max(stats.get(k, 0), v)  # every shard reads the same listing; they run side by side
+            else:
+                stats[k] = stats.get(k, 0) + v
+    out["stats"] = stats
+    seen = set()
+    out["suspects"] = []
+    for d in docs:
+        for s in d.get("suspects", []):
+            if (s["repo"], s["watched"]) not in seen:
+                seen.add((s["repo"], s["watched"]))
+                out["suspects"].append(s)
+    out["suspects"].sort(key=lambda s: (s["declared"], s["repo"], s["watched"]))
+    out["errors"] = [e for d in docs for e in d.get("errors", [])]
+    return out
+
+
+def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a watch report ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "watch" or not isinstance(doc.get("suspects"), list):
+        raise UsageError(f"{path}: not an originscan watch JSON report")
+    try:
+        for s in doc["suspects"]:
+            Suspect.from_json(s)
+    except (KeyError, TypeError):
+        raise UsageError(f"{path}: a suspect in it lacks required fields") from None
+    return doc
+
+
+def render_text(doc: dict[str, Any]) -> str:
+    from scanner.report.sanitize import terminal_safe as sanitize
+
+    s = doc["stats"]
+    lines = [f"originscan watch: {len(doc['watched'])} watched model(s)"
+             + (f", shard {doc['shard']}" if doc.get("shard") else "")]
+    for sus in doc["suspects"]:
+        tag = "DECLARED  " if sus["declared"] else "UNDECLARED"
+        lines.append(f"  {tag} {sanitize(sus['repo'])} derives from {sanitize(sus['watched'])} "
+                     f"(p = 10^{sus['log10_p_value']:.1f}, score {sus['score']:.2f}) {sus['links']['repo']}")
+        if sus["declared"]:
+            lines.append(f"             its card names {', '.join(sanitize(b) for b in sus['declared_as'])}")
+    if not doc["suspects"]:
+        lines.append("  no suspects")
+    for e in doc.get("errors", [])[:20]:
+        lines.append(f"  could not judge {sanitize(e['repo'])}: {sanitize(e['message'])}")
+    r = s.get("ruled_out", {})
+    lines.append(f"listed {s['listed']}, this shard {s['in_shard']}, unchanged {s['unchanged']}, judged "
+                 f"{s['evaluated']} (ruled out by listing {r.get('listing', 0)}, config {r.get('config', 0)}, "
+                 f"header {r.get('header', 0)}, rows {r.get('rows', 0)}), errors {s['errors']}; {s['requests']} "
+                 f"requests, {s['weight_bytes_read']:,} weight bytes, {s['seconds']:.1f} s")
+    lines.append("run complete: the cursor moved to " + str(doc.get("watermark")) if doc.get("complete") else
+                 f"run stopped ({doc.get('stopped')}): the next run resumes where this one stopped")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["run_watch", "WatchState", "WatchReport", "Watched", "Suspect", "Listed", "evaluate", "declared_widths",
+           "declared_bases", "merge_reports", "load_report", "render_text", "default_state_path"]
