@@ -6,6 +6,7 @@
 Bases: independently trained models of one architecture (the hard negatives). By default the provenance corpus's
 llama-tiny bases (hidden 256, vocab 4096, trained with torch by bench/provenance/make_corpus.py) when they exist,
 else the test fixtures base_a/b/c (hidden 64: too narrow for the K-quants' 256-value blocks, which are skipped).
+bench/quantized/train_bases.py trains only such hidden-256 bases (`--bases bench/.cache/quantized/trained/base_*`).
 
 From every base, each format is written with the `gguf` package (GGUF) or tests/quantizers.py (MLX 4-bit, FP8
 E4M3 with row scales; bitsandbytes-style 4-bit embeddings that cannot be dequantized). Pairs:
