@@ -398,6 +398,7 @@ def test_gguf_repo_scanned_against_a_registered_safetensors_upstream(tmp_path, w
         make_repo(tmp_path, "quant", card={"license": "apache-2.0"})
         hits = [f for f in scan(repo, index=index).findings if f.rule.startswith("weights.")]
         assert hits and hits[0].evidence["upstream"] == "acme/tiny"
+        assert hits[0].evidence["weights_read"] == "model-Q4_K.gguf"
         assert hits[0].evidence["bytes_read"] < (repo / "model-Q4_K.gguf").stat().st_size
     finally:
         index.close()

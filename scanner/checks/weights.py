@@ -27,6 +27,9 @@ def weight_provenance(ctx: Context):
         v = m.verdict
         evidence = dict(upstream=m.name, upstream_license=m.license, score=v.score, p_value=v.p_value,
                         bytes_read=v.bytes_read, weight_bytes=v.weight_bytes)
+        read = [e["detail"] for e in v.evidence if e.get("kind") == "weights-read" and e.get("model") == "suspect"]
+        if read:  # which of the repo's GGUF variants was compared
+            evidence["weights_read"] = read[0]
         if ctx.lineage.declared and not declared_hit:
             yield ctx.finding("weights.base_mismatch", f"the card declares {', '.join(ctx.lineage.declared)} but the "
                               f"weights derive from {m.name} (p={v.p_value:.1e})", path=ctx.card.path, **evidence)
