@@ -151,6 +151,8 @@ def compare(
                 _say(f"  {e['suspect_tensor']} ~ {e['reference_tensor']}: corr {e['corr']}")
             elif e.get("kind") == "identical-file":
                 typer.echo(f"  identical weight files: {', '.join(s[:12] for s in e['sha256'])}")
+            elif e.get("kind") == "weights-read":
+                typer.echo(f"  {e['model']} weights read from {e['detail']}")
 
 
 @index_app.command("add")
