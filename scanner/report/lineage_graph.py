@@ -138,9 +138,14 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
             continue
         seen.add(b.lower())
         relation = _CARD_RELATION.get(card_relation or "", "merge" if declared_count >= 2 else "fine-tune")
-        links.append(Link(facts.name, b, relation, UNKNOWN_LICENSE,
-                          [Proof("declared only", "declared", f"base_model {b} (not in the knowledge base)")],
-                          declared=True))
+        proofs = [Proof("declared only", "declared", f"base_model {b} (not in the knowledge base)")]
+        m = derived.get(b.lower())  # a registered upstream of that name: its weight verdict backs the declaration
+        if m is not None:
+            proofs.append(Proof("weights", f"weights {_p_label(m.verdict.p_value)}",
+                                f"the weights derive from {m.name}: {m.verdict.reason}"))
+        proofs += code_proofs(b)
+        links.append(Link(facts.name, b, relation, (m.license if m else None) or UNKNOWN_LICENSE, proofs,
+                          declared=True, p_value=m.verdict.p_value if m else None))
     for key, m in derived.items():
         if key in seen:
             continue
