@@ -34,7 +34,7 @@ import scanner
 from scanner.findings import Finding, Severity, TargetReport
 from scanner.report.sanitize import ZWSP, json_ready, terminal_safe, visible
 
-FORMATS = ("text", "json", "markdown", "sarif", "html")
+FORMATS = ("text", "json", "markdown", "sarif", "html", "cyclonedx", "spdx")
 
 TOOL_NAME = "originscan"
 INFORMATION_URI = "https://github.com/originscan/originscan"
@@ -408,6 +408,10 @@ def render(reports: list[TargetReport], fmt: str, catalogue: Mapping[str, Any], 
         return render_sarif(reports, catalogue, version=version)
     if fmt == "html":
         return render_html(reports, catalogue, version=version)
+    if fmt in ("cyclonedx", "spdx"):  # AI bills of materials (scanner/report/aibom.py)
+        from scanner.report import aibom
+
+        return (aibom.render_cyclonedx if fmt == "cyclonedx" else aibom.render_spdx)(reports, version=version)
     raise ValueError(f"unknown report format {fmt!r} (expected one of: {', '.join(FORMATS)})")
 
 
