@@ -25,7 +25,7 @@ from scanner.sources.bytesource import ByteSource, BytesByteSource
 
 # -- budgets --------------------------------------------------------------------------------------------------------
 MAX_PICKLE_BYTES = 64 * 1024 * 1024  # opcode bytes analysed per file, all pickles and members together
-MAX_OPCODES = 2_000_000  # opcodes simulated per file (a 70B-parameter state dict needs well under 200 000)
+MAX_OPCODES = 1_000_000  # opcodes simulated per file (a state dict needs about 25 per tensor: 40 000 tensors)
 MAX_LINE = 64 * 1024  # a GLOBAL / INST / text-protocol line longer than this is not a real one
 MAX_KEPT_STRING = 1024  # longer strings are never kept: they cannot name a module
 MAX_PICKLES = 10_000  # pickles back to back in one stream
@@ -257,9 +257,6 @@ def _generic_effect(op: pickletools.OpcodeInfo) -> tuple[bool, int, int]:
     return mark, len(before), len(op.stack_after)
 
 
-_GENERIC = {op.name: _generic_effect(op) for op in pickletools.opcodes}
-
-
 class _Unpickler:
     """One pickle: simulates the stack machine of pickle._Unpickler over genops' decoded opcodes.
 
@@ -298,29 +295,29 @@ class _Unpickler:
 
     def run(self, stream: _Stream) -> None:
         """Raises ValueError / IndexError / KeyError on a stream the real unpickler would also reject."""
-        handlers, generic, budget, counted = self.HANDLERS, _GENERIC, self.budget, 0
+        handlers, budget, counted = _BY_OPCODE, self.budget, 0
+        limit = budget.opcodes_left
         try:
             for op, arg, pos in pickletools.genops(stream):
                 counted += 1
-                if counted > budget.opcodes_left:
+                if counted > limit:
                     raise _BudgetExceeded(f"more than {MAX_OPCODES} opcodes")
-                self.pos = pos or 0
-                handler = handlers.get(op.name)
-                if handler is not None:
-                    handler(self, arg)
-                else:
-                    mark, below, after = generic[op.name]
-                    if mark:
-                        self.pop_mark()
-                    if below:
-                        self.pop(below)
-                    self.stack.extend([OPAQUE] * after)
+                self.pos = pos
+                handlers[op](self, arg)
                 if self.done:
                     return
         finally:
             budget.opcodes_left -= counted
             self.report.out.opcodes += counted
         raise ValueError("pickle ends without STOP")
+
+    def generic(self, mark: bool, below: int, after: int) -> None:
+        """An opcode that only builds plain data: consume and produce what pickletools says it does."""
+        if mark:
+            self.pop_mark()
+        if below:
+            self.pop(below)
+        self.stack.extend([OPAQUE] * after)
 
     # -- opcode handlers: one per family --------------------------------------------------------------------------
     def _proto(self, arg) -> None:
@@ -484,6 +481,15 @@ class _Unpickler:
         **dict.fromkeys(("STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
                          "BINUNICODE8", "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"), _value),
     }
+
+
+def _generic_handler(op: pickletools.OpcodeInfo):
+    effect = _generic_effect(op)
+    return lambda unpickler, arg: unpickler.generic(*effect)
+
+
+# Every opcode's handler, keyed by pickletools' own OpcodeInfo objects (what genops yields).
+_BY_OPCODE = {op: _Unpickler.HANDLERS.get(op.name) or _generic_handler(op) for op in pickletools.opcodes}
 
 
 class _BudgetExceeded(Exception):
