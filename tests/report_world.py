@@ -20,6 +20,7 @@ from scanner.evidence.card import CardFacts
 from scanner.evidence.lineage import LineageInput, infer_lineage
 from scanner.findings import Finding, Severity, TargetFacts, TargetReport
 from scanner.knowledge import knowledge_base
+from scanner.provenance.code import CodeStore
 
 HOSTILE = '</text><script>alert(1)</script><svg onload=alert(2)>\x1b[31m'
 UPSTREAM = "acme/base-6l"
@@ -42,6 +43,63 @@ def pruned(t: dict[str, np.ndarray], cut: int) -> dict[str, np.ndarray]:
     return out
 
 
+# the upstream's modelling code (written for this test), and the suspect's copy with every name changed
+UPSTREAM_CODE = '''"""Acme decoder blocks."""
+import math
+
+import torch
+from torch import nn
+
+
+class AcmeRMSNorm(nn.Module):
+    def __init__(self, hidden_size, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.variance_epsilon = eps
+
+    def forward(self, hidden_states):
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
+        return self.weight * hidden_states
+
+
+class AcmeAttention(nn.Module):
+    def __init__(self, hidden_size, num_heads):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.q_proj = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.k_proj = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.v_proj = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.o_proj = nn.Linear(hidden_size, hidden_size, bias=False)
+
+    def forward(self, hidden_states, mask=None):
+        bsz, q_len, _ = hidden_states.size()
+        query = self.q_proj(hidden_states).view(bsz, q_len, self.num_heads, self.head_dim).transpose(1, 2)
+        key = self.k_proj(hidden_states).view(bsz, q_len, self.num_heads, self.head_dim).transpose(1, 2)
+        value = self.v_proj(hidden_states).view(bsz, q_len, self.num_heads, self.head_dim).transpose(1, 2)
+        scores = torch.matmul(query, key.transpose(2, 3)) / math.sqrt(self.head_dim)
+        if mask is not None:
+            scores = scores + mask
+        probs = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+        out = torch.matmul(probs, value).transpose(1, 2).contiguous().reshape(bsz, q_len, -1)
+        return self.o_proj(out)
+
+
+class AcmeMLP(nn.Module):
+    def __init__(self, hidden_size, intermediate_size):
+        super().__init__()
+        self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
+        self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
+        self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+'''
+COPIED_CODE = (UPSTREAM_CODE.replace("Acme", "Pruned").replace("hidden_states", "h").replace("variance", "var")
+               .replace("query", "q").replace("scores", "logits"))
+
+
 @dataclass
 class World:
     reports: list[TargetReport]
@@ -55,7 +113,8 @@ def build(tmp: Path) -> World:
     index = register(tmp / "index.sqlite", up, UPSTREAM, "apache-2.0")
     hostile_card = {"license": "apache-2.0", "base_model": f"evil/{HOSTILE}", "pipeline_tag": "text-generation",
                     "datasets": [f"data/{HOSTILE}"], "model_name": f"Pruned {HOSTILE}", "library_name": "transformers"}
-    pruned_repo = make_repo(tmp, "pruned", card=hostile_card,
+    CodeStore(index.db).add(UPSTREAM, {"modeling_acme.py": UPSTREAM_CODE}, "apache-2.0")
+    pruned_repo = make_repo(tmp, "pruned", card=hostile_card, files={"modeling_pruned.py": COPIED_CODE},
                             weights={"model.safetensors": noised(pruned(base, CUT_LAYER), 0.01)})
     finetune = make_repo(tmp, "finetune", card={"license": "apache-2.0", "base_model": UPSTREAM,
                                                 "base_model_relation": "finetune"},

@@ -88,7 +88,8 @@ def test_cyclonedx_base_models_are_ancestors_with_evidence(cdx):
     assert props["originscan:declared"] == "false" and float(props["originscan:p_value"]) < 1e-8
     [identity] = upstream["evidence"]["identity"]
     assert identity["concludedValue"] == UPSTREAM
-    assert [m["technique"] for m in identity["methods"]] == ["binary-analysis"]
+    assert [m["technique"] for m in identity["methods"]] == ["binary-analysis", "source-code-analysis"]
+    assert identity["methods"][1]["value"].startswith("modeling_pruned.py copies modeling_acme.py")
     assert upstream["licenses"] == [{"license": {"id": "Apache-2.0"}}]
     chain = sorted((int({p["name"]: p["value"] for p in a["properties"]}["originscan:hops"]), a["name"])
                    for a in multi["pedigree"]["ancestors"])

@@ -96,6 +96,10 @@ def test_links_relation_licence_and_evidence(world):
     weights = links[UPSTREAM]
     assert weights.relation == "copy" and weights.strength == "weights" and not weights.declared
     assert weights.license == "apache-2.0" and weights.p_value is not None and weights.p_value < 1e-8
+    [code] = [p for p in weights.proofs if p.strength == "code"]  # the shipped modelling code is a renamed copy
+    assert code.detail.startswith("modeling_pruned.py copies modeling_acme.py of acme/base-6l")
+    assert re.search(r"lines \d+-\d+ ← \d+-\d+", code.detail)
+    assert re.fullmatch(r"weights p=\de-\d+ · code", weights.evidence_label)
     declared = links[f"evil/{HOSTILE}"]
     assert declared.strength == "declared only" and declared.declared and declared.license == "unknown"
     [link] = lineage_links(finetune)  # declared with base_model_relation, backed by the weights

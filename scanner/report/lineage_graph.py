@@ -80,6 +80,14 @@ def _relation(kinds: set[str], card_relation: str | None, declared_count: int, v
     return "fine-tune"
 
 
+def _regions(m: Any) -> str:
+    """The copied line ranges, suspect ← upstream: "; lines 3-40 ← 1-38, 52-60 ← 70-78"."""
+    spans = [f"{r.suspect_lines[0]}-{r.suspect_lines[1]} ← {r.upstream_lines[0]}-{r.upstream_lines[1]}"
+             for r in m.regions[:4]]
+    more = f" and {len(m.regions) - 4} more" if len(m.regions) > 4 else ""
+    return f"; lines {', '.join(spans)}{more}" if spans else ""
+
+
 def _p_label(p: float) -> str:
     return "p<1e-300" if p <= 0 else f"p={p:.0e}"
 
@@ -100,7 +108,7 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
     def code_proofs(*names: str) -> list[Proof]:
         wanted = {n.lower() for n in names}
         return [Proof("code", "code", f"{m.suspect_path} copies {m.upstream_path} of {m.upstream} "
-                                      f"({m.similarity:.0%} of the file)")
+                                      f"({m.similarity:.0%} of the file{_regions(m)})")
                 for m in copied if m.upstream.lower() in wanted]
 
     for c in (lineage.candidates if lineage else []):
