@@ -8,8 +8,10 @@ from html.parser import HTMLParser
 import pytest
 
 from report_world import CUT_LAYER, HOSTILE, LAYERS, UPSTREAM, build, multi_hop_report
-from scanner.findings import Finding, Severity, TargetReport
-from scanner.knowledge import catalogue
+from scanner.evidence.card import CardFacts
+from scanner.evidence.lineage import LineageInput, infer_lineage
+from scanner.findings import Finding, Severity, TargetFacts, TargetReport
+from scanner.knowledge import catalogue, knowledge_base
 from scanner.report.layer_plot import layer_plot, split_layer
 from scanner.report.lineage_graph import layout, lineage_links
 from scanner.report.render import render
@@ -172,3 +174,25 @@ def test_500_targets_stay_legible():
 def test_single_target_details_open(world):
     out = render(world.reports[:1], "html", catalogue(), version="test")
     assert '<details class="target" id="target-1" open>' in out
+
+
+def _facts(name: str, metadata: dict, **lineage_input) -> TargetFacts:
+    card = CardFacts("README.md", metadata)
+    lineage = infer_lineage(LineageInput(name=name, card=card, **lineage_input), knowledge_base())
+    return TargetFacts(name, "hf", metadata, lineage)
+
+
+LLAMA, QWEN = "meta-llama/Meta-Llama-3-8B", "Qwen/Qwen2.5-3B"
+
+
+@pytest.mark.parametrize("metadata, lineage_input, expected", [
+    ({"base_model": LLAMA}, {"adapter_base": LLAMA}, {LLAMA: "adapter"}),
+    ({"base_model": [LLAMA, QWEN]}, {}, {LLAMA: "merge", QWEN: "merge"}),
+    ({"base_model": LLAMA, "base_model_relation": "quantized"}, {}, {LLAMA: "quantization"}),
+    ({}, {"gguf_bases": [LLAMA]}, {LLAMA: "quantization"}),
+    ({"base_model": LLAMA}, {}, {LLAMA: "fine-tune"}),
+])
+def test_relations_from_the_lineage(metadata, lineage_input, expected):
+    links = lineage_links(_facts("someone/model", metadata, **lineage_input))
+    assert {link.parent: link.relation for link in links} == expected
+    assert all(link.license in ("llama3", "qwen-research") for link in links)

@@ -43,8 +43,8 @@ def _spdx_of(facts: TargetFacts | None, licence_id: str | None) -> str | None:
     """The SPDX id of a knowledge-base licence id, or None."""
     if facts is None or facts.lineage is None or not licence_id:
         return None
-    lic = facts.lineage.kb.license(licence_id) if hasattr(facts.lineage.kb, "license") else None
-    return getattr(lic, "spdx", None) or None
+    lic = facts.lineage.kb.license(licence_id)
+    return lic.spdx if lic is not None and lic.spdx else None
 
 
 def _expression(facts: TargetFacts | None, licence_id: str) -> str:
