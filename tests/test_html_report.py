@@ -196,3 +196,11 @@ def test_relations_from_the_lineage(metadata, lineage_input, expected):
     links = lineage_links(_facts("someone/model", metadata, **lineage_input))
     assert {link.parent: link.relation for link in links} == expected
     assert all(link.license in ("llama3", "qwen-research") for link in links)
+
+
+def test_an_upstream_scanned_as_itself_has_no_self_loop():
+    facts = _facts(LLAMA, {"license": "llama3", "base_model": LLAMA})  # a card naming itself as its base
+    assert facts.lineage.candidate(LLAMA) is not None
+    assert all(link.parent.lower() != LLAMA.lower() for link in lineage_links(facts))
+    graph = layout(facts, lineage_links(facts))
+    assert len(graph.boxes) == 1 + len(graph.arrows)

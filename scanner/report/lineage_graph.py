@@ -114,6 +114,8 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
     for c in (lineage.candidates if lineage else []):
         up = c.upstream
         names = {i.lower() for i in up.ids}
+        if facts.name.lower() in names:  # the scanned repo is this upstream (a vendor's own release)
+            continue
         verdict_match = next((derived[n] for n in names if n in derived), None)
         verdict = verdict_match.verdict if verdict_match else None
         proofs = []
