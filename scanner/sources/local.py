@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from scanner.errors import UsageError
@@ -80,6 +81,11 @@ def sha256_file_cached(path: Path, cache: Cache | None) -> str:
     return digest
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
 def shown_name(rel: str) -> str:
     """A file name as text: names that are not UTF-8 (os gives them as lone surrogates, which no encoder, report
     or database accepts) get their undecodable bytes as \\xNN escapes."""
@@ -110,13 +116,13 @@ class LocalSource:
         snap.opener = lambda p: FileByteSource(renamed.get(p, real_root / p), name=p)
         self._hash_budget = MAX_HASH_BYTES
         self._unhashed: list[str] = []
-        for rel, full in self._walk(real_root, snap):
+        for rel, full, st in self._walk(real_root, snap):
             shown = shown_name(rel)
             if shown != rel:
-                renamed[shown] = full
+                renamed[shown] = Path(full)
                 snap.problem("source.encoding", f"{shown}: file name is not valid UTF-8 (shown with \\x escapes)",
                              path=shown, severity=Severity.low)
-            self._add_file(snap, shown, full)
+            self._add_file(snap, shown, full, st)
         if self._unhashed:
             snap.problem("source.too_large", f"{len(self._unhashed)} weight file(s) past the {MAX_HASH_BYTES}-byte "
                          "hashing budget were not hashed (e.g. " + self._unhashed[0] + "); exact copies among them "
@@ -146,15 +152,20 @@ class LocalSource:
                 except OSError as exc:  # a path past PATH_MAX, a folder that vanished
                     dirnames.remove(d)
                     unreadable(exc)
+            # Strings and one lstat per file: pathlib objects and repeated stats made 100 000 files cost seconds.
+            prefix = "" if dirpath == str(root) else os.path.relpath(dirpath, root).replace(os.sep, "/") + "/"
             for name in sorted(filenames):
-                full = here / name
-                rel = full.relative_to(root).as_posix()
+                full = os.path.join(dirpath, name)
+                rel = prefix + name
                 try:
-                    if full.is_symlink() and not self._inside(root, full):
-                        snap.problem("source.symlink_escape", f"{shown_name(rel)} links outside the repo; not "
-                                     "followed", path=shown_name(rel), severity=Severity.high,
-                                     link=shown_name(os.readlink(full)))
-                        continue
+                    st = os.lstat(full)
+                    if stat.S_ISLNK(st.st_mode):
+                        if not self._inside(root, Path(full)):
+                            snap.problem("source.symlink_escape", f"{shown_name(rel)} links outside the repo; not "
+                                         "followed", path=shown_name(rel), severity=Severity.high,
+                                         link=shown_name(os.readlink(full)))
+                            continue
+                        st = os.stat(full)
                 except OSError as exc:
                     unreadable(exc)
                     continue
@@ -163,7 +174,7 @@ class LocalSource:
                     snap.problem("source.too_large", f"more than {MAX_FILES} files; the rest were not listed",
                                  severity=Severity.medium)
                     return
-                yield rel, full
+                yield rel, full, st
 
     @staticmethod
     def _inside(root: Path, p: Path) -> bool:
@@ -173,19 +184,15 @@ class LocalSource:
         except (ValueError, OSError, RuntimeError):
             return False
 
-    def _add_file(self, snap: Snapshot, rel: str, full: Path) -> None:
-        try:
-            size = full.stat().st_size
-        except OSError as exc:
-            snap.problem("source.unreadable", f"{rel}: {exc.strerror}", path=rel)
-            return
-        if not full.is_file():
+    def _add_file(self, snap: Snapshot, rel: str, full: str, st: os.stat_result) -> None:
+        size = st.st_size
+        if not stat.S_ISREG(st.st_mode):  # FIFOs, devices, sockets are never opened
             return
         entry = RepoFile(rel, size)
         snap.files[rel] = entry
         try:
             if size <= 1024 and (is_weight_file(rel) or rel in SMALL_JSON_FILES):
-                pointer = parse_lfs_pointer(full.read_bytes())
+                pointer = parse_lfs_pointer(_read(full))
                 if pointer:
                     entry.sha256, entry.size = pointer
                     entry.lfs_pointer = True
@@ -193,7 +200,7 @@ class LocalSource:
             if is_weight_file(rel):
                 if self.hash_weights and size <= self._hash_budget:
                     self._hash_budget -= size
-                    entry.sha256 = sha256_file_cached(full, self.cache)
+                    entry.sha256 = sha256_file_cached(Path(full), self.cache)
                 elif self.hash_weights:
                     self._unhashed.append(rel)
             elif rel in SMALL_JSON_FILES:
@@ -201,7 +208,7 @@ class LocalSource:
                     snap.problem("source.too_large", f"{rel} is {size} bytes, over the {json_limit(rel)}-byte limit; "
                                  "not parsed", path=rel)
                     return
-                value = parse_json(full.read_bytes(), rel, snap)
+                value = parse_json(_read(full), rel, snap)
                 if value is not None:
                     snap.jsons[rel] = value
             elif is_text_file(rel) or snap.wants_code(rel):
