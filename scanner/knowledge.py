@@ -353,8 +353,15 @@ def _core(name: str) -> str:
     return _VARIANT_WORD.sub("", name.lower())
 
 
+_tail_indexes: dict[int, tuple[KnowledgeBase, dict[str, Upstream]]] = {}
+
+
 def _tail_index(kb: KnowledgeBase) -> dict[str, Upstream]:
-    """Repo name (after the org), variant suffixes stripped -> upstream; first listed wins."""
+    """Repo name (after the org), variant suffixes stripped -> upstream; first listed wins. Built once per
+    knowledge base (it was 8 ms of every scan, a third of a warm sweep's time per repo)."""
+    hit = _tail_indexes.get(id(kb))
+    if hit is not None and hit[0] is kb:
+        return hit[1]
     index: dict[str, Upstream] = {}
     for up in kb.upstreams.values():
         for i in up.ids:
@@ -367,6 +374,7 @@ def _tail_index(kb: KnowledgeBase) -> dict[str, Upstream]:
             tail = i.rsplit("/", 1)[-1].lower()
             for name in (tail, tail.removeprefix("meta-")):
                 index.setdefault(_core(name), up)
+    _tail_indexes[id(kb)] = (kb, index)
     return index
 
 
