@@ -222,10 +222,21 @@ def test_legacy_checkpoint_larger_than_the_budget_skips_its_storages(monkeypatch
     data = legacy(state_dict("w", "b"), n_storages=2, numel=2_000_000)
     monkeypatch.setattr(pickles, "MAX_PICKLE_BYTES", 4096)
     assert len(data) > 100 * pickles.MAX_PICKLE_BYTES
-    source = BytesByteSource(data)
+    source = _RecordingSource(data)
     r = scan_pickle(source)
     assert (r.unsafe, r.unresolved, r.error, r.pickles) == ([], [], None, 5)
     assert source.bytes_read < len(data) // 4  # one read-ahead buffer, not the storages
+    assert sorted(source.reads)[:2] == [8, 8]  # each storage's count is read alone (remote: no 1 MB range each)
+
+
+class _RecordingSource(BytesByteSource):
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.reads: list[int] = []
+
+    def _read(self, offset: int, length: int) -> bytes:
+        self.reads.append(length)
+        return super()._read(offset, length)
 
 
 @pytest.mark.parametrize("compress", [zlib.compress, bz2.compress], ids=["zlib", "bz2"])

@@ -180,6 +180,12 @@ class _Stream:
     def seek(self, pos: int) -> None:  # skipping is not analysing: the budget is not charged
         self.pos = pos
 
+    def read_raw(self, n: int) -> bytes:
+        """A few bytes of the data between pickles, read directly: no read-ahead buffer (remote sources)."""
+        data = self.src.read(self.pos, max(0, min(n, self.src.size - self.pos)))
+        self.pos += len(data)
+        return data
+
     @property
     def size(self) -> int:
         return self.src.size
@@ -503,7 +509,7 @@ def _legacy_storages(stream, keys: list, types: dict[str, str]) -> str | None:
         kind = types.get(key) if isinstance(key, str) else None
         if kind not in _ELEMENT_SIZE:
             return f"legacy torch storage {str(key)[:40]!r} has no known element type"
-        head = stream.read(8)
+        head = stream.read_raw(8)
         if len(head) < 8:
             return "legacy torch storages are truncated"
         (count,) = struct.unpack("<q", head)
@@ -525,6 +531,9 @@ class _MemoryStream(io.BytesIO):
 
     def at_end(self) -> bool:
         return self.tell() >= self.size
+
+    def read_raw(self, n: int) -> bytes:
+        return self.read(n)
 
 
 def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str) -> None:
