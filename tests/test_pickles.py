@@ -304,6 +304,12 @@ def test_truncated_and_empty_streams_are_malformed():
     assert r.malformed and r.unsafe == ["os system"]
 
 
+def test_unknown_opcode_inside_a_real_pickle_is_unverifiable():
+    """A newer unpickler may know an opcode pickletools does not, and run what follows it."""
+    r = analyse(pkl(int1(1), b"\xf0", call("os", "system")))
+    assert r.error and "opcode" in r.error and r.malformed is None
+
+
 def test_raw_binary_under_a_pickle_name_is_malformed_not_unverifiable():
     """OpenVINO / GGML / Core ML weights are `.bin` too: not a pickle, nothing would be unpickled."""
     for data in (b"ggml" + bytes(1000), bytes(range(256)) * 40, b"\x00" * 4096):

@@ -280,6 +280,8 @@ class _Unpickler:
         self.result: object = None
         self.pos = 0
         self.done = False
+        self.start = -1  # where this pickle begins in the stream
+        self.framed = False  # it begins with PROTO 2..5, as every pickle torch or pickle.dumps writes does
 
     def pop_mark(self) -> list:
         items = self.stack
@@ -328,6 +330,8 @@ class _Unpickler:
     # -- opcode handlers: one per family --------------------------------------------------------------------------
     def _proto(self, arg) -> None:
         self.proto = arg
+        if self.pos == self.start:
+            self.framed = 2 <= arg <= 5
 
     def _nothing(self, arg) -> None:
         pass
@@ -555,6 +559,7 @@ def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str)
             return
         start = stream.tell()
         unpickler = _Unpickler(report, budget)
+        unpickler.start = start
         try:
             unpickler.run(stream)
         except _BudgetExceeded as exc:
@@ -563,6 +568,9 @@ def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str)
         except (ValueError, IndexError, KeyError, TypeError, AttributeError, struct.error) as exc:
             if stream.over_budget:
                 report.fail(f"analysis stopped: more than {MAX_PICKLE_BYTES} bytes of pickle data")
+            elif unpickler.framed and "unknown" in str(exc):  # a later Python's unpickler may know the opcode
+                report.fail(f"pickle {len(results) + 1} uses an opcode this analysis does not know "
+                            f"({describe(exc)}); what follows it was not analysed")
             elif results:  # never loaded: pickle.load and torch stop before them
                 report.malformed(f"{src.size - start} bytes after pickle {len(results)} are not a pickle "
                                  f"({describe(exc)})")
