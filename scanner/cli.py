@@ -388,7 +388,7 @@ def watch(
     pack_sha256: Optional[str] = typer.Option(None, "--pack-sha256", help="The pack's pinned manifest sha256."),
     state: Optional[Path] = typer.Option(None, "--state", help="Cursor and judged repos (SQLite; default in the "
                                                                 "cache)."),
-    budget: int = typer.Option(5000, "--budget", min=1, help="Most HTTP requests this run may send."),
+    budget: int = typer.Option(20000, "--budget", min=1, help="Most HTTP requests this run may send."),
     since: Optional[str] = typer.Option(None, "--since", help="ISO date: ignore repos last modified before it."),
     owner: Optional[List[str]] = typer.Option(None, "--owner", help="An organisation whose repos are yours "
                                                                      "(repeatable)."),

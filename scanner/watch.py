@@ -193,7 +193,10 @@ def declared_bases(card: dict[str, Any] | None, tags: Iterable[str], jsons: dict
     """Base models the repo names: the card's base_model, the Hub's base_model tags, an adapter's base."""
     out: list[str] = []
     base = (card or {}).get("base_model")
-    out += [base] if isinstance(base, str) else [b for b in base if isinstance(b, str)] if isinstance(base, list) else []
+    if isinstance(base, str):
+        out.append(base)
+    elif isinstance(base, list):
+        out += [b for b in base if isinstance(b, str)]
     for tag in tags:
         if tag.startswith("base_model:"):
             out.append(tag.rsplit(":", 1)[-1])
@@ -451,10 +454,9 @@ def _listing(token: str | None, endpoint: str | None) -> Iterator[Any]:
     return iter(_api(endpoint, token).list_models(sort="lastModified", expand=LISTING_FIELDS))
 
 
-def run_watch(index: Index, state: WatchState, *, budget: int = 5000, shard: tuple[int, int] | None = None,
+def run_watch(index: Index, state: WatchState, *, budget: int = 20000, shard: tuple[int, int] | None = None,
               workers: int = 4, since: dt.datetime | None = None, owners: Iterable[str] = (),
-              token: str | None = None, endpoint: str | None = None,
-              listing: Callable[[], Iterator[Any]] | None = None) -> WatchReport:
+              token: str | None = None, endpoint: str | None = None) -> WatchReport:
     """Walk the listing down to the high-water mark (or `since`), judging this shard's new and changed repos."""
     from scanner.ci.sweep import shard_of
     from scanner.sources import http
@@ -504,7 +506,7 @@ def run_watch(index: Index, state: WatchState, *, budget: int = 5000, shard: tup
             if o.suspects:
                 outcomes[o.repo] = o
 
-    items = (listing or (lambda: _listing(token, endpoint)))()
+    items = _listing(token, endpoint)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originscan-watch") as pool:
         try:
             for info in items:

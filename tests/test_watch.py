@@ -1,7 +1,7 @@
 """`originscan watch` against the local Hub through the real huggingface_hub client.
 
 One world: two watched models (hidden 64 and 48), planted derivatives of them (renamed + permuted + noised,
-noised, an exact copy, a GGUF Q8_0, a declared fine-tune, a fine-tune of that declared fine-tune), independent
+noised, an exact copy, a GGUF Q8_0, MLX 4-bit safetensors, a declared fine-tune, a fine-tune of that declared fine-tune), independent
 models of the same shapes, models of another width and a repo without weights. Every derivative must be found,
 no independent model flagged, and what the cursor and the budget promise must hold."""
 from __future__ import annotations
@@ -17,6 +17,7 @@ from gguf import GGMLQuantizationType as Q
 
 from ggufs import write_gguf
 from helpers import card_text, disguise, noised, run_cli, save_tensors, tiny_llm
+from quantizers import mlx_model
 from scanner.ci.watch_issues import file_issues
 from scanner.provenance.index import Index
 from scanner.provenance.views import open_model
@@ -57,6 +58,7 @@ PLANTED = {  # repo -> (watched, declared)
     "thief/exact-copy": ("acme/base", False),
     "thief/base-GGUF": ("acme/base", False),
     "thief/small-renamed": ("acme/small", False),
+    "thief/base-mlx-4bit": ("acme/base", False),
     "fan/base-finetune": ("acme/base", True),
     "fan2/finetune-of-finetune": ("acme/base", True),
 }
@@ -80,6 +82,8 @@ def world(tmp_path, monkeypatch):
     write_gguf(gguf_dir / "base-Q8_0.gguf", base, Q.Q8_0)
     _push(root, "thief/base-GGUF", t + 4)  # the GGUF's time too
     _push(root, "thief/small-renamed", t + 5, disguise(small, seed=9), {"license": "mit"}, _cfg(SHAPE_B))
+    _push(root, "thief/base-mlx-4bit", t + 8, mlx_model(base), {"license": "mit"},
+          {**_cfg(SHAPE_A), "quantization": {"group_size": 64, "bits": 4}})
     _push(root, "fan/base-finetune", t + 6, noised(base, 0.03, seed=11),
           {"license": "apache-2.0", "base_model": "acme/base"}, _cfg(SHAPE_A))
     _push(root, "fan2/finetune-of-finetune", t + 7, noised(base, 0.04, seed=12),
@@ -228,7 +232,7 @@ def test_cli_json_exit_status_merge_and_tracking_issues(world, tmp_path):
     with GitHubAPIServer(token="t0k") as api:
         gh = {**env, "GITHUB_API_URL": api.url, "GITHUB_TOKEN": "t0k", "GITHUB_REPOSITORY": "acme/models"}
         r = run_cli("watch", "--merge", str(out), "--tracking-issues", env=gh)
-        assert r.returncode == 1 and r.stderr.count("created") == 5, r.stderr
+        assert r.returncode == 1 and r.stderr.count("created") == 6, r.stderr
         assert "t0k" not in r.stdout + r.stderr
         issues = api.issues["acme/models"]
         undeclared = {k for k, (_, declared) in PLANTED.items() if not declared}
@@ -236,7 +240,7 @@ def test_cli_json_exit_status_merge_and_tracking_issues(world, tmp_path):
         assert all(any(repo in i["title"] for i in issues) for repo in undeclared)
         issues[0]["state"] = "closed"  # handled by the owner
         again = file_issues(doc["suspects"], api.url, "t0k", "acme/models")  # the next night finds them again
-        assert [a["action"] for a in again] == ["updated"] * 5 and len(api.issues["acme/models"]) == 5
+        assert [a["action"] for a in again] == ["updated"] * 6 and len(api.issues["acme/models"]) == 6
         assert api.issues["acme/models"][0]["state"] == "closed"
 
 
@@ -253,3 +257,28 @@ def test_config_widths_and_declared_bases():
 def test_no_watched_model_is_one_error_line(tmp_path):
     r = run_cli("watch", "--index", str(tmp_path / "empty.sqlite"), "--state", str(tmp_path / "s.sqlite"))
     assert r.returncode == 2 and "no model is registered" in r.stderr and r.stderr.count("\n") == 1
+
+
+TEMPLATE = Path(__file__).resolve().parent.parent / ".github" / "workflow-templates" / "originscan-watch.yml"
+
+
+def test_the_owners_workflow_template_lints_and_is_the_one_in_the_readme():
+    import subprocess
+
+    from test_workflows import SHA_PIN, _steps, clean_env, load, tool
+
+    doc = load(TEMPLATE)
+    assert doc["permissions"] in ({}, "{}")
+    assert {name: job["permissions"] for name, job in doc["jobs"].items()} == {
+        "watch": {"contents": "read"}, "suspects": {"issues": "write"}}
+    for step in _steps(doc):
+        assert "uses" not in step or SHA_PIN.match(step["uses"]), step["uses"]
+        assert "${{" not in step.get("run", "")
+    for name, args in (("actionlint", ["-no-color"]), ("zizmor", ["--offline", "--no-progress"])):
+        exe = tool(name)
+        if exe is not None:
+            res = subprocess.run([exe, *args, str(TEMPLATE)], env=clean_env(), capture_output=True, text=True,
+                                 timeout=120)
+            assert res.returncode == 0, res.stdout + res.stderr
+    readme = (TEMPLATE.parents[2] / "README.md").read_text(encoding="utf-8")
+    assert TEMPLATE.read_text(encoding="utf-8").strip() in readme
