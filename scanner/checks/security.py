@@ -1,4 +1,5 @@
-"""Security family: pickle weights (inspected as opcodes, never loaded) and code that would run on load."""
+"""Security family: what would run on load — pickles (their opcodes analysed), numpy object arrays, Keras
+Lambda layers, ONNX external data outside the repo (all read, never loaded) — and shipped modelling code."""
 from __future__ import annotations
 
 from scanner.checks.engine import Context, check
