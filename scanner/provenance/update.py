@@ -25,7 +25,7 @@ from typing import Any, Callable
 from scanner import __version__
 from scanner.errors import SourceError
 from scanner.knowledge import Upstream, data_dir
-from scanner.provenance.fingerprint import REMOTE_PLAN, Fingerprint, WeightFile, build, hashes_only
+from scanner.provenance.fingerprint import FORMAT, REMOTE_PLAN, Fingerprint, WeightFile, build, hashes_only
 from scanner.provenance.index import Index, UpstreamState
 from scanner.provenance.quantized import DequantizingModel
 from scanner.sources.interface import is_weight_file
@@ -65,8 +65,9 @@ def knowledge_hash(upstreams_file: str | Path | None = None) -> str:
 
 
 def cache_key(upstreams_file: str | Path | None = None) -> str:
-    """The Actions cache key of a fingerprint index: originscan's version and the knowledge base's hash."""
-    return f"originscan-index-{__version__}-{knowledge_hash(upstreams_file)}"
+    """The Actions cache key of a fingerprint index: originscan's version, the fingerprint format and the knowledge
+    base's hash."""
+    return f"originscan-index-{__version__}-f{FORMAT}-{knowledge_hash(upstreams_file)}"
 
 
 class _Hub:
