@@ -203,3 +203,25 @@ def test_range_reads_share_connections(hub):
     assert len(ranges) > 40
     # one pooled session: at most one connection per reader thread plus the metadata calls, not one per batch
     assert hub.stats.connections <= 8 + 6
+
+
+def test_remote_rows_close_together_share_a_request_and_local_ones_read_nothing_extra(hub, tmp_path):
+    from scanner.pipeline import open_snapshot
+    from scanner.provenance.safetensors import read_rows
+    from scanner.sources.bytesource import FileByteSource
+
+    tensors = {"w": np.arange(40_000, dtype=np.float32).reshape(1000, 40)}  # 160-byte rows
+    folder = save(tensors, hub.root / "meta" / "rows")
+    remote = open_snapshot("hf:meta/rows").open("model.safetensors")
+    (t,), _ = parse_header(remote)
+    before, requests = remote.bytes_read, remote.requests
+    rows = read_rows(remote, t, [20, 10, 900])  # 10 and 20 are 1.4 KB apart: one request; 900 is far away
+    assert np.array_equal(rows[:, 0], [800, 400, 36_000])
+    assert remote.requests - requests == 2 and remote.bytes_read - before == (11 + 1) * 160
+
+    local = FileByteSource(folder / "model.safetensors")
+    (t,), _ = parse_header(local)
+    before = local.bytes_read
+    assert np.array_equal(read_rows(local, t, [20, 10, 900])[:, 0], [800, 400, 36_000])
+    assert local.bytes_read - before == 3 * 160  # no round trip to save: only the rows asked for
+    local.close()

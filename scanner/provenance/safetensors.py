@@ -21,7 +21,6 @@ from scanner.sources.bytesource import ByteSource
 MAX_HEADER_BYTES = 32 * 1024 * 1024
 MAX_DIMS = 16  # real tensors have at most 5 or 6
 READ_WORKERS = 8
-COALESCE_GAP = 4096  # bytes between two wanted rows below which one range read takes both (see read_rows)
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -227,9 +226,10 @@ def read_rows(src: ByteSource, t: TensorInfo, rows: list[int] | np.ndarray) -> n
         raise IndexError(f"{t.name}: row out of range")
     row_bytes = width * t.itemsize
     order = sorted(set(rows))
-    # Rows at most COALESCE_GAP bytes apart share one range read: a request costs more than a page of bytes, and
-    # the rows of a small matrix (a 64-wide model's 128-byte rows) would otherwise each be a request of their own.
-    gap_rows = COALESCE_GAP // row_bytes if row_bytes else 0
+    # Over HTTP, rows at most `coalesce_gap` bytes apart share one range read: a request costs more than a page of
+    # bytes, and the rows of a small matrix (a 64-wide model's 128-byte rows) would otherwise each be a request of
+    # their own. Local reads cost no round trip: only adjacent rows join, and no unwanted byte is read.
+    gap_rows = src.coalesce_gap // row_bytes if row_bytes else 0
     runs: list[tuple[int, int]] = []
     for r in order:
         if runs and r <= runs[-1][1] + 1 + gap_rows:

@@ -10,6 +10,8 @@ from typing import Any
 class ByteSource(ABC):
     """Serves byte ranges of one file. Subclasses implement `_read`; this class checks bounds and counts."""
 
+    coalesce_gap = 0  # unwanted bytes worth reading between two wanted ranges to save one read (round trips)
+
     def __init__(self, name: str, size: int):
         self.name = name
         self.size = size

@@ -199,6 +199,7 @@ class HTTPRangeByteSource(ByteSource):
 
     CHUNK = 1 << 16
     MAX_RESUMES = 5
+    coalesce_gap = 4096  # a request's round trip costs more than a page of unwanted bytes
 
     def __init__(self, url: str, size: int, name: str | None = None, headers: Mapping[str, str] | None = None,
                  session: requests.Session | None = None, retry: RetryPolicy = DEFAULT_RETRY,
