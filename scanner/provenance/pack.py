@@ -29,7 +29,7 @@ from pathlib import Path
 
 from scanner import __version__
 from scanner.errors import UsageError
-from scanner.provenance.fingerprint import Fingerprint, FingerprintError, Sketch
+from scanner.provenance.fingerprint import Fingerprint, FingerprintError
 from scanner.provenance.index import Index, UpstreamState
 
 FORMAT_NAME = "originscan-fingerprint-pack"
