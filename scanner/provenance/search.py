@@ -82,7 +82,10 @@ class _SuspectSketch:
         for m in self.model.structure.token_matrices:
             if m.transposed or max(tokens) >= m.vocab:
                 return None  # scattered ids from a transposed matrix would cost whole rows: the full test decides
-            rows = self.model.token_rows(m, tokens)
+            try:
+                rows = self.model.token_rows(m, tokens)
+            except (OSError, ValueError, IndexError):  # unreadable here: the full test reads and reports it
+                return None
             if np.mean(~np.isfinite(rows)) > 0.5:
                 continue
             out.append((spearman_columns(rows[0::2]), spearman_columns(rows[1::2])))
