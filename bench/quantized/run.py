@@ -228,12 +228,13 @@ def main() -> None:
                     help="instead: two synthetic (untrained) models of this size, to measure bytes read at a "
                          "realistic vocabulary and file size")
     a = ap.parse_args()
-    bases = a.bases or sorted((REPO / "bench" / ".corpus" / "llama-tiny").glob("base_*"))
+    corpus = REPO / "bench" / ".corpus" / "llama-tiny"
+    bases = [b.resolve() for b in a.bases] if a.bases else sorted(corpus.glob("base_*"))
     if a.wide:
         bases = synthetic_bases(a.out / f"wide-{a.wide[0]}x{a.wide[1]}", *a.wide)
     elif len(bases) < 2:
         bases = [REPO / "tests" / "fixtures" / "provenance" / f"base_{c}" for c in "abc"]
-    print(f"bases: {', '.join(str(b.relative_to(REPO)) for b in bases)}")
+    print(f"bases: {', '.join(str(b.relative_to(REPO)) if b.is_relative_to(REPO) else str(b) for b in bases)}")
     weights = {b: load_base(b) for b in bases}
     formats: dict[str, dict[Path, Path]] = {}
     for b in bases:
