@@ -282,3 +282,21 @@ def test_the_owners_workflow_template_lints_and_is_the_one_in_the_readme():
             assert res.returncode == 0, res.stdout + res.stderr
     readme = (TEMPLATE.parents[2] / "README.md").read_text(encoding="utf-8")
     assert TEMPLATE.read_text(encoding="utf-8").strip() in readme
+
+
+def test_bad_repos_are_judged_not_crashed_on(world):
+    server, index, tmp = world
+    good = tiny_llm(50, **SHAPE_A)
+    _push(server.root, "odd/broken-config", T0 + 2000, good, files={"config.json": b"{not json" + b"[" * 5000})
+    d = _push(server.root, "odd/truncated", T0 + 2001, good, config=_cfg(SHAPE_A))
+    data = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(data[:len(data) // 3])
+    _push(server.root, "odd/truncated", T0 + 2001)
+    _push(server.root, "odd/huge-header", T0 + 2002, files={"model.safetensors": (1 << 60).to_bytes(8, "little")})
+    state = WatchState(tmp / "watch.sqlite")
+    report = run_watch(index, state, workers=2)
+    assert report.complete and report.errors == []
+    assert {s.repo for s in report.suspects} == set(PLANTED)
+    stages = dict(state.db.execute("SELECT repo, stage FROM seen WHERE repo LIKE 'odd/%'"))
+    assert stages == {"odd/broken-config": "rows", "odd/truncated": "header", "odd/huge-header": "header"}
+    state.close()
