@@ -111,10 +111,10 @@ def test_spdx_validation_can_fail(spdx, spdx_validator):
     broken = copy.deepcopy(spdx)
     rel = next(e for e in broken["@graph"] if e["type"] == "Relationship")
     rel["relationshipType"] = "inventedBy"
-    assert list(spdx_validator.iter_errors(broken))
+    assert next(spdx_validator.iter_errors(broken), None) is not None
     broken = copy.deepcopy(spdx)
     del next(e for e in broken["@graph"] if e["type"] == "ai_AIPackage")["creationInfo"]
-    assert list(spdx_validator.iter_errors(broken))
+    assert next(spdx_validator.iter_errors(broken), None) is not None
 
 
 def test_spdx_ai_packages_licences_files_and_bases(spdx, world):
