@@ -274,3 +274,13 @@ def test_the_shipped_knowledge_base_loads(tmp_path, monkeypatch):
     _rules_copy(tmp_path, monkeypatch)
     kb = load_knowledge_base()
     assert kb.upstream("meta-llama/Meta-Llama-3.1-8B-Instruct") is kb.upstream("meta-llama/Llama-3.1-8B-Instruct")
+
+
+def test_an_adapters_own_config_declares_its_base(tmp_path):
+    adapter = json.dumps({"base_model_name_or_path": "meta-llama/Meta-Llama-3-8B", "peft_type": "LORA"})
+    card = card_text({"license": "llama3"}, "# Llama-3-8B-finance-lora\n")
+    declared = make_repo(tmp_path, "with-adapter", card=card, config=LLAMA3_8B_CONFIG,
+                         files={"adapter_config.json": adapter})
+    assert_quiet(scan(declared), "card.base_model_undeclared")
+    undeclared = make_repo(tmp_path, "without-adapter", card=card, config=LLAMA3_8B_CONFIG)
+    assert_fires(scan(undeclared), "card.base_model_undeclared")

@@ -224,6 +224,8 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
         if hit is not None:
             _add(hit.upstream, Evidence("adapter", f"adapter_config.json base_model_name_or_path "
                                                    f"{src.adapter_base}"))
+            if src.adapter_base not in declared:  # an adapter's config is its own declaration of its base
+                declared.append(src.adapter_base)
         elif src.adapter_base not in declared and "/" in src.adapter_base:
             declared.append(src.adapter_base)
             unknown.append(src.adapter_base)
