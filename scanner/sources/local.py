@@ -190,14 +190,15 @@ class LocalSource:
             return
         entry = RepoFile(rel, size)
         snap.files[rel] = entry
+        weight = is_weight_file(rel)
         try:
-            if size <= 1024 and (is_weight_file(rel) or rel in SMALL_JSON_FILES):
+            if size <= 1024 and (weight or rel in SMALL_JSON_FILES):
                 pointer = parse_lfs_pointer(_read(full))
                 if pointer:
                     entry.sha256, entry.size = pointer
                     entry.lfs_pointer = True
                     return
-            if is_weight_file(rel):
+            if weight:
                 if self.hash_weights and size <= self._hash_budget:
                     self._hash_budget -= size
                     entry.sha256 = sha256_file_cached(Path(full), self.cache)
