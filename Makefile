@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-corpus bench-pickles bench-code clean
+.PHONY: demo test bench bench-corpus bench-pickles bench-code bench-watch clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-code: $(STAMP)
 	test -x $(CODE_VENV)/bin/python || $(PYTHON) -m venv $(CODE_VENV)
 	$(CODE_VENV)/bin/python -m pip install --quiet numpy copydetect pycode_similar
 	$(CODE_VENV)/bin/python bench/code/run.py
+
+# originscan watch on a local Hub of 5,000 generated repos (a few minutes; the repos are kept in bench/.cache/watch).
+bench-watch: $(STAMP)
+	$(BIN)/python bench/watch/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -251,6 +251,7 @@ class Meter:
 
 
 def watch(env: dict, index: Path, state: Path, out: Path, workers: int, budget: int = 10**7) -> float:
+    env = {**env, "ORIGINSCAN_CACHE": str(out) + ".cache"}  # every run starts with an empty cache, as in CI
     cmd = [sys.executable, "-m", "scanner.cli", "watch", "--index", str(index), "--state", str(state),
            "--format", "json", "-o", str(out), "--workers", str(workers), "--budget", str(budget)]
     t = time.perf_counter()
@@ -275,7 +276,7 @@ def summarise(name: str, wall: float, doc: dict, meter: Meter, state: Path, trut
     judged = list(stage) if only is None else [r for r in only if r in stage]
     by_stage: dict[str, list[str]] = defaultdict(list)
     for r in judged:
-        by_stage[stage[r]].append(r)
+        by_stage[stage[r] + (" (planted)" if stage[r] == "rows" and r in planted else "")].append(r)
     listed = doc["stats"]["listed"]
     row = {"run": name, "wall_s": round(wall, 2), "requests": doc["stats"]["requests"],
            "server_requests": listing + sum(per.values()), "listing_requests": listing, "listed": listed,
