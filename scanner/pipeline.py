@@ -40,7 +40,15 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
             detail = "; ".join(model.problems) or "no safetensors weights"
             return [], [Finding("source.unverifiable", Severity.medium,
                                 f"weights could not be compared with the index: {detail}")]
-        return [WeightMatch(reg.name, reg.license, verdict) for reg, verdict in matches], []
+        found = [WeightMatch(reg.name, reg.license, verdict) for reg, verdict in matches]
+        if (model.tensors and not model.structure.token_matrices and model.problems
+                and not any(v.verdict == "derived" for _, v in matches)
+                and index.candidates(exclude_target=snap.target)):
+            # Token matrices quantized in a form that cannot be read (a bitsandbytes 4-bit embedding, a GGUF type
+            # the gguf package cannot dequantize): the weights were not tested, which is not a pass.
+            return found, [Finding("source.unverifiable", Severity.medium,
+                                   f"weights could not be compared with the index: {'; '.join(model.problems)}")]
+        return found, []
     finally:
         model.close()
 

@@ -402,3 +402,20 @@ def test_gguf_repo_scanned_against_a_registered_safetensors_upstream(tmp_path, w
         assert hits[0].evidence["bytes_read"] < (repo / "model-Q4_K.gguf").stat().st_size
     finally:
         index.close()
+
+
+def test_unreadable_quantized_token_matrices_are_unverifiable_in_a_scan(tmp_path, wide):
+    root, a = wide
+    index = register(tmp_path / "index.sqlite", root / "up", "acme/tiny", "apache-2.0")
+    try:
+        t = {k: v for k, v in base_model(99, d=256, vocab=512, layers=1, inter=256).items() if v.ndim == 1}
+        t["model.embed_tokens.weight"] = np.zeros((512 * 256 // 2, 1), dtype=np.uint8)
+        t["model.embed_tokens.weight.absmax"] = np.ones(512 * 256 // 64, dtype=np.float32)
+        repo = make_repo(tmp_path, "bnb", card={"license": "apache-2.0"}, weights={"model.safetensors": t},
+                         config={"quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}})
+        found = [f for f in scan(repo, index=index).findings if f.rule == "source.unverifiable"]
+        assert found and "bitsandbytes 4-bit" in found[0].message
+        plain = make_repo(tmp_path, "plain", card={"license": "apache-2.0"}, weights={"model.safetensors": a})
+        assert not [f for f in scan(plain, index=index).findings if f.rule == "source.unverifiable"]
+    finally:
+        index.close()
