@@ -72,7 +72,8 @@ def test_cyclonedx_one_model_component_per_target_with_hashes_licences_card(cdx,
     assert pruned["licenses"] == [{"license": {"id": "Apache-2.0"}}]
     card = pruned["modelCard"]
     assert card["modelParameters"]["task"] == "text-generation"
-    assert card["modelParameters"]["datasets"] == [{"type": "dataset", "name": f"data/{HOSTILE}".replace("\x1b", "\\x1b")}]
+    shown = f"data/{HOSTILE}".replace("\x1b", "\\x1b")  # the control character made visible
+    assert card["modelParameters"]["datasets"] == [{"type": "dataset", "name": shown}]
     props = {p["name"]: p["value"] for p in card["properties"]}
     assert props["originscan:card:library_name"] == "transformers"
     assert "\x1b" not in json.dumps(cdx)  # control characters are shown, never passed on

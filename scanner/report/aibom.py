@@ -115,7 +115,8 @@ def cyclonedx_bom(reports: list[TargetReport], *, version: str) -> dict[str, Any
         if r.error:
             props.append(Property(name="originscan:error", value=visible(r.error)))
         for f in r.active():
-            props.append(Property(name=f"originscan:finding:{f.severity.name}", value=f"{f.rule}: {visible(f.message)}"))
+            props.append(Property(name=f"originscan:finding:{f.severity.name}",
+                                  value=f"{f.rule}: {visible(f.message)}"))
         if facts is None:
             bom.components.add(Component(type=ComponentType.MACHINE_LEARNING_MODEL, name=visible(r.target),
                                          bom_ref=ref, version=r.revision, properties=props))
