@@ -481,6 +481,19 @@ def test_weights_base_mismatch_quiet_for_right_base(tmp_path, llama_index, upstr
     assert_quiet(scan(repo, index=index), "weights.base_mismatch")
 
 
+def test_weights_base_mismatch_quiet_for_a_registered_base_the_knowledge_base_does_not_know(tmp_path, upstream_weights):
+    up = make_repo(tmp_path / "upstreams", "acme", weights={"model.safetensors": upstream_weights})
+    index = register(tmp_path / "acme.sqlite", up, "acme/base-6l", "apache-2.0")
+    try:
+        repo = weights_repo(tmp_path, "ft", noised(upstream_weights, 0.1), license="apache-2.0",
+                            base_model="acme/base-6l")
+        report = scan(repo, index=index)
+    finally:
+        index.close()
+    for rule in ("weights.base_mismatch", "weights.undeclared_derivative", "weights.disguised_copy"):
+        assert_quiet(report, rule)
+
+
 def test_weights_rules_quiet_without_an_index(tmp_path, upstream_weights):
     report = scan(weights_repo(tmp_path, "x", disguise(upstream_weights)), index=None)
     assert not [f for f in report.findings if f.family == "weights"]

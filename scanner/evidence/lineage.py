@@ -150,6 +150,8 @@ class Lineage:
 
     def explains(self, name: str) -> bool:
         """A registered upstream (by name) is the declared base, a variant of it, or this repo's own vendor."""
+        if any(name.strip().lower() == d.strip().lower() for d in self.declared):
+            return True  # declared by the very name it was registered under, known to the knowledge base or not
         hit = name_match(self.kb, name)
         if hit is None:
             return False
