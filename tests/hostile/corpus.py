@@ -3,7 +3,8 @@
 Each `Case` writes one repo folder. `build(repo, marker)` gets the path of a marker file that a payload would
 create if anything the repo ships were ever executed (a pickle's REDUCE, a YAML python tag); the test asserts it
 never appears. `expect` lists rule ids that must all be in the scan's JSON report; `expect_any` needs one of its rules;
-`error_ok` allows the scan to end in one clear error line with exit 2 instead. `pickle` marks expectations that rest on the pickle analysis.
+`error_ok` allows the scan to end in one clear error line with exit 2 instead. `pickle` marks expectations that
+rest on the pickle analysis.
 
 Large files are sparse (`truncate`): a file that claims gigabytes costs no disk.
 """
@@ -413,7 +414,8 @@ def _(repo, marker):
 def _(repo, marker):
     # 30 MB of one-byte strings pushed and popped: a scanner that keeps them all holds millions of objects.
     one = b"\x8c\x01a0"
-    pickle_repo(repo, "model.pkl", b"\x80\x04" + one * (30 * 1024 * 1024 // len(one)) + payload_stack_global(marker)[2:])
+    strings = one * (30 * 1024 * 1024 // len(one))
+    pickle_repo(repo, "model.pkl", b"\x80\x04" + strings + payload_stack_global(marker)[2:])
 
 
 @case("pkl_hostile_global_names", "security.pickle_unsafe_import", pickle=True)
@@ -485,7 +487,8 @@ def _(repo, marker):
 @case("card_lone_surrogates", "license.unknown")
 def _(repo, marker):
     # YAML escapes make lone surrogates inside a perfectly valid card; a CESU-8 byte pair makes one in the body.
-    write(repo, "README.md", b'---\nlicense: "\\ud800mit\\udfff"\nbase_model: "org/\\udc80name"\n---\n# x \xed\xa0\x80\n')
+    write(repo, "README.md", b'---\nlicense: "\\ud800mit\\udfff"\nbase_model: "org/\\udc80name"\n---\n'
+                             b'# x \xed\xa0\x80\n')
 
 
 @case("card_html_injection", "license.unknown")
