@@ -377,7 +377,7 @@ def sweep(
         raise typer.Exit(exit_status(reports, pol.fail_on))
     for line in publish_diff(diff, diff_json=diff_json, tracking_issue=tracking_issue):
         _say(line, err=True)
-    raise typer.Exit(1 if pol.fail_on is not None and new_finding_fails(reports, diff, pol.fail_on) else 0)
+    raise typer.Exit(1 if pol.fail_on is not None and new_finding_fails(diff, pol.fail_on) else 0)
 
 
 @app.command()
@@ -444,12 +444,12 @@ def watch(
         doc = report.to_json()
     _write(json.dumps(doc, indent=2) if fmt == "json" else render_text(doc), output)
     if tracking_issues:
-        from scanner.ci.github import _run_url
+        from scanner.ci.actions import run_url
         from scanner.ci.watch_issues import file_issues
 
         for res in file_issues(doc["suspects"], os.environ.get("GITHUB_API_URL") or "https://api.github.com",
                                os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY", ""),
-                               run_url=_run_url(), log=lambda line: _say(line, err=True)):
+                               run_url=run_url(), log=lambda line: _say(line, err=True)):
             _say(f"originscan watch: issue #{res['number']} {res['action']} for {res['repo']}", err=True)
     raise typer.Exit(1 if any(not s["declared"] for s in doc["suspects"]) else 0)
 

@@ -60,7 +60,7 @@ def orgs(tmp_path, monkeypatch):
 
 
 def keyset(items):
-    return {(Path(d["target"]).name, d["rule"]) for d in items}
+    return {(Path(e.target).name, e.rule) for e in items}
 
 
 def test_two_sweeps_new_fixed_unchanged(tmp_path, orgs):
@@ -70,21 +70,21 @@ def test_two_sweeps_new_fixed_unchanged(tmp_path, orgs):
     orgs.repos["github:acme"] = [model(r, "c", HOSTILE_CARD)]
     reports, diff = sweep(["hf:acme", "github:acme"], policy=Policy(), history_db=db, workers=4, quiet=True)
     assert [Path(x.target).name for x in reports] == ["a", "b", "c"]
-    assert diff["previous_run"] is None and diff["fixed"] == [] and diff["unchanged"] == []
-    assert ("a", "license.incompatible") in keyset(diff["new"]) and ("c", "license.unknown") in keyset(diff["new"])
+    assert diff.previous_run is None and diff.fixed == [] and diff.unchanged == []
+    assert ("a", "license.incompatible") in keyset(diff.new) and ("c", "license.unknown") in keyset(diff.new)
 
     # Overnight: c is fixed, d appears, a is untouched, one repo is broken.
     model(r, "c", CLEAN_CARD)
     orgs.repos["github:acme"] = [str(r / "c"), model(r, "d", HOSTILE_CARD), str(r / "gone-missing")]
     reports2, diff2 = sweep(["hf:acme", "github:acme"], policy=Policy(), history_db=db, workers=4, quiet=True)
-    assert diff2["previous_run"] == diff["run"] and diff2["run"] == diff["run"] + 1
+    assert diff2.previous_run == diff.run and diff2.run == diff.run + 1
     names = {Path(x.target).name: x for x in reports2}
     assert names["gone-missing"].error and names["gone-missing"].findings[0].rule.startswith("source.")
     assert names["a"].findings  # the rest was scanned
-    assert {n for n, _ in keyset(diff2["unchanged"])} == {"a"}
-    assert {n for n, _ in keyset(diff2["fixed"])} == {"c"}
-    assert {n for n, _ in keyset(diff2["new"])} == {"d", "gone-missing"}
-    assert diff2["unverified"] == [str(r / "gone-missing")]
+    assert {n for n, _ in keyset(diff2.unchanged)} == {"a"}
+    assert {n for n, _ in keyset(diff2.fixed)} == {"c"}
+    assert {n for n, _ in keyset(diff2.new)} == {"d", "gone-missing"}
+    assert diff2.unverified == [str(r / "gone-missing")]
     assert [x["id"] for x in runs(db)] == [1, 2]
 
 
@@ -116,7 +116,7 @@ def test_tracking_issue_created_then_updated(tmp_path, orgs):
         # Nothing new: no call at all.
         n_calls = len(api.calls)
         _, diff2 = sweep(["hf:acme"], policy=Policy(), history_db=db, workers=1, quiet=True)
-        assert diff2["new"] == [] and nightly_issue(diff2, api.url, TOKEN, REPO) is None
+        assert diff2.new == [] and nightly_issue(diff2, api.url, TOKEN, REPO) is None
         assert len(api.calls) == n_calls
 
         # A new high finding (and a closed issue): the same issue is updated and reopened, not a second one.
@@ -165,7 +165,7 @@ def test_shards_split_and_merge_reproduce_the_whole(tmp_path, orgs):
     db1, db2 = tmp_path / "1.sqlite", tmp_path / "2.sqlite"
     record_run(db1, whole)
     record_run(db2, merged)
-    assert diff_last(db1, whole)["unchanged"] == diff_last(db2, merged)["unchanged"]
+    assert diff_last(db1, whole).unchanged == diff_last(db2, merged).unchanged
 
 
 def test_shard_parsing_and_stability():

@@ -10,7 +10,9 @@ from pathlib import Path
 import git
 import pytest
 
-from scanner.ci.github import MARKER, md, run_pull_request, workflow_command
+from scanner.ci.actions import workflow_command
+from scanner.ci.github import MARKER, run_pull_request
+from scanner.report.ci import md
 from servers.github_api import GitHubAPIServer
 
 TOKEN = "ghs_SECRETtoken1234567890"

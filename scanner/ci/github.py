@@ -17,55 +17,28 @@ import re
 import shutil
 import tarfile
 import tempfile
-import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from scanner.atomic import write_text_atomic
+from scanner.ci.actions import BEST_EFFORT_RETRY, REPO_RE, append, run_url, workflow_command
 from scanner.errors import SourceError, UsageError
-from scanner.findings import Finding, Severity, TargetReport
-from scanner.report.render import escape_markdown
+from scanner.findings import Finding, Severity, TargetReport, match_keys
+from scanner.report.ci import could_not_run, pr_comment
 from scanner.report.sanitize import terminal_safe
+from scanner.sources.github import GitHubAPI
 
-MARKER = "<!-- originscan-report -->"
-MAX_COMMENT = 60_000  # GitHub refuses bodies over 65 536 characters
-MAX_ROWS_NEW = 100
-MAX_ROWS_EXISTING = 50
+MARKER = "<!-- originscan-report -->"  # the first line of templates/pr_comment.md.j2
 MAX_ANNOTATIONS = 100
-SEVERITIES = [Severity.critical, Severity.high, Severity.medium, Severity.low, Severity.info]
-ZWSP = "\u200b"
-_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+SEVERITIES = sorted(Severity, reverse=True)
 _SHA_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
-_SAFE_RULE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 # A folder is a model folder when it holds one of these (strong markers win over weak ones when nested).
 STRONG_MARKERS = {"readme.md", "config.json", "model_index.json", "adapter_config.json"}
 TOKENIZER_NAMES = {"tokenizer.model", "spiece.model", "vocab.json", "merges.txt", "vocab.txt", "sentencepiece.bpe.model"}
-
-
-# -- escaping ----------------------------------------------------------------------------------------------------
-def workflow_command(command: str, message: str, **props: Any) -> str:
-    """`::command k=v,…::message` with GitHub's escaping (data: % \\r \\n; properties also : and ,)."""
-    def data(s: str) -> str:
-        return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-    def prop(s: str) -> str:
-        return data(s).replace(":", "%3A").replace(",", "%2C")
-
-    ps = ",".join(f"{k}={prop(str(v))}" for k, v in props.items() if v is not None and v != "")
-    return f"::{command}{' ' + ps if ps else ''}::{data(message)}"
-
-
-def md(text: Any, limit: int | None = None) -> str:
-    """Repo-derived text made inert for a PR comment, a step summary or an issue: no raw HTML, no @-mention, no
-    issue reference, no link (not even an autolink), one line, safe in a table cell."""
-    s = "" if text is None else str(text)
-    s = re.sub(r"\s+", " ", s).strip()
-    if limit is not None and len(s) > limit:
-        s = s[: limit - 1].rstrip() + "…"
-    return escape_markdown(s)  # no HTML, mention, reference, link or autolink
 
 
 def _safe(text: Any) -> str:
@@ -74,96 +47,16 @@ def _safe(text: Any) -> str:
     return terminal_safe(text)
 
 
-def _code(rule: str) -> str:
-    return f"`{rule}`" if _SAFE_RULE.match(rule) else md(rule)
-
-
-# -- GitHub REST -------------------------------------------------------------------------------------------------
-class APIError(Exception):
-    def __init__(self, status: int | None, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-class GitHubAPI:
-    """The few REST calls CI needs: timeouts, one retry on 5xx/429, Link-header pagination on the same host."""
-
-    def __init__(self, api_url: str | None, token: str | None, timeout: float = 20.0):
-        import requests
-
-        self.base = (api_url or "https://api.github.com").rstrip("/")
-        self.token = token or None
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.headers.update({"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
-                                     "User-Agent": "originscan-ci"})
-        if self.token:
-            self.session.headers["Authorization"] = f"Bearer {self.token}"
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self.token, "***") if self.token else text
-
-    def _send(self, method: str, url: str, body: Any = None, params: dict[str, str] | None = None):
-        import requests
-
-        for attempt in range(2):
-            try:
-                resp = self.session.request(method, url, json=body, params=params, timeout=self.timeout,
-                                            allow_redirects=False)
-            except requests.RequestException as exc:
-                if attempt == 0:
-                    time.sleep(0.5)
-                    continue
-                raise APIError(None, self._redact(f"{method} {url.split('?')[0]}: {type(exc).__name__}")) from None
-            if resp.status_code in (429, 500, 502, 503, 504) and attempt == 0:
-                try:
-                    wait = min(float(resp.headers.get("Retry-After", "1")), 10.0)
-                except ValueError:
-                    wait = 1.0
-                time.sleep(wait)
-                continue
-            if resp.status_code >= 300:
-                try:
-                    detail = str(resp.json().get("message", ""))[:200]
-                except ValueError:
-                    detail = resp.text[:200]
-                path = url[len(self.base):] if url.startswith(self.base) else url
-                raise APIError(resp.status_code,
-                               self._redact(f"{method} {path.split('?')[0]}: HTTP {resp.status_code} {detail}".strip()))
-            return resp
-        raise APIError(None, f"{method} {url}: no answer")  # pragma: no cover
-
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        resp = self._send(method, self.base + path, body)
-        return resp.json() if resp.content else None
-
-    def paginate(self, path: str, params: dict[str, str] | None = None, max_pages: int = 100) -> Iterator[dict]:
-        url: str | None = self.base + path
-        origin = re.match(r"^https?://[^/]+", self.base)
-        for _ in range(max_pages):
-            if url is None:
-                return
-            resp = self._send("GET", url, params=params)
-            params = None  # the next link carries them
-            items = resp.json()
-            if not isinstance(items, list):
-                raise APIError(resp.status_code, f"GET {path}: expected a list")
-            yield from items
-            nxt = resp.links.get("next", {}).get("url")
-            # Never send the token to another host because a Link header said so.
-            url = nxt if nxt and origin and nxt.startswith(origin.group(0) + "/") else None
-
-
 def upsert_comment(api: GitHubAPI, repo: str, number: int, body: str) -> tuple[str, int | None]:
     """Update the PR comment carrying MARKER (ours, preferring a bot's) or create it; ("updated"|"created", id)."""
-    mine = [c for c in api.paginate(f"/repos/{repo}/issues/{number}/comments", {"per_page": "100"})
+    mine = [c for c in api.iterate(f"/repos/{repo}/issues/{number}/comments", {"per_page": "100"})
             if (c.get("body") or "").lstrip().startswith(MARKER)]
     mine.sort(key=lambda c: ((c.get("user") or {}).get("type") != "Bot", c.get("id") or 0))
     if mine:
         cid = mine[0]["id"]
-        api.request("PATCH", f"/repos/{repo}/issues/comments/{cid}", {"body": body})
+        api.send("PATCH", f"/repos/{repo}/issues/comments/{cid}", {"body": body})
         return "updated", cid
-    made = api.request("POST", f"/repos/{repo}/issues/{number}/comments", {"body": body})
+    made = api.send("POST", f"/repos/{repo}/issues/{number}/comments", {"body": body})
     return "created", (made or {}).get("id")
 
 
@@ -428,105 +321,21 @@ def _scan_folder(root: Path, folder: str, target: str, policy, index) -> TargetR
 
 
 def mark_status(head: TargetReport, base: TargetReport | None, aliases: Iterable[str]) -> None:
-    """Set `status` on every head finding: "existing" when its key (or rule+path) was on the base, else "new"."""
-    from scanner.ci.history import coarse_key, finding_key, pair
-
+    """Set `status` on every head finding: "existing" when it is the same finding (Finding.key, then coarse_key)
+    as one on the base, else "new"."""
     t = head.target
     aliases = list(aliases)
     if base is None:
         for f in head.findings:
             f.status = "new"
         return
-    hk = [(finding_key(t, f, aliases), coarse_key(t, f)) for f in head.findings]
-    bk = [(finding_key(t, f, aliases), coarse_key(t, f)) for f in base.findings]
-    hit, _ = pair(hk, bk)
-    for f, h in zip(head.findings, hit):
+    hit, _ = match_keys([(f.key(t, aliases), f.coarse_key(t)) for f in head.findings],
+                        [(f.key(t, aliases), f.coarse_key(t)) for f in base.findings])
+    for f, h in zip(head.findings, hit, strict=False):
         f.status = "existing" if h else "new"
 
 
-# -- rendering ---------------------------------------------------------------------------------------------------
-def _where(report: TargetReport, f: Finding) -> str:
-    t = "" if report.target in ("", ".") else report.target
-    p = "/".join(x for x in (t, f.path or "") if x)
-    loc = p + (f":{f.line}" if p and f.line else "")
-    return md(loc) if loc else ""
-
-
-def _table(rows: list[tuple[TargetReport, Finding]], limit: int) -> list[str]:
-    out = ["| Severity | Rule | Where | Message |", "|---|---|---|---|"]
-    for r, f in rows[:limit]:
-        sev = f"**{f.severity.name}**" if f.severity >= Severity.high else f.severity.name
-        out.append(f"| {sev} | {_code(f.rule)} | {_where(r, f)} | {md(f.message, 400)} |")
-    if len(rows) > limit:
-        out.append(f"\n… and {len(rows) - limit} more in the SARIF / JSON reports.")
-    return out
-
-
-def render_comment(reports: list[TargetReport], plan: Plan | None, fail_on: Severity | None, *, version: str,
-                   base: str | None, head: str | None, notes: list[str], run_url: str | None = None) -> str:
-    active = [(r, f) for r in reports for f in r.active()]
-    new = [(r, f) for r, f in active if f.status != "existing"]
-    old = [(r, f) for r, f in active if f.status == "existing"]
-    order = lambda rf: (-rf[1].severity, rf[0].target, rf[1].rule, rf[1].path or "")  # noqa: E731
-    new.sort(key=order)
-    old.sort(key=order)
-    suppressed = sum(1 for r in reports for f in r.findings if f.suppressed is not None)
-    failing = [x for x in new if fail_on is not None and x[1].severity >= fail_on]
-    threshold = fail_on.name if fail_on is not None else "never"
-    lines = [MARKER]
-    if failing:
-        lines.append(f"### ❌ originscan: {len(failing)} new finding{'s' if len(failing) != 1 else ''} "
-                     f"at {threshold} or above")
-    else:
-        lines.append(f"### ✅ originscan: no new findings at {threshold} or above")
-    lines.append("")
-    n = len(reports)
-    what = "model folder" + ("s" if n != 1 else "")
-    scope = "changed by this pull request" if base else "in scope"
-    at = f" at `{head[:12]}`" if head and _SHA_RE.match(head) else ""
-    against = f", compared with base `{base[:12]}`" if base and _SHA_RE.match(base) else ""
-    lines.append(f"Scanned **{n}** {what} {scope}{at}{against}: **{len(new)}** new, {len(old)} existing"
-                 + (f", {suppressed} suppressed by policy" if suppressed else "") + ".")
-    if reports:
-        lines += ["", "| Severity | New | Existing |", "|---|---|---|"]
-        for s in SEVERITIES:
-            nn = sum(1 for _, f in new if f.severity == s)
-            no = sum(1 for _, f in old if f.severity == s)
-            if nn or no:
-                lines.append(f"| {s.name} | {nn} | {no} |")
-    if new:
-        lines += ["", "#### New findings", ""] + _table(new, MAX_ROWS_NEW)
-    if old:
-        lines += ["", f"<details><summary>{len(old)} finding{'s' if len(old) != 1 else ''} already on the base "
-                  "branch (not failing this check)</summary>", ""] + _table(old, MAX_ROWS_EXISTING) + ["", "</details>"]
-    if plan is not None and (plan.renamed or plan.deleted):
-        lines.append("")
-        for hf, bf in sorted(plan.renamed.items()):
-            lines.append(f"- renamed: {md(bf or '.')} → {md(hf or '.')} (compared with the old folder)")
-        for d in plan.deleted:
-            lines.append(f"- deleted: {md(d or '.')} (nothing left to scan)")
-    if notes:
-        lines.append("")
-        lines += [f"> {md(n_)}" for n_ in notes]
-    foot = f"originscan {md(version)} · fails on new findings at {threshold} or above"
-    if run_url:
-        foot += f" · [workflow run]({run_url})"
-    lines += ["", f"<sub>{foot}</sub>"]
-    body = "\n".join(lines) + "\n"
-    if len(body) > MAX_COMMENT:
-        body = body[:MAX_COMMENT].rsplit("\n", 1)[0] + "\n\n… (truncated: see the step summary's reports)\n"
-    return body
-
-
-def _run_url() -> str | None:
-    server = os.environ.get("GITHUB_SERVER_URL", "")
-    repo = os.environ.get("GITHUB_REPOSITORY", "")
-    run = os.environ.get("GITHUB_RUN_ID", "")
-    if re.match(r"^https://[A-Za-z0-9.-]+(:\d+)?$", server) and _REPO_RE.match(repo) and run.isdigit():
-        return f"{server}/{repo}/actions/runs/{run}"
-    return None
-
-
+# -- annotations and step outputs ------------------------------------------------------------------------------
 def annotations(reports: list[TargetReport], fail_on: Severity | None) -> list[str]:
     out = []
     for r in reports:
@@ -548,16 +357,6 @@ def annotations(reports: list[TargetReport], fail_on: Severity | None) -> list[s
     return out[:MAX_ANNOTATIONS]
 
 
-def _append(path: str | None, text: str) -> None:
-    if not path:
-        return
-    try:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError:
-        pass
-
-
 def write_outputs(output_path: str | None, counts: dict[str, int], report_paths: list[str],
                   sarif_path: str | None = None) -> None:
     """`findings-<severity>=N`, `findings-new=N`, `findings-new-<severity>=N`, `findings-total=N`, `sarif-path`
@@ -571,7 +370,7 @@ def write_outputs(output_path: str | None, counts: dict[str, int], report_paths:
     lines.append(f"report-paths<<{delim}")
     lines += [p for p in report_paths if "\n" not in p and delim not in p]
     lines.append(delim)
-    _append(output_path, "\n".join(lines) + "\n")
+    append(output_path, "\n".join(lines) + "\n")
 
 
 def split_inputs(text: str | Iterable[str] | None) -> list[str]:
@@ -649,7 +448,7 @@ def run_pull_request(event_path: str | os.PathLike | None, workspace: str | os.P
 
     def fail(message: str) -> int:
         log(workflow_command("error", f"originscan: {_safe(message)}"))
-        _append(summary_path, f"{MARKER}\n### ⚠️ originscan could not run\n\n{md(message)}\n")
+        append(summary_path, could_not_run(message))
         write_outputs(output_path, {"total": 0, "new": 0, **{s.name: 0 for s in SEVERITIES}}, [])
         return 2
 
@@ -758,26 +557,28 @@ def run_pull_request(event_path: str | os.PathLike | None, workspace: str | os.P
         log(workflow_command("warning", f"originscan: {_safe(notes[-1])}"))
 
     # Comment, summary, annotations, outputs.
-    body = render_comment(reports, plan, threshold, version=__version__, base=base_sha, head=event.head,
-                          notes=notes, run_url=_run_url())
+    body = pr_comment(reports, threshold, version=__version__, base=base_sha, head=event.head, renamed=plan.renamed,
+                      deleted=plan.deleted, notes=notes, run_url=run_url())
     if event.kind == "pull_request" and comment:
         if not token:
             log(workflow_command("notice", "originscan: no token (a pull request from a fork?): the PR comment was "
                                            "skipped; the report is in the step summary"))
-        elif not (repo and _REPO_RE.match(repo)) or event.number is None:
+        elif not (repo and REPO_RE.match(repo)) or event.number is None:
             log(workflow_command("warning", "originscan: no repository or PR number: the PR comment was skipped"))
         else:
             try:
-                action, cid = upsert_comment(GitHubAPI(api_url, token), repo, event.number, body)
+                api = GitHubAPI(token, api_url, retry=BEST_EFFORT_RETRY)
+                action, cid = upsert_comment(api, repo, event.number, body)
                 log(f"originscan: PR comment {action} ({cid})")
-            except APIError as exc:
-                hint = " (a pull request from a fork has a read-only token)" if exc.status == 403 else ""
+            except SourceError as exc:  # APIError (a refusal) or no answer at all
+                status = getattr(exc, "status", None)
+                hint = " (a pull request from a fork has a read-only token)" if status == 403 else ""
                 log(workflow_command("warning", f"originscan: could not post the PR comment: {_safe(exc)}{hint}; "
                                                 "the report is in the step summary"))
             except Exception as exc:  # never lose the report or change the verdict over a comment
                 log(workflow_command("warning", f"originscan: could not post the PR comment "
                                                 f"({type(exc).__name__}); the report is in the step summary"))
-    _append(summary_path, body)
+    append(summary_path, body)
     for line in annotations(reports, threshold):
         log(line)
     active = [f for r in reports for f in r.active()]

@@ -1,26 +1,22 @@
-"""Run history for sweeps (SQLite), finding keys shared with pull-request mode, and merging of shard reports.
+"""Run history for sweeps (SQLite) and merging of shard reports.
 
-A finding's identity across runs and revisions is its *key*: sha256 of rule | target | path | message, where the
-message is normalised (lower case, numbers blanked, whitespace collapsed, the target's own folder name replaced by a
-placeholder). The line number is not part of it, so a card that grew a paragraph keeps its findings "existing".
-Matching is two-pass: exact key first, then — for what is left — the coarse key rule | target | path, so a finding
-whose wording changed (a new upstream version in the text, a renamed folder) is still the same finding.
-Both passes are multisets: two identical findings on the base and three on the head make one new.
+Each stored finding keeps its key and coarse key (`Finding.key`, `Finding.coarse_key`: the one definition of "the
+same finding", shared with SARIF fingerprints and pull-request mode), and `diff_last` pairs them with
+`findings.match_keys` into a typed `RunDiff`. Rows stored before the key moved to `Finding.key` pair by their coarse
+key, which kept its form.
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import re
 import sqlite3
-from collections import defaultdict
+from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from scanner.errors import UsageError
-from scanner.findings import Finding, Severity, TargetReport
+from scanner.findings import DiffEntry, Finding, RunDiff, Severity, TargetReport, match_keys
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -67,48 +63,6 @@ def default_history_path() -> Path:
     return Path(platformdirs.user_cache_dir("originscan")) / "history.sqlite"
 
 
-# -- keys --------------------------------------------------------------------------------------------------------
-def _norm_message(message: str, aliases: Iterable[str] = ()) -> str:
-    s = message
-    for a in sorted({a for a in aliases if a}, key=len, reverse=True):
-        s = s.replace(a, "\x00target\x00")
-    s = re.sub(r"\d+(?:\.\d+)?(?:e-?\d+)?", "0", s.lower())
-    return re.sub(r"\s+", " ", s).strip()
-
-
-def finding_key(target: str, f: Finding, aliases: Iterable[str] = ()) -> str:
-    """Stable identity of `f` on `target`; `aliases` (folder names, roots) are blanked out of the message."""
-    raw = "\x1f".join((f.rule, target, f.path or "", _norm_message(f.message, aliases)))
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
-
-
-def coarse_key(target: str, f: Finding) -> str:
-    raw = "\x1f".join((f.rule, target, f.path or ""))
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
-
-
-def pair(head: Sequence[tuple[str, str]], base: Sequence[tuple[str, str]]) -> tuple[list[bool], list[bool]]:
-    """Which (key, coarse) items of `head` and of `base` have a partner on the other side (multiset matching)."""
-    head_hit = [False] * len(head)
-    base_hit = [False] * len(base)
-    by_key: dict[str, list[int]] = defaultdict(list)
-    for j, (k, _) in enumerate(base):
-        by_key[k].append(j)
-    for i, (k, _) in enumerate(head):
-        if by_key.get(k):
-            base_hit[by_key[k].pop(0)] = True
-            head_hit[i] = True
-    by_coarse: dict[str, list[int]] = defaultdict(list)
-    for j, (_, c) in enumerate(base):
-        if not base_hit[j]:
-            by_coarse[c].append(j)
-    for i, (_, c) in enumerate(head):
-        if not head_hit[i] and by_coarse.get(c):
-            base_hit[by_coarse[c].pop(0)] = True
-            head_hit[i] = True
-    return head_hit, base_hit
-
-
 # -- the store ---------------------------------------------------------------------------------------------------
 def _connect(db_path: str | Path) -> sqlite3.Connection:
     path = Path(db_path)
@@ -123,12 +77,7 @@ def _connect(db_path: str | Path) -> sqlite3.Connection:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _item(target: str, f: Finding) -> dict[str, Any]:
-    return {"target": target, "key": finding_key(target, f), "rule": f.rule, "severity": f.severity.name,
-            "message": f.message, "path": f.path, "line": f.line}
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def record_run(db_path: str | Path, reports: list[TargetReport], *, label: str | None = None,
@@ -150,8 +99,8 @@ def record_run(db_path: str | Path, reports: list[TargetReport], *, label: str |
                 conn.executemany(
                     "INSERT INTO findings (run_id, target, key, coarse, rule, severity, message, path, line) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, t, finding_key(t, f), coarse_key(t, f), f.rule, f.severity.name, f.message, f.path,
-                      f.line) for t, f in active])
+                    [(run_id, t, f.key(t), f.coarse_key(t), f.rule, f.severity.name, f.message, f.path, f.line)
+                     for t, f in active])
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"history {db_path}: {exc}") from None
     return run_id
@@ -170,15 +119,15 @@ def runs(db_path: str | Path) -> list[dict[str, Any]]:
         return []
     with closing(_connect(db_path)) as conn:
         cols = ("id", "started", "finished", "tool_version", "label", "targets", "findings")
-        return [dict(zip(cols, row)) for row in conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY id")]
+        return [dict(zip(cols, row, strict=False)) for row in conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY id")]
 
 
-def diff_last(db_path: str | Path, reports: list[TargetReport], *, before: int | None = None) -> dict[str, Any]:
+def diff_last(db_path: str | Path, reports: list[TargetReport], *, before: int | None = None) -> RunDiff:
     """What is new, fixed and unchanged in `reports` compared with the latest stored run (or the latest before
     run id `before`). Findings of a target that could not be read this time are neither fixed nor new: the
     target is listed under `unverified`. Targets of the previous run that are gone are listed under `removed`."""
     prev_id: int | None = None
-    prev_rows: list[tuple] = []
+    prev_rows: list[tuple[Any, ...]] = []
     prev_targets: dict[str, str | None] = {}
     if Path(db_path).exists():
         with closing(_connect(db_path)) as conn:
@@ -195,55 +144,20 @@ def diff_last(db_path: str | Path, reports: list[TargetReport], *, before: int |
             except sqlite3.DatabaseError as exc:
                 raise UsageError(f"history {db_path}: {exc}") from None
     now_targets = {r.target: r for r in reports}
-    unverified = sorted(t for t, r in now_targets.items() if r.error)
     head = [(r.target, f) for r in reports for f in r.active()]
     base = [row for row in prev_rows if row[0] in now_targets and not now_targets[row[0]].error]
-    head_hit, base_hit = pair([(finding_key(t, f), coarse_key(t, f)) for t, f in head],
-                              [(row[1], row[2]) for row in base])
-    cols = ("target", "key", "coarse", "rule", "severity", "message", "path", "line")
-    out: dict[str, Any] = {"previous_run": prev_id, "new": [], "fixed": [], "unchanged": [],
-                           "unverified": unverified,
-                           "removed": sorted(t for t in prev_targets if t not in now_targets),
-                           "added": sorted(t for t in now_targets if prev_id is not None and t not in prev_targets)}
-    for (t, f), hit in zip(head, head_hit):
-        out["unchanged" if hit and prev_id is not None else "new"].append(_item(t, f))
-    for row, hit in zip(base, base_hit):
+    head_hit, base_hit = match_keys([(f.key(t), f.coarse_key(t)) for t, f in head], [(row[1], row[2]) for row in base])
+    diff = RunDiff(previous_run=prev_id, unverified=sorted(t for t, r in now_targets.items() if r.error),
+                   removed=sorted(t for t in prev_targets if t not in now_targets),
+                   added=sorted(t for t in now_targets if prev_id is not None and t not in prev_targets))
+    for (t, f), hit in zip(head, head_hit, strict=False):
+        (diff.unchanged if hit and prev_id is not None else diff.new).append(DiffEntry.of(t, f))
+    for (target, key, _, rule, severity, message, path, line), hit in zip(base, base_hit, strict=False):
         if not hit:
-            d = dict(zip(cols, row))
-            d.pop("coarse")
-            out["fixed"].append(d)
-    for k in ("new", "fixed", "unchanged"):
-        out[k].sort(key=lambda d: (-Severity.parse(d["severity"]), d["target"], d["rule"], d["path"] or ""))
-    return out
-
-
-def diff_summary(diff: dict[str, Any]) -> str:
-    base = f"run #{diff['previous_run']}" if diff.get("previous_run") else "no previous run"
-    return (f"{len(diff['new'])} new, {len(diff['fixed'])} fixed, {len(diff['unchanged'])} unchanged "
-            f"(compared with {base})")
-
-
-def diff_markdown(diff: dict[str, Any], limit: int = 50) -> str:
-    """The diff for a step summary: counts, then the new and fixed findings (repo text escaped)."""
-    from scanner.ci.github import _code, md
-
-    lines = [f"### originscan sweep: {len(diff['new'])} new, {len(diff['fixed'])} fixed, "
-             f"{len(diff['unchanged'])} unchanged", ""]
-    prev = diff.get("previous_run")
-    lines.append(f"Compared with run #{prev}." if prev else "First recorded run: every finding is new.")
-    for title, key in (("New", "new"), ("Fixed", "fixed")):
-        items = diff.get(key) or []
-        if not items:
-            continue
-        lines += ["", f"#### {title}", "", "| Severity | Rule | Target | Message |", "|---|---|---|---|"]
-        for d in items[:limit]:
-            lines.append(f"| {d['severity']} | {_code(d['rule'])} | {md(d['target'])} | {md(d['message'], 300)} |")
-        if len(items) > limit:
-            lines.append(f"\n… and {len(items) - limit} more (see diff.json).")
-    for title, key in (("Could not be read this time", "unverified"), ("Gone since the last run", "removed")):
-        if diff.get(key):
-            lines += ["", f"{title}: " + ", ".join(md(t) for t in diff[key][:limit])]
-    return "\n".join(lines) + "\n"
+            diff.fixed.append(DiffEntry(target, key, rule, Severity.parse(severity), message, path, line))
+    for entries in (diff.new, diff.fixed, diff.unchanged):
+        entries.sort(key=lambda e: (-e.severity, e.target, e.rule, e.path or ""))
+    return diff
 
 
 # -- shard reports -----------------------------------------------------------------------------------------------

@@ -10,16 +10,17 @@ import hashlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from scanner.ci.actions import BEST_EFFORT_RETRY, append, run_url, workflow_command
 from scanner.errors import SourceError, UsageError
-from scanner.findings import Finding, Severity, TargetReport
+from scanner.findings import Finding, RunDiff, Severity, TargetReport
+from scanner.report.ci import sweep_summary, tracking_issue
 
-ISSUE_MARKER = "<!-- originscan-nightly -->"
-MAX_ISSUE_ROWS = 200
-MAX_BODY = 60_000
+ISSUE_MARKER = "<!-- originscan-nightly -->"  # the first line of templates/nightly_issue.md.j2
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -129,7 +130,7 @@ def scan_all(targets: list[str], *, policy, index=None, workers: int = 4, quiet:
 
 def sweep(orgs: list[str], *, policy, index=None, history_db: str | Path | None = None,
           shard: tuple[int, int] | None = None, workers: int = 4, quiet: bool = False,
-          ) -> tuple[list[TargetReport], dict[str, Any] | None]:
+          ) -> tuple[list[TargetReport], RunDiff | None]:
     """Scan every repo of `orgs` (this shard of them); record the run and diff it with the previous one.
 
     Returns (reports sorted by target, diff or None when no history is kept). A sharded sweep should keep no
@@ -145,101 +146,67 @@ def sweep(orgs: list[str], *, policy, index=None, history_db: str | Path | None 
     return reports, diff
 
 
-def record_and_diff(history_db: str | Path, reports: list[TargetReport]) -> dict[str, Any]:
+def record_and_diff(history_db: str | Path, reports: list[TargetReport]) -> RunDiff:
     """Diff `reports` with the last stored run, then store them as the newest run."""
     from scanner.ci.history import diff_last, record_run
 
     diff = diff_last(history_db, reports)
-    diff["run"] = record_run(history_db, reports)
+    diff.run = record_run(history_db, reports)
     return diff
 
 
 # -- the tracking issue ------------------------------------------------------------------------------------------
-def _issue_body(diff: dict[str, Any], urgent: list[dict[str, Any]], run_url: str | None) -> str:
-    from scanner.ci.github import md
-
-    lines = [ISSUE_MARKER, "## originscan nightly: new high or critical findings", ""]
-    lines.append(f"{len(diff['new'])} new, {len(diff['fixed'])} fixed, {len(diff['unchanged'])} unchanged since "
-                 f"the previous run." + (f" [Workflow run]({run_url})" if run_url else ""))
-    lines += ["", "| Severity | Rule | Target | Where | Message |", "|---|---|---|---|---|"]
-    for d in urgent[:MAX_ISSUE_ROWS]:
-        lines.append(f"| {d['severity']} | `{d['rule']}` | {md(d['target'])} | {md(d.get('path') or '')} | "
-                     f"{md(d['message'], 300)} |")
-    if len(urgent) > MAX_ISSUE_ROWS:
-        lines.append(f"\n… and {len(urgent) - MAX_ISSUE_ROWS} more (see the workflow's report artifact).")
-    if diff.get("fixed"):
-        lines += ["", f"<details><summary>{len(diff['fixed'])} fixed since the previous run</summary>", ""]
-        for d in diff["fixed"][:MAX_ISSUE_ROWS]:
-            lines.append(f"- {d['severity']} `{d['rule']}` on {md(d['target'])}: {md(d['message'], 200)}")
-        lines += ["", "</details>"]
-    lines += ["", "<sub>This issue is updated by the nightly originscan sweep; it is not opened twice.</sub>"]
-    body = "\n".join(lines) + "\n"
-    if len(body) > MAX_BODY:
-        body = body[:MAX_BODY] + "\n\n… (truncated)\n"
-    return body
-
-
-def nightly_issue(diff: dict[str, Any], api_url: str, token: str | None, repo: str,
+def nightly_issue(diff: RunDiff, api_url: str, token: str | None, repo: str,
                   title: str = "originscan nightly", *, threshold: Severity = Severity.high,
                   run_url: str | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any] | None:
     """New findings at `threshold` or above open (first time) or update (PATCH, reopening) ONE tracking issue,
     found by a hidden marker in its body. Returns {"action": "created"|"updated", "number": N, "url": …}, or
     None when there is nothing new to report or the API refused (a `::warning::` is printed; never raises)."""
-    from scanner.ci.github import GitHubAPI, workflow_command
+    from scanner.sources.github import GitHubAPI
 
     log = log or (lambda line: print(line, flush=True))
-    urgent = [d for d in diff.get("new", []) if Severity.parse(d["severity"]) >= threshold]
+    urgent = [e for e in diff.new if e.severity >= threshold]
     if not urgent:
         return None
     if not token or not repo:
         log(workflow_command("warning", "originscan: no token or repository: the tracking issue was not updated"))
         return None
-    api = GitHubAPI(api_url, token)
-    body = _issue_body(diff, urgent, run_url)
+    api = GitHubAPI(token, api_url, retry=BEST_EFFORT_RETRY)
+    body = tracking_issue(diff, urgent, run_url)
     try:
-        existing = None
-        for issue in api.paginate(f"/repos/{repo}/issues", {"state": "all", "per_page": "100"}):
-            if "pull_request" not in issue and ISSUE_MARKER in (issue.get("body") or ""):
-                existing = issue
-                break
+        existing = next((issue for issue in api.iterate(f"/repos/{repo}/issues", {"state": "all", "per_page": "100"})
+                         if "pull_request" not in issue and ISSUE_MARKER in (issue.get("body") or "")), None)
         if existing is None:
-            made = api.request("POST", f"/repos/{repo}/issues", {"title": title, "body": body})
+            made = api.send("POST", f"/repos/{repo}/issues", {"title": title, "body": body}) or {}
             return {"action": "created", "number": made.get("number"), "url": made.get("html_url")}
         num = existing["number"]
-        api.request("PATCH", f"/repos/{repo}/issues/{num}", {"title": title, "body": body, "state": "open"})
+        api.send("PATCH", f"/repos/{repo}/issues/{num}", {"title": title, "body": body, "state": "open"})
         return {"action": "updated", "number": num, "url": existing.get("html_url")}
     except Exception as exc:  # APIError, network: the report is elsewhere; the issue is best effort
         log(workflow_command("warning", f"originscan: could not update the tracking issue: {exc}"))
         return None
 
 
-def publish_diff(diff: dict[str, Any], *, diff_json: str | Path | None = None,
-                 tracking_issue: bool = False) -> list[str]:
+def publish_diff(diff: RunDiff, *, diff_json: str | Path | None = None, tracking_issue: bool = False) -> list[str]:
     """Where a sweep's new / fixed / unchanged goes besides the report: a JSON file, the Actions step summary and
     the tracking issue. Returns the lines to print on stderr."""
     import json
 
     from scanner.atomic import write_text_atomic
-    from scanner.ci.github import _run_url
-    from scanner.ci.history import diff_markdown, diff_summary
 
-    lines = [f"originscan sweep: {diff_summary(diff)}"]
+    lines = [f"originscan sweep: {diff.summary()}"]
     if diff_json:
-        write_text_atomic(diff_json, json.dumps(diff, indent=2))
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
-            fh.write(diff_markdown(diff))
+        write_text_atomic(diff_json, json.dumps(diff.to_json(), indent=2))
+    append(os.environ.get("GITHUB_STEP_SUMMARY"), sweep_summary(diff))
     if tracking_issue:
         res = nightly_issue(diff, os.environ.get("GITHUB_API_URL") or "https://api.github.com",
                             os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY", ""),
-                            run_url=_run_url())
+                            run_url=run_url())
         if res:
             lines.append(f"originscan sweep: tracking issue #{res['number']} {res['action']}")
     return lines
 
 
-def new_finding_fails(reports: list[TargetReport], diff: dict[str, Any], fail_on: Severity) -> bool:
+def new_finding_fails(diff: RunDiff, fail_on: Severity) -> bool:
     """With history only what is new since the last run fails a nightly job."""
-    new_keys = {(d["target"], d["rule"], d["message"]) for d in diff["new"]}
-    return any(f.severity >= fail_on and (r.target, f.rule, f.message) in new_keys
-               for r in reports for f in r.active())
+    return any(e.severity >= fail_on for e in diff.new)

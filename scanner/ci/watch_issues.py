@@ -9,12 +9,15 @@ the run's output; the issues are best effort (one `::warning::` line when the AP
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from scanner.ci.github import APIError, GitHubAPI, md, workflow_command
+from scanner.ci.actions import BEST_EFFORT_RETRY, workflow_command
+from scanner.errors import SourceError
+from scanner.report.ci import watch_issue
+from scanner.sources.github import GitHubAPI
 
 MARKER_PREFIX = "<!-- originscan-watch "
-MAX_EVIDENCE_ROWS = 15
 
 
 def marker(repo: str, watched: str) -> str:
@@ -27,30 +30,8 @@ def title(s: dict[str, Any]) -> str:
 
 
 def body(s: dict[str, Any], run_url: str | None = None) -> str:
-    lines = [marker(s["repo"], s["watched"]), f"## {md(s['repo'])} appears to derive from {md(s['watched'])}", ""]
-    lines.append(f"originscan tested the null hypothesis that the two models were initialised independently and "
-                 f"rejects it: p = 10^{s['log10_p_value']:.1f} (score {s['score']:.2f}, verdict `{s['verdict']}`). "
-                 "Its card does not name the watched model (or a declared derivative of it) as its base.")
-    lines += ["", f"- Suspect: {md(s['links'].get('repo', ''))} at revision `{md(s.get('revision') or '?')}`"]
-    lines.append(f"- Files: {md(s['links'].get('files', ''))}")
-    if s["links"].get("watched"):
-        lines.append(f"- Watched model: {md(s['links']['watched'])}")
-    bases = next((e.get("bases") for e in s["evidence"] if e.get("kind") == "declared-bases"), [])
-    lines.append(f"- Bases its card declares: {', '.join(md(b) for b in bases) or 'none'}")
-    if s.get("reason"):
-        lines.append(f"- Why: {md(s['reason'], 400)}")
-    rows = [e for e in s["evidence"] if e.get("kind") != "declared-bases"][:MAX_EVIDENCE_ROWS]
-    if rows:
-        lines += ["", "<details><summary>Evidence</summary>", "", "| kind | detail |", "|---|---|"]
-        for e in rows:
-            detail = ", ".join(f"{k}={v}" for k, v in e.items() if k != "kind")
-            lines.append(f"| {md(e.get('kind', ''))} | {md(detail, 300)} |")
-        lines += ["", "</details>"]
-    if run_url:
-        lines += ["", f"[Workflow run]({run_url})"]
-    lines += ["", "<sub>Opened by `originscan watch`; later runs update this issue instead of opening another. "
-              "Close it once handled: it is not reopened.</sub>"]
-    return "\n".join(lines) + "\n"
+    """The issue body (templates/watch_issue.md.j2), its first line the suspect's marker."""
+    return watch_issue(s, marker(s["repo"], s["watched"]), run_url)
 
 
 def file_issues(suspects: list[dict[str, Any]], api_url: str, token: str | None, repo: str, *,
@@ -63,11 +44,11 @@ def file_issues(suspects: list[dict[str, Any]], api_url: str, token: str | None,
     if not token or not repo:
         log(workflow_command("warning", "originscan watch: no token or repository: suspects were not filed"))
         return []
-    api = GitHubAPI(api_url, token)
+    api = GitHubAPI(token, api_url, retry=BEST_EFFORT_RETRY)
     done: list[dict[str, Any]] = []
     try:
         existing: dict[str, dict[str, Any]] = {}
-        for issue in api.paginate(f"/repos/{repo}/issues", {"state": "all", "per_page": "100"}):
+        for issue in api.iterate(f"/repos/{repo}/issues", {"state": "all", "per_page": "100"}):
             text = issue.get("body") or ""
             if "pull_request" not in issue and text.startswith(MARKER_PREFIX):
                 existing.setdefault(text.split("\n", 1)[0].strip(), issue)
@@ -76,14 +57,14 @@ def file_issues(suspects: list[dict[str, Any]], api_url: str, token: str | None,
             payload = {"title": title(s), "body": body(s, run_url)}
             if mark in existing:
                 num = existing[mark]["number"]
-                api.request("PATCH", f"/repos/{repo}/issues/{num}", payload)
+                api.send("PATCH", f"/repos/{repo}/issues/{num}", payload)
                 done.append({"action": "updated", "number": num, "repo": s["repo"], "watched": s["watched"]})
             else:
-                made = api.request("POST", f"/repos/{repo}/issues", payload)
+                made = api.send("POST", f"/repos/{repo}/issues", payload) or {}
                 existing[mark] = made
                 done.append({"action": "created", "number": made.get("number"), "repo": s["repo"],
                              "watched": s["watched"]})
-    except (APIError, OSError, ValueError) as exc:
+    except (SourceError, OSError, ValueError) as exc:  # APIError or no answer: the report is elsewhere
         log(workflow_command("warning", f"originscan watch: could not file the suspects: {exc}"))
     return done
 

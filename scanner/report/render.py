@@ -14,7 +14,6 @@ serialised with `json.dumps`, never through a template.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import re
@@ -314,15 +313,9 @@ def _artifact_uri(prefix: str, path: str | None) -> str:
     return quote(full, safe="/")
 
 
-def _stable_message(message: str) -> str:
-    # Numbers (scores, counts, sizes, p-values) change between runs without the finding changing.
-    return re.sub(r"\s+", " ", re.sub(r"\d+(?:\.\d+)?(?:e-?\d+)?", "0", message.lower())).strip()
-
-
 def fingerprint(target: str, f: Finding) -> str:
-    """sha256 of rule|target|path|message-with-numbers-blanked: stable across runs and revisions."""
-    key = "|".join((f.rule, target, f.path or "", _stable_message(f.message)))
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()  # names may hold lone surrogates
+    """SARIF's partialFingerprints value: the finding's key (scanner.findings.Finding.key)."""
+    return f.key(target)
 
 
 def sarif_log(reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str,

@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -52,8 +53,17 @@ def _token(token: str | None) -> str | None:
     return token or os.environ.get("GITHUB_TOKEN") or None
 
 
+class APIError(SourceError):
+    """A GitHub REST call answered with an error status (`status`; None when no answer came)."""
+
+    def __init__(self, message: str, status: int | None = None, rule: str = "source.unreachable"):
+        super().__init__(message, rule)
+        self.status = status
+
+
 class GitHubAPI:
-    """The few REST calls we need, with timeouts, retries, pagination and rate-limit handling."""
+    """The one GitHub REST client (sources, CI comments, tracking issues): timeouts, retries through
+    `http.request`, pagination that never follows a `Link: next` to another host, rate-limit handling."""
 
     def __init__(self, token: str | None = None, api_url: str | None = None,
                  retry: http.RetryPolicy = http.DEFAULT_RETRY, rate_limit_max_wait: float = RATE_LIMIT_MAX_WAIT):
@@ -95,10 +105,30 @@ class GitHubAPI:
                                   rule="source.unreachable")
             return resp
 
+    @staticmethod
+    def _refuse(resp: requests.Response, label: str) -> APIError:
+        err = http.status_error(resp, label)
+        return APIError(str(err), resp.status_code, err.rule)
+
+    def send(self, method: str, path: str, body: Any = None, what: str | None = None) -> Any:
+        """A write (POST, PATCH …) with a JSON body; the answer's JSON (None when empty). Never follows a
+        redirect (it would carry the token); a status of 300 or more raises APIError."""
+        label = what or f"GitHub API {method} {path.split('?')[0]}"
+        self.calls += 1
+        resp = http.request(method, self.base + path, json=body, headers=self.headers(), retry=self.retry,
+                            what=label, allow_redirects=False)
+        if resp.status_code >= 300:
+            raise self._refuse(resp, label)
+        try:
+            return resp.json() if resp.content else None
+        except ValueError:
+            raise APIError(f"{label}: GitHub API answered something that is not JSON", resp.status_code,
+                           "source.malformed") from None
+
     def get_json(self, path: str, params: dict[str, Any] | None = None, what: str | None = None) -> Any:
         resp = self.get(path, params=params, what=what)
         if resp.status_code != 200:
-            raise http.status_error(resp, what or f"GitHub API {path}")
+            raise self._refuse(resp, what or f"GitHub API {path}")
         try:
             return resp.json()
         except ValueError:
@@ -107,23 +137,32 @@ class GitHubAPI:
 
     def paginate(self, path: str, params: dict[str, Any] | None = None, what: str | None = None,
                  max_pages: int = 1000) -> list[Any]:
-        out: list[Any] = []
+        return list(self.iterate(path, params, what, max_pages))
+
+    def iterate(self, path: str, params: dict[str, Any] | None = None, what: str | None = None,
+                max_pages: int = 1000) -> Iterator[Any]:
+        """The items of a listing, page by page (a caller that finds what it wants stops reading)."""
         url: str | None = path
-        params = dict(params or {})
-        params.setdefault("per_page", 100)
+        query: dict[str, Any] | None = dict(params or {})
+        query.setdefault("per_page", 100)
+        origin = re.match(r"^https?://[^/]+", self.base)
         for _ in range(max_pages):
             if url is None:
                 break
-            resp = self.get(url, params=params, what=what)
+            resp = self.get(url, params=query, what=what)
             if resp.status_code != 200:
-                raise http.status_error(resp, what or f"GitHub API {path}")
-            page = resp.json()
+                raise self._refuse(resp, what or f"GitHub API {path}")
+            try:
+                page = resp.json()
+            except ValueError:
+                page = None
             if not isinstance(page, list):
-                raise SourceError(f"{what or path}: expected a list", rule="source.malformed")
-            out.extend(page)
-            url = resp.links.get("next", {}).get("url")
-            params = None  # the next link carries its own query
-        return out
+                raise APIError(f"{what or path}: expected a list", resp.status_code, "source.malformed")
+            yield from page
+            nxt = resp.links.get("next", {}).get("url")
+            # Never send the token to another host because a Link header said so.
+            url = nxt if nxt and origin and nxt.startswith(origin.group(0) + "/") else None
+            query = None  # the next link carries its own query
 
 
 def _git_env(token: str | None) -> dict[str, str]:

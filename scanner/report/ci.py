@@ -1,0 +1,127 @@
+"""The Markdown that CI posts: the pull-request comment (also the step summary), a sweep's step summary, the
+nightly tracking issue and a watch suspect's issue. Templates in templates/*.md.j2 do the text; every `{{ … }}`
+goes through `escape_markdown` like the Markdown report, since repo-derived text (card text, file and repo names)
+lands in a comment that GitHub renders.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scanner.findings import DiffEntry, Finding, RunDiff, Severity, TargetReport
+from scanner.report.render import Raw, environment, escape_markdown
+
+MAX_COMMENT = 60_000  # GitHub refuses bodies over 65 536 characters
+MAX_ROWS_NEW = 100
+MAX_ROWS_EXISTING = 50
+MAX_ISSUE_ROWS = 200
+MAX_SUMMARY_ROWS = 50
+MAX_EVIDENCE_ROWS = 15
+_SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
+_SAFE_RULE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def one_line(text: Any, limit: int | None = None) -> str:
+    """Whitespace collapsed to single spaces, shortened to `limit` characters with an ellipsis."""
+    s = re.sub(r"\s+", " ", "" if text is None else str(text)).strip()
+    if limit is not None and len(s) > limit:
+        s = s[: limit - 1].rstrip() + "…"
+    return s
+
+
+def md(text: Any, limit: int | None = None) -> str:
+    """Repo-derived text made inert for a comment, a step summary or an issue: no raw HTML, no @-mention, no
+    issue reference, no link (not even an autolink), one line, safe in a table cell."""
+    return escape_markdown(one_line(text, limit))
+
+
+def code(rule: str) -> Raw | str:
+    """A rule id as a code span when it is a plain id (escapes do not work inside a code span); else escaped
+    text (the finalize hook escapes a plain str)."""
+    return Raw(f"`{rule}`") if _SAFE_RULE.match(rule) else one_line(rule)
+
+
+def _render(template: str, **context: Any) -> str:
+    env = environment("markdown")
+    if "cell" not in env.filters:
+        env.filters["cell"] = one_line
+        env.filters["code"] = code
+    return env.get_template(template).render(**context)
+
+
+@dataclass(frozen=True)
+class Row:
+    severity: str
+    bold: bool
+    rule: str
+    where: str
+    message: str
+
+
+def _row(report: TargetReport, f: Finding) -> Row:
+    t = "" if report.target in ("", ".") else report.target
+    p = "/".join(x for x in (t, f.path or "") if x)
+    return Row(f.severity.name, f.severity >= Severity.high, f.rule, p + (f":{f.line}" if p and f.line else ""),
+               f.message)
+
+
+def pr_comment(reports: Sequence[TargetReport], fail_on: Severity | None, *, version: str, base: str | None,
+               head: str | None, renamed: Mapping[str, str | None] | None = None, deleted: Sequence[str] = (),
+               notes: Sequence[str] = (), run_url: str | None = None) -> str:
+    """The PR comment: head findings (their `status` set to "new" / "existing") against `fail_on`."""
+    active = [(r, f) for r in reports for f in r.active()]
+    active.sort(key=lambda rf: (-rf[1].severity, rf[0].target, rf[1].rule, rf[1].path or ""))
+    new = [(r, f) for r, f in active if f.status != "existing"]
+    old = [(r, f) for r, f in active if f.status == "existing"]
+    counts = [{"severity": s.name, "new": sum(1 for _, f in new if f.severity == s),
+               "existing": sum(1 for _, f in old if f.severity == s)} for s in sorted(Severity, reverse=True)]
+    body = _render(
+        "pr_comment.md.j2",
+        failing=sum(1 for _, f in new if fail_on is not None and f.severity >= fail_on),
+        threshold=fail_on.name if fail_on is not None else "never", folders=len(reports),
+        head=head[:12] if head and _SHA.match(head) else None, base=base[:12] if base and _SHA.match(base) else None,
+        new=new, old=old, suppressed=sum(1 for r in reports for f in r.findings if f.suppressed is not None),
+        counts=[c for c in counts if c["new"] or c["existing"]],
+        sections=[{"existing": False, "rows": [_row(r, f) for r, f in new], "limit": MAX_ROWS_NEW},
+                  {"existing": True, "rows": [_row(r, f) for r, f in old], "limit": MAX_ROWS_EXISTING}],
+        renamed=sorted(((b, h) for h, b in (renamed or {}).items()), key=lambda bh: bh[1]), deleted=list(deleted),
+        notes=list(notes), version=version, run_url=Raw(run_url) if run_url else None)
+    if len(body) > MAX_COMMENT:
+        body = body[:MAX_COMMENT].rsplit("\n", 1)[0] + "\n\n… (truncated: see the step summary's reports)\n"
+    return body
+
+
+def could_not_run(message: str) -> str:
+    """The step summary of a job that could not run."""
+    return f"<!-- originscan-report -->\n### ⚠️ originscan could not run\n\n{md(message)}\n"
+
+
+def sweep_summary(diff: RunDiff, limit: int = MAX_SUMMARY_ROWS) -> str:
+    """A sweep's diff for the Actions step summary: counts, then the new and fixed findings."""
+    return _render("sweep_summary.md.j2", diff=diff, limit=limit)
+
+
+def tracking_issue(diff: RunDiff, urgent: Sequence[DiffEntry], run_url: str | None = None,
+                   max_body: int = MAX_COMMENT) -> str:
+    """The nightly sweep's tracking issue: the `urgent` new findings, and what was fixed."""
+    body = _render("nightly_issue.md.j2", diff=diff, urgent=list(urgent), limit=MAX_ISSUE_ROWS,
+                   run_url=Raw(run_url) if run_url else None)
+    if len(body) > max_body:
+        body = body[:max_body] + "\n\n… (truncated)\n"
+    return body
+
+
+def watch_issue(suspect: Mapping[str, Any], marker: str, run_url: str | None = None) -> str:
+    """One watch suspect's issue (the suspect as `watch --format json` writes it)."""
+    evidence = suspect.get("evidence") or []
+    bases = next((e.get("bases") for e in evidence if e.get("kind") == "declared-bases"), None) or []
+    rows = [(e.get("kind", ""), ", ".join(f"{k}={v}" for k, v in e.items() if k != "kind"))
+            for e in evidence if e.get("kind") != "declared-bases"][:MAX_EVIDENCE_ROWS]
+    return _render("watch_issue.md.j2", s=suspect, marker=Raw(marker), bases=bases, rows=rows,
+                   run_url=Raw(run_url) if run_url else None)
+
+
+__all__ = ["code", "could_not_run", "md", "one_line", "pr_comment", "sweep_summary", "tracking_issue",
+           "watch_issue"]
