@@ -42,7 +42,7 @@ from scanner.errors import SourceError, UsageError
 from scanner.provenance.index import Index
 
 WEIGHT_SUFFIXES = (".safetensors", ".gguf")
-LISTING_FIELDS = ["sha", "lastModified", "createdAt", "siblings", "cardData", "tags", "config", "gated", "private"]
+LISTING_FIELDS = ["sha", "lastModified", "siblings", "cardData", "tags"]  # what the listing-row test reads
 WIDTH_KEYS = frozenset({"hidden_size", "d_model", "n_embd", "dim", "embed_dim", "hidden_dim", "model_dim",
                         "n_embed", "word_embed_proj_dim"})
 HUB_URL = "https://huggingface.co"
@@ -107,8 +107,6 @@ class Listed:
     files: list[str]
     card: dict[str, Any] | None
     tags: list[str]
-    config: dict[str, Any] | None
-    gated: bool
 
     @classmethod
     def from_info(cls, info: Any) -> "Listed":
@@ -116,8 +114,7 @@ class Listed:
         lm = info.last_modified
         if lm is not None and lm.tzinfo is None:
             lm = lm.replace(tzinfo=dt.timezone.utc)
-        return cls(info.id, info.sha, lm, [s.rfilename for s in (info.siblings or [])], card, list(info.tags or []),
-                   info.config if isinstance(info.config, dict) else None, bool(info.gated))
+        return cls(info.id, info.sha, lm, [s.rfilename for s in (info.siblings or [])], card, list(info.tags or []))
 
     @property
     def weight_files(self) -> list[str]:

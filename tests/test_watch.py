@@ -11,7 +11,6 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as Q
 
@@ -20,6 +19,7 @@ from helpers import card_text, disguise, noised, run_cli, save_tensors, tiny_llm
 from quantizers import mlx_model
 from scanner.ci.watch_issues import file_issues
 from scanner.provenance.index import Index
+from scanner.provenance.pack import export_pack
 from scanner.provenance.views import open_model
 from scanner.watch import WatchState, declared_bases, declared_widths, merge_reports, run_watch
 from servers.github_api import GitHubAPIServer
@@ -226,6 +226,11 @@ def test_cli_json_exit_status_merge_and_tracking_issues(world, tmp_path):
     assert statuses["fan/base-finetune"] == "declared" and statuses["thief/noised"] == "undeclared"
     r = run_cli("watch", "--index", str(index.path), "--state", str(tmp / "s.sqlite"), env=env)
     assert r.returncode == 0 and "no suspects" in r.stdout  # the second night: nothing new
+    pack = tmp / "models.ospack"  # what the workflow template watches with: a pack, its manifest pinned
+    summary = export_pack(index, pack)
+    r = run_cli("watch", "--pack", str(pack), "--pack-sha256", summary.sha256, "--state", str(tmp / "p.sqlite"),
+                "--format", "json", env=env)
+    assert r.returncode == 1 and {s["repo"] for s in json.loads(r.stdout)["suspects"]} == set(PLANTED), r.stderr
     r = run_cli("watch", "--merge", str(out), str(tmp / "missing.json"), env=env)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
 
