@@ -561,7 +561,7 @@ def merge_reports(docs: list[dict[str, Any]]) -> dict[str, Any]:
     out = dict(docs[0])
     out["shard"] = None
     out["complete"] = all(d.get("complete") for d in docs)
-    stops = [f"shard {d.get('shard')}: {d['stopped']}" for d in docs if d.get("stopped")]
+    stops = [(f"shard {d['shard']}: " if d.get("shard") else "") + d["stopped"] for d in docs if d.get("stopped")]
     out["stopped"] = "; ".join(stops) or None
     stats: dict[str, Any] = {}
     for d in docs:
