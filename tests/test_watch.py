@@ -305,3 +305,15 @@ def test_bad_repos_are_judged_not_crashed_on(world):
     stages = dict(state.db.execute("SELECT repo, stage FROM seen WHERE repo LIKE 'odd/%'"))
     assert stages == {"odd/broken-config": "rows", "odd/truncated": "header", "odd/huge-header": "header"}
     state.close()
+
+
+def test_a_listing_refused_stops_the_run_and_keeps_the_cursor(world):
+    server, index, tmp = world
+    state = WatchState(tmp / "watch.sqlite")
+    server.fault("ratelimit", match="/api/models?", times=1)  # 403 with the rate-limit headers: not retried
+    stopped = run_watch(index, state, workers=2)
+    assert not stopped.complete and stopped.stopped.startswith("listing failed") and stopped.watermark is None
+    assert stopped.suspects == [] and stopped.stats.evaluated == 0
+    resumed = run_watch(index, state, workers=2)
+    assert resumed.complete and {s.repo for s in resumed.suspects} == set(PLANTED)
+    state.close()
