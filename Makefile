@@ -21,6 +21,7 @@ test: $(STAMP)
 # Benchmarks print figures; they are not tests. `bench` needs nothing beyond the project's venv.
 bench: $(STAMP)
 	$(BIN)/python bench/provenance/run.py --manifest tests/fixtures/provenance/manifest.json
+	$(BIN)/python bench/provenance/before_after.py
 	$(BIN)/python bench/sweep/bench_sweep.py
 	$(BIN)/python bench/remote_compare.py
 	$(BIN)/python bench/quantized/run.py
