@@ -9,13 +9,13 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
 import scanner
 from scanner.errors import UsageError
-from scanner.findings import Severity
+from scanner.findings import FAMILIES, Finding, Severity
 
 
 class KnowledgeBaseError(UsageError):
@@ -99,10 +99,34 @@ class Upstream:
 
 @functools.cache
 def catalogue() -> dict[str, Rule]:
-    rules = {}
-    for r in _load("catalogue.yaml")["rules"]:
-        rules[r["id"]] = Rule(r["id"], Severity.parse(r["severity"]), r["title"], r["doc"], r["fix"])
+    """rules/catalogue.yaml: the one owner of rule ids and default severities (validated on load)."""
+    rules: dict[str, Rule] = {}
+    for e in _entries("catalogue.yaml", "rules"):
+        r = _rule(e)
+        if r.id in rules:
+            e.fail("id", f"{r.id!r} is listed twice")
+        rules[r.id] = r
     return rules
+
+
+class UnknownRuleError(KeyError):
+    """A rule id that rules/catalogue.yaml does not list: a bug in originscan, not in the scanned repo."""
+
+    def __str__(self) -> str:
+        return f"rule {self.args[0]!r} is not in rules/catalogue.yaml"
+
+
+def rule(rule_id: str) -> Rule:
+    try:
+        return catalogue()[rule_id]
+    except KeyError:
+        raise UnknownRuleError(rule_id) from None
+
+
+def finding(rule_id: str, message: str, path: str | None = None, line: int | None = None,
+            **evidence: Any) -> Finding:
+    """A finding with its catalogue severity (a policy may override it later, never the code)."""
+    return Finding(rule_id, rule(rule_id).severity, message, path=path, line=line, evidence=evidence)
 
 
 def normalise(text: str) -> str:
@@ -195,7 +219,7 @@ class _Entry:
         if not isinstance(raw, dict):
             self.fail(None, f"expected a mapping, got {type(raw).__name__}")
 
-    def fail(self, key: str | None, what: str) -> None:
+    def fail(self, key: str | None, what: str) -> NoReturn:
         raise KnowledgeBaseError(f"{self.where}" + (f" key {key!r}" if key else "") + f": {what}")
 
     def text(self, key: str, required: bool = False, default: str | None = None) -> str | None:
@@ -254,6 +278,18 @@ def _entries(file: str, section: str) -> list[_Entry]:
     if not isinstance(data, dict) or not isinstance(data.get(section), (list, type(None))):
         raise KnowledgeBaseError(f"rules/{file}: expected a top-level `{section}:` list")
     return [_Entry(file, section, i, raw) for i, raw in enumerate(data.get(section) or [])]
+
+
+def _rule(e: _Entry) -> Rule:
+    rule_id = e.text("id", required=True) or ""
+    family, dot, name = rule_id.partition(".")
+    if not (dot and name and family in FAMILIES):
+        e.fail("id", f"expected FAMILY.name with a family of {', '.join(FAMILIES)}, got {rule_id!r}")
+    try:
+        severity = Severity.parse(e.text("severity", required=True) or "")
+    except ValueError as exc:
+        e.fail("severity", str(exc))
+    return Rule(rule_id, severity, *(e.text(k, required=True) or "" for k in ("title", "doc", "fix")))
 
 
 def _license(e: _Entry) -> License:

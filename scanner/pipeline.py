@@ -8,14 +8,14 @@ from scanner.evidence.config import match_config
 from scanner.evidence.gguf import read_gguf_facts
 from scanner.evidence.licenses import detect_licenses
 from scanner.evidence.tokenizer import match_tokens, special_tokens
-from scanner.findings import Finding, Severity, TargetFacts, TargetReport
-from scanner.knowledge import knowledge_base
+from scanner.findings import Finding, TargetFacts, TargetReport
+from scanner.knowledge import finding, knowledge_base
 from scanner.policy import Policy
 from scanner.provenance.code import CodeStore, code_matches
 from scanner.provenance.index import Index
-from scanner.provenance.views import open_model
 from scanner.provenance.search import find_matches
 from scanner.provenance.verdicts import remembered
+from scanner.provenance.views import open_model
 from scanner.sources.interface import Snapshot
 from scanner.sources.resolve import open_source
 
@@ -38,15 +38,14 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
             if model.malformed:  # already a source.malformed finding from the weights checks
                 return [], []
             detail = "; ".join(model.problems) or "no safetensors weights"
-            return [], [Finding("source.unverifiable", Severity.medium,
-                                f"weights could not be compared with the index: {detail}")]
+            return [], [finding("source.unverifiable", f"weights could not be compared with the index: {detail}")]
         found = [WeightMatch(reg.name, reg.license, verdict) for reg, verdict in matches]
         if (model.tensors and not model.structure.token_matrices and model.problems
                 and not any(v.verdict == "derived" for _, v in matches)
                 and index.candidates(exclude_target=snap.target)):
             # Token matrices quantized in a form that cannot be read (a bitsandbytes 4-bit embedding, a GGUF type
             # the gguf package cannot dequantize): the weights were not tested, which is not a pass.
-            return found, [Finding("source.unverifiable", Severity.medium,
+            return found, [finding("source.unverifiable",
                                    f"weights could not be compared with the index: {'; '.join(model.problems)}")]
         return found, []
     finally:
@@ -86,6 +85,5 @@ def scan_target(target: str, policy: Policy, index: Index | None = None) -> Targ
     try:
         snap = open_snapshot(target)
     except SourceError as exc:
-        f = Finding(exc.rule, Severity.medium, str(exc))
-        return TargetReport(target, [f], error=str(exc))
+        return TargetReport(target, [finding(exc.rule, str(exc))], error=str(exc))
     return scan_snapshot(snap, policy, index)

@@ -12,6 +12,7 @@ from scanner.errors import UsageError
 from scanner.findings import Finding, Severity
 
 POLICY_NAMES = (".originscan.yml", ".originscan.yaml")
+POLICY_KEYS = ("fail_on", "licenses", "severity", "suppress")
 
 
 @dataclass
@@ -58,7 +59,16 @@ class Policy:
         return findings
 
 
-def _severity(value, where: str) -> Severity:
+def _known_rule(pattern: str, where: str) -> None:
+    """A rule id or glob in a policy must name at least one rule of the catalogue (a typo would silently do
+    nothing)."""
+    from scanner.knowledge import catalogue
+
+    if not any(fnmatch.fnmatchcase(rule_id, pattern) for rule_id in catalogue()):
+        raise UsageError(f"{where}: {pattern!r} matches no rule id in rules/catalogue.yaml")
+
+
+def _severity(value: object, where: str) -> Severity:
     try:
         return Severity.parse(str(value))
     except ValueError as exc:
@@ -88,21 +98,37 @@ def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Poli
         raise UsageError(f"policy {where}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise UsageError(f"policy {where}: expected a mapping at the top level")
+    unknown = sorted(str(k) for k in data if k not in POLICY_KEYS)
+    if unknown:
+        raise UsageError(f"policy {where} key {unknown[0]!r}: unknown (expected {', '.join(POLICY_KEYS)})")
     policy = Policy(source=where)
     if "fail_on" in data:
-        policy.fail_on = None if str(data["fail_on"]).lower() == "never" else _severity(data["fail_on"], where)
+        policy.fail_on = (None if str(data["fail_on"]).lower() == "never"
+                          else _severity(data["fail_on"], f"policy {where} key 'fail_on'"))
     lic = data.get("licenses") or {}
     if not isinstance(lic, dict):
         raise UsageError(f"policy {where}: `licenses` must be a mapping with allow / deny lists")
+    for key in lic:
+        if key not in ("allow", "deny"):
+            raise UsageError(f"policy {where} key 'licenses.{key}': unknown (expected allow, deny)")
+        if not isinstance(lic[key], (list, type(None))):
+            raise UsageError(f"policy {where} key 'licenses.{key}': expected a list of licence ids")
     policy.allow = [str(x).lower() for x in lic.get("allow") or []]
     policy.deny = [str(x).lower() for x in lic.get("deny") or []]
     sev = data.get("severity") or {}
     if not isinstance(sev, dict):
         raise UsageError(f"policy {where}: `severity` must map rule ids to severities")
-    policy.severity = {str(k): _severity(v, where) for k, v in sev.items()}
-    for i, entry in enumerate(data.get("suppress") or []):
+    for k, v in sev.items():
+        key = f"policy {where} key 'severity.{k}'"
+        _known_rule(str(k), key)
+        policy.severity[str(k)] = _severity(v, key)
+    suppress = data.get("suppress") or []
+    if not isinstance(suppress, list):
+        raise UsageError(f"policy {where}: `suppress` must be a list of suppressions")
+    for i, entry in enumerate(suppress):
         if not isinstance(entry, dict) or not entry.get("rule") or not entry.get("reason"):
             raise UsageError(f"policy {where}: suppression #{i + 1} needs `rule` and `reason`")
+        _known_rule(str(entry["rule"]), f"policy {where} key 'suppress[{i}].rule'")
         expires = entry.get("expires")
         if expires is not None and not isinstance(expires, dt.date):
             try:

@@ -14,6 +14,7 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("ORIGINSCAN_CACHE", str(cache))
     monkeypatch.setenv("ORIGINSCAN_INDEX", str(cache / "index.sqlite"))
+    monkeypatch.setenv("ORIGINSCAN_STRICT_RULES", "1")  # a check emitting an undeclared rule id fails the test
     monkeypatch.setenv("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "0"))
     for var in ("HF_TOKEN", "GITHUB_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         monkeypatch.delenv(var, raising=False)

@@ -17,7 +17,7 @@ def model_name(ctx: Context) -> str:
     return ctx.card.model_name or ctx.snap.name.rsplit("/", 1)[-1]
 
 
-@check
+@check("attribution.phrase_missing", "attribution.naming")
 def attribution_required(ctx: Context):
     text = all_text(ctx.snap)
     for ob in ctx.lineage.obligations():

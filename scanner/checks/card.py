@@ -4,7 +4,7 @@ from __future__ import annotations
 from scanner.checks.engine import Context, check
 
 
-@check
+@check("card.missing", "card.malformed")
 def card_present(ctx: Context):
     if ctx.card.path is None:
         yield ctx.finding("card.missing", "no README.md model card")
@@ -16,7 +16,7 @@ def _with_licenses(cands) -> str:
     return " / ".join(f"{c.upstream.id} ({c.license.id if c.license else c.upstream.license})" for c in cands)
 
 
-@check
+@check("card.base_model_unverified", "card.base_model_undeclared", "card.base_model_mismatch")
 def base_model_declared(ctx: Context):
     lineage = ctx.lineage
     config_fits = [c for c in lineage.candidates if c.evidence_of("config") or c.evidence_of("config-vocab")]
@@ -62,7 +62,7 @@ def _same_model(kb, a: str, b: str) -> bool:
     return ha is not None and hb is not None and ha.upstream.id == hb.upstream.id
 
 
-@check
+@check("card.adapter_base_mismatch")
 def adapter_base_declared(ctx: Context):
     """adapter_config.json names the base the adapter was trained on; the card's base_model must be that model."""
     adapter = ctx.snap.jsons.get("adapter_config.json")
@@ -81,7 +81,7 @@ def adapter_base_declared(ctx: Context):
                       adapter_base=base, declared=declared)
 
 
-@check
+@check("card.gguf_base_undeclared")
 def gguf_base_declared(ctx: Context):
     """A GGUF names its base models in its own metadata (general.base_model.*); the card must account for them."""
     facts = getattr(ctx, "gguf", None)

@@ -27,7 +27,7 @@ def _evidence(m: CodeMatch) -> dict:
                           "hashes": r.hashes} for r in m.regions])
 
 
-@check
+@check("code.copied_undeclared")
 def copied_code(ctx: Context):
     for m in ctx.code_matches:
         if _declares(ctx, m.upstream):
@@ -40,7 +40,7 @@ def copied_code(ctx: Context):
                           **_evidence(m))
 
 
-@check
+@check("code.notice_removed")
 def removed_notices(ctx: Context):
     for m in ctx.code_matches:
         lic = ctx.kb.license(m.license) if m.license else None

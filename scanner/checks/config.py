@@ -4,7 +4,7 @@ from __future__ import annotations
 from scanner.checks.engine import Context, check
 
 
-@check
+@check("config.upstream_signature")
 def config_signature(ctx: Context):
     lineage = ctx.lineage
     for c in lineage.candidates:

@@ -1,9 +1,17 @@
-"""The check registry and the evidence every check sees."""
+"""The check registry and the evidence every check sees.
+
+A check is a generator in a module of scanner/checks/ decorated with `@check("family.rule", …)`: the ids it may
+emit, each one in rules/catalogue.yaml (which owns ids and default severities). Modules are discovered, not listed.
+"""
 from __future__ import annotations
 
 import functools
+import importlib
+import os
+import pkgutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from scanner.evidence.card import CardFacts
 from scanner.evidence.config import ConfigMatch
@@ -12,7 +20,7 @@ from scanner.evidence.licenses import Detection
 from scanner.evidence.lineage import CardFetcher, Lineage, LineageInput, hub_base_cards, infer_lineage
 from scanner.evidence.tokenizer import TokenMatch
 from scanner.findings import Finding
-from scanner.knowledge import KnowledgeBase, License, catalogue
+from scanner.knowledge import KnowledgeBase, License, finding, rule
 from scanner.policy import Policy
 from scanner.provenance.code import CodeMatch
 from scanner.sources.interface import Snapshot
@@ -43,7 +51,7 @@ class Context:
 
     def finding(self, rule: str, message: str, path: str | None = None, line: int | None = None,
                 **evidence: Any) -> Finding:
-        return Finding(rule, catalogue()[rule].severity, message, path=path, line=line, evidence=evidence)
+        return finding(rule, message, path=path, line=line, **evidence)
 
     @functools.cached_property
     def lineage(self) -> Lineage:
@@ -65,19 +73,60 @@ class Context:
 
 
 Check = Callable[[Context], Iterable[Finding]]
-REGISTRY: list[Check] = []
 
 
-def check(fn: Check) -> Check:
-    REGISTRY.append(fn)
-    return fn
+@dataclass(frozen=True)
+class RegisteredCheck:
+    fn: Check
+    rules: frozenset[str]  # the rule ids it may emit
+
+    @property
+    def name(self) -> str:
+        return f"{self.fn.__module__}.{self.fn.__qualname__}"
+
+
+REGISTRY: list[RegisteredCheck] = []
+
+
+class UndeclaredRuleError(RuntimeError):
+    """A check emitted a rule id it does not declare (raised when ORIGINSCAN_STRICT_RULES=1, as in the tests)."""
+
+
+def check(*rule_ids: str) -> Callable[[Check], Check]:
+    """Register a check that may emit `rule_ids`; each must be in rules/catalogue.yaml (checked on import)."""
+    if not rule_ids or not all(isinstance(r, str) for r in rule_ids):
+        raise TypeError("@check needs the rule ids the check may emit: @check(\"family.rule\", …)")
+    for r in rule_ids:
+        rule(r)  # UnknownRuleError names the missing id
+
+    def register(fn: Check) -> Check:
+        REGISTRY.append(RegisteredCheck(fn, frozenset(rule_ids)))
+        return fn
+
+    return register
+
+
+def discover() -> tuple[RegisteredCheck, ...]:
+    """Import every module of scanner/checks/ (each check registers itself): a new family is a new file."""
+    import scanner.checks as package
+
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if module.name != "engine":
+            importlib.import_module(f"{package.__name__}.{module.name}")
+    return tuple(REGISTRY)
 
 
 def run_checks(ctx: Context) -> list[Finding]:
-    # importing the families registers their checks
-    from scanner.checks import attribution, card, code, config, license, security, tokenizer, weights  # noqa: F401
-
+    strict = os.environ.get("ORIGINSCAN_STRICT_RULES") == "1"
     findings: list[Finding] = list(ctx.snap.problems)
-    for fn in REGISTRY:
-        findings.extend(fn(ctx))
+    for c in discover():
+        for f in c.fn(ctx):
+            if f.rule in c.rules:
+                findings.append(f)
+            elif strict:
+                raise UndeclaredRuleError(f"{c.name} emitted {f.rule!r}, which its @check does not declare")
+            else:
+                findings.append(finding("source.internal_error", f"originscan's check {c.name} emitted {f.rule!r}, "
+                                        "which it does not declare; that finding was dropped", check=c.name,
+                                        emitted=f.rule))
     return findings

@@ -6,7 +6,7 @@ from scanner.evidence.licenses import ROOT_LICENSE_NAMES, all_text, root_license
 from scanner.knowledge import normalise
 
 
-@check
+@check("license.missing", "license.other_unnamed", "license.unknown")
 def license_declared(ctx: Context):
     card_id = ctx.card.license
     if not card_id and not ctx.detections:
@@ -27,7 +27,7 @@ def license_declared(ctx: Context):
                           line=ctx.card.line_of("license"), license=card_id)
 
 
-@check
+@check("license.card_file_mismatch")
 def license_matches_file(ctx: Context):
     own = ctx.own_license()
     root = root_license(ctx.snap, ctx.detections)
@@ -41,7 +41,7 @@ def license_matches_file(ctx: Context):
                           card_license=own.id, file=path, file_license=det.license.id)
 
 
-@check
+@check("license.denied", "license.not_allowed")
 def license_policy(ctx: Context):
     own = ctx.own_license()
     ids = {x for x in (ctx.card.license, own.id if own else None, own.spdx if own else None) if x}
@@ -56,7 +56,7 @@ def license_policy(ctx: Context):
                           path=ctx.card.path, line=ctx.card.line_of("license"), license=sorted(ids))
 
 
-@check
+@check("license.incompatible")
 def license_compatible(ctx: Context):
     own = ctx.own_license()
     if own is None:
@@ -82,7 +82,7 @@ def license_compatible(ctx: Context):
                           path=ctx.card.path, line=ctx.card.line_of("license"), license=own.id, **ob.evidence())
 
 
-@check
+@check("license.copy_missing", "license.notice_missing", "license.use_restrictions_missing")
 def license_obligations(ctx: Context):
     text = all_text(ctx.snap)
     shipped = {d.license.id for d in ctx.detections}
@@ -104,7 +104,7 @@ def license_obligations(ctx: Context):
                               "that licence nor a use policy" + because, path=ctx.card.path, **where)
 
 
-@check
+@check("license.gguf_mismatch")
 def license_matches_gguf(ctx: Context):
     """The licence a GGUF carries inside (general.license) is the model's; the card must not say otherwise."""
     facts = getattr(ctx, "gguf", None)

@@ -7,8 +7,10 @@ from scanner.evidence.pickles import PickleScan, scan_pickle
 from scanner.evidence.unsafe_formats import handles, scan_file
 from scanner.sources.interface import PICKLE_SUFFIXES
 
+PICKLE_RULES = ("security.pickle_unsafe_import", "security.pickle_unverifiable", "source.malformed")  # _pickle_findings
 
-@check
+
+@check("security.pickle_weights", "source.unverifiable", *PICKLE_RULES)
 def pickle_weights(ctx: Context):
     for f in ctx.snap.weight_files():
         if not f.path.lower().endswith(PICKLE_SUFFIXES):
@@ -43,7 +45,8 @@ def _pickle_findings(ctx: Context, path: str, scan: PickleScan, how: str = "when
         yield ctx.finding("source.malformed", f"{path}: {scan.malformed}", path=path)
 
 
-@check
+@check("security.numpy_object_array", "security.keras_code", "security.onnx_external_data", "source.unverifiable",
+       *PICKLE_RULES)
 def unsafe_formats(ctx: Context):
     """numpy object arrays, Keras Lambda layers and foreign modules, ONNX external data outside the repo."""
     for f in ctx.snap.weight_files():
@@ -74,7 +77,7 @@ def unsafe_formats(ctx: Context):
             yield ctx.finding("source.unverifiable", f"{f.path}: {scan.unverifiable}", path=f.path)
 
 
-@check
+@check("security.remote_code")
 def remote_code(ctx: Context):
     config = ctx.snap.jsons.get("config.json")
     auto_map = config.get("auto_map") if isinstance(config, dict) else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from scanner.checks.engine import Context, check
 
 
-@check
+@check("tokenizer.upstream_special_tokens")
 def undeclared_special_tokens(ctx: Context):
     for c in ctx.lineage.undeclared():
         ev = c.evidence_of("tokenizer")

@@ -15,7 +15,7 @@ def _kind(verdict) -> str:
     return "weights.undeclared_derivative"
 
 
-@check
+@check("weights.base_mismatch", "weights.exact_copy", "weights.disguised_copy", "weights.undeclared_derivative")
 def weight_provenance(ctx: Context):
     derived = [m for m in ctx.weight_matches if m.verdict.verdict == "derived"]
     if not derived:
@@ -43,7 +43,7 @@ def weight_provenance(ctx: Context):
                           path=next((f.path for f in ctx.snap.weight_files()), None), **evidence)
 
 
-@check
+@check("source.unreadable", "source.malformed")
 def weight_headers(ctx: Context):
     """Every safetensors and GGUF header is validated, registered upstreams or not: a malformed file is a finding."""
     from scanner.provenance import gguf, safetensors

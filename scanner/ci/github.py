@@ -21,15 +21,22 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanner.atomic import write_text_atomic
 from scanner.ci.actions import BEST_EFFORT_RETRY, REPO_RE, append, run_url, workflow_command
 from scanner.errors import SourceError, UsageError
-from scanner.findings import Finding, Severity, TargetReport, match_keys
+from scanner.findings import Severity, TargetReport, match_keys
+from scanner.knowledge import finding
 from scanner.report.ci import could_not_run, pr_comment
 from scanner.report.sanitize import terminal_safe
 from scanner.sources.github import GitHubAPI
+
+if TYPE_CHECKING:  # annotations only: these are slow to import or import the pipeline
+    from git import Repo
+
+    from scanner.policy import Policy
+    from scanner.provenance.index import Index
 
 MARKER = "<!-- originscan-report -->"  # the first line of templates/pr_comment.md.j2
 MAX_ANNOTATIONS = 100
@@ -70,7 +77,7 @@ class Event:
     fork: bool = False
 
 
-def read_event(event_path: str | os.PathLike | None) -> Event:
+def read_event(event_path: str | os.PathLike[str] | None) -> Event:
     """The base and head of a pull_request (or push) event; raises UsageError with one clear line."""
     if not event_path:
         return Event("full")
@@ -114,7 +121,7 @@ class Change:
     old: str | None = None  # renames and copies: the base path
 
 
-def changed_files(repo, base: str, head: str) -> list[Change]:
+def changed_files(repo: Repo, base: str, head: str) -> list[Change]:
     """`git diff --name-status -z -M base...head` (two dots when there is no merge base in a shallow clone)."""
     args = ["--name-status", "-z", "-M", "--no-color", "--no-ext-diff"]
     try:
@@ -139,7 +146,7 @@ def changed_files(repo, base: str, head: str) -> list[Change]:
     return [c for c in changes if c.path]
 
 
-def has_commit(repo, sha: str) -> bool:
+def has_commit(repo: Repo, sha: str) -> bool:
     try:
         repo.git.cat_file("-e", f"{sha}^{{commit}}")
         return True
@@ -214,7 +221,7 @@ def _worktree(root: Path) -> Tree:
     return Tree(listing)
 
 
-def _commit_tree(repo, sha: str) -> Tree:
+def _commit_tree(repo: Repo, sha: str) -> Tree:
     files: dict[str, list[str]] = {}
     dirs: set[str] = {""}
     out = repo.git.ls_tree("-r", "-z", "--name-only", sha)
@@ -294,7 +301,7 @@ def all_model_folders(root: Path, scopes: list[str]) -> list[str]:
     return sorted(set(found))
 
 
-def extract_base(repo, sha: str, folders: list[str], dest: Path) -> None:
+def extract_base(repo: Repo, sha: str, folders: list[str], dest: Path) -> None:
     """`git archive SHA -- folders` unpacked under `dest` (the workspace is not touched)."""
     with tempfile.TemporaryFile() as fh:
         repo.git.execute(["git", "archive", "--format=tar", sha, "--", *([f or "." for f in folders] or ["."])], output_stream=fh)
@@ -304,7 +311,7 @@ def extract_base(repo, sha: str, folders: list[str], dest: Path) -> None:
 
 
 # -- scanning ----------------------------------------------------------------------------------------------------
-def _scan_folder(root: Path, folder: str, target: str, policy, index) -> TargetReport:
+def _scan_folder(root: Path, folder: str, target: str, policy: Policy, index: Index | None) -> TargetReport:
     from scanner.pipeline import scan_snapshot
     from scanner.sources.local import LocalSource
 
@@ -316,8 +323,7 @@ def _scan_folder(root: Path, folder: str, target: str, policy, index) -> TargetR
         return report
     except (UsageError, SourceError) as exc:
         msg = f"{target}: {str(exc).replace(str(root), '').lstrip('/')}"[:400]
-        return TargetReport(target, [Finding(getattr(exc, "rule", "source.unreadable"), Severity.medium, msg)],
-                            error=msg)
+        return TargetReport(target, [finding(getattr(exc, "rule", "source.unreadable"), msg)], error=msg)
 
 
 def mark_status(head: TargetReport, base: TargetReport | None, aliases: Iterable[str]) -> None:
@@ -336,7 +342,7 @@ def mark_status(head: TargetReport, base: TargetReport | None, aliases: Iterable
 
 
 # -- annotations and step outputs ------------------------------------------------------------------------------
-def annotations(reports: list[TargetReport], fail_on: Severity | None) -> list[str]:
+def annotation_lines(reports: list[TargetReport], fail_on: Severity | None) -> list[str]:
     out = []
     for r in reports:
         for f in r.active():
@@ -396,7 +402,7 @@ def truthy(text: str | bool | None, default: bool = True) -> bool:
     raise UsageError(f"expected true or false, got {text!r}")
 
 
-def _fail_on(value: Any, policy) -> Severity | None:
+def _fail_on(value: Any, policy: Policy) -> Severity | None:
     if value is None:
         return policy.fail_on
     if isinstance(value, Severity):
@@ -426,12 +432,13 @@ def _scopes(workspace: Path, paths: Iterable[str] | None) -> list[str]:
 
 
 # -- the entry point ---------------------------------------------------------------------------------------------
-def run_pull_request(event_path: str | os.PathLike | None, workspace: str | os.PathLike, *, policy: str | None = None,
+def run_pull_request(event_path: str | os.PathLike[str] | None, workspace: str | os.PathLike[str], *,
+                     policy: str | None = None,
                      fail_on: str | Severity | None = None, formats: Iterable[str] = ("markdown", "json"),
-                     comment: bool = True, sarif_path: str | os.PathLike | None = None,
+                     comment: bool = True, sarif_path: str | os.PathLike[str] | None = None,
                      summary_path: str | None = None, api_url: str | None = None, token: str | None = None,
                      repo: str | None = None, paths: Iterable[str] | None = None, index: Any = None,
-                     output_dir: str | os.PathLike | None = None, output_path: str | None = None,
+                     output_dir: str | os.PathLike[str] | None = None, output_path: str | None = None,
                      log: Callable[[str], None] | None = None) -> int:
     """Run originscan for one GitHub Actions job; returns the exit status (0 pass, 1 new findings at/above
     `fail_on`, 2 the job could not run). `summary_path`, `output_path`, `api_url` and `repo` default to
@@ -579,7 +586,7 @@ def run_pull_request(event_path: str | os.PathLike | None, workspace: str | os.P
                 log(workflow_command("warning", f"originscan: could not post the PR comment "
                                                 f"({type(exc).__name__}); the report is in the step summary"))
     append(summary_path, body)
-    for line in annotations(reports, threshold):
+    for line in annotation_lines(reports, threshold):
         log(line)
     active = [f for r in reports for f in r.active()]
     new = [f for f in active if f.status != "existing"]

@@ -13,12 +13,19 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanner.ci.actions import BEST_EFFORT_RETRY, append, run_url, workflow_command
 from scanner.errors import SourceError, UsageError
-from scanner.findings import Finding, RunDiff, Severity, TargetReport
+from scanner.findings import RunDiff, Severity, TargetReport
+from scanner.knowledge import finding
 from scanner.report.ci import sweep_summary, tracking_issue
+
+if TYPE_CHECKING:  # annotations only
+    from rich.progress import Progress
+
+    from scanner.policy import Policy
+    from scanner.provenance.index import Index
 
 ISSUE_MARKER = "<!-- originscan-nightly -->"  # the first line of templates/nightly_issue.md.j2
 
@@ -53,7 +60,7 @@ def _broken(target: str, exc: BaseException, rule: str | None = None) -> TargetR
     msg = str(exc) or type(exc).__name__
     if not msg.startswith(target):
         msg = f"{target}: {msg}"
-    return TargetReport(target, [Finding(rule, Severity.medium, msg[:500])], error=msg[:500])
+    return TargetReport(target, [finding(rule, msg[:500])], error=msg[:500])
 
 
 def list_targets(orgs: list[str]) -> tuple[list[str], list[TargetReport]]:
@@ -72,7 +79,7 @@ def list_targets(orgs: list[str]) -> tuple[list[str], list[TargetReport]]:
     return sorted(targets), failed
 
 
-def _progress(total: int, quiet: bool):
+def _progress(total: int, quiet: bool) -> Progress | None:
     """A rich progress bar on stderr when it is a terminal and not quiet; otherwise a no-op."""
     if quiet or total == 0 or not sys.stderr.isatty() or os.environ.get("CI"):
         return None
@@ -83,7 +90,7 @@ def _progress(total: int, quiet: bool):
                     TextColumn("{task.description}"), console=Console(stderr=True), transient=True)
 
 
-def scan_all(targets: list[str], *, policy, index=None, workers: int = 4, quiet: bool = True,
+def scan_all(targets: list[str], *, policy: Policy, index: Index | None = None, workers: int = 4, quiet: bool = True,
              scan: Callable[..., TargetReport] | None = None) -> list[TargetReport]:
     """Scan `targets` with at most `workers` at a time; results in the order of `targets`."""
     from scanner.pipeline import scan_target
@@ -92,7 +99,7 @@ def scan_all(targets: list[str], *, policy, index=None, workers: int = 4, quiet:
     local = threading.local()
     index_path = getattr(index, "path", None)
 
-    def thread_index():
+    def thread_index() -> Index | None:
         # sqlite3 connections belong to their thread: each worker opens its own view of the index.
         if index is None or index_path is None or workers <= 1:
             return index
@@ -100,7 +107,8 @@ def scan_all(targets: list[str], *, policy, index=None, workers: int = 4, quiet:
             from scanner.provenance.index import Index
 
             local.index = Index(index_path)
-        return local.index
+        mine: Index = local.index
+        return mine
 
     def one(t: str) -> TargetReport:
         try:
@@ -110,17 +118,16 @@ def scan_all(targets: list[str], *, policy, index=None, workers: int = 4, quiet:
 
     results: dict[str, TargetReport] = {}
     progress = _progress(len(targets), quiet)
-    task = None
+    task = progress.add_task("", total=len(targets)) if progress is not None else None
     if progress is not None:
         progress.start()
-        task = progress.add_task("", total=len(targets))
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originscan-sweep") as pool:
             futures = {pool.submit(one, t): t for t in targets}
             for fut in as_completed(futures):
                 t = futures[fut]
                 results[t] = fut.result()
-                if progress is not None:
+                if progress is not None and task is not None:
                     progress.update(task, advance=1, description=t[-40:])
     finally:
         if progress is not None:
@@ -128,7 +135,7 @@ def scan_all(targets: list[str], *, policy, index=None, workers: int = 4, quiet:
     return [results[t] for t in targets]
 
 
-def sweep(orgs: list[str], *, policy, index=None, history_db: str | Path | None = None,
+def sweep(orgs: list[str], *, policy: Policy, index: Index | None = None, history_db: str | Path | None = None,
           shard: tuple[int, int] | None = None, workers: int = 4, quiet: bool = False,
           ) -> tuple[list[TargetReport], RunDiff | None]:
     """Scan every repo of `orgs` (this shard of them); record the run and diff it with the previous one.

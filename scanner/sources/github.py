@@ -22,7 +22,6 @@ from urllib.parse import quote
 import requests
 
 from scanner.errors import SourceError
-from scanner.findings import Severity
 from scanner.sources import http
 from scanner.sources.cache import Cache, resolve_cache, snapshot_from_record, snapshot_to_record
 from scanner.sources.interface import (
@@ -143,8 +142,7 @@ class GitHubAPI:
                 max_pages: int = 1000) -> Iterator[Any]:
         """The items of a listing, page by page (a caller that finds what it wants stops reading)."""
         url: str | None = path
-        query: dict[str, Any] | None = dict(params or {})
-        query.setdefault("per_page", 100)
+        query: dict[str, Any] | None = {"per_page": 100, **(params or {})}
         origin = re.match(r"^https?://[^/]+", self.base)
         for _ in range(max_pages):
             if url is None:
@@ -209,7 +207,7 @@ class GitHubSource:
         label = self.target
         record = self.cache.get_record("github", self.full_name, self.ref) if self.cache else None
         if record is not None:
-            ref = self.ref or record.get("default_branch")
+            ref = self.ref or record.get("default_branch") or "HEAD"
             resp = self.api.get(f"/repos/{self.full_name}/commits/{quote(ref, safe='')}",
                                 headers={"If-None-Match": record.get("etag") or ""}, what=label)
             same = resp.status_code == 304
@@ -232,7 +230,7 @@ class GitHubSource:
                                   rule="source.not_found") from None
             if exc.rule == "source.unverifiable":
                 snap = Snapshot(target=self.target, kind="github", name=self.full_name)
-                snap.problem("source.unverifiable", str(exc), severity=Severity.medium)
+                snap.problem("source.unverifiable", str(exc))
                 return snap
             raise
         ref = self.ref or meta.get("default_branch") or "main"
@@ -350,7 +348,7 @@ class GitHubSource:
             data = data if data is not None else repo.odb.stream(bytes.fromhex(oid)).read()
             if len(data) > MAX_TEXT_BYTES:
                 snap.problem("source.too_large", f"{path} is {size} bytes; only the first {MAX_TEXT_BYTES} "
-                             "were read", path=path, severity=Severity.low)
+                             "were read", path=path)
                 data = data[:MAX_TEXT_BYTES]
             snap.keep_text(path, decode_text(data, path, snap))
 
@@ -360,8 +358,7 @@ class GitHubSource:
             tree = self.api.get_json(f"/repos/{self.full_name}/git/trees/{sha}", params={"recursive": "1"},
                                      what=self.target)
         except SourceError as exc:
-            snap.problem("source.unverifiable", f"sizes of {len(missing)} large files unknown: {exc}",
-                         severity=Severity.low)
+            snap.problem("source.unverifiable", f"sizes of {len(missing)} large files unknown: {exc}")
             return
         sizes = {t.get("path"): t.get("size") for t in tree.get("tree", []) if t.get("type") == "blob"}
         for path in missing:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scanner.errors import SourceError
-from scanner.findings import Severity
 from scanner.sources import http
 from scanner.sources.cache import Cache, resolve_cache, snapshot_from_record, snapshot_to_record
 from scanner.sources.interface import (
@@ -26,6 +26,9 @@ from scanner.sources.interface import (
     json_limit,
     parse_json,
 )
+
+if TYPE_CHECKING:  # only for annotations: imported lazily, it is slow to import
+    from huggingface_hub import HfApi
 
 T = TypeVar("T")
 HF_TIMEOUT = 30.0
@@ -45,8 +48,8 @@ def _configure_hf_client() -> None:
         from huggingface_hub import set_client_factory
         from huggingface_hub.utils._http import hf_request_event_hook
 
-        def factory() -> "httpx2.Client":
-            def count(request: "httpx2.Request") -> None:
+        def factory() -> httpx2.Client:
+            def count(request: httpx2.Request) -> None:
                 http.SENT.add()
 
             return httpx2.Client(event_hooks={"request": [hf_request_event_hook, count]}, follow_redirects=True,
@@ -63,7 +66,7 @@ def _endpoint(endpoint: str | None) -> str:
     return (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
-def _api(endpoint: str | None, token: str | None):
+def _api(endpoint: str | None, token: str | None) -> HfApi:
     _configure_hf_client()
     from huggingface_hub import HfApi
 
@@ -103,7 +106,7 @@ def _hf_call(label: str, fn: Callable[..., T], *args: Any, retry: http.RetryPoli
 
 
 def _auth_headers(token: str | None) -> dict[str, str]:
-    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # re-exported lazily
 
     headers = build_hf_headers(token=token)
     return {k: v for k, v in headers.items() if k.lower() in ("authorization", "user-agent")}
@@ -181,7 +184,7 @@ class HFSource:
     def _unverifiable(self, message: str, **meta: Any) -> Snapshot:
         snap = Snapshot(target=self.target, kind="hf", name=self.repo_id, revision=None)
         snap.meta.update(meta)
-        snap.problem("source.unverifiable", message, severity=Severity.medium)
+        snap.problem("source.unverifiable", message)
         return snap
 
     def _set_opener(self, snap: Snapshot) -> None:
@@ -255,7 +258,7 @@ class HFSource:
             else:
                 if entry.size > MAX_TEXT_BYTES:
                     snap.problem("source.too_large", f"{path} is {entry.size} bytes; only the first "
-                                 f"{MAX_TEXT_BYTES} were read", path=path, severity=Severity.low)
+                                 f"{MAX_TEXT_BYTES} were read", path=path)
                 snap.keep_text(path, decode_text(data[:MAX_TEXT_BYTES], path, snap))
         return snap
 

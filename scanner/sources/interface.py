@@ -6,10 +6,12 @@ Everything downstream (evidence, checks, provenance) sees only this interface.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-from scanner.findings import Finding, Severity
+from scanner.findings import Finding
+from scanner.knowledge import finding
 from scanner.sources.bytesource import ByteSource
 
 # Files read whole when present (small by nature). Anything larger than its limit becomes a finding.
@@ -93,9 +95,9 @@ class Snapshot:
     def weight_files(self) -> list[RepoFile]:
         return [f for p, f in sorted(self.files.items()) if is_weight_file(p)]
 
-    def problem(self, rule: str, message: str, path: str | None = None,
-                severity: Severity = Severity.medium, **evidence: Any) -> None:
-        self.problems.append(Finding(rule, severity, message, path=path, evidence=evidence))
+    def problem(self, rule: str, message: str, path: str | None = None, **evidence: Any) -> None:
+        """A source finding; its severity is the catalogue's (rules/catalogue.yaml)."""
+        self.problems.append(finding(rule, message, path=path, **evidence))
 
     def wants_code(self, path: str) -> bool:
         return is_code_file(path) and len(self.code) < MAX_CODE_FILES
@@ -133,7 +135,7 @@ def decode_text(data: bytes, path: str, snap: Snapshot) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         snap.problem("source.encoding", f"{path} is not valid UTF-8 (byte {exc.start}); read as latin-1",
-                     path=path, severity=Severity.low)
+                     path=path)
         return data.decode("latin-1")
 
 
@@ -151,7 +153,7 @@ def parse_json(data: bytes, path: str, snap: Snapshot) -> Any:
         return None
     except RecursionError:
         snap.problem("source.malformed", f"{path} is nested too deeply to be a real config (JSON bomb?)",
-                     path=path, severity=Severity.high)
+                     path=path)
         return None
     if path != "tokenizer.json" and not isinstance(value, dict):
         snap.problem("source.malformed", f"{path} is JSON but not an object", path=path)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from scanner.errors import UsageError
-from scanner.findings import Severity
 from scanner.sources.bytesource import FileByteSource
 from scanner.sources.cache import Cache, resolve_cache
 from scanner.sources.interface import (
@@ -71,7 +71,7 @@ def sha256_file_cached(path: Path, cache: Cache | None) -> str:
     key = _stat_key(path, before)
     hit = cache.get_json(key)
     if isinstance(hit, dict) and isinstance(hit.get("sha256"), str) and len(hit["sha256"]) == 64:
-        return hit["sha256"]
+        return str(hit["sha256"])
     digest = sha256_file(path)
     if _stat_key(path, path.stat()) == key:  # not written to while it was read
         try:
@@ -121,16 +121,15 @@ class LocalSource:
             if shown != rel:
                 renamed[shown] = Path(full)
                 snap.problem("source.encoding", f"{shown}: file name is not valid UTF-8 (shown with \\x escapes)",
-                             path=shown, severity=Severity.low)
+                             path=shown)
             self._add_file(snap, shown, full, st)
         if self._unhashed:
             snap.problem("source.too_large", f"{len(self._unhashed)} weight file(s) past the {MAX_HASH_BYTES}-byte "
                          "hashing budget were not hashed (e.g. " + self._unhashed[0] + "); exact copies among them "
-                         "are judged from sampled tensors", path=self._unhashed[0], severity=Severity.low,
-                         files=self._unhashed[:20])
+                         "are judged from sampled tensors", path=self._unhashed[0], files=self._unhashed[:20])
         return snap
 
-    def _walk(self, root: Path, snap: Snapshot):
+    def _walk(self, root: Path, snap: Snapshot) -> Iterator[tuple[str, str, os.stat_result]]:
         count = 0
 
         def unreadable(exc: OSError) -> None:  # a folder os.walk cannot list (permissions, a path past PATH_MAX)
@@ -148,7 +147,7 @@ class LocalSource:
                         rel = shown_name((here / d).relative_to(root).as_posix())
                         if not self._inside(root, here / d):
                             snap.problem("source.symlink_escape", f"{rel} links outside the repo; not followed",
-                                         path=rel, severity=Severity.high, link=shown_name(os.readlink(here / d)))
+                                         path=rel, link=shown_name(os.readlink(here / d)))
                 except OSError as exc:  # a path past PATH_MAX, a folder that vanished
                     dirnames.remove(d)
                     unreadable(exc)
@@ -162,8 +161,7 @@ class LocalSource:
                     if stat.S_ISLNK(st.st_mode):
                         if not self._inside(root, Path(full)):
                             snap.problem("source.symlink_escape", f"{shown_name(rel)} links outside the repo; not "
-                                         "followed", path=shown_name(rel), severity=Severity.high,
-                                         link=shown_name(os.readlink(full)))
+                                         "followed", path=shown_name(rel), link=shown_name(os.readlink(full)))
                             continue
                         st = os.stat(full)
                 except OSError as exc:
@@ -171,8 +169,7 @@ class LocalSource:
                     continue
                 count += 1
                 if count > MAX_FILES:
-                    snap.problem("source.too_large", f"more than {MAX_FILES} files; the rest were not listed",
-                                 severity=Severity.medium)
+                    snap.problem("source.too_large", f"more than {MAX_FILES} files; the rest were not listed")
                     return
                 yield rel, full, st
 
@@ -217,7 +214,7 @@ class LocalSource:
                     data = fh.read(MAX_TEXT_BYTES + 1)
                 if len(data) > MAX_TEXT_BYTES:
                     snap.problem("source.too_large", f"{rel} is {size} bytes; only the first "
-                                 f"{MAX_TEXT_BYTES} were read", path=rel, severity=Severity.low)
+                                 f"{MAX_TEXT_BYTES} were read", path=rel)
                     data = data[:MAX_TEXT_BYTES]
                 snap.keep_text(rel, decode_text(data, rel, snap))
         except OSError as exc:
