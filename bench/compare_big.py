@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import tempfile
@@ -72,7 +71,7 @@ def write_model(folder: Path, seed: int, how: str | None, args) -> int:
     plan = tensor_plan(args.hidden, args.vocab, args.layers, args.inter)
     perm = np.random.default_rng(3).permutation(args.hidden)
     header, offset, names = {}, 0, []
-    for i, (name, shape) in enumerate(plan):
+    for name, shape in plan:
         out_name = name.replace("model.", "vison.") if how == "disguise" else name
         n = int(np.prod(shape)) * 2
         header[out_name] = {"dtype": "F16", "shape": list(shape), "data_offsets": [offset, offset + n]}

@@ -5,7 +5,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -30,7 +29,7 @@ def _say(line: str, err: bool = False) -> None:
     typer.echo(terminal_safe(line), err=err)
 
 
-def _write(text: str, output: Optional[Path]) -> None:
+def _write(text: str, output: Path | None) -> None:
     """stdout, or a file written atomically (no partial report is ever left behind)."""
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -38,7 +37,7 @@ def _write(text: str, output: Optional[Path]) -> None:
     write_text_atomic(output, text)
 
 
-def _render(reports: list[TargetReport], fmt: str, output: Optional[Path]) -> str:
+def _render(reports: list[TargetReport], fmt: str, output: Path | None) -> str:
     from scanner.knowledge import catalogue
     from scanner.report.render import render
 
@@ -47,7 +46,7 @@ def _render(reports: list[TargetReport], fmt: str, output: Optional[Path]) -> st
     return render(reports, fmt, catalogue(), version=__version__, color=color, width=width or 100)
 
 
-def _policy(path: Optional[Path], fail_on: Optional[str]):
+def _policy(path: Path | None, fail_on: str | None):
     """The policy file (or ./.originscan.yml), with --fail-on taking precedence over its fail_on."""
     from scanner.policy import load_policy
 
@@ -64,7 +63,7 @@ def _check_choice(value: str, choices: tuple[str, ...], option: str) -> str:
     return value
 
 
-def exit_status(reports: list[TargetReport], fail_on: Optional[Severity]) -> int:
+def exit_status(reports: list[TargetReport], fail_on: Severity | None) -> int:
     if any(r.error for r in reports) and all(r.error for r in reports):
         return 2
     if fail_on is None:
@@ -72,7 +71,7 @@ def exit_status(reports: list[TargetReport], fail_on: Optional[Severity]) -> int
     return 1 if any(f.severity >= fail_on for r in reports for f in r.active()) else 0
 
 
-def _open_index(path: Optional[Path]):
+def _open_index(path: Path | None):
     from scanner.provenance.index import Index
 
     try:
@@ -83,12 +82,12 @@ def _open_index(path: Optional[Path]):
 
 @app.command()
 def scan(
-    targets: List[str] = typer.Argument(..., help="Local folder, hf:OWNER/NAME[@REV] or github:OWNER/REPO[@REF]."),
-    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (default: ./.originscan.yml)."),
-    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    targets: list[str] = typer.Argument(..., help="Local folder, hf:OWNER/NAME[@REV] or github:OWNER/REPO[@REF]."),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy file (default: ./.originscan.yml)."),
+    index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
-    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Lowest severity that fails (default high)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
+    fail_on: str | None = typer.Option(None, "--fail-on", help="Lowest severity that fails (default high)."),
 ):
     """Scan model repos for licence, attribution and provenance problems."""
     from scanner.pipeline import scan_target
@@ -158,9 +157,9 @@ def compare(
 @index_app.command("add")
 def index_add(
     target: str = typer.Argument(..., help="The upstream model to register."),
-    name: Optional[str] = typer.Option(None, "--name", help="Registered name (default: the target)."),
-    license: Optional[str] = typer.Option(None, "--license", help="Its licence id (default: from its card)."),
-    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    name: str | None = typer.Option(None, "--name", help="Registered name (default: the target)."),
+    license: str | None = typer.Option(None, "--license", help="Its licence id (default: from its card)."),
+    index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
 ):
     """Fingerprint TARGET's weights and Python code and register it as an upstream."""
     from scanner.evidence.card import read_card
@@ -189,7 +188,7 @@ def index_add(
 
 
 @index_app.command("list")
-def index_list(index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite).")):
+def index_list(index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite).")):
     """List registered upstream models, and what the last `index update` could not fingerprint."""
     idx = _open_index(index)
     models = idx.models()
@@ -206,7 +205,7 @@ def index_list(index: Optional[Path] = typer.Option(None, "--index", help="Finge
             typer.echo(f"{s.id}\t-\tmissing\t{s.state}: {s.detail}")
 
 
-def _upstream_list(upstreams: Optional[Path], family: Optional[str], targets: List[str]):
+def _upstream_list(upstreams: Path | None, family: str | None, targets: list[str]):
     from scanner.knowledge import Upstream, knowledge_base, upstreams_from_file
 
     listed = upstreams_from_file(upstreams) if upstreams else list(knowledge_base().upstreams.values())
@@ -228,13 +227,13 @@ def _upstream_list(upstreams: Optional[Path], family: Optional[str], targets: Li
 
 @index_app.command("update")
 def index_update(
-    targets: Optional[List[str]] = typer.Argument(None, help="Upstreams (hf:OWNER/NAME); default: every one in "
+    targets: list[str] | None = typer.Argument(None, help="Upstreams (hf:OWNER/NAME); default: every one in "
                                                              "the knowledge base."),
-    family: Optional[str] = typer.Option(None, "--family", help="Only the upstreams of this family (e.g. llama3.1)."),
-    upstreams: Optional[Path] = typer.Option(None, "--upstreams", envvar="ORIGINSCAN_UPSTREAMS",
+    family: str | None = typer.Option(None, "--family", help="Only the upstreams of this family (e.g. llama3.1)."),
+    upstreams: Path | None = typer.Option(None, "--upstreams", envvar="ORIGINSCAN_UPSTREAMS",
                                              help="A YAML upstream list (the knowledge base's schema) to use "
                                                   "instead of the knowledge base (an organisation's own models)."),
-    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
     workers: int = typer.Option(4, "--workers", min=1, max=16, help="Upstreams fetched at once."),
 ):
     """Fingerprint upstreams from the Hub: weight-file hashes, safetensors headers and a few token rows by range
@@ -257,7 +256,7 @@ def index_update(
 @index_app.command("export")
 def index_export(
     file: Path = typer.Argument(..., help="The pack to write."),
-    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
 ):
     """Write every registered upstream to a fingerprint pack (see README: Fingerprint packs)."""
     from scanner.provenance.pack import export_pack
@@ -270,9 +269,9 @@ def index_export(
 @index_app.command("import")
 def index_import(
     file: Path = typer.Argument(..., help="A fingerprint pack (from index export)."),
-    sha256: Optional[str] = typer.Option(None, "--sha256", help="Refuse the pack unless its manifest has this "
+    sha256: str | None = typer.Option(None, "--sha256", help="Refuse the pack unless its manifest has this "
                                                                "sha256 (printed by index export)."),
-    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
 ):
     """Add a fingerprint pack's upstreams to the index; a corrupted or tampered pack is refused whole."""
     from scanner.provenance.pack import import_pack
@@ -283,7 +282,7 @@ def index_import(
 
 @index_app.command("key")
 def index_key(
-    upstreams: Optional[Path] = typer.Option(None, "--upstreams", envvar="ORIGINSCAN_UPSTREAMS",
+    upstreams: Path | None = typer.Option(None, "--upstreams", envvar="ORIGINSCAN_UPSTREAMS",
                                              help="The upstream list `index update` would use."),
 ):
     """Print the cache key of an index: originscan's version and the knowledge base's hash."""
@@ -298,27 +297,27 @@ app.add_typer(ci_app, name="ci")
 
 @ci_app.command("pull-request")
 def ci_pull_request(
-    paths: Optional[str] = typer.Option(None, "--paths", envvar="ORIGINSCAN_PATHS",
+    paths: str | None = typer.Option(None, "--paths", envvar="ORIGINSCAN_PATHS",
                                         help="Folders holding model folders (newline/comma/space separated; "
                                              "default: the whole checkout)."),
-    event: Optional[Path] = typer.Option(None, "--event", envvar="GITHUB_EVENT_PATH",
+    event: Path | None = typer.Option(None, "--event", envvar="GITHUB_EVENT_PATH",
                                          help="Event payload (none: scan every model folder in scope)."),
     workspace: Path = typer.Option(Path("."), "--workspace", envvar="GITHUB_WORKSPACE", help="The checkout."),
-    policy: Optional[str] = typer.Option(None, "--policy", envvar="ORIGINSCAN_POLICY", help="Policy file."),
-    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
-    fail_on: Optional[str] = typer.Option(None, "--fail-on", envvar="ORIGINSCAN_FAIL_ON",
+    policy: str | None = typer.Option(None, "--policy", envvar="ORIGINSCAN_POLICY", help="Policy file."),
+    index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    fail_on: str | None = typer.Option(None, "--fail-on", envvar="ORIGINSCAN_FAIL_ON",
                                           help="Lowest severity of a NEW finding that fails (default high)."),
     formats: str = typer.Option("markdown,json", "--formats", envvar="ORIGINSCAN_FORMATS",
                                 help="Report files to write: markdown, json, sarif, html, text."),
     comment: str = typer.Option("true", "--comment", envvar="ORIGINSCAN_COMMENT",
                                 help="true/false: keep one PR comment up to date."),
-    sarif: Optional[str] = typer.Option(None, "--sarif", envvar="ORIGINSCAN_SARIF", help="Write SARIF to FILE."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", envvar="ORIGINSCAN_OUTPUT_DIR",
+    sarif: str | None = typer.Option(None, "--sarif", envvar="ORIGINSCAN_SARIF", help="Write SARIF to FILE."),
+    output_dir: Path | None = typer.Option(None, "--output-dir", envvar="ORIGINSCAN_OUTPUT_DIR",
                                               help="Where report files go (default $RUNNER_TEMP/originscan-reports)."),
-    summary: Optional[str] = typer.Option(None, "--summary", envvar="GITHUB_STEP_SUMMARY",
+    summary: str | None = typer.Option(None, "--summary", envvar="GITHUB_STEP_SUMMARY",
                                           help="Markdown summary file (appended)."),
-    api_url: Optional[str] = typer.Option(None, "--api-url", envvar="GITHUB_API_URL"),
-    repo: Optional[str] = typer.Option(None, "--repo", envvar="GITHUB_REPOSITORY", help="OWNER/NAME."),
+    api_url: str | None = typer.Option(None, "--api-url", envvar="GITHUB_API_URL"),
+    repo: str | None = typer.Option(None, "--repo", envvar="GITHUB_REPOSITORY", help="OWNER/NAME."),
 ):
     """Pull-request mode: scan the model folders a PR changed; only NEW findings fail. The token is read from
     ORIGINSCAN_GITHUB_TOKEN (or GITHUB_TOKEN), never from the command line."""
@@ -335,20 +334,20 @@ def ci_pull_request(
 
 @app.command()
 def sweep(
-    orgs: List[str] = typer.Argument(..., help="hf:ORG / github:ORG (or, with --merge, shard JSON reports)."),
-    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (default: ./.originscan.yml)."),
-    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    orgs: list[str] = typer.Argument(..., help="hf:ORG / github:ORG (or, with --merge, shard JSON reports)."),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy file (default: ./.originscan.yml)."),
+    index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
-    fail_on: Optional[str] = typer.Option(None, "--fail-on",
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
+    fail_on: str | None = typer.Option(None, "--fail-on",
                                           help="Lowest severity that fails; with history, only NEW findings count."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: scan only this job's share of the repos."),
+    shard: str | None = typer.Option(None, "--shard", help="K/N: scan only this job's share of the repos."),
     workers: int = typer.Option(8, "--workers", min=1, max=64, help="Repos scanned at once."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    history: Optional[Path] = typer.Option(None, "--history", help="Run history (SQLite; default in the cache)."),
+    history: Path | None = typer.Option(None, "--history", help="Run history (SQLite; default in the cache)."),
     no_history: bool = typer.Option(False, "--no-history", help="Keep no history (a shard of a matrix)."),
     merge: bool = typer.Option(False, "--merge", help="ORGS are shard JSON reports to merge; nothing is scanned."),
-    diff_json: Optional[Path] = typer.Option(None, "--diff-json", help="Write new/fixed/unchanged as JSON."),
+    diff_json: Path | None = typer.Option(None, "--diff-json", help="Write new/fixed/unchanged as JSON."),
     tracking_issue: bool = typer.Option(False, "--tracking-issue",
                                         help="New high+ findings open or update one issue (GITHUB_TOKEN, "
                                              "GITHUB_REPOSITORY)."),
@@ -382,20 +381,20 @@ def sweep(
 
 @app.command()
 def watch(
-    reports: Optional[List[str]] = typer.Argument(None, help="With --merge: the shards' JSON reports."),
-    index: Optional[Path] = typer.Option(None, "--index", help="Fingerprint index whose models are watched."),
-    pack: Optional[Path] = typer.Option(None, "--pack", help="Watch the models of this fingerprint pack instead."),
-    pack_sha256: Optional[str] = typer.Option(None, "--pack-sha256", help="The pack's pinned manifest sha256."),
-    state: Optional[Path] = typer.Option(None, "--state", help="Cursor and judged repos (SQLite; default in the "
+    reports: list[str] | None = typer.Argument(None, help="With --merge: the shards' JSON reports."),
+    index: Path | None = typer.Option(None, "--index", help="Fingerprint index whose models are watched."),
+    pack: Path | None = typer.Option(None, "--pack", help="Watch the models of this fingerprint pack instead."),
+    pack_sha256: str | None = typer.Option(None, "--pack-sha256", help="The pack's pinned manifest sha256."),
+    state: Path | None = typer.Option(None, "--state", help="Cursor and judged repos (SQLite; default in the "
                                                                 "cache)."),
     budget: int = typer.Option(20000, "--budget", min=1, help="Most HTTP requests this run may send."),
-    since: Optional[str] = typer.Option(None, "--since", help="ISO date: ignore repos last modified before it."),
-    owner: Optional[List[str]] = typer.Option(None, "--owner", help="An organisation whose repos are yours "
+    since: str | None = typer.Option(None, "--since", help="ISO date: ignore repos last modified before it."),
+    owner: list[str] | None = typer.Option(None, "--owner", help="An organisation whose repos are yours "
                                                                      "(repeatable)."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: judge only this job's share of the repos."),
+    shard: str | None = typer.Option(None, "--shard", help="K/N: judge only this job's share of the repos."),
     workers: int = typer.Option(4, "--workers", min=1, max=64, help="Repos judged at once."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
     merge: bool = typer.Option(False, "--merge", help="Join shard JSON reports; nothing is listed."),
     tracking_issues: bool = typer.Option(False, "--tracking-issues",
                                          help="One GitHub issue per undeclared suspect (GITHUB_TOKEN, "
@@ -425,7 +424,7 @@ def watch(
                 when = dt.datetime.fromisoformat(since)
             except ValueError:
                 raise UsageError(f"--since {since!r}: expected an ISO date such as 2026-11-01") from None
-            when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+            when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
         with tempfile.TemporaryDirectory(prefix="originscan-watch-") as tmp:
             if pack is not None:
                 from scanner.provenance.pack import import_pack

@@ -31,10 +31,11 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import platformdirs
 
@@ -61,7 +62,7 @@ CREATE TABLE IF NOT EXISTS runs (
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def default_state_path() -> Path:
@@ -109,11 +110,11 @@ class Listed:
     tags: list[str]
 
     @classmethod
-    def from_info(cls, info: Any) -> "Listed":
+    def from_info(cls, info: Any) -> Listed:
         card = info.card_data.to_dict() if getattr(info, "card_data", None) is not None else None
         lm = info.last_modified
         if lm is not None and lm.tzinfo is None:
-            lm = lm.replace(tzinfo=dt.timezone.utc)
+            lm = lm.replace(tzinfo=dt.UTC)
         return cls(info.id, info.sha, lm, [s.rfilename for s in (info.siblings or [])], card, list(info.tags or []))
 
     @property
@@ -149,7 +150,7 @@ class Suspect:
         return out
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Suspect":
+    def from_json(cls, d: dict[str, Any]) -> Suspect:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
 
@@ -268,7 +269,7 @@ class WatchState:
                 out.add(repo.lower())
         return out
 
-    def record_run(self, cursor: str, report: "WatchReport") -> None:
+    def record_run(self, cursor: str, report: WatchReport) -> None:
         s = report.stats
         with self.db:
             self.db.execute("INSERT INTO runs(cursor, started, finished, complete, stopped, requests, listed, "

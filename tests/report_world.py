@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from helpers import make_repo, noised, register, scan, tiny_llm
+
 from scanner.evidence.card import CardFacts
 from scanner.evidence.lineage import LineageInput, infer_lineage
 from scanner.findings import Finding, Severity, TargetFacts, TargetReport

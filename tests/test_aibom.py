@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
-
 from helpers import run_cli
 from report_world import HOSTILE, UPSTREAM, build
+
 from scanner.knowledge import catalogue
 from scanner.report.render import render
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import SAFE_PICKLE, make_repo, run_cli, safetensors_raw, save_tensors, tiny_llm
 
 F32_4 = {"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}

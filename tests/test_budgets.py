@@ -6,6 +6,7 @@ import json
 import struct
 
 import pytest
+import yaml
 
 from scanner.evidence.card import YAMLBudgetError, load_yaml, split_front_matter
 from scanner.provenance.model import MAX_HIDDEN, analyse
@@ -32,7 +33,7 @@ def test_yaml_budget_refuses_alias_bombs_and_keeps_ordinary_anchors():
         load_yaml("\n".join(bomb))
     with pytest.raises(YAMLBudgetError):
         load_yaml("a: &x [1, *x]")  # a node inside itself
-    with pytest.raises(Exception):  # still a SafeLoader: no python tags
+    with pytest.raises(yaml.constructor.ConstructorError):  # still a SafeLoader: no python tags
         load_yaml("a: !!python/object/apply:os.system ['true']")
 
 

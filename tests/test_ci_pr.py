@@ -9,11 +9,11 @@ from pathlib import Path
 
 import git
 import pytest
+from servers.github_api import GitHubAPIServer
 
 from scanner.ci.actions import workflow_command
 from scanner.ci.github import MARKER, run_pull_request
 from scanner.report.ci import md
-from servers.github_api import GitHubAPIServer
 
 TOKEN = "ghs_SECRETtoken1234567890"
 REPO = "acme/models"

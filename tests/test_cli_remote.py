@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 from synthetic import add_noise, base_model, permute_residual, save
 
 CARD = "---\nlicense: {lic}\n---\n# {name}\n"

@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
-
 from helpers import REPO_ROOT, run_cli
+
 from scanner.findings import FAMILIES, Severity
 from scanner.knowledge import catalogue
 

@@ -14,18 +14,18 @@ import gguf
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as Q
-from safetensors.numpy import load_file, save_file
-
 from ggufs import llama_tokens, quantize, write_gguf
-from quantizers import mlx_model, save_fp8
 from helpers import make_repo, register, scan
+from quantizers import mlx_model, save_fp8
+from safetensors.numpy import load_file, save_file
+from synthetic import base_model
+
 from scanner.evidence.gguf import facts_from_header, hub_id, read_gguf_facts, tokenizer_vocabulary
 from scanner.provenance.compare import compare_snapshots
 from scanner.provenance.gguf import GGUFError, GGUFModel, gguf_groups, parse_header, read_rows, vocabulary_sha256
 from scanner.provenance.views import open_model
 from scanner.sources.bytesource import BytesByteSource, FileByteSource
 from scanner.sources.local import LocalSource
-from synthetic import base_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "provenance"
 

@@ -13,8 +13,8 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
-
 from report_world import HOSTILE, UPSTREAM, build
+
 from scanner.demo import run_demo
 from scanner.knowledge import catalogue
 from scanner.report.lineage_graph import lineage_links

@@ -6,8 +6,8 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-
 from report_world import CUT_LAYER, HOSTILE, LAYERS, UPSTREAM, build, multi_hop_report
+
 from scanner.evidence.card import CardFacts
 from scanner.evidence.lineage import LineageInput, infer_lineage
 from scanner.findings import Finding, Severity, TargetFacts, TargetReport

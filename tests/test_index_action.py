@@ -18,7 +18,6 @@ from pathlib import Path
 import git
 import pytest
 import yaml
-
 from helpers import APACHE_TEXT, CUSTOM_CONFIG, card_text, disguise, noised, save_tensors
 from upstream_world import build_world
 
@@ -221,10 +220,10 @@ def test_action_catches_copies_and_passes_an_honest_fine_tune(scene, hub, tmp_pa
 
 
 def test_action_index_from_a_pack_or_none(scene, hub, tmp_path):
+    from scanner.knowledge import upstreams_from_file
     from scanner.provenance.index import Index
     from scanner.provenance.pack import export_pack
     from scanner.provenance.update import update_index
-    from scanner.knowledge import upstreams_from_file
 
     index = Index(tmp_path / "built.sqlite")
     update_index(index, upstreams_from_file(scene["env"]["ORIGINSCAN_UPSTREAMS"]), log=lambda _: None)

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from upstream_world import build_world
 
 from scanner.provenance.index import Index
-from upstream_world import build_world
 
 ROOT = Path(__file__).resolve().parent.parent
 NIGHTLY = yaml.load((ROOT / ".github" / "workflows" / "nightly.yml").read_text(), Loader=yaml.BaseLoader)

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import disguise, save_tensors, tiny_llm
+
 from scanner.provenance.fingerprint import REMOTE_PLAN, SKETCH_UNITS, FingerprintPlan, build
 from scanner.provenance.index import Index
 from scanner.provenance.search import find_matches, screen_threshold

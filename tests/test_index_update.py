@@ -5,13 +5,13 @@ import json
 import zipfile
 
 import pytest
-
 from helpers import run_cli
+from servers.fixtures import HF_TOKEN_OK
+from upstream_world import build_world
+
 from scanner.provenance.index import Index
 from scanner.provenance.pack import PackError, export_pack, import_pack
 from scanner.provenance.update import update_index
-from servers.fixtures import HF_TOKEN_OK
-from upstream_world import build_world
 
 
 @pytest.fixture

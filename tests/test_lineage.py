@@ -11,11 +11,23 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from helpers import (LLAMA3_8B_CONFIG, CUSTOM_CONFIG, APACHE_TEXT, MIT_TEXT, active_rules, assert_fires, assert_quiet,
-                     card_text, findings_of, make_repo, scan, tokenizer_config)
-from scanner.knowledge import KnowledgeBase, KnowledgeBaseError, Upstream, knowledge_base, load_knowledge_base
+from helpers import (
+    APACHE_TEXT,
+    CUSTOM_CONFIG,
+    LLAMA3_8B_CONFIG,
+    MIT_TEXT,
+    active_rules,
+    assert_fires,
+    assert_quiet,
+    card_text,
+    findings_of,
+    make_repo,
+    scan,
+    tokenizer_config,
+)
 from servers.hub import make_repo as hub_repo
+
+from scanner.knowledge import KnowledgeBase, KnowledgeBaseError, Upstream, knowledge_base, load_knowledge_base
 
 LLAMA2_LICENSE = "LLAMA 2 COMMUNITY LICENSE AGREEMENT\nLlama 2 Version Release Date: July 18, 2023\n"
 LLAMA2_NOTICE = ("Llama 2 is licensed under the LLAMA 2 Community License, Copyright (c) Meta Platforms, Inc. All "

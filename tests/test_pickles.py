@@ -17,11 +17,37 @@ import zlib
 from collections import OrderedDict
 
 import pytest
-
 from helpers import assert_fires, assert_quiet, make_repo, scan
-from pickle_asm import (APPENDS, BUILD, EMPTY_DICT, EMPTY_LIST, EMPTY_TUPLE, MARK, MEMOIZE, POP, REDUCE,
-                        STACK_GLOBAL, STOP, TUPLE, TUPLE1, call, get, glob, int1, legacy, long_get, pkl, proto, put,
-                        short, state_dict, torch_zip, uni, zip_checkpoint)
+from pickle_asm import (
+    APPENDS,
+    BUILD,
+    EMPTY_DICT,
+    EMPTY_LIST,
+    EMPTY_TUPLE,
+    MARK,
+    MEMOIZE,
+    POP,
+    REDUCE,
+    STACK_GLOBAL,
+    STOP,
+    TUPLE,
+    TUPLE1,
+    call,
+    get,
+    glob,
+    int1,
+    legacy,
+    long_get,
+    pkl,
+    proto,
+    put,
+    short,
+    state_dict,
+    torch_zip,
+    uni,
+    zip_checkpoint,
+)
+
 from scanner.evidence import pickles
 from scanner.evidence.pickles import scan_pickle
 from scanner.sources.bytesource import BytesByteSource

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic import add_noise, base_model, permute_residual, save
 
 from scanner.provenance.compare import compare_paths, log10_binom_sf
-from synthetic import add_noise, base_model, permute_residual, save
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from scanner.knowledge import Rule
 from scanner.findings import Finding, Severity, TargetReport
+from scanner.knowledge import Rule
 from scanner.report.render import (
     FORMATS,
     environment,

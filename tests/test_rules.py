@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import (
     APACHE_TEXT,
     CUSTOM_CONFIG,
@@ -44,6 +43,7 @@ from helpers import (
     tiny_llm,
     torch_zip,
 )
+
 from scanner.findings import Severity
 from scanner.knowledge import catalogue
 from scanner.policy import Policy, Suppression, load_policy
@@ -709,7 +709,6 @@ LLAMA31_GGUF = {"general.license": "llama3.1", "general.base_model.count": 1,
 def gguf_repo(tmp_path: Path, name: str, card: dict, metadata: dict) -> Path:
     """A repo holding one real Q8_0 GGUF (written by the gguf package) with the given header metadata."""
     from gguf import GGMLQuantizationType
-
     from ggufs import write_gguf
 
     repo = make_repo(tmp_path, name, card=card)

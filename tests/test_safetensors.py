@@ -7,11 +7,11 @@ import struct
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
+from synthetic import base_model, save
 
 from scanner.provenance.compare import compare_paths
 from scanner.provenance.safetensors import SafetensorsError, parse_header, read_rows, read_tensor
 from scanner.sources.bytesource import BytesByteSource, FileByteSource
-from synthetic import base_model, save
 
 
 def raw_file(header: dict, data: bytes = b"", length: int | None = None) -> bytes:

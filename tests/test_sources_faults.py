@@ -6,12 +6,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from servers.hub import make_repo
 
 from scanner.errors import SourceError
 from scanner.sources import http
 from scanner.sources.hf import HFSource
-from servers.fixtures import github, hub, no_sleep  # noqa: F401  (fixtures)
-from servers.hub import make_repo
 
 WEIGHTS = os.urandom(300_000)
 FAST = http.RetryPolicy(max_tries=4, base_wait=0.01, max_wait=0.05, max_total=5)

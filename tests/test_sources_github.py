@@ -7,11 +7,11 @@ import os
 import tempfile
 
 import pytest
+from servers.fixtures import GH_TOKEN_OK
 
 from scanner.errors import SourceError
 from scanner.sources.github import GitHubSource, list_org_repos
 from scanner.sources.resolve import list_org, open_source
-from servers.fixtures import GH_TOKEN_OK, github, no_sleep  # noqa: F401  (fixtures)
 
 WEIGHTS = os.urandom(50_000)
 BIG = os.urandom(1_500_000)  # over the 1 MiB blob filter, committed without LFS

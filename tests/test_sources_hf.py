@@ -6,14 +6,12 @@ import json
 import os
 
 import pytest
+from servers.fixtures import HF_TOKEN_OK
+from servers.hub import make_repo
 
 from scanner.errors import SourceError
 from scanner.sources.hf import HFSource, list_org_models
 from scanner.sources.resolve import list_org, open_source
-from servers.fixtures import HF_TOKEN_OK
-from servers.hub import make_repo
-
-from servers.fixtures import hub  # noqa: F401  (fixture; redundant once conftest has pytest_plugins)
 
 WEIGHTS = os.urandom(64 * 1024)
 CARD = "---\nlicense: apache-2.0\nbase_model: acme/base\n---\n# A model\n"

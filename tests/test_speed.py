@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import threadpoolctl
+from synthetic import add_noise, base_model, permute_residual, save
 
 from scanner.provenance import compare
 from scanner.provenance.compare import best_matches, best_vector_matches, one_blas_thread, spearman_columns
@@ -18,7 +19,6 @@ from scanner.provenance.safetensors import SafetensorsError, parse_header
 from scanner.sources import local
 from scanner.sources.cache import Cache
 from scanner.sources.local import LocalSource
-from synthetic import add_noise, base_model, permute_residual, save
 
 
 # -- the kernel, against the straightforward computation it replaces --------------------------------------------

@@ -13,11 +13,18 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
+from helpers import assert_fires, assert_quiet, make_repo, scan
 from onnx import TensorProto, external_data_helper, helper
 
-from helpers import assert_fires, assert_quiet, make_repo, scan
-from scanner.evidence.unsafe_formats import (external_location_escapes, keras_code, scan_file, scan_hdf5,
-                                             scan_keras, scan_numpy, scan_onnx)
+from scanner.evidence.unsafe_formats import (
+    external_location_escapes,
+    keras_code,
+    scan_file,
+    scan_hdf5,
+    scan_keras,
+    scan_numpy,
+    scan_onnx,
+)
 from scanner.sources.bytesource import BytesByteSource, FileByteSource
 
 

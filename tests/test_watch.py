@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 from gguf import GGMLQuantizationType as Q
-
 from ggufs import write_gguf
 from helpers import card_text, disguise, noised, run_cli, save_tensors, tiny_llm
 from quantizers import mlx_model
+from servers.github_api import GitHubAPIServer
+from servers.hub_listing import ListingHubServer
+
 from scanner.ci.watch_issues import file_issues
 from scanner.provenance.index import Index
 from scanner.provenance.pack import export_pack
 from scanner.provenance.views import open_model
 from scanner.watch import WatchState, declared_bases, declared_widths, merge_reports, run_watch
-from servers.github_api import GitHubAPIServer
-from servers.hub_listing import ListingHubServer
 
 T0 = 1_790_000_000  # file times: a repo's lastModified is its newest file's mtime
 SHAPE_A = dict(vocab=512, d=64, inter=128)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
 from helpers import card_text, save_tensors, tiny_llm
-from scanner.knowledge import knowledge_base
 from servers.hub import make_repo as make_hub_repo
+
+from scanner.knowledge import knowledge_base
 
 SHAPES = [(48, 320), (64, 512), (48, 512), (64, 320)]
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the obfuscator is shared with the test suite
 
 from obfuscate import obfuscate  # noqa: E402
+
 from scanner.provenance import code  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache" / "code"

@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from helpers import disguise, save_tensors, tiny_llm  # noqa: E402
+
 from scanner.provenance.fingerprint import (  # noqa: E402
     REMOTE_PLAN,
-    FingerprintPlan,
     Fingerprint,
+    FingerprintPlan,
     StoredMatrix,
     WeightFile,
     build,

@@ -22,13 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import numpy as np  # noqa: E402
+from servers.hub import HubServer  # noqa: E402
 
 from scanner.knowledge import Upstream  # noqa: E402
-from scanner.provenance.model import token_stream, token_window  # noqa: E402
 from scanner.provenance.index import Index  # noqa: E402
+from scanner.provenance.model import token_stream, token_window  # noqa: E402
 from scanner.provenance.pack import export_pack  # noqa: E402
 from scanner.provenance.update import update_index  # noqa: E402
-from servers.hub import HubServer  # noqa: E402
 
 
 def llama_like(hidden, layers, inter, kv, vocab, bias=False) -> list[tuple[str, tuple[int, ...]]]:
@@ -90,7 +90,7 @@ def _fill_read_parts(fh, data_start: int, header: dict) -> None:
     for name, e in header.items():
         if name == "__metadata__":
             continue
-        shape, (a, b) = e["shape"], e["data_offsets"]
+        shape, (a, _end) = e["shape"], e["data_offsets"]
         if len(shape) == 1:
             fh.seek(data_start + a)
             fh.write(_bf16(rng.normal(1, 0.1, shape[0])))

@@ -26,9 +26,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from pickle_asm import (EMPTY_DICT, EMPTY_TUPLE, MARK, MEMOIZE, POP, REDUCE, STACK_GLOBAL,  # noqa: E402
-                        STOP, TUPLE, TUPLE1, BUILD, call, get, glob, int1, legacy, long_get, pkl, proto, short,
-                        state_dict, torch_zip, uni, zip_checkpoint)
+from pickle_asm import (  # noqa: E402
+    BUILD,
+    EMPTY_DICT,
+    EMPTY_TUPLE,
+    MARK,
+    MEMOIZE,
+    POP,
+    REDUCE,
+    STACK_GLOBAL,
+    STOP,
+    TUPLE,
+    TUPLE1,
+    call,
+    get,
+    glob,
+    int1,
+    legacy,
+    long_get,
+    pkl,
+    proto,
+    short,
+    state_dict,
+    torch_zip,
+    uni,
+    zip_checkpoint,
+)
 
 CORPUS = ROOT / "bench" / ".corpus" / "pickles"
 TOOLS = ("originscan", "picklescan", "fickling", "fickling-ml", "modelscan")

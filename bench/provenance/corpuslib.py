@@ -17,8 +17,8 @@ import os
 import shutil
 import sysconfig
 import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch

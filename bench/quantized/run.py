@@ -34,10 +34,10 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import gguf  # noqa: E402
 from gguf import GGMLQuantizationType as Q  # noqa: E402
-from safetensors.numpy import load_file, save_file  # noqa: E402
-
 from ggufs import write_gguf  # noqa: E402
 from quantizers import mlx_model, save_fp8  # noqa: E402
+from safetensors.numpy import load_file, save_file  # noqa: E402
+
 from scanner.provenance.compare import compare_views  # noqa: E402
 from scanner.provenance.quantized import unpack_mlx  # noqa: E402
 from scanner.provenance.safetensors import FP8_TABLES  # noqa: E402

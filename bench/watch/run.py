@@ -38,14 +38,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from gguf import GGMLQuantizationType as Q  # noqa: E402
-
 from ggufs import write_gguf  # noqa: E402
 from helpers import pickle_global, torch_zip  # noqa: E402
 from quantizers import mlx_model  # noqa: E402
+from safetensors.numpy import save_file  # noqa: E402
 from servers.hub_listing import ListingHubServer  # noqa: E402
 from synthetic import add_noise, base_model, permute_residual  # noqa: E402
-
-from safetensors.numpy import save_file  # noqa: E402
 
 T0 = 1_780_000_000
 WATCHED = {"A": ("owner-a/model-a", dict(d=128, vocab=2048, layers=2, inter=256)),

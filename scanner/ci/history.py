@@ -93,7 +93,7 @@ def record_run(db_path: str | Path, reports: list[TargetReport], *, label: str |
                     "INSERT INTO runs (started, finished, tool_version, label, targets, findings) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (started or _now(), _now(), __version__, label, len(reports), len(active)))
-                run_id = int(cur.lastrowid)
+                run_id = cur.lastrowid or 0  # set by every INSERT
                 conn.executemany("INSERT INTO run_targets (run_id, target, revision, error) VALUES (?, ?, ?, ?)",
                                  [(run_id, r.target, r.revision, r.error) for r in reports])
                 conn.executemany(

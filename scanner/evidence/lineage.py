@@ -24,9 +24,10 @@ in `STRENGTH`. Checks need no change: they read candidates, `undeclared()`, `exp
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Callable
+from typing import Any
 
 from scanner.evidence.card import CardFacts
 from scanner.evidence.config import ConfigMatch

@@ -21,7 +21,7 @@ import zlib
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING  # the tables pickle's own find_class applies
 from dataclasses import dataclass, field
 
-from scanner.sources.bytesource import ByteSource, BytesByteSource
+from scanner.sources.bytesource import BytesByteSource, ByteSource
 
 # -- budgets --------------------------------------------------------------------------------------------------------
 MAX_PICKLE_BYTES = 64 * 1024 * 1024  # opcode bytes analysed per file, all pickles and members together

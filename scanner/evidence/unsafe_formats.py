@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from scanner.evidence import pickles
-from scanner.evidence.pickles import (ZIP_ERRORS, PickleScan, SourceFile, describe, open_zip, printable,
-                                      scan_pickle)
-from scanner.sources.bytesource import ByteSource, BytesByteSource
+from scanner.evidence.pickles import ZIP_ERRORS, PickleScan, SourceFile, describe, open_zip, printable, scan_pickle
+from scanner.sources.bytesource import BytesByteSource, ByteSource
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a Keras model config; real ones are tens of KB
 MAX_CONFIG_NODES = 1_000_000  # JSON values walked in one config

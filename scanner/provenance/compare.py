@@ -20,16 +20,17 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from scanner.provenance.model import LiveModel, ModelView, TokenMatrix, token_stream, token_window
+from scanner.provenance.model import ModelView, TokenMatrix, token_stream, token_window
 
 P0_FACTOR = 10  # chance agreement is 1/d; we assume up to 10/d under H0
 DERIVED_LOG10_P = -8.0  # verdict "derived" needs p < 1e-8 ...

@@ -72,7 +72,7 @@ class Sketch:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "Sketch":
+    def from_bytes(cls, blob: bytes) -> Sketch:
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as d:
                 return cls(int(d["vocab"][0]), d["units"].astype(np.int64), d["z"].astype(np.float16))
@@ -133,7 +133,7 @@ class Fingerprint:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, blob: bytes, sketch: bytes | None = None) -> "Fingerprint":
+    def from_bytes(cls, blob: bytes, sketch: bytes | None = None) -> Fingerprint:
         """Decode and check a stored fingerprint; anything inconsistent is one FingerprintError."""
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:

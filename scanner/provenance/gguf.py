@@ -469,7 +469,7 @@ class GGUFModel(ModelView):
             s.close()
 
     @classmethod
-    def from_snapshot(cls, snap, max_tries: int = 3) -> "GGUFModel":
+    def from_snapshot(cls, snap, max_tries: int = 3) -> GGUFModel:
         """The repo's best GGUF model: the smallest file (or split set) whose token matrix can be dequantized.
 
         A repo of many quant variants gets one verdict, from the variant needing the fewest bytes; the others

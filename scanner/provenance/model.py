@@ -147,7 +147,7 @@ class LiveModel(ModelView):
         self._spans: dict[tuple[str, int, int], dict[int, np.ndarray]] = {}
 
     @classmethod
-    def from_snapshot(cls, snap: Snapshot) -> "LiveModel":
+    def from_snapshot(cls, snap: Snapshot) -> LiveModel:
         sources: dict[str, ByteSource] = {}
         unreadable: list[str] = []
         for f in snap.weight_files():

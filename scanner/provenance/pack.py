@@ -75,7 +75,7 @@ def export_pack(index: Index, path: str | os.PathLike[str]) -> PackSummary:
                     zf.writestr(entry["sketch"], sketch)
                 entries.append(entry)
             manifest = {"format": FORMAT_NAME, "version": VERSION, "originscan": __version__,
-                        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                         "models": [{"name": m.name, "license": m.license, "target": m.target,
                                     "revision": m.revision, "fingerprint": m.fingerprint} for m in models],
                         "fingerprints": entries,

@@ -17,10 +17,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from scanner import __version__
 from scanner.errors import SourceError
@@ -282,7 +283,7 @@ def update_index(index: Index, upstreams: list[Upstream], token: str | None = No
 
 
 def _store(index: Index, up: Upstream, r: UpdateResult) -> None:
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     if r.state == "unchanged":
         return
     if r.fingerprint is not None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -169,7 +169,7 @@ SPDX_CONTEXT = "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
 
 def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any]:
     ns = f"urn:originscan:{uuid.uuid4()}#"
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     ci = "_:creationinfo"
     graph: list[dict[str, Any]] = []
     elements: list[str] = []

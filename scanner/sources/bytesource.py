@@ -37,7 +37,7 @@ class ByteSource(ABC):
     @abstractmethod
     def _read(self, offset: int, length: int) -> bytes: ...
 
-    def close(self) -> None:  # pragma: no cover - default no-op
+    def close(self) -> None:  # noqa: B027 (a no-op default a subclass may override)  # pragma: no cover
         pass
 
 

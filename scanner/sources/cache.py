@@ -16,11 +16,14 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
 from scanner.atomic import write_bytes_atomic
+
+if TYPE_CHECKING:  # interface imports this module
+    from scanner.sources.interface import Snapshot
 
 ENV = "ORIGINSCAN_CACHE"
 OFF_VALUES = {"off", "0", "no", "false", "none"}
@@ -129,7 +132,7 @@ def default_cache() -> Cache | None:
     return Cache(default_cache_dir())
 
 
-def resolve_cache(cache: "Cache | None | bool") -> Cache | None:
+def resolve_cache(cache: Cache | None | bool) -> Cache | None:
     """Sources take `cache=None` (the default cache), `False` (no cache) or a Cache."""
     if cache is False:
         return None
@@ -153,7 +156,7 @@ def snapshot_to_record(snap: Any) -> dict[str, Any]:
     }
 
 
-def snapshot_from_record(target: str, kind: str, rec: dict[str, Any]) -> Any:
+def snapshot_from_record(target: str, kind: str, rec: dict[str, Any]) -> Snapshot:
     from scanner.findings import Finding, Severity
     from scanner.sources.interface import RepoFile, Snapshot
 

@@ -10,8 +10,9 @@ import email.utils
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -44,7 +45,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return max(0.0, retry_after)
-        return min(self.max_wait, self.base_wait * (2 ** (attempt - 1)))
+        return min(self.max_wait, self.base_wait * 2.0 ** (attempt - 1))
 
 
 DEFAULT_RETRY = RetryPolicy()

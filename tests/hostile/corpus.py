@@ -16,12 +16,11 @@ import os
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-
 from helpers import card_text, safetensors_raw, save_tensors, tiny_llm
 
 HF_TOKEN = "hf_HostileCorpusFakeToken0123456789abcd"

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from corpus import CASES, GITHUB_TOKEN, HF_TOKEN, Case, build_case, build_reference
 from helpers import register
 
@@ -149,7 +148,7 @@ def run_cases(cases: list[Case], root: Path, reference: Path, index: Path) -> li
             child = json.loads((work / "child.json").read_text())
         except OSError:  # the server never reached this case
             child = {"exit": None, "seconds": 0.0, "peak_rss_kb": 0, "killed": True}
-        read = lambda name: (work / name).read_bytes() if (work / name).exists() else b""  # noqa: E731
+        read = lambda name, work=work: (work / name).read_bytes() if (work / name).exists() else b""  # noqa: E731
         ran.append(Ran(c, repo, marker, load_commands(work), child["exit"], read("child.out"), read("child.err"),
                        child["seconds"], child["peak_rss_kb"], child["killed"]))
     return ran

@@ -223,7 +223,7 @@ class GitHubAPIServer:
     def writes(self) -> list[Call]:
         return [c for c in self.calls if c.method in ("POST", "PATCH")]
 
-    def start(self) -> "GitHubAPIServer":
+    def start(self) -> GitHubAPIServer:
         self.thread.start()
         return self
 
@@ -231,7 +231,7 @@ class GitHubAPIServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "GitHubAPIServer":
+    def __enter__(self) -> GitHubAPIServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

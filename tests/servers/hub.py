@@ -92,7 +92,7 @@ class BaseServer:
         self.httpd: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
-    def start(self) -> "BaseServer":
+    def start(self) -> BaseServer:
         owner = self
 
         class Handler(self.handler_cls):  # type: ignore[misc,valid-type]
@@ -111,7 +111,7 @@ class BaseServer:
             self.httpd.server_close()
             self.httpd = None
 
-    def __enter__(self) -> "BaseServer":
+    def __enter__(self) -> BaseServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
