@@ -12,13 +12,13 @@ from scanner import __version__
 from scanner.atomic import write_text_atomic
 from scanner.errors import SourceError, UsageError
 from scanner.findings import Severity, TargetReport
+from scanner.report.formats import FORMATS  # the one registry of formats (imports no renderer)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="originscan: licence and provenance compliance for open models.")
 index_app = typer.Typer(no_args_is_help=True, help="Register upstream models and their weight fingerprints.")
 app.add_typer(index_app, name="index")
 
-FORMATS = ("text", "json", "markdown", "sarif", "html", "cyclonedx", "spdx")  # cyclonedx, spdx: AI-BOMs
 FAIL_ON = ("info", "low", "medium", "high", "critical", "never")
 
 

@@ -90,3 +90,20 @@ def test_pagination_never_follows_next_to_another_host():
     finally:
         srv.shutdown()
         other.shutdown()
+
+
+def test_every_registered_format_renders_through_the_one_registry():
+    from scanner.cli import FORMATS as CLI_FORMATS
+    from scanner.report.formats import BY_NAME, FORMATS
+    from scanner.report.render import render
+
+    assert CLI_FORMATS is FORMATS
+    report = TargetReport("models/a", [Finding("license.missing", Severity.high, "no licence")])
+    for name, spec in BY_NAME.items():
+        assert callable(spec.load())
+        out = render([report], name, catalogue(), version="0")
+        if spec.catalogue:  # a findings report (the AI-BOMs describe the model, not the findings)
+            assert "license.missing" in out, name
+        else:
+            assert json.loads(out), name
+    assert len({spec.extension for spec in BY_NAME.values()}) == len(BY_NAME)  # CI writes one file per format

@@ -29,6 +29,7 @@ from scanner.errors import SourceError, UsageError
 from scanner.findings import Severity, TargetReport, match_keys
 from scanner.knowledge import finding
 from scanner.report.ci import could_not_run, pr_comment
+from scanner.report.formats import BY_NAME
 from scanner.report.sanitize import terminal_safe
 from scanner.sources.github import GitHubAPI
 
@@ -467,9 +468,9 @@ def run_pull_request(event_path: str | os.PathLike[str] | None, workspace: str |
         threshold = _fail_on(fail_on, pol)
         scopes = _scopes(ws, paths)
         formats = [f.strip().lower() for f in formats if f and f.strip()]
-        bad = [f for f in formats if f not in ("text", "json", "markdown", "sarif", "html")]
+        bad = [f for f in formats if f not in BY_NAME]
         if bad:
-            raise UsageError(f"--formats: unknown format {bad[0]!r} (text, json, markdown, sarif, html)")
+            raise UsageError(f"--formats: unknown format {bad[0]!r} ({', '.join(BY_NAME)})")
         if not ws.is_dir():
             raise UsageError(f"workspace {ws}: not a directory")
     except UsageError as exc:
@@ -545,8 +546,7 @@ def run_pull_request(event_path: str | os.PathLike[str] | None, workspace: str |
         from scanner.report.render import render, sarif_log
 
         for fmt in formats:
-            ext = {"markdown": "md", "text": "txt"}.get(fmt, fmt)
-            p = out_dir / f"originscan.{ext}"
+            p = out_dir / f"originscan.{BY_NAME[fmt].extension}"
             if fmt == "sarif":
                 text = json.dumps(sarif_log(reports, catalogue(), version=__version__, base=ws), indent=2) + "\n"
             else:

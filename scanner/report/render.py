@@ -31,9 +31,8 @@ from rich.text import Text
 
 import scanner
 from scanner.findings import Finding, Severity, TargetReport
+from scanner.report.formats import BY_NAME, FORMATS
 from scanner.report.sanitize import ZWSP, json_ready, terminal_safe, visible
-
-FORMATS = ("text", "json", "markdown", "sarif", "html", "cyclonedx", "spdx")
 
 TOOL_NAME = "originscan"
 INFORMATION_URI = "https://github.com/originscan/originscan"
@@ -390,22 +389,13 @@ def render_sarif(reports: list[TargetReport], catalogue: Mapping[str, Any], *, v
 # -- entry points ----------------------------------------------------------------------------------------------
 def render(reports: list[TargetReport], fmt: str, catalogue: Mapping[str, Any], *, version: str,
            color: bool = False, width: int = 100) -> str:
-    """The report for `reports` in format `fmt` (one of FORMATS)."""
-    if fmt == "text":
-        return render_text(reports, catalogue, version=version, color=color, width=width)
-    if fmt == "json":
-        return render_json(reports, catalogue, version=version)
-    if fmt == "markdown":
-        return render_markdown(reports, catalogue, version=version)
-    if fmt == "sarif":
-        return render_sarif(reports, catalogue, version=version)
-    if fmt == "html":
-        return render_html(reports, catalogue, version=version)
-    if fmt in ("cyclonedx", "spdx"):  # AI bills of materials (scanner/report/aibom.py)
-        from scanner.report import aibom
-
-        return (aibom.render_cyclonedx if fmt == "cyclonedx" else aibom.render_spdx)(reports, version=version)
-    raise ValueError(f"unknown report format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+    """The report for `reports` in format `fmt` (one of FORMATS, registered in scanner/report/formats.py)."""
+    spec = BY_NAME.get(fmt)
+    if spec is None:
+        raise ValueError(f"unknown report format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+    options: dict[str, Any] = {"color": color, "width": width} if spec.terminal else {}
+    args = (reports, catalogue) if spec.catalogue else (reports,)
+    return str(spec.load()(*args, version=version, **options))
 
 
 def render_attribution(blocks: list[dict[str, Any]]) -> str:
