@@ -106,14 +106,6 @@ def record_run(db_path: str | Path, reports: list[TargetReport], *, label: str |
     return run_id
 
 
-def last_run(db_path: str | Path) -> int | None:
-    if not Path(db_path).exists():
-        return None
-    with closing(_connect(db_path)) as conn:
-        row = conn.execute("SELECT max(id) FROM runs").fetchone()
-    return row[0] if row and row[0] is not None else None
-
-
 def runs(db_path: str | Path) -> list[dict[str, Any]]:
     if not Path(db_path).exists():
         return []
@@ -185,15 +177,10 @@ def reports_from_json(doc: Any, where: str) -> list[TargetReport]:
 def reports_to_json(reports: list[TargetReport]) -> str:
     """The JSON contract document (what `scan --format json` prints)."""
     from scanner import __version__
+    from scanner.knowledge import catalogue
+    from scanner.report.render import render
 
-    try:
-        from scanner.knowledge import catalogue
-        from scanner.report.render import render
-
-        return render(reports, "json", catalogue(), version=__version__)
-    except ImportError:
-        return json.dumps({"tool": "originscan", "version": __version__,
-                           "targets": [r.to_json() for r in reports]}, indent=2) + "\n"
+    return render(reports, "json", catalogue(), version=__version__)
 
 
 def merge_reports(json_files: Iterable[str | Path]) -> list[TargetReport]:
