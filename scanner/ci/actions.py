@@ -1,28 +1,19 @@
-"""The GitHub Actions runtime surface every CI command shares: workflow commands, the run's URL, appending to the
+"""The GitHub Actions runtime surface every CI command shares: workflow commands (rendered in report/ci.py), the
+run's URL, appending to the
 step summary / output files, and the retry policy of best-effort API writes (comments, issues)."""
 from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
+from scanner.report.ci import workflow_command
 from scanner.sources import http
+
+__all__ = ["BEST_EFFORT_RETRY", "REPO_RE", "append", "run_url", "workflow_command"]
 
 REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # A comment or an issue is best effort: one quick retry, not the remote sources' patient policy.
 BEST_EFFORT_RETRY = http.RetryPolicy(max_tries=2, base_wait=0.5, max_wait=1.0, max_total=10.0)
-
-
-def workflow_command(command: str, message: str, **props: Any) -> str:
-    """`::command k=v,…::message` with GitHub's escaping (data: % \\r \\n; properties also : and ,)."""
-    def data(s: str) -> str:
-        return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-    def prop(s: str) -> str:
-        return data(s).replace(":", "%3A").replace(",", "%2C")
-
-    ps = ",".join(f"{k}={prop(str(v))}" for k, v in props.items() if v is not None and v != "")
-    return f"::{command}{' ' + ps if ps else ''}::{data(message)}"
 
 
 def run_url() -> str | None:

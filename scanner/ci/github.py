@@ -28,7 +28,7 @@ from scanner.ci.actions import BEST_EFFORT_RETRY, REPO_RE, append, run_url, work
 from scanner.errors import SourceError, UsageError
 from scanner.findings import Severity, TargetReport, match_keys
 from scanner.knowledge import finding
-from scanner.report.ci import could_not_run, pr_comment
+from scanner.report.ci import annotation_commands, could_not_run, pr_comment
 from scanner.report.formats import BY_NAME
 from scanner.report.sanitize import terminal_safe
 from scanner.sources.github import GitHubAPI
@@ -40,7 +40,6 @@ if TYPE_CHECKING:  # annotations only: these are slow to import or import the pi
     from scanner.provenance.index import Index
 
 MARKER = "<!-- originscan-report -->"  # the first line of templates/pr_comment.md.j2
-MAX_ANNOTATIONS = 100
 SEVERITIES = sorted(Severity, reverse=True)
 _SHA_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
 
@@ -343,27 +342,6 @@ def mark_status(head: TargetReport, base: TargetReport | None, aliases: Iterable
 
 
 # -- annotations and step outputs ------------------------------------------------------------------------------
-def annotation_lines(reports: list[TargetReport], fail_on: Severity | None) -> list[str]:
-    out = []
-    for r in reports:
-        for f in r.active():
-            if f.status == "existing":
-                continue
-            if fail_on is not None and f.severity >= fail_on:
-                level = "error"
-            elif f.severity >= Severity.medium:
-                level = "warning"
-            else:
-                level = "notice"
-            t = "" if r.target in ("", ".") else r.target
-            # A finding without a file (a missing LICENSE, say) is annotated on the run, not on a folder.
-            file = "/".join(x for x in (t, f.path) if x) if f.path else None
-            out.append(workflow_command(level, _safe(f.message)[:1000], file=_safe(file) if file else None,
-                                        line=f.line if file and f.line else None,
-                                        title=f"originscan {f.rule} ({f.severity.name})"))
-    return out[:MAX_ANNOTATIONS]
-
-
 def write_outputs(output_path: str | None, counts: dict[str, int], report_paths: list[str],
                   sarif_path: str | None = None) -> None:
     """`findings-<severity>=N`, `findings-new=N`, `findings-new-<severity>=N`, `findings-total=N`, `sarif-path`
@@ -586,7 +564,7 @@ def run_pull_request(event_path: str | os.PathLike[str] | None, workspace: str |
                 log(workflow_command("warning", f"originscan: could not post the PR comment "
                                                 f"({type(exc).__name__}); the report is in the step summary"))
     append(summary_path, body)
-    for line in annotation_lines(reports, threshold):
+    for line in annotation_commands(reports, threshold):
         log(line)
     active = [f for r in reports for f in r.active()]
     new = [f for f in active if f.status != "existing"]

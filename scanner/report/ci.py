@@ -1,5 +1,5 @@
-"""The Markdown that CI posts: the pull-request comment (also the step summary), a sweep's step summary, the
-nightly tracking issue and a watch suspect's issue. Templates in templates/*.md.j2 do the text; every `{{ … }}`
+"""What CI posts: the pull-request comment (also the step summary), a sweep's step summary, the nightly tracking
+issue and a watch suspect's issue (Markdown), and the annotations (GitHub workflow commands). Templates in templates/*.md.j2 do the text; every `{{ … }}`
 goes through `escape_markdown` like the Markdown report, since repo-derived text (card text, file and repo names)
 lands in a comment that GitHub renders.
 """
@@ -12,6 +12,7 @@ from typing import Any
 
 from scanner.findings import DiffEntry, Finding, RunDiff, Severity, TargetReport
 from scanner.report.render import Raw, environment, escape_markdown
+from scanner.report.sanitize import terminal_safe
 
 MAX_COMMENT = 60_000  # GitHub refuses bodies over 65 536 characters
 MAX_ROWS_NEW = 100
@@ -19,6 +20,7 @@ MAX_ROWS_EXISTING = 50
 MAX_ISSUE_ROWS = 200
 MAX_SUMMARY_ROWS = 50
 MAX_EVIDENCE_ROWS = 15
+MAX_ANNOTATIONS = 100
 _SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
 _SAFE_RULE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -93,6 +95,41 @@ def pr_comment(reports: Sequence[TargetReport], fail_on: Severity | None, *, ver
     return body
 
 
+def workflow_command(command: str, message: str, **props: Any) -> str:
+    """`::command k=v,…::message` with GitHub's escaping (data: % \\r \\n; properties also : and ,)."""
+    def data(s: str) -> str:
+        return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(s: str) -> str:
+        return data(s).replace(":", "%3A").replace(",", "%2C")
+
+    ps = ",".join(f"{k}={prop(str(v))}" for k, v in props.items() if v is not None and v != "")
+    return f"::{command}{' ' + ps if ps else ''}::{data(message)}"
+
+
+def annotation_commands(reports: Sequence[TargetReport], fail_on: Severity | None) -> list[str]:
+    """One ::error / ::warning / ::notice workflow command per new active finding (at most MAX_ANNOTATIONS)."""
+    out = []
+    for r in reports:
+        for f in r.active():
+            if f.status == "existing":
+                continue
+            if fail_on is not None and f.severity >= fail_on:
+                level = "error"
+            elif f.severity >= Severity.medium:
+                level = "warning"
+            else:
+                level = "notice"
+            t = "" if r.target in ("", ".") else r.target
+            # A finding without a file (a missing LICENSE, say) is annotated on the run, not on a folder.
+            file = "/".join(x for x in (t, f.path) if x) if f.path else None
+            out.append(workflow_command(level, terminal_safe(f.message)[:1000],
+                                        file=terminal_safe(file) if file else None,
+                                        line=f.line if file and f.line else None,
+                                        title=f"originscan {f.rule} ({f.severity.name})"))
+    return out[:MAX_ANNOTATIONS]
+
+
 def could_not_run(message: str) -> str:
     """The step summary of a job that could not run."""
     return f"<!-- originscan-report -->\n### ⚠️ originscan could not run\n\n{md(message)}\n"
@@ -123,5 +160,5 @@ def watch_issue(suspect: Mapping[str, Any], marker: str, run_url: str | None = N
                    run_url=Raw(run_url) if run_url else None)
 
 
-__all__ = ["code", "could_not_run", "md", "one_line", "pr_comment", "sweep_summary", "tracking_issue",
-           "watch_issue"]
+__all__ = ["annotation_commands", "code", "could_not_run", "md", "one_line", "pr_comment", "sweep_summary", "tracking_issue",
+           "watch_issue", "workflow_command"]
