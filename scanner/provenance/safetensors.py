@@ -9,8 +9,10 @@ import json
 import math
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,7 +38,11 @@ def reader_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def parallel(fn, items: list) -> list:
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
     """fn over items, in order; on the reader pool when there is more than one."""
     if len(items) <= 1 or threading.current_thread().name.startswith("originscan-read"):
         return [fn(x) for x in items]  # inline from a reader thread: waiting on the pool could deadlock it
@@ -126,7 +132,7 @@ def parse_header(src: ByteSource, file: str | None = None) -> tuple[list[TensorI
     return tensors, metadata
 
 
-def _remember(src: ByteSource, key: str | None, record: dict) -> None:
+def _remember(src: ByteSource, key: str | None, record: dict[str, Any]) -> None:
     if key is not None:
         try:
             src.cache.put_json(key, record)
@@ -134,7 +140,7 @@ def _remember(src: ByteSource, key: str | None, record: dict) -> None:
             pass  # a cache that cannot be written costs a re-read next time, nothing else
 
 
-def _from_record(record: dict, file: str) -> tuple[list[TensorInfo], dict[str, str]]:
+def _from_record(record: dict[str, Any], file: str) -> tuple[list[TensorInfo], dict[str, str]]:
     if "error" in record:
         raise SafetensorsError(f"{file}: {record['error']}")
     tensors = []
@@ -270,6 +276,6 @@ def read_tensor(src: ByteSource, t: TensorInfo) -> np.ndarray:
 _NUM = re.compile(r"(\d+)")
 
 
-def natural_key(name: str) -> list:
+def natural_key(name: str) -> list[int | str]:
     """'layers.10' sorts after 'layers.9': layer order survives renaming as long as the numbers do."""
     return [int(p) if p.isdigit() else p for p in _NUM.split(name)]

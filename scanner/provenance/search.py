@@ -31,7 +31,7 @@ from scanner.provenance.compare import (
     spearman_columns,
 )
 from scanner.provenance.fingerprint import SKETCH_TOKENS_PER_HALF, Sketch, sketch_tokens
-from scanner.provenance.index import Index, Registered
+from scanner.provenance.index import Candidate, Index, Registered
 from scanner.provenance.model import LiveModel
 
 CHANCE_LOG10 = -3.0  # agreements this unlikely under independence always survive the screen
@@ -139,7 +139,7 @@ def find_matches(model: LiveModel, index: Index, target: str) -> tuple[list[tupl
     return out, stats
 
 
-def _screen(comparable, index: Index, suspect: _SuspectSketch, hidden: int, stats: SearchStats) -> list[Registered]:
+def _screen(comparable: list[Candidate], index: Index, suspect: _SuspectSketch, hidden: int, stats: SearchStats) -> list[Registered]:
     survivors: list[Registered] = []
     for c in comparable:
         sketch = index.sketch(c.reg.fingerprint) if c.kind == "rows" else None

@@ -29,6 +29,7 @@ from scanner.knowledge import Upstream, data_dir
 from scanner.provenance.fingerprint import FORMAT, REMOTE_PLAN, Fingerprint, WeightFile, build, hashes_only
 from scanner.provenance.index import Index, UpstreamState
 from scanner.provenance.quantized import DequantizingModel
+from scanner.sources.bytesource import ByteSource
 from scanner.sources.interface import is_weight_file
 
 WORKERS = 4  # upstreams fetched at once (each also reads its rows several ranges at a time)
@@ -100,7 +101,7 @@ class _Hub:
                 files.append(WeightFile(s.rfilename, size, sha))
         return info.sha, sorted(files, key=lambda f: f.path)
 
-    def open(self, repo_id: str, revision: str | None, f: WeightFile):
+    def open(self, repo_id: str, revision: str | None, f: WeightFile) -> ByteSource:
         from huggingface_hub import hf_hub_url
 
         from scanner.sources import http

@@ -71,7 +71,7 @@ def remembered(snap: Snapshot, index: Any, compute: Callable[[Snapshot, Any], tu
         return compute(snap, index)
     cache = cache if cache is not None else default_cache()
     key = scan_key(snap, index) if cache is not None else None
-    if key is not None:
+    if key is not None and cache is not None:
         record = cache.get_json(key)
         if isinstance(record, dict):
             try:
@@ -79,7 +79,7 @@ def remembered(snap: Snapshot, index: Any, compute: Callable[[Snapshot, Any], tu
             except (KeyError, TypeError, ValueError):
                 pass  # an unreadable record is computed again and overwritten
     matches, findings = compute(snap, index)
-    if key is not None:
+    if key is not None and cache is not None:
         record = {"matches": [{"name": m.name, "license": m.license, "verdict": m.verdict.to_json()}
                               for m in matches],
                   "findings": [_finding_record(f) for f in findings]}
