@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class ModelView:
 
 
 
-def analyse(tensors: list[TensorInfo], config: dict | None) -> Structure:
+def analyse(tensors: list[TensorInfo], config: dict[str, Any] | None) -> Structure:
     """Find the hidden size, the token matrices and the residual vectors from shapes alone (names may be fake)."""
     # Integer tensors are packed quantized weights, group indices or quantization state (GPTQ qweight / g_idx,
     # bitsandbytes, MLX): their numbers are not weights, and their shapes would pass for token matrices.
@@ -107,10 +108,8 @@ def analyse(tensors: list[TensorInfo], config: dict | None) -> Structure:
     # A token matrix's other axis is shared by at most two tensors (embedding and head); MLP axes repeat per layer.
     candidates = [n for n, ts in by_other.items() if len(ts) <= 2 and MIN_VOCAB <= n <= MAX_VOCAB]
     vocab_hint = (config or {}).get("vocab_size")
-    if isinstance(vocab_hint, int) and vocab_hint in candidates:
-        vocab = vocab_hint
-    else:
-        vocab = max(candidates, default=None)
+    vocab: int | None = vocab_hint if isinstance(vocab_hint, int) and vocab_hint in candidates else max(
+        candidates, default=None)
     matrices = []
     if vocab is not None:
         for t, transposed in sorted(by_other[vocab], key=lambda x: natural_key(x[0].name)):
@@ -122,7 +121,7 @@ def analyse(tensors: list[TensorInfo], config: dict | None) -> Structure:
 class LiveModel(ModelView):
     """A model's safetensors files (one or many shards) behind ByteSources."""
 
-    def __init__(self, sources: dict[str, ByteSource], config: dict | None = None,
+    def __init__(self, sources: dict[str, ByteSource], config: dict[str, Any] | None = None,
                  file_hashes: set[str] | None = None, unreadable: list[str] | None = None):
         self.sources = sources
         self.tensors: dict[str, TensorInfo] = {}

@@ -26,6 +26,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scanner import __version__
 from scanner.errors import UsageError
@@ -66,13 +67,15 @@ def export_pack(index: Index, path: str | os.PathLike[str]) -> PackSummary:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             for key in keys:
                 data, sketch = index.blob(key)
-                entry = {"key": key, "kind": index.kind(key), "data": f"fingerprints/{key}.npz", "data_sha256": _sha(data),
-                         "data_size": len(data), "sketch": None, "sketch_sha256": None, "sketch_size": 0}
-                zf.writestr(entry["data"], data)
+                data_name = f"fingerprints/{key}.npz"
+                entry: dict[str, Any] = {"key": key, "kind": index.kind(key), "data": data_name,
+                                         "data_sha256": _sha(data), "data_size": len(data), "sketch": None,
+                                         "sketch_sha256": None, "sketch_size": 0}
+                zf.writestr(data_name, data)
                 if sketch:
-                    entry.update(sketch=f"fingerprints/{key}.sketch", sketch_sha256=_sha(sketch),
-                                 sketch_size=len(sketch))
-                    zf.writestr(entry["sketch"], sketch)
+                    sketch_name = f"fingerprints/{key}.sketch"
+                    entry.update(sketch=sketch_name, sketch_sha256=_sha(sketch), sketch_size=len(sketch))
+                    zf.writestr(sketch_name, sketch)
                 entries.append(entry)
             manifest = {"format": FORMAT_NAME, "version": VERSION, "originscan": __version__,
                         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -103,7 +106,7 @@ def _read(zf: zipfile.ZipFile, name: str, limit: int, label: str) -> bytes:
     return data
 
 
-def _field(obj: dict, key: str, types, label: str):
+def _field(obj: dict[str, Any], key: str, types: type | tuple[type, ...], label: str) -> Any:
     value = obj.get(key) if isinstance(obj, dict) else None
     if not isinstance(value, types) or isinstance(value, bool):
         raise PackError(f"{label}: field {key!r} is missing or has the wrong type")
