@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -84,25 +83,19 @@ def _hf_call(label: str, fn: Callable[..., T], *args: Any, retry: http.RetryPoli
     import httpx2
     from huggingface_hub.errors import HfHubHTTPError
 
-    start = time.monotonic()
-    attempt = 0
-    while True:
-        attempt += 1
-        retry_after = None
+    def once() -> T:
         try:
             return fn(*args, **kwargs)
         except HfHubHTTPError as exc:
             code = _status(exc)
             if code not in http.RETRY_STATUSES:
                 raise
-            retry_after = http.parse_retry_after(exc.response.headers.get("Retry-After"))
-            last = f"HTTP {code}"
+            raise http.Retryable(f"HTTP {code}", http.parse_retry_after(exc.response.headers.get("Retry-After"))) \
+                from None
         except (httpx2.TransportError, OSError) as exc:
-            last = type(exc).__name__
-        wait = retry.delay(attempt, retry_after)
-        if attempt >= retry.max_tries or time.monotonic() - start + wait > retry.max_total:
-            raise SourceError(f"{label}: {last} after {attempt} tries", rule="source.unreachable") from None
-        http._sleep(wait)
+            raise http.Retryable(type(exc).__name__) from None
+
+    return http.retrying(once, label, retry)
 
 
 def _auth_headers(token: str | None) -> dict[str, str]:

@@ -10,9 +10,9 @@ import email.utils
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -49,6 +49,7 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+T = TypeVar("T")
 _sleep = time.sleep  # tests may replace it
 
 
@@ -132,40 +133,60 @@ def redact(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+class Retryable(Exception):
+    """Raised inside a call given to `retrying` when another try may help (429/5xx, a dropped connection)."""
+
+    def __init__(self, why: str, retry_after: float | None = None):
+        super().__init__(why)
+        self.why = why
+        self.retry_after = retry_after  # the server's Retry-After, in seconds
+
+
+def retrying(call: Callable[[], T], label: str, retry: RetryPolicy = DEFAULT_RETRY) -> T:
+    """`call()` until it returns, raises something other than Retryable, or `retry` is spent (then
+    SourceError(rule="source.unreachable")). The one retry loop: requests here, huggingface_hub's client in hf.py.
+    Hand-written rather than urllib3's Retry because it also has to drive huggingface_hub's httpx client and to
+    bound the total time waited (Retry bounds tries and each wait, not their sum)."""
+    start = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except Retryable as exc:
+            wait = retry.delay(attempt, exc.retry_after)
+            elapsed = time.monotonic() - start
+            if attempt >= retry.max_tries or elapsed + wait > retry.max_total:
+                why = f"{exc.why} after {attempt} tries"
+                if exc.retry_after is not None and elapsed + wait > retry.max_total:
+                    why += f" (server asked to wait {exc.retry_after:.0f}s, over the {retry.max_total:.0f}s budget)"
+                raise SourceError(f"{label}: {why}", rule="source.unreachable") from None
+            _sleep(wait)
+
+
 def request(method: str, url: str, *, session: requests.Session | None = None,
             headers: Mapping[str, str] | None = None, timeout: Any = DEFAULT_TIMEOUT,
             retry: RetryPolicy = DEFAULT_RETRY, what: str | None = None, **kwargs: Any) -> requests.Response:
     """One HTTP call with a timeout and bounded retries. Returns the response for any status that is not retried
     (the caller judges 2xx/3xx/4xx); raises SourceError(rule="source.unreachable") once retries are exhausted."""
-    session = session or get_session()
+    use = session or get_session()
     label = what or f"{method} {redact(url)}"
-    start = time.monotonic()
-    attempt = 0
-    last = ""
-    while True:
-        attempt += 1
-        retry_after: float | None = None
+
+    def once() -> requests.Response:
         SENT.add()
         try:
-            resp = session.request(method, url, headers=dict(headers or {}), timeout=timeout, **kwargs)
+            resp = use.request(method, url, headers=dict(headers or {}), timeout=timeout, **kwargs)
         except NETWORK_ERRORS as exc:
-            last = f"{type(exc).__name__}"
+            raise Retryable(type(exc).__name__) from None
         except requests.RequestException as exc:  # invalid URL, too many redirects …: retrying will not help
             raise SourceError(f"{label}: {type(exc).__name__}", rule="source.unreachable") from None
-        else:
-            if resp.status_code not in RETRY_STATUSES:
-                return resp
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            last = f"HTTP {resp.status_code}"
-            resp.close()
-        wait = retry.delay(attempt, retry_after)
-        elapsed = time.monotonic() - start
-        if attempt >= retry.max_tries or elapsed + wait > retry.max_total:
-            why = f"{last} after {attempt} tries"
-            if retry_after is not None and elapsed + wait > retry.max_total:
-                why += f" (server asked to wait {retry_after:.0f}s, over the {retry.max_total:.0f}s budget)"
-            raise SourceError(f"{label}: {why}", rule="source.unreachable")
-        _sleep(wait)
+        if resp.status_code not in RETRY_STATUSES:
+            return resp
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        resp.close()
+        raise Retryable(f"HTTP {resp.status_code}", retry_after)
+
+    return retrying(once, label, retry)
 
 
 def status_error(resp: requests.Response, label: str) -> SourceError:
