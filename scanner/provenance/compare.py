@@ -197,6 +197,17 @@ def best_vector_matches(suspect: list[np.ndarray], reference: dict[str, np.ndarr
     return [(float(corr[i, j]), names[j]) for i, j in enumerate(best)]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What the comparison itself concluded, before the verdict adds its bookkeeping (bytes read, score)."""
+
+    verdict: str  # "derived" | "independent" | "inconclusive"
+    p_value: float
+    log10_p: float
+    evidence: list[dict[str, Any]]
+    reason: str
+
+
 @dataclass
 class _Anchor:
     agreement: int
@@ -263,7 +274,7 @@ class Comparator:
         rng = np.random.default_rng(7)
         return sorted(rng.choice(hidden, size=min(hidden, SUBSET_DIMS), replace=False).tolist())
 
-    def run(self) -> tuple[str, float, float, list[dict[str, Any]], str]:
+    def run(self) -> Outcome:
         ss, rs = self.s.structure, self.r.structure
         evidence: list[dict[str, Any]] = []
         if not ss.token_matrices or not rs.token_matrices:
@@ -282,7 +293,7 @@ class Comparator:
                 stream = stream[np.isin(stream, list(have))]
         limit = min(self.k_max, len(stream) // 2)
         if limit < 8:
-            return "inconclusive", 0.0, 0.0, evidence, "too few shared token ids to compare"
+            return Outcome("inconclusive", 0.0, 0.0, evidence, "too few shared token ids to compare")
         k = min(self.k_start, limit)
         pairs = [(ms, mr) for ms in ss.token_matrices for mr in rs.token_matrices]
         best: _Anchor | None = None
@@ -296,8 +307,8 @@ class Comparator:
                 if (result := self._anchor(ms, mr, tokens, dims_s, dims_r)) is not None:
                     results.append(result)
             if not results:
-                return ("inconclusive", 1.0, 0.0, evidence, "token matrices hold mostly non-finite values (NaN/Inf): "
-                        + ", ".join(sorted(self.nonfinite)))
+                return Outcome("inconclusive", 1.0, 0.0, evidence, "token matrices hold mostly non-finite values "
+                               "(NaN/Inf): " + ", ".join(sorted(self.nonfinite)))
             best = min(results, key=lambda r: r.log10_p)
             score = best.agreement / best.units
             # Keep only the pair that carries the signal once it is clear which one does.
@@ -335,7 +346,7 @@ class Comparator:
                 verdict, reason = "independent", "no consistent unit correspondence beyond chance"
         else:
             verdict, reason = "inconclusive", "weak association: more than chance, less than a derivation"
-        return verdict, 10 ** max(best.log10_p, -300.0), best.log10_p, evidence, reason
+        return Outcome(verdict, 10 ** max(best.log10_p, -300.0), best.log10_p, evidence, reason)
 
     # -- per-layer evidence --------------------------------------------------------------------------------------
     def _vector_evidence(self, anchor: _Anchor, evidence: list[dict[str, Any]]) -> None:
@@ -357,11 +368,11 @@ class Comparator:
         except (OSError, ValueError, KeyError) as exc:
             evidence.append({"kind": "error", "detail": str(exc)[:200]})
 
-    def _vectors_only(self, evidence: list[dict[str, Any]]) -> tuple[str, float, float, list[dict[str, Any]], str]:
+    def _vectors_only(self, evidence: list[dict[str, Any]]) -> Outcome:
         """No token matrix on one side: compare residual vectors under the identity alignment only."""
         ss, rs = self.s.structure, self.r.structure
         if not ss.vectors or not rs.vectors or ss.hidden != rs.hidden:
-            return "inconclusive", 1.0, 0.0, evidence, "no token matrix or comparable hidden-size tensors found"
+            return Outcome("inconclusive", 1.0, 0.0, evidence, "no token matrix or comparable hidden-size tensors found")
         strong = 0
         sus = self.s.vectors(ss.vectors)
         for name, (rho, rname) in zip(ss.vectors, best_vector_matches([sus[n] for n in ss.vectors],
@@ -370,9 +381,9 @@ class Comparator:
             evidence.append({"kind": "residual-vector", "suspect_tensor": name, "reference_tensor": rname,
                              "corr": round(rho, 4)})
         if strong >= max(2, len(ss.vectors) // 2):
-            return ("derived", 0.0, -300.0, evidence,
-                    "residual vectors match under the identity alignment (no token matrix to align on)")
-        return "inconclusive", 1.0, 0.0, evidence, "no token matrix to align on; residual vectors do not match"
+            return Outcome("derived", 0.0, -300.0, evidence,
+                           "residual vectors match under the identity alignment (no token matrix to align on)")
+        return Outcome("inconclusive", 1.0, 0.0, evidence, "no token matrix to align on; residual vectors do not match")
 
 
 def compare_views(suspect: ModelView, reference: ModelView, suspect_name: str = "suspect",
@@ -395,21 +406,22 @@ def compare_views(suspect: ModelView, reference: ModelView, suspect_name: str = 
         return done("inconclusive", 1.0, 0.0, 0.0, [], reason)
     try:
         with one_blas_thread():
-            verdict, p, log10_p, evidence, reason = Comparator(suspect, reference).run()
+            outcome = Comparator(suspect, reference).run()
     except (OSError, ValueError) as exc:
         return done("inconclusive", 1.0, 0.0, 0.0, [], f"could not read weights: {str(exc)[:200]}")
+    evidence = outcome.evidence
     score = 0.0
     for e in evidence:
         if e.get("kind") == "token-matrix":
             score = e["units_consistent"] / max(1, e["units_tested"])
-    if score == 0.0 and verdict == "derived":
+    if score == 0.0 and outcome.verdict == "derived":
         score = 1.0
     if problems:
         evidence.append({"kind": "problems", "detail": problems})
     for role, view in (("suspect", suspect), ("reference", reference)):
         if getattr(view, "note", ""):  # which of a repo's GGUF variants or split parts was read
             evidence.append({"kind": "weights-read", "model": role, "detail": view.note})
-    return done(verdict, p, log10_p, score, evidence, reason)
+    return done(outcome.verdict, outcome.p_value, outcome.log10_p, score, evidence, outcome.reason)
 
 
 def compare_snapshots(suspect, reference) -> Verdict:
