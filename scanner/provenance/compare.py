@@ -25,12 +25,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from scanner.provenance.model import ModelView, TokenMatrix, token_stream, token_window
+
+if TYPE_CHECKING:  # annotations only
+    from scanner.sources.interface import Snapshot
 
 P0_FACTOR = 10  # chance agreement is 1/d; we assume up to 10/d under H0
 DERIVED_LOG10_P = -8.0  # verdict "derived" needs p < 1e-8 ...
@@ -243,7 +246,8 @@ class Comparator:
         self.nonfinite: set[str] = set()  # token matrices skipped for being mostly NaN/Inf
 
     # -- anchors -----------------------------------------------------------------------------------------------
-    def _anchor(self, ms: TokenMatrix, mr: TokenMatrix, tokens: np.ndarray, dims_s, dims_r) -> _Anchor | None:
+    def _anchor(self, ms: TokenMatrix, mr: TokenMatrix, tokens: np.ndarray, dims_s: list[int] | None,
+                dims_r: list[int] | None) -> _Anchor | None:
         """None when either sample is mostly NaN/Inf: such a matrix carries no evidence either way."""
         half_a, half_b = tokens[0::2].tolist(), tokens[1::2].tolist()
         all_tokens = half_a + half_b
@@ -391,7 +395,8 @@ def compare_views(suspect: ModelView, reference: ModelView, suspect_name: str = 
     started = time.perf_counter()
     weight_bytes = suspect.weight_bytes + reference.weight_bytes
 
-    def done(verdict: str, p: float, log10_p: float, score: float, evidence, reason: str) -> Verdict:
+    def done(verdict: str, p: float, log10_p: float, score: float, evidence: list[dict[str, Any]],
+             reason: str) -> Verdict:
         return Verdict(suspect_name, reference_name, verdict, p, round(score, 4),
                        suspect.bytes_read + reference.bytes_read, weight_bytes, evidence, reason,
                        log10_p_value=round(log10_p, 2), seconds=round(time.perf_counter() - started, 3))
@@ -419,12 +424,12 @@ def compare_views(suspect: ModelView, reference: ModelView, suspect_name: str = 
     if problems:
         evidence.append({"kind": "problems", "detail": problems})
     for role, view in (("suspect", suspect), ("reference", reference)):
-        if getattr(view, "note", ""):  # which of a repo's GGUF variants or split parts was read
+        if view.note:  # which of a repo's GGUF variants or split parts was read
             evidence.append({"kind": "weights-read", "model": role, "detail": view.note})
     return done(outcome.verdict, outcome.p_value, outcome.log10_p, score, evidence, outcome.reason)
 
 
-def compare_snapshots(suspect, reference) -> Verdict:
+def compare_snapshots(suspect: Snapshot, reference: Snapshot) -> Verdict:
     s_hashes = {f.sha256 for f in suspect.weight_files() if f.sha256}
     r_hashes = {f.sha256 for f in reference.weight_files() if f.sha256}
     if s_hashes & r_hashes:  # decided from hashes the sources gave for free: no weight byte is read

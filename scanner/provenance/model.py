@@ -57,6 +57,10 @@ class ModelView:
     structure: Structure
     file_hashes: set[str]
     problems: list[str]
+    note: str = ""  # which of a repo's weight files were read, when it is not all of them (GGUF variants)
+
+    def close(self) -> None:
+        """Release what the view holds open (files, connections); nothing by default."""
 
     def token_rows(self, matrix: TokenMatrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
         raise NotImplementedError
