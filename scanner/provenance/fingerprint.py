@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,8 @@ class Fingerprint:
         for i, v in enumerate(self.vectors.values()):
             arrays[f"vec{i}"] = v.astype(np.float32)
         buf = io.BytesIO()
-        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+                            **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds after allow_pickle
         return buf.getvalue()
 
     @classmethod
@@ -178,7 +180,7 @@ class Fingerprint:
             raise FingerprintError("fingerprint sketch does not match its hidden size or vocabulary")
 
 
-def content_key_of(file_hashes: set[str], tensors: dict | None) -> str:
+def content_key_of(file_hashes: set[str], tensors: dict[str, Any] | None) -> str:
     """Identity of a weight set: its files' sha256 (or, without them, its tensor table)."""
     h = hashlib.sha256()
     if file_hashes:
@@ -230,8 +232,10 @@ def _token_rows(model: LiveModel, m: TokenMatrix, tokens: np.ndarray) -> np.ndar
 
     t = getattr(model, "tensors", {}).get(m.name)
     plain = isinstance(t, TensorInfo) and t.dtype in ("F32", "F16", "BF16") and t.shape[:1] == (m.vocab,)
-    if plain and not m.transposed and t.nbytes <= max(WHOLE_MATRIX_BYTES, 2 * len(tokens) * (t.nbytes // m.vocab)):
-        return read_tensor(model.sources[t.file], t)[tokens]
+    if (plain and isinstance(t, TensorInfo) and not m.transposed
+            and t.nbytes <= max(WHOLE_MATRIX_BYTES, 2 * len(tokens) * (t.nbytes // m.vocab))):
+        rows: np.ndarray = read_tensor(model.sources[t.file], t)[tokens]
+        return rows
     return model.token_rows(m, tokens.tolist())
 
 

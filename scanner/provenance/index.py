@@ -83,14 +83,14 @@ class StoredModel(ModelView):
         self._rows = {m.name: m.rows for m in fp.matrices}
         self._pos = {m.name: {int(t): j for j, t in enumerate(m.tokens)} for m in fp.matrices}
 
-    def token_rows(self, matrix, tokens, dims=None):
+    def token_rows(self, matrix: TokenMatrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
         block = self._rows[matrix.name][[self._pos[matrix.name][t] for t in tokens]].astype(np.float32)
         return block if dims is None else block[:, dims]
 
-    def available_tokens(self, matrix) -> set[int]:
+    def available_tokens(self, matrix: TokenMatrix) -> set[int]:
         return set(self._pos[matrix.name])
 
-    def vector(self, name):
+    def vector(self, name: str) -> np.ndarray:
         return self.fingerprint.vectors[name]
 
     @property
@@ -195,7 +195,8 @@ class Index:
             for state in states:
                 self._set_state(state)
 
-    def _put(self, name, fp, license, target, revision, key=None, data=None) -> str:
+    def _put(self, name: str, fp: Fingerprint, license: str | None, target: str, revision: str | None,
+             key: str | None = None, data: bytes | None = None) -> str:
         key = key or fp.key()
         if not self.has_fingerprint(key) or (fp.kind == "rows" and not self.has_fingerprint(key, "rows")):
             self.db.execute("INSERT OR REPLACE INTO fingerprints(key, data, created) VALUES (?,?,?)",
@@ -209,7 +210,8 @@ class Index:
         with self.db:
             self._register(name, key, license, target, revision, weight_bytes)
 
-    def _register(self, name, key, license, target, revision, weight_bytes) -> None:
+    def _register(self, name: str, key: str, license: str | None, target: str, revision: str | None,
+                  weight_bytes: int) -> None:
         self.db.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?,?,?)",
                         (name, license, target, revision, key, weight_bytes, _now()))
 
