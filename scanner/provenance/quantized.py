@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from scanner.provenance.model import LiveModel, analyse
+from scanner.provenance.model import LiveModel, TokenMatrix, analyse
 from scanner.provenance.safetensors import TensorInfo, read_rows
+from scanner.sources.bytesource import ByteSource
 
 READ_WORKERS = 8
 # Quantization state stored next to packed weights (bitsandbytes absmax / quant maps / SCB, GPTQ zeros, FP8 scales):
@@ -28,7 +29,7 @@ QUANT_STATE_SUFFIXES = (".absmax", ".quant_map", ".nested_absmax", ".nested_quan
                         ".weight_scale", ".weight_scale_inv", ".input_scale")
 
 
-def quantization_scheme(config: dict | None, tensors: dict[str, TensorInfo]) -> str | None:
+def quantization_scheme(config: dict[str, Any] | None, tensors: dict[str, TensorInfo]) -> str | None:
     """A short name for the repo's quantization (from config.json, else from tensor names and dtypes)."""
     config = config if isinstance(config, dict) else {}
     qc = config.get("quantization_config")
@@ -70,7 +71,7 @@ class PackedMatrix:
         return math.prod(self.shape)
 
 
-def _mlx_params(config: dict | None, prefix: str) -> tuple[int, int] | None:
+def _mlx_params(config: dict[str, Any] | None, prefix: str) -> tuple[int, int] | None:
     q = (config or {}).get("quantization") or (config or {}).get("quantization_config")
     if not isinstance(q, dict):
         return None
@@ -85,7 +86,7 @@ def _mlx_params(config: dict | None, prefix: str) -> tuple[int, int] | None:
     return None
 
 
-def packed_matrices(tensors: dict[str, TensorInfo], config: dict | None) -> tuple[dict[str, PackedMatrix], list[str]]:
+def packed_matrices(tensors: dict[str, TensorInfo], config: dict[str, Any] | None) -> tuple[dict[str, PackedMatrix], list[str]]:
     """MLX triplets (uint32 weight + scales + biases) that decode to 2-D float matrices; problems for the rest."""
     out, problems = {}, []
     for name, t in tensors.items():
@@ -108,7 +109,7 @@ def packed_matrices(tensors: dict[str, TensorInfo], config: dict | None) -> tupl
     return out, problems
 
 
-def _raw_rows(src, t: TensorInfo, rows: list[int]) -> np.ndarray:
+def _raw_rows(src: ByteSource, t: TensorInfo, rows: list[int]) -> np.ndarray:
     """Rows of an integer tensor as its exact words (decoding through float32 would lose low bits)."""
     width = t.shape[1] * t.itemsize
 
@@ -126,13 +127,15 @@ def unpack_mlx(words: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits: 
     shifts = (np.arange(per, dtype=np.uint32) * bits)[None, None, :]
     codes = (words[:, :, None] >> shifts) & np.uint32((1 << bits) - 1)
     codes = codes.reshape(len(words), -1, group).astype(np.float32)
-    return (codes * scales[:, :, None] + biases[:, :, None]).reshape(len(words), -1)
+    values: np.ndarray = (codes * scales[:, :, None] + biases[:, :, None]).reshape(len(words), -1)
+    return values
 
 
 class DequantizingModel(LiveModel):
     """A `LiveModel` that also reads token matrices stored quantized (MLX packed, FP8 with scales)."""
 
-    def __init__(self, sources, config: dict | None = None, file_hashes=None, unreadable=None):
+    def __init__(self, sources: dict[str, ByteSource], config: dict[str, Any] | None = None,
+                 file_hashes: set[str] | None = None, unreadable: list[str] | None = None):
         super().__init__(sources, config, file_hashes, unreadable)
         self.scheme = quantization_scheme(config, self.tensors)
         self.packed, problems = packed_matrices(self.tensors, config)
@@ -160,7 +163,7 @@ class DequantizingModel(LiveModel):
         per_col = np.arange(cols) // block_c
         return np.stack([lookup[tok // block_r].reshape(-1)[per_col] for tok in tokens])
 
-    def token_rows(self, matrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
+    def token_rows(self, matrix: TokenMatrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
         p = self.packed.get(matrix.name)
         if p is None:
             block = super().token_rows(matrix, tokens, None)
