@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scanner.findings import DiffEntry, Finding, RunDiff, Severity, TargetReport
-from scanner.report.render import Raw, environment, escape_markdown
+from scanner.report.render import Raw, environment, escape_markdown, one_line
 from scanner.report.sanitize import terminal_safe
 
 MAX_COMMENT = 60_000  # GitHub refuses bodies over 65 536 characters
@@ -22,15 +22,6 @@ MAX_SUMMARY_ROWS = 50
 MAX_EVIDENCE_ROWS = 15
 MAX_ANNOTATIONS = 100
 _SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
-_SAFE_RULE = re.compile(r"^[A-Za-z0-9_.\-]+$")
-
-
-def one_line(text: Any, limit: int | None = None) -> str:
-    """Whitespace collapsed to single spaces, shortened to `limit` characters with an ellipsis."""
-    s = re.sub(r"\s+", " ", "" if text is None else str(text)).strip()
-    if limit is not None and len(s) > limit:
-        s = s[: limit - 1].rstrip() + "…"
-    return s
 
 
 def md(text: Any, limit: int | None = None) -> str:
@@ -39,18 +30,8 @@ def md(text: Any, limit: int | None = None) -> str:
     return escape_markdown(one_line(text, limit))
 
 
-def code(rule: str) -> Raw | str:
-    """A rule id as a code span when it is a plain id (escapes do not work inside a code span); else escaped
-    text (the finalize hook escapes a plain str)."""
-    return Raw(f"`{rule}`") if _SAFE_RULE.match(rule) else one_line(rule)
-
-
 def _render(template: str, **context: Any) -> str:
-    env = environment("markdown")
-    if "cell" not in env.filters:
-        env.filters["cell"] = one_line
-        env.filters["code"] = code
-    return env.get_template(template).render(**context)
+    return environment("markdown").get_template(template).render(**context)
 
 
 @dataclass(frozen=True)
@@ -160,5 +141,5 @@ def watch_issue(suspect: Mapping[str, Any], marker: str, run_url: str | None = N
                    run_url=Raw(run_url) if run_url else None)
 
 
-__all__ = ["annotation_commands", "code", "could_not_run", "md", "one_line", "pr_comment", "sweep_summary", "tracking_issue",
+__all__ = ["annotation_commands", "could_not_run", "md", "pr_comment", "sweep_summary", "tracking_issue",
            "watch_issue", "workflow_command"]

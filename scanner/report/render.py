@@ -100,6 +100,24 @@ def escape_markdown(text: Any) -> str:
     return re.sub(r"#(?=\d)", "#\u200b", s)
 
 
+def one_line(text: Any, limit: int | None = None) -> str:
+    """Whitespace collapsed to single spaces, shortened to `limit` characters with an ellipsis (the `cell` filter
+    of Markdown templates; the environment escapes the result)."""
+    s = re.sub(r"\s+", " ", "" if text is None else str(text)).strip()
+    if limit is not None and len(s) > limit:
+        s = s[: limit - 1].rstrip() + "…"
+    return s
+
+
+_SAFE_RULE = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def rule_code(rule: str) -> str:
+    """A rule id as a Markdown code span when it is a plain id (escapes do not work inside a code span); otherwise
+    plain text, which the environment escapes (the `code` filter of Markdown templates)."""
+    return Raw(f"`{rule}`") if _SAFE_RULE.fullmatch(rule) else one_line(rule)
+
+
 def _rich_escape(text: Any) -> str:
     return rich_escape(terminal_safe(text))
 
@@ -140,7 +158,10 @@ def environment(kind: str) -> Environment:
     if kind == "html":
         return Environment(autoescape=_html_autoescape, finalize=_finalizer(clean), **common)
     escape = {"markdown": escape_markdown, "text": _rich_escape, "plain": _plain}[kind]
-    return Environment(autoescape=False, finalize=_finalizer(escape), **common)
+    env = Environment(autoescape=False, finalize=_finalizer(escape), **common)
+    if kind == "markdown":
+        env.filters.update(cell=one_line, code=rule_code)
+    return env
 
 
 def _template(kind: str, name: str):
@@ -256,15 +277,12 @@ def render_text(reports: list[TargetReport], catalogue: Mapping[str, Any], *, ve
 
 
 # -- Markdown --------------------------------------------------------------------------------------------------
-_SAFE_RULE = re.compile(r"[A-Za-z0-9_.\-]+")
-
-
 def render_markdown(reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str) -> str:
     targets = _view(reports, catalogue)
     for t in targets:
         for f in t["active"] + t["suppressed"]:
             # A rule id is ours, but only a plain one goes into a code span (escapes do not work inside one).
-            f["rule_md"] = Raw(f"`{f['rule']}`") if _SAFE_RULE.fullmatch(f["rule"]) else escape_markdown(f["rule"])
+            f["rule_md"] = rule_code(f["rule"])
     return _template("markdown", "markdown.j2").render(
         targets=targets, version=version, summary=summary_line(reports))
 
