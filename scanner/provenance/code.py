@@ -20,15 +20,15 @@ import keyword
 import re
 import sqlite3
 import tokenize
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 
 K = 12  # tokens per k-gram: shorter grams match idioms (`x = self.v(x)`) shared by independent code
 WINDOW = 8  # winnowing window
 RUN_GAP = 3  # hashes a copied stretch may skip on either side (an edited, inserted or deleted line)
-MIN_RUN = 8  # selected hashes in a row (in both files, ~40 tokens) before a shared stretch counts as copied
+MIN_RUN = 8  # selected hashes in a row (both files, ~40 tokens) before a stretch counts; chosen on bench/code
 # Fixed before the benchmark was run (bench/code/run.py prints the calibration): a file counts as copied when at least
 # this fraction of its own code, or of the upstream file, lies in shared runs, and the runs hold enough hashes.
 COPY_THRESHOLD = 0.30
@@ -71,7 +71,7 @@ class CodeFingerprint:
                 "license": self.license, "error": self.error, "api": [format(h, "016x") for h in self.api]}
 
     @classmethod
-    def from_json(cls, d: dict) -> "CodeFingerprint":
+    def from_json(cls, d: dict) -> CodeFingerprint:
         return cls(str(d["path"]), tuple(int(h, 16) for h in d["hashes"]),
                    tuple((int(a), int(b)) for a, b in d["lines"]), int(d["tokens"]),
                    tuple(str(n) for n in d.get("notices") or ()), d.get("license"), d.get("error"),
