@@ -442,7 +442,3 @@ def name_match(kb: KnowledgeBase, repo_id: str) -> NameMatch | None:
     return NameMatch(up, "variant") if up is not None else None
 
 
-def resolve_upstream(kb: KnowledgeBase, repo_id: str) -> Upstream | None:
-    """A declared base model in the knowledge base, by any of the names `name_match` understands."""
-    hit = name_match(kb, repo_id)
-    return hit.upstream if hit else None

@@ -27,10 +27,9 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from scanner.provenance.fingerprint import Fingerprint, FingerprintPlan, Sketch, WeightFile, build, content_key_of
+from scanner.provenance.fingerprint import Fingerprint, Sketch, WeightFile, build, content_key_of
 from scanner.provenance.model import LiveModel, ModelView, Structure, TokenMatrix
 
-STORED_TOKENS = FingerprintPlan().stream_rows
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
   name TEXT PRIMARY KEY, license TEXT, target TEXT, revision TEXT,
@@ -58,10 +57,6 @@ def default_index_path() -> Path:
 
 def content_key(model: LiveModel) -> str:
     return content_key_of(model.file_hashes, model.tensors)
-
-
-def build_fingerprint(model: LiveModel) -> bytes:
-    return build(model).to_bytes()
 
 
 def _now() -> str:
@@ -278,11 +273,6 @@ class Index:
     def kind(self, key: str) -> str | None:
         row = self.db.execute("SELECT kind FROM facts WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
-
-    def size_of(self, key: str) -> int:
-        row = self.db.execute("SELECT length(f.data) + coalesce(length(x.sketch), 0) FROM fingerprints f "
-                              "LEFT JOIN facts x ON x.key = f.key WHERE f.key=?", (key,)).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
 
     def iter_views(self, regs: list[Registered]) -> Iterator[tuple[Registered, StoredModel]]:
         """One decoded fingerprint at a time: memory stays flat however many upstreams are registered."""

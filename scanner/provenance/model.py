@@ -204,10 +204,6 @@ class LiveModel(ModelView):
             self._rows[(name, -(10**12))] = value
         return {n: self.vector(n) for n in names}
 
-    def raw_vector_hash(self, name: str) -> str:
-        src, t = self._tensor(name)
-        return hashlib.sha256(src.read(t.start, t.nbytes)).hexdigest()
-
     @property
     def bytes_read(self) -> int:
         return sum(s.bytes_read for s in self.sources.values())

@@ -15,7 +15,6 @@ full test requires, and never above what chance makes unlikely) sits far below a
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -44,8 +43,6 @@ class SearchStats:
     ruled_out_by_headers: int = 0
     screened_out: int = 0
     compared: int = 0
-    screen_seconds: float = 0.0
-    compare_seconds: float = 0.0
     survivors: list[str] = field(default_factory=list)
 
 
@@ -123,17 +120,13 @@ def find_matches(model: LiveModel, index: Index, target: str) -> tuple[list[tupl
     comparable = [c for c in rest if c.kind == "rows" and c.hidden == hidden]
     stats.ruled_out_by_headers = len(rest) - len(comparable)
 
-    started = time.perf_counter()
     suspect = _SuspectSketch(model)
     with one_blas_thread():  # small products: threads only add synchronisation (see compare.one_blas_thread)
         survivors = _screen(comparable, index, suspect, hidden, stats)
-    stats.screen_seconds = time.perf_counter() - started
 
-    started = time.perf_counter()
     for reg, view in index.iter_views(survivors):
         out.append((reg, compare_views(model, view, target, reg.name)))
         stats.compared += 1
-    stats.compare_seconds = time.perf_counter() - started
     stats.survivors = [r.name for r in survivors]
     out.sort(key=lambda x: x[0].name)
     return out, stats
