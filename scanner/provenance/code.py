@@ -22,6 +22,7 @@ import sqlite3
 import tokenize
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -65,13 +66,13 @@ class CodeFingerprint:
     error: str | None = None  # why the file was only partly read, if it was
     api: tuple[int, ...] = ()  # winnowed 5-grams of the library names the code uses, in order
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "hashes": [format(h, "016x") for h in self.hashes],
                 "lines": [list(x) for x in self.lines], "tokens": self.tokens, "notices": list(self.notices),
                 "license": self.license, "error": self.error, "api": [format(h, "016x") for h in self.api]}
 
     @classmethod
-    def from_json(cls, d: dict) -> CodeFingerprint:
+    def from_json(cls, d: dict[str, Any]) -> CodeFingerprint:
         return cls(str(d["path"]), tuple(int(h, 16) for h in d["hashes"]),
                    tuple((int(a), int(b)) for a, b in d["lines"]), int(d["tokens"]),
                    tuple(str(n) for n in d.get("notices") or ()), d.get("license"), d.get("error"),
@@ -250,7 +251,7 @@ def winnow(ids: np.ndarray, k: int = K, window: int = WINDOW) -> np.ndarray:
 
 def _header(source: str) -> tuple[tuple[str, ...], str | None]:
     """Notice lines in the leading comments (and module docstring) and the licence they name."""
-    head = []
+    head: list[str] = []
     for line in source.splitlines()[:60]:
         s = line.strip()
         if s and not s.startswith(("#", '"""', "'''", "*", "//")) and head and not _NOTICE.search(s):
