@@ -113,7 +113,7 @@ def annotation_commands(reports: Sequence[TargetReport], fail_on: Severity | Non
 
 def could_not_run(message: str) -> str:
     """The step summary of a job that could not run."""
-    return f"<!-- originscan-report -->\n### ⚠️ originscan could not run\n\n{md(message)}\n"
+    return _render("pr_not_run.md.j2", message=message)
 
 
 def sweep_summary(diff: RunDiff, limit: int = MAX_SUMMARY_ROWS) -> str:
