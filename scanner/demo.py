@@ -8,6 +8,7 @@ from scanner.errors import UsageError
 from scanner.findings import TargetReport
 from scanner.pipeline import scan_target
 from scanner.policy import load_policy
+from scanner.provenance.code import CodeStore
 from scanner.provenance.index import Index
 from scanner.provenance.model import LiveModel
 from scanner.sources.local import LocalSource
@@ -32,6 +33,9 @@ def run_demo() -> list[TargetReport]:
                 lic = (up / "LICENSE_ID").read_text().strip() if (up / "LICENSE_ID").is_file() else None
                 index.add(name, model, lic, snap.target, None)
                 model.close()
+                if snap.code:  # its modelling code too; CODE_LICENSE_ID when the code's licence is not the weights'
+                    code_lic = up / "CODE_LICENSE_ID"
+                    CodeStore(index.db).add(name, snap.code, code_lic.read_text().strip() if code_lic.is_file() else lic)
             policy = load_policy(str(root / ".originscan.yml") if (root / ".originscan.yml").is_file() else None)
             reports = []
             for repo in sorted(p for p in root.iterdir()

@@ -19,7 +19,7 @@ EXPECTED: dict[str, set[str]] = {
     "llama3-v-style": {"weights.disguised_copy", "tokenizer.upstream_special_tokens", "card.base_model_undeclared",
                        "license.incompatible", "license.copy_missing", "license.notice_missing",
                        "license.use_restrictions_missing", "attribution.phrase_missing", "attribution.naming",
-                       "security.remote_code"},
+                       "security.remote_code", "code.copied_undeclared"},
     "clean-llama3-finetune": {"config.upstream_signature"},
     "gemma-apache-relicense": {"license.incompatible", "license.copy_missing", "license.notice_missing",
                                "license.use_restrictions_missing", "config.upstream_signature"},
