@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/originscan demo
 
-# Lint (ruff) and strict types on the typed core (mypy; the modules are listed in pyproject.toml) before the tests.
+# Lint and formatting (ruff) and strict types on the typed core (mypy; the modules are listed in pyproject.toml) before the tests.
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 

@@ -4,6 +4,7 @@ The old code is a `git worktree` of BASELINE_REV under bench/.cache/ (gitignored
 command runs with that tree first on PYTHONPATH, so `python -m scanner.cli` imports it instead of the checkout.
 Both use the project's virtualenv, so only originscan's own code differs.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,16 +30,23 @@ class Code:
 
     def cli(self, *args: str, timeout: float = 3600, **env: str) -> subprocess.CompletedProcess:
         """`originscan ARGS` with this code; output captured."""
-        return subprocess.run([sys.executable, "-m", "scanner.cli", *args], capture_output=True, text=True,
-                              env=self.env(**env), timeout=timeout, cwd=self.tree)
+        return subprocess.run(
+            [sys.executable, "-m", "scanner.cli", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(**env),
+            timeout=timeout,
+            cwd=self.tree,
+        )
 
 
 def baseline_tree(rev: str = BASELINE_REV) -> Path:
     tree = ROOT / "bench" / ".cache" / f"baseline-{rev[:12]}"
     if not (tree / "scanner").is_dir():
         tree.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True
+        )
     return tree
 
 

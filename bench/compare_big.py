@@ -9,6 +9,7 @@ renamed; and an independent model of the same architecture) are written once to 
 pair: verdict, p-value, weight bytes read, HTTP requests and TCP connections (remote), wall and CPU seconds of the
 command (interpreter start included) and the comparison's own seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,23 +38,28 @@ def tensor_plan(d: int, vocab: int, layers: int, inter: int) -> list[tuple[str, 
         p = f"model.layers.{i}."
         plan += [(p + "input_layernorm.weight", (d,)), (p + "post_attention_layernorm.weight", (d,))]
         plan += [(p + f"self_attn.{n}_proj.weight", (d, d)) for n in "qkvo"]
-        plan += [(p + "mlp.gate_proj.weight", (inter, d)), (p + "mlp.up_proj.weight", (inter, d)),
-                 (p + "mlp.down_proj.weight", (d, inter))]
+        plan += [
+            (p + "mlp.gate_proj.weight", (inter, d)),
+            (p + "mlp.up_proj.weight", (inter, d)),
+            (p + "mlp.down_proj.weight", (d, inter)),
+        ]
     return plan + [("model.norm.weight", (d,)), ("lm_head.weight", (vocab, d))]
 
 
 def make_tensor(seed: int, i: int, name: str, shape: tuple[int, ...], how: str | None, perm: np.ndarray):
     r = np.random.default_rng([seed, i])
     if len(shape) == 1:
-        v = (1 + 0.1 * r.standard_normal(shape, dtype=np.float32))
+        v = 1 + 0.1 * r.standard_normal(shape, dtype=np.float32)
     else:
         v = r.standard_normal(shape, dtype=np.float32) * (1.0 if ("embed" in name or "lm_head" in name) else 0.02)
     if how == "disguise":  # one permutation of the hidden axis everywhere, 5 % noise, renamed
         if v.ndim == 1:
             v = v[perm]
-        elif "embed" in name or "lm_head" in name or name.endswith(("q_proj.weight", "k_proj.weight",
-                                                                    "v_proj.weight", "gate_proj.weight",
-                                                                    "up_proj.weight")):
+        elif (
+            "embed" in name
+            or "lm_head" in name
+            or name.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight", "gate_proj.weight", "up_proj.weight"))
+        ):
             v = v[:, perm]
         else:
             v = v[perm, :]
@@ -87,8 +93,9 @@ def write_model(folder: Path, seed: int, how: str | None, args) -> int:
             fh.write(np.ascontiguousarray(v).tobytes())
     tmp.rename(path)
     (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n")
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": args.hidden,
-                                                    "vocab_size": args.vocab}))
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "llama", "hidden_size": args.hidden, "vocab_size": args.vocab})
+    )
     return path.stat().st_size
 
 
@@ -115,11 +122,15 @@ def main() -> None:
     hub_root = BIG / f"h{args.hidden}-v{args.vocab}-l{args.layers}-i{args.inter}"
     t0 = time.perf_counter()
     sizes = {repo: write_model(hub_root / repo, seed, how, args) for repo, (seed, how) in MODELS.items()}
-    print(f"models: {', '.join(f'{r} {s / 1e9:.2f} GB' for r, s in sizes.items())} (hidden {args.hidden}, vocab "
-          f"{args.vocab}, {args.layers} layers, fp16; ready in {time.perf_counter() - t0:.0f} s)")
+    print(
+        f"models: {', '.join(f'{r} {s / 1e9:.2f} GB' for r, s in sizes.items())} (hidden {args.hidden}, vocab "
+        f"{args.vocab}, {args.layers} layers, fp16; ready in {time.perf_counter() - t0:.0f} s)"
+    )
     codes = both()
-    print(f"{'code':7} {'where':7} {'pair':24} {'verdict':12} {'log10 p':>8} {'weight bytes':>13} {'reqs':>5} "
-          f"{'conns':>5} {'wall s':>7} {'cpu s':>6} {'compare s':>9}")
+    print(
+        f"{'code':7} {'where':7} {'pair':24} {'verdict':12} {'log10 p':>8} {'weight bytes':>13} {'reqs':>5} "
+        f"{'conns':>5} {'wall s':>7} {'cpu s':>6} {'compare s':>9}"
+    )
     with HubServer(hub_root) as hub, tempfile.TemporaryDirectory(prefix="originscan-bench-") as tmp:
         for repo in MODELS:  # the server hashes each file once; that is the server's cost, not the client's
             hub.hashes(hub_root / repo / "model.safetensors")
@@ -135,14 +146,16 @@ def main() -> None:
                         targets = (f"hf:{suspect}", "hf:upstream/base")
                     hub.stats.reset()
                     cache = tempfile.mkdtemp(dir=tmp)  # every command starts cold
-                    v, wall, cpu = timed(code, "compare", *targets, "--format", "json", ORIGINSCAN_CACHE=cache,
-                                         **env)
+                    v, wall, cpu = timed(code, "compare", *targets, "--format", "json", ORIGINSCAN_CACHE=cache, **env)
                     s = hub.stats
                     remote = where == "remote"
-                    print(f"{code.label:7} {where:7} {suspect + ' vs base':24} {v['verdict']:12} "
-                          f"{v['log10_p_value']:>8.2f} {v['bytes_read']:>13,} "
-                          f"{s.requests if remote else '-':>5} {s.connections if remote else '-':>5} "
-                          f"{wall:>7.2f} {cpu:>6.2f} {v['seconds']:>9.2f}", flush=True)
+                    print(
+                        f"{code.label:7} {where:7} {suspect + ' vs base':24} {v['verdict']:12} "
+                        f"{v['log10_p_value']:>8.2f} {v['bytes_read']:>13,} "
+                        f"{s.requests if remote else '-':>5} {s.connections if remote else '-':>5} "
+                        f"{wall:>7.2f} {cpu:>6.2f} {v['seconds']:>9.2f}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ timed as a command and, without interpreter start and imports, as `scan_target` 
 once more under strace, which counts the bytes that read()/pread64() returned from the weight
 file itself (nothing else counted, so a re-scan that reads no weight byte shows 0).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,15 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--inter", type=int, default=11008)
     args = ap.parse_args()
-    folder = ROOT / "bench" / ".cache" / "big" / f"h{args.hidden}-v{args.vocab}-l{args.layers}-i{args.inter}" / \
-        "upstream" / "base"
+    folder = (
+        ROOT
+        / "bench"
+        / ".cache"
+        / "big"
+        / f"h{args.hidden}-v{args.vocab}-l{args.layers}-i{args.inter}"
+        / "upstream"
+        / "base"
+    )
     size = write_model(folder, 1, None, args)
     weights = folder / "model.safetensors"
     print(f"{folder.relative_to(ROOT)}: {size / 1e9:.2f} GB of weights")
@@ -95,8 +103,14 @@ def main() -> None:
                 # The scan itself, without interpreter start and imports (the same cache state, already warm for
                 # a re-scan; a fresh cache for the first scan).
                 fresh = dict(env, ORIGINSCAN_CACHE=tempfile.mkdtemp(dir=tmp)) if label == "first" else env
-                inproc = subprocess.run([sys.executable, "-c", IN_PROCESS, str(folder)], env=code.env(**fresh),
-                                        cwd=code.tree, capture_output=True, text=True, timeout=3600)
+                inproc = subprocess.run(
+                    [sys.executable, "-c", IN_PROCESS, str(folder)],
+                    env=code.env(**fresh),
+                    cwd=code.tree,
+                    capture_output=True,
+                    text=True,
+                    timeout=3600,
+                )
                 scan_s = float(inproc.stdout.strip() or "nan")
                 # The same scan again under strace, to count what it read of the weight file. The timed run made
                 # the cache as warm as the re-scan finds it, so the count is for a re-scan too.
@@ -106,14 +120,35 @@ def main() -> None:
                 else:
                     env2 = env
                 trace = Path(tmp) / f"{code.label}-{label}.strace"
-                subprocess.run(["strace", "-f", "-qq", "-s", "0", "-e", "trace=openat,read,pread64,close",
-                                "-o", str(trace), sys.executable, "-m", "scanner.cli", "scan", str(folder),
-                                "--format", "json"], env=code.env(**env2), cwd=code.tree, capture_output=True,
-                               timeout=3600)
+                subprocess.run(
+                    [
+                        "strace",
+                        "-f",
+                        "-qq",
+                        "-s",
+                        "0",
+                        "-e",
+                        "trace=openat,read,pread64,close",
+                        "-o",
+                        str(trace),
+                        sys.executable,
+                        "-m",
+                        "scanner.cli",
+                        "scan",
+                        str(folder),
+                        "--format",
+                        "json",
+                    ],
+                    env=code.env(**env2),
+                    cwd=code.tree,
+                    capture_output=True,
+                    timeout=3600,
+                )
                 read = weight_bytes_read(trace.read_text(errors="replace"), weights.resolve())
                 trace.unlink()
-                print(f"{code.label:7} {label:8} {wall:>9.2f} {scan_s:>13.3f} {read:>18,} {out.returncode:>5}",
-                      flush=True)
+                print(
+                    f"{code.label:7} {label:8} {wall:>9.2f} {scan_s:>13.3f} {read:>18,} {out.returncode:>5}", flush=True
+                )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ weight bytes, HTTP requests and seconds, beside the baseline of downloading both
 
     .venv/bin/python bench/remote_compare.py [--hidden 1024] [--vocab 32000] [--layers 4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,16 +58,20 @@ def main() -> None:
         from scanner.provenance.compare import compare_snapshots
 
         print(f"model size: {size / 1e6:.1f} MB each (hidden {a.hidden}, vocab {a.vocab}, {a.layers} layers, fp16)")
-        print(f"{'pair':28} {'verdict':12} {'bytes read':>12} {'weight bytes':>14} {'fraction':>9} "
-              f"{'requests':>9} {'seconds':>8} | full-download baseline bytes")
+        print(
+            f"{'pair':28} {'verdict':12} {'bytes read':>12} {'weight bytes':>14} {'fraction':>9} "
+            f"{'requests':>9} {'seconds':>8} | full-download baseline bytes"
+        )
         for suspect in ("mallory/copy", "indie/other"):
             server.stats.reset()
             t0 = time.perf_counter()
             v = compare_snapshots(open_snapshot(f"hf:{suspect}"), open_snapshot("hf:upstream/base"))
             dt = time.perf_counter() - t0
-            print(f"{suspect + ' vs base':28} {v.verdict:12} {v.bytes_read:>12,} {v.weight_bytes:>14,} "
-                  f"{100 * v.bytes_read / v.weight_bytes:>8.3f}% {server.stats.requests:>9} {dt:>8.2f} | "
-                  f"{v.weight_bytes:,} (100 %)")
+            print(
+                f"{suspect + ' vs base':28} {v.verdict:12} {v.bytes_read:>12,} {v.weight_bytes:>14,} "
+                f"{100 * v.bytes_read / v.weight_bytes:>8.3f}% {server.stats.requests:>9} {dt:>8.2f} | "
+                f"{v.weight_bytes:,} (100 %)"
+            )
         server.stop()
 
 

@@ -18,6 +18,7 @@ The other repos copy, disguise, fine-tune or ignore them; see each folder's EXAM
 No pickle is ever created with pickle.dumps of a live object, and nothing here unpickles anything: the .bin
 files are opcode streams written byte by byte (see `pickle_bytes`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,12 +37,12 @@ MAX_FILE_BYTES = 300 * 1024
 
 
 # -- weight sets ---------------------------------------------------------------------------------------------------
-def llm(seed: int, prefix: str = "model.", vocab: int = VOCAB, d: int = HIDDEN, inter: int = INTER,
-        layers: int = LAYERS) -> dict[str, np.ndarray]:
+def llm(
+    seed: int, prefix: str = "model.", vocab: int = VOCAB, d: int = HIDDEN, inter: int = INTER, layers: int = LAYERS
+) -> dict[str, np.ndarray]:
     """A Llama-shaped decoder with tied embeddings (no separate lm_head), float32."""
     r = np.random.default_rng(seed)
-    t = {f"{prefix}embed_tokens.weight": r.normal(0, 1, (vocab, d)),
-         f"{prefix}norm.weight": 1 + 0.1 * r.normal(size=d)}
+    t = {f"{prefix}embed_tokens.weight": r.normal(0, 1, (vocab, d)), f"{prefix}norm.weight": 1 + 0.1 * r.normal(size=d)}
     for i in range(layers):
         p = f"{prefix}layers.{i}."
         t[p + "input_layernorm.weight"] = 1 + 0.1 * r.normal(size=d)
@@ -59,19 +60,21 @@ def minicpm_v(seed: int) -> dict[str, np.ndarray]:
     r = np.random.default_rng(seed + 1000)
     v = 32  # vision width
     t = llm(seed, prefix="llm.model.")
-    t.update({
-        "vpm.embeddings.patch_embedding.weight": r.normal(0, 0.1, (v, 12)),
-        "vpm.encoder.layers.0.layer_norm1.weight": 1 + 0.1 * r.normal(size=v),
-        "vpm.encoder.layers.0.layer_norm2.weight": 1 + 0.1 * r.normal(size=v),
-        "vpm.encoder.layers.0.self_attn.q_proj.weight": r.normal(0, 0.1, (v, v)),
-        "vpm.post_layernorm.weight": 1 + 0.1 * r.normal(size=v),
-        "resampler.query": r.normal(0, 1, (96, HIDDEN)),  # query_num 96
-        "resampler.kv_proj.weight": r.normal(0, 0.1, (HIDDEN, v)),
-        "resampler.ln_q.weight": 1 + 0.1 * r.normal(size=HIDDEN),
-        "resampler.ln_kv.weight": 1 + 0.1 * r.normal(size=v),
-        "resampler.ln_post.weight": 1 + 0.1 * r.normal(size=HIDDEN),
-        "resampler.proj": r.normal(0, 0.1, (HIDDEN, HIDDEN)),
-    })
+    t.update(
+        {
+            "vpm.embeddings.patch_embedding.weight": r.normal(0, 0.1, (v, 12)),
+            "vpm.encoder.layers.0.layer_norm1.weight": 1 + 0.1 * r.normal(size=v),
+            "vpm.encoder.layers.0.layer_norm2.weight": 1 + 0.1 * r.normal(size=v),
+            "vpm.encoder.layers.0.self_attn.q_proj.weight": r.normal(0, 0.1, (v, v)),
+            "vpm.post_layernorm.weight": 1 + 0.1 * r.normal(size=v),
+            "resampler.query": r.normal(0, 1, (96, HIDDEN)),  # query_num 96
+            "resampler.kv_proj.weight": r.normal(0, 0.1, (HIDDEN, v)),
+            "resampler.ln_q.weight": 1 + 0.1 * r.normal(size=HIDDEN),
+            "resampler.ln_kv.weight": 1 + 0.1 * r.normal(size=v),
+            "resampler.ln_post.weight": 1 + 0.1 * r.normal(size=HIDDEN),
+            "resampler.proj": r.normal(0, 0.1, (HIDDEN, HIDDEN)),
+        }
+    )
     return {k: np.asarray(x, dtype=np.float32) for k, x in t.items()}
 
 
@@ -144,7 +147,8 @@ def build() -> dict[str, bytes]:
 
     # A declared, honest fine-tune of the Llama 3 stand-in.
     files["clean-llama3-finetune/model.safetensors"] = safetensors_bytes(
-        as_dtype(noised(llama, 0.05, seed=11), np.float16))
+        as_dtype(noised(llama, 0.05, seed=11), np.float16)
+    )
     # The same upstream file, byte for byte, re-published as someone's own model.
     files["undeclared-copy/model.safetensors"] = llama_file
     # Card says Mistral; weights are a light fine-tune of the Llama 3 stand-in.
@@ -152,17 +156,28 @@ def build() -> dict[str, bytes]:
     # Heavy continued pre-training plus layer pruning: derived, but no longer a near-copy.
     pruned = {k: v for k, v in llama.items() if ".layers.1." not in k}
     files["undeclared-derivative/model.safetensors"] = safetensors_bytes(
-        as_dtype(noised(pruned, 0.8, seed=13), np.float16))
+        as_dtype(noised(pruned, 0.8, seed=13), np.float16)
+    )
 
     # Independent models (their own seeds, smaller shapes): compared with the upstreams, they must not match.
     small = dict(vocab=256, d=32, inter=64, layers=1)
-    for i, repo in enumerate(["gemma-apache-relicense", "noncommercial-base-relicensed", "card-license-mismatch",
-                              "license-other-unnamed", "unknown-license", "malformed-card", "no-card-no-license"]):
+    for i, repo in enumerate(
+        [
+            "gemma-apache-relicense",
+            "noncommercial-base-relicensed",
+            "card-license-mismatch",
+            "license-other-unnamed",
+            "unknown-license",
+            "malformed-card",
+            "no-card-no-license",
+        ]
+    ):
         files[f"{repo}/model.safetensors"] = safetensors_bytes(as_dtype(llm(seed=100 + i, **small), np.float16))
 
     # Pickle weights: a torch-style zip whose data.pkl would call os.system, plus a plain (safe) pickle.
     files["pickle-remote-code/pytorch_model.bin"] = torch_zip(
-        pickle_bytes("echo originscan demo: this line runs if you torch.load() this file"))
+        pickle_bytes("echo originscan demo: this line runs if you torch.load() this file")
+    )
     files["pickle-remote-code/training_args.bin"] = pickle_bytes(None)
     return files
 

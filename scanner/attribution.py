@@ -1,4 +1,5 @@
 """The attribution a derivative must ship: one block per licence in its lineage."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,13 +15,21 @@ def attribution_blocks(snap: Snapshot) -> list[dict[str, Any]]:
     blocks: dict[str, dict[str, Any]] = {}
     for ob in ctx.lineage.obligations():
         lic = ob.license
-        block = blocks.setdefault(lic.id, {
-            "license_id": lic.id, "license_name": lic.name, "url": lic.url, "upstream": [],
-            "notice": lic.conditions.get("notice"), "attribution": lic.conditions.get("attribution"),
-            "naming": lic.conditions.get("naming"), "license_copy": bool(lic.conditions.get("license_copy")),
-            "use_restrictions": bool(lic.conditions.get("use_restrictions")),
-            "mark_modified": bool(lic.conditions.get("mark_modified")),
-        })
+        block = blocks.setdefault(
+            lic.id,
+            {
+                "license_id": lic.id,
+                "license_name": lic.name,
+                "url": lic.url,
+                "upstream": [],
+                "notice": lic.conditions.get("notice"),
+                "attribution": lic.conditions.get("attribution"),
+                "naming": lic.conditions.get("naming"),
+                "license_copy": bool(lic.conditions.get("license_copy")),
+                "use_restrictions": bool(lic.conditions.get("use_restrictions")),
+                "mark_modified": bool(lic.conditions.get("mark_modified")),
+            },
+        )
         block["upstream"].append(f"{ob.source} ({ob.known_from})")
     for b in blocks.values():
         b["upstream"] = ", ".join(b["upstream"])

@@ -1,4 +1,5 @@
 """The command line: thin wrappers over the pipeline. Errors end in one line on stderr and exit status 2."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,12 @@ from scanner.errors import SourceError, UsageError
 from scanner.findings import Severity, TargetReport
 from scanner.report.formats import FORMATS  # the one registry of formats (imports no renderer)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="originscan: licence and provenance compliance for open models.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="originscan: licence and provenance compliance for open models.",
+)
 index_app = typer.Typer(no_args_is_help=True, help="Register upstream models and their weight fingerprints.")
 app.add_typer(index_app, name="index")
 
@@ -139,13 +144,16 @@ def compare(
         typer.echo(f"verdict: {v.verdict}  (score {v.score:.2f}, {p})")
         typer.echo(f"  H0: {v.null_hypothesis}")
         _say(f"  why: {v.reason}")
-        typer.echo(f"  read {v.bytes_read:,} of {v.weight_bytes:,} weight bytes ({100 * frac:.3f} %) "
-                   f"in {v.seconds:.2f} s")
+        typer.echo(
+            f"  read {v.bytes_read:,} of {v.weight_bytes:,} weight bytes ({100 * frac:.3f} %) in {v.seconds:.2f} s"
+        )
         for e in v.evidence[:12]:
             if e.get("kind") == "token-matrix":
-                _say(f"  token matrix {e['suspect_tensor']} ~ {e['reference_tensor']}: "
-                           f"{e['units_consistent']}/{e['units_tested']} units consistent, "
-                           f"median |corr| {e['median_matched_corr']}")
+                _say(
+                    f"  token matrix {e['suspect_tensor']} ~ {e['reference_tensor']}: "
+                    f"{e['units_consistent']}/{e['units_tested']} units consistent, "
+                    f"median |corr| {e['median_matched_corr']}"
+                )
             elif e.get("kind") == "residual-vector":
                 _say(f"  {e['suspect_tensor']} ~ {e['reference_tensor']}: corr {e['corr']}")
             elif e.get("kind") == "identical-file":
@@ -171,15 +179,19 @@ def index_add(
     model = open_model(snap)
     try:
         if not model.structure.hidden and not snap.code:
-            raise UsageError(f"{target}: no usable weights (safetensors or GGUF) or Python code to fingerprint"
-                             + (f" ({'; '.join(model.problems)[:200]})" if model.problems else ""))
+            raise UsageError(
+                f"{target}: no usable weights (safetensors or GGUF) or Python code to fingerprint"
+                + (f" ({'; '.join(model.problems)[:200]})" if model.problems else "")
+            )
         lic = license or read_card(snap).license
         idx = _open_index(index)
         if model.structure.hidden:
             new = idx.add(name or target, model, lic, target, snap.revision)
-            _say(f"registered {name or target} ({lic or 'licence unknown'}): "
-                 f"{'fingerprinted' if new else 'fingerprint already stored'}, read {model.bytes_read:,} of "
-                 f"{model.weight_bytes:,} weight bytes")
+            _say(
+                f"registered {name or target} ({lic or 'licence unknown'}): "
+                f"{'fingerprinted' if new else 'fingerprint already stored'}, read {model.bytes_read:,} of "
+                f"{model.weight_bytes:,} weight bytes"
+            )
         if snap.code:  # a file's own licence header, when it has one, overrides this licence (provenance/code.py)
             n = CodeStore(idx.db).add(name or target, snap.code, lic)
             _say(f"registered the code of {name or target}: {n} Python file{'s' if n != 1 else ''}")
@@ -227,12 +239,17 @@ def _upstream_list(upstreams: Path | None, family: str | None, targets: list[str
 
 @index_app.command("update")
 def index_update(
-    targets: list[str] | None = typer.Argument(None, help="Upstreams (hf:OWNER/NAME); default: every one in "
-                                                             "the knowledge base."),
+    targets: list[str] | None = typer.Argument(
+        None, help="Upstreams (hf:OWNER/NAME); default: every one in the knowledge base."
+    ),
     family: str | None = typer.Option(None, "--family", help="Only the upstreams of this family (e.g. llama3.1)."),
-    upstreams: Path | None = typer.Option(None, "--upstreams", envvar="ORIGINSCAN_UPSTREAMS",
-                                             help="A YAML upstream list (the knowledge base's schema) to use "
-                                                  "instead of the knowledge base (an organisation's own models)."),
+    upstreams: Path | None = typer.Option(
+        None,
+        "--upstreams",
+        envvar="ORIGINSCAN_UPSTREAMS",
+        help="A YAML upstream list (the knowledge base's schema) to use "
+        "instead of the knowledge base (an organisation's own models).",
+    ),
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
     workers: int = typer.Option(4, "--workers", min=1, max=16, help="Upstreams fetched at once."),
 ):
@@ -262,15 +279,18 @@ def index_export(
     from scanner.provenance.pack import export_pack
 
     s = export_pack(_open_index(index), file)
-    typer.echo(f"wrote {file}: {s.models} upstreams, {s.fingerprints} fingerprints, {s.bytes:,} bytes; "
-               f"manifest sha256 {s.sha256}")
+    typer.echo(
+        f"wrote {file}: {s.models} upstreams, {s.fingerprints} fingerprints, {s.bytes:,} bytes; "
+        f"manifest sha256 {s.sha256}"
+    )
 
 
 @index_app.command("import")
 def index_import(
     file: Path = typer.Argument(..., help="A fingerprint pack (from index export)."),
-    sha256: str | None = typer.Option(None, "--sha256", help="Refuse the pack unless its manifest has this "
-                                                               "sha256 (printed by index export)."),
+    sha256: str | None = typer.Option(
+        None, "--sha256", help="Refuse the pack unless its manifest has this sha256 (printed by index export)."
+    ),
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
 ):
     """Add a fingerprint pack's upstreams to the index; a corrupted or tampered pack is refused whole."""
@@ -282,8 +302,9 @@ def index_import(
 
 @index_app.command("key")
 def index_key(
-    upstreams: Path | None = typer.Option(None, "--upstreams", envvar="ORIGINSCAN_UPSTREAMS",
-                                             help="The upstream list `index update` would use."),
+    upstreams: Path | None = typer.Option(
+        None, "--upstreams", envvar="ORIGINSCAN_UPSTREAMS", help="The upstream list `index update` would use."
+    ),
 ):
     """Print the cache key of an index: originscan's version and the knowledge base's hash."""
     from scanner.provenance.update import cache_key
@@ -297,25 +318,43 @@ app.add_typer(ci_app, name="ci")
 
 @ci_app.command("pull-request")
 def ci_pull_request(
-    paths: str | None = typer.Option(None, "--paths", envvar="ORIGINSCAN_PATHS",
-                                        help="Folders holding model folders (newline/comma/space separated; "
-                                             "default: the whole checkout)."),
-    event: Path | None = typer.Option(None, "--event", envvar="GITHUB_EVENT_PATH",
-                                         help="Event payload (none: scan every model folder in scope)."),
+    paths: str | None = typer.Option(
+        None,
+        "--paths",
+        envvar="ORIGINSCAN_PATHS",
+        help="Folders holding model folders (newline/comma/space separated; default: the whole checkout).",
+    ),
+    event: Path | None = typer.Option(
+        None, "--event", envvar="GITHUB_EVENT_PATH", help="Event payload (none: scan every model folder in scope)."
+    ),
     workspace: Path = typer.Option(Path("."), "--workspace", envvar="GITHUB_WORKSPACE", help="The checkout."),
     policy: str | None = typer.Option(None, "--policy", envvar="ORIGINSCAN_POLICY", help="Policy file."),
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
-    fail_on: str | None = typer.Option(None, "--fail-on", envvar="ORIGINSCAN_FAIL_ON",
-                                          help="Lowest severity of a NEW finding that fails (default high)."),
-    formats: str = typer.Option("markdown,json", "--formats", envvar="ORIGINSCAN_FORMATS",
-                                help="Report files to write: markdown, json, sarif, html, text."),
-    comment: str = typer.Option("true", "--comment", envvar="ORIGINSCAN_COMMENT",
-                                help="true/false: keep one PR comment up to date."),
+    fail_on: str | None = typer.Option(
+        None,
+        "--fail-on",
+        envvar="ORIGINSCAN_FAIL_ON",
+        help="Lowest severity of a NEW finding that fails (default high).",
+    ),
+    formats: str = typer.Option(
+        "markdown,json",
+        "--formats",
+        envvar="ORIGINSCAN_FORMATS",
+        help="Report files to write: markdown, json, sarif, html, text.",
+    ),
+    comment: str = typer.Option(
+        "true", "--comment", envvar="ORIGINSCAN_COMMENT", help="true/false: keep one PR comment up to date."
+    ),
     sarif: str | None = typer.Option(None, "--sarif", envvar="ORIGINSCAN_SARIF", help="Write SARIF to FILE."),
-    output_dir: Path | None = typer.Option(None, "--output-dir", envvar="ORIGINSCAN_OUTPUT_DIR",
-                                              help="Where report files go (default $RUNNER_TEMP/originscan-reports)."),
-    summary: str | None = typer.Option(None, "--summary", envvar="GITHUB_STEP_SUMMARY",
-                                          help="Markdown summary file (appended)."),
+    output_dir: Path | None = typer.Option(
+        None,
+        "--output-dir",
+        envvar="ORIGINSCAN_OUTPUT_DIR",
+        help="Where report files go (default $RUNNER_TEMP/originscan-reports).",
+    ),
+    summary: str | None = typer.Option(
+        None, "--summary", envvar="GITHUB_STEP_SUMMARY", help="Markdown summary file (appended)."
+    ),
     api_url: str | None = typer.Option(None, "--api-url", envvar="GITHUB_API_URL"),
     repo: str | None = typer.Option(None, "--repo", envvar="GITHUB_REPOSITORY", help="OWNER/NAME."),
 ):
@@ -325,10 +364,22 @@ def ci_pull_request(
 
     token = os.environ.get("ORIGINSCAN_GITHUB_TOKEN") or os.environ.get("GITHUB_TOKEN") or None
     idx = _open_index(index) if (index or _default_index_exists()) else None  # ORIGINSCAN_INDEX names one
-    rc = run_pull_request(str(event) if event else None, workspace, policy=policy or None, fail_on=fail_on or None,
-                          formats=split_inputs(formats), comment=truthy(comment), sarif_path=sarif or None,
-                          summary_path=summary or None, api_url=api_url or None, token=token, repo=repo or None,
-                          paths=split_inputs(paths) or None, index=idx, output_dir=output_dir)
+    rc = run_pull_request(
+        str(event) if event else None,
+        workspace,
+        policy=policy or None,
+        fail_on=fail_on or None,
+        formats=split_inputs(formats),
+        comment=truthy(comment),
+        sarif_path=sarif or None,
+        summary_path=summary or None,
+        api_url=api_url or None,
+        token=token,
+        repo=repo or None,
+        paths=split_inputs(paths) or None,
+        index=idx,
+        output_dir=output_dir,
+    )
     raise typer.Exit(rc)
 
 
@@ -339,8 +390,9 @@ def sweep(
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
-    fail_on: str | None = typer.Option(None, "--fail-on",
-                                          help="Lowest severity that fails; with history, only NEW findings count."),
+    fail_on: str | None = typer.Option(
+        None, "--fail-on", help="Lowest severity that fails; with history, only NEW findings count."
+    ),
     shard: str | None = typer.Option(None, "--shard", help="K/N: scan only this job's share of the repos."),
     workers: int = typer.Option(8, "--workers", min=1, max=64, help="Repos scanned at once."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -348,9 +400,9 @@ def sweep(
     no_history: bool = typer.Option(False, "--no-history", help="Keep no history (a shard of a matrix)."),
     merge: bool = typer.Option(False, "--merge", help="ORGS are shard JSON reports to merge; nothing is scanned."),
     diff_json: Path | None = typer.Option(None, "--diff-json", help="Write new/fixed/unchanged as JSON."),
-    tracking_issue: bool = typer.Option(False, "--tracking-issue",
-                                        help="New high+ findings open or update one issue (GITHUB_TOKEN, "
-                                             "GITHUB_REPOSITORY)."),
+    tracking_issue: bool = typer.Option(
+        False, "--tracking-issue", help="New high+ findings open or update one issue (GITHUB_TOKEN, GITHUB_REPOSITORY)."
+    ),
 ):
     """Every model repo of one or more organisations, with history: what is new, fixed and unchanged."""
     from scanner.ci.history import default_history_path, merge_reports
@@ -369,8 +421,9 @@ def sweep(
         diff = record_and_diff(db, reports) if db else None
     else:
         idx = _open_index(index) if (index or _default_index_exists()) else None
-        reports, diff = run_sweep(orgs, policy=pol, index=idx, history_db=db, shard=parse_shard(shard),
-                                  workers=workers, quiet=quiet)
+        reports, diff = run_sweep(
+            orgs, policy=pol, index=idx, history_db=db, shard=parse_shard(shard), workers=workers, quiet=quiet
+        )
     _write(_render(reports, fmt, output), output)
     if diff is None:
         raise typer.Exit(exit_status(reports, pol.fail_on))
@@ -385,20 +438,18 @@ def watch(
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index whose models are watched."),
     pack: Path | None = typer.Option(None, "--pack", help="Watch the models of this fingerprint pack instead."),
     pack_sha256: str | None = typer.Option(None, "--pack-sha256", help="The pack's pinned manifest sha256."),
-    state: Path | None = typer.Option(None, "--state", help="Cursor and judged repos (SQLite; default in the "
-                                                                "cache)."),
+    state: Path | None = typer.Option(None, "--state", help="Cursor and judged repos (SQLite; default in the cache)."),
     budget: int = typer.Option(20000, "--budget", min=1, help="Most HTTP requests this run may send."),
     since: str | None = typer.Option(None, "--since", help="ISO date: ignore repos last modified before it."),
-    owner: list[str] | None = typer.Option(None, "--owner", help="An organisation whose repos are yours "
-                                                                     "(repeatable)."),
+    owner: list[str] | None = typer.Option(None, "--owner", help="An organisation whose repos are yours (repeatable)."),
     shard: str | None = typer.Option(None, "--shard", help="K/N: judge only this job's share of the repos."),
     workers: int = typer.Option(4, "--workers", min=1, max=64, help="Repos judged at once."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
     merge: bool = typer.Option(False, "--merge", help="Join shard JSON reports; nothing is listed."),
-    tracking_issues: bool = typer.Option(False, "--tracking-issues",
-                                         help="One GitHub issue per undeclared suspect (GITHUB_TOKEN, "
-                                              "GITHUB_REPOSITORY)."),
+    tracking_issues: bool = typer.Option(
+        False, "--tracking-issues", help="One GitHub issue per undeclared suspect (GITHUB_TOKEN, GITHUB_REPOSITORY)."
+    ),
 ):
     """Public Hub repos created or changed since the last run that derive from the watched models.
 
@@ -435,8 +486,16 @@ def watch(
                 idx = _open_index(index)
             st = WatchState(state)
             try:
-                report = run_watch(idx, st, budget=budget, shard=parse_shard(shard), workers=workers, since=when,
-                                   owners=owner or (), token=os.environ.get("HF_TOKEN") or None)
+                report = run_watch(
+                    idx,
+                    st,
+                    budget=budget,
+                    shard=parse_shard(shard),
+                    workers=workers,
+                    since=when,
+                    owners=owner or (),
+                    token=os.environ.get("HF_TOKEN") or None,
+                )
             finally:
                 st.close()
                 idx.close()
@@ -446,9 +505,14 @@ def watch(
         from scanner.ci.actions import run_url
         from scanner.ci.watch_issues import file_issues
 
-        for res in file_issues(doc["suspects"], os.environ.get("GITHUB_API_URL") or "https://api.github.com",
-                               os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY", ""),
-                               run_url=run_url(), log=lambda line: _say(line, err=True)):
+        for res in file_issues(
+            doc["suspects"],
+            os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+            os.environ.get("GITHUB_TOKEN"),
+            os.environ.get("GITHUB_REPOSITORY", ""),
+            run_url=run_url(),
+            log=lambda line: _say(line, err=True),
+        ):
             _say(f"originscan watch: issue #{res['number']} {res['action']} for {res['repo']}", err=True)
     raise typer.Exit(1 if any(not s["declared"] for s in doc["suspects"]) else 0)
 

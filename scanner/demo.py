@@ -1,4 +1,5 @@
 """`originscan demo`: register the bundled upstreams in a throw-away index, then scan every example repo."""
+
 from __future__ import annotations
 
 import tempfile
@@ -35,11 +36,14 @@ def run_demo() -> list[TargetReport]:
                 model.close()
                 if snap.code:  # its modelling code too; CODE_LICENSE_ID when the code's licence is not the weights'
                     code_lic = up / "CODE_LICENSE_ID"
-                    CodeStore(index.db).add(name, snap.code, code_lic.read_text().strip() if code_lic.is_file() else lic)
+                    CodeStore(index.db).add(
+                        name, snap.code, code_lic.read_text().strip() if code_lic.is_file() else lic
+                    )
             policy = load_policy(str(root / ".originscan.yml") if (root / ".originscan.yml").is_file() else None)
             reports = []
-            for repo in sorted(p for p in root.iterdir()
-                               if p.is_dir() and p.name != "upstreams" and not p.name.startswith((".", "_"))):
+            for repo in sorted(
+                p for p in root.iterdir() if p.is_dir() and p.name != "upstreams" and not p.name.startswith((".", "_"))
+            ):
                 report = scan_target(str(repo), policy, index)
                 report.target = f"examples/{repo.name}"
                 reports.append(report)

@@ -1,4 +1,5 @@
 """The finding: what every check produces and every report renders (the JSON contract in DESIGN.md)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -164,8 +165,15 @@ class DiffEntry:
         return cls(target, f.key(target), f.rule, f.severity, f.message, f.path, f.line)
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "key": self.key, "rule": self.rule, "severity": self.severity.name,
-                "message": self.message, "path": self.path, "line": self.line}
+        return {
+            "target": self.target,
+            "key": self.key,
+            "rule": self.rule,
+            "severity": self.severity.name,
+            "message": self.message,
+            "path": self.path,
+            "line": self.line,
+        }
 
 
 @dataclass
@@ -187,10 +195,15 @@ class RunDiff:
         return f"{len(self.new)} new, {len(self.fixed)} fixed, {len(self.unchanged)} unchanged (compared with {base})"
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"previous_run": self.previous_run, "new": [e.to_json() for e in self.new],
-                               "fixed": [e.to_json() for e in self.fixed],
-                               "unchanged": [e.to_json() for e in self.unchanged], "unverified": self.unverified,
-                               "removed": self.removed, "added": self.added}
+        out: dict[str, Any] = {
+            "previous_run": self.previous_run,
+            "new": [e.to_json() for e in self.new],
+            "fixed": [e.to_json() for e in self.fixed],
+            "unchanged": [e.to_json() for e in self.unchanged],
+            "unverified": self.unverified,
+            "removed": self.removed,
+            "added": self.added,
+        }
         if self.run is not None:
             out["run"] = self.run
         return out

@@ -3,6 +3,7 @@
 Every data file is validated while it is loaded: a malformed entry stops the program with one line that names
 the file, the entry and the key (a `KnowledgeBaseError`, which the CLI reports with exit status 2).
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,8 +37,9 @@ def _load(name: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise KnowledgeBaseError(f"rules/{name}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") \
-            from None
+        raise KnowledgeBaseError(
+            f"rules/{name}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})"
+        ) from None
     except OSError as exc:
         raise KnowledgeBaseError(f"rules/{name}: cannot be read ({exc.strerror or exc})") from None
 
@@ -123,8 +125,7 @@ def rule(rule_id: str) -> Rule:
         raise UnknownRuleError(rule_id) from None
 
 
-def finding(rule_id: str, message: str, path: str | None = None, line: int | None = None,
-            **evidence: Any) -> Finding:
+def finding(rule_id: str, message: str, path: str | None = None, line: int | None = None, **evidence: Any) -> Finding:
     """A finding with its catalogue severity (a policy may override it later, never the code)."""
     return Finding(rule_id, rule(rule_id).severity, message, path=path, line=line, evidence=evidence)
 
@@ -293,21 +294,34 @@ def _rule(e: _Entry) -> Rule:
 
 
 def _license(e: _Entry) -> License:
-    lic_id = e.text("id", required=True)
+    lic_id = e.text("id", required=True) or ""
     return License(
-        id=lic_id, hub_id=e.text("hub_id", default=lic_id), name=e.text("name", default=lic_id),  # type: ignore
-        kind=e.text("kind", default=""), spdx=e.text("spdx"), url=e.text("url"),  # type: ignore[arg-type]
-        commercial=e.raw.get("commercial"), derivatives=e.raw.get("derivatives"),
-        outbound=e.raw.get("outbound", "any"), conditions=e.mapping("conditions"), markers=e.strings("markers"),
+        id=lic_id,
+        hub_id=e.text("hub_id") or lic_id,
+        name=e.text("name") or lic_id,
+        kind=e.text("kind") or "",
+        spdx=e.text("spdx"),
+        url=e.text("url"),
+        commercial=e.raw.get("commercial"),
+        derivatives=e.raw.get("derivatives"),
+        outbound=e.raw.get("outbound", "any"),
+        conditions=e.mapping("conditions"),
+        markers=e.strings("markers"),
         license_names=tuple(n.lower() for n in e.strings("license_names")),
     )
 
 
 def _upstream(e: _Entry) -> Upstream:
-    return Upstream(id=e.repo_id("id"), family=e.text("family", default="") or "",
-                    license=e.text("license", default="unknown") or "unknown", config=e.mapping("config"),
-                    special_tokens=e.token_ids("special_tokens"), aliases=e.repo_ids("aliases"),
-                    mirrors=e.repo_ids("mirrors"), source=f"rules/{e.file}")
+    return Upstream(
+        id=e.repo_id("id"),
+        family=e.text("family", default="") or "",
+        license=e.text("license", default="unknown") or "unknown",
+        config=e.mapping("config"),
+        special_tokens=e.token_ids("special_tokens"),
+        aliases=e.repo_ids("aliases"),
+        mirrors=e.repo_ids("mirrors"),
+        source=f"rules/{e.file}",
+    )
 
 
 def load_knowledge_base() -> KnowledgeBase:
@@ -363,8 +377,9 @@ def _rehosts() -> tuple[tuple[str, ...], frozenset[str]]:
     out = []
     for key in ("suffixes", "orgs"):
         items = data.get(key) or []
-        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("name"), str)
-                                                  for i in items):
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("name"), str) for i in items
+        ):
             raise KnowledgeBaseError(f"rules/rehosts.yaml key {key!r}: expected a list of mappings with a `name`")
         out.append(tuple(i["name"].lower() for i in items))
     suffixes = tuple(sorted(out[0], key=len, reverse=True))  # longest first: "-bnb-4bit" before "-4bit"
@@ -440,5 +455,3 @@ def name_match(kb: KnowledgeBase, repo_id: str) -> NameMatch | None:
         return NameMatch(up, "variant")
     up = _lookup(tails, tail)
     return NameMatch(up, "variant") if up is not None else None
-
-

@@ -1,4 +1,5 @@
 """The main job for one target: source → evidence → checks → findings (policy applied)."""
+
 from __future__ import annotations
 
 from scanner.checks.engine import Context, WeightMatch, run_checks
@@ -40,13 +41,20 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
             detail = "; ".join(model.problems) or "no safetensors weights"
             return [], [finding("source.unverifiable", f"weights could not be compared with the index: {detail}")]
         found = [WeightMatch(reg.name, reg.license, verdict) for reg, verdict in matches]
-        if (model.tensors and not model.structure.token_matrices and model.problems
-                and not any(v.verdict == "derived" for _, v in matches)
-                and index.candidates(exclude_target=snap.target)):
+        if (
+            model.tensors
+            and not model.structure.token_matrices
+            and model.problems
+            and not any(v.verdict == "derived" for _, v in matches)
+            and index.candidates(exclude_target=snap.target)
+        ):
             # Token matrices quantized in a form that cannot be read (a bitsandbytes 4-bit embedding, a GGUF type
             # the gguf package cannot dequantize): the weights were not tested, which is not a pass.
-            return found, [finding("source.unverifiable",
-                                   f"weights could not be compared with the index: {'; '.join(model.problems)}")]
+            return found, [
+                finding(
+                    "source.unverifiable", f"weights could not be compared with the index: {'; '.join(model.problems)}"
+                )
+            ]
         return found, []
     finally:
         model.close()
@@ -61,9 +69,17 @@ def build_context(snap: Snapshot, policy: Policy) -> Context:
     config = snap.jsons.get("config.json")
     if config is None and gguf is not None:
         config = gguf.config
-    return Context(snap=snap, kb=kb, policy=policy, card=read_card(snap), detections=detect_licenses(snap, kb),
-                   config_matches=match_config(config, kb),
-                   token_matches=match_tokens(tokens, kb), special_tokens=tokens, gguf=gguf)
+    return Context(
+        snap=snap,
+        kb=kb,
+        policy=policy,
+        card=read_card(snap),
+        detections=detect_licenses(snap, kb),
+        config_matches=match_config(config, kb),
+        token_matches=match_tokens(tokens, kb),
+        special_tokens=tokens,
+        gguf=gguf,
+    )
 
 
 def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) -> TargetReport:
@@ -75,8 +91,15 @@ def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) ->
     findings = run_checks(ctx) + weight_problems
     policy.apply(snap.target, findings)
     findings.sort(key=lambda f: (-f.severity, f.rule, f.path or ""))
-    facts = TargetFacts(snap.name, snap.kind, dict(ctx.card.metadata), ctx.lineage, snap.weight_files(),
-                        ctx.weight_matches, ctx.code_matches)
+    facts = TargetFacts(
+        snap.name,
+        snap.kind,
+        dict(ctx.card.metadata),
+        ctx.lineage,
+        snap.weight_files(),
+        ctx.weight_matches,
+        ctx.code_matches,
+    )
     return TargetReport(snap.target, findings, revision=snap.revision, facts=facts)
 
 

@@ -1,4 +1,5 @@
 """The policy file `.originscan.yml`: allowed / denied licences, severity overrides, suppressions, fail_on."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -103,8 +104,11 @@ def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Poli
         raise UsageError(f"policy {where} key {unknown[0]!r}: unknown (expected {', '.join(POLICY_KEYS)})")
     policy = Policy(source=where)
     if "fail_on" in data:
-        policy.fail_on = (None if str(data["fail_on"]).lower() == "never"
-                          else _severity(data["fail_on"], f"policy {where} key 'fail_on'"))
+        policy.fail_on = (
+            None
+            if str(data["fail_on"]).lower() == "never"
+            else _severity(data["fail_on"], f"policy {where} key 'fail_on'")
+        )
     lic = data.get("licenses") or {}
     if not isinstance(lic, dict):
         raise UsageError(f"policy {where}: `licenses` must be a mapping with allow / deny lists")
@@ -134,8 +138,10 @@ def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Poli
             try:
                 expires = dt.date.fromisoformat(str(expires))
             except ValueError:
-                raise UsageError(f"policy {where}: suppression #{i + 1} has a bad date {expires!r} "
-                                 "(use YYYY-MM-DD)") from None
-        policy.suppressions.append(Suppression(str(entry["rule"]), str(entry["reason"]), expires,
-                                               entry.get("path"), entry.get("target")))
+                raise UsageError(
+                    f"policy {where}: suppression #{i + 1} has a bad date {expires!r} (use YYYY-MM-DD)"
+                ) from None
+        policy.suppressions.append(
+            Suppression(str(entry["rule"]), str(entry["reason"]), expires, entry.get("path"), entry.get("target"))
+        )
     return policy

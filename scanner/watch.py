@@ -22,6 +22,7 @@ next run resumes (repos already judged cost nothing but their listing row). Voca
 and special tokens are reported as evidence, never used to rule out: vocabulary extension and renamed
 architectures are derivations.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,8 +45,19 @@ from scanner.provenance.index import Index
 
 WEIGHT_SUFFIXES = (".safetensors", ".gguf")
 LISTING_FIELDS = ["sha", "lastModified", "siblings", "cardData", "tags"]  # what the listing-row test reads
-WIDTH_KEYS = frozenset({"hidden_size", "d_model", "n_embd", "dim", "embed_dim", "hidden_dim", "model_dim",
-                        "n_embed", "word_embed_proj_dim"})
+WIDTH_KEYS = frozenset(
+    {
+        "hidden_size",
+        "d_model",
+        "n_embd",
+        "dim",
+        "embed_dim",
+        "hidden_dim",
+        "model_dim",
+        "n_embed",
+        "word_embed_proj_dim",
+    }
+)
 HUB_URL = "https://huggingface.co"
 MAX_ATTEMPTS = 3  # a repo that fails this many runs at the same sha stops holding the cursor back
 SCHEMA = """
@@ -90,8 +102,10 @@ class Watched:
 
 
 def watched_models(index: Index) -> list[Watched]:
-    return [Watched(c.reg.name, c.reg.target, c.reg.license, c.reg.fingerprint, c.kind, c.hidden, c.vocab)
-            for c in index.candidates()]
+    return [
+        Watched(c.reg.name, c.reg.target, c.reg.license, c.reg.fingerprint, c.kind, c.hidden, c.vocab)
+        for c in index.candidates()
+    ]
 
 
 def watch_key(watched: list[Watched]) -> str:
@@ -237,8 +251,9 @@ class WatchState:
 
     def unchanged(self, listed: Listed, key: str, widths: set[int]) -> bool:
         """True when this sha was judged before and that judgement still holds for the watched set."""
-        row = self.db.execute("SELECT sha, stage, widths, watch_key, attempts FROM seen WHERE repo=?",
-                              (listed.repo_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT sha, stage, widths, watch_key, attempts FROM seen WHERE repo=?", (listed.repo_id,)
+        ).fetchone()
         if row is None or not listed.sha or row[0] != listed.sha:
             return False
         sha, stage, seen_widths, seen_key, attempts = row
@@ -256,9 +271,21 @@ class WatchState:
             row = self.db.execute("SELECT sha, stage, attempts FROM seen WHERE repo=?", (o.repo,)).fetchone()
             attempts = 1 + (row[2] if row and row[0] == o.sha and row[1] == "error" else 0)
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO seen VALUES (?,?,?,?,?,?,?,?,?,?)",
-                            (o.repo, o.sha, o.last_modified, o.stage, o.reason, json.dumps(sorted(o.widths)), key,
-                             json.dumps([s.to_json() for s in o.suspects]), _now(), attempts))
+            self.db.execute(
+                "INSERT OR REPLACE INTO seen VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    o.repo,
+                    o.sha,
+                    o.last_modified,
+                    o.stage,
+                    o.reason,
+                    json.dumps(sorted(o.widths)),
+                    key,
+                    json.dumps([s.to_json() for s in o.suspects]),
+                    _now(),
+                    attempts,
+                ),
+            )
         return attempts
 
     def declared_derivatives(self, watched: str) -> set[str]:
@@ -272,10 +299,21 @@ class WatchState:
     def record_run(self, cursor: str, report: WatchReport) -> None:
         s = report.stats
         with self.db:
-            self.db.execute("INSERT INTO runs(cursor, started, finished, complete, stopped, requests, listed, "
-                            "evaluated, suspects) VALUES (?,?,?,?,?,?,?,?,?)",
-                            (cursor, report.started, _now(), int(report.complete), report.stopped, s.requests,
-                             s.listed, s.evaluated, len(report.suspects)))
+            self.db.execute(
+                "INSERT INTO runs(cursor, started, finished, complete, stopped, requests, listed, "
+                "evaluated, suspects) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    cursor,
+                    report.started,
+                    _now(),
+                    int(report.complete),
+                    report.stopped,
+                    s.requests,
+                    s.listed,
+                    s.evaluated,
+                    len(report.suspects),
+                ),
+            )
 
 
 # -- one run ------------------------------------------------------------------------------------------------------
@@ -309,11 +347,25 @@ class WatchReport:
         from scanner import __version__
 
         return {
-            "tool": "originscan", "version": __version__, "kind": "watch", "shard": self.shard,
-            "started": self.started, "complete": self.complete, "stopped": self.stopped,
+            "tool": "originscan",
+            "version": __version__,
+            "kind": "watch",
+            "shard": self.shard,
+            "started": self.started,
+            "complete": self.complete,
+            "stopped": self.stopped,
             "watermark": self.watermark,
-            "watched": [{"name": w.name, "target": w.target, "license": w.license, "kind": w.kind,
-                         "hidden": w.hidden, "vocab": w.vocab} for w in self.watched],
+            "watched": [
+                {
+                    "name": w.name,
+                    "target": w.target,
+                    "license": w.license,
+                    "kind": w.kind,
+                    "hidden": w.hidden,
+                    "vocab": w.vocab,
+                }
+                for w in self.watched
+            ],
             "stats": asdict(self.stats),
             "suspects": [s.to_json() for s in sorted(self.suspects, key=lambda s: (s.declared, s.repo, s.watched))],
             "errors": self.errors,
@@ -352,7 +404,8 @@ def evaluate(listed: Listed, ctx: _Context) -> Outcome:
     if not listed.weight_files:
         return out("listing", "no safetensors or GGUF weight file")
     if listed.repo_id.split("/")[0].lower() in ctx.owners or any(
-            w.repo_id and w.repo_id.lower() == listed.repo_id.lower() for w in ctx.watched):
+        w.repo_id and w.repo_id.lower() == listed.repo_id.lower() for w in ctx.watched
+    ):
         return out("listing", "a watched model or one of its owners' repos")
     widths: set[int] = set()
     if "config.json" in listed.files and ctx.widths:
@@ -364,8 +417,11 @@ def evaluate(listed: Listed, ctx: _Context) -> Outcome:
         except (ValueError, RecursionError):
             widths = set()
         if widths and not widths & ctx.widths and not any(w.kind != "rows" for w in ctx.watched):
-            return out("config", f"config.json declares width {sorted(widths)}; watched: {sorted(ctx.widths)}",
-                       widths=sorted(widths))
+            return out(
+                "config",
+                f"config.json declares width {sorted(widths)}; watched: {sorted(ctx.widths)}",
+                widths=sorted(widths),
+            )
     return _weights(listed, ctx, out, widths)
 
 
@@ -374,8 +430,14 @@ def _weights(listed: Listed, ctx: _Context, out: Callable[..., Outcome], widths:
     from scanner.provenance.views import open_model
     from scanner.sources.hf import HFSource
 
-    snap = HFSource(listed.repo_id, revision=listed.sha, token=ctx.token, endpoint=ctx.endpoint, cache=False,
-                    target=f"hf:{listed.repo_id}").snapshot()
+    snap = HFSource(
+        listed.repo_id,
+        revision=listed.sha,
+        token=ctx.token,
+        endpoint=ctx.endpoint,
+        cache=False,
+        target=f"hf:{listed.repo_id}",
+    ).snapshot()
     if not snap.weight_files():  # gated or private without a token: judged as far as it could be
         why = "; ".join(p.message for p in snap.problems) or "no weight files"
         return out("header", why[:300])
@@ -398,32 +460,64 @@ def _weights(listed: Listed, ctx: _Context, out: Callable[..., Outcome], widths:
         w = by_name[reg.name]
         named = declares(bases, w, ctx.declared_derivatives.get(w.name, set()))
         rev = snap.revision or listed.sha
-        links = {"repo": f"{HUB_URL}/{listed.repo_id}",
-                 "files": f"{HUB_URL}/{listed.repo_id}/tree/{rev}" if rev else f"{HUB_URL}/{listed.repo_id}"}
+        links = {
+            "repo": f"{HUB_URL}/{listed.repo_id}",
+            "files": f"{HUB_URL}/{listed.repo_id}/tree/{rev}" if rev else f"{HUB_URL}/{listed.repo_id}",
+        }
         if w.repo_id:
             links["watched"] = f"{HUB_URL}/{w.repo_id}"
         evidence = list(verdict.evidence[:20])
         evidence.append({"kind": "declared-bases", "bases": bases})
-        suspects.append(Suspect(listed.repo_id, rev, w.name, w.target, verdict.verdict, verdict.p_value,
-                                verdict.log10_p_value, verdict.score, bool(named), named, evidence,
-                                verdict.reason, verdict.bytes_read, links))
+        suspects.append(
+            Suspect(
+                listed.repo_id,
+                rev,
+                w.name,
+                w.target,
+                verdict.verdict,
+                verdict.p_value,
+                verdict.log10_p_value,
+                verdict.score,
+                bool(named),
+                named,
+                evidence,
+                verdict.reason,
+                verdict.bytes_read,
+                links,
+            )
+        )
     if hidden is None and not stats.exact:
         reason = "; ".join(model.problems)[:300] or "no token matrix found in the weights"
         return out("header", reason, weight_bytes_read=bytes_read)
     if suspects:
-        return out("rows", f"derived from {', '.join(s.watched for s in suspects)}", widths=sorted(widths),
-                   suspects=suspects, weight_bytes_read=bytes_read, screened_out=stats.screened_out,
-                   compared=stats.compared)
+        return out(
+            "rows",
+            f"derived from {', '.join(s.watched for s in suspects)}",
+            widths=sorted(widths),
+            suspects=suspects,
+            weight_bytes_read=bytes_read,
+            screened_out=stats.screened_out,
+            compared=stats.compared,
+        )
     if stats.compared or stats.screened_out:
-        return out("rows", f"hidden {hidden}: screened out {stats.screened_out}, independent after the full test "
-                   f"{stats.compared}", weight_bytes_read=bytes_read, screened_out=stats.screened_out,
-                   compared=stats.compared)
-    return out("header", f"weights of hidden size {hidden}; watched: {sorted(ctx.widths)}",
-               widths=sorted(widths | ({hidden} if hidden else set())), weight_bytes_read=bytes_read)
+        return out(
+            "rows",
+            f"hidden {hidden}: screened out {stats.screened_out}, independent after the full test {stats.compared}",
+            weight_bytes_read=bytes_read,
+            screened_out=stats.screened_out,
+            compared=stats.compared,
+        )
+    return out(
+        "header",
+        f"weights of hidden size {hidden}; watched: {sorted(ctx.widths)}",
+        widths=sorted(widths | ({hidden} if hidden else set())),
+        weight_bytes_read=bytes_read,
+    )
 
 
-def _declared_through(suspects: list[Suspect], known: dict[str, set[str]],
-                      outcomes: dict[str, Outcome]) -> list[Outcome]:
+def _declared_through(
+    suspects: list[Suspect], known: dict[str, set[str]], outcomes: dict[str, Outcome]
+) -> list[Outcome]:
     """A suspect whose card names a declared derivative of the same watched model (found in this run, in any
     order, or before) declares its lineage too. Returns the outcomes that changed."""
     changed: dict[str, Outcome] = {}
@@ -452,9 +546,18 @@ def _listing(token: str | None, endpoint: str | None) -> Iterator[Any]:
     return iter(_api(endpoint, token).list_models(sort="lastModified", expand=LISTING_FIELDS))
 
 
-def run_watch(index: Index, state: WatchState, *, budget: int = 20000, shard: tuple[int, int] | None = None,
-              workers: int = 4, since: dt.datetime | None = None, owners: Iterable[str] = (),
-              token: str | None = None, endpoint: str | None = None) -> WatchReport:
+def run_watch(
+    index: Index,
+    state: WatchState,
+    *,
+    budget: int = 20000,
+    shard: tuple[int, int] | None = None,
+    workers: int = 4,
+    since: dt.datetime | None = None,
+    owners: Iterable[str] = (),
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> WatchReport:
     """Walk the listing down to the high-water mark (or `since`), judging this shard's new and changed repos."""
     from scanner.ci.sweep import shard_of
     from scanner.sources import http
@@ -469,10 +572,15 @@ def run_watch(index: Index, state: WatchState, *, budget: int = 20000, shard: tu
     stats = report.stats
     mark = state.watermark(cursor)
     floor = max(m for m in (mark, since) if m is not None) if (mark or since) else None
-    ctx = _Context(watched, {w.hidden for w in watched if w.kind == "rows" and w.hidden}, index.path,
-                   token, endpoint,
-                   {o.lower() for o in owners} | {w.repo_id.split("/")[0].lower() for w in watched if w.repo_id},
-                   {w.name: state.declared_derivatives(w.name) for w in watched})
+    ctx = _Context(
+        watched,
+        {w.hidden for w in watched if w.kind == "rows" and w.hidden},
+        index.path,
+        token,
+        endpoint,
+        {o.lower() for o in owners} | {w.repo_id.split("/")[0].lower() for w in watched if w.repo_id},
+        {w.name: state.declared_derivatives(w.name) for w in watched},
+    )
     first = http.SENT.count
     started = time.perf_counter()
     top: dt.datetime | None = None
@@ -543,8 +651,9 @@ def run_watch(index: Index, state: WatchState, *, budget: int = 20000, shard: tu
     if report.complete and top is not None and retry_later == 0:
         state.set_watermark(cursor, top)
     elif report.complete and retry_later:
-        report.stopped = (f"{retry_later} repo(s) could not be judged; the cursor stays so that the next run "
-                          "tries them again")
+        report.stopped = (
+            f"{retry_later} repo(s) could not be judged; the cursor stays so that the next run tries them again"
+        )
         report.complete = False
     new_mark = state.watermark(cursor)
     report.watermark = new_mark.isoformat() if new_mark else None
@@ -605,12 +714,16 @@ def render_text(doc: dict[str, Any]) -> str:
     from scanner.report.sanitize import terminal_safe as sanitize
 
     s = doc["stats"]
-    lines = [f"originscan watch: {len(doc['watched'])} watched model(s)"
-             + (f", shard {doc['shard']}" if doc.get("shard") else "")]
+    lines = [
+        f"originscan watch: {len(doc['watched'])} watched model(s)"
+        + (f", shard {doc['shard']}" if doc.get("shard") else "")
+    ]
     for sus in doc["suspects"]:
         tag = "DECLARED  " if sus["declared"] else "UNDECLARED"
-        lines.append(f"  {tag} {sanitize(sus['repo'])} derives from {sanitize(sus['watched'])} "
-                     f"(p = 10^{sus['log10_p_value']:.1f}, score {sus['score']:.2f}) {sus['links']['repo']}")
+        lines.append(
+            f"  {tag} {sanitize(sus['repo'])} derives from {sanitize(sus['watched'])} "
+            f"(p = 10^{sus['log10_p_value']:.1f}, score {sus['score']:.2f}) {sus['links']['repo']}"
+        )
         if sus["declared"]:
             lines.append(f"             its card names {', '.join(sanitize(b) for b in sus['declared_as'])}")
     if not doc["suspects"]:
@@ -618,14 +731,32 @@ def render_text(doc: dict[str, Any]) -> str:
     for e in doc.get("errors", [])[:20]:
         lines.append(f"  could not judge {sanitize(e['repo'])}: {sanitize(e['message'])}")
     r = s.get("ruled_out", {})
-    lines.append(f"listed {s['listed']}, this shard {s['in_shard']}, unchanged {s['unchanged']}, judged "
-                 f"{s['evaluated']} (ruled out by listing {r.get('listing', 0)}, config {r.get('config', 0)}, "
-                 f"header {r.get('header', 0)}, rows {r.get('rows', 0)}), errors {s['errors']}; {s['requests']} "
-                 f"requests, {s['weight_bytes_read']:,} weight bytes, {s['seconds']:.1f} s")
-    lines.append("run complete: the cursor moved to " + str(doc.get("watermark")) if doc.get("complete") else
-                 f"run stopped ({doc.get('stopped')}): the next run resumes where this one stopped")
+    lines.append(
+        f"listed {s['listed']}, this shard {s['in_shard']}, unchanged {s['unchanged']}, judged "
+        f"{s['evaluated']} (ruled out by listing {r.get('listing', 0)}, config {r.get('config', 0)}, "
+        f"header {r.get('header', 0)}, rows {r.get('rows', 0)}), errors {s['errors']}; {s['requests']} "
+        f"requests, {s['weight_bytes_read']:,} weight bytes, {s['seconds']:.1f} s"
+    )
+    lines.append(
+        "run complete: the cursor moved to " + str(doc.get("watermark"))
+        if doc.get("complete")
+        else f"run stopped ({doc.get('stopped')}): the next run resumes where this one stopped"
+    )
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["run_watch", "WatchState", "WatchReport", "Watched", "Suspect", "Listed", "evaluate", "declared_widths",
-           "declared_bases", "merge_reports", "load_report", "render_text", "default_state_path"]
+__all__ = [
+    "run_watch",
+    "WatchState",
+    "WatchReport",
+    "Watched",
+    "Suspect",
+    "Listed",
+    "evaluate",
+    "declared_widths",
+    "declared_bases",
+    "merge_reports",
+    "load_report",
+    "render_text",
+    "default_state_path",
+]

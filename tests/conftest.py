@@ -1,4 +1,5 @@
 """Shared fixtures. Tests never reach the internet; servers they need start on 127.0.0.1."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ gguf's tensor-name map) and quantizes 2-D tensors with gguf's quantizers. gguf s
 K-quants (Q4_K, Q5_K, Q6_K; only their dequantizers), so simple encoders for those block layouts are written
 below; `test_gguf.py` checks them against gguf's reference dequantizer.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -97,10 +98,17 @@ def _layers(tensors: dict[str, np.ndarray]) -> int:
     return 1 + max((int(k.split(".")[2]) for k in tensors if k.startswith("model.layers.")), default=-1)
 
 
-def write_gguf(path: Path, tensors: dict[str, np.ndarray], qtype: Q = Q.F16, *,
-               metadata: dict[str, Any] | None = None, tokens: list[str] | None = None,
-               token_types: list[int] | None = None, split_max_tensors: int = 0,
-               embed_type: Q | None = None) -> list[Path]:
+def write_gguf(
+    path: Path,
+    tensors: dict[str, np.ndarray],
+    qtype: Q = Q.F16,
+    *,
+    metadata: dict[str, Any] | None = None,
+    tokens: list[str] | None = None,
+    token_types: list[int] | None = None,
+    split_max_tensors: int = 0,
+    embed_type: Q | None = None,
+) -> list[Path]:
     """A Llama-architecture GGUF of a Hugging Face weight dict; returns the file(s) written (several when split).
 
     2-D tensors are stored as `qtype` where their rows fit its block (else Q8_0, else F16, as llama.cpp falls

@@ -2,6 +2,7 @@
 
 Nothing here loads or unpickles anything: pickle files are written as opcode bytes.
 """
+
 from __future__ import annotations
 
 import io
@@ -28,32 +29,82 @@ from scanner.sources.local import LocalSource
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # -- knowledge-base facts the tests lean on (values as in rules/upstreams/ / rules/licenses.yaml) -------------
-LLAMA3_8B_CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
-                    "num_hidden_layers": 32, "intermediate_size": 14336, "num_attention_heads": 32,
-                    "num_key_value_heads": 8, "vocab_size": 128256, "rope_theta": 500000.0,
-                    "max_position_embeddings": 8192, "bos_token_id": 128000, "eos_token_id": 128001}
-GEMMA2_2B_CONFIG = {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "hidden_size": 2304,
-                    "num_hidden_layers": 26, "intermediate_size": 9216, "num_attention_heads": 8,
-                    "num_key_value_heads": 4, "head_dim": 256, "vocab_size": 256000, "rope_theta": 10000.0,
-                    "max_position_embeddings": 8192, "sliding_window": 4096}
-MINICPM_V_CONFIG = dict(LLAMA3_8B_CONFIG, architectures=["MiniCPMV"], model_type="minicpmv", query_num=96,
-                        slice_mode=True, image_size=448, patch_size=14)
+LLAMA3_8B_CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "intermediate_size": 14336,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+    "rope_theta": 500000.0,
+    "max_position_embeddings": 8192,
+    "bos_token_id": 128000,
+    "eos_token_id": 128001,
+}
+GEMMA2_2B_CONFIG = {
+    "architectures": ["Gemma2ForCausalLM"],
+    "model_type": "gemma2",
+    "hidden_size": 2304,
+    "num_hidden_layers": 26,
+    "intermediate_size": 9216,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "head_dim": 256,
+    "vocab_size": 256000,
+    "rope_theta": 10000.0,
+    "max_position_embeddings": 8192,
+    "sliding_window": 4096,
+}
+MINICPM_V_CONFIG = dict(
+    LLAMA3_8B_CONFIG,
+    architectures=["MiniCPMV"],
+    model_type="minicpmv",
+    query_num=96,
+    slice_mode=True,
+    image_size=448,
+    patch_size=14,
+)
 # A config that matches no upstream in the knowledge base.
-CUSTOM_CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 1024,
-                 "num_hidden_layers": 12, "intermediate_size": 2816, "num_attention_heads": 16,
-                 "num_key_value_heads": 4, "vocab_size": 32000, "rope_theta": 10000.0,
-                 "max_position_embeddings": 4096}
+CUSTOM_CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 1024,
+    "num_hidden_layers": 12,
+    "intermediate_size": 2816,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 4,
+    "vocab_size": 32000,
+    "rope_theta": 10000.0,
+    "max_position_embeddings": 4096,
+}
 
-MINICPM_TOKENS = {"<image>": 128010, "</image>": 128011, "<ref>": 128012, "</ref>": 128013, "<box>": 128014,
-                  "</box>": 128015, "<quad>": 128016, "</quad>": 128017, "<point>": 128018, "</point>": 128019,
-                  "<slice>": 128020, "</slice>": 128021}
+MINICPM_TOKENS = {
+    "<image>": 128010,
+    "</image>": 128011,
+    "<ref>": 128012,
+    "</ref>": 128013,
+    "<box>": 128014,
+    "</box>": 128015,
+    "<quad>": 128016,
+    "</quad>": 128017,
+    "<point>": 128018,
+    "</point>": 128019,
+    "<slice>": 128020,
+    "</slice>": 128021,
+}
 
 APACHE_TEXT = "Apache License\nVersion 2.0, January 2004\nhttp://www.apache.org/licenses/\n"
-MIT_TEXT = ("MIT License\n\nPermission is hereby granted, free of charge, to any person obtaining a copy of this "
-            "software.\n\nThe above copyright notice and this permission notice shall be included in all copies.\n")
+MIT_TEXT = (
+    "MIT License\n\nPermission is hereby granted, free of charge, to any person obtaining a copy of this "
+    "software.\n\nThe above copyright notice and this permission notice shall be included in all copies.\n"
+)
 LLAMA3_LICENSE = "META LLAMA 3 COMMUNITY LICENSE AGREEMENT\nMeta Llama 3 Version Release Date: April 18, 2024\n"
-LLAMA3_NOTICE = ("Meta Llama 3 is licensed under the Meta Llama 3 Community License, Copyright © Meta Platforms, "
-                 "Inc. All Rights Reserved.\n")
+LLAMA3_NOTICE = (
+    "Meta Llama 3 is licensed under the Meta Llama 3 Community License, Copyright © Meta Platforms, "
+    "Inc. All Rights Reserved.\n"
+)
 LLAMA3_PHRASE = "Built with Meta Llama 3"
 GEMMA_TERMS = "Gemma Terms of Use\n\n... Gemma Prohibited Use Policy ...\n"
 GEMMA_NOTICE = "Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms\n"
@@ -68,16 +119,33 @@ def card_text(metadata: dict[str, Any] | None, body: str = "# A model\n\nSome wo
 
 
 def tokenizer_config(tokens: dict[str, int]) -> dict[str, Any]:
-    return {"added_tokens_decoder": {str(i): {"content": t, "special": True, "lstrip": False, "rstrip": False,
-                                              "normalized": False, "single_word": False}
-                                     for t, i in sorted(tokens.items(), key=lambda x: x[1])},
-            "tokenizer_class": "PreTrainedTokenizerFast"}
+    return {
+        "added_tokens_decoder": {
+            str(i): {
+                "content": t,
+                "special": True,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "single_word": False,
+            }
+            for t, i in sorted(tokens.items(), key=lambda x: x[1])
+        },
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    }
 
 
-def make_repo(root: Path, name: str = "repo", *, card: str | dict | None = None, body: str | None = None,
-              config: dict | None = None, tokenizer: dict[str, int] | None = None,
-              files: dict[str, str | bytes] | None = None,
-              weights: dict[str, dict[str, np.ndarray]] | None = None) -> Path:
+def make_repo(
+    root: Path,
+    name: str = "repo",
+    *,
+    card: str | dict | None = None,
+    body: str | None = None,
+    config: dict | None = None,
+    tokenizer: dict[str, int] | None = None,
+    files: dict[str, str | bytes] | None = None,
+    weights: dict[str, dict[str, np.ndarray]] | None = None,
+) -> Path:
     """Write a model repo folder. `card` is README.md's text, or a metadata dict turned into front matter."""
     repo = root / name
     repo.mkdir(parents=True, exist_ok=True)
@@ -101,8 +169,9 @@ def make_repo(root: Path, name: str = "repo", *, card: str | dict | None = None,
 
 
 # -- weights -------------------------------------------------------------------------------------------------------
-def tiny_llm(seed: int, vocab: int = 320, d: int = 48, inter: int = 96, layers: int = 2,
-             prefix: str = "model.") -> dict[str, np.ndarray]:
+def tiny_llm(
+    seed: int, vocab: int = 320, d: int = 48, inter: int = 96, layers: int = 2, prefix: str = "model."
+) -> dict[str, np.ndarray]:
     """A Llama-shaped decoder with tied embeddings, float32 (a few hundred KB)."""
     r = np.random.default_rng(seed)
     t = {f"{prefix}embed_tokens.weight": r.normal(0, 1, (vocab, d)), f"{prefix}norm.weight": 1 + 0.1 * r.normal(size=d)}
@@ -183,9 +252,11 @@ def pickle_global(module: str, name: str, arg: str | None = None) -> bytes:
 
 def pickle_stack_global(module: str, name: str) -> bytes:
     """Protocol 4 style: SHORT_BINUNICODE module, SHORT_BINUNICODE name, STACK_GLOBAL, EMPTY_TUPLE, REDUCE."""
+
     def short(s: str) -> bytes:
         b = s.encode()
         return b"\x8c" + bytes([len(b)]) + b
+
     return b"\x80\x04" + short(module) + short(name) + b"\x93)R."
 
 
@@ -226,11 +297,18 @@ def assert_quiet(report: TargetReport, rule: str) -> None:
     assert not hits, f"{rule} fired but must not: {[f.message for f in hits]}"
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """`originscan ARGS…` in a subprocess (python -m scanner.cli), text output."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env.pop("ORIGINSCAN_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "scanner.cli", *args], cwd=cwd or REPO_ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "scanner.cli", *args],
+        cwd=cwd or REPO_ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -2,6 +2,7 @@
 definitions reordered, comments and docstrings stripped, reformatted (ast.unparse), a few statements inserted
 and a few deleted. Library names (imports, attributes of imported modules, builtins) keep their names: renaming
 them would break the copy."""
+
 from __future__ import annotations
 
 import ast
@@ -21,8 +22,12 @@ def _defined_names(tree: ast.AST) -> set[str]:
             defined.add(node.arg)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             defined.add(node.id)
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) \
-                and isinstance(node.value, ast.Name) and node.value.id == "self":
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+        ):
             defined.add(node.attr)
     keep = imported | set(dir(builtins)) | {"self", "cls"}
     return {n for n in defined if n not in keep and not (n.startswith("__") and n.endswith("__"))}
@@ -66,8 +71,12 @@ def _strip_docstrings(tree: ast.AST) -> None:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(getattr(body[0], "value", None), ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
 
 

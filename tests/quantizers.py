@@ -5,6 +5,7 @@ float8), so the two encoders are written out: MLX's affine scheme as mlx.core.qu
 rounding to the nearest of the 256 E4M3 values (the scanner's own decoding table, checked against the OCP values
 in the tests).
 """
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,8 @@ def save_fp8(t: dict[str, np.ndarray], path: Path, names: list[str]) -> Path:
     safetensors' numpy API has no float8 dtype: the header is extended by hand around the raw E4M3 bytes."""
     plain = safetensors.numpy.save({k: np.ascontiguousarray(v) for k, v in t.items() if k not in names})
     n = int.from_bytes(plain[:8], "little")
-    header = json.loads(plain[8:8 + n])
-    body = bytearray(plain[8 + n:])
+    header = json.loads(plain[8 : 8 + n])
+    body = bytearray(plain[8 + n :])
     for name in names:
         w = t[name].astype(np.float32)
         scale = (np.abs(w).max(axis=1, keepdims=True) / 448).astype(np.float32)
@@ -69,7 +70,10 @@ def save_fp8(t: dict[str, np.ndarray], path: Path, names: list[str]) -> Path:
         header[name] = {"dtype": "F8_E4M3", "shape": list(w.shape), "data_offsets": [len(body), len(body) + len(codes)]}
         body += codes
         header[name.removesuffix(".weight") + ".weight_scale"] = {
-            "dtype": "F32", "shape": [w.shape[0], 1], "data_offsets": [len(body), len(body) + scale.nbytes]}
+            "dtype": "F32",
+            "shape": [w.shape[0], 1],
+            "data_offsets": [len(body), len(body) + scale.nbytes],
+        }
         body += scale.tobytes()
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)

@@ -7,6 +7,7 @@
   (the card fetcher answers from a dict, as the Hub client would from the cards);
 * `hf:gone/model`: a target that could not be fetched (no facts).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +23,7 @@ from scanner.findings import Finding, Severity, TargetFacts, TargetReport
 from scanner.knowledge import knowledge_base
 from scanner.provenance.code import CodeStore
 
-HOSTILE = '</text><script>alert(1)</script><svg onload=alert(2)>\x1b[31m'
+HOSTILE = "</text><script>alert(1)</script><svg onload=alert(2)>\x1b[31m"
 UPSTREAM = "acme/base-6l"
 CUT_LAYER = 2
 LAYERS = 6
@@ -96,8 +97,13 @@ class AcmeMLP(nn.Module):
     def forward(self, x):
         return self.down_proj(nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
 '''
-COPIED_CODE = (UPSTREAM_CODE.replace("Acme", "Pruned").replace("hidden_states", "h").replace("variance", "var")
-               .replace("query", "q").replace("scores", "logits"))
+COPIED_CODE = (
+    UPSTREAM_CODE.replace("Acme", "Pruned")
+    .replace("hidden_states", "h")
+    .replace("variance", "var")
+    .replace("query", "q")
+    .replace("scores", "logits")
+)
 
 
 @dataclass
@@ -111,16 +117,33 @@ def build(tmp: Path) -> World:
     base = tiny_llm(11, layers=LAYERS)
     up = make_repo(tmp, "upstream", card={"license": "apache-2.0"}, weights={"model.safetensors": base})
     index = register(tmp / "index.sqlite", up, UPSTREAM, "apache-2.0")
-    hostile_card = {"license": "apache-2.0", "base_model": f"evil/{HOSTILE}", "pipeline_tag": "text-generation",
-                    "datasets": [f"data/{HOSTILE}"], "model_name": f"Pruned {HOSTILE}", "library_name": "transformers"}
+    hostile_card = {
+        "license": "apache-2.0",
+        "base_model": f"evil/{HOSTILE}",
+        "pipeline_tag": "text-generation",
+        "datasets": [f"data/{HOSTILE}"],
+        "model_name": f"Pruned {HOSTILE}",
+        "library_name": "transformers",
+    }
     CodeStore(index.db).add(UPSTREAM, {"modeling_acme.py": UPSTREAM_CODE}, "apache-2.0")
-    pruned_repo = make_repo(tmp, "pruned", card=hostile_card, files={"modeling_pruned.py": COPIED_CODE},
-                            weights={"model.safetensors": noised(pruned(base, CUT_LAYER), 0.01)})
-    finetune = make_repo(tmp, "finetune", card={"license": "apache-2.0", "base_model": UPSTREAM,
-                                                "base_model_relation": "finetune"},
-                         weights={"model.safetensors": noised(base, 0.05, seed=9)})
-    gone = TargetReport("hf:gone/model", [Finding("source.unreachable", Severity.medium, "HTTP 503 after 3 tries")],
-                        error="HTTP 503 after 3 tries")  # what a sweep records for a repo it cannot fetch
+    pruned_repo = make_repo(
+        tmp,
+        "pruned",
+        card=hostile_card,
+        files={"modeling_pruned.py": COPIED_CODE},
+        weights={"model.safetensors": noised(pruned(base, CUT_LAYER), 0.01)},
+    )
+    finetune = make_repo(
+        tmp,
+        "finetune",
+        card={"license": "apache-2.0", "base_model": UPSTREAM, "base_model_relation": "finetune"},
+        weights={"model.safetensors": noised(base, 0.05, seed=9)},
+    )
+    gone = TargetReport(
+        "hf:gone/model",
+        [Finding("source.unreachable", Severity.medium, "HTTP 503 after 3 tries")],
+        error="HTTP 503 after 3 tries",
+    )  # what a sweep records for a repo it cannot fetch
     reports = [scan(pruned_repo, index=index), scan(finetune, index=index), multi_hop_report(), gone]
     digest = hashlib.sha256((pruned_repo / "model.safetensors").read_bytes()).hexdigest()
     return World(reports, pruned_repo, digest)
@@ -132,7 +155,12 @@ CHAIN = {"someone/ft-of-ft": ["someone/ft"], "someone/ft": ["meta-llama/Meta-Lla
 def multi_hop_report() -> TargetReport:
     """A model two unknown fine-tunes below Llama 3, known from the intermediate models' own cards."""
     card = CardFacts("README.md", {"license": "llama3", "base_model": "someone/ft-of-ft"})
-    lineage = infer_lineage(LineageInput(name="me/multi-hop", card=card,
-                                         fetch_card=lambda repo: CardFacts("README.md", {"base_model": CHAIN[repo]})
-                                         if repo in CHAIN else None), knowledge_base())
+    lineage = infer_lineage(
+        LineageInput(
+            name="me/multi-hop",
+            card=card,
+            fetch_card=lambda repo: CardFacts("README.md", {"base_model": CHAIN[repo]}) if repo in CHAIN else None,
+        ),
+        knowledge_base(),
+    )
     return TargetReport("hf:me/multi-hop", [], facts=TargetFacts("me/multi-hop", "hf", card.metadata, lineage))

@@ -1,4 +1,5 @@
 """Tiny synthetic transformer weight sets for provenance tests (numpy + safetensors, no torch)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,12 +8,15 @@ import numpy as np
 from safetensors.numpy import save_file
 
 
-def base_model(seed: int, d: int = 64, vocab: int = 512, layers: int = 2, inter: int = 172,
-               dtype=np.float32) -> dict[str, np.ndarray]:
+def base_model(
+    seed: int, d: int = 64, vocab: int = 512, layers: int = 2, inter: int = 172, dtype=np.float32
+) -> dict[str, np.ndarray]:
     r = np.random.default_rng(seed)
-    t = {"model.embed_tokens.weight": r.normal(0, 1, (vocab, d)).astype(np.float32),
-         "lm_head.weight": r.normal(0, 1, (vocab, d)).astype(np.float32),
-         "model.norm.weight": (1 + 0.1 * r.normal(size=d)).astype(np.float32)}
+    t = {
+        "model.embed_tokens.weight": r.normal(0, 1, (vocab, d)).astype(np.float32),
+        "lm_head.weight": r.normal(0, 1, (vocab, d)).astype(np.float32),
+        "model.norm.weight": (1 + 0.1 * r.normal(size=d)).astype(np.float32),
+    }
     for i in range(layers):
         p = f"model.layers.{i}."
         t[p + "input_layernorm.weight"] = (1 + 0.1 * r.normal(size=d)).astype(np.float32)

@@ -1,5 +1,6 @@
 """AI-BOMs: `--format cyclonedx` validated by cyclonedx-python-lib's JSON schema validator (CycloneDX 1.6), and
 `--format spdx` validated against the SPDX 3.0.1 JSON schema (bundled: tests/data/spdx/README.md says from where)."""
+
 from __future__ import annotations
 
 import copy
@@ -92,13 +93,16 @@ def test_cyclonedx_base_models_are_ancestors_with_evidence(cdx):
     assert [m["technique"] for m in identity["methods"]] == ["binary-analysis", "source-code-analysis"]
     assert identity["methods"][1]["value"].startswith("modeling_pruned.py copies modeling_acme.py")
     assert upstream["licenses"] == [{"license": {"id": "Apache-2.0"}}]
-    chain = sorted((int({p["name"]: p["value"] for p in a["properties"]}["originscan:hops"]), a["name"])
-                   for a in multi["pedigree"]["ancestors"])
+    chain = sorted(
+        (int({p["name"]: p["value"] for p in a["properties"]}["originscan:hops"]), a["name"])
+        for a in multi["pedigree"]["ancestors"]
+    )
     assert chain == [(1, "someone/ft-of-ft"), (2, "someone/ft"), (3, "meta-llama/Meta-Llama-3-8B")]
     llama = next(a for a in multi["pedigree"]["ancestors"] if a["name"] == "meta-llama/Meta-Llama-3-8B")
     assert llama["licenses"] == [{"license": {"name": "llama3"}}]  # no SPDX id for the Llama 3 licence
     assert {p["name"]: p["value"] for p in finetune["pedigree"]["ancestors"][0]["properties"]}[
-        "originscan:relation"] == "fine-tune"
+        "originscan:relation"
+    ] == "fine-tune"
 
 
 # -- SPDX 3.0.1 --------------------------------------------------------------------------------------------------
@@ -134,12 +138,18 @@ def test_spdx_ai_packages_licences_files_and_bases(spdx, world):
     [licence] = targets(pruned["spdxId"], "hasDeclaredLicense")
     assert licence["simplelicensing_licenseExpression"] == "Apache-2.0"
     [weights] = targets(pruned["spdxId"], "contains")
-    assert weights["verifiedUsing"] == [{"type": "Hash", "algorithm": "sha256",
-                                         "hashValue": world.pruned_weights_sha256}]
+    assert weights["verifiedUsing"] == [
+        {"type": "Hash", "algorithm": "sha256", "hashValue": world.pruned_weights_sha256}
+    ]
     bases = {b["name"]: b for b in targets(pruned["spdxId"], "descendantOf")}
     assert UPSTREAM in bases and bases[UPSTREAM]["type"] == "ai_AIPackage"
-    comment = next(r["comment"] for r in rels if r["from"] == pruned["spdxId"] and r["relationshipType"] ==
-                   "descendantOf" and bases[UPSTREAM]["spdxId"] in r["to"])
+    comment = next(
+        r["comment"]
+        for r in rels
+        if r["from"] == pruned["spdxId"]
+        and r["relationshipType"] == "descendantOf"
+        and bases[UPSTREAM]["spdxId"] in r["to"]
+    )
     assert "copy, evidence weights, p=" in comment and "not declared" in comment
     # the multi-hop chain: model -> ft-of-ft -> ft -> Llama 3, whose licence is a LicenseRef
     multi = roots[2]

@@ -1,4 +1,5 @@
 """Small promises of the plumbing: reports get ordinary file modes, and no .netrc credential leaves the machine."""
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,7 @@ def test_netrc_credentials_are_never_sent(tmp_path, monkeypatch):
         monkeypatch.setenv("NETRC", str(netrc))
         monkeypatch.setenv("HOME", str(tmp_path))
         new_session().get(f"http://127.0.0.1:{server.server_port}/x", timeout=10)
-        new_session().get(f"http://127.0.0.1:{server.server_port}/y", headers={"Authorization": "Bearer t"},
-                          timeout=10)
+        new_session().get(f"http://127.0.0.1:{server.server_port}/y", headers={"Authorization": "Bearer t"}, timeout=10)
     finally:
         server.shutdown()
     assert seen == [None, "Bearer t"]

@@ -1,5 +1,6 @@
 """Hostile and broken input through the real CLI: a clear finding or one error line, exit status <= 2, never a
 traceback, never a hang."""
+
 from __future__ import annotations
 
 import json
@@ -65,7 +66,9 @@ def test_yaml_alias_bomb_in_card_does_not_hang(tmp_path):
 
 
 def test_card_that_is_not_utf8(tmp_path):
-    repo = make_repo(tmp_path, files={"README.md": "---\nlicense: mit\n---\n# R\xe9sum\xe9 \xff\xfe\n".encode("latin-1")})
+    repo = make_repo(
+        tmp_path, files={"README.md": "---\nlicense: mit\n---\n# R\xe9sum\xe9 \xff\xfe\n".encode("latin-1")}
+    )
     rc, data, _ = scan_json(repo)
     (f,) = rules(data)["source.encoding"]
     assert f["path"] == "README.md"
@@ -104,15 +107,19 @@ def test_json_bomb_unclosed(tmp_path, name):
 
 
 def test_json_bomb_deeply_nested_but_valid(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "mit"},
-                     files={"config.json": '{"a": ' + "[" * 200_000 + "]" * 200_000 + "}"})
+    repo = make_repo(
+        tmp_path, card={"license": "mit"}, files={"config.json": '{"a": ' + "[" * 200_000 + "]" * 200_000 + "}"}
+    )
     rc, data, _ = scan_json(repo)
     assert any(f["path"] == "config.json" for f in rules(data).get("source.malformed", []))
 
 
 def test_json_of_the_wrong_shape(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "mit"},
-                     files={"config.json": "[1, 2, 3]", "tokenizer_config.json": '{"added_tokens_decoder": [1]}'})
+    repo = make_repo(
+        tmp_path,
+        card={"license": "mit"},
+        files={"config.json": "[1, 2, 3]", "tokenizer_config.json": '{"added_tokens_decoder": [1]}'},
+    )
     rc, data, _ = scan_json(repo)
     assert any(f["path"] == "config.json" for f in rules(data).get("source.malformed", []))
 
@@ -202,16 +209,22 @@ BAD_WEIGHTS = {
     "header-length-past-eof": safetensors_raw(F32_4, b"\0" * 16, header_len=10**6),
     "header-not-json": safetensors_raw(b"{not json at all}   "),
     "header-json-bomb": safetensors_raw(b"[" * 100_000),
-    "overlapping-offsets": safetensors_raw({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
-                                            "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}},
-                                           b"\0" * 24),
+    "overlapping-offsets": safetensors_raw(
+        {
+            "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+            "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]},
+        },
+        b"\0" * 24,
+    ),
     "unknown-dtype": safetensors_raw({"w": {"dtype": "F128", "shape": [4], "data_offsets": [0, 64]}}, b"\0" * 64),
-    "shape-size-mismatch": safetensors_raw({"w": {"dtype": "F32", "shape": [1000000], "data_offsets": [0, 16]}},
-                                           b"\0" * 16),
+    "shape-size-mismatch": safetensors_raw(
+        {"w": {"dtype": "F32", "shape": [1000000], "data_offsets": [0, 16]}}, b"\0" * 16
+    ),
     "negative-offsets": safetensors_raw({"w": {"dtype": "F32", "shape": [4], "data_offsets": [-16, 0]}}, b"\0" * 16),
     "empty-file": b"",
-    "huge-shape": safetensors_raw({"w": {"dtype": "F32", "shape": [2**62, 2**62], "data_offsets": [0, 16]}},
-                                  b"\0" * 16),
+    "huge-shape": safetensors_raw(
+        {"w": {"dtype": "F32", "shape": [2**62, 2**62], "data_offsets": [0, 16]}}, b"\0" * 16
+    ),
 }
 
 
@@ -247,8 +260,15 @@ def test_compare_with_malformed_safetensors(tmp_path, index):
         assert json.loads(proc.stdout)["verdict"] == "inconclusive"
 
 
-@pytest.mark.parametrize("payload", [b"\x80\x02ccollections\nOrderedDict\n", b"\x80\x05\x95garbage",
-                                     b"PK\x03\x04broken zip", SAFE_PICKLE[:-1] + b"\xff" * 50])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x80\x02ccollections\nOrderedDict\n",
+        b"\x80\x05\x95garbage",
+        b"PK\x03\x04broken zip",
+        SAFE_PICKLE[:-1] + b"\xff" * 50,
+    ],
+)
 def test_malformed_pickle_is_a_finding_not_a_crash(tmp_path, payload):
     repo = make_repo(tmp_path, card={"license": "mit"}, files={"pytorch_model.bin": payload})
     rc, data, _ = scan_json(repo)

@@ -1,5 +1,6 @@
 """Budgets and type checks found by the hostile corpus (tests/hostile/), each tested where it fires and where it
 must stay quiet."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,11 @@ def test_front_matter_split():
 
 
 def test_yaml_budget_refuses_alias_bombs_and_keeps_ordinary_anchors():
-    assert load_yaml("base: &b {lr: 1}\nrun1: *b\nrun2: *b\n") == {"base": {"lr": 1}, "run1": {"lr": 1},
-                                                                    "run2": {"lr": 1}}
+    assert load_yaml("base: &b {lr: 1}\nrun1: *b\nrun2: *b\n") == {
+        "base": {"lr": 1},
+        "run1": {"lr": 1},
+        "run2": {"lr": 1},
+    }
     bomb = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
     bomb += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
     with pytest.raises(YAMLBudgetError):

@@ -1,4 +1,5 @@
 """The on-disk cache: content addressing, atomic writes, per-repo records."""
+
 from __future__ import annotations
 
 import hashlib

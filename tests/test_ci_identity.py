@@ -1,5 +1,6 @@
 """One identity for "the same finding" (SARIF fingerprints, sweep history, PR new-vs-existing) and the one GitHub
 REST client, which never follows a `Link: next` to another host with the token."""
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,16 @@ TOKEN = "ghs_identitySECRET"
 
 
 def test_sarif_history_and_pr_agree_on_the_same_finding(tmp_path):
-    before = TargetReport("models/a", [Finding("license.incompatible", Severity.high, "score 0.91 against x",
-                                               path="README.md", line=3)])
-    after = TargetReport("models/a", [Finding("license.incompatible", Severity.high, "score 0.87 against x",
-                                              path="README.md", line=9),
-                                      Finding("card.missing_field", Severity.low, "no license field")])
+    before = TargetReport(
+        "models/a", [Finding("license.incompatible", Severity.high, "score 0.91 against x", path="README.md", line=3)]
+    )
+    after = TargetReport(
+        "models/a",
+        [
+            Finding("license.incompatible", Severity.high, "score 0.87 against x", path="README.md", line=9),
+            Finding("card.missing_field", Severity.low, "no license field"),
+        ],
+    )
     sarif = sarif_log([after], catalogue(), version="0")["runs"][0]["results"]
     fingerprints = {r["ruleId"]: r["partialFingerprints"][FINGERPRINT_KEY] for r in sarif}
 

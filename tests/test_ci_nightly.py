@@ -1,4 +1,5 @@
 """Nightly sweeps: history (new / fixed / unchanged), the single tracking issue, sharding and merging."""
+
 from __future__ import annotations
 
 import json
@@ -45,6 +46,7 @@ def model(root: Path, name: str, card: str) -> str:
 @pytest.fixture
 def orgs(tmp_path, monkeypatch):
     """Two fake organisations whose repos are local folders; `orgs.repos[org]` can be edited between sweeps."""
+
     class Orgs:
         root = tmp_path / "repos"
         repos: dict[str, list[str]] = {"hf:acme": [], "github:acme": []}
@@ -151,8 +153,9 @@ def test_shards_split_and_merge_reproduce_the_whole(tmp_path, orgs):
     files = []
     seen: list[str] = []
     for k in range(1, n + 1):
-        part, diff = sweep(["hf:acme", "github:acme"], policy=Policy(), history_db=None, shard=(k, n), workers=2,
-                           quiet=True)
+        part, diff = sweep(
+            ["hf:acme", "github:acme"], policy=Policy(), history_db=None, shard=(k, n), workers=2, quiet=True
+        )
         assert diff is None
         seen += [x.target for x in part]
         p = tmp_path / f"shard-{k}.json"

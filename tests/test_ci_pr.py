@@ -1,5 +1,6 @@
 """Pull-request mode, driven as GitHub Actions would: an event file, a real git repo with base and head commits,
 GITHUB_* variables, and a local stand-in for the REST API that records every call."""
+
 from __future__ import annotations
 
 import json
@@ -79,11 +80,16 @@ class Repo:
 
 def event(tmp: Path, base: str, head: str, number: int = 7, fork: bool = False, name: str = "event.json") -> Path:
     head_repo = "mallory/models" if fork else REPO
-    payload = {"action": "synchronize", "number": number,
-               "pull_request": {"number": number,
-                                "base": {"sha": base, "ref": "main", "repo": {"full_name": REPO}},
-                                "head": {"sha": head, "ref": "feature", "repo": {"full_name": head_repo}}},
-               "repository": {"full_name": REPO}}
+    payload = {
+        "action": "synchronize",
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "base": {"sha": base, "ref": "main", "repo": {"full_name": REPO}},
+            "head": {"sha": head, "ref": "feature", "repo": {"full_name": head_repo}},
+        },
+        "repository": {"full_name": REPO},
+    }
     p = tmp / name
     p.write_text(json.dumps(payload), encoding="utf-8")
     return p
@@ -115,15 +121,17 @@ def gh(tmp_path, monkeypatch):
 @pytest.fixture
 def base_repo(tmp_path):
     r = Repo(tmp_path / "ws")
-    r.write({
-        "README.md": "# acme models\n",
-        "src/app.py": "print('hi')\n",
-        "models/llama-ft/README.md": LLAMA_CARD,
-        "models/llama-ft/config.json": CONFIG,
-        "models/old-name/README.md": LLAMA_CARD,
-        "models/doomed/README.md": HOSTILE_CARD,
-        "models/clean/README.md": CLEAN_CARD,
-    })
+    r.write(
+        {
+            "README.md": "# acme models\n",
+            "src/app.py": "print('hi')\n",
+            "models/llama-ft/README.md": LLAMA_CARD,
+            "models/llama-ft/config.json": CONFIG,
+            "models/old-name/README.md": LLAMA_CARD,
+            "models/doomed/README.md": HOSTILE_CARD,
+            "models/clean/README.md": CLEAN_CARD,
+        }
+    )
     r.base = r.commit("base")
     return r
 
@@ -132,10 +140,19 @@ def run(tmp_path, repo: Repo, ev: Path, api=None, token=TOKEN, **kw):
     lines: list[str] = []
     kw.setdefault("sarif_path", str(tmp_path / "out" / "originscan.sarif"))
     kw.setdefault("output_dir", str(tmp_path / "out"))
-    rc = run_pull_request(str(ev), str(repo.root), policy=None, fail_on=kw.pop("fail_on", "high"),
-                          formats=kw.pop("formats", ["markdown", "json"]), comment=kw.pop("comment", True),
-                          api_url=api.url if api else "http://127.0.0.1:9", token=token, repo=REPO,
-                          log=lines.append, **kw)
+    rc = run_pull_request(
+        str(ev),
+        str(repo.root),
+        policy=None,
+        fail_on=kw.pop("fail_on", "high"),
+        formats=kw.pop("formats", ["markdown", "json"]),
+        comment=kw.pop("comment", True),
+        api_url=api.url if api else "http://127.0.0.1:9",
+        token=token,
+        repo=REPO,
+        log=lines.append,
+        **kw,
+    )
     return rc, lines
 
 
@@ -159,10 +176,14 @@ def test_new_and_existing_findings_one_comment_updated_on_push(tmp_path, base_re
     # Unrelated conversation: the marker comment must be found across pages.
     for i in range(130):
         api.add_comment(REPO, 7, f"looks good {i}")
-    r.write({"models/llama-ft/README.md": LLAMA_CARD_SHIFTED,  # same problems, lines moved: existing
-             "models/hostile/README.md": HOSTILE_CARD,  # a new model: new findings
-             "models/hostile/config.json": CONFIG,
-             "src/app.py": "print('changed')\n"})  # not a model file
+    r.write(
+        {
+            "models/llama-ft/README.md": LLAMA_CARD_SHIFTED,  # same problems, lines moved: existing
+            "models/hostile/README.md": HOSTILE_CARD,  # a new model: new findings
+            "models/hostile/config.json": CONFIG,
+            "src/app.py": "print('changed')\n",
+        }
+    )  # not a model file
     head1 = r.commit("add hostile model")
     rc, log = run(tmp_path, r, event(tmp_path, r.base, head1), api)
     assert rc == 1, log  # new high findings on models/hostile
@@ -178,8 +199,9 @@ def test_new_and_existing_findings_one_comment_updated_on_push(tmp_path, base_re
     assert set(targets) == {"models/llama-ft", "models/hostile"}
     assert {f["status"] for f in targets["models/llama-ft"]["findings"]} == {"existing"}
     assert {f["status"] for f in targets["models/hostile"]["findings"]} == {"new"}
-    assert any(f["rule"] == "license.incompatible" and f["severity"] == "high"
-               for f in targets["models/llama-ft"]["findings"])
+    assert any(
+        f["rule"] == "license.incompatible" and f["severity"] == "high" for f in targets["models/llama-ft"]["findings"]
+    )
 
     # Summary, annotations, outputs, SARIF.
     summary = gh["summary"].read_text()
@@ -192,11 +214,15 @@ def test_new_and_existing_findings_one_comment_updated_on_push(tmp_path, base_re
     assert int(out["findings-new-high"]) >= 1
     assert str(tmp_path / "out" / "originscan.sarif") in out["report-paths"].splitlines()
     sarif = json.loads((tmp_path / "out" / "originscan.sarif").read_text())
-    states = {(res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].split("/")[1],
-               res["baselineState"]) for res in sarif["runs"][0]["results"]}
+    states = {
+        (res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].split("/")[1], res["baselineState"])
+        for res in sarif["runs"][0]["results"]
+    }
     assert ("llama-ft", "unchanged") in states and ("hostile", "new") in states
-    assert not any(res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("/")
-                   for res in sarif["runs"][0]["results"])
+    assert not any(
+        res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("/")
+        for res in sarif["runs"][0]["results"]
+    )
 
     # A second push fixes the hostile model: the same comment is updated, no second one.
     r.write({"models/hostile/README.md": CLEAN_CARD})
@@ -380,12 +406,14 @@ def test_paths_scope_and_workspace_untouched(tmp_path, base_repo, api, gh):
 
 def test_no_event_scans_every_model_in_scope(tmp_path, base_repo, gh):
     lines: list[str] = []
-    rc = run_pull_request(None, str(base_repo.root), fail_on="never", formats=["json"],
-                          output_dir=str(tmp_path / "out"), log=lines.append)
+    rc = run_pull_request(
+        None, str(base_repo.root), fail_on="never", formats=["json"], output_dir=str(tmp_path / "out"), log=lines.append
+    )
     assert rc == 0
     report = json.loads((tmp_path / "out" / "originscan.json").read_text())
-    assert {"models/llama-ft", "models/clean", "models/doomed", "models/old-name"} <= \
-        {t["target"] for t in report["targets"]}
+    assert {"models/llama-ft", "models/clean", "models/doomed", "models/old-name"} <= {
+        t["target"] for t in report["targets"]
+    }
 
 
 def test_bad_fail_on_and_format_are_usage_errors(tmp_path, base_repo, gh):
@@ -405,6 +433,8 @@ def test_workflow_command_escaping():
 
 def test_markdown_escaping():
     s = md("@team <script>x</script> [a](http://e.x) | *b* `c` #5 https://e.x/y www.e.x")
-    assert "@team" not in s and "<script" not in s and not re.search(r"(?<!\\)\]\(", s) and "|" not in s.replace("\\|", "")
+    assert (
+        "@team" not in s and "<script" not in s and not re.search(r"(?<!\\)\]\(", s) and "|" not in s.replace("\\|", "")
+    )
     assert "https://" not in s and "www." not in s and "#5" not in s
     assert md("x" * 1000, 50).endswith("…") and len(md("y" * 1000, 50)) <= 60

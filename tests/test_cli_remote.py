@@ -1,4 +1,5 @@
 """The CLI end to end against the local Hub: the real huggingface_hub client, range reads, the index."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,11 @@ def publish(hub, repo_id: str, tensors, lic: str = "apache-2.0", gated: str | No
 def test_remote_compare_reads_a_fraction(hub):
     a = base_model(1, d=128, vocab=4096)
     publish(hub, "meta/base", a)
-    publish(hub, "mallory/copy", {k.replace("model.", "m."): v.astype(np.float16)
-                                  for k, v in add_noise(permute_residual(a), 0.05).items()})
+    publish(
+        hub,
+        "mallory/copy",
+        {k.replace("model.", "m."): v.astype(np.float16) for k, v in add_noise(permute_residual(a), 0.05).items()},
+    )
     publish(hub, "indie/other", base_model(2, d=128, vocab=4096))
     out = cli("compare", "hf:mallory/copy", "hf:meta/base", "--format", "json")
     assert out.returncode == 0, out.stderr

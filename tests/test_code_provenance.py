@@ -3,6 +3,7 @@
 Real inputs: the Llama3-V projection module and the MiniCPM-V resampler it was copied from
 (tests/fixtures/code/README.md), and real Apache-headered modules of the installed huggingface_hub package.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,7 +43,9 @@ def index(tmp_path):
 
 def test_real_llama3v_projection_is_a_copy_of_minicpm_v_resampler():
     s, u = LLAMA3V.read_text(), UPSTREAM.read_text()
-    m = code.compare(code.fingerprint("projection.py", s), code.fingerprint("resampler.py", u), "minicpm", suspect_source=s)
+    m = code.compare(
+        code.fingerprint("projection.py", s), code.fingerprint("resampler.py", u), "minicpm", suspect_source=s
+    )
     assert m.copied, (m.score, m.api_similarity, m.matched)
     # the copied stretches point at the right lines: Llama3-V's forward() ~ the resampler's forward()
     assert any(60 <= r.suspect_lines[0] <= 80 and 120 <= r.upstream_lines[0] <= 160 for r in m.regions), m.regions
@@ -52,16 +55,23 @@ def test_obfuscated_copy_of_real_module_is_found_with_its_lines():
     src = (HUB / "utils" / "_http.py").read_text()
     disguised = obfuscate(src, seed=7)
     assert "def get_session" not in disguised  # renamed for real
-    m = code.compare(code.fingerprint("net.py", disguised), code.fingerprint("_http.py", src), "hub",
-                     suspect_source=disguised)
+    m = code.compare(
+        code.fingerprint("net.py", disguised), code.fingerprint("_http.py", src), "hub", suspect_source=disguised
+    )
     assert m.copied and m.score > 0.5, (m.score, m.matched)
     assert m.license == "apache-2.0"  # read from the upstream file's own header
     assert m.notices_missing == ("Copyright 2022-present, the HuggingFace Inc. team.",)
 
 
 def test_independent_real_modules_are_not_copies():
-    files = [HUB / "utils" / "_http.py", HUB / "_commit_api.py", HUB / "utils" / "_validators.py",
-             Path(jinja2.__file__).parent / "lexer.py", Path(jinja2.__file__).parent / "compiler.py", UPSTREAM]
+    files = [
+        HUB / "utils" / "_http.py",
+        HUB / "_commit_api.py",
+        HUB / "utils" / "_validators.py",
+        Path(jinja2.__file__).parent / "lexer.py",
+        Path(jinja2.__file__).parent / "compiler.py",
+        UPSTREAM,
+    ]
     fps = [code.fingerprint(p.name, p.read_text()) for p in files]
     for a in fps:
         for b in fps:
@@ -111,8 +121,11 @@ def test_declared_upstream_is_quiet(tmp_path, index):
 
 
 def test_independent_code_is_quiet(tmp_path, index):
-    repo = _repo(tmp_path / "own", {"lexer.py": (Path(jinja2.__file__).parent / "lexer.py").read_text()},
-                 "---\nlicense: mit\n---\n# Mine\n")
+    repo = _repo(
+        tmp_path / "own",
+        {"lexer.py": (Path(jinja2.__file__).parent / "lexer.py").read_text()},
+        "---\nlicense: mit\n---\n# Mine\n",
+    )
     report = scan(repo, index=index)
     assert_quiet(report, "code.copied_undeclared")
     assert_quiet(report, "code.notice_removed")

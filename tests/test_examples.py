@@ -1,4 +1,5 @@
 """The bundled examples: `originscan demo` finds what each EXAMPLE.md promises, and the CLI keeps its contract."""
+
 from __future__ import annotations
 
 import json
@@ -16,27 +17,59 @@ SEVERITIES = {s.name for s in Severity}
 
 # What each example must produce (active findings), and rules it must not produce.
 EXPECTED: dict[str, set[str]] = {
-    "llama3-v-style": {"weights.disguised_copy", "tokenizer.upstream_special_tokens", "card.base_model_undeclared",
-                       "license.incompatible", "license.copy_missing", "license.notice_missing",
-                       "license.use_restrictions_missing", "attribution.phrase_missing", "attribution.naming",
-                       "security.remote_code", "code.copied_undeclared"},
+    "llama3-v-style": {
+        "weights.disguised_copy",
+        "tokenizer.upstream_special_tokens",
+        "card.base_model_undeclared",
+        "license.incompatible",
+        "license.copy_missing",
+        "license.notice_missing",
+        "license.use_restrictions_missing",
+        "attribution.phrase_missing",
+        "attribution.naming",
+        "security.remote_code",
+        "code.copied_undeclared",
+    },
     "clean-llama3-finetune": {"config.upstream_signature"},
-    "gemma-apache-relicense": {"license.incompatible", "license.copy_missing", "license.notice_missing",
-                               "license.use_restrictions_missing", "config.upstream_signature"},
-    "noncommercial-base-relicensed": {"license.incompatible", "license.copy_missing", "license.notice_missing",
-                                      "attribution.phrase_missing"},
+    "gemma-apache-relicense": {
+        "license.incompatible",
+        "license.copy_missing",
+        "license.notice_missing",
+        "license.use_restrictions_missing",
+        "config.upstream_signature",
+    },
+    "noncommercial-base-relicensed": {
+        "license.incompatible",
+        "license.copy_missing",
+        "license.notice_missing",
+        "attribution.phrase_missing",
+    },
     "card-license-mismatch": {"license.card_file_mismatch"},
     "license-other-unnamed": {"license.other_unnamed", "license.not_allowed"},
     "unknown-license": {"license.unknown"},
     "malformed-card": {"card.malformed", "source.encoding", "source.malformed", "license.missing"},
     "no-card-no-license": {"card.missing", "license.missing"},
-    "undeclared-copy": {"weights.exact_copy", "card.base_model_undeclared", "license.denied",
-                        "license.incompatible", "attribution.naming"},
-    "wrong-base": {"weights.base_mismatch", "card.base_model_mismatch", "tokenizer.upstream_special_tokens",
-                   "license.incompatible"},
+    "undeclared-copy": {
+        "weights.exact_copy",
+        "card.base_model_undeclared",
+        "license.denied",
+        "license.incompatible",
+        "attribution.naming",
+    },
+    "wrong-base": {
+        "weights.base_mismatch",
+        "card.base_model_mismatch",
+        "tokenizer.upstream_special_tokens",
+        "license.incompatible",
+    },
     "undeclared-derivative": {"weights.undeclared_derivative"},
-    "pickle-remote-code": {"security.pickle_weights", "security.pickle_unsafe_import", "security.remote_code",
-                           "card.base_model_unverified", "source.unverifiable"},
+    "pickle-remote-code": {
+        "security.pickle_weights",
+        "security.pickle_unsafe_import",
+        "security.remote_code",
+        "card.base_model_unverified",
+        "source.unverifiable",
+    },
 }
 MUST_NOT: dict[str, set[str]] = {
     "llama3-v-style": {"weights.exact_copy", "weights.undeclared_derivative"},
@@ -112,8 +145,9 @@ def test_llama3_v_style_is_caught_as_minicpm(demo):
     assert w.evidence["upstream"] == "openbmb/MiniCPM-Llama3-V-2_5" and w.severity == Severity.critical
     assert w.evidence["p_value"] < 1e-8
     tok = [f for f in report.active() if f.rule == "tokenizer.upstream_special_tokens"]
-    assert any(f.evidence["upstream"] == "openbmb/MiniCPM-Llama3-V-2_5" and len(f.evidence["tokens"]) == 12
-               for f in tok)
+    assert any(
+        f.evidence["upstream"] == "openbmb/MiniCPM-Llama3-V-2_5" and len(f.evidence["tokens"]) == 12 for f in tok
+    )
     (undeclared,) = [f for f in report.active() if f.rule == "card.base_model_undeclared"]
     assert undeclared.evidence["upstreams"] == ["openbmb/MiniCPM-Llama3-V-2_5"]
 
@@ -204,11 +238,28 @@ def test_cli_scan_several_targets_and_fail_on():
 def test_cli_scan_with_policy_and_index(tmp_path):
     """`index add` the MiniCPM stand-in, then scan the Llama3-V example with the demo policy, as a user would."""
     index = tmp_path / "idx.sqlite"
-    add = run_cli("index", "add", "examples/upstreams/minicpm-llama3-v-2_5", "--name", "openbmb/MiniCPM-Llama3-V-2_5",
-                  "--license", "minicpm", "--index", str(index))
+    add = run_cli(
+        "index",
+        "add",
+        "examples/upstreams/minicpm-llama3-v-2_5",
+        "--name",
+        "openbmb/MiniCPM-Llama3-V-2_5",
+        "--license",
+        "minicpm",
+        "--index",
+        str(index),
+    )
     assert add.returncode == 0, add.stderr
-    proc = run_cli("scan", "examples/llama3-v-style", "--index", str(index), "--policy", "examples/.originscan.yml",
-                   "--format", "json")
+    proc = run_cli(
+        "scan",
+        "examples/llama3-v-style",
+        "--index",
+        str(index),
+        "--policy",
+        "examples/.originscan.yml",
+        "--format",
+        "json",
+    )
     assert proc.returncode == 1, proc.stderr
     findings = json.loads(proc.stdout)["targets"][0]["findings"]
     assert "weights.disguised_copy" in {f["rule"] for f in findings}

@@ -3,6 +3,7 @@
 Models: the trained provenance fixtures (hidden 64: F32/F16/BF16/Q8_0/Q4_0, whose rows fit 32-value blocks) and
 synthetic hidden-256 models for the K-quants (256-value blocks).
 """
+
 from __future__ import annotations
 
 import json
@@ -60,13 +61,20 @@ def wide(tmp_path_factory):
 def test_header_and_rows_agree_with_ggufs_own_reader(tmp_path, qtype):
     t = base_model(3, d=256, vocab=300, layers=1, inter=256)
     tokens, types = llama_tokens(300, {"<s>": 1})
-    (path,) = write_gguf(tmp_path / "m.gguf", t, qtype, tokens=tokens, token_types=types,
-                         metadata={"general.license": "mit", "general.name": "tiny"})
+    (path,) = write_gguf(
+        tmp_path / "m.gguf",
+        t,
+        qtype,
+        tokens=tokens,
+        token_types=types,
+        metadata={"general.license": "mit", "general.name": "tiny"},
+    )
     reference = gguf.GGUFReader(path)
     src = FileByteSource(path)
     header = parse_header(src)
-    assert [(x.name, x.data_offset, int(x.tensor_type)) for x in reference.tensors] == \
-           [(x.name, x.start, x.qtype) for x in header.tensors]
+    assert [(x.name, x.data_offset, int(x.tensor_type)) for x in reference.tensors] == [
+        (x.name, x.start, x.qtype) for x in header.tensors
+    ]
     assert header.get("general.license") == "mit" and header.get("tokenizer.ggml.tokens") == tokens
     emb = next(x for x in header.tensors if x.name == "token_embd.weight")
     ref_emb = next(x for x in reference.tensors if x.name == "token_embd.weight")
@@ -97,8 +105,14 @@ def test_repo_of_quant_variants_reads_the_smallest_good_one(tmp_path, wide):
     repo = tmp_path / "variants"
     for q in (Q.F16, Q.Q8_0, Q.Q4_K, Q.Q6_K):
         write_gguf(repo / f"tiny-{q.name}.gguf", a, q)
-    write_gguf(repo / "mmproj-tiny-f16.gguf", {"model.embed_tokens.weight": a["model.embed_tokens.weight"][:, :32],
-                                               "model.norm.weight": a["model.norm.weight"][:32]}, Q.F16)
+    write_gguf(
+        repo / "mmproj-tiny-f16.gguf",
+        {
+            "model.embed_tokens.weight": a["model.embed_tokens.weight"][:, :32],
+            "model.norm.weight": a["model.norm.weight"][:32],
+        },
+        Q.F16,
+    )
     assert [g.name for g in gguf_groups({p.name: p.stat().st_size for p in repo.iterdir()})][:1] == ["tiny-Q4_K.gguf"]
     v = compare_snapshots(snap(repo), snap(root / "up"))
     assert v.verdict == "derived"
@@ -148,8 +162,9 @@ def test_gguf_registered_as_upstream_recognises_a_safetensors_copy(tmp_path, wid
     index = register(tmp_path / "index.sqlite", up, "acme/tiny-gguf", "apache-2.0")
     try:
         report = scan(root / "up", index=index)
-        assert any(f.rule.startswith("weights.") and f.evidence.get("upstream") == "acme/tiny-gguf"
-                   for f in report.findings)
+        assert any(
+            f.rule.startswith("weights.") and f.evidence.get("upstream") == "acme/tiny-gguf" for f in report.findings
+        )
     finally:
         index.close()
 
@@ -176,20 +191,42 @@ def test_undecodable_token_matrix_is_inconclusive_never_independent(tmp_path, wi
 # The KV values of `ollama show dolphin3:8b` (a Q4_K_M GGUF of cognitivecomputations/Dolphin3.0-Llama3.1-8B), as
 # printed in attogram/ollama-bash-lib, demos/show.md (Ollama Bash Lib v0.46.8 demo; search-index file 14241610699).
 DOLPHIN3_KV = {
-    "general.architecture": "llama", "general.basename": "Dolphin-3.0-Llama-3.1", "general.license": "llama3.1",
-    "general.organization": "Cognitivecomputations", "general.size_label": "8B", "general.type": "model",
-    "general.base_model.count": 1, "general.base_model.0.name": "Llama 3.1 8B",
+    "general.architecture": "llama",
+    "general.basename": "Dolphin-3.0-Llama-3.1",
+    "general.license": "llama3.1",
+    "general.organization": "Cognitivecomputations",
+    "general.size_label": "8B",
+    "general.type": "model",
+    "general.base_model.count": 1,
+    "general.base_model.0.name": "Llama 3.1 8B",
     "general.base_model.0.organization": "Meta Llama",
     "general.base_model.0.repo_url": "https://huggingface.co/meta-llama/Llama-3.1-8B",
-    "llama.attention.head_count": 32, "llama.attention.head_count_kv": 8, "llama.attention.key_length": 128,
-    "llama.attention.value_length": 128, "llama.block_count": 32, "llama.context_length": 131072,
-    "llama.embedding_length": 4096, "llama.feed_forward_length": 14336, "llama.rope.dimension_count": 128,
-    "llama.rope.freq_base": 500000.0, "llama.vocab_size": 128258, "tokenizer.ggml.bos_token_id": 128000,
-    "tokenizer.ggml.eos_token_id": 128256, "tokenizer.ggml.padding_token_id": 128001, "tokenizer.ggml.model": "gpt2",
+    "llama.attention.head_count": 32,
+    "llama.attention.head_count_kv": 8,
+    "llama.attention.key_length": 128,
+    "llama.attention.value_length": 128,
+    "llama.block_count": 32,
+    "llama.context_length": 131072,
+    "llama.embedding_length": 4096,
+    "llama.feed_forward_length": 14336,
+    "llama.rope.dimension_count": 128,
+    "llama.rope.freq_base": 500000.0,
+    "llama.vocab_size": 128258,
+    "tokenizer.ggml.bos_token_id": 128000,
+    "tokenizer.ggml.eos_token_id": 128256,
+    "tokenizer.ggml.padding_token_id": 128001,
+    "tokenizer.ggml.model": "gpt2",
     "tokenizer.ggml.pre": "llama-bpe",
 }
-LLAMA3_SPECIAL = {"<|begin_of_text|>": 128000, "<|end_of_text|>": 128001, "<|start_header_id|>": 128006,
-                  "<|end_header_id|>": 128007, "<|eot_id|>": 128009, "<|im_end|>": 128256, "<|im_start|>": 128257}
+LLAMA3_SPECIAL = {
+    "<|begin_of_text|>": 128000,
+    "<|end_of_text|>": 128001,
+    "<|start_header_id|>": 128006,
+    "<|end_header_id|>": 128007,
+    "<|eot_id|>": 128009,
+    "<|im_end|>": 128256,
+    "<|im_start|>": 128257,
+}
 
 
 def dolphin_header_file(path: Path) -> Path:
@@ -222,10 +259,18 @@ def test_real_header_values_become_evidence(tmp_path):
     facts = facts_from_header(parse_header(FileByteSource(path)))
     assert time.perf_counter() - started < 5
     assert facts.license == "llama3.1" and facts.base_models == ["meta-llama/Llama-3.1-8B"]
-    assert facts.config == {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
-                            "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8,
-                            "max_position_embeddings": 131072, "rope_theta": 500000.0, "vocab_size": 128258,
-                            "head_dim": 128}
+    assert facts.config == {
+        "model_type": "llama",
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "intermediate_size": 14336,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "max_position_embeddings": 131072,
+        "rope_theta": 500000.0,
+        "vocab_size": 128258,
+        "head_dim": 128,
+    }
     assert facts.special_tokens == LLAMA3_SPECIAL and facts.vocab_size == 128258
     assert facts.vocab_sha256 == vocabulary_sha256(llama_tokens(128258, LLAMA3_SPECIAL)[0])
 
@@ -242,8 +287,10 @@ def test_gguf_relicensed_as_apache_gets_llama_obligations(tmp_path):
 
 def test_vocabulary_fingerprint_is_the_same_from_tokenizer_json():
     tokens = ["<s>", "</s>", "a", "b", "ab"]
-    tj = {"model": {"type": "BPE", "vocab": {"a": 2, "b": 3, "ab": 4}},
-          "added_tokens": [{"id": 0, "content": "<s>"}, {"id": 1, "content": "</s>"}]}
+    tj = {
+        "model": {"type": "BPE", "vocab": {"a": 2, "b": 3, "ab": 4}},
+        "added_tokens": [{"id": 0, "content": "<s>"}, {"id": 1, "content": "</s>"}],
+    }
     assert vocabulary_sha256(tokenizer_vocabulary(tj)) == vocabulary_sha256(tokens)
     assert vocabulary_sha256(tokens[:-1] + ["ba"]) != vocabulary_sha256(tokens)
 
@@ -276,10 +323,12 @@ HOSTILE = {
     "absurd string length": lambda ok: _kv_header(0, struct.pack("<Q", 1 << 62) + b"k", 1) + b"\0" * 64,
     "absurd array length": lambda ok: _kv_header(0, _string(b"k") + struct.pack("<IIQ", 9, 4, 1 << 50), 1) + b"\0" * 64,
     "unknown value type": lambda ok: _kv_header(0, _string(b"k") + struct.pack("<I", 99), 1) + b"\0" * 64,
-    "unknown quant type": lambda ok: _kv_header(1, b"", 0) + _string(b"t") + struct.pack("<IQIQ", 1, 32, 77, 0)
-                                     + b"\0" * 64,
-    "tensor data outside the file": lambda ok: _kv_header(1, b"", 0) + _string(b"t")
-                                               + struct.pack("<IQQIQ", 2, 4096, 4096, 0, 0) + b"\0" * 64,
+    "unknown quant type": lambda ok: (
+        _kv_header(1, b"", 0) + _string(b"t") + struct.pack("<IQIQ", 1, 32, 77, 0) + b"\0" * 64
+    ),
+    "tensor data outside the file": lambda ok: (
+        _kv_header(1, b"", 0) + _string(b"t") + struct.pack("<IQQIQ", 2, 4096, 4096, 0, 0) + b"\0" * 64
+    ),
     "too many dimensions": lambda ok: _kv_header(1, b"", 0) + _string(b"t") + struct.pack("<I", 9) + b"\0" * 128,
     "version 99": lambda ok: ok[:4] + struct.pack("<I", 99) + ok[8:],
 }
@@ -297,8 +346,7 @@ def test_hostile_headers_are_one_clear_error(tmp_path, case):
 
 @pytest.mark.parametrize("case", ["truncated", "absurd key count", "unknown quant type"])
 def test_hostile_gguf_in_a_repo_is_a_malformed_finding(tmp_path, case):
-    repo = make_repo(tmp_path, "bad", card={"license": "mit"},
-                     files={"model.gguf": HOSTILE[case](_valid(tmp_path))})
+    repo = make_repo(tmp_path, "bad", card={"license": "mit"}, files={"model.gguf": HOSTILE[case](_valid(tmp_path))})
     report = scan(repo)
     assert any(f.rule == "source.malformed" and f.path == "model.gguf" for f in report.findings)
     assert read_gguf_facts(snap(repo)) is None
@@ -308,12 +356,22 @@ def test_hostile_gguf_in_a_repo_is_a_malformed_finding(tmp_path, case):
 # == quantized safetensors =========================================================================================
 def test_mlx_4bit_token_matrices_are_dequantized(tmp_path, wide):
     root, a = wide
-    repo = make_repo(tmp_path, "mlx", config={"model_type": "llama", "hidden_size": 256, "vocab_size": 512,
-                                              "quantization": {"group_size": 64, "bits": 4}},
-                     weights={"model.safetensors": mlx_model(a)})
+    repo = make_repo(
+        tmp_path,
+        "mlx",
+        config={
+            "model_type": "llama",
+            "hidden_size": 256,
+            "vocab_size": 512,
+            "quantization": {"group_size": 64, "bits": 4},
+        },
+        weights={"model.safetensors": mlx_model(a)},
+    )
     model = open_model(snap(repo))
-    assert model.scheme == "mlx 4-bit" and {m.name for m in model.structure.token_matrices} == \
-           {"model.embed_tokens.weight", "lm_head.weight"}
+    assert model.scheme == "mlx 4-bit" and {m.name for m in model.structure.token_matrices} == {
+        "model.embed_tokens.weight",
+        "lm_head.weight",
+    }
     model.close()
     assert compare_snapshots(snap(repo), snap(root / "up")).verdict == "derived"
     assert compare_snapshots(snap(repo), snap(root / "other")).verdict == "independent"
@@ -346,8 +404,12 @@ def test_gptq_layout_compares_through_its_unquantized_embeddings(tmp_path, wide)
             t[p + ".qzeros"] = rng.integers(0, 2**31, size=(in_f // 128, out_f // 8), dtype=np.int32)
             t[p + ".scales"] = rng.random((in_f // 128, out_f)).astype(np.float16)
             t[p + ".g_idx"] = (np.arange(in_f) // 128).astype(np.int32)
-    repo = make_repo(tmp_path, "gptq", config={"quantization_config": {"quant_method": "gptq", "bits": 4}},
-                     weights={"model.safetensors": t})
+    repo = make_repo(
+        tmp_path,
+        "gptq",
+        config={"quantization_config": {"quant_method": "gptq", "bits": 4}},
+        weights={"model.safetensors": t},
+    )
     assert compare_snapshots(snap(repo), snap(root / "up")).verdict == "derived"
     assert compare_snapshots(snap(repo), snap(root / "other")).verdict == "independent"
 
@@ -361,8 +423,12 @@ def test_bitsandbytes_quantized_embeddings_are_inconclusive_with_the_reason(tmp_
         n = a[k].size
         t[k] = rng.integers(0, 255, size=(n // 2, 1), dtype=np.uint8)
         t[k.removesuffix(".weight") + ".weight.absmax"] = rng.random(n // 64).astype(np.float32)
-    repo = make_repo(tmp_path, "bnb", config={"hidden_size": 256, "quantization_config": {
-        "quant_method": "bitsandbytes", "load_in_4bit": True}}, weights={"model.safetensors": t})
+    repo = make_repo(
+        tmp_path,
+        "bnb",
+        config={"hidden_size": 256, "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}},
+        weights={"model.safetensors": t},
+    )
     v = compare_snapshots(snap(repo), snap(root / "up"))
     assert v.verdict == "inconclusive"
     assert "bitsandbytes 4-bit" in json.dumps(v.evidence) + v.reason
@@ -374,9 +440,16 @@ def test_gguf_on_the_hub_is_read_by_range_and_recognised(hub, wide):
 
     root, a = wide
     repo = hub.root / "mallory" / "tiny-GGUF"
-    write_gguf(repo / "tiny-Q4_K.gguf", a, Q.Q4_K, metadata={
-        "general.license": "llama3.1", "general.base_model.count": 1,
-        "general.base_model.0.repo_url": "https://huggingface.co/meta-llama/Llama-3.1-8B"})
+    write_gguf(
+        repo / "tiny-Q4_K.gguf",
+        a,
+        Q.Q4_K,
+        metadata={
+            "general.license": "llama3.1",
+            "general.base_model.count": 1,
+            "general.base_model.0.repo_url": "https://huggingface.co/meta-llama/Llama-3.1-8B",
+        },
+    )
     write_gguf(repo / "tiny-Q8_0.gguf", a, Q.Q8_0)
     (repo / "README.md").write_text("---\nlicense: apache-2.0\n---\n# tiny\n")
     up = hub.root / "acme" / "up"
@@ -411,8 +484,13 @@ def test_unreadable_quantized_token_matrices_are_unverifiable_in_a_scan(tmp_path
         t = {k: v for k, v in base_model(99, d=256, vocab=512, layers=1, inter=256).items() if v.ndim == 1}
         t["model.embed_tokens.weight"] = np.zeros((512 * 256 // 2, 1), dtype=np.uint8)
         t["model.embed_tokens.weight.absmax"] = np.ones(512 * 256 // 64, dtype=np.float32)
-        repo = make_repo(tmp_path, "bnb", card={"license": "apache-2.0"}, weights={"model.safetensors": t},
-                         config={"quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}})
+        repo = make_repo(
+            tmp_path,
+            "bnb",
+            card={"license": "apache-2.0"},
+            weights={"model.safetensors": t},
+            config={"quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}},
+        )
         found = [f for f in scan(repo, index=index).findings if f.rule == "source.unverifiable"]
         assert found and "bitsandbytes 4-bit" in found[0].message
         plain = make_repo(tmp_path, "plain", card={"license": "apache-2.0"}, weights={"model.safetensors": a})

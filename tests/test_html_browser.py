@@ -6,6 +6,7 @@ screenshots, which `chromium --dump-dom` / `--screenshot` alone cannot. Screensh
 tests/artifacts/html-report/ (gitignored). Without a chromium binary these tests skip, saying so; CI installs it
 (.ci/run).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -21,23 +22,34 @@ from scanner.report.lineage_graph import lineage_links
 from scanner.report.render import render
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (CI installs Debian's "
-                                                          "chromium package in .ci/run)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium binary on PATH (CI installs Debian's chromium package in .ci/run)"
+)
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "html-report"
 VIEWPORT = {"width": 1280, "height": 900}
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test dependency (pip install "
-                                                                 "'.[test]')")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is a test dependency (pip install '.[test]')"
+    )
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_api.sync_playwright() as pw:
         # a persistent context is how Playwright passes --user-data-dir; it is one browser with one context
-        context = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
-                                                        args=FLAGS, viewport=VIEWPORT)
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS, viewport=VIEWPORT
+        )
         yield context
         context.close()
 
@@ -67,8 +79,11 @@ def report(browser, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser-world")
     reports = build(tmp).reports + run_demo()  # the bundled examples too: 17 targets, 14 graphs
     loaded = load(browser, render(reports, "html", catalogue(), version="test"), tmp / "report.html")
-    loaded.expected_nodes = sum(1 + len({link.parent.lower() for link in lineage_links(r.facts)})
-                                for r in reports if r.facts and lineage_links(r.facts))
+    loaded.expected_nodes = sum(
+        1 + len({link.parent.lower() for link in lineage_links(r.facts)})
+        for r in reports
+        if r.facts and lineage_links(r.facts)
+    )
     loaded.expected_graphs = sum(1 for r in reports if r.facts and lineage_links(r.facts))
     yield loaded
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -77,30 +92,49 @@ def report(browser, tmp_path_factory):
 
 
 def boxes(page, selector: str) -> list[dict]:
-    return page.eval_on_selector_all(selector, """els => els.map(e => {
+    return page.eval_on_selector_all(
+        selector,
+        """els => els.map(e => {
         const r = e.getBoundingClientRect();
         return {x: r.x + window.scrollX, y: r.y + window.scrollY, w: r.width, h: r.height,
                 text: e.textContent, svg: e.ownerSVGElement ? Array.from(document.querySelectorAll('svg'))
                     .indexOf(e.ownerSVGElement) : -1};
-    })""")
+    })""",
+    )
 
 
 def overlap(a: dict, b: dict) -> bool:
-    return (a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
-            and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"])
+    return (
+        a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+    )
 
 
 def inside(inner: dict, outer: dict, slack: float = 0.5) -> bool:
-    return (inner["x"] >= outer["x"] - slack and inner["y"] >= outer["y"] - slack
-            and inner["x"] + inner["w"] <= outer["x"] + outer["w"] + slack
-            and inner["y"] + inner["h"] <= outer["y"] + outer["h"] + slack)
+    return (
+        inner["x"] >= outer["x"] - slack
+        and inner["y"] >= outer["y"] - slack
+        and inner["x"] + inner["w"] <= outer["x"] + outer["w"] + slack
+        and inner["y"] + inner["h"] <= outer["y"] + outer["h"] + slack
+    )
 
 
 def test_text_is_rendered(report):
     body = report.page.inner_text("body")
-    for text in ("originscan report", "Targets", "Lineage", UPSTREAM, "meta-llama/Meta-Llama-3-8B", "someone/ft",
-                 "Rules used", "weights.base_mismatch", "HTTP 503 after 3 tries", "missing 2", "moved 6",
-                 "examples/llama3-v-style", "openbmb/MiniCPM-Llama3-V-2_5"):
+    for text in (
+        "originscan report",
+        "Targets",
+        "Lineage",
+        UPSTREAM,
+        "meta-llama/Meta-Llama-3-8B",
+        "someone/ft",
+        "Rules used",
+        "weights.base_mismatch",
+        "HTTP 503 after 3 tries",
+        "missing 2",
+        "moved 6",
+        "examples/llama3-v-style",
+        "openbmb/MiniCPM-Llama3-V-2_5",
+    ):
         assert text in body, text
 
 
@@ -114,8 +148,10 @@ def test_nothing_is_blocked_and_nothing_is_fetched(report):
 
 def test_a_csp_violation_would_be_seen(browser, tmp_path):
     """The check above can fail: the same CSP and one outside image, and Chromium reports it on the console."""
-    html = ('<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-            'style-src \'unsafe-inline\'"></head><body><img src="https://example.invalid/x.png"></body></html>')
+    html = (
+        '<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        'style-src \'unsafe-inline\'"></head><body><img src="https://example.invalid/x.png"></body></html>'
+    )
     loaded = load(browser, html, tmp_path / "violation.html")
     loaded.page.wait_for_timeout(200)
     loaded.page.close()
@@ -153,8 +189,12 @@ def test_no_overlapping_labels_and_every_label_inside_its_node(report):
 def test_hostile_text_is_shown_not_run(report):
     page = report.page
     assert page.locator("script").count() == 0
-    assert page.eval_on_selector_all("*", "els => els.filter(e => Array.from(e.attributes)"
-                                          ".some(a => a.name.startsWith('on'))).length") == 0
+    assert (
+        page.eval_on_selector_all(
+            "*", "els => els.filter(e => Array.from(e.attributes).some(a => a.name.startsWith('on'))).length"
+        )
+        == 0
+    )
     label = page.eval_on_selector_all("svg.lineage text.label", "els => els.map(e => e.textContent)")
     assert any(t.startswith("evil/</text><script>alert(1)</script>") for t in label)
     assert HOSTILE.replace("\x1b", "\\x1b") in page.inner_text("body")

@@ -1,5 +1,6 @@
 """The HTML report's lineage graphs, per-layer plots, severity groups and rule links, read from the markup (the
 rendered page is checked in a real browser in test_html_browser.py)."""
+
 from __future__ import annotations
 
 import re
@@ -86,8 +87,17 @@ def test_unpruned_finetune_fills_the_grid(world):
 def test_identical_files_have_no_layers_but_say_so():
     from scanner.provenance.compare import Verdict
 
-    v = Verdict("s", "r", "derived", 0.0, 1.0, 0, 10, [{"kind": "identical-file", "sha256": ["ab" * 32]}],
-                "weight files are byte-identical")
+    v = Verdict(
+        "s",
+        "r",
+        "derived",
+        0.0,
+        1.0,
+        0,
+        10,
+        [{"kind": "identical-file", "sha256": ["ab" * 32]}],
+        "weight files are byte-identical",
+    )
     plot = layer_plot("r", v)
     assert not plot.cells and any("byte-identical" in line for line in plot.lines)
 
@@ -112,8 +122,10 @@ def test_multi_hop_lineage_is_laid_out_one_column_per_hop():
     report = multi_hop_report()
     links = lineage_links(report.facts)
     assert [(link.child, link.parent, link.hops) for link in links] == [
-        ("me/multi-hop", "someone/ft-of-ft", 1), ("someone/ft-of-ft", "someone/ft", 2),
-        ("someone/ft", "meta-llama/Meta-Llama-3-8B", 3)]
+        ("me/multi-hop", "someone/ft-of-ft", 1),
+        ("someone/ft-of-ft", "someone/ft", 2),
+        ("someone/ft", "meta-llama/Meta-Llama-3-8B", 3),
+    ]
     assert links[-1].license == "llama3"
     graph = layout(report.facts, links)
     xs = [b.x for b in sorted(graph.boxes, key=lambda b: b.depth)]
@@ -162,12 +174,16 @@ def test_findings_grouped_by_severity_and_linked_to_their_rules(page, world):
 
 def test_500_targets_stay_legible():
     """A sweep's report: summary first, every target one row of the summary table, details closed."""
-    reports = [TargetReport(f"hf:org/model-{i}", [Finding("license.missing", Severity.high, f"no licence {i}")]
-                            if i % 3 == 0 else []) for i in range(500)]
+    reports = [
+        TargetReport(
+            f"hf:org/model-{i}", [Finding("license.missing", Severity.high, f"no licence {i}")] if i % 3 == 0 else []
+        )
+        for i in range(500)
+    ]
     out = render(reports, "html", catalogue(), version="test")
     body = out.split("<body>")[1]
     assert body.index('id="targets"') < body.index("<details")
-    assert out.count('<details class="target"') == 500 and "<details class=\"target\" id=\"target-1\" open" not in out
+    assert out.count('<details class="target"') == 500 and '<details class="target" id="target-1" open' not in out
     assert out.count('<a href="#target-') == 500
 
 
@@ -185,13 +201,16 @@ def _facts(name: str, metadata: dict, **lineage_input) -> TargetFacts:
 LLAMA, QWEN = "meta-llama/Meta-Llama-3-8B", "Qwen/Qwen2.5-3B"
 
 
-@pytest.mark.parametrize("metadata, lineage_input, expected", [
-    ({"base_model": LLAMA}, {"adapter_base": LLAMA}, {LLAMA: "adapter"}),
-    ({"base_model": [LLAMA, QWEN]}, {}, {LLAMA: "merge", QWEN: "merge"}),
-    ({"base_model": LLAMA, "base_model_relation": "quantized"}, {}, {LLAMA: "quantization"}),
-    ({}, {"gguf_bases": [LLAMA]}, {LLAMA: "quantization"}),
-    ({"base_model": LLAMA}, {}, {LLAMA: "fine-tune"}),
-])
+@pytest.mark.parametrize(
+    "metadata, lineage_input, expected",
+    [
+        ({"base_model": LLAMA}, {"adapter_base": LLAMA}, {LLAMA: "adapter"}),
+        ({"base_model": [LLAMA, QWEN]}, {}, {LLAMA: "merge", QWEN: "merge"}),
+        ({"base_model": LLAMA, "base_model_relation": "quantized"}, {}, {LLAMA: "quantization"}),
+        ({}, {"gguf_bases": [LLAMA]}, {LLAMA: "quantization"}),
+        ({"base_model": LLAMA}, {}, {LLAMA: "fine-tune"}),
+    ],
+)
 def test_relations_from_the_lineage(metadata, lineage_input, expected):
     links = lineage_links(_facts("someone/model", metadata, **lineage_input))
     assert {link.parent: link.relation for link in links} == expected

@@ -4,6 +4,7 @@ read, an honest declared fine-tune passes; the cache makes the next job's index 
 
 The runner's part is played here: expressions are filled in, `uses:` steps (actions/cache) are simulated by
 copying a folder, and `$RUNNER_TEMP/originscan-venv/bin/python` is this interpreter (the install step is pip)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -49,13 +50,14 @@ class Runner:
             e = m.group(1).strip()
             if e == "runner.temp":
                 return str(self.temp)
-            if (i := re.fullmatch(r"inputs\.([a-z0-9-]+)", e)):
+            if i := re.fullmatch(r"inputs\.([a-z0-9-]+)", e):
                 return self.inputs[i.group(1)]
-            if (o := re.fullmatch(r"steps\.([a-z0-9-]+)\.outputs\.([a-z0-9-]+)", e)):
+            if o := re.fullmatch(r"steps\.([a-z0-9-]+)\.outputs\.([a-z0-9-]+)", e):
                 return self.outputs.get(o.group(1), {}).get(o.group(2), "")
             if e.startswith("inputs.sarif == 'true' && format("):
                 return str(self.temp / "originscan.sarif") if self.inputs["sarif"] == "true" else ""
             raise AssertionError(f"expression the test runner does not know: {e}")
+
         return re.sub(r"\$\{\{(.*?)\}\}", value, text)
 
     def condition(self, cond: str | None) -> bool:
@@ -97,10 +99,15 @@ class Runner:
             out.write_text("")
             env = dict(self.env)
             env.update({k: self.expr(v) for k, v in (step.get("env") or {}).items()})
-            env.update(RUNNER_TEMP=str(self.temp), GITHUB_OUTPUT=str(out), GITHUB_WORKSPACE=str(self.ws),
-                       GITHUB_STEP_SUMMARY=str(self.tmp / "summary.md"))
-            res = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=self.ws, env=env, capture_output=True,
-                                 text=True, timeout=300)
+            env.update(
+                RUNNER_TEMP=str(self.temp),
+                GITHUB_OUTPUT=str(out),
+                GITHUB_WORKSPACE=str(self.ws),
+                GITHUB_STEP_SUMMARY=str(self.tmp / "summary.md"),
+            )
+            res = subprocess.run(
+                ["bash", "-e", "-c", step["run"]], cwd=self.ws, env=env, capture_output=True, text=True, timeout=300
+            )
             self.logs[step.get("id") or step["name"]] = res.stdout + res.stderr
             self.outputs[step.get("id", "")] = dict(re.findall(r"^([a-z0-9-]+)=(.*)$", out.read_text(), re.M))
             if res.returncode:
@@ -113,8 +120,9 @@ class Runner:
 
 
 def lfs_pointer(data: bytes) -> str:
-    return (f"version https://git-lfs.github.com/spec/v1\noid sha256:{hashlib.sha256(data).hexdigest()}\n"
-            f"size {len(data)}\n")
+    return (
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{hashlib.sha256(data).hexdigest()}\nsize {len(data)}\n"
+    )
 
 
 @pytest.fixture
@@ -155,27 +163,52 @@ def scene(hub, tmp_path):
     bad_head = repo.head.commit.hexsha
     # PR 2 (from the base): an honest fine-tune that declares its base.
     repo.git.checkout("-q", "-b", "honest", base)
-    model("honest", {"license": "apache-2.0", "base_model": honest_base.id},
-          weights=noised(honest_base.weights(), 0.05, seed=9))
+    model(
+        "honest",
+        {"license": "apache-2.0", "base_model": honest_base.id},
+        weights=noised(honest_base.weights(), 0.05, seed=9),
+    )
     repo.git.add("-A")
     repo.git.commit("-q", "-m", "fine-tune")
     good_head = repo.head.commit.hexsha
 
     def event(head: str, number: int) -> Path:
         p = tmp_path / f"event-{number}.json"
-        p.write_text(json.dumps({"number": number, "pull_request": {
-            "number": number, "base": {"sha": base, "repo": {"full_name": "acme/models"}},
-            "head": {"sha": head, "repo": {"full_name": "acme/models"}}}}))
+        p.write_text(
+            json.dumps(
+                {
+                    "number": number,
+                    "pull_request": {
+                        "number": number,
+                        "base": {"sha": base, "repo": {"full_name": "acme/models"}},
+                        "head": {"sha": head, "repo": {"full_name": "acme/models"}},
+                    },
+                }
+            )
+        )
         return p
 
     env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GH_TOKEN", "HF_TOKEN")}
-    env.update(HF_ENDPOINT=hub.url, ORIGINSCAN_UPSTREAMS=str(listing), PYTHONPATH=str(ROOT),
-               GITHUB_EVENT_NAME="pull_request", GITHUB_REPOSITORY="acme/models",
-               GITHUB_API_URL="http://127.0.0.1:9", ORIGINSCAN_CACHE=str(tmp_path / "oscache"))
+    env.update(
+        HF_ENDPOINT=hub.url,
+        ORIGINSCAN_UPSTREAMS=str(listing),
+        PYTHONPATH=str(ROOT),
+        GITHUB_EVENT_NAME="pull_request",
+        GITHUB_REPOSITORY="acme/models",
+        GITHUB_API_URL="http://127.0.0.1:9",
+        ORIGINSCAN_CACHE=str(tmp_path / "oscache"),
+    )
     env.pop("ORIGINSCAN_INDEX", None)
-    return dict(world=world, ws=ws, repo=repo, env=env, events={"bad": (event(bad_head, 1), bad_head),
-                                                                   "good": (event(good_head, 2), good_head)},
-                copied=copied, gated=gated, honest=honest_base)
+    return dict(
+        world=world,
+        ws=ws,
+        repo=repo,
+        env=env,
+        events={"bad": (event(bad_head, 1), bad_head), "good": (event(good_head, 2), good_head)},
+        copied=copied,
+        gated=gated,
+        honest=honest_base,
+    )
 
 
 def _job(scene, tmp_path, pr: str, cache: Path, name: str, **inputs) -> Runner:

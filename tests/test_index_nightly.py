@@ -1,6 +1,7 @@
 """The nightly workflow's fingerprint steps, run as written (.github/workflows/nightly.yml): the index job builds
 the index against a local Hub of upstream look-alikes, caches it and hands a pack to the shards, whose import
 step loads it; the next night restores the cache and costs one revision check per upstream."""
+
 from __future__ import annotations
 
 import os
@@ -27,12 +28,18 @@ def run_job(job: str, ws: Path, env: dict[str, str], cache: Path, artifacts: Pat
     def expr(text: str) -> str:
         def value(m: re.Match) -> str:
             e = m.group(1).strip()
-            if (o := re.fullmatch(r"steps\.([a-z0-9-]+)\.outputs\.([a-z0-9-]+)", e)):
+            if o := re.fullmatch(r"steps\.([a-z0-9-]+)\.outputs\.([a-z0-9-]+)", e):
                 return outputs.get(o.group(1), {}).get(o.group(2), "")
-            known = {"github.run_id": run_id, "secrets.HF_TOKEN": "", "github.token": "", "matrix.shard": "1",
-                     "vars.ORIGINSCAN_ORGS": "hf:acme"}
+            known = {
+                "github.run_id": run_id,
+                "secrets.HF_TOKEN": "",
+                "github.token": "",
+                "matrix.shard": "1",
+                "vars.ORIGINSCAN_ORGS": "hf:acme",
+            }
             assert e in known, f"expression the test runner does not know: {e}"
             return known[e]
+
         return re.sub(r"\$\{\{(.*?)\}\}", value, text)
 
     for step in NIGHTLY["jobs"][job]["steps"]:
@@ -42,8 +49,9 @@ def run_job(job: str, ws: Path, env: dict[str, str], cache: Path, artifacts: Pat
             continue
         if uses.startswith("actions/cache/restore@"):
             prefix = with_.get("restore-keys", "")
-            hits = sorted(p for p in cache.iterdir() if p.name == with_["key"] or (prefix and
-                                                                                 p.name.startswith(prefix)))
+            hits = sorted(
+                p for p in cache.iterdir() if p.name == with_["key"] or (prefix and p.name.startswith(prefix))
+            )
             if hits:
                 shutil.copytree(hits[-1], ws / with_["path"], dirs_exist_ok=True)
             continue
@@ -67,8 +75,9 @@ def run_job(job: str, ws: Path, env: dict[str, str], cache: Path, artifacts: Pat
         out = ws / f".output-{len(logs)}"
         out.write_text("")
         step_env = dict(env, GITHUB_OUTPUT=str(out), **{k: expr(v) for k, v in (step.get("env") or {}).items()})
-        res = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=ws, env=step_env, capture_output=True, text=True,
-                             timeout=300)
+        res = subprocess.run(
+            ["bash", "-e", "-c", step["run"]], cwd=ws, env=step_env, capture_output=True, text=True, timeout=300
+        )
         logs[step["name"]] = res.stdout + res.stderr
         assert res.returncode == 0, f"{step['name']}: {logs[step['name']]}"
         outputs[step.get("id", "")] = dict(re.findall(r"^([a-z0-9-]+)=(.*)$", out.read_text(), re.M))
@@ -82,8 +91,13 @@ def test_nightly_builds_caches_and_shares_the_index(hub, tmp_path):
     (bindir / "originscan").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m scanner.cli "$@"\n')
     (bindir / "originscan").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "HF_TOKEN", "ORIGINSCAN_INDEX")}
-    env.update(PATH=f"{bindir}:{env['PATH']}", PYTHONPATH=str(ROOT), HF_ENDPOINT=hub.url,
-               ORIGINSCAN_UPSTREAMS=str(listing), ORIGINSCAN_CACHE=str(tmp_path / "oscache"))
+    env.update(
+        PATH=f"{bindir}:{env['PATH']}",
+        PYTHONPATH=str(ROOT),
+        HF_ENDPOINT=hub.url,
+        ORIGINSCAN_UPSTREAMS=str(listing),
+        ORIGINSCAN_CACHE=str(tmp_path / "oscache"),
+    )
     cache, artifacts = tmp_path / "cache", tmp_path / "artifacts"
     cache.mkdir()
     artifacts.mkdir()

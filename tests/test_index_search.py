@@ -3,6 +3,7 @@
 The trained fixtures (tests/fixtures/provenance) are the evidence: every derivative class must still be found
 against its base through the index (fingerprints as `index add` and as `index update` store them), and no
 independent base may be called derived; synthetic upstreams show the screen doing the ruling out."""
+
 from __future__ import annotations
 
 import json
@@ -68,11 +69,19 @@ def test_the_screen_rules_out_unrelated_upstreams_and_keeps_the_source(tmp_path)
     source = tiny_llm(7, vocab=512, d=64, inter=128)
     _register(index, "acme/source", _repo(tmp_path, "source", source), REMOTE_PLAN)
     for seed in range(20):  # same shape, independently initialised
-        _register(index, f"acme/same-{seed}", _repo(tmp_path, f"same-{seed}", tiny_llm(1000 + seed, vocab=512, d=64,
-                                                                                         inter=128)), REMOTE_PLAN)
+        _register(
+            index,
+            f"acme/same-{seed}",
+            _repo(tmp_path, f"same-{seed}", tiny_llm(1000 + seed, vocab=512, d=64, inter=128)),
+            REMOTE_PLAN,
+        )
     for seed in range(10):  # other hidden sizes: ruled out from header facts, never decoded
-        _register(index, f"acme/other-{seed}", _repo(tmp_path, f"other-{seed}", tiny_llm(2000 + seed, vocab=512, d=48,
-                                                                                           inter=96)), REMOTE_PLAN)
+        _register(
+            index,
+            f"acme/other-{seed}",
+            _repo(tmp_path, f"other-{seed}", tiny_llm(2000 + seed, vocab=512, d=48, inter=96)),
+            REMOTE_PLAN,
+        )
     got, stats = _derived(index, _repo(tmp_path, "suspect", disguise(source)), "local:suspect")
     assert got == {"acme/source"}
     assert stats.registered == 31 and stats.ruled_out_by_headers == 10
@@ -103,17 +112,24 @@ def test_an_index_written_before_format_2_is_migrated_on_open(tmp_path):
 
     source = tiny_llm(7, vocab=512, d=64, inter=128)
     fp = build(_model(_repo(tmp_path, "source", source)), FingerprintPlan())
-    meta = {"hidden": fp.hidden, "matrices": [{"name": m.name, "vocab": m.vocab} for m in fp.matrices],
-            "vectors": list(fp.vectors), "file_hashes": sorted(fp.file_hashes), "weight_bytes": fp.weight_bytes}
+    meta = {
+        "hidden": fp.hidden,
+        "matrices": [{"name": m.name, "vocab": m.vocab} for m in fp.matrices],
+        "vectors": list(fp.vectors),
+        "file_hashes": sorted(fp.file_hashes),
+        "weight_bytes": fp.weight_bytes,
+    }
     arrays = {f"rows{i}": m.rows for i, m in enumerate(fp.matrices)}
     arrays.update({f"tokens{i}": m.tokens for i, m in enumerate(fp.matrices)})
     arrays.update({f"vec{i}": v for i, v in enumerate(fp.vectors.values())})
     buf = io.BytesIO()
     np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
     db = sqlite3.connect(tmp_path / "old.sqlite")
-    db.executescript("CREATE TABLE models (name TEXT PRIMARY KEY, license TEXT, target TEXT, revision TEXT, "
-                     "fingerprint TEXT NOT NULL, weight_bytes INTEGER, added TEXT);"
-                     "CREATE TABLE fingerprints (key TEXT PRIMARY KEY, data BLOB NOT NULL, created TEXT);")
+    db.executescript(
+        "CREATE TABLE models (name TEXT PRIMARY KEY, license TEXT, target TEXT, revision TEXT, "
+        "fingerprint TEXT NOT NULL, weight_bytes INTEGER, added TEXT);"
+        "CREATE TABLE fingerprints (key TEXT PRIMARY KEY, data BLOB NOT NULL, created TEXT);"
+    )
     db.execute("INSERT INTO fingerprints VALUES (?,?,?)", ("k1", buf.getvalue(), "2026-01-01"))
     db.execute("INSERT INTO models VALUES (?,?,?,?,?,?,?)", ("acme/source", "mit", "x", None, "k1", 1, "2026"))
     db.commit()

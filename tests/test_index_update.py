@@ -1,4 +1,5 @@
 """`index update` against a local Hub of 32 upstream look-alikes (real client, range reads), packs, and faults."""
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,9 @@ def test_update_fingerprints_every_readable_upstream_and_rechecks_cheaply(hub, w
     assert hub.stats.requests == len(lookalikes) + sum(la.private for la in lookalikes)
     assert all("expand=sha" in p for p in hub.stats.paths())
     assert hub.stats.weight_bytes_served == 0
-    assert sum("HF_TOKEN" in line for line in lines) == sum(1 for la in lookalikes if la.gated and
-                                                            (not la.mirrors or la.bad_mirror))
+    assert sum("HF_TOKEN" in line for line in lines) == sum(
+        1 for la in lookalikes if la.gated and (not la.mirrors or la.bad_mirror)
+    )
 
     # With a token, the gated upstreams without a usable mirror are read from the upstream itself.
     monkeypatch.setenv("HF_TOKEN", HF_TOKEN_OK)
@@ -186,8 +188,7 @@ def test_cli_update_prints_bytes_per_upstream_and_a_summary(hub, world, tmp_path
     db = tmp_path / "cli.sqlite"
     down = lookalikes[-1].id
     hub.fault("429", match=f"/api/models/{down}", times=-1, retry_after=0)
-    res = run_cli("index", "update", "--upstreams", str(listing), "--index", str(db),
-                  env={"HF_ENDPOINT": hub.url})
+    res = run_cli("index", "update", "--upstreams", str(listing), "--index", str(db), env={"HF_ENDPOINT": hub.url})
     assert res.returncode == 1, res.stderr  # usable but incomplete: the Action does not cache it
     assert f"{down}: unreachable" in res.stdout and "Traceback" not in res.stderr
     hub.clear_faults()
@@ -196,6 +197,7 @@ def test_cli_update_prints_bytes_per_upstream_and_a_summary(hub, world, tmp_path
     listed = run_cli("index", "list", "--index", str(db))
     assert listed.returncode == 0 and "gated: " in listed.stdout
     one = lookalikes[0].id
-    res = run_cli("index", "update", f"hf:{one}", "--upstreams", str(listing), "--index", str(db),
-                  env={"HF_ENDPOINT": hub.url})
+    res = run_cli(
+        "index", "update", f"hf:{one}", "--upstreams", str(listing), "--index", str(db), env={"HF_ENDPOINT": hub.url}
+    )
     assert res.returncode == 0 and res.stdout.startswith(f"{one}@") and "unchanged" in res.stdout

@@ -3,6 +3,7 @@
 The data files are read twice on purpose: with yaml.safe_load for the values, and as text for the citation
 comments (which a YAML parser drops).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -19,15 +20,51 @@ UPSTREAM_FILES = sorted((RULES / "upstreams").glob("*.yaml"))
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # config.json keys and the JSON types their published values have
-INT_KEYS = {"hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "num_key_value_heads",
-            "vocab_size", "max_position_embeddings", "original_max_position_embeddings", "head_dim",
-            "bos_token_id", "pad_token_id", "num_local_experts", "num_experts_per_tok", "query_pre_attn_scalar",
-            "n_embd", "n_layer", "n_head", "n_ctx", "n_positions", "type_vocab_size"}
-NUMBER_KEYS = {"rope_theta", "rope_local_base_freq", "partial_rotary_factor", "logit_scale", "attention_multiplier",
-               "embedding_multiplier", "residual_multiplier", "logits_scaling", "attn_logit_softcapping",
-               "final_logit_softcapping"}
-BOOL_KEYS = {"tie_word_embeddings", "use_qk_norm", "use_qkv_bias", "qk_layernorm", "multi_query", "parallel_attn",
-             "new_decoder_architecture", "bias", "slice_mode"}
+INT_KEYS = {
+    "hidden_size",
+    "num_hidden_layers",
+    "intermediate_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "max_position_embeddings",
+    "original_max_position_embeddings",
+    "head_dim",
+    "bos_token_id",
+    "pad_token_id",
+    "num_local_experts",
+    "num_experts_per_tok",
+    "query_pre_attn_scalar",
+    "n_embd",
+    "n_layer",
+    "n_head",
+    "n_ctx",
+    "n_positions",
+    "type_vocab_size",
+}
+NUMBER_KEYS = {
+    "rope_theta",
+    "rope_local_base_freq",
+    "partial_rotary_factor",
+    "logit_scale",
+    "attention_multiplier",
+    "embedding_multiplier",
+    "residual_multiplier",
+    "logits_scaling",
+    "attn_logit_softcapping",
+    "final_logit_softcapping",
+}
+BOOL_KEYS = {
+    "tie_word_embeddings",
+    "use_qk_norm",
+    "use_qkv_bias",
+    "qk_layernorm",
+    "multi_query",
+    "parallel_attn",
+    "new_decoder_architecture",
+    "bias",
+    "slice_mode",
+}
 
 
 def _entries() -> list[tuple[str, dict]]:
@@ -46,7 +83,7 @@ def _blocks() -> list[tuple[str, str, str]]:
         text = path.read_text(encoding="utf-8")
         starts = [m for m in re.finditer(r"^  - id: (\S+)", text, re.M)]
         for m, nxt in itertools.zip_longest(starts, starts[1:]):
-            out.append((path.name, m.group(1), text[m.start(): nxt.start() if nxt else len(text)]))
+            out.append((path.name, m.group(1), text[m.start() : nxt.start() if nxt else len(text)]))
     return out
 
 
@@ -126,7 +163,8 @@ def test_every_entry_with_a_shape_cites_its_own_config_json(file, uid, block):
     urls = re.findall(r"# source: https://huggingface\.co/(\S+?)/blob/\S*config\.json", block)
     assert urls, f"{file} {uid}: no '# source: https://huggingface.co/<id>/blob/.../config.json' line"
     assert {u.lower() for u in urls} & {i.lower() for i in [uid, *(entry.get("aliases") or [])]}, (
-        f"{uid}: its source line names {urls}, not this entry or one of its aliases")
+        f"{uid}: its source line names {urls}, not this entry or one of its aliases"
+    )
 
 
 @pytest.mark.parametrize("file,uid,block", _blocks(), ids=[b[1] for b in _blocks()])

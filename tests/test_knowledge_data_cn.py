@@ -3,6 +3,7 @@
 Each assertion restates a value checked against the copy cited next to it in rules/ (see the comment there);
 tests/test_knowledge_data.py checks the form of every entry.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,12 +13,28 @@ import yaml
 from scanner.knowledge import load_knowledge_base
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
-BY_ID = {e["id"]: e for f in sorted((RULES / "upstreams").glob("*.yaml"))
-         for e in yaml.safe_load(f.read_text(encoding="utf-8"))["upstreams"]}
+BY_ID = {
+    e["id"]: e
+    for f in sorted((RULES / "upstreams").glob("*.yaml"))
+    for e in yaml.safe_load(f.read_text(encoding="utf-8"))["upstreams"]
+}
 LICENSES = {lic["id"]: lic for lic in yaml.safe_load((RULES / "licenses.yaml").read_text(encoding="utf-8"))["licenses"]}
-ARCHITECTURE = ("model_type", "hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads",
-                "num_key_value_heads", "vocab_size", "rope_theta", "max_position_embeddings", "sliding_window",
-                "max_window_layers", "tie_word_embeddings", "bos_token_id", "eos_token_id")
+ARCHITECTURE = (
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "intermediate_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "rope_theta",
+    "max_position_embeddings",
+    "sliding_window",
+    "max_window_layers",
+    "tie_word_embeddings",
+    "bos_token_id",
+    "eos_token_id",
+)
 
 
 def _config(uid: str) -> dict:
@@ -51,16 +68,25 @@ def test_qwen2_and_qwen2_5_7b_publish_the_same_architecture_keys():
 
 
 def test_qwen_instruct_files_differ_from_their_base():
-    assert (_config("Qwen/Qwen2-7B")["eos_token_id"], _config("Qwen/Qwen2-7B-Instruct")["eos_token_id"]) == (151643, 151645)
+    assert (_config("Qwen/Qwen2-7B")["eos_token_id"], _config("Qwen/Qwen2-7B-Instruct")["eos_token_id"]) == (
+        151643,
+        151645,
+    )
     assert _config("Qwen/Qwen2-7B-Instruct")["max_position_embeddings"] == 32768
-    assert (_config("Qwen/Qwen2.5-3B")["max_window_layers"], _config("Qwen/Qwen2.5-3B-Instruct")["max_window_layers"]) == (36, 70)
+    assert (
+        _config("Qwen/Qwen2.5-3B")["max_window_layers"],
+        _config("Qwen/Qwen2.5-3B-Instruct")["max_window_layers"],
+    ) == (36, 70)
 
 
 def test_deepseek_v3_and_r1_share_an_architecture_but_not_a_licence():
     v3, r1 = _config("deepseek-ai/DeepSeek-V3"), _config("deepseek-ai/DeepSeek-R1")
     assert all(r1[k] == v for k, v in v3.items())
     assert (r1["vocab_size"], r1["n_routed_experts"], r1["num_nextn_predict_layers"]) == (129280, 256, 1)
-    assert (BY_ID["deepseek-ai/DeepSeek-V3"]["license"], BY_ID["deepseek-ai/DeepSeek-R1"]["license"]) == ("deepseek", "mit")
+    assert (BY_ID["deepseek-ai/DeepSeek-V3"]["license"], BY_ID["deepseek-ai/DeepSeek-R1"]["license"]) == (
+        "deepseek",
+        "mit",
+    )
 
 
 def test_r1_distills_name_their_bases_and_the_llama_bases_keep_their_licences():
@@ -82,9 +108,9 @@ def test_glm_4_chat_1m_differs_from_glm_4_chat():
 
 
 def test_vendor_licences_carry_their_published_terms():
-    assert LICENSES["yi"]["commercial"] is False                       # Yi licence §2
-    assert LICENSES["chatglm3"]["commercial"] == "conditional"          # ChatGLM3-6B licence §2 (registration)
-    assert LICENSES["chatglm2"]["commercial"] is True                   # ChatGLM2-6B licence: no commercial clause
+    assert LICENSES["yi"]["commercial"] is False  # Yi licence §2
+    assert LICENSES["chatglm3"]["commercial"] == "conditional"  # ChatGLM3-6B licence §2 (registration)
+    assert LICENSES["chatglm2"]["commercial"] is True  # ChatGLM2-6B licence: no commercial clause
     assert LICENSES["baichuan2"]["commercial"] == "conditional"
     assert LICENSES["glm-4"]["conditions"]["naming"] == {"rule": "prefix", "text": "glm-4"}
 
@@ -95,7 +121,9 @@ def test_vendor_licence_texts_are_recognised_and_names_resolve():
     assert kb.detect_license_text(yi).id == "yi"
     assert kb.detect_license_text("The ChatGLM3-6B License\n\n1. Definitions").id == "chatglm3"
     assert kb.detect_license_text("The ChatGLM2-6B License\n\n1. Definitions").id == "chatglm2"
-    assert kb.detect_license_text("Apache License\nVersion 2.0, January 2004").id == "apache-2.0"  # not a vendor licence
+    assert (
+        kb.detect_license_text("Apache License\nVersion 2.0, January 2004").id == "apache-2.0"
+    )  # not a vendor licence
     assert kb.license("glm-4").id == "glm-4"
     assert kb.license("yi-license").id == "yi"
 

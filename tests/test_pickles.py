@@ -4,6 +4,7 @@ Every pickle here is assembled as opcode bytes, or made by `pickle.dumps` of har
 calls anything); nothing is ever unpickled. Torch layouts (legacy multi-pickle and zip) are written by this file
 the way torch.save writes them, without torch.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -85,8 +86,15 @@ def test_legitimate_legacy_checkpoint_is_safe_and_every_pickle_is_read():
 
 @pytest.mark.parametrize("protocol", range(6))
 def test_plain_data_is_safe_in_every_protocol(protocol):
-    data = {"a": [1, 2.5, "x" * 3000], "b": OrderedDict(x=b"\x00\x01"), "c": {1, 2}, "d": (None, True, 2 ** 70),
-            "e": bytearray(b"ab"), "f": complex(1, 2), "g": frozenset({1})}
+    data = {
+        "a": [1, 2.5, "x" * 3000],
+        "b": OrderedDict(x=b"\x00\x01"),
+        "c": {1, 2},
+        "d": (None, True, 2**70),
+        "e": bytearray(b"ab"),
+        "f": complex(1, 2),
+        "g": frozenset({1}),
+    }
     r = analyse(pickle.dumps(data, protocol=protocol))
     assert (r.unresolved, r.error) == ([], None)
     assert r.unsafe == (["builtins frozenset"] if protocol < 4 else [])  # frozenset is not tensor data
@@ -121,24 +129,68 @@ def test_bytes_after_the_last_pickle_are_malformed_not_unverifiable():
 # == bypass 2: the memo ===========================================================================================
 def test_stack_global_from_memoised_strings():
     """The 74-byte shape: os / system memoised, decoy torch strings last, STACK_GLOBAL from the memo."""
-    data = (proto(4) + short("os") + MEMOIZE + short("system") + MEMOIZE + POP + POP
-            + short("torch._utils") + short("_rebuild_tensor_v2") + POP + POP
-            + get(0) + get(1) + STACK_GLOBAL + short("echo pwned") + TUPLE1 + REDUCE + STOP)
+    data = (
+        proto(4)
+        + short("os")
+        + MEMOIZE
+        + short("system")
+        + MEMOIZE
+        + POP
+        + POP
+        + short("torch._utils")
+        + short("_rebuild_tensor_v2")
+        + POP
+        + POP
+        + get(0)
+        + get(1)
+        + STACK_GLOBAL
+        + short("echo pwned")
+        + TUPLE1
+        + REDUCE
+        + STOP
+    )
     assert len(data) < 80
     r = assert_unsafe(data, "os system")
     assert "torch._utils _rebuild_tensor_v2" not in r.imports
 
 
 def test_stack_global_from_put_and_long_binget():
-    data = (proto(4) + short("subprocess") + b"r" + struct.pack("<I", 70000) + POP
-            + short("check_output") + put(3) + POP
-            + long_get(70000) + get(3) + STACK_GLOBAL + MARK + short("id") + b"l" + TUPLE1 + REDUCE + STOP)
+    data = (
+        proto(4)
+        + short("subprocess")
+        + b"r"
+        + struct.pack("<I", 70000)
+        + POP
+        + short("check_output")
+        + put(3)
+        + POP
+        + long_get(70000)
+        + get(3)
+        + STACK_GLOBAL
+        + MARK
+        + short("id")
+        + b"l"
+        + TUPLE1
+        + REDUCE
+        + STOP
+    )
     assert_unsafe(data, "subprocess check_output")
 
 
 def test_global_fetched_back_from_the_memo_is_still_an_import():
-    data = pkl(glob("builtins", "exec"), put(0), POP, glob("collections", "OrderedDict"), EMPTY_TUPLE, REDUCE, POP,
-               get(0), uni("import os"), TUPLE1, REDUCE)
+    data = pkl(
+        glob("builtins", "exec"),
+        put(0),
+        POP,
+        glob("collections", "OrderedDict"),
+        EMPTY_TUPLE,
+        REDUCE,
+        POP,
+        get(0),
+        uni("import os"),
+        TUPLE1,
+        REDUCE,
+    )
     assert_unsafe(data, "builtins exec")
 
 
@@ -153,28 +205,54 @@ def test_memo_get_of_a_missing_slot_is_malformed():
 
 
 # == bypass 3: exact (module, name) pairs, not top-level packages ==================================================
-@pytest.mark.parametrize("module,name", [
-    ("torch.hub", "load"), ("torch.serialization", "load"), ("numpy.testing._private.utils", "runstring"),
-    ("torch", "load"), ("collections", "namedtuple"), ("_codecs", "decode"), ("torch._utils", "_import_dotted_name"),
-    ("torch", "_utils._rebuild_tensor_v2"),  # dotted names resolve attribute chains: never allow-listed
-])
+@pytest.mark.parametrize(
+    "module,name",
+    [
+        ("torch.hub", "load"),
+        ("torch.serialization", "load"),
+        ("numpy.testing._private.utils", "runstring"),
+        ("torch", "load"),
+        ("collections", "namedtuple"),
+        ("_codecs", "decode"),
+        ("torch._utils", "_import_dotted_name"),
+        ("torch", "_utils._rebuild_tensor_v2"),  # dotted names resolve attribute chains: never allow-listed
+    ],
+)
 def test_allow_list_is_exact(module, name):
     assert_unsafe(zip_checkpoint(pkl(call(module, name))), f"{module} {name}")
 
 
 # == the classic payloads =======================================================================================
-@pytest.mark.parametrize("data,ref", [
-    (pkl(call("os", "system")), "os system"),
-    (pkl(call("posix", "system")), "posix system"),
-    (pkl(call("builtins", "eval", "1+1")), "builtins eval"),
-    (b"c__builtin__\neval\n(S'1+1'\ntR.", "builtins eval"),  # protocol 0, Python 2 name mapped
-    (pkl(call("subprocess", "Popen")), "subprocess Popen"),
-    (pkl(call("runpy", "run_path")), "runpy run_path"),
-    (b"(S'true'\nios\nsystem\n.", "os system"),  # INST
-    (b"(cos\nsystem\nS'true'\no.", "os system"),  # OBJ
-    (pkl(glob("builtins", "getattr"), MARK, glob("builtins", "__import__"), uni("os"), TUPLE1, REDUCE,
-         uni("system"), TUPLE, REDUCE, uni("true"), TUPLE1, REDUCE), "builtins getattr"),
-])
+@pytest.mark.parametrize(
+    "data,ref",
+    [
+        (pkl(call("os", "system")), "os system"),
+        (pkl(call("posix", "system")), "posix system"),
+        (pkl(call("builtins", "eval", "1+1")), "builtins eval"),
+        (b"c__builtin__\neval\n(S'1+1'\ntR.", "builtins eval"),  # protocol 0, Python 2 name mapped
+        (pkl(call("subprocess", "Popen")), "subprocess Popen"),
+        (pkl(call("runpy", "run_path")), "runpy run_path"),
+        (b"(S'true'\nios\nsystem\n.", "os system"),  # INST
+        (b"(cos\nsystem\nS'true'\no.", "os system"),  # OBJ
+        (
+            pkl(
+                glob("builtins", "getattr"),
+                MARK,
+                glob("builtins", "__import__"),
+                uni("os"),
+                TUPLE1,
+                REDUCE,
+                uni("system"),
+                TUPLE,
+                REDUCE,
+                uni("true"),
+                TUPLE1,
+                REDUCE,
+            ),
+            "builtins getattr",
+        ),
+    ],
+)
 def test_classic_payloads(data, ref):
     assert_unsafe(data, ref)
 
@@ -307,8 +385,7 @@ def test_line_without_newline_is_bounded():
 
 
 def test_strings_are_not_kept():
-    data = pkl(EMPTY_LIST, MARK, *(uni(f"{i:06d}" + "x" * 4000) + MEMOIZE for i in range(2000)), APPENDS,
-               protocol=4)
+    data = pkl(EMPTY_LIST, MARK, *(uni(f"{i:06d}" + "x" * 4000) + MEMOIZE for i in range(2000)), APPENDS, protocol=4)
     tracemalloc.start()
     try:
         r = analyse(data)
@@ -345,14 +422,33 @@ def test_raw_binary_under_a_pickle_name_is_malformed_not_unverifiable():
 
 # == through the scanner ==========================================================================================
 def test_scan_reports_each_bypass(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "mit"}, files={
-        "legacy.bin": legacy(state_dict("w"), sys_info=pkl(call("os", "system"))),
-        "hub.pt": zip_checkpoint(pkl(call("torch.hub", "load"))),
-        "runstring.pt": zip_checkpoint(pkl(call("numpy.testing._private.utils", "runstring"))),
-        "memo.pkl": (proto(4) + short("os") + MEMOIZE + short("system") + MEMOIZE + POP + POP
-                     + short("torch") + short("Tensor") + POP + POP + get(0) + get(1) + STACK_GLOBAL + STOP),
-        "pytorch_model.bin": zip_checkpoint(state_dict("w")),
-    })
+    repo = make_repo(
+        tmp_path,
+        card={"license": "mit"},
+        files={
+            "legacy.bin": legacy(state_dict("w"), sys_info=pkl(call("os", "system"))),
+            "hub.pt": zip_checkpoint(pkl(call("torch.hub", "load"))),
+            "runstring.pt": zip_checkpoint(pkl(call("numpy.testing._private.utils", "runstring"))),
+            "memo.pkl": (
+                proto(4)
+                + short("os")
+                + MEMOIZE
+                + short("system")
+                + MEMOIZE
+                + POP
+                + POP
+                + short("torch")
+                + short("Tensor")
+                + POP
+                + POP
+                + get(0)
+                + get(1)
+                + STACK_GLOBAL
+                + STOP
+            ),
+            "pytorch_model.bin": zip_checkpoint(state_dict("w")),
+        },
+    )
     report = scan(repo)
     hits = {f.path: f for f in assert_fires(report, "security.pickle_unsafe_import")}
     assert set(hits) == {"legacy.bin", "hub.pt", "runstring.pt", "memo.pkl"}

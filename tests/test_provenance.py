@@ -1,4 +1,5 @@
 """The comparison engine on synthetic weight sets: derived classes caught, independent pairs not."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     a, b = base_model(1), base_model(2)
     paths = {"a": save(a, root / "a"), "b": save(b, root / "b")}
-    paths["renamed_fp16_noise"] = save({k.replace("model.", "net."): v.astype(np.float16)
-                                        for k, v in add_noise(a, 0.10).items()}, root / "rn")
+    paths["renamed_fp16_noise"] = save(
+        {k.replace("model.", "net."): v.astype(np.float16) for k, v in add_noise(a, 0.10).items()}, root / "rn"
+    )
     paths["permuted"] = save(permute_residual(a), root / "perm")
     paths["transposed"] = save({k: (v.T if v.ndim == 2 else v) for k, v in a.items()}, root / "tr")
     paths["merge"] = save({k: 0.5 * a[k] + 0.5 * b[k] for k in a}, root / "merge")

@@ -1,5 +1,6 @@
 """The engine on small trained models (tests/fixtures/provenance, built by bench/provenance/make_fixtures.py):
 every transform class is caught against its base, and no pair of independently initialised models is derived."""
+
 from __future__ import annotations
 
 import itertools
@@ -20,8 +21,12 @@ def parents(m) -> list[str]:
 
 
 DERIVED = [(m["name"], p, m["class"]) for m in MODELS for p in parents(m)]
-INDEPENDENT = [(m["name"], b) for m in MODELS for b in BASES if b != m["name"] and b not in parents(m)
-               and not (m["base"] is None and BASES.index(b) < BASES.index(m["name"]))]
+INDEPENDENT = [
+    (m["name"], b)
+    for m in MODELS
+    for b in BASES
+    if b != m["name"] and b not in parents(m) and not (m["base"] is None and BASES.index(b) < BASES.index(m["name"]))
+]
 
 
 @pytest.mark.parametrize("suspect, reference, cls", DERIVED, ids=[f"{c}:{s}~{r}" for s, r, c in DERIVED])
@@ -39,9 +44,19 @@ def test_independent_models_are_never_derived(suspect, reference):
 
 def test_classes_cover_the_issue():
     classes = {c for _, _, c in DERIVED}
-    for needed in ("renamed_resharded", "bf16", "noise_10pct", "transposed", "permuted_residual_mlp_heads",
-                   "rescaled_qk_updown", "continued_pretraining", "pruned_finetuned", "vocab_extended",
-                   "merge_linear", "int8_dequant"):
+    for needed in (
+        "renamed_resharded",
+        "bf16",
+        "noise_10pct",
+        "transposed",
+        "permuted_residual_mlp_heads",
+        "rescaled_qk_updown",
+        "continued_pretraining",
+        "pruned_finetuned",
+        "vocab_extended",
+        "merge_linear",
+        "int8_dequant",
+    ):
         assert needed in classes
 
 

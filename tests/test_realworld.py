@@ -1,4 +1,5 @@
 """The real-world corpus (tests/realworld/): published metadata of real model repos and the findings they must get."""
+
 from __future__ import annotations
 
 import sys
@@ -34,6 +35,8 @@ def test_real_world_repos_get_their_findings(tmp_path, capsys):
         print(f"\n{line}")
     wrong = [r for r in results if not r.case.unscored and not r.right and not r.case.known_miss]
     healed = [r.case.path.name for r in results if r.case.known_miss and r.right]
-    assert not wrong, "\n".join(f"{r.case.path.name}: missing {sorted(r.false_negatives)}, unexpected "
-                                f"{sorted(r.false_positives)}" for r in wrong)
+    assert not wrong, "\n".join(
+        f"{r.case.path.name}: missing {sorted(r.false_negatives)}, unexpected {sorted(r.false_positives)}"
+        for r in wrong
+    )
     assert not healed, f"now right, remove their known_miss note: {healed}"

@@ -1,4 +1,5 @@
 """Reports: every format on a small set of findings, hostile text included (model cards are attacker-controlled)."""
+
 from __future__ import annotations
 
 import json
@@ -23,39 +24,69 @@ from scanner.report.render import (
 SCHEMA_PATH = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
-HOSTILE = ("<script>alert(1)</script> ping @octocat see [x](javascript:alert(1)) a|b "
-           "[bold]boom[/bold] `tick` \x1b[2J bell\x07 #12")
-
-
+HOSTILE = (
+    "<script>alert(1)</script> ping @octocat see [x](javascript:alert(1)) a|b "
+    "[bold]boom[/bold] `tick` \x1b[2J bell\x07 #12"
+)
 
 
 CATALOGUE = {
-    "license.incompatible": Rule("license.incompatible", Severity.high, "Licence incompatible with the base model's",
-                                 "The base model's licence does not allow this licence.",
-                                 "Publish under the base model's licence."),
-    "card.base_model_undeclared": Rule("card.base_model_undeclared", Severity.critical, "Base model undeclared",
-                                       "Config and tokenizer match an upstream the card does not name.",
-                                       "Declare base_model in the card."),
-    "attribution.missing": Rule("attribution.missing", Severity.medium, "Attribution phrase missing",
-                                "The base licence requires an attribution phrase.", "Add \"Built with Llama\"."),
-    "license.unknown": Rule("license.unknown", Severity.low, "Licence not recognised", "Unknown licence.",
-                            "Use a Hub licence id."),
+    "license.incompatible": Rule(
+        "license.incompatible",
+        Severity.high,
+        "Licence incompatible with the base model's",
+        "The base model's licence does not allow this licence.",
+        "Publish under the base model's licence.",
+    ),
+    "card.base_model_undeclared": Rule(
+        "card.base_model_undeclared",
+        Severity.critical,
+        "Base model undeclared",
+        "Config and tokenizer match an upstream the card does not name.",
+        "Declare base_model in the card.",
+    ),
+    "attribution.missing": Rule(
+        "attribution.missing",
+        Severity.medium,
+        "Attribution phrase missing",
+        "The base licence requires an attribution phrase.",
+        'Add "Built with Llama".',
+    ),
+    "license.unknown": Rule(
+        "license.unknown", Severity.low, "Licence not recognised", "Unknown licence.", "Use a Hub licence id."
+    ),
 }
 
 
 def make_reports() -> list[TargetReport]:
     return [
-        TargetReport("examples/llama3v", [
-            Finding("attribution.missing", Severity.medium, "no \"Built with Meta Llama 3\" in the card",
-                    path="README.md"),
-            Finding("license.incompatible", Severity.high, "base llama3 does not allow apache-2.0",
-                    path="README.md", line=3, evidence={"base": "llama3"}),
-            Finding("card.base_model_undeclared", Severity.critical, HOSTILE, path="tokenizer_config.json",
-                    line=12),
-            Finding("license.unknown", Severity.low, "licence 'foo' unknown",
-                    suppressed="accepted <b>@octocat</b> [y](http://evil)"),
-            Finding("weights.pickle", Severity.info, "pytorch_model.bin present (not loaded)"),
-        ], revision="abc123"),
+        TargetReport(
+            "examples/llama3v",
+            [
+                Finding(
+                    "attribution.missing", Severity.medium, 'no "Built with Meta Llama 3" in the card', path="README.md"
+                ),
+                Finding(
+                    "license.incompatible",
+                    Severity.high,
+                    "base llama3 does not allow apache-2.0",
+                    path="README.md",
+                    line=3,
+                    evidence={"base": "llama3"},
+                ),
+                Finding(
+                    "card.base_model_undeclared", Severity.critical, HOSTILE, path="tokenizer_config.json", line=12
+                ),
+                Finding(
+                    "license.unknown",
+                    Severity.low,
+                    "licence 'foo' unknown",
+                    suppressed="accepted <b>@octocat</b> [y](http://evil)",
+                ),
+                Finding("weights.pickle", Severity.info, "pytorch_model.bin present (not loaded)"),
+            ],
+            revision="abc123",
+        ),
         TargetReport("examples/clean", []),
     ]
 
@@ -94,13 +125,22 @@ def test_text_plain():
     assert "\\x1b[2J" in out and "\\x07" in out
     assert "[bold]boom[/bold]" in out  # markup in hostile text is printed, not interpreted
     assert "[x](javascript:alert(1))" in out
-    for needle in ("examples/llama3v", "abc123", "examples/clean", "no findings",
-                   "README.md:3", "tokenizer_config.json:12", "Publish under the base model's licence.",
-                   "Declare base_model in the card."):
+    for needle in (
+        "examples/llama3v",
+        "abc123",
+        "examples/clean",
+        "no findings",
+        "README.md:3",
+        "tokenizer_config.json:12",
+        "Publish under the base model's licence.",
+        "Declare base_model in the card.",
+    ):
         assert needle in out, needle
     # sorted by severity, most severe first
-    order = [out.index(r) for r in ("card.base_model_undeclared", "license.incompatible", "attribution.missing",
-                                    "weights.pickle")]
+    order = [
+        out.index(r)
+        for r in ("card.base_model_undeclared", "license.incompatible", "attribution.missing", "weights.pickle")
+    ]
     assert order == sorted(order)
     # suppressed: shown after the active ones, with the reason, and counted separately
     assert out.index("1 suppressed") > out.index("weights.pickle")
@@ -120,8 +160,13 @@ def test_text_colour():
 
 def test_text_wraps_under_the_message():
     long = "word " * 60
-    out = render([TargetReport("t", [Finding("license.unknown", Severity.low, long)])], "text", CATALOGUE,
-                 version="1.0", width=60)
+    out = render(
+        [TargetReport("t", [Finding("license.unknown", Severity.low, long)])],
+        "text",
+        CATALOGUE,
+        version="1.0",
+        width=60,
+    )
     lines = [ln for ln in out.splitlines() if "word" in ln]
     assert len(lines) > 1 and all(len(ln) <= 60 for ln in lines)
     assert all(ln.startswith(" " * 12 + "word") for ln in lines)
@@ -160,9 +205,9 @@ def test_markdown():
     assert rows and all(_unescaped_pipes(r) == 6 for r in rows)  # hostile pipes cannot add cells
     assert "### examples/llama3v" in out and "No findings." in out
     # suppressed findings: folded away, with their reason
-    details = out[out.index("<details>"):out.index("</details>")]
+    details = out[out.index("<details>") : out.index("</details>")]
     assert "1 suppressed" in details and "license.unknown" in details and "accepted &lt;b&gt;" in details
-    active = out[:out.index("<details>")]
+    active = out[: out.index("<details>")]
     assert "license.unknown" not in active
     assert "4 findings (1 critical, 1 high, 1 medium, 1 info) in 2 targets; 1 suppressed" in out
 
@@ -192,8 +237,15 @@ def test_sarif_valid_and_shaped(sarif_schema):
     assert driver["name"] == "originscan" and driver["version"] == "1.2.3"
     assert driver["informationUri"].startswith("https://")
     rule_ids = [r["id"] for r in driver["rules"]]
-    assert sorted(rule_ids) == sorted({"license.incompatible", "card.base_model_undeclared", "attribution.missing",
-                                       "license.unknown", "weights.pickle"})
+    assert sorted(rule_ids) == sorted(
+        {
+            "license.incompatible",
+            "card.base_model_undeclared",
+            "attribution.missing",
+            "license.unknown",
+            "weights.pickle",
+        }
+    )
     assert len(rule_ids) == len(set(rule_ids))
     inc = driver["rules"][rule_ids.index("license.incompatible")]
     assert inc["shortDescription"]["text"] == "Licence incompatible with the base model's"
@@ -213,8 +265,12 @@ def test_sarif_valid_and_shaped(sarif_schema):
         assert res["properties"]["target"] == "examples/llama3v"
     by_rule = {r["ruleId"]: r for r in results}
     assert {k: v["level"] for k, v in by_rule.items()} == {
-        "card.base_model_undeclared": "error", "license.incompatible": "error", "attribution.missing": "warning",
-        "license.unknown": "note", "weights.pickle": "note"}
+        "card.base_model_undeclared": "error",
+        "license.incompatible": "error",
+        "attribution.missing": "warning",
+        "license.unknown": "note",
+        "weights.pickle": "note",
+    }
     inc_loc = by_rule["license.incompatible"]["locations"][0]["physicalLocation"]
     assert inc_loc["artifactLocation"]["uri"] == "examples/llama3v/README.md"
     assert inc_loc["region"]["startLine"] == 3
@@ -223,7 +279,8 @@ def test_sarif_valid_and_shaped(sarif_schema):
     assert pickle_loc == {"artifactLocation": {"uri": "examples/llama3v/README.md"}, "region": {"startLine": 1}}
     # suppressed results stay in the log, marked
     assert by_rule["license.unknown"]["suppressions"] == [
-        {"kind": "external", "justification": "accepted <b>@octocat</b> [y](http://evil)"}]
+        {"kind": "external", "justification": "accepted <b>@octocat</b> [y](http://evil)"}
+    ]
     assert all("suppressions" not in r for k, r in by_rule.items() if k != "license.unknown")
     # hostile text is data in SARIF: kept (JSON-escaped), control characters made visible
     msg = by_rule["card.base_model_undeclared"]["message"]["text"]
@@ -287,33 +344,56 @@ def test_html():
 
 
 def test_html_error_target_escaped():
-    out = render([TargetReport("<img src=x onerror=alert(1)>", [], error="<i>boom</i>")], "html", CATALOGUE,
-                 version="1.0")
+    out = render(
+        [TargetReport("<img src=x onerror=alert(1)>", [], error="<i>boom</i>")], "html", CATALOGUE, version="1.0"
+    )
     assert "<img" not in out and "<i>" not in out and "&lt;i&gt;boom&lt;/i&gt;" in out
 
 
 # -- attribution -------------------------------------------------------------------------------------------------
 BLOCKS = [
-    {"license_id": "llama3", "license_name": "Meta Llama 3 Community License Agreement",
-     "upstream": "meta-llama/Meta-Llama-3-8B (declared base_model)",
-     "notice": "Meta Llama 3 is licensed under the Meta Llama 3 Community License, Copyright © Meta Platforms, "
-               "Inc. All Rights Reserved.",
-     "attribution": "Built with Meta Llama 3", "naming": {"rule": "prefix", "text": "Llama 3"},
-     "license_copy": True, "use_restrictions": True,
-     "url": "https://github.com/meta-llama/llama3/blob/main/LICENSE"},
-    {"license_id": "minicpm", "license_name": "MiniCPM Model License", "upstream": ["openbmb/MiniCPM-Llama3-V-2_5"],
-     "notice": None, "attribution": None, "naming": {"rule": "contains", "text": "MiniCPM"},
-     "license_copy": False, "use_restrictions": False, "url": None},
-    {"license_id": "apache-2.0", "license_name": "Apache License 2.0", "upstream": "x/y\x1b[2J (config match)",
-     "notice": None, "attribution": None, "naming": "keep the name", "license_copy": True,
-     "use_restrictions": False, "url": None, "mark_modified": True},
+    {
+        "license_id": "llama3",
+        "license_name": "Meta Llama 3 Community License Agreement",
+        "upstream": "meta-llama/Meta-Llama-3-8B (declared base_model)",
+        "notice": "Meta Llama 3 is licensed under the Meta Llama 3 Community License, Copyright © Meta Platforms, "
+        "Inc. All Rights Reserved.",
+        "attribution": "Built with Meta Llama 3",
+        "naming": {"rule": "prefix", "text": "Llama 3"},
+        "license_copy": True,
+        "use_restrictions": True,
+        "url": "https://github.com/meta-llama/llama3/blob/main/LICENSE",
+    },
+    {
+        "license_id": "minicpm",
+        "license_name": "MiniCPM Model License",
+        "upstream": ["openbmb/MiniCPM-Llama3-V-2_5"],
+        "notice": None,
+        "attribution": None,
+        "naming": {"rule": "contains", "text": "MiniCPM"},
+        "license_copy": False,
+        "use_restrictions": False,
+        "url": None,
+    },
+    {
+        "license_id": "apache-2.0",
+        "license_name": "Apache License 2.0",
+        "upstream": "x/y\x1b[2J (config match)",
+        "notice": None,
+        "attribution": None,
+        "naming": "keep the name",
+        "license_copy": True,
+        "use_restrictions": False,
+        "url": None,
+        "mark_modified": True,
+    },
 ]
 
 
 def test_attribution():
     out = render_attribution(BLOCKS)
     assert out.count("=" * 80) == 2 * len(BLOCKS)
-    first = out[:out.index("MiniCPM Model License")]
+    first = out[: out.index("MiniCPM Model License")]
     assert "Meta Llama 3 Community License Agreement (llama3)" in first
     assert "Upstream: meta-llama/Meta-Llama-3-8B (declared base_model)" in first
     assert "Meta Llama 3 is licensed under the Meta Llama 3 Community License, Copyright © Meta" in first
@@ -321,10 +401,10 @@ def test_attribution():
     assert 'must begin with "Llama 3"' in first
     assert "copy of the licence text" in first and "use restrictions" in first
     assert "https://github.com/meta-llama/llama3/blob/main/LICENSE" in first
-    second = out[out.index("MiniCPM Model License"):out.index("Apache License 2.0")]
+    second = out[out.index("MiniCPM Model License") : out.index("Apache License 2.0")]
     assert "Upstream: openbmb/MiniCPM-Llama3-V-2_5" in second and 'must include "MiniCPM"' in second
     assert "Notice" not in second and "Also required" not in second
-    third = out[out.index("Apache License 2.0"):]
+    third = out[out.index("Apache License 2.0") :]
     assert "\x1b" not in out and "x/y\\x1b[2J" in third
     assert "Naming: keep the name" in third and "modified" in third
     assert "&lt;" not in out  # plain text, not HTML-escaped

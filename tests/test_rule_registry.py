@@ -1,5 +1,6 @@
 """One rule registry: rules/catalogue.yaml owns ids and default severities, each check declares what it may emit,
 checks are discovered from scanner/checks/, and the data files are validated on load with file and key named."""
+
 from __future__ import annotations
 
 import pkgutil
@@ -20,15 +21,18 @@ from scanner.policy import Policy, load_policy
 from scanner.sources.local import LocalSource
 
 SCANNER = Path(scanner.__file__).parent.parent
-RULE_LITERAL = re.compile(r"""["']((?:license|card|attribution|config|tokenizer|weights|code|security|source)"""
-                          r"""\.[a-z_]+)["']""")
+RULE_LITERAL = re.compile(
+    r"""["']((?:license|card|attribution|config|tokenizer|weights|code|security|source)"""
+    r"""\.[a-z_]+)["']"""
+)
 
 
 def test_every_module_of_checks_is_discovered():
     checks = engine.discover()
     modules = {c.fn.__module__ for c in checks}
     on_disk = {f"scanner.checks.{m.name}" for m in pkgutil.iter_modules(scanner.checks.__path__)} - {
-        "scanner.checks.engine"}
+        "scanner.checks.engine"
+    }
     assert modules == on_disk
     assert all(c.rules and c.rules <= catalogue().keys() for c in checks)
 
@@ -91,23 +95,29 @@ def test_source_findings_take_the_catalogue_severity(tmp_path):
     assert got["source.malformed"] == catalogue()["source.malformed"].severity
 
 
-@pytest.mark.parametrize("raw, key", [
-    ({"id": "license.x", "severity": "severe", "title": "t", "doc": "d", "fix": "f"}, "severity"),
-    ({"id": "nofamily", "severity": "low", "title": "t", "doc": "d", "fix": "f"}, "id"),
-    ({"id": "license.x", "severity": "low", "doc": "d", "fix": "f"}, "title"),
-])
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({"id": "license.x", "severity": "severe", "title": "t", "doc": "d", "fix": "f"}, "severity"),
+        ({"id": "nofamily", "severity": "low", "title": "t", "doc": "d", "fix": "f"}, "id"),
+        ({"id": "license.x", "severity": "low", "doc": "d", "fix": "f"}, "title"),
+    ],
+)
 def test_catalogue_entries_are_validated_naming_file_and_key(raw, key):
     with pytest.raises(KnowledgeBaseError, match=rf"rules/catalogue.yaml: rules\[3\].* key '{key}'"):
         _rule(_Entry("catalogue.yaml", "rules", 3, raw))
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("fail_on: high\nsevertiy:\n  card.missing: low\n", "key 'severtiy'"),
-    ("severity:\n  lisense.*: low\n", "key 'severity.lisense.*'"),
-    ("severity:\n  card.missing: huge\n", "key 'severity.card.missing'"),
-    ("suppress:\n  - rule: card.mising\n    reason: typo\n", r"key 'suppress\[0\].rule'"),
-    ("licenses:\n  allow: apache-2.0\n", "key 'licenses.allow'"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("fail_on: high\nsevertiy:\n  card.missing: low\n", "key 'severtiy'"),
+        ("severity:\n  lisense.*: low\n", "key 'severity.lisense.*'"),
+        ("severity:\n  card.missing: huge\n", "key 'severity.card.missing'"),
+        ("suppress:\n  - rule: card.mising\n    reason: typo\n", r"key 'suppress\[0\].rule'"),
+        ("licenses:\n  allow: apache-2.0\n", "key 'licenses.allow'"),
+    ],
+)
 def test_policy_is_validated_naming_file_and_key(tmp_path, text, needle):
     pol = tmp_path / "policy.yml"
     pol.write_text(text, encoding="utf-8")
@@ -117,7 +127,8 @@ def test_policy_is_validated_naming_file_and_key(tmp_path, text, needle):
 
 def test_a_valid_policy_with_globs_loads(tmp_path):
     pol = tmp_path / "policy.yml"
-    pol.write_text("severity:\n  attribution.*: low\nsuppress:\n  - rule: card.missing\n    reason: mirror\n",
-                   encoding="utf-8")
+    pol.write_text(
+        "severity:\n  attribution.*: low\nsuppress:\n  - rule: card.missing\n    reason: mirror\n", encoding="utf-8"
+    )
     p = load_policy(str(pol))
     assert p.severity == {"attribution.*": Severity.low} and p.suppressions[0].rule == "card.missing"

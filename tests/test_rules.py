@@ -4,6 +4,7 @@ Each test builds a tiny repo in tmp_path and scans it through the real pipeline 
 `assert_fires(report, "<rule id>")`, quiet tests `assert_quiet(report, "<rule id>")` with the id as a literal:
 `test_every_rule_is_covered` reads this file and fails when a catalogue rule has no firing or no quiet test.
 """
+
 from __future__ import annotations
 
 import ast
@@ -55,8 +56,11 @@ LLAMA3_BASE = "meta-llama/Meta-Llama-3-8B"
 # A fully compliant Llama 3 derivative's card and files; tests remove one piece at a time.
 LLAMA3_CARD = {"license": "llama3", "base_model": LLAMA3_BASE, "model_name": "Llama-3-8B-Helper"}
 LLAMA3_BODY = f"# Llama-3-8B-Helper\n\n{LLAMA3_PHRASE}.\n"
-LLAMA3_FILES = {"LICENSE": LLAMA3_LICENSE, "NOTICE": LLAMA3_NOTICE,
-                "USE_POLICY.md": "# Meta Llama 3 Acceptable Use Policy\n"}
+LLAMA3_FILES = {
+    "LICENSE": LLAMA3_LICENSE,
+    "NOTICE": LLAMA3_NOTICE,
+    "USE_POLICY.md": "# Meta Llama 3 Acceptable Use Policy\n",
+}
 
 
 def llama3_repo(tmp_path: Path, drop: str | None = None, **overrides) -> Path:
@@ -72,8 +76,13 @@ def test_compliant_llama3_derivative_has_nothing_above_info(tmp_path):
     assert [f.rule for f in report.findings if f.severity > Severity.info] == []
 
 
-LLAMA3_TOKENS = {"<|begin_of_text|>": 128000, "<|end_of_text|>": 128001, "<|start_header_id|>": 128006,
-                 "<|end_header_id|>": 128007, "<|eot_id|>": 128009}
+LLAMA3_TOKENS = {
+    "<|begin_of_text|>": 128000,
+    "<|end_of_text|>": 128001,
+    "<|start_header_id|>": 128006,
+    "<|end_header_id|>": 128007,
+    "<|eot_id|>": 128009,
+}
 
 
 def test_compliant_llama3_derivative_with_llama3_tokenizer_has_nothing_above_info(tmp_path):
@@ -111,16 +120,25 @@ def test_license_unknown_fires(tmp_path):
 
 
 def test_license_unknown_fires_for_unknown_license_name(tmp_path):
-    report = scan(make_repo(tmp_path, card={"license": "other", "license_name": "acme-license",
-                                            "license_link": "LICENSE"}))
+    report = scan(
+        make_repo(tmp_path, card={"license": "other", "license_name": "acme-license", "license_link": "LICENSE"})
+    )
     assert_fires(report, "license.unknown")
     assert_quiet(report, "license.other_unnamed")
 
 
 def test_license_unknown_quiet_for_known_ids(tmp_path):
     assert_quiet(scan(make_repo(tmp_path, "a", card={"license": "MIT"})), "license.unknown")
-    assert_quiet(scan(make_repo(tmp_path, "b", card={"license": "other", "license_name": "minicpm-model-license",
-                                                     "license_link": "LICENSE"})), "license.unknown")
+    assert_quiet(
+        scan(
+            make_repo(
+                tmp_path,
+                "b",
+                card={"license": "other", "license_name": "minicpm-model-license", "license_link": "LICENSE"},
+            )
+        ),
+        "license.unknown",
+    )
 
 
 def test_license_other_unnamed_fires(tmp_path):
@@ -155,8 +173,9 @@ def test_license_card_file_mismatch_quiet_for_unrecognised_file(tmp_path):
 
 
 def test_license_incompatible_fires_for_gemma_as_apache(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "apache-2.0", "base_model": "google/gemma-2-2b"},
-                     config=GEMMA2_2B_CONFIG)
+    repo = make_repo(
+        tmp_path, card={"license": "apache-2.0", "base_model": "google/gemma-2-2b"}, config=GEMMA2_2B_CONFIG
+    )
     f = assert_fires(scan(repo), "license.incompatible")[0]
     assert f.evidence["base_license"] == "gemma" and f.evidence["license"] == "apache-2.0"
 
@@ -203,20 +222,27 @@ def test_license_notice_missing_quiet_with_notice(tmp_path):
 
 
 def test_license_use_restrictions_missing_fires(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "gemma", "base_model": "google/gemma-2-2b"},
-                     files={"NOTICE": GEMMA_NOTICE})
+    repo = make_repo(
+        tmp_path, card={"license": "gemma", "base_model": "google/gemma-2-2b"}, files={"NOTICE": GEMMA_NOTICE}
+    )
     assert_fires(scan(repo), "license.use_restrictions_missing")
 
 
 def test_license_use_restrictions_missing_quiet_with_use_policy(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "gemma", "base_model": "google/gemma-2-2b"},
-                     files={"NOTICE": GEMMA_NOTICE, "USE_POLICY.md": "# Gemma Prohibited Use Policy\n"})
+    repo = make_repo(
+        tmp_path,
+        card={"license": "gemma", "base_model": "google/gemma-2-2b"},
+        files={"NOTICE": GEMMA_NOTICE, "USE_POLICY.md": "# Gemma Prohibited Use Policy\n"},
+    )
     assert_quiet(scan(repo), "license.use_restrictions_missing")
 
 
 def test_license_use_restrictions_missing_quiet_with_base_licence_text(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "gemma", "base_model": "google/gemma-2-2b"},
-                     files={"NOTICE": GEMMA_NOTICE, "LICENSE": GEMMA_TERMS})
+    repo = make_repo(
+        tmp_path,
+        card={"license": "gemma", "base_model": "google/gemma-2-2b"},
+        files={"NOTICE": GEMMA_NOTICE, "LICENSE": GEMMA_TERMS},
+    )
     report = scan(repo)
     assert_quiet(report, "license.use_restrictions_missing")
     assert_quiet(report, "license.copy_missing")
@@ -244,10 +270,10 @@ def test_license_not_allowed_fires(tmp_path):
 
 def test_license_not_allowed_quiet_when_allowed_by_spdx_id(tmp_path):
     # the allow list may use the SPDX id; the policy loader lower-cases it
-    assert_quiet(scan(make_repo(tmp_path, card={"license": "apache-2.0"}), Policy(allow=["apache-2.0"])),
-                 "license.not_allowed")
-    assert_quiet(scan(make_repo(tmp_path, "b", card={"license": "mit"}), Policy(allow=["mit"])),
-                 "license.not_allowed")
+    assert_quiet(
+        scan(make_repo(tmp_path, card={"license": "apache-2.0"}), Policy(allow=["apache-2.0"])), "license.not_allowed"
+    )
+    assert_quiet(scan(make_repo(tmp_path, "b", card={"license": "mit"}), Policy(allow=["mit"])), "license.not_allowed")
 
 
 def test_license_not_allowed_quiet_without_allow_list(tmp_path):
@@ -301,8 +327,9 @@ def test_card_base_model_undeclared_quiet_when_one_key_differs(tmp_path):
 
 
 def test_card_base_model_mismatch_fires(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "apache-2.0", "base_model": "mistralai/Mistral-7B-v0.1"},
-                     config=LLAMA3_8B_CONFIG)
+    repo = make_repo(
+        tmp_path, card={"license": "apache-2.0", "base_model": "mistralai/Mistral-7B-v0.1"}, config=LLAMA3_8B_CONFIG
+    )
     f = assert_fires(scan(repo), "card.base_model_mismatch")[0]
     assert f.evidence["matches"] == LLAMA3_BASE
 
@@ -330,8 +357,7 @@ def test_attribution_phrase_missing_fires(tmp_path):
 
 
 def test_attribution_phrase_missing_quiet_in_any_case_or_spacing(tmp_path):
-    repo = make_repo(tmp_path, card=LLAMA3_CARD, body="# Helper\n\nbuilt   with\nMETA llama 3\n",
-                     files=LLAMA3_FILES)
+    repo = make_repo(tmp_path, card=LLAMA3_CARD, body="# Helper\n\nbuilt   with\nMETA llama 3\n", files=LLAMA3_FILES)
     assert_quiet(scan(repo), "attribution.phrase_missing")
 
 
@@ -366,20 +392,24 @@ def test_tokenizer_upstream_special_tokens_fires(tmp_path):
 def test_tokenizer_upstream_special_tokens_fires_from_tokenizer_json(tmp_path):
     tj = {"added_tokens": [{"id": i, "content": t, "special": True} for t, i in MINICPM_TOKENS.items()]}
     import json
+
     repo = make_repo(tmp_path, card={"license": "apache-2.0"}, files={"tokenizer.json": json.dumps(tj)})
     assert_fires(scan(repo), "tokenizer.upstream_special_tokens")
 
 
 def test_tokenizer_upstream_special_tokens_quiet_when_upstream_declared(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "minicpm", "base_model": "openbmb/MiniCPM-Llama3-V-2_5"},
-                     tokenizer=MINICPM_TOKENS)
+    repo = make_repo(
+        tmp_path, card={"license": "minicpm", "base_model": "openbmb/MiniCPM-Llama3-V-2_5"}, tokenizer=MINICPM_TOKENS
+    )
     assert_quiet(scan(repo), "tokenizer.upstream_special_tokens")
 
 
 def test_tokenizer_upstream_special_tokens_quiet_at_other_ids(tmp_path):
     shifted = {t: i + 100 for t, i in MINICPM_TOKENS.items()}
-    assert_quiet(scan(make_repo(tmp_path, card={"license": "apache-2.0"}, tokenizer=shifted)),
-                 "tokenizer.upstream_special_tokens")
+    assert_quiet(
+        scan(make_repo(tmp_path, card={"license": "apache-2.0"}, tokenizer=shifted)),
+        "tokenizer.upstream_special_tokens",
+    )
 
 
 # == weights.* =====================================================================================================
@@ -398,8 +428,12 @@ def llama_index(tmp_path, upstream_weights):
 
 
 def weights_repo(tmp_path, name, tensors=None, copy_from=None, **card):
-    repo = make_repo(tmp_path, name, card=card or {"license": "apache-2.0"},
-                     weights={"model.safetensors": tensors} if tensors is not None else None)
+    repo = make_repo(
+        tmp_path,
+        name,
+        card=card or {"license": "apache-2.0"},
+        weights={"model.safetensors": tensors} if tensors is not None else None,
+    )
     if copy_from is not None:
         shutil.copyfile(copy_from / "model.safetensors", repo / "model.safetensors")
     return repo
@@ -414,10 +448,12 @@ def test_weights_exact_copy_fires(tmp_path, llama_index):
 
 def test_weights_exact_copy_fires_for_lfs_pointer_of_the_same_file(tmp_path, llama_index):
     import hashlib
+
     index, up = llama_index
     data = (up / "model.safetensors").read_bytes()
-    pointer = (f"version https://git-lfs.github.com/spec/v1\noid sha256:{hashlib.sha256(data).hexdigest()}\n"
-               f"size {len(data)}\n")
+    pointer = (
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{hashlib.sha256(data).hexdigest()}\nsize {len(data)}\n"
+    )
     repo = make_repo(tmp_path, "ptr", card={"license": "mit"}, files={"model.safetensors": pointer})
     assert_fires(scan(repo, index=index), "weights.exact_copy")
 
@@ -426,8 +462,12 @@ def test_weights_exact_copy_quiet_when_declared(tmp_path, llama_index):
     index, up = llama_index
     repo = weights_repo(tmp_path, "copy", copy_from=up, license="llama3", base_model=LLAMA3_BASE)
     report = scan(repo, index=index)
-    for rule in ("weights.exact_copy", "weights.disguised_copy", "weights.undeclared_derivative",
-                 "weights.base_mismatch"):
+    for rule in (
+        "weights.exact_copy",
+        "weights.disguised_copy",
+        "weights.undeclared_derivative",
+        "weights.base_mismatch",
+    ):
         assert_quiet(report, rule)
 
 
@@ -448,8 +488,12 @@ def test_weights_disguised_copy_fires_for_float16_retyped_copy(tmp_path, llama_i
 def test_weights_disguised_copy_quiet_for_independent_model(tmp_path, llama_index):
     index, _ = llama_index
     report = scan(weights_repo(tmp_path, "indep", tiny_llm(seed=77)), index=index)
-    for rule in ("weights.exact_copy", "weights.disguised_copy", "weights.undeclared_derivative",
-                 "weights.base_mismatch"):
+    for rule in (
+        "weights.exact_copy",
+        "weights.disguised_copy",
+        "weights.undeclared_derivative",
+        "weights.base_mismatch",
+    ):
         assert_quiet(report, rule)
 
 
@@ -462,15 +506,15 @@ def test_weights_undeclared_derivative_fires(tmp_path, llama_index, upstream_wei
 
 def test_weights_undeclared_derivative_quiet_when_declared(tmp_path, llama_index, upstream_weights):
     index, _ = llama_index
-    repo = weights_repo(tmp_path, "ft", noised(upstream_weights, 0.8, seed=9), license="llama3",
-                        base_model=LLAMA3_BASE)
+    repo = weights_repo(tmp_path, "ft", noised(upstream_weights, 0.8, seed=9), license="llama3", base_model=LLAMA3_BASE)
     assert_quiet(scan(repo, index=index), "weights.undeclared_derivative")
 
 
 def test_weights_base_mismatch_fires(tmp_path, llama_index, upstream_weights):
     index, _ = llama_index
-    repo = weights_repo(tmp_path, "wrong", noised(upstream_weights, 0.1), license="apache-2.0",
-                        base_model="mistralai/Mistral-7B-v0.1")
+    repo = weights_repo(
+        tmp_path, "wrong", noised(upstream_weights, 0.1), license="apache-2.0", base_model="mistralai/Mistral-7B-v0.1"
+    )
     f = assert_fires(scan(repo, index=index), "weights.base_mismatch")[0]
     assert f.evidence["upstream"] == LLAMA3_BASE
 
@@ -485,8 +529,9 @@ def test_weights_base_mismatch_quiet_for_a_registered_base_the_knowledge_base_do
     up = make_repo(tmp_path / "upstreams", "acme", weights={"model.safetensors": upstream_weights})
     index = register(tmp_path / "acme.sqlite", up, "acme/base-6l", "apache-2.0")
     try:
-        repo = weights_repo(tmp_path, "ft", noised(upstream_weights, 0.1), license="apache-2.0",
-                            base_model="acme/base-6l")
+        repo = weights_repo(
+            tmp_path, "ft", noised(upstream_weights, 0.1), license="apache-2.0", base_model="acme/base-6l"
+        )
         report = scan(repo, index=index)
     finally:
         index.close()
@@ -512,13 +557,17 @@ def test_security_pickle_weights_quiet_for_safetensors(tmp_path):
     assert_quiet(scan(repo), "security.pickle_weights")
 
 
-@pytest.mark.parametrize("payload", [
-    UNSAFE_PICKLE,
-    torch_zip(UNSAFE_PICKLE),
-    pickle_stack_global("subprocess", "check_output"),
-    pickle_global("builtins", "eval", "1+1"),
-    pickle_global("posix", "system", "true"),
-], ids=["global-os-system", "torch-zip", "stack-global-subprocess", "builtins-eval", "posix-system"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        UNSAFE_PICKLE,
+        torch_zip(UNSAFE_PICKLE),
+        pickle_stack_global("subprocess", "check_output"),
+        pickle_global("builtins", "eval", "1+1"),
+        pickle_global("posix", "system", "true"),
+    ],
+    ids=["global-os-system", "torch-zip", "stack-global-subprocess", "builtins-eval", "posix-system"],
+)
 def test_security_pickle_unsafe_import_fires(tmp_path, payload):
     repo = make_repo(tmp_path, card={"license": "mit"}, files={"pytorch_model.bin": payload})
     f = assert_fires(scan(repo), "security.pickle_unsafe_import")[0]
@@ -526,8 +575,13 @@ def test_security_pickle_unsafe_import_fires(tmp_path, payload):
 
 
 def test_security_pickle_unsafe_import_quiet_for_tensor_rebuilding_pickle(tmp_path):
-    pkl = (b"\x80\x02" + b"ccollections\nOrderedDict\n)R" + b"ctorch._utils\n_rebuild_tensor_v2\n0"
-           + b"cnumpy.core.multiarray\n_reconstruct\n0" + b".")
+    pkl = (
+        b"\x80\x02"
+        + b"ccollections\nOrderedDict\n)R"
+        + b"ctorch._utils\n_rebuild_tensor_v2\n0"
+        + b"cnumpy.core.multiarray\n_reconstruct\n0"
+        + b"."
+    )
     repo = make_repo(tmp_path, card={"license": "mit"}, files={"pytorch_model.bin": torch_zip(pkl)})
     report = scan(repo)
     assert_quiet(report, "security.pickle_unsafe_import")
@@ -542,8 +596,11 @@ def test_security_pickle_unverifiable_fires_for_unreadable_archive(tmp_path):
 
 def test_security_pickle_unverifiable_quiet_for_complete_or_merely_truncated_pickle(tmp_path):
     """A truncated stream breaks the unpickler where it breaks the analysis: malformed, not unverifiable."""
-    repo = make_repo(tmp_path, card={"license": "mit"}, files={"pytorch_model.bin": torch_zip(SAFE_PICKLE),
-                                                               "training_args.bin": SAFE_PICKLE[:-3]})
+    repo = make_repo(
+        tmp_path,
+        card={"license": "mit"},
+        files={"pytorch_model.bin": torch_zip(SAFE_PICKLE), "training_args.bin": SAFE_PICKLE[:-3]},
+    )
     report = scan(repo)
     assert_quiet(report, "security.pickle_unverifiable")
     assert [f.path for f in findings_of(report, "source.malformed")] == ["training_args.bin"]
@@ -551,36 +608,44 @@ def test_security_pickle_unverifiable_quiet_for_complete_or_merely_truncated_pic
 
 def test_security_numpy_object_array_fires(tmp_path):
     from test_unsafe_formats import npy
+
     repo = make_repo(tmp_path, card={"license": "mit"}, files={"w.npy": npy(np.array(["a", None], dtype=object))})
     assert "allow_pickle=True" in assert_fires(scan(repo), "security.numpy_object_array")[0].message
 
 
 def test_security_numpy_object_array_quiet_for_numbers(tmp_path):
     from test_unsafe_formats import npy, npz
+
     repo = make_repo(tmp_path, card={"license": "mit"}, files={"w.npy": npy(np.ones(3)), "v.npz": npz(a=np.ones(2))})
     assert_quiet(scan(repo), "security.numpy_object_array")
 
 
 def test_security_keras_code_fires_for_lambda_layer(tmp_path):
     from test_unsafe_formats import LAMBDA, dot_keras, keras_model
+
     repo = make_repo(tmp_path, card={"license": "mit"}, files={"model.keras": dot_keras(keras_model(LAMBDA))})
     assert "Lambda layer" in assert_fires(scan(repo), "security.keras_code")[0].message
 
 
 def test_security_keras_code_quiet_for_plain_layers(tmp_path):
     from test_unsafe_formats import dot_keras, keras_layer, keras_model
+
     model = dot_keras(keras_model(keras_layer("Dropout", rate=0.1)))
-    assert_quiet(scan(make_repo(tmp_path, card={"license": "mit"}, files={"model.keras": model})), "security.keras_code")
+    assert_quiet(
+        scan(make_repo(tmp_path, card={"license": "mit"}, files={"model.keras": model})), "security.keras_code"
+    )
 
 
 def test_security_onnx_external_data_fires_outside_repo(tmp_path):
     from test_unsafe_formats import onnx_model
+
     repo = make_repo(tmp_path, card={"license": "mit"}, files={"model.onnx": onnx_model("/etc/passwd")})
     assert "/etc/passwd" in assert_fires(scan(repo), "security.onnx_external_data")[0].message
 
 
 def test_security_onnx_external_data_quiet_beside_model(tmp_path):
     from test_unsafe_formats import onnx_model
+
     repo = make_repo(tmp_path, card={"license": "mit"}, files={"model.onnx": onnx_model("model.onnx_data")})
     assert_quiet(scan(repo), "security.onnx_external_data")
 
@@ -591,8 +656,9 @@ def test_security_remote_code_fires_for_auto_map(tmp_path):
 
 
 def test_security_remote_code_fires_for_shipped_python(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "mit"}, config=CUSTOM_CONFIG,
-                     files={"modeling_x.py": "class X:\n    pass\n"})
+    repo = make_repo(
+        tmp_path, card={"license": "mit"}, config=CUSTOM_CONFIG, files={"modeling_x.py": "class X:\n    pass\n"}
+    )
     assert assert_fires(scan(repo), "security.remote_code")[0].path == "modeling_x.py"
 
 
@@ -627,8 +693,13 @@ def test_source_malformed_fires_for_bad_safetensors_header_with_index(tmp_path, 
 
 def test_source_malformed_quiet_for_good_files(tmp_path, llama_index):
     index, _ = llama_index
-    repo = make_repo(tmp_path, "good", card={"license": "mit"}, config=CUSTOM_CONFIG,
-                     weights={"model.safetensors": tiny_llm(4, layers=1)})
+    repo = make_repo(
+        tmp_path,
+        "good",
+        card={"license": "mit"},
+        config=CUSTOM_CONFIG,
+        weights={"model.safetensors": tiny_llm(4, layers=1)},
+    )
     assert_quiet(scan(repo, index=index), "source.malformed")
 
 
@@ -642,8 +713,9 @@ def test_source_encoding_fires(tmp_path):
 def test_source_encoding_quiet_for_utf8_with_or_without_bom(tmp_path):
     text = "---\nlicense: mit\n---\n# Caf\u00e9 \u2014 \u9762\u58c1\n"
     assert_quiet(scan(make_repo(tmp_path, "a", files={"README.md": text.encode()})), "source.encoding")
-    assert_quiet(scan(make_repo(tmp_path, "b", files={"README.md": b"\xef\xbb\xbf" + text.encode()})),
-                 "source.encoding")
+    assert_quiet(
+        scan(make_repo(tmp_path, "b", files={"README.md": b"\xef\xbb\xbf" + text.encode()})), "source.encoding"
+    )
 
 
 def test_source_too_large_fires_for_huge_card_and_config(tmp_path):
@@ -690,7 +762,7 @@ def test_source_unverifiable_fires_for_pickle_only_weights_with_index(tmp_path, 
 
 def test_source_unverifiable_fires_for_lfs_pointer_weights_with_index(tmp_path, llama_index):
     index, _ = llama_index
-    pointer = ("version https://git-lfs.github.com/spec/v1\noid sha256:" + "ab" * 32 + "\nsize 16000000000\n")
+    pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "ab" * 32 + "\nsize 16000000000\n"
     repo = make_repo(tmp_path, "lfs", card={"license": "mit"}, files={"model.safetensors": pointer})
     assert_fires(scan(repo, index=index), "source.unverifiable")
 
@@ -702,8 +774,11 @@ def test_source_unverifiable_quiet_for_safetensors_with_index(tmp_path, llama_in
 
 
 # == GGUF and adapters ==============================================================================================
-LLAMA31_GGUF = {"general.license": "llama3.1", "general.base_model.count": 1,
-                "general.base_model.0.repo_url": "https://huggingface.co/meta-llama/Llama-3.1-8B"}
+LLAMA31_GGUF = {
+    "general.license": "llama3.1",
+    "general.base_model.count": 1,
+    "general.base_model.0.repo_url": "https://huggingface.co/meta-llama/Llama-3.1-8B",
+}
 
 
 def gguf_repo(tmp_path: Path, name: str, card: dict, metadata: dict) -> Path:
@@ -748,16 +823,25 @@ ADAPTER = '{"base_model_name_or_path": "meta-llama/Meta-Llama-3-8B", "peft_type"
 
 
 def test_card_adapter_base_mismatch_fires(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "gemma", "base_model": "google/gemma-2-2b"},
-                     files={"adapter_config.json": ADAPTER})
+    repo = make_repo(
+        tmp_path, card={"license": "gemma", "base_model": "google/gemma-2-2b"}, files={"adapter_config.json": ADAPTER}
+    )
     assert_fires(scan(repo), "card.adapter_base_mismatch")
 
 
 def test_card_adapter_base_mismatch_quiet_for_same_base_or_a_local_path(tmp_path):
-    same = make_repo(tmp_path, "same", card={"license": "llama3", "base_model": "meta-llama/meta-llama-3-8b"},
-                     files={"adapter_config.json": ADAPTER})
-    local = make_repo(tmp_path, "local", card={"license": "llama3", "base_model": "meta-llama/Meta-Llama-3-8B"},
-                      files={"adapter_config.json": '{"base_model_name_or_path": "/data/ckpt/base"}'})
+    same = make_repo(
+        tmp_path,
+        "same",
+        card={"license": "llama3", "base_model": "meta-llama/meta-llama-3-8b"},
+        files={"adapter_config.json": ADAPTER},
+    )
+    local = make_repo(
+        tmp_path,
+        "local",
+        card={"license": "llama3", "base_model": "meta-llama/Meta-Llama-3-8B"},
+        files={"adapter_config.json": '{"base_model_name_or_path": "/data/ckpt/base"}'},
+    )
     assert_quiet(scan(same), "card.adapter_base_mismatch")
     assert_quiet(scan(local), "card.adapter_base_mismatch")
 
@@ -803,9 +887,11 @@ def test_policy_suppression_scoped_by_target_and_path(tmp_path):
 
 def test_policy_file_round_trip(tmp_path):
     pol = tmp_path / ".originscan.yml"
-    pol.write_text("fail_on: medium\nlicenses:\n  allow: [Apache-2.0]\n  deny: [AGPL-3.0]\n"
-                   "severity:\n  license.not_allowed: low\n"
-                   "suppress:\n  - rule: card.missing\n    reason: weights-only mirror\n    expires: 2099-12-31\n")
+    pol.write_text(
+        "fail_on: medium\nlicenses:\n  allow: [Apache-2.0]\n  deny: [AGPL-3.0]\n"
+        "severity:\n  license.not_allowed: low\n"
+        "suppress:\n  - rule: card.missing\n    reason: weights-only mirror\n    expires: 2099-12-31\n"
+    )
     policy = load_policy(str(pol))
     assert policy.fail_on == Severity.medium and policy.allow == ["apache-2.0"] and policy.deny == ["agpl-3.0"]
     report = scan(make_repo(tmp_path, "m", files={"LICENSE": MIT_TEXT}), policy)
@@ -813,10 +899,19 @@ def test_policy_file_round_trip(tmp_path):
     assert assert_fires(report, "license.not_allowed")[0].severity == Severity.low
 
 
-@pytest.mark.parametrize("text", ["fail_on: sometimes\n", "suppress:\n  - rule: x\n", "- a\n- b\n",
-                                  "suppress:\n  - rule: x\n    reason: y\n    expires: next tuesday\n", "a: [\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "fail_on: sometimes\n",
+        "suppress:\n  - rule: x\n",
+        "- a\n- b\n",
+        "suppress:\n  - rule: x\n    reason: y\n    expires: next tuesday\n",
+        "a: [\n",
+    ],
+)
 def test_policy_file_errors_are_usage_errors(tmp_path, text):
     from scanner.errors import UsageError
+
     pol = tmp_path / "p.yml"
     pol.write_text(text)
     with pytest.raises(UsageError):
@@ -830,13 +925,27 @@ def _asserted_rules(kind: str) -> set[str]:
     found = set()
     for fn in (n for tree in trees for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")):
         for node in ast.walk(fn):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == kind
-                    and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == kind
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+            ):
                 found.add(node.args[1].value)
-            if (isinstance(node, ast.For) and isinstance(node.iter, ast.Tuple) and isinstance(node.target, ast.Name)
-                    and any(isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id == kind
-                            and isinstance(c.args[1], ast.Name) and c.args[1].id == node.target.id
-                            for c in ast.walk(node))):
+            if (
+                isinstance(node, ast.For)
+                and isinstance(node.iter, ast.Tuple)
+                and isinstance(node.target, ast.Name)
+                and any(
+                    isinstance(c, ast.Call)
+                    and isinstance(c.func, ast.Name)
+                    and c.func.id == kind
+                    and isinstance(c.args[1], ast.Name)
+                    and c.args[1].id == node.target.id
+                    for c in ast.walk(node)
+                )
+            ):
                 found |= {e.value for e in node.iter.elts if isinstance(e, ast.Constant)}
     return found
 

@@ -1,4 +1,5 @@
 """The safetensors reader: real files, hostile headers, and what the comparison does with bad weights."""
+
 from __future__ import annotations
 
 import json
@@ -48,17 +49,28 @@ def test_bytes_read_are_counted(tmp_path):
     assert src.bytes_read - before == 4 * 10 * 4
 
 
-@pytest.mark.parametrize("blob, message", [
-    (b"\x01\x02", "too short"),
-    (struct.pack("<Q", 2**63) + b"{}", "impossible"),
-    (raw_file({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8), "outside"),
-    (raw_file({"w": {"dtype": "F99", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4), "unknown dtype"),
-    (raw_file({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}}, b"\0" * 16), "needs"),
-    (raw_file({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
-               "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}}, b"\0" * 24), "overlap"),
-    (struct.pack("<Q", 5) + b"nope!", "not valid JSON"),
-    (raw_file({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 0]}}), "invalid shape"),
-])
+@pytest.mark.parametrize(
+    "blob, message",
+    [
+        (b"\x01\x02", "too short"),
+        (struct.pack("<Q", 2**63) + b"{}", "impossible"),
+        (raw_file({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8), "outside"),
+        (raw_file({"w": {"dtype": "F99", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4), "unknown dtype"),
+        (raw_file({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}}, b"\0" * 16), "needs"),
+        (
+            raw_file(
+                {
+                    "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+                    "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]},
+                },
+                b"\0" * 24,
+            ),
+            "overlap",
+        ),
+        (struct.pack("<Q", 5) + b"nope!", "not valid JSON"),
+        (raw_file({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 0]}}), "invalid shape"),
+    ],
+)
 def test_hostile_headers_raise_one_clear_error(blob, message):
     with pytest.raises(SafetensorsError, match=message):
         parse_header(BytesByteSource(blob, "bad.safetensors"))

@@ -1,4 +1,5 @@
 """The one sanitiser for repo-controlled text on its way to terminals, CI logs and reports."""
+
 from __future__ import annotations
 
 import json

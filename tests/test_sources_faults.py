@@ -1,4 +1,5 @@
 """Every network fault the sources must survive or detect, injected by the local servers."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ FAST = http.RetryPolicy(max_tries=4, base_wait=0.01, max_wait=0.05, max_total=5)
 
 @pytest.fixture
 def model(hub):
-    make_repo(hub.root, "acme/m", {"README.md": "# m\n", "config.json": json.dumps({"a": 1}),
-                                   "model.safetensors": WEIGHTS})
+    make_repo(
+        hub.root, "acme/m", {"README.md": "# m\n", "config.json": json.dumps({"a": 1}), "model.safetensors": WEIGHTS}
+    )
     return hub
 
 

@@ -1,4 +1,5 @@
 """GitHubSource against the local GitHub API server, with bare git repos served over file://."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,13 +20,17 @@ BIG = os.urandom(1_500_000)  # over the 1 MiB blob filter, committed without LFS
 
 @pytest.fixture
 def repo(github):
-    github.add_repo("acme/model", {
-        "README.md": "---\nlicense: mit\n---\n# Model\n",
-        "LICENSE": "MIT License\n",
-        "config.json": json.dumps({"hidden_size": 64}),
-        "src/model.py": "print('never executed')\n",
-        "raw.bin": BIG,
-    }, lfs={"model.safetensors": WEIGHTS})
+    github.add_repo(
+        "acme/model",
+        {
+            "README.md": "---\nlicense: mit\n---\n# Model\n",
+            "LICENSE": "MIT License\n",
+            "config.json": json.dumps({"hidden_size": 64}),
+            "src/model.py": "print('never executed')\n",
+            "raw.bin": BIG,
+        },
+        lfs={"model.safetensors": WEIGHTS},
+    )
     return github
 
 
@@ -82,7 +87,12 @@ def test_org_listing_paginates_and_skips_forks_and_archived(github):
     assert list_org_repos("org") == ["org/a", "org/b", "org/c"]
     assert len([p for p in github.stats.paths() if "/orgs/org/repos" in p]) == 3
     assert list_org_repos("org", include_forks=True, include_archived=True) == [
-        "org/a", "org/b", "org/c", "org/forked", "org/old"]
+        "org/a",
+        "org/b",
+        "org/c",
+        "org/forked",
+        "org/old",
+    ]
     assert list_org("github:org") == ["github:org/a", "github:org/b", "github:org/c"]
     with pytest.raises(SourceError):
         list_org_repos("ghost")

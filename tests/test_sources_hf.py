@@ -1,4 +1,5 @@
 """HFSource against the local Hub server, through the unmodified huggingface_hub client."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,9 +19,14 @@ CARD = "---\nlicense: apache-2.0\nbase_model: acme/base\n---\n# A model\n"
 
 
 def _repo(hub, repo_id="acme/m1", **cfg):
-    files = {"README.md": CARD, "LICENSE": "Apache License 2.0\n", "config.json": json.dumps({"vocab_size": 128256}),
-             "tokenizer_config.json": json.dumps({"added_tokens_decoder": {}}), "model.safetensors": WEIGHTS,
-             "notes/extra.txt": "not read"}
+    files = {
+        "README.md": CARD,
+        "LICENSE": "Apache License 2.0\n",
+        "config.json": json.dumps({"vocab_size": 128256}),
+        "tokenizer_config.json": json.dumps({"added_tokens_decoder": {}}),
+        "model.safetensors": WEIGHTS,
+        "notes/extra.txt": "not read",
+    }
     make_repo(hub.root, repo_id, files, **cfg)
     return files
 
@@ -42,7 +48,11 @@ def test_snapshot_has_lfs_sha256_and_reads_no_weight_bytes(hub):
     api = [p for p in hub.stats.paths() if p.startswith("/api/")]
     assert len(api) == 1 and "blobs=true" in api[0].lower()
     assert sorted(p.rsplit("/", 1)[1] for p in hub.stats.paths() if "/resolve/" in p) == [
-        "LICENSE", "README.md", "config.json", "tokenizer_config.json"]
+        "LICENSE",
+        "README.md",
+        "config.json",
+        "tokenizer_config.json",
+    ]
 
 
 def test_range_reads_are_counted_and_pinned(hub):
@@ -100,8 +110,15 @@ def test_missing_repo_is_one_clear_error(hub):
 
 
 def test_malformed_and_too_large_json_become_findings(hub, monkeypatch):
-    make_repo(hub.root, "acme/bad", {"config.json": "{not json", "tokenizer_config.json": json.dumps({"x": "y" * 200}),
-                                     "README.md": b"caf\xe9 \xff"})
+    make_repo(
+        hub.root,
+        "acme/bad",
+        {
+            "config.json": "{not json",
+            "tokenizer_config.json": json.dumps({"x": "y" * 200}),
+            "README.md": b"caf\xe9 \xff",
+        },
+    )
     monkeypatch.setattr("scanner.sources.hf.json_limit", lambda path: 100)
     snap = HFSource("acme/bad").snapshot()
     by_path = {p.path: p.rule for p in snap.problems}

@@ -1,4 +1,5 @@
 """Target strings → (kind, owner, name, rev) and source objects."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,31 +11,37 @@ from scanner.sources.local import LocalSource
 from scanner.sources.resolve import is_org, list_org, open_source, parse_target
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("./models/x", ("local", "./models/x", None, None)),
-    ("/abs/path", ("local", "/abs/path", None, None)),
-    ("hf:acme/model", ("hf", "acme", "model", None)),
-    ("hf:acme/model@v1.0", ("hf", "acme", "model", "v1.0")),
-    ("hf:acme/Model-2.5_b@" + "a" * 40, ("hf", "acme", "Model-2.5_b", "a" * 40)),
-    ("github:acme/repo", ("github", "acme", "repo", None)),
-    ("github:acme/repo.git@refs/tags/v1", ("github", "acme", "repo", "refs/tags/v1")),
-    ("hf:acme", ("hf-org", "acme", None, None)),
-    ("github:acme", ("github-org", "acme", None, None)),
-    ("HF:acme/model", ("hf", "acme", "model", None)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("./models/x", ("local", "./models/x", None, None)),
+        ("/abs/path", ("local", "/abs/path", None, None)),
+        ("hf:acme/model", ("hf", "acme", "model", None)),
+        ("hf:acme/model@v1.0", ("hf", "acme", "model", "v1.0")),
+        ("hf:acme/Model-2.5_b@" + "a" * 40, ("hf", "acme", "Model-2.5_b", "a" * 40)),
+        ("github:acme/repo", ("github", "acme", "repo", None)),
+        ("github:acme/repo.git@refs/tags/v1", ("github", "acme", "repo", "refs/tags/v1")),
+        ("hf:acme", ("hf-org", "acme", None, None)),
+        ("github:acme", ("github-org", "acme", None, None)),
+        ("HF:acme/model", ("hf", "acme", "model", None)),
+    ],
+)
 def test_parse_target(text, expected):
     assert parse_target(text) == expected
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("s3:bucket/x", "unknown scheme"),
-    ("hf:a/b/c", "malformed"),
-    ("hf:", "malformed"),
-    ("github:acme/repo@", "malformed"),
-    ("", "empty target"),
-    ("https://huggingface.co/acme/model", "hf:acme/model"),
-    ("https://github.com/acme/repo.git", "github:acme/repo"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("s3:bucket/x", "unknown scheme"),
+        ("hf:a/b/c", "malformed"),
+        ("hf:", "malformed"),
+        ("github:acme/repo@", "malformed"),
+        ("", "empty target"),
+        ("https://huggingface.co/acme/model", "hf:acme/model"),
+        ("https://github.com/acme/repo.git", "github:acme/repo"),
+    ],
+)
 def test_bad_targets_are_one_line_usage_errors(text, needle):
     with pytest.raises(UsageError) as e:
         parse_target(text)

@@ -1,6 +1,7 @@
 """What makes repeated work cheap stays correct: the comparison kernel against its definition, content-keyed
 caches (local file hashes, safetensors headers, index verdicts) that reuse only what did not change, and range
 reads that share connections."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,6 +25,7 @@ from scanner.sources.local import LocalSource
 # -- the kernel, against the straightforward computation it replaces --------------------------------------------
 def _reference_best_matches(a: np.ndarray, b: np.ndarray):
     """By the definition: ranks by double argsort, shared directions by a full SVD, |corr| argmax both ways."""
+
     def z(x):
         r = x.argsort(axis=0, kind="stable").argsort(axis=0, kind="stable").astype(np.float32)
         r -= r.mean(axis=0, keepdims=True)

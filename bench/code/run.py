@@ -7,6 +7,7 @@ Prints, per tool: recall at 0 false positives (threshold = the best negative sco
 answers, which favours the baselines), and for originscan also recall and false positives at its threshold fixed
 in advance (scanner.provenance.code.COPY_THRESHOLD), plus time per pair.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,9 @@ LINEAGES = {
     "bert": ["bert", "albert", "distilbert", "electra", "deberta_v2", "mpnet", "roformer", "funnel", "canine"],
     "bart": ["bart", "marian", "pegasus", "fsmt", "xglm", "opt"],
     "gpt": ["gpt2", "bloom", "falcon", "mpt", "gpt_neo", "gpt_bigcode", "llama4"],
-    "rwkv": ["rwkv"], "mamba": ["mamba"], "clip": ["clip"],
+    "rwkv": ["rwkv"],
+    "mamba": ["mamba"],
+    "clip": ["clip"],
 }
 FAMILIES = [f for fs in LINEAGES.values() for f in fs]
 LINEAGE = {f: lin for lin, fs in LINEAGES.items() for f in fs}
@@ -49,8 +52,10 @@ def wheel_models() -> Path:
     models = CACHE / "transformers" / "models"
     if not models.is_dir():
         CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "transformers",
-                        "-d", str(CACHE)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "transformers", "-d", str(CACHE)],
+            check=True,
+        )
         wheel = sorted(glob.glob(str(CACHE / "transformers-*.whl")))[-1]
         with zipfile.ZipFile(wheel) as zf:
             zf.extractall(CACHE, [n for n in zf.namelist() if n.startswith("transformers/models/")])
@@ -92,8 +97,12 @@ def pycode_similar_score(a: str, b: str, pa: str, pb: str) -> float:
         return 0.0
 
 
-TOOLS = {"originscan": ours, "copydetect": copydetect_score, "pycode-similar": pycode_similar_score,
-         "difflib": difflib_ratio}
+TOOLS = {
+    "originscan": ours,
+    "copydetect": copydetect_score,
+    "pycode-similar": pycode_similar_score,
+    "difflib": difflib_ratio,
+}
 
 
 def main() -> None:
@@ -110,18 +119,28 @@ def main() -> None:
     if args.negatives:
         negatives = negatives[: args.negatives]
     modular = [(a, src[a], b, src[b]) for a, b in itertools.permutations(MODULAR, 2)] + related
-    print(f"transformers families: {len(FAMILIES)} hand-written + {len(MODULAR)} modular-generated; "
-          f"{len(positives)} positive pairs, {len(negatives)} cross-lineage negative pairs, {len(modular)} "
-          "same-lineage or modular pairs (shared code is real; not scored)")
+    print(
+        f"transformers families: {len(FAMILIES)} hand-written + {len(MODULAR)} modular-generated; "
+        f"{len(positives)} positive pairs, {len(negatives)} cross-lineage negative pairs, {len(modular)} "
+        "same-lineage or modular pairs (shared code is real; not scored)"
+    )
     fixtures = ROOT / "tests" / "fixtures" / "code"
-    real_pair = ((fixtures / "llama3v_projection.py").read_text(), (fixtures / "minicpmv_resampler.py").read_text(),
-                 "projection.py", "resampler.py")
+    real_pair = (
+        (fixtures / "llama3v_projection.py").read_text(),
+        (fixtures / "minicpmv_resampler.py").read_text(),
+        "projection.py",
+        "resampler.py",
+    )
     real = ours_match(*real_pair)
-    print(f"real Llama3-V projection.py vs MiniCPM-V resampler.py: token runs {real.score:.2f}, library-call "
-          f"5-grams {real.api_similarity:.2f}, {real.matched} hashes in {len(real.regions)} regions -> "
-          f"{'copied' if real.copied else 'not copied'}")
-    print(f"{'tool':<15} {'recall@0FP':>10} {'max neg':>8} {'min pos':>8} {'fixed-thr recall':>16} "
-          f"{'fixed-thr FP':>12} {'ms/pair':>8} {'related >=thr':>13} {'Llama3-V real':>14}")
+    print(
+        f"real Llama3-V projection.py vs MiniCPM-V resampler.py: token runs {real.score:.2f}, library-call "
+        f"5-grams {real.api_similarity:.2f}, {real.matched} hashes in {len(real.regions)} regions -> "
+        f"{'copied' if real.copied else 'not copied'}"
+    )
+    print(
+        f"{'tool':<15} {'recall@0FP':>10} {'max neg':>8} {'min pos':>8} {'fixed-thr recall':>16} "
+        f"{'fixed-thr FP':>12} {'ms/pair':>8} {'related >=thr':>13} {'Llama3-V real':>14}"
+    )
     for name in args.tools.split(","):
         fn = TOOLS[name]
         t0 = time.perf_counter()
@@ -135,18 +154,25 @@ def main() -> None:
         if name == "originscan":  # the decision the scanner makes: both signals, thresholds fixed in the code
             fixed = f"{sum(ours_match(a, b, pa, pb).copied for pa, a, pb, b in positives) / len(pos):.0%}"
             fixed_fp = str(sum(ours_match(a, b, pa, pb).copied for pa, a, pb, b in negatives))
-        rel = f"{sum(ours_match(a, b, pa, pb).copied for pa, a, pb, b in modular)}/{len(mod)}" \
-            if name == "originscan" else ""
+        rel = (
+            f"{sum(ours_match(a, b, pa, pb).copied for pa, a, pb, b in modular)}/{len(mod)}"
+            if name == "originscan"
+            else ""
+        )
         # the real copy: caught at 0 false positives when it scores above every independent pair
         score = fn(*real_pair)
         caught = real.copied if name == "originscan" else score > worst
-        print(f"{name:<15} {recall:>10.0%} {worst:>8.2f} {min(pos):>8.2f} {fixed:>16} {fixed_fp:>12} "
-              f"{ms:>8.1f} {rel:>13} {score:>6.2f} {'caught' if caught else 'missed':>7}")
+        print(
+            f"{name:<15} {recall:>10.0%} {worst:>8.2f} {min(pos):>8.2f} {fixed:>16} {fixed_fp:>12} "
+            f"{ms:>8.1f} {rel:>13} {score:>6.2f} {'caught' if caught else 'missed':>7}"
+        )
         if name == "originscan":
             top = sorted(zip(neg, negatives), key=lambda x: -x[0])[:3]
             print("  highest negatives: " + ", ".join(f"{a}->{b} {s:.2f}" for s, (a, _, b, _) in top))
-            print("  lowest positives:  " + ", ".join(f"{p[0]} {s:.2f}" for s, p in sorted(zip(pos, positives),
-                                                                                      key=lambda x: x[0])[:3]))
+            print(
+                "  lowest positives:  "
+                + ", ".join(f"{p[0]} {s:.2f}" for s, p in sorted(zip(pos, positives), key=lambda x: x[0])[:3])
+            )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Prints JSON: wall and CPU seconds of the scan, weight bytes read (every ByteSource read, counted), and the
 upstreams called derived. Peak memory is this process's VmHWM (its own
 high-water RSS; a waited child's ru_maxrss would include the parent's image from before exec)."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,17 @@ def main() -> None:
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     derived = sorted({f.evidence.get("upstream") for f in report.findings if f.rule.startswith("weights.")})
     peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-    print(json.dumps({"peak_mb": peak_kb / 1024, "wall": wall, "cpu": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime),
-                      "bytes": counted["bytes"], "derived": derived}))
+    print(
+        json.dumps(
+            {
+                "peak_mb": peak_kb / 1024,
+                "wall": wall,
+                "cpu": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime),
+                "bytes": counted["bytes"],
+                "derived": derived,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

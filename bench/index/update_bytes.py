@@ -9,6 +9,7 @@ intermediate 18944, 4 KV heads, vocab 152064, qkv biases, untied) in 4 shards.
 
     .venv/bin/python bench/index/update_bytes.py
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,14 +37,23 @@ def llama_like(hidden, layers, inter, kv, vocab, bias=False) -> list[tuple[str, 
     t = [("model.embed_tokens.weight", (vocab, hidden))]
     for i in range(layers):
         p = f"model.layers.{i}."
-        t += [(p + "input_layernorm.weight", (hidden,)), (p + "post_attention_layernorm.weight", (hidden,)),
-              (p + "self_attn.q_proj.weight", (hidden, hidden)), (p + "self_attn.k_proj.weight", (kv * head, hidden)),
-              (p + "self_attn.v_proj.weight", (kv * head, hidden)), (p + "self_attn.o_proj.weight", (hidden, hidden)),
-              (p + "mlp.gate_proj.weight", (inter, hidden)), (p + "mlp.up_proj.weight", (inter, hidden)),
-              (p + "mlp.down_proj.weight", (hidden, inter))]
+        t += [
+            (p + "input_layernorm.weight", (hidden,)),
+            (p + "post_attention_layernorm.weight", (hidden,)),
+            (p + "self_attn.q_proj.weight", (hidden, hidden)),
+            (p + "self_attn.k_proj.weight", (kv * head, hidden)),
+            (p + "self_attn.v_proj.weight", (kv * head, hidden)),
+            (p + "self_attn.o_proj.weight", (hidden, hidden)),
+            (p + "mlp.gate_proj.weight", (inter, hidden)),
+            (p + "mlp.up_proj.weight", (inter, hidden)),
+            (p + "mlp.down_proj.weight", (hidden, inter)),
+        ]
         if bias:
-            t += [(p + "self_attn.q_proj.bias", (hidden,)), (p + "self_attn.k_proj.bias", (kv * head,)),
-                  (p + "self_attn.v_proj.bias", (kv * head,))]
+            t += [
+                (p + "self_attn.q_proj.bias", (hidden,)),
+                (p + "self_attn.k_proj.bias", (kv * head,)),
+                (p + "self_attn.v_proj.bias", (kv * head,)),
+            ]
     t += [("model.norm.weight", (hidden,)), ("lm_head.weight", (vocab, hidden))]
     return t
 
@@ -134,20 +144,26 @@ def main() -> None:
         os.environ["HF_ENDPOINT"] = hub.url
         try:
             ups = [Upstream(r, "bench", "unknown", {"vocab_size": MODELS[r][2]}) for r in MODELS]
-            print(f"{'upstream':32} {'weights':>16} | {'bytes fetched':>13} {'requests':>8} {'server bytes':>12} | "
-                  f"{'pack bytes':>10}")
+            print(
+                f"{'upstream':32} {'weights':>16} | {'bytes fetched':>13} {'requests':>8} {'server bytes':>12} | "
+                f"{'pack bytes':>10}"
+            )
             for up in ups:
                 index = Index(Path(tmp) / f"{up.id.replace('/', '_')}.sqlite")
                 hub.stats.reset()
                 [r] = update_index(index, [up], log=lambda _: None)
                 served = hub.stats.bytes_served
                 pack = export_pack(index, Path(tmp) / "one.ospack")
-                print(f"{up.id:32} {sizes[up.id]:>16,} | {r.bytes_fetched:>13,} {r.requests:>8} {served:>12,} | "
-                      f"{pack.bytes:>10,}   ({r.state})")
+                print(
+                    f"{up.id:32} {sizes[up.id]:>16,} | {r.bytes_fetched:>13,} {r.requests:>8} {served:>12,} | "
+                    f"{pack.bytes:>10,}   ({r.state})"
+                )
                 hub.stats.reset()
                 [again] = update_index(index, [up], log=lambda _: None)
-                print(f"{'  re-run, nothing changed':32} {'':>16} | {again.bytes_fetched:>13,} "
-                      f"{hub.stats.requests:>8} {hub.stats.bytes_served:>12,} |   ({again.state})")
+                print(
+                    f"{'  re-run, nothing changed':32} {'':>16} | {again.bytes_fetched:>13,} "
+                    f"{hub.stats.requests:>8} {hub.stats.bytes_served:>12,} |   ({again.state})"
+                )
         finally:
             hub.stop()
 

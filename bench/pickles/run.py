@@ -12,6 +12,7 @@ Cell legend: CAUGHT (reported as unsafe), unverif (originscan: cannot be shown s
 "suspicious" or picklescan's "suspicious globals"), error (the tool failed on the file), -- (reported clean),
 TIMEOUT. On legitimate files anything but -- is a false positive.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,14 +63,59 @@ MARKER = "@@bench@@ "  # the tools print too: the worker's own lines carry this 
 # -- the corpus ----------------------------------------------------------------------------------------------------
 def hostile_cases() -> dict[str, bytes]:
     os_system = pkl(call("os", "system", "touch /tmp/originscan-bench-pwned"))
-    memo_74 = (proto(4) + short("os") + MEMOIZE + short("system") + MEMOIZE + POP + POP
-               + short("torch._utils") + short("_rebuild_tensor_v2") + POP + POP
-               + get(0) + get(1) + STACK_GLOBAL + short("echo pwned") + TUPLE1 + REDUCE + STOP)
-    memo_long = (proto(4) + short("subprocess") + b"r" + (70000).to_bytes(4, "little") + POP
-                 + short("check_output") + MEMOIZE + POP
-                 + long_get(70000) + get(1) + STACK_GLOBAL + MARK + short("id") + b"l" + TUPLE1 + REDUCE + STOP)
-    getattr_chain = pkl(glob("builtins", "getattr"), MARK, glob("builtins", "__import__"), uni("os"), TUPLE1,
-                        REDUCE, uni("system"), TUPLE, REDUCE, uni("true"), TUPLE1, REDUCE)
+    memo_74 = (
+        proto(4)
+        + short("os")
+        + MEMOIZE
+        + short("system")
+        + MEMOIZE
+        + POP
+        + POP
+        + short("torch._utils")
+        + short("_rebuild_tensor_v2")
+        + POP
+        + POP
+        + get(0)
+        + get(1)
+        + STACK_GLOBAL
+        + short("echo pwned")
+        + TUPLE1
+        + REDUCE
+        + STOP
+    )
+    memo_long = (
+        proto(4)
+        + short("subprocess")
+        + b"r"
+        + (70000).to_bytes(4, "little")
+        + POP
+        + short("check_output")
+        + MEMOIZE
+        + POP
+        + long_get(70000)
+        + get(1)
+        + STACK_GLOBAL
+        + MARK
+        + short("id")
+        + b"l"
+        + TUPLE1
+        + REDUCE
+        + STOP
+    )
+    getattr_chain = pkl(
+        glob("builtins", "getattr"),
+        MARK,
+        glob("builtins", "__import__"),
+        uni("os"),
+        TUPLE1,
+        REDUCE,
+        uni("system"),
+        TUPLE,
+        REDUCE,
+        uni("true"),
+        TUPLE1,
+        REDUCE,
+    )
     return {
         # the three bypasses of issue #8
         "bypass1-legacy-payload-in-pickle-3.bin": legacy(state_dict("w"), sys_info=os_system),
@@ -79,8 +125,9 @@ def hostile_cases() -> dict[str, bytes]:
         "bypass2-memo-long-binget.pkl": memo_long,
         "bypass3-torch.hub.load.pt": zip_checkpoint(pkl(call("torch.hub", "load", "attacker/repo"))),
         "bypass3-torch.serialization.load.pt": zip_checkpoint(pkl(call("torch.serialization", "load", "x.pt"))),
-        "bypass3-numpy-runstring.pt": zip_checkpoint(pkl(glob("numpy.testing._private.utils", "runstring"),
-                                                         uni("import os"), EMPTY_DICT, b"\x86", REDUCE)),
+        "bypass3-numpy-runstring.pt": zip_checkpoint(
+            pkl(glob("numpy.testing._private.utils", "runstring"), uni("import os"), EMPTY_DICT, b"\x86", REDUCE)
+        ),
         # classic payloads
         "classic-os-system.pkl": os_system,
         "classic-posix-system.pkl": pkl(call("posix", "system")),
@@ -93,20 +140,30 @@ def hostile_cases() -> dict[str, bytes]:
         "proto0-global-builtin-eval.pkl": b"c__builtin__\neval\n(S'1+1'\ntR.",
         "proto0-inst-os-system.pkl": b"(S'true'\nios\nsystem\n.",
         "proto1-obj-os-system.pkl": b"(cos\nsystem\nS'true'\no.",
-        "stack-global-from-call-result.pkl": pkl(glob("collections", "OrderedDict"), EMPTY_TUPLE, REDUCE,
-                                                 short("system"), STACK_GLOBAL, uni("true"), TUPLE1, REDUCE,
-                                                 protocol=4),
-        "build-patches-torch-tensor.pt": zip_checkpoint(pkl(glob("torch", "Tensor"), EMPTY_DICT,
-                                                            uni("__reduce_ex__"), int1(1), b"s", BUILD)),
+        "stack-global-from-call-result.pkl": pkl(
+            glob("collections", "OrderedDict"),
+            EMPTY_TUPLE,
+            REDUCE,
+            short("system"),
+            STACK_GLOBAL,
+            uni("true"),
+            TUPLE1,
+            REDUCE,
+            protocol=4,
+        ),
+        "build-patches-torch-tensor.pt": zip_checkpoint(
+            pkl(glob("torch", "Tensor"), EMPTY_DICT, uni("__reduce_ex__"), int1(1), b"s", BUILD)
+        ),
         # containers
-        "zip-payload-in-other-member.pt": zip_checkpoint(state_dict("w"),
-                                                         {"archive/extra/constants.pkl": os_system}),
-        "zip-nested-checkpoint.pt": torch_zip({"bundle/inner.pt": zip_checkpoint(os_system),
-                                               "bundle/data.pkl": state_dict("w")}),
+        "zip-payload-in-other-member.pt": zip_checkpoint(state_dict("w"), {"archive/extra/constants.pkl": os_system}),
+        "zip-nested-checkpoint.pt": torch_zip(
+            {"bundle/inner.pt": zip_checkpoint(os_system), "bundle/data.pkl": state_dict("w")}
+        ),
         "joblib-zlib-compressed.joblib": zlib.compress(os_system),
         # cost: a payload behind decoys (each tool's time on these is in its seconds figure)
-        "cost-200k-decoy-globals-then-payload.pkl": proto(2) + b"".join(
-            glob(f"mod{i}", f"fn{i}") + POP for i in range(200_000)) + os_system[2:],
+        "cost-200k-decoy-globals-then-payload.pkl": proto(2)
+        + b"".join(glob(f"mod{i}", f"fn{i}") + POP for i in range(200_000))
+        + os_system[2:],
         "cost-8mb-of-strings-then-payload.pkl": proto(4) + (short("a") + POP) * (2 << 20) + os_system[2:],
     }
 
@@ -169,8 +226,11 @@ def verdict_fickling(path: str) -> str:
     from fickling import scan_file, scan_zip_archive
     from fickling.analysis import Severity
 
-    results = list(scan_zip_archive(path, graceful=True).values()) if zipfile.is_zipfile(path) else \
-        [scan_file(path, graceful=True)]
+    results = (
+        list(scan_zip_archive(path, graceful=True).values())
+        if zipfile.is_zipfile(path)
+        else [scan_file(path, graceful=True)]
+    )
     if not results:
         return "--"
     worst = max(r.severity for r in results)
@@ -233,8 +293,13 @@ def worker(tool: str, paths: list[str]) -> None:
     import logging
 
     logging.disable(logging.CRITICAL)
-    fn = {"originscan-api": verdict_originscan, "picklescan": verdict_picklescan, "fickling": verdict_fickling,
-          "fickling-ml": verdict_fickling_ml, "modelscan": verdict_modelscan}[tool]
+    fn = {
+        "originscan-api": verdict_originscan,
+        "picklescan": verdict_picklescan,
+        "fickling": verdict_fickling,
+        "fickling-ml": verdict_fickling_ml,
+        "modelscan": verdict_modelscan,
+    }[tool]
     for path in paths:
         t = time.perf_counter()
         try:
@@ -250,8 +315,9 @@ def run_tool(tool: str, paths: list[str]) -> dict[str, tuple[str, float]]:
     todo = list(paths)
     while todo:
         python = str(ROOT / ".venv" / "bin" / "python") if tool == "originscan-api" else sys.executable
-        proc = subprocess.Popen([python, __file__, "--worker", tool, *todo], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            [python, __file__, "--worker", tool, *todo], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         deadline = time.monotonic() + TIMEOUT_S
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
@@ -268,7 +334,7 @@ def run_tool(tool: str, paths: list[str]) -> dict[str, tuple[str, float]]:
                 break
             if not line.startswith(MARKER):
                 continue
-            rec = json.loads(line[len(MARKER):])
+            rec = json.loads(line[len(MARKER) :])
             out[rec["path"]] = (rec["verdict"], rec["s"])
             todo.remove(rec["path"])
             deadline = time.monotonic() + TIMEOUT_S
@@ -280,8 +346,12 @@ def run_tool(tool: str, paths: list[str]) -> dict[str, tuple[str, float]]:
 def run_originscan(repo: Path) -> tuple[dict[str, str], float]:
     exe = ROOT / ".venv" / "bin" / "originscan"
     t = time.perf_counter()
-    proc = subprocess.run([str(exe), "scan", str(repo), "--format", "json", "--fail-on", "never"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(exe), "scan", str(repo), "--format", "json", "--fail-on", "never"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     took = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"originscan failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
@@ -329,17 +399,23 @@ def main() -> None:
     def flagged(v: str) -> bool:
         return v not in ("--", "skipped")
 
-    for label, rows, pred in (("hostile caught (CAUGHT)", hostile, lambda v: v == "CAUGHT"),
-                              ("hostile flagged at all", hostile, flagged),
-                              ("false positives on legit", legit, flagged)):
-        print(f"{label:<{width}}  " + "  ".join(
-            f"{sum(pred(table[n][t]) for n in rows):>8}/{len(rows):<2}" for t in TOOLS))
+    for label, rows, pred in (
+        ("hostile caught (CAUGHT)", hostile, lambda v: v == "CAUGHT"),
+        ("hostile flagged at all", hostile, flagged),
+        ("false positives on legit", legit, flagged),
+    ):
+        print(
+            f"{label:<{width}}  "
+            + "  ".join(f"{sum(pred(table[n][t]) for n in rows):>8}/{len(rows):<2}" for t in TOOLS)
+        )
     print(f"{'seconds (whole corpus)':<{width}}  " + "  ".join(f"{seconds[t]:>11.2f}" for t in TOOLS))
     for n in names:
         if n.startswith("cost-"):
             print(f"{'  s: ' + n:<{width}}  " + "  ".join(f"{times[n][t]:>11.2f}" for t in TOOLS))
-    print(f"\nseconds: the sum of per-file API calls (tool import excluded); one end-to-end `originscan scan` of "
-          f"the whole corpus took {end_to_end:.2f} s (process start and every other check included).")
+    print(
+        f"\nseconds: the sum of per-file API calls (tool import excluded); one end-to-end `originscan scan` of "
+        f"the whole corpus took {end_to_end:.2f} s (process start and every other check included)."
+    )
 
 
 if __name__ == "__main__":

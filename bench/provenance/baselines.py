@@ -23,8 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-_DT = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-       "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+_DT = {
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
 
 
 @dataclass
@@ -46,9 +55,9 @@ def read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], int]:
     """Whole-file read; returns float32 arrays for float tensors (others as stored) and the bytes read."""
     raw = Path(path).read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     header.pop("__metadata__", None)
-    data = memoryview(raw)[8 + n:]
+    data = memoryview(raw)[8 + n :]
     out = {}
     for name, info in header.items():
         a, b = info["data_offsets"]
@@ -80,8 +89,9 @@ def _canon(shape, transpose_ok):
     return tuple(sorted(shape)) if transpose_ok else tuple(shape)
 
 
-def match_tensors(a: dict[str, np.ndarray], b: dict[str, np.ndarray], transpose_ok: bool
-                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+def match_tensors(
+    a: dict[str, np.ndarray], b: dict[str, np.ndarray], transpose_ok: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Pairs (tensor of a, tensor of b) with equal shapes (or transposed shapes, transposed back)."""
     by_name = []
     for k, va in a.items():

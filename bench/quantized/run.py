@@ -16,6 +16,7 @@ Methods: originscan's verdict (compare_snapshots: header + sampled token rows, d
 files; parameter cosine of the full dequantized weights (tensors matched by name; the best threshold, i.e. recall
 at zero false positives). "read" is the suspect's bytes read (GGUF header included) over its weight file's size.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,16 +81,29 @@ def build(base: Path, t: dict[str, np.ndarray], out: Path) -> dict[str, Path]:
             continue
         folder = out / f"gguf-{q.name}" / base.name
         if not folder.exists():
-            write_gguf(folder / f"{base.name}-{q.name}.gguf", t, q, tokens=tokens, token_types=types,
-                       metadata={"general.name": base.name, "general.license": "apache-2.0"})
+            write_gguf(
+                folder / f"{base.name}-{q.name}.gguf",
+                t,
+                q,
+                tokens=tokens,
+                token_types=types,
+                metadata={"general.name": base.name, "general.license": "apache-2.0"},
+            )
         made[f"gguf-{q.name}"] = folder
     folder = out / "mlx-4bit" / base.name
     if hidden % 64 == 0:
         if not folder.exists():
             folder.mkdir(parents=True)
             save_file(mlx_model(t), str(folder / "model.safetensors"))
-            (folder / "config.json").write_text(json.dumps({"hidden_size": hidden, "vocab_size": len(
-                t["model.embed_tokens.weight"]), "quantization": {"group_size": 64, "bits": 4}}))
+            (folder / "config.json").write_text(
+                json.dumps(
+                    {
+                        "hidden_size": hidden,
+                        "vocab_size": len(t["model.embed_tokens.weight"]),
+                        "quantization": {"group_size": 64, "bits": 4},
+                    }
+                )
+            )
         made["mlx-4bit"] = folder
     folder = out / "fp8-e4m3" / base.name
     if not folder.exists():
@@ -105,8 +119,11 @@ def build(base: Path, t: dict[str, np.ndarray], out: Path) -> dict[str, Path]:
                 q[k] = rng.integers(0, 255, size=(v.size // 2, 1), dtype=np.uint8)
                 q[k + ".absmax"] = np.abs(v).reshape(-1, 64).max(axis=1).astype(np.float32)
         save_file(q, str(folder / "model.safetensors"))
-        (folder / "config.json").write_text(json.dumps({"hidden_size": hidden, "quantization_config": {
-            "quant_method": "bitsandbytes", "load_in_4bit": True}}))
+        (folder / "config.json").write_text(
+            json.dumps(
+                {"hidden_size": hidden, "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}}
+            )
+        )
     made["bnb-4bit-embeddings"] = folder
     return made
 
@@ -121,13 +138,28 @@ def dequantized(folder: Path) -> dict[str, np.ndarray]:
         names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, layers)
         back = {}
         for hf in ["model.embed_tokens", "lm_head", "model.norm"] + [
-                f"model.layers.{i}.{p}" for i in range(layers) for p in (
-                    "input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
-                    "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]:
+            f"model.layers.{i}.{p}"
+            for i in range(layers)
+            for p in (
+                "input_layernorm",
+                "post_attention_layernorm",
+                "self_attn.q_proj",
+                "self_attn.k_proj",
+                "self_attn.v_proj",
+                "self_attn.o_proj",
+                "mlp.gate_proj",
+                "mlp.up_proj",
+                "mlp.down_proj",
+            )
+        ]:
             back[names.get_name(hf) + ".weight"] = hf + ".weight"
-        return {back[t.name]: gguf.quants.dequantize(t.data, t.tensor_type).reshape(
-            tuple(reversed([int(d) for d in t.shape]))).astype(np.float32)
-            for t in reader.tensors if t.name in back}
+        return {
+            back[t.name]: gguf.quants.dequantize(t.data, t.tensor_type)
+            .reshape(tuple(reversed([int(d) for d in t.shape])))
+            .astype(np.float32)
+            for t in reader.tensors
+            if t.name in back
+        }
     raw = load_file(str(folder / "model.safetensors"))
     out = {}
     for k, v in raw.items():
@@ -148,9 +180,9 @@ def read_fp8_aware(folder: Path) -> dict[str, np.ndarray]:
     path = folder / "model.safetensors"
     data = path.read_bytes()
     n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8 : 8 + n])
     header.pop("__metadata__", None)
-    body = data[8 + n:]
+    body = data[8 + n :]
     out = {}
     for k, e in header.items():
         a, b = e["data_offsets"]
@@ -199,8 +231,9 @@ def synthetic_bases(root: Path, hidden: int, vocab: int) -> list[Path]:
             save_file(base_model(seed, d=hidden, vocab=vocab, layers=1, inter=hidden), str(d / "model.safetensors"))
             added = [{"id": i, "content": f"<|special_{i}|>", "special": True} for i in range(8)]
             vocab_map = {f"tok{i}": i for i in range(8, vocab)}
-            (d / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE", "vocab": vocab_map},
-                                                          "added_tokens": added}))
+            (d / "tokenizer.json").write_text(
+                json.dumps({"model": {"type": "BPE", "vocab": vocab_map}, "added_tokens": added})
+            )
         out.append(d)
     return out
 
@@ -224,9 +257,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bases", nargs="*", type=Path)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / ".cache" / "quantized")
-    ap.add_argument("--wide", nargs=2, type=int, metavar=("HIDDEN", "VOCAB"),
-                    help="instead: two synthetic (untrained) models of this size, to measure bytes read at a "
-                         "realistic vocabulary and file size")
+    ap.add_argument(
+        "--wide",
+        nargs=2,
+        type=int,
+        metavar=("HIDDEN", "VOCAB"),
+        help="instead: two synthetic (untrained) models of this size, to measure bytes read at a "
+        "realistic vocabulary and file size",
+    )
     a = ap.parse_args()
     corpus = REPO / "bench" / ".corpus" / "llama-tiny"
     bases = [b.resolve() for b in a.bases] if a.bases else sorted(corpus.glob("base_*"))
@@ -241,9 +279,11 @@ def main() -> None:
         for fmt, folder in build(b, weights[b], a.out / bases[0].parent.name).items():
             formats.setdefault(fmt, {})[b] = folder
     base_params = {b: dequantized(b) for b in bases}
-    print(f"{'format':<22}{'pairs d/i':>10}{'caught':>8}{'FP':>4}{'inconcl.':>9}{'weakest d log10p':>18}"
-          f"{'indep. log10p':>15}{'read % (mean/max)':>19}{'read bytes':>12}{'of it header':>13}{'s/pair':>8}"
-          f"{'cos recall@0FP':>16}{'sha256':>8}")
+    print(
+        f"{'format':<22}{'pairs d/i':>10}{'caught':>8}{'FP':>4}{'inconcl.':>9}{'weakest d log10p':>18}"
+        f"{'indep. log10p':>15}{'read % (mean/max)':>19}{'read bytes':>12}{'of it header':>13}{'s/pair':>8}"
+        f"{'cos recall@0FP':>16}{'sha256':>8}"
+    )
     for fmt, folders in formats.items():
         rows = []
         for b, folder in folders.items():
@@ -251,10 +291,19 @@ def main() -> None:
             fh = sha256s(folder)
             for ref in bases:
                 verdict, log10p, read, header, size, secs = originscan(folder, ref)
-                rows.append({"derived": ref == b, "verdict": verdict, "log10p": log10p, "read": read, "size": size,
-                             "header": header,
-                             "secs": secs, "cos": param_cos(qp, base_params[ref]),
-                             "sha": bool(fh & sha256s(ref))})
+                rows.append(
+                    {
+                        "derived": ref == b,
+                        "verdict": verdict,
+                        "log10p": log10p,
+                        "read": read,
+                        "size": size,
+                        "header": header,
+                        "secs": secs,
+                        "cos": param_cos(qp, base_params[ref]),
+                        "sha": bool(fh & sha256s(ref)),
+                    }
+                )
         d = [r for r in rows if r["derived"]]
         i = [r for r in rows if not r["derived"]]
         caught = sum(r["verdict"] == "derived" for r in d)
@@ -266,11 +315,13 @@ def main() -> None:
         cos_thr = max((r["cos"] for r in i if np.isfinite(r["cos"])), default=float("inf"))
         cos_recall = sum(np.isfinite(r["cos"]) and r["cos"] > cos_thr for r in d)
         sha = sum(r["sha"] for r in d)
-        print(f"{fmt:<22}{f'{len(d)}/{len(i)}':>10}{f'{caught}/{len(d)}':>8}{fp:>4}{inconclusive:>9}"
-              f"{weakest:>18.1f}{strongest_i:>15.2f}{f'{np.mean(pct):.2f}/{np.max(pct):.2f}':>19}"
-              f"{int(np.mean([r['read'] for r in rows])):>12,}{int(np.mean([r['header'] for r in rows])):>13,}"
-              f"{np.mean([r['secs'] for r in rows]):>8.2f}"
-              f"{f'{cos_recall}/{len(d)}':>16}{f'{sha}/{len(d)}':>8}")
+        print(
+            f"{fmt:<22}{f'{len(d)}/{len(i)}':>10}{f'{caught}/{len(d)}':>8}{fp:>4}{inconclusive:>9}"
+            f"{weakest:>18.1f}{strongest_i:>15.2f}{f'{np.mean(pct):.2f}/{np.max(pct):.2f}':>19}"
+            f"{int(np.mean([r['read'] for r in rows])):>12,}{int(np.mean([r['header'] for r in rows])):>13,}"
+            f"{np.mean([r['secs'] for r in rows]):>8.2f}"
+            f"{f'{cos_recall}/{len(d)}':>16}{f'{sha}/{len(d)}':>8}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The provenance corpus's llama-tiny recipe (bench/provenance/make_corpus.py: same
 optimiser), only the bases, with fewer steps by default so that it fits a short run; each base a different seed.
 Then: .venv/bin/python bench/quantized/run.py --bases bench/.cache/quantized/trained/base_*
 """
+
 from __future__ import annotations
 
 import argparse

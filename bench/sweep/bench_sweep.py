@@ -12,6 +12,7 @@ disguised copy (hidden axis permuted, 5 % noise, renamed) of one of the upstream
   cold+idx  empty cache, --index with the upstreams registered (`originscan index add`, not timed)
   warm+idx  again, nothing changed
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,9 @@ def generate(root: Path, repos: int, upstreams: int) -> None:
         folder = save(tensors, root / "benchorg" / f"model-{i:04d}")
         (folder / "README.md").write_text(card("apache-2.0", f"model {i}"))
         (folder / "LICENSE").write_text("Apache License\nVersion 2.0, January 2004\n")
-        (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": SHAPE["d"],
-                                                        "vocab_size": SHAPE["vocab"]}))
+        (folder / "config.json").write_text(
+            json.dumps({"model_type": "llama", "hidden_size": SHAPE["d"], "vocab_size": SHAPE["vocab"]})
+        )
         (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 2048}))
     done.write_text("")
 
@@ -75,10 +77,14 @@ def main() -> None:
     t0 = time.perf_counter()
     generate(root, args.repos, args.upstreams)
     weights = sum(p.stat().st_size for p in (root / "benchorg").glob("*/model.safetensors"))
-    print(f"{args.repos} repos ({weights / 1e6:.0f} MB of weights), {args.upstreams} upstreams, "
-          f"{args.workers} workers (repos ready in {time.perf_counter() - t0:.0f} s)")
-    print(f"{'code':7} {'sweep':9} {'wall s':>7} {'repos':>6} {'requests':>9} {'req/repo':>9} {'conns':>6} "
-          f"{'weight bytes':>13} {'all bytes':>11} {'weights.* findings':>19}")
+    print(
+        f"{args.repos} repos ({weights / 1e6:.0f} MB of weights), {args.upstreams} upstreams, "
+        f"{args.workers} workers (repos ready in {time.perf_counter() - t0:.0f} s)"
+    )
+    print(
+        f"{'code':7} {'sweep':9} {'wall s':>7} {'repos':>6} {'requests':>9} {'req/repo':>9} {'conns':>6} "
+        f"{'weight bytes':>13} {'all bytes':>11} {'weights.* findings':>19}"
+    )
     codes = [c for c in both() if args.only in (None, c.label)]
     with HubServer(root) as hub, tempfile.TemporaryDirectory(prefix="originscan-bench-") as tmp:
         for repo in hub.repo_ids():  # the server hashes every file once: its cost, not the client's
@@ -97,8 +103,15 @@ def main() -> None:
                     index = str(Path(cache) / "index.sqlite")
                     if label.startswith("cold"):
                         for j in range(args.upstreams):
-                            out = code.cli("index", "add", f"hf:upstreams/base-{j}", "--index", index,
-                                           ORIGINSCAN_CACHE=cache, **env)
+                            out = code.cli(
+                                "index",
+                                "add",
+                                f"hf:upstreams/base-{j}",
+                                "--index",
+                                index,
+                                ORIGINSCAN_CACHE=cache,
+                                **env,
+                            )
                             if out.returncode != 0:
                                 raise SystemExit(f"{code.label}: index add failed: {out.stderr.strip()[-300:]}")
                     extra = ["--index", index]
@@ -106,14 +119,29 @@ def main() -> None:
                 hub.stats.reset()
                 t = time.perf_counter()
                 try:
-                    out = code.cli("sweep", "hf:benchorg", "--workers", str(args.workers), "--quiet", "--format",
-                                   "json", "-o", str(report), *extra, timeout=args.timeout, ORIGINSCAN_CACHE=cache,
-                                   **env)
+                    out = code.cli(
+                        "sweep",
+                        "hf:benchorg",
+                        "--workers",
+                        str(args.workers),
+                        "--quiet",
+                        "--format",
+                        "json",
+                        "-o",
+                        str(report),
+                        *extra,
+                        timeout=args.timeout,
+                        ORIGINSCAN_CACHE=cache,
+                        **env,
+                    )
                 except subprocess.TimeoutExpired:
                     s = hub.stats
-                    print(f"{code.label:7} {label:9} {'>' + str(args.timeout):>7} {'-':>6} {s.requests:>9} {'-':>9} "
-                          f"{s.connections:>6} {s.weight_bytes_served:>13,} {s.bytes_served:>11,} "
-                          f"{'stopped: over --timeout':>19}", flush=True)
+                    print(
+                        f"{code.label:7} {label:9} {'>' + str(args.timeout):>7} {'-':>6} {s.requests:>9} {'-':>9} "
+                        f"{s.connections:>6} {s.weight_bytes_served:>13,} {s.bytes_served:>11,} "
+                        f"{'stopped: over --timeout':>19}",
+                        flush=True,
+                    )
                     break
                 wall = time.perf_counter() - t
                 if out.returncode not in (0, 1):
@@ -121,9 +149,12 @@ def main() -> None:
                 targets = json.loads(report.read_text())["targets"]
                 weights_findings = sum(f["rule"].startswith("weights.") for t in targets for f in t["findings"])
                 s = hub.stats
-                print(f"{code.label:7} {label:9} {wall:>7.2f} {len(targets):>6} {s.requests:>9} "
-                      f"{s.requests / max(1, len(targets)):>9.2f} {s.connections:>6} {s.weight_bytes_served:>13,} "
-                      f"{s.bytes_served:>11,} {weights_findings:>19}", flush=True)
+                print(
+                    f"{code.label:7} {label:9} {wall:>7.2f} {len(targets):>6} {s.requests:>9} "
+                    f"{s.requests / max(1, len(targets)):>9.2f} {s.connections:>6} {s.weight_bytes_served:>13,} "
+                    f"{s.bytes_served:>11,} {weights_findings:>19}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ Runs, each a fresh `originscan watch` process against the same server:
 The server counts every request and every weight byte it sent, per repo; the state database says at which test
 each repo was ruled out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,12 +47,20 @@ from servers.hub_listing import ListingHubServer  # noqa: E402
 from synthetic import add_noise, base_model, permute_residual  # noqa: E402
 
 T0 = 1_780_000_000
-WATCHED = {"A": ("owner-a/model-a", dict(d=128, vocab=2048, layers=2, inter=256)),
-           "B": ("owner-b/model-b", dict(d=96, vocab=1536, layers=2, inter=192)),
-           "C": ("owner-c/model-c", dict(d=64, vocab=1024, layers=2, inter=128))}
+WATCHED = {
+    "A": ("owner-a/model-a", dict(d=128, vocab=2048, layers=2, inter=256)),
+    "B": ("owner-b/model-b", dict(d=96, vocab=1536, layers=2, inter=192)),
+    "C": ("owner-c/model-c", dict(d=64, vocab=1024, layers=2, inter=128)),
+}
 OTHER_WIDTHS = [32, 40, 48, 56, 72, 80, 88, 104, 112, 120, 136, 144, 160, 176, 192, 200]
-ARCHS = [("BertModel", "bert"), ("GPT2LMHeadModel", "gpt2"), ("MistralForCausalLM", "mistral"),
-         ("Qwen2ForCausalLM", "qwen2"), ("T5ForConditionalGeneration", "t5"), ("LlamaForCausalLM", "llama")]
+ARCHS = [
+    ("BertModel", "bert"),
+    ("GPT2LMHeadModel", "gpt2"),
+    ("MistralForCausalLM", "mistral"),
+    ("Qwen2ForCausalLM", "qwen2"),
+    ("T5ForConditionalGeneration", "t5"),
+    ("LlamaForCausalLM", "llama"),
+]
 
 
 def _card(meta: dict) -> str:
@@ -60,8 +69,15 @@ def _card(meta: dict) -> str:
 
 
 def _config(shape: dict, arch=("LlamaForCausalLM", "llama")) -> str:
-    return json.dumps({"architectures": [arch[0]], "model_type": arch[1], "hidden_size": shape["d"],
-                       "vocab_size": shape["vocab"], "num_hidden_layers": shape.get("layers", 1)})
+    return json.dumps(
+        {
+            "architectures": [arch[0]],
+            "model_type": arch[1],
+            "hidden_size": shape["d"],
+            "vocab_size": shape["vocab"],
+            "num_hidden_layers": shape.get("layers", 1),
+        }
+    )
 
 
 def _rename(t: dict, old: str = "model.", new: str = "backbone.") -> dict:
@@ -74,8 +90,12 @@ def _merge(a: dict, b: dict, w: float) -> dict:
 
 def _fine_tune(t: dict, seed: int) -> dict:
     out = add_noise(t, 0.02, seed)
-    return {k: (v + 0.1 * v.std() * np.random.default_rng(seed + 1).normal(size=v.shape)).astype(np.float32)
-            if ".layers.1." in k else v for k, v in out.items()}
+    return {
+        k: (v + 0.1 * v.std() * np.random.default_rng(seed + 1).normal(size=v.shape)).astype(np.float32)
+        if ".layers.1." in k
+        else v
+        for k, v in out.items()
+    }
 
 
 def _extend_vocab(t: dict, extra: int, seed: int) -> dict:
@@ -97,36 +117,75 @@ def planted(bases: dict[str, dict], twins: dict[str, dict]) -> list[tuple[str, s
     return [
         ("copycat/a-renamed-resharded", "A", "rename+reshard", {"shards": _rename(a), **mit}),
         ("copycat/a-noised", "A", "noise 5 %", {"tensors": add_noise(a, 0.05, 1), "config": True, **mit}),
-        ("copycat/a-disguised", "A", "permute+rename+noise", {"tensors": _rename(add_noise(permute_residual(a), 0.01,
-                                                                                             2), "model.", "vison.")}),
+        (
+            "copycat/a-disguised",
+            "A",
+            "permute+rename+noise",
+            {"tensors": _rename(add_noise(permute_residual(a), 0.01, 2), "model.", "vison.")},
+        ),
         ("copycat/a-finetune", "A", "fine-tune", {"tensors": _fine_tune(a, 3), "config": True}),
         ("copycat/a-GGUF", "A", "GGUF Q8_0", {"gguf": Q.Q8_0, "source": a}),
-        ("copycat/a-retyped", "A", "fp16 + rename", {"tensors": {k: v.astype(np.float16) for k, v in
-                                                                 _rename(a, "model.", "m.").items()}}),
+        (
+            "copycat/a-retyped",
+            "A",
+            "fp16 + rename",
+            {"tensors": {k: v.astype(np.float16) for k, v in _rename(a, "model.", "m.").items()}},
+        ),
         ("copycat/a-merge", "A", "merge 0.5/0.5", {"tensors": _merge(a, twins["A"], 0.5), "config": True}),
         ("copycat/b-exact", "B", "exact copy", {"tensors": b, "config": True}),
         ("copycat/b-GGUF", "B", "GGUF Q4_0", {"gguf": Q.Q4_0, "source": b}),
         ("copycat/b-vocab-extended", "B", "vocab +64", {"tensors": _extend_vocab(b, 64, 4), "config": True}),
         ("copycat/b-pruned", "B", "layer pruned + noise", {"tensors": add_noise(_prune_layer(b, 1), 0.01, 5)}),
-        ("copycat/b-disguised", "B", "permute+rename+noise", {"tensors": _rename(add_noise(permute_residual(b, 7),
-                                                                                             0.02, 6))}),
+        (
+            "copycat/b-disguised",
+            "B",
+            "permute+rename+noise",
+            {"tensors": _rename(add_noise(permute_residual(b, 7), 0.02, 6))},
+        ),
         ("copycat/b-merge", "B", "merge 0.7/0.3", {"tensors": _merge(b, twins["B"], 0.7), "config": True}),
-        ("friendly/b-finetune", "B", "declared fine-tune", {"tensors": _fine_tune(b, 8), "config": True,
-                                                            "base_model": WATCHED["B"][0]}),
-        ("copycat/c-disguised", "C", "permute+rename+noise", {"tensors": _rename(add_noise(permute_residual(c, 9),
-                                                                                             0.02, 9))}),
+        (
+            "friendly/b-finetune",
+            "B",
+            "declared fine-tune",
+            {"tensors": _fine_tune(b, 8), "config": True, "base_model": WATCHED["B"][0]},
+        ),
+        (
+            "copycat/c-disguised",
+            "C",
+            "permute+rename+noise",
+            {"tensors": _rename(add_noise(permute_residual(c, 9), 0.02, 9))},
+        ),
         ("copycat/c-noised", "C", "noise 10 %", {"tensors": add_noise(c, 0.10, 10), "config": True}),
         ("copycat/c-GGUF-F16", "C", "GGUF F16", {"gguf": Q.F16, "source": c}),
-        ("copycat/c-mlx-4bit", "C", "MLX 4-bit + rename", {"tensors": mlx_model(_rename(c, "model.", "llm.")),
-                                                           "config": True}),
+        (
+            "copycat/c-mlx-4bit",
+            "C",
+            "MLX 4-bit + rename",
+            {"tensors": mlx_model(_rename(c, "model.", "llm.")), "config": True},
+        ),
         ("copycat/c-finetune", "C", "fine-tune", {"tensors": _fine_tune(c, 11), "config": True}),
-        ("friendly/c-quantized", "C", "declared GGUF Q8_0", {"gguf": Q.Q8_0, "source": c,
-                                                             "base_model": WATCHED["C"][0]}),
+        (
+            "friendly/c-quantized",
+            "C",
+            "declared GGUF Q8_0",
+            {"gguf": Q.Q8_0, "source": c, "base_model": WATCHED["C"][0]},
+        ),
     ]
 
 
-def _write_repo(root: Path, repo: str, when: float, *, tensors=None, shards=None, gguf=None, source=None,
-                config=None, card=None, files=None) -> None:
+def _write_repo(
+    root: Path,
+    repo: str,
+    when: float,
+    *,
+    tensors=None,
+    shards=None,
+    gguf=None,
+    source=None,
+    config=None,
+    card=None,
+    files=None,
+) -> None:
     d = root / repo
     d.mkdir(parents=True, exist_ok=True)
     if tensors is not None:
@@ -135,8 +194,9 @@ def _write_repo(root: Path, repo: str, when: float, *, tensors=None, shards=None
         names = sorted(shards)
         half = len(names) // 2
         for i, part in enumerate((names[:half], names[half:])):
-            save_file({k: np.ascontiguousarray(shards[k]) for k in part},
-                      str(d / f"model-{i + 1:05d}-of-00002.safetensors"))
+            save_file(
+                {k: np.ascontiguousarray(shards[k]) for k in part}, str(d / f"model-{i + 1:05d}-of-00002.safetensors")
+            )
     if gguf is not None:
         write_gguf(d / f"model-{gguf.name}.gguf", source, gguf)
     if config is not None:
@@ -168,9 +228,17 @@ def generate(root: Path, repos: int) -> dict:
         if spec.get("base_model"):
             card["base_model"] = spec["base_model"]
         shape = WATCHED[key][1]
-        _write_repo(hub, repo, next(when), tensors=spec.get("tensors"), shards=spec.get("shards"),
-                    gguf=spec.get("gguf"), source=spec.get("source"), card=card,
-                    config=_config(shape) if spec.get("config") else None)
+        _write_repo(
+            hub,
+            repo,
+            next(when),
+            tensors=spec.get("tensors"),
+            shards=spec.get("shards"),
+            gguf=spec.get("gguf"),
+            source=spec.get("source"),
+            card=card,
+            config=_config(shape) if spec.get("config") else None,
+        )
         truth["planted"][repo] = {"watched": WATCHED[key][0], "kind": kind, "declared": bool(spec.get("base_model"))}
     keys = list(WATCHED)
     for i in range(50):
@@ -186,18 +254,25 @@ def generate(root: Path, repos: int) -> dict:
         repo = f"org-{i % 97:02d}/model-{i:05d}"
         r = np.random.default_rng(10_000 + i)
         arch = ARCHS[i % len(ARCHS)]
-        small = {"embeddings.word_embeddings.weight": r.normal(0, 1, (vocab, d)).astype(np.float16),
-                 "encoder.layer.0.ln.weight": (1 + 0.1 * r.normal(size=d)).astype(np.float16),
-                 "encoder.layer.1.ln.weight": (1 + 0.1 * r.normal(size=d)).astype(np.float16),
-                 "encoder.layer.0.attn.q.weight": r.normal(0, 0.1, (d, d)).astype(np.float16)}
+        small = {
+            "embeddings.word_embeddings.weight": r.normal(0, 1, (vocab, d)).astype(np.float16),
+            "encoder.layer.0.ln.weight": (1 + 0.1 * r.normal(size=d)).astype(np.float16),
+            "encoder.layer.1.ln.weight": (1 + 0.1 * r.normal(size=d)).astype(np.float16),
+            "encoder.layer.0.attn.q.weight": r.normal(0, 0.1, (d, d)).astype(np.float16),
+        }
         shape = {"d": d, "vocab": vocab}
         if kind < 12:
             _write_repo(hub, repo, next(when), tensors=small, config=_config(shape, arch))
         elif kind < 14:
             _write_repo(hub, repo, next(when), tensors=small)
         elif kind < 15:
-            g = base_model(20_000 + i, d=OTHER_WIDTHS[i % 8] if OTHER_WIDTHS[i % 8] % 32 == 0 else 160, vocab=256,
-                           layers=1, inter=64)
+            g = base_model(
+                20_000 + i,
+                d=OTHER_WIDTHS[i % 8] if OTHER_WIDTHS[i % 8] % 32 == 0 else 160,
+                vocab=256,
+                layers=1,
+                inter=64,
+            )
             _write_repo(hub, repo, next(when), gguf=Q.Q8_0, source=g)
         elif kind < 18:
             _write_repo(hub, repo, next(when), config=_config(shape, arch), files={"pytorch_model.bin": pickle_bin})
@@ -250,8 +325,24 @@ class Meter:
 
 def watch(env: dict, index: Path, state: Path, out: Path, workers: int, budget: int = 10**7) -> float:
     env = {**env, "ORIGINSCAN_CACHE": str(out) + ".cache"}  # every run starts with an empty cache, as in CI
-    cmd = [sys.executable, "-m", "scanner.cli", "watch", "--index", str(index), "--state", str(state),
-           "--format", "json", "-o", str(out), "--workers", str(workers), "--budget", str(budget)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scanner.cli",
+        "watch",
+        "--index",
+        str(index),
+        "--state",
+        str(state),
+        "--format",
+        "json",
+        "-o",
+        str(out),
+        "--workers",
+        str(workers),
+        "--budget",
+        str(budget),
+    ]
     t = time.perf_counter()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t
@@ -260,8 +351,9 @@ def watch(env: dict, index: Path, state: Path, out: Path, workers: int, budget: 
     return wall
 
 
-def summarise(name: str, wall: float, doc: dict, meter: Meter, state: Path, truth: dict,
-              only: set[str] | None = None) -> dict:
+def summarise(
+    name: str, wall: float, doc: dict, meter: Meter, state: Path, truth: dict, only: set[str] | None = None
+) -> dict:
     listing, per = meter.requests()
     with sqlite3.connect(state) as db:
         stage = dict(db.execute("SELECT repo, stage FROM seen"))
@@ -276,17 +368,32 @@ def summarise(name: str, wall: float, doc: dict, meter: Meter, state: Path, trut
     for r in judged:
         by_stage[stage[r] + (" (planted)" if stage[r] == "rows" and r in planted else "")].append(r)
     listed = doc["stats"]["listed"]
-    row = {"run": name, "wall_s": round(wall, 2), "requests": doc["stats"]["requests"],
-           "server_requests": listing + sum(per.values()), "listing_requests": listing, "listed": listed,
-           "judged": doc["stats"]["evaluated"], "found": f"{recall}/{len(expect)}", "false_positives": fp,
-           "declared_wrong": wrong_status, "weight_bytes": sum(meter.bytes.values()),
-           "complete": doc["complete"], "stopped": doc["stopped"], "stages": {}}
+    row = {
+        "run": name,
+        "wall_s": round(wall, 2),
+        "requests": doc["stats"]["requests"],
+        "server_requests": listing + sum(per.values()),
+        "listing_requests": listing,
+        "listed": listed,
+        "judged": doc["stats"]["evaluated"],
+        "found": f"{recall}/{len(expect)}",
+        "false_positives": fp,
+        "declared_wrong": wrong_status,
+        "weight_bytes": sum(meter.bytes.values()),
+        "complete": doc["complete"],
+        "stopped": doc["stopped"],
+        "stages": {},
+    }
     for st, repos in sorted(by_stage.items()):
         reqs = [per.get(r, 0) for r in repos]
         wb = [meter.bytes.get(r, 0) for r in repos]
-        row["stages"][st] = {"repos": len(repos), "requests_per_repo_mean": round(float(np.mean(reqs)), 2),
-                             "requests_per_repo_max": int(max(reqs)), "weight_bytes_per_repo_mean": int(np.mean(wb)),
-                             "weight_bytes_per_repo_max": int(max(wb))}
+        row["stages"][st] = {
+            "repos": len(repos),
+            "requests_per_repo_mean": round(float(np.mean(reqs)), 2),
+            "requests_per_repo_max": int(max(reqs)),
+            "weight_bytes_per_repo_mean": int(np.mean(wb)),
+            "weight_bytes_per_repo_max": int(max(wb)),
+        }
     row["listing_requests_per_repo"] = round(listing / max(1, listed), 4)
     paths = meter.server.stats.paths()  # the Hub's rate-limit buckets: API calls and resolver (file) requests
     row["api_requests"] = sum(1 for p in paths if p.startswith("/api/"))
@@ -308,8 +415,14 @@ def main() -> None:
     server = ListingHubServer(cache / "hub").start()
     meter = Meter(server)
     tmp = Path(tempfile.mkdtemp(prefix="bench-watch-"))
-    env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp / "hf_home"), "HF_HUB_DISABLE_TELEMETRY": "1",
-           "ORIGINSCAN_CACHE": str(tmp / "cache"), "OPENBLAS_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": server.url,
+        "HF_HOME": str(tmp / "hf_home"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "ORIGINSCAN_CACHE": str(tmp / "cache"),
+        "OPENBLAS_NUM_THREADS": "1",
+    }
     env.pop("HF_TOKEN", None)
     os.environ.update({k: env[k] for k in ("HF_ENDPOINT", "HF_HOME", "ORIGINSCAN_CACHE")})
     from scanner.pipeline import open_snapshot
@@ -333,8 +446,11 @@ def main() -> None:
     rows.append(summarise("cold", wall, json.loads((tmp / "cold.json").read_text()), meter, state, truth))
     meter.reset()
     wall = watch(env, tmp / "index.sqlite", state, tmp / "warm.json", args.workers)
-    rows.append(summarise("warm (nothing changed)", wall, json.loads((tmp / "warm.json").read_text()), meter, state,
-                          truth, only=set()))
+    rows.append(
+        summarise(
+            "warm (nothing changed)", wall, json.loads((tmp / "warm.json").read_text()), meter, state, truth, only=set()
+        )
+    )
     # 2 % pushed again: a README line changes the sha; the newest lastModified
     rng = np.random.default_rng(1)
     candidates = [r for r in server.repo_ids() if r not in set(truth["watched"].values())]
@@ -347,8 +463,17 @@ def main() -> None:
         server.commit(server.repo(r))
     meter.reset()
     wall = watch(env, tmp / "index.sqlite", state, tmp / "nightly.json", args.workers)
-    rows.append(summarise(f"nightly ({len(changed)} changed)", wall, json.loads((tmp / "nightly.json").read_text()),
-                          meter, state, truth, only=changed))
+    rows.append(
+        summarise(
+            f"nightly ({len(changed)} changed)",
+            wall,
+            json.loads((tmp / "nightly.json").read_text()),
+            meter,
+            state,
+            truth,
+            only=changed,
+        )
+    )
     # a budget stop, then the resumed run
     cold_requests = rows[0]["requests"]
     meter.reset()
@@ -358,8 +483,11 @@ def main() -> None:
     wall2 = watch(env, tmp / "index.sqlite", state2, tmp / "resume.json", args.workers)
     resumed = json.loads((tmp / "resume.json").read_text())
     both = {**resumed, "suspects": stop["suspects"] + resumed["suspects"]}
-    both["stats"] = {**resumed["stats"], "requests": stop["stats"]["requests"] + resumed["stats"]["requests"],
-                     "evaluated": stop["stats"]["evaluated"] + resumed["stats"]["evaluated"]}
+    both["stats"] = {
+        **resumed["stats"],
+        "requests": stop["stats"]["requests"] + resumed["stats"]["requests"],
+        "evaluated": stop["stats"]["evaluated"] + resumed["stats"]["evaluated"],
+    }
     row = summarise("budget stop + resume", wall1 + wall2, both, meter, state2, truth)
     row["stopped"] = stop["stopped"]
     row["first_run_complete"] = stop["complete"]
@@ -367,9 +495,11 @@ def main() -> None:
     server.stop()
     print(json.dumps(rows, indent=1))
     for r in rows:
-        print(f"{r['run']:<26} wall {r['wall_s']:>6.1f} s  requests {r['requests']:>6}  found {r['found']:>6}  "
-              f"FP {len(r['false_positives'])}  weight bytes {r['weight_bytes']:,}  judged {r['judged']}  "
-              f"complete {r['complete']}")
+        print(
+            f"{r['run']:<26} wall {r['wall_s']:>6.1f} s  requests {r['requests']:>6}  found {r['found']:>6}  "
+            f"FP {len(r['false_positives'])}  weight bytes {r['weight_bytes']:,}  judged {r['judged']}  "
+            f"complete {r['complete']}"
+        )
 
 
 if __name__ == "__main__":

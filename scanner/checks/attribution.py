@@ -1,4 +1,5 @@
 """Attribution family: phrases and names that base licences require of derivatives."""
+
 from __future__ import annotations
 
 import re
@@ -25,18 +26,30 @@ def attribution_required(ctx: Context):
         where = ob.evidence()
         phrase = lic.conditions.get("attribution")
         if phrase and normalise(phrase) not in text:
-            yield ctx.finding("attribution.phrase_missing",
-                              f"{lic.name} requires \u201c{phrase}\u201d to be displayed; the card does not say it"
-                              + ob.because(), path=ctx.card.path, phrase=phrase, **where)
+            yield ctx.finding(
+                "attribution.phrase_missing",
+                f"{lic.name} requires \u201c{phrase}\u201d to be displayed; the card does not say it" + ob.because(),
+                path=ctx.card.path,
+                phrase=phrase,
+                **where,
+            )
         naming = lic.conditions.get("naming")
         if isinstance(naming, dict) and naming.get("text"):
             name, want = model_name(ctx), naming["text"]
-            ok = (_squash(name).startswith(_squash(want)) if naming.get("rule") == "prefix"
-                  else _squash(want) in _squash(name))
+            ok = (
+                _squash(name).startswith(_squash(want))
+                if naming.get("rule") == "prefix"
+                else _squash(want) in _squash(name)
+            )
             if not ok:
                 rule = "begin with" if naming.get("rule") == "prefix" else "include"
-                yield ctx.finding("attribution.naming", f"{lic.name} requires the model's name to {rule} "
-                                  f"\u201c{want}\u201d; it is \u201c{name}\u201d" + ob.because(),
-                                  path=ctx.card.path, line=ctx.card.line_of("model_name"), name=name,
-                                  required=want, **where)
-
+                yield ctx.finding(
+                    "attribution.naming",
+                    f"{lic.name} requires the model's name to {rule} "
+                    f"\u201c{want}\u201d; it is \u201c{name}\u201d" + ob.because(),
+                    path=ctx.card.path,
+                    line=ctx.card.line_of("model_name"),
+                    name=name,
+                    required=want,
+                    **where,
+                )

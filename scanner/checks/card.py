@@ -1,4 +1,5 @@
 """Card family: is there a card, can it be read, does it declare the base the evidence points to?"""
+
 from __future__ import annotations
 
 from scanner.checks.engine import Context, check
@@ -22,34 +23,51 @@ def base_model_declared(ctx: Context):
     config_fits = [c for c in lineage.candidates if c.evidence_of("config") or c.evidence_of("config-vocab")]
     for b in lineage.unknown_declared:
         also = [c for c in config_fits if not c.vendor]
-        hint = (f"; config.json matches {_with_licenses(also)}, whose obligations are applied" if also else
-                "; its licence was not checked")
-        yield ctx.finding("card.base_model_unverified", f"base_model {b!r} is not a known upstream{hint}",
-                          path=ctx.card.path, line=ctx.card.line_of("base_model"), base_model=b,
-                          config_matches=[c.upstream.id for c in also])
+        hint = (
+            f"; config.json matches {_with_licenses(also)}, whose obligations are applied"
+            if also
+            else "; its licence was not checked"
+        )
+        yield ctx.finding(
+            "card.base_model_unverified",
+            f"base_model {b!r} is not a known upstream{hint}",
+            path=ctx.card.path,
+            line=ctx.card.line_of("base_model"),
+            base_model=b,
+            config_matches=[c.upstream.id for c in also],
+        )
     undeclared = [c for c in lineage.undeclared() if c in config_fits]
     if undeclared and not lineage.declared:
         ev = undeclared[0].evidence_of("config") or undeclared[0].evidence_of("config-vocab")
         keys = ev.data.get("keys", []) if ev else []
         several = len(undeclared) > 1
         weak = all(c.evidence_of("config") is None for c in undeclared)
-        yield ctx.finding("card.base_model_undeclared",
-                          f"config.json has the architecture of {'one of ' if several else ''}"
-                          f"{_with_licenses(undeclared)} ({', '.join(keys)})"
-                          + (" with a larger vocabulary (a vocabulary extension; lower confidence)" if weak else "")
-                          + " but the card declares no base_model"
-                          + (": the recorded keys cannot tell these apart" if several else ""),
-                          path="config.json", upstreams=[c.upstream.id for c in undeclared], keys=keys,
-                          licenses={c.upstream.id: c.upstream.license for c in undeclared},
-                          confidence=min(c.confidence for c in undeclared).name)
+        yield ctx.finding(
+            "card.base_model_undeclared",
+            f"config.json has the architecture of {'one of ' if several else ''}"
+            f"{_with_licenses(undeclared)} ({', '.join(keys)})"
+            + (" with a larger vocabulary (a vocabulary extension; lower confidence)" if weak else "")
+            + " but the card declares no base_model"
+            + (": the recorded keys cannot tell these apart" if several else ""),
+            path="config.json",
+            upstreams=[c.upstream.id for c in undeclared],
+            keys=keys,
+            licenses={c.upstream.id: c.upstream.license for c in undeclared},
+            confidence=min(c.confidence for c in undeclared).name,
+        )
     contradicted = [c for c in lineage.candidates if c.contradicted]
     if contradicted:
         declared = [c.upstream.id for c in lineage.candidates if c.evidence_of("declared")]
         best = contradicted[0]
-        yield ctx.finding("card.base_model_mismatch",
-                          f"declared base {', '.join(declared)} does not fit config.json, which matches "
-                          f"{' / '.join(c.upstream.id for c in contradicted)}", path=ctx.card.path,
-                          line=ctx.card.line_of("base_model"), declared=declared, matches=best.upstream.id)
+        yield ctx.finding(
+            "card.base_model_mismatch",
+            f"declared base {', '.join(declared)} does not fit config.json, which matches "
+            f"{' / '.join(c.upstream.id for c in contradicted)}",
+            path=ctx.card.path,
+            line=ctx.card.line_of("base_model"),
+            declared=declared,
+            matches=best.upstream.id,
+        )
 
 
 def _same_model(kb, a: str, b: str) -> bool:
@@ -75,10 +93,14 @@ def adapter_base_declared(ctx: Context):
         return  # a path on the trainer's machine: nothing to compare with
     if any(_same_model(ctx.kb, base, d) for d in declared):
         return
-    yield ctx.finding("card.adapter_base_mismatch",
-                      f"adapter_config.json was trained on {base}, but the card declares base_model "
-                      f"{', '.join(declared)}", path=ctx.card.path, line=ctx.card.line_of("base_model"),
-                      adapter_base=base, declared=declared)
+    yield ctx.finding(
+        "card.adapter_base_mismatch",
+        f"adapter_config.json was trained on {base}, but the card declares base_model {', '.join(declared)}",
+        path=ctx.card.path,
+        line=ctx.card.line_of("base_model"),
+        adapter_base=base,
+        declared=declared,
+    )
 
 
 @check("card.gguf_base_undeclared")
@@ -93,8 +115,16 @@ def gguf_base_declared(ctx: Context):
     for b in facts.base_models:
         if lineage.explains(b) or any(_same_model(ctx.kb, b, d) for d in lineage.declared):
             continue
-        said = (f"the card declares {', '.join(lineage.declared)}" if lineage.declared
-                else "the card declares no base_model")
-        yield ctx.finding("card.gguf_base_undeclared",
-                          f"{facts.path} names {b} as its base model (general.base_model), but {said}",
-                          path=ctx.card.path or facts.path, gguf=facts.path, gguf_base=b, declared=lineage.declared)
+        said = (
+            f"the card declares {', '.join(lineage.declared)}"
+            if lineage.declared
+            else "the card declares no base_model"
+        )
+        yield ctx.finding(
+            "card.gguf_base_undeclared",
+            f"{facts.path} names {b} as its base model (general.base_model), but {said}",
+            path=ctx.card.path or facts.path,
+            gguf=facts.path,
+            gguf_base=b,
+            declared=lineage.declared,
+        )

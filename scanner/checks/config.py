@@ -1,4 +1,5 @@
 """Config family: say which upstream architecture config.json matches (lineage for reviewers)."""
+
 from __future__ import annotations
 
 from scanner.checks.engine import Context, check
@@ -15,10 +16,18 @@ def config_signature(ctx: Context):
             how = next(e.detail for e in c.evidence if e.kind in ("declared", "adapter", "name", "base-card"))
             why = f"accounted for: {how}"
         elif lineage.unknown_declared:
-            why = (f"the declared base {', '.join(lineage.unknown_declared)} is unknown to originscan; "
-                   f"{c.upstream.id}'s obligations are applied on this evidence")
+            why = (
+                f"the declared base {', '.join(lineage.unknown_declared)} is unknown to originscan; "
+                f"{c.upstream.id}'s obligations are applied on this evidence"
+            )
         else:
             continue  # reported as card.base_model_undeclared
-        yield ctx.finding("config.upstream_signature", f"config.json matches {c.upstream.id} ({why})",
-                          path="config.json", upstream=c.upstream.id, keys=ev.data.get("keys", []),
-                          confidence=c.confidence.name, alternatives=list(c.alternatives))
+        yield ctx.finding(
+            "config.upstream_signature",
+            f"config.json matches {c.upstream.id} ({why})",
+            path="config.json",
+            upstream=c.upstream.id,
+            keys=ev.data.get("keys", []),
+            confidence=c.confidence.name,
+            alternatives=list(c.alternatives),
+        )

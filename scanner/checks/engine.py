@@ -3,6 +3,7 @@
 A check is a generator in a module of scanner/checks/ decorated with `@check("family.rule", …)`: the ids it may
 emit, each one in rules/catalogue.yaml (which owns ids and default severities). Modules are discovered, not listed.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,6 +30,7 @@ from scanner.sources.interface import Snapshot
 @dataclass
 class WeightMatch:
     """A registered upstream the weights were compared with (see scanner.provenance.index)."""
+
     name: str  # the upstream's registered name (usually its Hub id)
     license: str | None
     verdict: Any  # scanner.provenance.compare.Verdict
@@ -49,8 +51,9 @@ class Context:
     fetch_card: CardFetcher | None = None  # reads a declared base's card; None: from the Hub for hf: scans only
     gguf: GGUFFacts | None = None  # what the repo's GGUF header says about itself (GGUF repos only)
 
-    def finding(self, rule: str, message: str, path: str | None = None, line: int | None = None,
-                **evidence: Any) -> Finding:
+    def finding(
+        self, rule: str, message: str, path: str | None = None, line: int | None = None, **evidence: Any
+    ) -> Finding:
         return finding(rule, message, path=path, line=line, **evidence)
 
     @functools.cached_property
@@ -59,12 +62,19 @@ class Context:
         Computed on first use, after the weight verdicts are in."""
         adapter = self.snap.jsons.get("adapter_config.json")
         adapter_base = adapter.get("base_model_name_or_path") if isinstance(adapter, dict) else None
-        return infer_lineage(LineageInput(
-            name=self.snap.name, card=self.card, config_matches=self.config_matches, token_matches=self.token_matches,
-            adapter_base=adapter_base if isinstance(adapter_base, str) else None,
-            gguf_bases=self.gguf.base_models if self.gguf else [],
-            weight_derived=[m.name for m in self.weight_matches if m.verdict.verdict == "derived"],
-            fetch_card=self.fetch_card or (hub_base_cards() if self.snap.kind == "hf" else None)), self.kb)
+        return infer_lineage(
+            LineageInput(
+                name=self.snap.name,
+                card=self.card,
+                config_matches=self.config_matches,
+                token_matches=self.token_matches,
+                adapter_base=adapter_base if isinstance(adapter_base, str) else None,
+                gguf_bases=self.gguf.base_models if self.gguf else [],
+                weight_derived=[m.name for m in self.weight_matches if m.verdict.verdict == "derived"],
+                fetch_card=self.fetch_card or (hub_base_cards() if self.snap.kind == "hf" else None),
+            ),
+            self.kb,
+        )
 
     def own_license(self) -> License | None:
         """The licence the card declares (through license_name for `other`); None when unknown or a placeholder."""
@@ -95,7 +105,7 @@ class UndeclaredRuleError(RuntimeError):
 def check(*rule_ids: str) -> Callable[[Check], Check]:
     """Register a check that may emit `rule_ids`; each must be in rules/catalogue.yaml (checked on import)."""
     if not rule_ids or not all(isinstance(r, str) for r in rule_ids):
-        raise TypeError("@check needs the rule ids the check may emit: @check(\"family.rule\", …)")
+        raise TypeError('@check needs the rule ids the check may emit: @check("family.rule", …)')
     for r in rule_ids:
         rule(r)  # UnknownRuleError names the missing id
 
@@ -126,7 +136,13 @@ def run_checks(ctx: Context) -> list[Finding]:
             elif strict:
                 raise UndeclaredRuleError(f"{c.name} emitted {f.rule!r}, which its @check does not declare")
             else:
-                findings.append(finding("source.internal_error", f"originscan's check {c.name} emitted {f.rule!r}, "
-                                        "which it does not declare; that finding was dropped", check=c.name,
-                                        emitted=f.rule))
+                findings.append(
+                    finding(
+                        "source.internal_error",
+                        f"originscan's check {c.name} emitted {f.rule!r}, "
+                        "which it does not declare; that finding was dropped",
+                        check=c.name,
+                        emitted=f.rule,
+                    )
+                )
     return findings

@@ -1,4 +1,5 @@
 """License family: is a licence declared, recognised, consistent, allowed, and compatible with the base's?"""
+
 from __future__ import annotations
 
 from scanner.checks.engine import Context, check
@@ -10,21 +11,37 @@ from scanner.knowledge import normalise
 def license_declared(ctx: Context):
     card_id = ctx.card.license
     if not card_id and not ctx.detections:
-        yield ctx.finding("license.missing", "no licence in the card metadata and no recognisable LICENSE file",
-                          path=ctx.card.path)
+        yield ctx.finding(
+            "license.missing", "no licence in the card metadata and no recognisable LICENSE file", path=ctx.card.path
+        )
         return
     if card_id and card_id.lower() == "other":
         if not ctx.card.license_name or not ctx.card.license_link:
             missing = [k for k in ("license_name", "license_link") if not ctx.card.metadata.get(k)]
-            yield ctx.finding("license.other_unnamed", f"`license: other` without {' and '.join(missing)}",
-                              path=ctx.card.path, line=ctx.card.line_of("license"), missing=missing)
+            yield ctx.finding(
+                "license.other_unnamed",
+                f"`license: other` without {' and '.join(missing)}",
+                path=ctx.card.path,
+                line=ctx.card.line_of("license"),
+                missing=missing,
+            )
         elif ctx.kb.license(ctx.card.license_name) is None:
-            yield ctx.finding("license.unknown", f"license_name {ctx.card.license_name!r} is not a licence "
-                              "originscan knows; its obligations were not checked", path=ctx.card.path,
-                              line=ctx.card.line_of("license_name"), license_name=ctx.card.license_name)
+            yield ctx.finding(
+                "license.unknown",
+                f"license_name {ctx.card.license_name!r} is not a licence "
+                "originscan knows; its obligations were not checked",
+                path=ctx.card.path,
+                line=ctx.card.line_of("license_name"),
+                license_name=ctx.card.license_name,
+            )
     elif card_id and (card_id.lower() == "unknown" or not ctx.lineage.own_licenses):
-        yield ctx.finding("license.unknown", f"licence {card_id!r} is not recognised", path=ctx.card.path,
-                          line=ctx.card.line_of("license"), license=card_id)
+        yield ctx.finding(
+            "license.unknown",
+            f"licence {card_id!r} is not recognised",
+            path=ctx.card.path,
+            line=ctx.card.line_of("license"),
+            license=card_id,
+        )
 
 
 @check("license.card_file_mismatch")
@@ -35,10 +52,15 @@ def license_matches_file(ctx: Context):
         return
     path, det = root
     if det.license.id not in {lic.id for lic in ctx.lineage.own_licenses}:
-        yield ctx.finding("license.card_file_mismatch",
-                          f"card says {own.id} but {path} is the {det.license.name}",
-                          path=ctx.card.path, line=ctx.card.line_of("license"),
-                          card_license=own.id, file=path, file_license=det.license.id)
+        yield ctx.finding(
+            "license.card_file_mismatch",
+            f"card says {own.id} but {path} is the {det.license.name}",
+            path=ctx.card.path,
+            line=ctx.card.line_of("license"),
+            card_license=own.id,
+            file=path,
+            file_license=det.license.id,
+        )
 
 
 @check("license.denied", "license.not_allowed")
@@ -49,11 +71,21 @@ def license_policy(ctx: Context):
     ids_lower = {i.lower() for i in ids}
     denied = ids_lower & set(ctx.policy.deny)
     if denied:
-        yield ctx.finding("license.denied", f"licence {', '.join(sorted(denied))} is denied by the policy",
-                          path=ctx.card.path, line=ctx.card.line_of("license"), license=sorted(denied))
+        yield ctx.finding(
+            "license.denied",
+            f"licence {', '.join(sorted(denied))} is denied by the policy",
+            path=ctx.card.path,
+            line=ctx.card.line_of("license"),
+            license=sorted(denied),
+        )
     elif ctx.policy.allow and ids_lower and not ids_lower & set(ctx.policy.allow):
-        yield ctx.finding("license.not_allowed", f"licence {', '.join(sorted(ids))} is not on the policy's allow list",
-                          path=ctx.card.path, line=ctx.card.line_of("license"), license=sorted(ids))
+        yield ctx.finding(
+            "license.not_allowed",
+            f"licence {', '.join(sorted(ids))} is not on the policy's allow list",
+            path=ctx.card.path,
+            line=ctx.card.line_of("license"),
+            license=sorted(ids),
+        )
 
 
 @check("license.incompatible")
@@ -75,11 +107,17 @@ def license_compatible(ctx: Context):
         if base.conditions.get("use_restrictions"):
             why.append("the base's use restrictions must bind every downstream user")
         allowed = base.outbound if isinstance(base.outbound, list) else []
-        yield ctx.finding("license.incompatible",
-                          f"{own.id} is not a licence a derivative of {ob.upstream.id} ({base.id}) may use"
-                          + (f": {'; '.join(why)}" if why else "")
-                          + (f" (allowed: {', '.join(allowed)})" if allowed else "") + ob.because(),
-                          path=ctx.card.path, line=ctx.card.line_of("license"), license=own.id, **ob.evidence())
+        yield ctx.finding(
+            "license.incompatible",
+            f"{own.id} is not a licence a derivative of {ob.upstream.id} ({base.id}) may use"
+            + (f": {'; '.join(why)}" if why else "")
+            + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+            + ob.because(),
+            path=ctx.card.path,
+            line=ctx.card.line_of("license"),
+            license=own.id,
+            **ob.evidence(),
+        )
 
 
 @check("license.copy_missing", "license.notice_missing", "license.use_restrictions_missing")
@@ -89,19 +127,33 @@ def license_obligations(ctx: Context):
     for ob in ctx.lineage.obligations():
         lic, cond, where, because = ob.license, ob.license.conditions, ob.evidence(), ob.because()
         if cond.get("license_copy") and lic.markers and lic.id not in shipped:
-            yield ctx.finding("license.copy_missing",
-                              f"{lic.name} requires recipients to get a copy of it; no file here carries its text"
-                              + because, path=next((p for p in ROOT_LICENSE_NAMES if p in ctx.snap.texts), None),
-                              **where)
+            yield ctx.finding(
+                "license.copy_missing",
+                f"{lic.name} requires recipients to get a copy of it; no file here carries its text" + because,
+                path=next((p for p in ROOT_LICENSE_NAMES if p in ctx.snap.texts), None),
+                **where,
+            )
         notice = cond.get("notice")
         if notice and normalise(notice) not in text:
-            yield ctx.finding("license.notice_missing", f"the notice required by {lic.name} is missing: "
-                              f"\u201c{notice}\u201d" + because, path="NOTICE", notice=notice, **where)
-        if cond.get("use_restrictions") and lic.id not in shipped and not any(
-                p.lower().startswith(("use_policy", "acceptable_use_policy")) for p in ctx.snap.texts):
-            yield ctx.finding("license.use_restrictions_missing",
-                              f"{lic.name} requires its use restrictions to be passed on; the repo ships neither "
-                              "that licence nor a use policy" + because, path=ctx.card.path, **where)
+            yield ctx.finding(
+                "license.notice_missing",
+                f"the notice required by {lic.name} is missing: \u201c{notice}\u201d" + because,
+                path="NOTICE",
+                notice=notice,
+                **where,
+            )
+        if (
+            cond.get("use_restrictions")
+            and lic.id not in shipped
+            and not any(p.lower().startswith(("use_policy", "acceptable_use_policy")) for p in ctx.snap.texts)
+        ):
+            yield ctx.finding(
+                "license.use_restrictions_missing",
+                f"{lic.name} requires its use restrictions to be passed on; the repo ships neither "
+                "that licence nor a use policy" + because,
+                path=ctx.card.path,
+                **where,
+            )
 
 
 @check("license.gguf_mismatch")
@@ -112,7 +164,12 @@ def license_matches_gguf(ctx: Context):
     own = ctx.lineage.own_licenses
     if inside is None or inside.is_placeholder or not own or inside.id in {lic.id for lic in own}:
         return  # "other" / "unknown" inside says nothing to contradict
-    yield ctx.finding("license.gguf_mismatch",
-                      f"card says {own[0].id} but {facts.path} carries general.license = {facts.license} "
-                      f"({inside.name})", path=ctx.card.path, line=ctx.card.line_of("license"),
-                      card_license=own[0].id, gguf_license=inside.id, file=facts.path)
+    yield ctx.finding(
+        "license.gguf_mismatch",
+        f"card says {own[0].id} but {facts.path} carries general.license = {facts.license} ({inside.name})",
+        path=ctx.card.path,
+        line=ctx.card.line_of("license"),
+        card_license=own[0].id,
+        gguf_license=inside.id,
+        file=facts.path,
+    )

@@ -1,4 +1,5 @@
 """Tokenizer family: distinctive special tokens of an upstream the card does not declare."""
+
 from __future__ import annotations
 
 from scanner.checks.engine import Context, check
@@ -13,7 +14,11 @@ def undeclared_special_tokens(ctx: Context):
             continue
         path = "tokenizer_config.json" if "tokenizer_config.json" in ctx.snap.jsons else "tokenizer.json"
         shown = ", ".join(f"{t}={i}" for t, i in list(unexplained.items())[:6])
-        yield ctx.finding("tokenizer.upstream_special_tokens",
-                          f"{len(unexplained)} special tokens of {c.upstream.id} at the same ids ({shown}"
-                          f"{' …' if len(unexplained) > 6 else ''}), and it is not a declared base",
-                          path=path, upstream=c.upstream.id, tokens=unexplained)
+        yield ctx.finding(
+            "tokenizer.upstream_special_tokens",
+            f"{len(unexplained)} special tokens of {c.upstream.id} at the same ids ({shown}"
+            f"{' …' if len(unexplained) > 6 else ''}), and it is not a declared base",
+            path=path,
+            upstream=c.upstream.id,
+            tokens=unexplained,
+        )

@@ -1,4 +1,5 @@
 """Weights family: the index's verdicts on whether the weights derive from a registered upstream."""
+
 from __future__ import annotations
 
 from scanner.checks.engine import Context, check
@@ -25,22 +26,39 @@ def weight_provenance(ctx: Context):
         if ctx.lineage.explains(m.name):
             continue
         v = m.verdict
-        evidence = dict(upstream=m.name, upstream_license=m.license, score=v.score, p_value=v.p_value,
-                        bytes_read=v.bytes_read, weight_bytes=v.weight_bytes)
+        evidence = dict(
+            upstream=m.name,
+            upstream_license=m.license,
+            score=v.score,
+            p_value=v.p_value,
+            bytes_read=v.bytes_read,
+            weight_bytes=v.weight_bytes,
+        )
         read = [e["detail"] for e in v.evidence if e.get("kind") == "weights-read" and e.get("model") == "suspect"]
         if read:  # which of the repo's GGUF variants was compared
             evidence["weights_read"] = read[0]
         if ctx.lineage.declared and not declared_hit:
-            yield ctx.finding("weights.base_mismatch", f"the card declares {', '.join(ctx.lineage.declared)} but the "
-                              f"weights derive from {m.name} (p={v.p_value:.1e})", path=ctx.card.path, **evidence)
+            yield ctx.finding(
+                "weights.base_mismatch",
+                f"the card declares {', '.join(ctx.lineage.declared)} but the "
+                f"weights derive from {m.name} (p={v.p_value:.1e})",
+                path=ctx.card.path,
+                **evidence,
+            )
             continue
         rule = _kind(v)
-        what = {"weights.exact_copy": "are a byte-identical copy of",
-                "weights.disguised_copy": "are a disguised copy of",
-                "weights.undeclared_derivative": "derive from"}[rule]
-        yield ctx.finding(rule, f"the weights {what} {m.name} ({m.license or 'licence unknown'}), which the card "
-                          f"does not declare (score {v.score:.2f}, p={v.p_value:.1e}; {v.reason})",
-                          path=next((f.path for f in ctx.snap.weight_files()), None), **evidence)
+        what = {
+            "weights.exact_copy": "are a byte-identical copy of",
+            "weights.disguised_copy": "are a disguised copy of",
+            "weights.undeclared_derivative": "derive from",
+        }[rule]
+        yield ctx.finding(
+            rule,
+            f"the weights {what} {m.name} ({m.license or 'licence unknown'}), which the card "
+            f"does not declare (score {v.score:.2f}, p={v.p_value:.1e}; {v.reason})",
+            path=next((f.path for f in ctx.snap.weight_files()), None),
+            **evidence,
+        )
 
 
 @check("source.unreadable", "source.malformed")
@@ -48,8 +66,10 @@ def weight_headers(ctx: Context):
     """Every safetensors and GGUF header is validated, registered upstreams or not: a malformed file is a finding."""
     from scanner.provenance import gguf, safetensors
 
-    parsers = {".safetensors": (safetensors.parse_header, safetensors.SafetensorsError),
-               ".gguf": (gguf.parse_header, gguf.GGUFError)}
+    parsers = {
+        ".safetensors": (safetensors.parse_header, safetensors.SafetensorsError),
+        ".gguf": (gguf.parse_header, gguf.GGUFError),
+    }
     for f in ctx.snap.weight_files():
         suffix = "." + f.path.lower().rsplit(".", 1)[-1]
         if suffix not in parsers or f.lfs_pointer:

@@ -1,6 +1,7 @@
 """The GitHub Actions runtime surface every CI command shares: workflow commands (rendered in report/ci.py), the
 run's URL, appending to the
 step summary / output files, and the retry policy of best-effort API writes (comments, issues)."""
+
 from __future__ import annotations
 
 import os

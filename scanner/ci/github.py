@@ -9,6 +9,7 @@ Only NEW findings at or above `fail_on` fail the check. The workspace is never m
 from a repo (card text, file names) is escaped before it reaches Markdown or a workflow command, and the token is
 never printed. A comment API that refuses (403 from a fork, 404, network) costs a `::warning::`, not the report.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,14 @@ _SHA_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
 
 # A folder is a model folder when it holds one of these (strong markers win over weak ones when nested).
 STRONG_MARKERS = {"readme.md", "config.json", "model_index.json", "adapter_config.json"}
-TOKENIZER_NAMES = {"tokenizer.model", "spiece.model", "vocab.json", "merges.txt", "vocab.txt", "sentencepiece.bpe.model"}
+TOKENIZER_NAMES = {
+    "tokenizer.model",
+    "spiece.model",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "sentencepiece.bpe.model",
+}
 
 
 def _safe(text: Any) -> str:
@@ -56,8 +64,11 @@ def _safe(text: Any) -> str:
 
 def upsert_comment(api: GitHubAPI, repo: str, number: int, body: str) -> tuple[str, int | None]:
     """Update the PR comment carrying MARKER (ours, preferring a bot's) or create it; ("updated"|"created", id)."""
-    mine = [c for c in api.iterate(f"/repos/{repo}/issues/{number}/comments", {"per_page": "100"})
-            if (c.get("body") or "").lstrip().startswith(MARKER)]
+    mine = [
+        c
+        for c in api.iterate(f"/repos/{repo}/issues/{number}/comments", {"per_page": "100"})
+        if (c.get("body") or "").lstrip().startswith(MARKER)
+    ]
     mine.sort(key=lambda c: ((c.get("user") or {}).get("type") != "Bot", c.get("id") or 0))
     if mine:
         cid = mine[0]["id"]
@@ -159,9 +170,14 @@ def relevant(path: str) -> bool:
     from scanner.sources.interface import SMALL_JSON_FILES, is_text_file, is_weight_file
 
     name = PurePosixPath(path).name.lower()
-    return (is_text_file(name) or name in SMALL_JSON_FILES or name.startswith("tokenizer")
-            or name in TOKENIZER_NAMES or is_weight_file(name)
-            or (name.endswith(".py") and name.startswith(("modeling_", "configuration_", "tokenization_"))))
+    return (
+        is_text_file(name)
+        or name in SMALL_JSON_FILES
+        or name.startswith("tokenizer")
+        or name in TOKENIZER_NAMES
+        or is_weight_file(name)
+        or (name.endswith(".py") and name.startswith(("modeling_", "configuration_", "tokenization_")))
+    )
 
 
 def _markers(names: Iterable[str]) -> tuple[bool, bool]:
@@ -278,8 +294,13 @@ def plan_folders(changes: list[Change], head: Tree, base: Tree | None, scopes: l
             used.add(bf)
         else:
             plan.folders[hf] = None
-    plan.deleted = sorted(bf for bf in base_touched if bf not in used and bf not in plan.folders
-                          and not (head.exists(bf) and head.model_folder(bf + "/x", [bf]) == bf))
+    plan.deleted = sorted(
+        bf
+        for bf in base_touched
+        if bf not in used
+        and bf not in plan.folders
+        and not (head.exists(bf) and head.model_folder(bf + "/x", [bf]) == bf)
+    )
     return plan
 
 
@@ -304,7 +325,9 @@ def all_model_folders(root: Path, scopes: list[str]) -> list[str]:
 def extract_base(repo: Repo, sha: str, folders: list[str], dest: Path) -> None:
     """`git archive SHA -- folders` unpacked under `dest` (the workspace is not touched)."""
     with tempfile.TemporaryFile() as fh:
-        repo.git.execute(["git", "archive", "--format=tar", sha, "--", *([f or "." for f in folders] or ["."])], output_stream=fh)
+        repo.git.execute(
+            ["git", "archive", "--format=tar", sha, "--", *([f or "." for f in folders] or ["."])], output_stream=fh
+        )
         fh.seek(0)
         with tarfile.open(fileobj=fh, mode="r:") as tar:
             tar.extractall(dest, filter="data")
@@ -335,15 +358,18 @@ def mark_status(head: TargetReport, base: TargetReport | None, aliases: Iterable
         for f in head.findings:
             f.status = "new"
         return
-    hit, _ = match_keys([(f.key(t, aliases), f.coarse_key(t)) for f in head.findings],
-                        [(f.key(t, aliases), f.coarse_key(t)) for f in base.findings])
+    hit, _ = match_keys(
+        [(f.key(t, aliases), f.coarse_key(t)) for f in head.findings],
+        [(f.key(t, aliases), f.coarse_key(t)) for f in base.findings],
+    )
     for f, h in zip(head.findings, hit, strict=False):
         f.status = "existing" if h else "new"
 
 
 # -- annotations and step outputs ------------------------------------------------------------------------------
-def write_outputs(output_path: str | None, counts: dict[str, int], report_paths: list[str],
-                  sarif_path: str | None = None) -> None:
+def write_outputs(
+    output_path: str | None, counts: dict[str, int], report_paths: list[str], sarif_path: str | None = None
+) -> None:
     """`findings-<severity>=N`, `findings-new=N`, `findings-new-<severity>=N`, `findings-total=N`, `sarif-path`
     and the multi-line `report-paths` for $GITHUB_OUTPUT."""
     if not output_path:
@@ -411,14 +437,25 @@ def _scopes(workspace: Path, paths: Iterable[str] | None) -> list[str]:
 
 
 # -- the entry point ---------------------------------------------------------------------------------------------
-def run_pull_request(event_path: str | os.PathLike[str] | None, workspace: str | os.PathLike[str], *,
-                     policy: str | None = None,
-                     fail_on: str | Severity | None = None, formats: Iterable[str] = ("markdown", "json"),
-                     comment: bool = True, sarif_path: str | os.PathLike[str] | None = None,
-                     summary_path: str | None = None, api_url: str | None = None, token: str | None = None,
-                     repo: str | None = None, paths: Iterable[str] | None = None, index: Any = None,
-                     output_dir: str | os.PathLike[str] | None = None, output_path: str | None = None,
-                     log: Callable[[str], None] | None = None) -> int:
+def run_pull_request(
+    event_path: str | os.PathLike[str] | None,
+    workspace: str | os.PathLike[str],
+    *,
+    policy: str | None = None,
+    fail_on: str | Severity | None = None,
+    formats: Iterable[str] = ("markdown", "json"),
+    comment: bool = True,
+    sarif_path: str | os.PathLike[str] | None = None,
+    summary_path: str | None = None,
+    api_url: str | None = None,
+    token: str | None = None,
+    repo: str | None = None,
+    paths: Iterable[str] | None = None,
+    index: Any = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    output_path: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> int:
     """Run originscan for one GitHub Actions job; returns the exit status (0 pass, 1 new findings at/above
     `fail_on`, 2 the job could not run). `summary_path`, `output_path`, `api_url` and `repo` default to
     GITHUB_STEP_SUMMARY, GITHUB_OUTPUT, GITHUB_API_URL and GITHUB_REPOSITORY; the token is never read from the
@@ -479,9 +516,11 @@ def run_pull_request(event_path: str | os.PathLike[str] | None, workspace: str |
                 return fail(f"git diff {base_sha[:12]}...{str(head_sha)[:12]} failed: {str(exc).splitlines()[0][:200]}")
         else:
             if base_sha:
-                notes.append(f"base commit {base_sha[:12]} is not in the checkout (use actions/checkout with "
-                             "fetch-depth: 0): every model folder in scope was scanned and every finding counts "
-                             "as new")
+                notes.append(
+                    f"base commit {base_sha[:12]} is not in the checkout (use actions/checkout with "
+                    "fetch-depth: 0): every model folder in scope was scanned and every finding counts "
+                    "as new"
+                )
                 log(workflow_command("warning", f"originscan: {notes[-1]}"))
             base_sha = None
     if plan is None:
@@ -507,8 +546,11 @@ def run_pull_request(event_path: str | os.PathLike[str] | None, workspace: str |
             base_report = _scan_folder(base_root, bf, target, pol, index) if bf is not None else None
             if base_report is not None and base_report.error:
                 base_report = None
-            aliases = {PurePosixPath(hf).name if hf else ws.resolve().name,
-                       PurePosixPath(bf).name if bf else base_root.name} if bf is not None else set()
+            aliases = (
+                {PurePosixPath(hf).name if hf else ws.resolve().name, PurePosixPath(bf).name if bf else base_root.name}
+                if bf is not None
+                else set()
+            )
             mark_status(head_report, base_report, aliases)
             reports.append(head_report)
     finally:
@@ -517,8 +559,11 @@ def run_pull_request(event_path: str | os.PathLike[str] | None, workspace: str |
     # Reports on disk.
     from scanner.knowledge import catalogue
 
-    out_dir = Path(output_dir) if output_dir else Path(os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / \
-        "originscan-reports"
+    out_dir = (
+        Path(output_dir)
+        if output_dir
+        else Path(os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "originscan-reports"
+    )
     written: list[str] = []
     try:
         from scanner.report.render import render, sarif_log
@@ -533,8 +578,9 @@ def run_pull_request(event_path: str | os.PathLike[str] | None, workspace: str |
             written.append(str(p))
         if sarif_path:
             sp = Path(sarif_path)
-            write_text_atomic(sp, json.dumps(sarif_log(reports, catalogue(), version=__version__, base=ws), indent=2)
-                          + "\n")
+            write_text_atomic(
+                sp, json.dumps(sarif_log(reports, catalogue(), version=__version__, base=ws), indent=2) + "\n"
+            )
             if str(sp) not in written:
                 written.append(str(sp))
     except OSError as exc:
@@ -542,12 +588,26 @@ def run_pull_request(event_path: str | os.PathLike[str] | None, workspace: str |
         log(workflow_command("warning", f"originscan: {_safe(notes[-1])}"))
 
     # Comment, summary, annotations, outputs.
-    body = pr_comment(reports, threshold, version=__version__, base=base_sha, head=event.head, renamed=plan.renamed,
-                      deleted=plan.deleted, notes=notes, run_url=run_url())
+    body = pr_comment(
+        reports,
+        threshold,
+        version=__version__,
+        base=base_sha,
+        head=event.head,
+        renamed=plan.renamed,
+        deleted=plan.deleted,
+        notes=notes,
+        run_url=run_url(),
+    )
     if event.kind == "pull_request" and comment:
         if not token:
-            log(workflow_command("notice", "originscan: no token (a pull request from a fork?): the PR comment was "
-                                           "skipped; the report is in the step summary"))
+            log(
+                workflow_command(
+                    "notice",
+                    "originscan: no token (a pull request from a fork?): the PR comment was "
+                    "skipped; the report is in the step summary",
+                )
+            )
         elif not (repo and REPO_RE.match(repo)) or event.number is None:
             log(workflow_command("warning", "originscan: no repository or PR number: the PR comment was skipped"))
         else:
@@ -558,23 +618,38 @@ def run_pull_request(event_path: str | os.PathLike[str] | None, workspace: str |
             except SourceError as exc:  # APIError (a refusal) or no answer at all
                 status = getattr(exc, "status", None)
                 hint = " (a pull request from a fork has a read-only token)" if status == 403 else ""
-                log(workflow_command("warning", f"originscan: could not post the PR comment: {_safe(exc)}{hint}; "
-                                                "the report is in the step summary"))
+                log(
+                    workflow_command(
+                        "warning",
+                        f"originscan: could not post the PR comment: {_safe(exc)}{hint}; "
+                        "the report is in the step summary",
+                    )
+                )
             except Exception as exc:  # never lose the report or change the verdict over a comment
-                log(workflow_command("warning", f"originscan: could not post the PR comment "
-                                                f"({type(exc).__name__}); the report is in the step summary"))
+                log(
+                    workflow_command(
+                        "warning",
+                        f"originscan: could not post the PR comment "
+                        f"({type(exc).__name__}); the report is in the step summary",
+                    )
+                )
     append(summary_path, body)
     for line in annotation_commands(reports, threshold):
         log(line)
     active = [f for r in reports for f in r.active()]
     new = [f for f in active if f.status != "existing"]
-    counts = {"total": len(active), "new": len(new), **{s.name: sum(1 for f in active if f.severity == s)
-                                                        for s in SEVERITIES}}
+    counts = {
+        "total": len(active),
+        "new": len(new),
+        **{s.name: sum(1 for f in active if f.severity == s) for s in SEVERITIES},
+    }
     counts.update({f"new-{s.name}": sum(1 for f in new if f.severity == s) for s in SEVERITIES})
     write_outputs(output_path, counts, written, str(sarif_path) if sarif_path and str(sarif_path) in written else None)
     failing = [f for f in new if threshold is not None and f.severity >= threshold]
-    log(f"originscan: {len(reports)} model folder(s), {len(new)} new and {len(active) - len(new)} existing "
-        f"finding(s); {len(failing)} new at {threshold.name if threshold is not None else 'never'} or above")
+    log(
+        f"originscan: {len(reports)} model folder(s), {len(new)} new and {len(active) - len(new)} existing "
+        f"finding(s); {len(failing)} new at {threshold.name if threshold is not None else 'never'} or above"
+    )
     if reports and all(r.error for r in reports):
         return 2
     return 1 if failing else 0

@@ -5,6 +5,7 @@ same finding", shared with SARIF fingerprints and pull-request mode), and `diff_
 `findings.match_keys` into a typed `RunDiff`. Rows stored before the key moved to `Finding.key` pair by their coarse
 key, which kept its form.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -80,8 +81,9 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def record_run(db_path: str | Path, reports: list[TargetReport], *, label: str | None = None,
-               started: str | None = None) -> int:
+def record_run(
+    db_path: str | Path, reports: list[TargetReport], *, label: str | None = None, started: str | None = None
+) -> int:
     """Store one run (its targets and active findings); returns the run id."""
     from scanner import __version__
 
@@ -92,15 +94,21 @@ def record_run(db_path: str | Path, reports: list[TargetReport], *, label: str |
                 cur = conn.execute(
                     "INSERT INTO runs (started, finished, tool_version, label, targets, findings) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (started or _now(), _now(), __version__, label, len(reports), len(active)))
+                    (started or _now(), _now(), __version__, label, len(reports), len(active)),
+                )
                 run_id = cur.lastrowid or 0  # set by every INSERT
-                conn.executemany("INSERT INTO run_targets (run_id, target, revision, error) VALUES (?, ?, ?, ?)",
-                                 [(run_id, r.target, r.revision, r.error) for r in reports])
+                conn.executemany(
+                    "INSERT INTO run_targets (run_id, target, revision, error) VALUES (?, ?, ?, ?)",
+                    [(run_id, r.target, r.revision, r.error) for r in reports],
+                )
                 conn.executemany(
                     "INSERT INTO findings (run_id, target, key, coarse, rule, severity, message, path, line) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, t, f.key(t), f.coarse_key(t), f.rule, f.severity.name, f.message, f.path, f.line)
-                     for t, f in active])
+                    [
+                        (run_id, t, f.key(t), f.coarse_key(t), f.rule, f.severity.name, f.message, f.path, f.line)
+                        for t, f in active
+                    ],
+                )
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"history {db_path}: {exc}") from None
     return run_id
@@ -111,7 +119,10 @@ def runs(db_path: str | Path) -> list[dict[str, Any]]:
         return []
     with closing(_connect(db_path)) as conn:
         cols = ("id", "started", "finished", "tool_version", "label", "targets", "findings")
-        return [dict(zip(cols, row, strict=False)) for row in conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY id")]
+        return [
+            dict(zip(cols, row, strict=False))
+            for row in conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY id")
+        ]
 
 
 def diff_last(db_path: str | Path, reports: list[TargetReport], *, before: int | None = None) -> RunDiff:
@@ -130,18 +141,24 @@ def diff_last(db_path: str | Path, reports: list[TargetReport], *, before: int |
                 if prev_id is not None:
                     prev_rows = conn.execute(
                         "SELECT target, key, coarse, rule, severity, message, path, line FROM findings "
-                        "WHERE run_id = ? ORDER BY rowid", (prev_id,)).fetchall()
-                    prev_targets = dict(conn.execute(
-                        "SELECT target, error FROM run_targets WHERE run_id = ?", (prev_id,)).fetchall())
+                        "WHERE run_id = ? ORDER BY rowid",
+                        (prev_id,),
+                    ).fetchall()
+                    prev_targets = dict(
+                        conn.execute("SELECT target, error FROM run_targets WHERE run_id = ?", (prev_id,)).fetchall()
+                    )
             except sqlite3.DatabaseError as exc:
                 raise UsageError(f"history {db_path}: {exc}") from None
     now_targets = {r.target: r for r in reports}
     head = [(r.target, f) for r in reports for f in r.active()]
     base = [row for row in prev_rows if row[0] in now_targets and not now_targets[row[0]].error]
     head_hit, base_hit = match_keys([(f.key(t), f.coarse_key(t)) for t, f in head], [(row[1], row[2]) for row in base])
-    diff = RunDiff(previous_run=prev_id, unverified=sorted(t for t, r in now_targets.items() if r.error),
-                   removed=sorted(t for t in prev_targets if t not in now_targets),
-                   added=sorted(t for t in now_targets if prev_id is not None and t not in prev_targets))
+    diff = RunDiff(
+        previous_run=prev_id,
+        unverified=sorted(t for t, r in now_targets.items() if r.error),
+        removed=sorted(t for t in prev_targets if t not in now_targets),
+        added=sorted(t for t in now_targets if prev_id is not None and t not in prev_targets),
+    )
     for (t, f), hit in zip(head, head_hit, strict=False):
         (diff.unchanged if hit and prev_id is not None else diff.new).append(DiffEntry.of(t, f))
     for (target, key, _, rule, severity, message, path, line), hit in zip(base, base_hit, strict=False):
@@ -155,9 +172,16 @@ def diff_last(db_path: str | Path, reports: list[TargetReport], *, before: int |
 # -- shard reports -----------------------------------------------------------------------------------------------
 def finding_from_json(d: dict[str, Any], where: str) -> Finding:
     try:
-        return Finding(rule=str(d["rule"]), severity=Severity.parse(str(d["severity"])), message=str(d["message"]),
-                       path=d.get("path"), line=d.get("line") if isinstance(d.get("line"), int) else None,
-                       evidence=d.get("evidence") or {}, suppressed=d.get("suppressed"), status=d.get("status"))
+        return Finding(
+            rule=str(d["rule"]),
+            severity=Severity.parse(str(d["severity"])),
+            message=str(d["message"]),
+            path=d.get("path"),
+            line=d.get("line") if isinstance(d.get("line"), int) else None,
+            evidence=d.get("evidence") or {},
+            suppressed=d.get("suppressed"),
+            status=d.get("status"),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"{where}: not an originscan JSON report (bad finding: {exc})") from None
 
@@ -169,8 +193,14 @@ def reports_from_json(doc: Any, where: str) -> list[TargetReport]:
     for t in doc["targets"]:
         if not isinstance(t, dict) or not isinstance(t.get("target"), str):
             raise UsageError(f"{where}: not an originscan JSON report (a target without a name)")
-        out.append(TargetReport(t["target"], [finding_from_json(f, where) for f in t.get("findings") or []],
-                                revision=t.get("revision"), error=t.get("error")))
+        out.append(
+            TargetReport(
+                t["target"],
+                [finding_from_json(f, where) for f in t.get("findings") or []],
+                revision=t.get("revision"),
+                error=t.get("error"),
+            )
+        )
     return out
 
 

@@ -4,6 +4,7 @@ One broken repo (or one org whose listing fails) becomes a `source.*` finding on
 scanned. `--shard K/N` keeps the targets whose stable hash (sha256 of the target name) falls in bucket K of N, so
 every shard of a job matrix sees a disjoint part and the union of the shards is the whole sweep.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,7 +32,7 @@ ISSUE_MARKER = "<!-- originscan-nightly -->"  # the first line of templates/nigh
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """"K/N" (1 ≤ K ≤ N) → (K, N); None → None. One clear error otherwise."""
+    """ "K/N" (1 ≤ K ≤ N) → (K, N); None → None. One clear error otherwise."""
     if text is None or text == "":
         return None
     try:
@@ -86,12 +87,26 @@ def _progress(total: int, quiet: bool) -> Progress | None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.description}"), console=Console(stderr=True), transient=True)
+    return Progress(
+        TextColumn("sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True),
+        transient=True,
+    )
 
 
-def scan_all(targets: list[str], *, policy: Policy, index: Index | None = None, workers: int = 4, quiet: bool = True,
-             scan: Callable[..., TargetReport] | None = None) -> list[TargetReport]:
+def scan_all(
+    targets: list[str],
+    *,
+    policy: Policy,
+    index: Index | None = None,
+    workers: int = 4,
+    quiet: bool = True,
+    scan: Callable[..., TargetReport] | None = None,
+) -> list[TargetReport]:
     """Scan `targets` with at most `workers` at a time; results in the order of `targets`."""
     from scanner.pipeline import scan_target
 
@@ -135,9 +150,16 @@ def scan_all(targets: list[str], *, policy: Policy, index: Index | None = None, 
     return [results[t] for t in targets]
 
 
-def sweep(orgs: list[str], *, policy: Policy, index: Index | None = None, history_db: str | Path | None = None,
-          shard: tuple[int, int] | None = None, workers: int = 4, quiet: bool = False,
-          ) -> tuple[list[TargetReport], RunDiff | None]:
+def sweep(
+    orgs: list[str],
+    *,
+    policy: Policy,
+    index: Index | None = None,
+    history_db: str | Path | None = None,
+    shard: tuple[int, int] | None = None,
+    workers: int = 4,
+    quiet: bool = False,
+) -> tuple[list[TargetReport], RunDiff | None]:
     """Scan every repo of `orgs` (this shard of them); record the run and diff it with the previous one.
 
     Returns (reports sorted by target, diff or None when no history is kept). A sharded sweep should keep no
@@ -163,9 +185,17 @@ def record_and_diff(history_db: str | Path, reports: list[TargetReport]) -> RunD
 
 
 # -- the tracking issue ------------------------------------------------------------------------------------------
-def nightly_issue(diff: RunDiff, api_url: str, token: str | None, repo: str,
-                  title: str = "originscan nightly", *, threshold: Severity = Severity.high,
-                  run_url: str | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+def nightly_issue(
+    diff: RunDiff,
+    api_url: str,
+    token: str | None,
+    repo: str,
+    title: str = "originscan nightly",
+    *,
+    threshold: Severity = Severity.high,
+    run_url: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any] | None:
     """New findings at `threshold` or above open (first time) or update (PATCH, reopening) ONE tracking issue,
     found by a hidden marker in its body. Returns {"action": "created"|"updated", "number": N, "url": …}, or
     None when there is nothing new to report or the API refused (a `::warning::` is printed; never raises)."""
@@ -181,8 +211,14 @@ def nightly_issue(diff: RunDiff, api_url: str, token: str | None, repo: str,
     api = GitHubAPI(token, api_url, retry=BEST_EFFORT_RETRY)
     body = tracking_issue(diff, urgent, run_url)
     try:
-        existing = next((issue for issue in api.iterate(f"/repos/{repo}/issues", {"state": "all", "per_page": "100"})
-                         if "pull_request" not in issue and ISSUE_MARKER in (issue.get("body") or "")), None)
+        existing = next(
+            (
+                issue
+                for issue in api.iterate(f"/repos/{repo}/issues", {"state": "all", "per_page": "100"})
+                if "pull_request" not in issue and ISSUE_MARKER in (issue.get("body") or "")
+            ),
+            None,
+        )
         if existing is None:
             made = api.send("POST", f"/repos/{repo}/issues", {"title": title, "body": body}) or {}
             return {"action": "created", "number": made.get("number"), "url": made.get("html_url")}
@@ -206,9 +242,13 @@ def publish_diff(diff: RunDiff, *, diff_json: str | Path | None = None, tracking
         write_text_atomic(diff_json, json.dumps(diff.to_json(), indent=2))
     append(os.environ.get("GITHUB_STEP_SUMMARY"), sweep_summary(diff))
     if tracking_issue:
-        res = nightly_issue(diff, os.environ.get("GITHUB_API_URL") or "https://api.github.com",
-                            os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY", ""),
-                            run_url=run_url())
+        res = nightly_issue(
+            diff,
+            os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+            os.environ.get("GITHUB_TOKEN"),
+            os.environ.get("GITHUB_REPOSITORY", ""),
+            run_url=run_url(),
+        )
         if res:
             lines.append(f"originscan sweep: tracking issue #{res['number']} {res['action']}")
     return lines

@@ -6,6 +6,7 @@ new p-value) rewrites the body and title. A closed issue stays closed: the owner
 marker keeps a second one from being opened. Declared derivatives get no issue. Never raises: the report is in
 the run's output; the issues are best effort (one `::warning::` line when the API refuses).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,15 @@ def body(s: dict[str, Any], run_url: str | None = None) -> str:
     return watch_issue(s, marker(s["repo"], s["watched"]), run_url)
 
 
-def file_issues(suspects: list[dict[str, Any]], api_url: str, token: str | None, repo: str, *,
-                run_url: str | None = None, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+def file_issues(
+    suspects: list[dict[str, Any]],
+    api_url: str,
+    token: str | None,
+    repo: str,
+    *,
+    run_url: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
     """Open or update one issue per undeclared suspect. Returns [{"action", "number", "repo", "watched"}]."""
     log = log or (lambda line: print(line, flush=True))
     undeclared = [s for s in suspects if not s.get("declared")]
@@ -62,8 +70,9 @@ def file_issues(suspects: list[dict[str, Any]], api_url: str, token: str | None,
             else:
                 made = api.send("POST", f"/repos/{repo}/issues", payload) or {}
                 existing[mark] = made
-                done.append({"action": "created", "number": made.get("number"), "repo": s["repo"],
-                             "watched": s["watched"]})
+                done.append(
+                    {"action": "created", "number": made.get("number"), "repo": s["repo"], "watched": s["watched"]}
+                )
     except (SourceError, OSError, ValueError) as exc:  # APIError or no answer: the report is elsewhere
         log(workflow_command("warning", f"originscan watch: could not file the suspects: {exc}"))
     return done

@@ -1,4 +1,5 @@
 """Model card facts: the YAML front matter through a budgeted safe loader, then huggingface_hub's card data."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -130,7 +131,7 @@ def split_front_matter(text: str) -> tuple[str, str, int] | None:
     if not text.startswith("---", start):
         return None
     eol = text.find("\n", start)
-    if eol < 0 or text[start + 3: eol].strip():
+    if eol < 0 or text[start + 3 : eol].strip():
         return None
     pos = eol
     while True:
@@ -139,8 +140,8 @@ def split_front_matter(text: str) -> tuple[str, str, int] | None:
             return None
         end = text.find("\n", pos + 4)
         end = len(text) if end < 0 else end
-        if not text[pos + 4: end].strip():
-            return text[eol + 1: pos], text[end + 1:], end + 1
+        if not text[pos + 4 : end].strip():
+            return text[eol + 1 : pos], text[end + 1 :], end + 1
         pos += 1
 
 

@@ -1,4 +1,5 @@
 """Architecture signatures: does config.json equal a known upstream's?"""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,9 +7,23 @@ from dataclasses import dataclass, field
 from scanner.knowledge import KnowledgeBase, Upstream
 
 # Keys that describe the shape of the network; a fine-tune keeps all of them, an unrelated model rarely does.
-SIGNATURE_KEYS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads",
-                  "num_key_value_heads", "vocab_size", "rope_theta", "max_position_embeddings", "head_dim",
-                  "query_num", "image_size", "patch_size", "slice_mode", "sliding_window", "num_local_experts")
+SIGNATURE_KEYS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "intermediate_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "rope_theta",
+    "max_position_embeddings",
+    "head_dim",
+    "query_num",
+    "image_size",
+    "patch_size",
+    "slice_mode",
+    "sliding_window",
+    "num_local_experts",
+)
 MIN_KEYS = 6  # fewer compared keys is a common shape, not a signature
 
 
@@ -48,13 +63,22 @@ def _match(mine: dict, up: Upstream) -> ConfigMatch | None:
     if len(keys) < MIN_KEYS:
         return None
     unequal = [k for k in keys if not (k in mine and _equal(mine[k], up.config[k]))]
-    extended = unequal == ["vocab_size"] and isinstance(mine.get("vocab_size"), int) \
-        and isinstance(up.config["vocab_size"], int) and mine["vocab_size"] > up.config["vocab_size"]
+    extended = (
+        unequal == ["vocab_size"]
+        and isinstance(mine.get("vocab_size"), int)
+        and isinstance(up.config["vocab_size"], int)
+        and mine["vocab_size"] > up.config["vocab_size"]
+    )
     if unequal and not extended:
         return None
     others = [k for k in up.config if k not in SIGNATURE_KEYS and k in mine]
-    return ConfigMatch(up, keys, also_equal=[k for k in others if _equal(mine[k], up.config[k])],
-                       differing=[k for k in others if not _equal(mine[k], up.config[k])], vocab_extended=extended)
+    return ConfigMatch(
+        up,
+        keys,
+        also_equal=[k for k in others if _equal(mine[k], up.config[k])],
+        differing=[k for k in others if not _equal(mine[k], up.config[k])],
+        vocab_extended=extended,
+    )
 
 
 def match_config(config: dict | None, kb: KnowledgeBase) -> list[ConfigMatch]:

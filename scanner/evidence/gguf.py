@@ -6,6 +6,7 @@ and the whole tokenizer (`tokenizer.ggml.tokens`, token types, special token ids
 a Llama 3 GGUF re-published as "apache-2.0" still says `general.license = llama3` inside. Only the header is read
 (range reads of the best GGUF model of the repo, see scanner.provenance.gguf.gguf_groups).
 """
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,10 @@ from scanner.provenance.gguf import GGUFError, GGUFHeader, gguf_config, gguf_gro
 from scanner.sources.interface import Snapshot
 
 CONTROL, USER_DEFINED = 3, 4  # gguf.TokenType: the special (added) tokens
-_HUB_URL = re.compile(r"^https?://(?:www\.)?(?:huggingface\.co|hf\.co)/([\w.-]+/[\w.-]+?)"
-                      r"(?:/(?:tree|blob|resolve)/.*)?/?$")
+_HUB_URL = re.compile(
+    r"^https?://(?:www\.)?(?:huggingface\.co|hf\.co)/([\w.-]+/[\w.-]+?)"
+    r"(?:/(?:tree|blob|resolve)/.*)?/?$"
+)
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -49,8 +52,13 @@ def hub_id(value: Any) -> str | None:
 
 def facts_from_header(header: GGUFHeader) -> GGUFFacts:
     get = header.get
-    facts = GGUFFacts(path=header.file, name=_str(get("general.name")), license=_str(get("general.license")),
-                      architecture=_str(get("general.architecture")), config=gguf_config(header))
+    facts = GGUFFacts(
+        path=header.file,
+        name=_str(get("general.name")),
+        license=_str(get("general.license")),
+        architecture=_str(get("general.architecture")),
+        config=gguf_config(header),
+    )
     count = get("general.base_model.count")
     for i in range(min(count, 16) if isinstance(count, int) else 0):
         rid = hub_id(get(f"general.base_model.{i}.repo_url")) or hub_id(get(f"general.base_model.{i}.url"))

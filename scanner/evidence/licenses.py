@@ -1,4 +1,5 @@
 """Licence texts found in the repo's files, recognised by the knowledge base's markers."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -21,6 +21,7 @@ To add a kind of evidence (GGUF metadata, another weight test): compute it where
 field to `LineageInput`, and one block in `infer_lineage` that calls `_add(...)` with a new kind and its strength
 in `STRENGTH`. Checks need no change: they read candidates, `undeclared()`, `explains()` and `obligations()`.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,9 +47,17 @@ class Confidence(IntEnum):
     high = 3
 
 
-STRENGTH = {"weights": Confidence.high, "declared": Confidence.high, "adapter": Confidence.high,
-            "gguf": Confidence.high, "name": Confidence.medium, "base-card": Confidence.medium,
-            "config": Confidence.medium, "tokenizer": Confidence.medium, "config-vocab": Confidence.low}
+STRENGTH = {
+    "weights": Confidence.high,
+    "declared": Confidence.high,
+    "adapter": Confidence.high,
+    "gguf": Confidence.high,
+    "name": Confidence.medium,
+    "base-card": Confidence.medium,
+    "config": Confidence.medium,
+    "tokenizer": Confidence.medium,
+    "config-vocab": Confidence.low,
+}
 ACCOUNTED = ("declared", "adapter", "name", "base-card")  # kinds that are the repo's own account of its base
 
 
@@ -94,6 +103,7 @@ class Candidate:
 @dataclass(frozen=True)
 class Obligation:
     """A licence whose terms bind this repo, and where it comes from."""
+
     license: License
     upstream: Upstream | None  # None: the repo's own declared licence, with no identified base
     known_from: str
@@ -105,8 +115,12 @@ class Obligation:
 
     def evidence(self) -> dict[str, Any]:
         """The fields every obligation finding carries."""
-        return dict(base=self.upstream.id if self.upstream else None, base_license=self.license.id,
-                    known_from=self.known_from, alternatives=list(self.alternatives))
+        return dict(
+            base=self.upstream.id if self.upstream else None,
+            base_license=self.license.id,
+            known_from=self.known_from,
+            alternatives=list(self.alternatives),
+        )
 
     def because(self) -> str:
         """Why this licence binds the repo, when it is not simply a declared base's: for finding messages."""
@@ -137,14 +151,14 @@ class Lineage:
         With a declared base the knowledge base cannot resolve, config evidence is presumed to be that base's
         lineage (its obligations still apply); special tokens of another family are still unaccounted for.
         """
-        config_families = {c.upstream.family for c in self.candidates
-                           if c.evidence_of("config") or c.evidence_of("config-vocab")}
+        config_families = {
+            c.upstream.family for c in self.candidates if c.evidence_of("config") or c.evidence_of("config-vocab")
+        }
         out = []
         for c in self.candidates:
             if c.accounted or c.contradicted:
                 continue
-            if self.unknown_declared and (c.evidence_of("tokenizer") is None
-                                          or c.upstream.family in config_families):
+            if self.unknown_declared and (c.evidence_of("tokenizer") is None or c.upstream.family in config_families):
                 continue
             out.append(c)
         return out
@@ -180,6 +194,7 @@ class Lineage:
 @dataclass
 class LineageInput:
     """Everything `infer_lineage` reads, drawn from one snapshot."""
+
     name: str  # the repo's id (owner/name) or, for a local folder, the folder name
     card: CardFacts
     config_matches: list[ConfigMatch] = field(default_factory=list)
@@ -218,15 +233,20 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
         chain = _follow_base_cards(b, src.fetch_card, kb)
         if chain is not None:
             up, path = chain
-            _add(up, Evidence("base-card", f"base_model {b} is built on {up.id} ({' -> '.join(path)}, "
-                                           "from their model cards)", {"chain": list(path)}))
+            _add(
+                up,
+                Evidence(
+                    "base-card",
+                    f"base_model {b} is built on {up.id} ({' -> '.join(path)}, from their model cards)",
+                    {"chain": list(path)},
+                ),
+            )
         else:
             unknown.append(b)
     if src.adapter_base and src.adapter_base.strip():
         hit = name_match(kb, src.adapter_base)
         if hit is not None:
-            _add(hit.upstream, Evidence("adapter", f"adapter_config.json base_model_name_or_path "
-                                                   f"{src.adapter_base}"))
+            _add(hit.upstream, Evidence("adapter", f"adapter_config.json base_model_name_or_path {src.adapter_base}"))
             if src.adapter_base not in declared:  # an adapter's config is its own declaration of its base
                 declared.append(src.adapter_base)
         elif src.adapter_base not in declared and "/" in src.adapter_base:
@@ -252,9 +272,11 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
     names = tuple(m.upstream.id for m in fits)
     for m in fits:
         kind = "config-vocab" if m.vocab_extended else "config"
-        detail = (f"config.json equals {m.upstream.id} on {len(m.keys) + len(m.also_equal)} recorded keys"
-                  + (" except a larger vocab_size (vocabulary extended)" if m.vocab_extended else "")
-                  + (f"; differs on {', '.join(m.differing)}" if m.differing else ""))
+        detail = (
+            f"config.json equals {m.upstream.id} on {len(m.keys) + len(m.also_equal)} recorded keys"
+            + (" except a larger vocab_size (vocabulary extended)" if m.vocab_extended else "")
+            + (f"; differs on {', '.join(m.differing)}" if m.differing else "")
+        )
         c = _add(m.upstream, Evidence(kind, detail, {"keys": m.keys + m.also_equal}))
         c.alternatives = tuple(n for n in names if n != m.upstream.id)
         if declared_ups and not in_family and not c.accounted:
@@ -274,15 +296,20 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
         if len(rest) >= 2:
             found.append((t, rest))
         elif t.upstream.id in cands:
-            cands[t.upstream.id].evidence.append(Evidence("tokenizer", f"{len(t.tokens)} special tokens of "
-                                                          f"{t.upstream.id} at the same ids", {"tokens": {}}))
+            cands[t.upstream.id].evidence.append(
+                Evidence(
+                    "tokenizer", f"{len(t.tokens)} special tokens of {t.upstream.id} at the same ids", {"tokens": {}}
+                )
+            )
     if found:
         top = max(len(rest) for _, rest in found)
         tied = [(t, rest) for t, rest in found if len(rest) == top]
         tied.sort(key=lambda x: (x[0].upstream.id not in cands, x[0].upstream.family not in config_families))
         t, rest = tied[0]
-        _add(t.upstream, Evidence("tokenizer", f"{len(rest)} special tokens of {t.upstream.id} at the same ids",
-                                  {"tokens": rest}))
+        _add(
+            t.upstream,
+            Evidence("tokenizer", f"{len(rest)} special tokens of {t.upstream.id} at the same ids", {"tokens": rest}),
+        )
 
     for name in src.weight_derived:
         if (hit := name_match(kb, name)) is not None:
@@ -291,8 +318,9 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
     # vendor releases: the upstream's own organisation (or the upstream itself, for a local checkout)
     self_family = self_up.family if self_up else None
     for c in cands.values():
-        if (org and org in _family_orgs(kb, c.upstream)) or (self_up is not None and (
-                c.upstream.id == self_up.id or (self_family and c.upstream.family == self_family))):
+        if (org and org in _family_orgs(kb, c.upstream)) or (
+            self_up is not None and (c.upstream.id == self_up.id or (self_family and c.upstream.family == self_family))
+        ):
             c.vendor = True
     ordered = sorted(cands.values(), key=lambda c: (-c.confidence, c.upstream.id))
     return Lineage(ordered, declared, unknown, own, self_up, kb)
@@ -346,7 +374,7 @@ def _follow_base_cards(base: str, fetch: CardFetcher | None, kb: KnowledgeBase) 
         nxt = []
         for repo in frontier:
             facts = fetch(repo)
-            for b in (facts.base_models if facts else []):
+            for b in facts.base_models if facts else []:
                 hit = name_match(kb, b)
                 if hit is not None:
                     return hit.upstream, path + [b]
@@ -377,8 +405,11 @@ def _is_vendor_license(lic: License, kb: KnowledgeBase) -> bool:
     """A model vendor's licence (Llama, Gemma, Qwen …): it exists to bind derivatives, so declaring it means
     taking on its terms. General licences (Apache, MIT, CC) allow any outbound licence and bind only the
     redistribution of someone else's work."""
-    return lic.outbound != "any" and lic.kind in ("community", "research", "rail", "noncommercial") and (
-        any(up.license == lic.id for up in kb.upstreams.values()))
+    return (
+        lic.outbound != "any"
+        and lic.kind in ("community", "research", "rail", "noncommercial")
+        and (any(up.license == lic.id for up in kb.upstreams.values()))
+    )
 
 
 # -- base cards from the Hub ---------------------------------------------------------------------------------------

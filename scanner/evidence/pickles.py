@@ -9,6 +9,7 @@ by raw storage bytes, and anything after a STOP may be loaded by someone. Zip co
 opened and every `.pkl` member analysed, nested archives and compressed streams (joblib) too, within budgets:
 a hostile file costs a finding, never minutes or gigabytes.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -38,31 +39,118 @@ MAX_REPORTED = 200  # distinct imports / reasons kept per file
 # Exactly the (module, name) pairs that rebuilding tensors needs. Derived from torch 2.13.0's weights_only
 # unpickler (torch/_weights_only_unpickler.py, `_get_allowed_globals` and `_tensor_rebuild_functions`), which
 # is what `torch.load(weights_only=True)` accepts without `add_safe_globals`; written out here, not imported.
-_STORAGE_TYPES = ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool",
-                  "ComplexDouble", "ComplexFloat", "QUInt8", "QInt8", "QInt32", "QUInt4x2", "QUInt2x4")
+_STORAGE_TYPES = (
+    "Double",
+    "Float",
+    "Half",
+    "BFloat16",
+    "Long",
+    "Int",
+    "Short",
+    "Char",
+    "Byte",
+    "Bool",
+    "ComplexDouble",
+    "ComplexFloat",
+    "QUInt8",
+    "QInt8",
+    "QInt32",
+    "QUInt4x2",
+    "QUInt2x4",
+)
 _TENSOR_TYPES = ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")
-_DTYPES = ("float16", "float32", "float64", "bfloat16", "complex32", "complex64", "complex128", "bool",
-           "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
-           "uint1", "uint2", "uint3", "uint4", "uint5", "uint6", "uint7", "int1", "int2", "int3", "int4", "int5",
-           "int6", "int7", "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "bits1x8", "bits2x4", "bits4x2",
-           "bits8", "bits16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
-           "float8_e8m0fnu", "float4_e2m1fn_x2",
-           "per_tensor_affine", "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric",
-           "per_channel_affine_float_qparams")
-_REBUILD_FUNCTIONS = ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
-                      "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
-                      "_rebuild_meta_tensor_no_storage", "_rebuild_nested_tensor", "_rebuild_wrapper_subclass",
-                      "_rebuild_device_tensor_from_cpu_tensor", "_rebuild_device_tensor_from_numpy")
+_DTYPES = (
+    "float16",
+    "float32",
+    "float64",
+    "bfloat16",
+    "complex32",
+    "complex64",
+    "complex128",
+    "bool",
+    "uint8",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint16",
+    "uint32",
+    "uint64",
+    "uint1",
+    "uint2",
+    "uint3",
+    "uint4",
+    "uint5",
+    "uint6",
+    "uint7",
+    "int1",
+    "int2",
+    "int3",
+    "int4",
+    "int5",
+    "int6",
+    "int7",
+    "qint8",
+    "quint8",
+    "qint32",
+    "quint4x2",
+    "quint2x4",
+    "bits1x8",
+    "bits2x4",
+    "bits4x2",
+    "bits8",
+    "bits16",
+    "float8_e4m3fn",
+    "float8_e4m3fnuz",
+    "float8_e5m2",
+    "float8_e5m2fnuz",
+    "float8_e8m0fnu",
+    "float4_e2m1fn_x2",
+    "per_tensor_affine",
+    "per_tensor_symmetric",
+    "per_channel_affine",
+    "per_channel_symmetric",
+    "per_channel_affine_float_qparams",
+)
+_REBUILD_FUNCTIONS = (
+    "_rebuild_tensor",
+    "_rebuild_tensor_v2",
+    "_rebuild_tensor_v3",
+    "_rebuild_parameter",
+    "_rebuild_parameter_with_state",
+    "_rebuild_qtensor",
+    "_rebuild_sparse_tensor",
+    "_rebuild_meta_tensor_no_storage",
+    "_rebuild_nested_tensor",
+    "_rebuild_wrapper_subclass",
+    "_rebuild_device_tensor_from_cpu_tensor",
+    "_rebuild_device_tensor_from_numpy",
+)
 SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    {("collections", "OrderedDict"), ("collections", "Counter"), ("torch.nn.parameter", "Parameter"),
-     ("torch.serialization", "_get_layout"), ("torch", "Size"), ("torch", "Tensor"), ("torch", "device"),
-     ("_codecs", "encode"), ("builtins", "bytearray"), ("builtins", "set"), ("builtins", "complex"),
-     ("torch.storage", "TypedStorage"), ("torch.storage", "UntypedStorage"),
-     ("torch._tensor", "_rebuild_from_type_v2")}
+    {
+        ("collections", "OrderedDict"),
+        ("collections", "Counter"),
+        ("torch.nn.parameter", "Parameter"),
+        ("torch.serialization", "_get_layout"),
+        ("torch", "Size"),
+        ("torch", "Tensor"),
+        ("torch", "device"),
+        ("_codecs", "encode"),
+        ("builtins", "bytearray"),
+        ("builtins", "set"),
+        ("builtins", "complex"),
+        ("torch.storage", "TypedStorage"),
+        ("torch.storage", "UntypedStorage"),
+        ("torch._tensor", "_rebuild_from_type_v2"),
+    }
     | {("torch", d) for d in _DTYPES}
     | {(m, f"{t}Storage") for m in ("torch", "torch.cuda") for t in _STORAGE_TYPES if m == "torch" or "Q" not in t}
-    | {(m, f"{t}Tensor") for m in ("torch", "torch.cuda", "torch.sparse", "torch.cuda.sparse") for t in _TENSOR_TYPES
-       if not (m.endswith("sparse") and t == "Bool")}
+    | {
+        (m, f"{t}Tensor")
+        for m in ("torch", "torch.cuda", "torch.sparse", "torch.cuda.sparse")
+        for t in _TENSOR_TYPES
+        if not (m.endswith("sparse") and t == "Bool")
+    }
     | {("torch._utils", f) for f in _REBUILD_FUNCTIONS}
     # numpy arrays of plain numbers (torch refuses these unless allow-listed by the user): the array, its dtype
     # from a type code, and a 0-d scalar. An object-dtype array's elements need globals of their own, checked too.
@@ -70,12 +158,47 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     | {("numpy", "ndarray"), ("numpy", "dtype")}
 )
 # Bytes per element of each legacy storage type: the legacy format's raw storages follow the pickles.
-_ELEMENT_SIZE = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1,
-                 "Byte": 1, "Bool": 1, "ComplexDouble": 16, "ComplexFloat": 8, "QUInt8": 1, "QInt8": 1,
-                 "QInt32": 4, "QUInt4x2": 1, "QUInt2x4": 1}
+_ELEMENT_SIZE = {
+    "Double": 8,
+    "Float": 4,
+    "Half": 2,
+    "BFloat16": 2,
+    "Long": 8,
+    "Int": 4,
+    "Short": 2,
+    "Char": 1,
+    "Byte": 1,
+    "Bool": 1,
+    "ComplexDouble": 16,
+    "ComplexFloat": 8,
+    "QUInt8": 1,
+    "QInt8": 1,
+    "QInt32": 4,
+    "QUInt4x2": 1,
+    "QUInt2x4": 1,
+}
 # Modules whose callables run commands or code: listed first in a report (the verdict never depends on this).
-_NOTORIOUS = frozenset({"os", "posix", "nt", "subprocess", "builtins", "__builtin__", "runpy", "pty", "shutil",
-                        "socket", "webbrowser", "importlib", "code", "pickle", "marshal", "ctypes", "sys"})
+_NOTORIOUS = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "subprocess",
+        "builtins",
+        "__builtin__",
+        "runpy",
+        "pty",
+        "shutil",
+        "socket",
+        "webbrowser",
+        "importlib",
+        "code",
+        "pickle",
+        "marshal",
+        "ctypes",
+        "sys",
+    }
+)
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER, the legacy format's first pickle
 
 
@@ -109,6 +232,7 @@ class _Global:
 @dataclass(frozen=True)
 class _Made:
     """An object the unpickler would create by calling `by` (a _Global, or None when unknown)."""
+
     by: _Global | None
 
 
@@ -156,7 +280,7 @@ class _Stream:
             data = self.src.read(self.pos, n)
         else:
             off, n = self._ensure(n)
-            data = self.buf[off: off + n]
+            data = self.buf[off : off + n]
         self.pos += len(data)
         self.budget.bytes_left -= len(data)
         return data
@@ -166,7 +290,7 @@ class _Stream:
         if 0 <= n <= self.budget.bytes_left and 0 <= off and off + n <= len(self.buf):  # the common case
             self.pos += n
             self.budget.bytes_left -= n
-            return self.buf[off: off + n]
+            return self.buf[off : off + n]
         return self._take(self.src.size - self.pos if n is None or n < 0 else n)
 
     def readline(self, limit: int = -1) -> bytes:
@@ -291,8 +415,8 @@ class _Unpickler:
     def pop(self, n: int = 1) -> list:
         if n > len(self.stack):
             raise IndexError("stack underflow")
-        items = self.stack[len(self.stack) - n:]
-        del self.stack[len(self.stack) - n:]
+        items = self.stack[len(self.stack) - n :]
+        del self.stack[len(self.stack) - n :]
         return items
 
     def call(self, target, how: str) -> _Made:
@@ -479,17 +603,64 @@ class _Unpickler:
         return OPAQUE
 
     HANDLERS = {
-        "PROTO": _proto, "FRAME": _nothing, "STOP": _stop, "MARK": _mark, "POP": _pop, "POP_MARK": _pop_mark,
-        "DUP": _dup, "PUT": _put, "BINPUT": _put, "LONG_BINPUT": _put, "MEMOIZE": _memoize,
-        "GET": _get, "BINGET": _get, "LONG_BINGET": _get,
-        "EMPTY_LIST": _empty_list, "LIST": _list, "APPEND": _append, "APPENDS": _appends,
-        "EMPTY_TUPLE": _empty_tuple, "TUPLE": _tuple, "TUPLE1": _tuple1, "TUPLE2": _tuple2, "TUPLE3": _tuple3,
-        "SETITEM": _setitem, "SETITEMS": _setitems, "ADDITEMS": _setitems,
-        "GLOBAL": _global, "INST": _inst, "STACK_GLOBAL": _stack_global,
-        "REDUCE": _reduce, "NEWOBJ": _newobj, "NEWOBJ_EX": _newobj_ex, "OBJ": _obj, "BUILD": _build,
-        "EXT1": _ext, "EXT2": _ext, "EXT4": _ext, "PERSID": _persid, "BINPERSID": _binpersid,
-        **dict.fromkeys(("STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
-                         "BINUNICODE8", "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"), _value),
+        "PROTO": _proto,
+        "FRAME": _nothing,
+        "STOP": _stop,
+        "MARK": _mark,
+        "POP": _pop,
+        "POP_MARK": _pop_mark,
+        "DUP": _dup,
+        "PUT": _put,
+        "BINPUT": _put,
+        "LONG_BINPUT": _put,
+        "MEMOIZE": _memoize,
+        "GET": _get,
+        "BINGET": _get,
+        "LONG_BINGET": _get,
+        "EMPTY_LIST": _empty_list,
+        "LIST": _list,
+        "APPEND": _append,
+        "APPENDS": _appends,
+        "EMPTY_TUPLE": _empty_tuple,
+        "TUPLE": _tuple,
+        "TUPLE1": _tuple1,
+        "TUPLE2": _tuple2,
+        "TUPLE3": _tuple3,
+        "SETITEM": _setitem,
+        "SETITEMS": _setitems,
+        "ADDITEMS": _setitems,
+        "GLOBAL": _global,
+        "INST": _inst,
+        "STACK_GLOBAL": _stack_global,
+        "REDUCE": _reduce,
+        "NEWOBJ": _newobj,
+        "NEWOBJ_EX": _newobj_ex,
+        "OBJ": _obj,
+        "BUILD": _build,
+        "EXT1": _ext,
+        "EXT2": _ext,
+        "EXT4": _ext,
+        "PERSID": _persid,
+        "BINPERSID": _binpersid,
+        **dict.fromkeys(
+            (
+                "STRING",
+                "BINSTRING",
+                "SHORT_BINSTRING",
+                "UNICODE",
+                "BINUNICODE",
+                "SHORT_BINUNICODE",
+                "BINUNICODE8",
+                "INT",
+                "BININT",
+                "BININT1",
+                "BININT2",
+                "LONG",
+                "LONG1",
+                "LONG4",
+            ),
+            _value,
+        ),
     }
 
 
@@ -569,11 +740,14 @@ def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str)
             if stream.over_budget:
                 report.fail(f"analysis stopped: more than {MAX_PICKLE_BYTES} bytes of pickle data")
             elif unpickler.framed and "unknown" in str(exc):  # a later Python's unpickler may know the opcode
-                report.fail(f"pickle {len(results) + 1} uses an opcode this analysis does not know "
-                            f"({describe(exc)}); what follows it was not analysed")
+                report.fail(
+                    f"pickle {len(results) + 1} uses an opcode this analysis does not know "
+                    f"({describe(exc)}); what follows it was not analysed"
+                )
             elif results:  # never loaded: pickle.load and torch stop before them
-                report.malformed(f"{src.size - start} bytes after pickle {len(results)} are not a pickle "
-                                 f"({describe(exc)})")
+                report.malformed(
+                    f"{src.size - start} bytes after pickle {len(results)} are not a pickle ({describe(exc)})"
+                )
             else:  # the unpickler fails here too; every opcode before was analysed
                 report.malformed(f"not a complete pickle: {describe(exc)}")
             return
@@ -600,13 +774,13 @@ def _central_directory_size(src: ByteSource) -> int | None:
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or at + 22 > len(tail):
         return None
-    entries, size = struct.unpack("<HI", tail[at + 10: at + 16])
+    entries, size = struct.unpack("<HI", tail[at + 10 : at + 16])
     if size != 0xFFFFFFFF and entries != 0xFFFF:
         return size
     loc = at - 20  # zip64 end-of-central-directory locator, then the record it points to
-    if loc < 0 or tail[loc: loc + 4] != b"PK\x06\x07":
+    if loc < 0 or tail[loc : loc + 4] != b"PK\x06\x07":
         return None
-    (record,) = struct.unpack("<Q", tail[loc + 8: loc + 16])
+    (record,) = struct.unpack("<Q", tail[loc + 8 : loc + 16])
     if record + 56 > src.size:
         return None
     head = src.read(record, 56)
@@ -628,8 +802,17 @@ def open_zip(src: ByteSource) -> zipfile.ZipFile:
     return zf
 
 
-ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, ValueError,
-              EOFError, zlib.error, lzma.LZMAError)
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    ValueError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 def _scan_zip(src: ByteSource, out: PickleScan, budget: _Budget, where: str, depth: int) -> None:
@@ -646,8 +829,10 @@ def _scan_zip(src: ByteSource, out: PickleScan, budget: _Budget, where: str, dep
                 if not lower.endswith((".pkl", ".pickle")) and not data.startswith((b"PK\x03\x04", b"\x80")):
                     continue  # raw data under an archive-like name, never loaded as a pickle
                 if len(data) > budget.bytes_left:  # analyse what fits: a payload at the head is still found
-                    report.fail(f"{member} is larger than the {MAX_PICKLE_BYTES}-byte analysis budget; "
-                                f"only its first {budget.bytes_left} bytes were analysed")
+                    report.fail(
+                        f"{member} is larger than the {MAX_PICKLE_BYTES}-byte analysis budget; "
+                        f"only its first {budget.bytes_left} bytes were analysed"
+                    )
                     data = data[: budget.bytes_left]
                 _scan_any(BytesByteSource(data, member), out, budget, f"{where}{member}: ", depth + 1)
                 if out.error:
@@ -662,14 +847,25 @@ def printable(name: str) -> str:
     return name if name.isprintable() else "".join(c if c.isprintable() else "?" for c in name)
 
 
-_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"\x78\x01", "zlib"), (b"\x78\x5e", "zlib"), (b"\x78\x9c", "zlib"),
-               (b"\x78\xda", "zlib"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x78\x01", "zlib"),
+    (b"\x78\x5e", "zlib"),
+    (b"\x78\x9c", "zlib"),
+    (b"\x78\xda", "zlib"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+)
 
 
 def _decompress(src: ByteSource, kind: str, limit: int) -> bytes | None:
     """joblib's compressed pickles, decompressed to at most `limit` + 1 bytes (None: not that format)."""
-    d = {"gzip": lambda: zlib.decompressobj(31), "zlib": zlib.decompressobj,
-         "bz2": bz2.BZ2Decompressor, "xz": lzma.LZMADecompressor}[kind]()
+    d = {
+        "gzip": lambda: zlib.decompressobj(31),
+        "zlib": zlib.decompressobj,
+        "bz2": bz2.BZ2Decompressor,
+        "xz": lzma.LZMADecompressor,
+    }[kind]()
     out, pos = bytearray(), 0
     try:
         while pos < src.size and len(out) <= limit:
@@ -699,8 +895,10 @@ def _scan_any(src: ByteSource, out: PickleScan, budget: _Budget, where: str, dep
             data = _decompress(src, kind, budget.bytes_left)
             if data is not None:
                 if len(data) > budget.bytes_left:  # analyse what fits, and say the rest was not
-                    _Report(out, where, budget).fail(f"{kind} stream decompresses beyond the {MAX_PICKLE_BYTES}-"
-                                                     "byte analysis budget; only its beginning was analysed")
+                    _Report(out, where, budget).fail(
+                        f"{kind} stream decompresses beyond the {MAX_PICKLE_BYTES}-"
+                        "byte analysis budget; only its beginning was analysed"
+                    )
                     data = data[: budget.bytes_left]
                 _scan_any(BytesByteSource(data, src.name), out, budget, f"{where}({kind}) ", depth + 1)
                 return

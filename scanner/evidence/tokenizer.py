@@ -1,4 +1,5 @@
 """Special tokens and their ids: distinctive added tokens betray where a tokenizer came from."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,6 +9,7 @@
 * ONNX: a tensor's external data `location` that is absolute or climbs out with `..` makes the loader read an
   arbitrary file. The protobuf is parsed with the `onnx` package without loading external data.
 """
+
 from __future__ import annotations
 
 import json
@@ -116,8 +117,11 @@ def keras_code(config: Any) -> list[str]:
             if cls in ("Lambda", "__lambda__"):  # its config is its code: nothing further to learn inside
                 inner = node.get("config")
                 name = inner.get("name") if isinstance(inner, dict) else None
-                found.append(f"Lambda layer {printable(str(name))[:80]!r} (Python bytecode)" if cls == "Lambda"
-                             else "a lambda function (Python bytecode)")
+                found.append(
+                    f"Lambda layer {printable(str(name))[:80]!r} (Python bytecode)"
+                    if cls == "Lambda"
+                    else "a lambda function (Python bytecode)"
+                )
                 continue
             if isinstance(cls, str) and isinstance(module, str) and module and not _keras_module(module):
                 found.append(f"{printable(module)[:80]}.{printable(cls)[:80]} (imported from outside Keras)")
@@ -254,7 +258,12 @@ def scan_onnx(src: ByteSource, path: str, max_bytes: int = MAX_ONNX_BYTES) -> Fo
 
 
 SCANNERS: dict[str, Callable[[ByteSource, str], FormatScan]] = {
-    ".npy": scan_numpy, ".npz": scan_numpy, ".keras": scan_keras, ".h5": scan_hdf5, ".onnx": scan_onnx}
+    ".npy": scan_numpy,
+    ".npz": scan_numpy,
+    ".keras": scan_keras,
+    ".h5": scan_hdf5,
+    ".onnx": scan_onnx,
+}
 
 
 def handles(path: str) -> bool:

@@ -9,6 +9,7 @@ scattered idioms do not add up to a copy. Reordering definitions moves runs but 
 Shared boilerplate is not copying: code under a `# Copied from …` marker (transformers' own reuse) is left out of
 both sides, and hashes found in the code of two or more registered upstreams are common stock, not evidence.
 """
+
 from __future__ import annotations
 
 import ast
@@ -67,16 +68,29 @@ class CodeFingerprint:
     api: tuple[int, ...] = ()  # winnowed 5-grams of the library names the code uses, in order
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "hashes": [format(h, "016x") for h in self.hashes],
-                "lines": [list(x) for x in self.lines], "tokens": self.tokens, "notices": list(self.notices),
-                "license": self.license, "error": self.error, "api": [format(h, "016x") for h in self.api]}
+        return {
+            "path": self.path,
+            "hashes": [format(h, "016x") for h in self.hashes],
+            "lines": [list(x) for x in self.lines],
+            "tokens": self.tokens,
+            "notices": list(self.notices),
+            "license": self.license,
+            "error": self.error,
+            "api": [format(h, "016x") for h in self.api],
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CodeFingerprint:
-        return cls(str(d["path"]), tuple(int(h, 16) for h in d["hashes"]),
-                   tuple((int(a), int(b)) for a, b in d["lines"]), int(d["tokens"]),
-                   tuple(str(n) for n in d.get("notices") or ()), d.get("license"), d.get("error"),
-                   tuple(int(h, 16) for h in d.get("api") or ()))
+        return cls(
+            str(d["path"]),
+            tuple(int(h, 16) for h in d["hashes"]),
+            tuple((int(a), int(b)) for a, b in d["lines"]),
+            int(d["tokens"]),
+            tuple(str(n) for n in d.get("notices") or ()),
+            d.get("license"),
+            d.get("error"),
+            tuple(int(h, 16) for h in d.get("api") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -145,8 +159,12 @@ def _own_names(tree: ast.Module | None, source: str) -> set[str]:
                 names.add(node.arg)
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 names.add(node.id)
-            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) \
-                    and isinstance(node.value, ast.Name) and node.value.id in _SELF:
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.ctx, ast.Store)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in _SELF
+            ):
                 names.add(node.attr)
     else:  # does not parse: the same idea from the token stream
         prev = ""
@@ -240,7 +258,7 @@ def winnow(ids: np.ndarray, k: int = K, window: int = WINDOW) -> np.ndarray:
     mul = np.uint64(0x100000001B3)
     with np.errstate(over="ignore"):
         for j in range(k):
-            h = h * mul + ids[j:j + n]
+            h = h * mul + ids[j : j + n]
     if n <= window:
         pos = np.array([n - 1 - int(np.argmin(h[::-1]))])
     else:
@@ -276,8 +294,16 @@ def fingerprint(path: str, source: str) -> CodeFingerprint:
     notices, lic = _header(source)
     api = [t for t in toks if t.startswith(".") or (t[0].isalpha() and t != "v" and t not in _SELF)]
     api_sel = winnow(_token_ids(api), API_K, API_WINDOW)
-    return CodeFingerprint(path, tuple(int(h) for h in sel[1]), lines, len(toks), notices, lic, error or tok_error,
-                           tuple(int(h) for h in api_sel[1]))
+    return CodeFingerprint(
+        path,
+        tuple(int(h) for h in sel[1]),
+        lines,
+        len(toks),
+        notices,
+        lic,
+        error or tok_error,
+        tuple(int(h) for h in api_sel[1]),
+    )
 
 
 def common_hashes(upstreams: Iterable[tuple[str, Iterable[CodeFingerprint]]]) -> set[int]:
@@ -300,13 +326,17 @@ def _norm(text: str) -> str:
 def missing_notices(upstream: CodeFingerprint, suspect_source: str) -> tuple[str, ...]:
     """The upstream's copyright lines the suspect file does not carry (whitespace and case aside)."""
     body = _norm(suspect_source.replace("#", " "))
-    return tuple(n for n in upstream.notices
-                 if re.search(r"copyright|\(c\)|©", n, re.I) and _norm(n) not in body)
+    return tuple(n for n in upstream.notices if re.search(r"copyright|\(c\)|©", n, re.I) and _norm(n) not in body)
 
 
-def compare(suspect: CodeFingerprint, upstream: CodeFingerprint, name: str,
-            common: set[int] = frozenset(),  # type: ignore[assignment]
-            suspect_source: str | None = None, license: str | None = None) -> CodeMatch:
+def compare(
+    suspect: CodeFingerprint,
+    upstream: CodeFingerprint,
+    name: str,
+    common: set[int] = frozenset(),  # type: ignore[assignment]
+    suspect_source: str | None = None,
+    license: str | None = None,
+) -> CodeMatch:
     """Which of the suspect's lines are copied from `upstream`, as regions of consecutive shared hashes."""
     where_up: dict[int, list[int]] = {}
     for i, h in enumerate(upstream.hashes):
@@ -353,13 +383,27 @@ def compare(suspect: CodeFingerprint, upstream: CodeFingerprint, name: str,
     missing = missing_notices(upstream, suspect_source) if (suspect_source is not None and regions) else ()
     up_api = set(upstream.api)
     api = sum(h in up_api for h in suspect.api) / max(1, len(suspect.api))
-    return CodeMatch(name, upstream.path, suspect.path, matched / max(1, len(own)),
-                     len(matched_up) / max(1, up_own), matched, api, tuple(regions), missing,
-                     upstream.license or license)
+    return CodeMatch(
+        name,
+        upstream.path,
+        suspect.path,
+        matched / max(1, len(own)),
+        len(matched_up) / max(1, up_own),
+        matched,
+        api,
+        tuple(regions),
+        missing,
+        upstream.license or license,
+    )
 
 
-def best_matches(suspect: CodeFingerprint, upstreams: dict[str, list[CodeFingerprint]], common: set[int],
-                 suspect_source: str | None = None, licenses: dict[str, str | None] | None = None) -> list[CodeMatch]:
+def best_matches(
+    suspect: CodeFingerprint,
+    upstreams: dict[str, list[CodeFingerprint]],
+    common: set[int],
+    suspect_source: str | None = None,
+    licenses: dict[str, str | None] | None = None,
+) -> list[CodeMatch]:
     """For one suspect file, its best-matching file in each upstream that it copies from."""
     out = []
     mine = set(suspect.hashes) - common
@@ -392,8 +436,10 @@ class CodeStore:
 
     def add(self, upstream: str, files: dict[str, str], license: str | None) -> int:
         """Fingerprint and store an upstream's Python files (replacing what was stored for it). Returns the count."""
-        rows = [(upstream, path, license, json.dumps(fingerprint(path, text).to_json()))
-                for path, text in sorted(files.items())]
+        rows = [
+            (upstream, path, license, json.dumps(fingerprint(path, text).to_json()))
+            for path, text in sorted(files.items())
+        ]
         with self.db:
             self.db.execute("DELETE FROM code_files WHERE upstream=?", (upstream,))
             self.db.executemany("INSERT INTO code_files VALUES (?,?,?,?)", rows)
@@ -402,7 +448,9 @@ class CodeStore:
     def upstreams(self) -> tuple[dict[str, list[CodeFingerprint]], dict[str, str | None]]:
         fps: dict[str, list[CodeFingerprint]] = {}
         licenses: dict[str, str | None] = {}
-        for name, lic, data in self.db.execute("SELECT upstream, license, data FROM code_files ORDER BY upstream, path"):
+        for name, lic, data in self.db.execute(
+            "SELECT upstream, license, data FROM code_files ORDER BY upstream, path"
+        ):
             fps.setdefault(name, []).append(CodeFingerprint.from_json(json.loads(data)))
             licenses[name] = lic
         return fps, licenses

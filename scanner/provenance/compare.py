@@ -15,6 +15,7 @@ Test (reads a few hundred token rows, never whole tensors):
  5. With the hidden axis aligned, residual vectors (norm weights, biases) give per-layer evidence and a layer map
     (pruned or re-ordered layers show up here).
 """
+
 from __future__ import annotations
 
 import math
@@ -87,8 +88,9 @@ class Verdict:
     weight_bytes: int
     evidence: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
-    null_hypothesis: str = ("the suspect and reference were initialised independently "
-                            "(same architecture and training data allowed)")
+    null_hypothesis: str = (
+        "the suspect and reference were initialised independently (same architecture and training data allowed)"
+    )
     log10_p_value: float = 0.0
     seconds: float = 0.0
 
@@ -180,8 +182,13 @@ def log10_binom_sf(k: int, n: int, p: float) -> float:
         return 0.0
     logs = []
     for i in range(k, n + 1):
-        logs.append(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-                    + i * math.log(p) + (n - i) * math.log1p(-p))
+        logs.append(
+            math.lgamma(n + 1)
+            - math.lgamma(i + 1)
+            - math.lgamma(n - i + 1)
+            + i * math.log(p)
+            + (n - i) * math.log1p(-p)
+        )
     m = max(logs)
     return (m + math.log(sum(math.exp(v - m) for v in logs))) / math.log(10)
 
@@ -246,8 +253,9 @@ class Comparator:
         self.nonfinite: set[str] = set()  # token matrices skipped for being mostly NaN/Inf
 
     # -- anchors -----------------------------------------------------------------------------------------------
-    def _anchor(self, ms: TokenMatrix, mr: TokenMatrix, tokens: np.ndarray, dims_s: list[int] | None,
-                dims_r: list[int] | None) -> _Anchor | None:
+    def _anchor(
+        self, ms: TokenMatrix, mr: TokenMatrix, tokens: np.ndarray, dims_s: list[int] | None, dims_r: list[int] | None
+    ) -> _Anchor | None:
         """None when either sample is mostly NaN/Inf: such a matrix carries no evidence either way."""
         half_a, half_b = tokens[0::2].tolist(), tokens[1::2].tolist()
         all_tokens = half_a + half_b
@@ -266,10 +274,10 @@ class Comparator:
         agree = int(np.sum((m1 == m2) & mutual1 & mutual2))
         units = a.shape[1]
         p0 = min(0.5, P0_FACTOR / b.shape[1])
-        tested = np.array(dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None
-                                                             else range(units)))
-        return _Anchor(agree, units, log10_binom_sf(agree, units, p0), tested, n, (ms.name, mr.name), swapped,
-                       (a, b))
+        tested = np.array(
+            dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None else range(units))
+        )
+        return _Anchor(agree, units, log10_binom_sf(agree, units, p0), tested, n, (ms.name, mr.name), swapped, (a, b))
 
     def _dims(self, view: ModelView, m: TokenMatrix) -> list[int] | None:
         if not m.transposed:
@@ -311,8 +319,13 @@ class Comparator:
                 if (result := self._anchor(ms, mr, tokens, dims_s, dims_r)) is not None:
                     results.append(result)
             if not results:
-                return Outcome("inconclusive", 1.0, 0.0, evidence, "token matrices hold mostly non-finite values "
-                               "(NaN/Inf): " + ", ".join(sorted(self.nonfinite)))
+                return Outcome(
+                    "inconclusive",
+                    1.0,
+                    0.0,
+                    evidence,
+                    "token matrices hold mostly non-finite values (NaN/Inf): " + ", ".join(sorted(self.nonfinite)),
+                )
             best = min(results, key=lambda r: r.log10_p)
             score = best.agreement / best.units
             # Keep only the pair that carries the signal once it is clear which one does.
@@ -326,18 +339,21 @@ class Comparator:
                 break
             k = min(2 * k, limit)
         score = best.agreement / best.units
-        evidence.append({
-            "kind": "token-matrix",
-            "suspect_tensor": best.pair[0],
-            "reference_tensor": best.pair[1],
-            "tokens_per_half": best.tokens_per_half,
-            "units_tested": best.units,
-            "units_consistent": best.agreement,
-            "median_matched_corr": round(float(np.median(np.abs(best.corr))), 4),
-            "log10_p": round(best.log10_p, 2),
-            "identity_alignment": bool(np.mean(best.match == best.units_tested) > 0.9)
-            if not best.swapped and best.units == (self.r.structure.hidden or -1) else None,
-        })
+        evidence.append(
+            {
+                "kind": "token-matrix",
+                "suspect_tensor": best.pair[0],
+                "reference_tensor": best.pair[1],
+                "tokens_per_half": best.tokens_per_half,
+                "units_tested": best.units,
+                "units_consistent": best.agreement,
+                "median_matched_corr": round(float(np.median(np.abs(best.corr))), 4),
+                "log10_p": round(best.log10_p, 2),
+                "identity_alignment": bool(np.mean(best.match == best.units_tested) > 0.9)
+                if not best.swapped and best.units == (self.r.structure.hidden or -1)
+                else None,
+            }
+        )
         self._vector_evidence(best, evidence)
         hidden_s, hidden_r = ss.hidden, rs.hidden
         if best.log10_p <= DERIVED_LOG10_P and score >= DERIVED_SCORE:
@@ -365,8 +381,15 @@ class Comparator:
             sus = self.s.vectors(sv)
             best = best_vector_matches([sus[n][units] for n in sv], {n: v[ref_units] for n, v in ref.items()})
             for name, (rho, rname) in zip(sv, best):
-                evidence.append({"kind": "residual-vector", "suspect_tensor": name, "reference_tensor": rname,
-                                 "corr": round(rho, 4), "nonfinite": int(np.sum(~np.isfinite(sus[name])))})
+                evidence.append(
+                    {
+                        "kind": "residual-vector",
+                        "suspect_tensor": name,
+                        "reference_tensor": rname,
+                        "corr": round(rho, 4),
+                        "nonfinite": int(np.sum(~np.isfinite(sus[name]))),
+                    }
+                )
             # the reference's own vectors, so a report can show which of its layers nothing matched (pruned)
             evidence.append({"kind": "reference-vectors", "names": list(rv)})
         except (OSError, ValueError, KeyError) as exc:
@@ -376,35 +399,62 @@ class Comparator:
         """No token matrix on one side: compare residual vectors under the identity alignment only."""
         ss, rs = self.s.structure, self.r.structure
         if not ss.vectors or not rs.vectors or ss.hidden != rs.hidden:
-            return Outcome("inconclusive", 1.0, 0.0, evidence, "no token matrix or comparable hidden-size tensors found")
+            return Outcome(
+                "inconclusive", 1.0, 0.0, evidence, "no token matrix or comparable hidden-size tensors found"
+            )
         strong = 0
         sus = self.s.vectors(ss.vectors)
-        for name, (rho, rname) in zip(ss.vectors, best_vector_matches([sus[n] for n in ss.vectors],
-                                                                       self.r.vectors(rs.vectors))):
+        for name, (rho, rname) in zip(
+            ss.vectors, best_vector_matches([sus[n] for n in ss.vectors], self.r.vectors(rs.vectors))
+        ):
             strong += rho > 0.8
-            evidence.append({"kind": "residual-vector", "suspect_tensor": name, "reference_tensor": rname,
-                             "corr": round(rho, 4)})
+            evidence.append(
+                {"kind": "residual-vector", "suspect_tensor": name, "reference_tensor": rname, "corr": round(rho, 4)}
+            )
         if strong >= max(2, len(ss.vectors) // 2):
-            return Outcome("derived", 0.0, -300.0, evidence,
-                           "residual vectors match under the identity alignment (no token matrix to align on)")
+            return Outcome(
+                "derived",
+                0.0,
+                -300.0,
+                evidence,
+                "residual vectors match under the identity alignment (no token matrix to align on)",
+            )
         return Outcome("inconclusive", 1.0, 0.0, evidence, "no token matrix to align on; residual vectors do not match")
 
 
-def compare_views(suspect: ModelView, reference: ModelView, suspect_name: str = "suspect",
-                  reference_name: str = "reference") -> Verdict:
+def compare_views(
+    suspect: ModelView, reference: ModelView, suspect_name: str = "suspect", reference_name: str = "reference"
+) -> Verdict:
     started = time.perf_counter()
     weight_bytes = suspect.weight_bytes + reference.weight_bytes
 
-    def done(verdict: str, p: float, log10_p: float, score: float, evidence: list[dict[str, Any]],
-             reason: str) -> Verdict:
-        return Verdict(suspect_name, reference_name, verdict, p, round(score, 4),
-                       suspect.bytes_read + reference.bytes_read, weight_bytes, evidence, reason,
-                       log10_p_value=round(log10_p, 2), seconds=round(time.perf_counter() - started, 3))
+    def done(
+        verdict: str, p: float, log10_p: float, score: float, evidence: list[dict[str, Any]], reason: str
+    ) -> Verdict:
+        return Verdict(
+            suspect_name,
+            reference_name,
+            verdict,
+            p,
+            round(score, 4),
+            suspect.bytes_read + reference.bytes_read,
+            weight_bytes,
+            evidence,
+            reason,
+            log10_p_value=round(log10_p, 2),
+            seconds=round(time.perf_counter() - started, 3),
+        )
 
     shared = suspect.file_hashes & reference.file_hashes
     if shared:
-        return done("derived", 0.0, -300.0, 1.0, [{"kind": "identical-file", "sha256": sorted(shared)}],
-                    "weight files are byte-identical")
+        return done(
+            "derived",
+            0.0,
+            -300.0,
+            1.0,
+            [{"kind": "identical-file", "sha256": sorted(shared)}],
+            "weight files are byte-identical",
+        )
     problems = suspect.problems + reference.problems
     if not suspect.structure.hidden or not reference.structure.hidden:
         reason = "; ".join(problems) if problems else "no comparable tensors (not a transformer weight set?)"
@@ -434,9 +484,18 @@ def compare_snapshots(suspect: Snapshot, reference: Snapshot) -> Verdict:
     r_hashes = {f.sha256 for f in reference.weight_files() if f.sha256}
     if s_hashes & r_hashes:  # decided from hashes the sources gave for free: no weight byte is read
         weight_bytes = sum(f.size for f in suspect.weight_files()) + sum(f.size for f in reference.weight_files())
-        return Verdict(suspect.target, reference.target, "derived", 0.0, 1.0, 0, weight_bytes,
-                       [{"kind": "identical-file", "sha256": sorted(s_hashes & r_hashes)}],
-                       "weight files are byte-identical", log10_p_value=-300.0)
+        return Verdict(
+            suspect.target,
+            reference.target,
+            "derived",
+            0.0,
+            1.0,
+            0,
+            weight_bytes,
+            [{"kind": "identical-file", "sha256": sorted(s_hashes & r_hashes)}],
+            "weight files are byte-identical",
+            log10_p_value=-300.0,
+        )
     from scanner.provenance.views import open_model  # safetensors (plain or quantized) or GGUF
 
     s, r = open_model(suspect), open_model(reference)

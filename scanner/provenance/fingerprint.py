@@ -20,6 +20,7 @@ Fields (format 2; format 1 blobs — the same layout without `format`, `kind`, `
 
 Issue #12 (GGUF, quantised weights) extends this record: a new `kind` or new optional fields, a new `format`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,6 +85,7 @@ class Sketch:
 @dataclass
 class FingerprintPlan:
     """How much of a model a fingerprint keeps (and therefore reads)."""
+
     stream_rows: int = 1024  # first ids of the token stream (the comparison needs at most 512)
     window_rows: int = 512  # adjacent ids, for suspects that store their token matrix transposed
     vector_bytes: int | None = None  # budget for residual vectors as read (None: all of them)
@@ -91,8 +93,9 @@ class FingerprintPlan:
 
 
 # What `index update` reads of a remote upstream: ≤ 2 MB for an 8B model (hidden 4096, bf16).
-REMOTE_PLAN = FingerprintPlan(stream_rows=2 * SKETCH_TOKENS_PER_HALF, window_rows=64, vector_bytes=256 * 1024,
-                              all_matrices=False)
+REMOTE_PLAN = FingerprintPlan(
+    stream_rows=2 * SKETCH_TOKENS_PER_HALF, window_rows=64, vector_bytes=256 * 1024, all_matrices=False
+)
 
 
 @dataclass
@@ -117,12 +120,18 @@ class Fingerprint:
 
     # -- bytes ---------------------------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        meta = {"format": self.format, "kind": self.kind, "hidden": self.hidden, "vocab": self.vocab,
-                "shape_key": self.shape_key, "weight_bytes": self.weight_bytes,
-                "files": [[f.path, f.size, f.sha256] for f in self.files],
-                "file_hashes": sorted(self.file_hashes),
-                "matrices": [{"name": m.name, "vocab": m.vocab} for m in self.matrices],
-                "vectors": list(self.vectors)}
+        meta = {
+            "format": self.format,
+            "kind": self.kind,
+            "hidden": self.hidden,
+            "vocab": self.vocab,
+            "shape_key": self.shape_key,
+            "weight_bytes": self.weight_bytes,
+            "files": [[f.path, f.size, f.sha256] for f in self.files],
+            "file_hashes": sorted(self.file_hashes),
+            "matrices": [{"name": m.name, "vocab": m.vocab} for m in self.matrices],
+            "vectors": list(self.vectors),
+        }
         arrays: dict[str, np.ndarray] = {}
         for i, m in enumerate(self.matrices):
             arrays[f"rows{i}"] = m.rows.astype(np.float16)
@@ -130,8 +139,7 @@ class Fingerprint:
         for i, v in enumerate(self.vectors.values()):
             arrays[f"vec{i}"] = v.astype(np.float32)
         buf = io.BytesIO()
-        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                            **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds after allow_pickle
+        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds after allow_pickle
         return buf.getvalue()
 
     @classmethod
@@ -140,18 +148,27 @@ class Fingerprint:
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
-                matrices = [StoredMatrix(str(m["name"]), int(m["vocab"]), data[f"tokens{i}"].astype(np.int64),
-                                         data[f"rows{i}"]) for i, m in enumerate(meta["matrices"])]
+                matrices = [
+                    StoredMatrix(str(m["name"]), int(m["vocab"]), data[f"tokens{i}"].astype(np.int64), data[f"rows{i}"])
+                    for i, m in enumerate(meta["matrices"])
+                ]
                 vectors = {str(n): data[f"vec{i}"] for i, n in enumerate(meta["vectors"])}
             files = [WeightFile(str(p), int(s), str(h) if h else None) for p, s, h in meta.get("files") or []]
             if not files:  # format 1 kept the hashes only
                 files = [WeightFile("", 0, str(h)) for h in meta.get("file_hashes") or []]
             hidden = meta.get("hidden")
-            fp = cls(kind=str(meta.get("kind", "rows")), hidden=int(hidden) if hidden is not None else None,
-                     vocab=meta.get("vocab", matrices[0].vocab if matrices else None),
-                     shape_key=str(meta.get("shape_key", "")), weight_bytes=int(meta.get("weight_bytes") or 0),
-                     files=files, matrices=matrices, vectors=vectors,
-                     sketch=Sketch.from_bytes(sketch) if sketch else None, format=int(meta.get("format", 1)))
+            fp = cls(
+                kind=str(meta.get("kind", "rows")),
+                hidden=int(hidden) if hidden is not None else None,
+                vocab=meta.get("vocab", matrices[0].vocab if matrices else None),
+                shape_key=str(meta.get("shape_key", "")),
+                weight_bytes=int(meta.get("weight_bytes") or 0),
+                files=files,
+                matrices=matrices,
+                vectors=vectors,
+                sketch=Sketch.from_bytes(sketch) if sketch else None,
+                format=int(meta.get("format", 1)),
+            )
         except FingerprintError:
             raise
         except Exception as exc:
@@ -167,16 +184,23 @@ class Fingerprint:
         if not self.hidden or self.hidden <= 0 or not self.matrices:
             raise FingerprintError("fingerprint of kind rows without a hidden size or token rows")
         for m in self.matrices:
-            if m.rows.dtype.kind != "f" or m.rows.ndim != 2 or len(m.tokens) != m.rows.shape[0] \
-                    or m.rows.shape[1] != self.hidden or (len(m.tokens) and not 0 <= m.tokens.min() <= m.tokens.max()
-                                                          < m.vocab):
+            if (
+                m.rows.dtype.kind != "f"
+                or m.rows.ndim != 2
+                or len(m.tokens) != m.rows.shape[0]
+                or m.rows.shape[1] != self.hidden
+                or (len(m.tokens) and not 0 <= m.tokens.min() <= m.tokens.max() < m.vocab)
+            ):
                 raise FingerprintError(f"fingerprint rows of {m.name!r} do not match its token ids or hidden size")
         for name, v in self.vectors.items():
             if v.dtype.kind != "f" or v.shape != (self.hidden,):
                 raise FingerprintError(f"fingerprint vector {name!r} is not {self.hidden} numbers")
         sk = self.sketch
-        if sk is not None and (sk.z.shape != (2, SKETCH_TOKENS_PER_HALF, len(sk.units)) or sk.vocab != self.vocab
-                               or (len(sk.units) and not 0 <= sk.units.min() <= sk.units.max() < self.hidden)):
+        if sk is not None and (
+            sk.z.shape != (2, SKETCH_TOKENS_PER_HALF, len(sk.units))
+            or sk.vocab != self.vocab
+            or (len(sk.units) and not 0 <= sk.units.min() <= sk.units.max() < self.hidden)
+        ):
             raise FingerprintError("fingerprint sketch does not match its hidden size or vocabulary")
 
 
@@ -232,8 +256,12 @@ def _token_rows(model: LiveModel, m: TokenMatrix, tokens: np.ndarray) -> np.ndar
 
     t = getattr(model, "tensors", {}).get(m.name)
     plain = isinstance(t, TensorInfo) and t.dtype in ("F32", "F16", "BF16") and t.shape[:1] == (m.vocab,)
-    if (plain and isinstance(t, TensorInfo) and not m.transposed
-            and t.nbytes <= max(WHOLE_MATRIX_BYTES, 2 * len(tokens) * (t.nbytes // m.vocab))):
+    if (
+        plain
+        and isinstance(t, TensorInfo)
+        and not m.transposed
+        and t.nbytes <= max(WHOLE_MATRIX_BYTES, 2 * len(tokens) * (t.nbytes // m.vocab))
+    ):
         rows: np.ndarray = read_tensor(model.sources[t.file], t)[tokens]
         return rows
     return model.token_rows(m, tokens.tolist())
@@ -248,8 +276,9 @@ def _pick_vectors(names: list[str], each: int, budget: int | None) -> list[str]:
     return [names[i] for i in picks]
 
 
-def build(model: LiveModel, plan: FingerprintPlan = FingerprintPlan(),
-          files: list[WeightFile] | None = None) -> Fingerprint:
+def build(
+    model: LiveModel, plan: FingerprintPlan = FingerprintPlan(), files: list[WeightFile] | None = None
+) -> Fingerprint:
     """Read what `plan` keeps of `model` and return its fingerprint (kind "hashes" when nothing is comparable)."""
     s = model.structure
     files = files if files is not None else [WeightFile("", 0, h) for h in sorted(model.file_hashes)]

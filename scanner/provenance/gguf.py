@@ -9,6 +9,7 @@ the `gguf` package: the value and quantization type codes, the block sizes, and 
 Layout: magic "GGUF", u32 version, u64 tensor count, u64 key/value count, the key/value pairs, the tensor infos
 (name, dims with the contiguous axis first, type, offset), padding to `general.alignment`, then the data.
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,12 +47,19 @@ KEPT_ARRAYS = ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type")
 SMALL_ARRAY = 64
 
 _SCALARS: dict[int, str] = {
-    GGUFValueType.UINT8: "B", GGUFValueType.INT8: "b", GGUFValueType.UINT16: "H", GGUFValueType.INT16: "h",
-    GGUFValueType.UINT32: "I", GGUFValueType.INT32: "i", GGUFValueType.FLOAT32: "f", GGUFValueType.BOOL: "?",
-    GGUFValueType.UINT64: "Q", GGUFValueType.INT64: "q", GGUFValueType.FLOAT64: "d",
+    GGUFValueType.UINT8: "B",
+    GGUFValueType.INT8: "b",
+    GGUFValueType.UINT16: "H",
+    GGUFValueType.INT16: "h",
+    GGUFValueType.UINT32: "I",
+    GGUFValueType.INT32: "i",
+    GGUFValueType.FLOAT32: "f",
+    GGUFValueType.BOOL: "?",
+    GGUFValueType.UINT64: "Q",
+    GGUFValueType.INT64: "q",
+    GGUFValueType.FLOAT64: "d",
 }
-_INTEGER_TYPES = {GGMLQuantizationType.I8, GGMLQuantizationType.I16, GGMLQuantizationType.I32,
-                  GGMLQuantizationType.I64}
+_INTEGER_TYPES = {GGMLQuantizationType.I8, GGMLQuantizationType.I16, GGMLQuantizationType.I32, GGMLQuantizationType.I64}
 
 
 class GGUFError(ValueError):
@@ -61,6 +69,7 @@ class GGUFError(ValueError):
 @dataclass(frozen=True)
 class ArraySummary:
     """A large metadata array that was walked but not kept (e.g. tokenizer.ggml.merges)."""
+
     item_type: str
     length: int
     sha256: str
@@ -153,7 +162,7 @@ class _Cursor:
         have_end = self.buf_start + len(self.buf)
         if end <= have_end:
             return
-        keep = self.buf[self.pos - self.buf_start:]
+        keep = self.buf[self.pos - self.buf_start :]
         want = max(end - have_end, self.chunk)
         want = min(want, self.src.size - have_end, MAX_HEADER_BYTES - have_end)
         self.buf = keep + self.src.read(have_end, want)
@@ -164,7 +173,7 @@ class _Cursor:
         self._ensure(n)
         off = self.pos - self.buf_start
         self.pos += n
-        return self.buf[off:off + n]
+        return self.buf[off : off + n]
 
     def unpack(self, fmt: str) -> Any:
         size = struct.calcsize(self.endian + fmt)
@@ -269,15 +278,18 @@ def parse_header(src: ByteSource, file: str | None = None) -> GGUFHeader:
             raise GGUFError(f"{file}: tensor {name!r} has unknown quantization type {qtype}") from None
         block, size = GGML_QUANT_SIZES[t]
         if dims[0] % block:
-            raise GGUFError(f"{file}: tensor {name!r} row of {dims[0]} values is not a multiple of the "
-                            f"{t.name} block ({block})")
+            raise GGUFError(
+                f"{file}: tensor {name!r} row of {dims[0]} values is not a multiple of the {t.name} block ({block})"
+            )
         numel = math.prod(dims)
         nbytes = numel // block * size
         start = data_start + offset
         if offset % alignment or start + nbytes > src.size:
-            raise GGUFError(f"{file}: tensor {name!r} data at {start}+{nbytes} lies outside the {src.size}-byte "
-                            "file (truncated?)" if start + nbytes > src.size else
-                            f"{file}: tensor {name!r} offset {offset} is not aligned to {alignment}")
+            raise GGUFError(
+                f"{file}: tensor {name!r} data at {start}+{nbytes} lies outside the {src.size}-byte file (truncated?)"
+                if start + nbytes > src.size
+                else f"{file}: tensor {name!r} offset {offset} is not aligned to {alignment}"
+            )
         tensors.append(GGUFTensor(name, int(t), dims, start, start + nbytes, file))
     return GGUFHeader(file, version, metadata, tensors, data_start, header_end, big, warnings)
 
@@ -335,6 +347,7 @@ _GOOD = re.compile(r"(?<![a-z0-9])(q4_k|q5_k|q6_k|q8_0|q4_0|q4_1|q5_0|q5_1|f16|b
 @dataclass
 class GGUFGroup:
     """One model in a repo: a single .gguf file, or the parts of a split one in order."""
+
     name: str
     files: list[str]
     size: int
@@ -351,8 +364,10 @@ def gguf_groups(files: dict[str, int]) -> list[GGUFGroup]:
             splits.setdefault((m["stem"], m["count"]), []).append((int(m["no"]), path, size))
         else:
             singles.append(GGUFGroup(path, [path], size))
-    groups = singles + [GGUFGroup(f"{stem}-*-of-{count}.gguf", [p for _, p, _ in sorted(parts)],
-                                  sum(s for *_, s in parts)) for (stem, count), parts in splits.items()]
+    groups = singles + [
+        GGUFGroup(f"{stem}-*-of-{count}.gguf", [p for _, p, _ in sorted(parts)], sum(s for *_, s in parts))
+        for (stem, count), parts in splits.items()
+    ]
     return sorted(groups, key=lambda g: (not _GOOD.search(g.name), g.size, g.name))
 
 
@@ -371,11 +386,19 @@ def gguf_config(header: GGUFHeader) -> dict[str, Any]:
     arch = header.get("general.architecture")
     if not isinstance(arch, str):
         return {}
-    keys = {"embedding_length": "hidden_size", "block_count": "num_hidden_layers",
-            "feed_forward_length": "intermediate_size", "attention.head_count": "num_attention_heads",
-            "attention.head_count_kv": "num_key_value_heads", "context_length": "max_position_embeddings",
-            "rope.freq_base": "rope_theta", "vocab_size": "vocab_size", "attention.key_length": "head_dim",
-            "attention.sliding_window": "sliding_window", "expert_count": "num_local_experts"}
+    keys = {
+        "embedding_length": "hidden_size",
+        "block_count": "num_hidden_layers",
+        "feed_forward_length": "intermediate_size",
+        "attention.head_count": "num_attention_heads",
+        "attention.head_count_kv": "num_key_value_heads",
+        "context_length": "max_position_embeddings",
+        "rope.freq_base": "rope_theta",
+        "vocab_size": "vocab_size",
+        "attention.key_length": "head_dim",
+        "attention.sliding_window": "sliding_window",
+        "expert_count": "num_local_experts",
+    }
     config: dict[str, Any] = {"model_type": arch}
     for gkey, hkey in keys.items():
         value = header.get(f"{arch}.{gkey}")
@@ -396,8 +419,13 @@ class GGUFModel(ModelView):
     index consume it unchanged.
     """
 
-    def __init__(self, sources: dict[str, ByteSource], file_hashes: set[str] | None = None,
-                 unreadable: list[str] | None = None, note: str = ""):
+    def __init__(
+        self,
+        sources: dict[str, ByteSource],
+        file_hashes: set[str] | None = None,
+        unreadable: list[str] | None = None,
+        note: str = "",
+    ):
         self.sources = sources
         self.problems: list[str] = list(unreadable or [])
         self.malformed = False
@@ -428,8 +456,9 @@ class GGUFModel(ModelView):
         for t in self.tensors.values():
             named = t.name in ("token_embd.weight", "output.weight")  # llama.cpp's names for token matrices
             if not t.decodable and len(t.shape) == 2 and (named or (hidden in t.shape and vocab in t.shape)):
-                self.problems.append(f"{t.file}: token matrix {t.name} is {t.dtype}, which the gguf package "
-                                     "cannot dequantize")
+                self.problems.append(
+                    f"{t.file}: token matrix {t.name} is {t.dtype}, which the gguf package cannot dequantize"
+                )
         self._rows: dict[tuple[str, int], np.ndarray] = {}
 
     @property
@@ -493,7 +522,7 @@ class GGUFModel(ModelView):
                     s.close()
                 tried.append(f"{group.name}: {exc}")
                 continue
-            note = (f"{group.name} ({len(group.files)} parts)" if len(group.files) > 1 else group.name)
+            note = f"{group.name} ({len(group.files)} parts)" if len(group.files) > 1 else group.name
             if len(groups) > 1:
                 note += f", the smallest readable of {len(groups)} GGUF models in the repo"
             hashes = {f.sha256 for f in files if f.sha256}

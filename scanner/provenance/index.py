@@ -15,6 +15,7 @@ Tables
   upstreams     what the last `index update` found per upstream (revision, state, where the weights came from),
                 so an unchanged upstream costs one revision check and an unverifiable one is reported once.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -111,6 +112,7 @@ class Registered:
 @dataclass
 class Candidate:
     """A registered upstream's header facts, read without decoding its fingerprint."""
+
     reg: Registered
     kind: str
     hidden: int | None
@@ -121,6 +123,7 @@ class Candidate:
 @dataclass
 class UpstreamState:
     """What the last `index update` found for one upstream."""
+
     id: str
     revision: str | None
     state: str  # fingerprinted | hashes-only | unverifiable | not-found | unreachable
@@ -155,9 +158,10 @@ class Index:
                 self._write_facts(key, fp)
 
     def _write_facts(self, key: str, fp: Fingerprint) -> None:
-        self.db.execute("INSERT OR REPLACE INTO facts(key, kind, hidden, vocab, shape_key, sketch) VALUES (?,?,?,?,?,?)",
-                        (key, fp.kind, fp.hidden, fp.vocab, fp.shape_key,
-                         fp.sketch.to_bytes() if fp.sketch else None))
+        self.db.execute(
+            "INSERT OR REPLACE INTO facts(key, kind, hidden, vocab, shape_key, sketch) VALUES (?,?,?,?,?,?)",
+            (key, fp.kind, fp.hidden, fp.vocab, fp.shape_key, fp.sketch.to_bytes() if fp.sketch else None),
+        )
         for h in fp.file_hashes:
             self.db.execute("INSERT OR IGNORE INTO files(sha256, key) VALUES (?,?)", (h, key))
 
@@ -175,14 +179,25 @@ class Index:
         row = self.db.execute("SELECT kind FROM facts WHERE key=?", (key,)).fetchone()
         return row is not None and (kind is None or row[0] == kind)
 
-    def put(self, name: str, fp: Fingerprint, license: str | None, target: str, revision: str | None,
-            key: str | None = None, data: bytes | None = None) -> str:
+    def put(
+        self,
+        name: str,
+        fp: Fingerprint,
+        license: str | None,
+        target: str,
+        revision: str | None,
+        key: str | None = None,
+        data: bytes | None = None,
+    ) -> str:
         """Store a fingerprint (a "rows" one replaces a "hashes" one of the same weights) and register `name`."""
         with self.db:
             return self._put(name, fp, license, target, revision, key, data)
 
-    def put_all(self, entries: list[tuple[str, Fingerprint, str | None, str, str | None, str, bytes | None]],
-                states: list[UpstreamState]) -> None:
+    def put_all(
+        self,
+        entries: list[tuple[str, Fingerprint, str | None, str, str | None, str, bytes | None]],
+        states: list[UpstreamState],
+    ) -> None:
         """Many (name, fingerprint, license, target, revision, key, data) at once: all are written or none."""
         with self.db:
             for entry in entries:
@@ -190,43 +205,61 @@ class Index:
             for state in states:
                 self._set_state(state)
 
-    def _put(self, name: str, fp: Fingerprint, license: str | None, target: str, revision: str | None,
-             key: str | None = None, data: bytes | None = None) -> str:
+    def _put(
+        self,
+        name: str,
+        fp: Fingerprint,
+        license: str | None,
+        target: str,
+        revision: str | None,
+        key: str | None = None,
+        data: bytes | None = None,
+    ) -> str:
         key = key or fp.key()
         if not self.has_fingerprint(key) or (fp.kind == "rows" and not self.has_fingerprint(key, "rows")):
-            self.db.execute("INSERT OR REPLACE INTO fingerprints(key, data, created) VALUES (?,?,?)",
-                            (key, data if data is not None else fp.to_bytes(), _now()))
+            self.db.execute(
+                "INSERT OR REPLACE INTO fingerprints(key, data, created) VALUES (?,?,?)",
+                (key, data if data is not None else fp.to_bytes(), _now()),
+            )
             self._write_facts(key, fp)
         self._register(name, key, license, target, revision, fp.weight_bytes)
         return key
 
-    def register(self, name: str, key: str, license: str | None, target: str, revision: str | None,
-                 weight_bytes: int) -> None:
+    def register(
+        self, name: str, key: str, license: str | None, target: str, revision: str | None, weight_bytes: int
+    ) -> None:
         with self.db:
             self._register(name, key, license, target, revision, weight_bytes)
 
-    def _register(self, name: str, key: str, license: str | None, target: str, revision: str | None,
-                  weight_bytes: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?,?,?)",
-                        (name, license, target, revision, key, weight_bytes, _now()))
+    def _register(
+        self, name: str, key: str, license: str | None, target: str, revision: str | None, weight_bytes: int
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO models VALUES (?,?,?,?,?,?,?)",
+            (name, license, target, revision, key, weight_bytes, _now()),
+        )
 
     def set_state(self, state: UpstreamState) -> None:
         with self.db:
             self._set_state(state)
 
     def _set_state(self, state: UpstreamState) -> None:
-        self.db.execute("INSERT OR REPLACE INTO upstreams VALUES (?,?,?,?,?,?)",
-                        (state.id, state.revision, state.state, state.origin, state.detail, state.checked))
+        self.db.execute(
+            "INSERT OR REPLACE INTO upstreams VALUES (?,?,?,?,?,?)",
+            (state.id, state.revision, state.state, state.origin, state.detail, state.checked),
+        )
 
     # -- reading -----------------------------------------------------------------------------------------------
     def models(self) -> list[Registered]:
-        rows = self.db.execute("SELECT name, license, target, revision, fingerprint, weight_bytes, added "
-                               "FROM models ORDER BY name").fetchall()
+        rows = self.db.execute(
+            "SELECT name, license, target, revision, fingerprint, weight_bytes, added FROM models ORDER BY name"
+        ).fetchall()
         return [Registered(*r) for r in rows]
 
     def model(self, name: str) -> Registered | None:
-        row = self.db.execute("SELECT name, license, target, revision, fingerprint, weight_bytes, added "
-                              "FROM models WHERE name=?", (name,)).fetchone()
+        row = self.db.execute(
+            "SELECT name, license, target, revision, fingerprint, weight_bytes, added FROM models WHERE name=?", (name,)
+        ).fetchone()
         return Registered(*row) if row else None
 
     def states(self) -> dict[str, UpstreamState]:
@@ -236,9 +269,13 @@ class Index:
         rows = self.db.execute(
             "SELECT m.name, m.license, m.target, m.revision, m.fingerprint, m.weight_bytes, m.added, "
             "f.kind, f.hidden, f.vocab, f.shape_key FROM models m JOIN facts f ON f.key = m.fingerprint "
-            "ORDER BY m.name").fetchall()
-        return [Candidate(Registered(*r[:7]), r[7] or "", r[8], r[9], r[10] or "") for r in rows
-                if exclude_target is None or r[2] != exclude_target]
+            "ORDER BY m.name"
+        ).fetchall()
+        return [
+            Candidate(Registered(*r[:7]), r[7] or "", r[8], r[9], r[10] or "")
+            for r in rows
+            if exclude_target is None or r[2] != exclude_target
+        ]
 
     def exact(self, file_hashes: set[str], exclude_target: str | None = None) -> list[tuple[Registered, set[str]]]:
         """Registered upstreams sharing a weight file (by sha256) with `file_hashes`: no fingerprint decoded."""
@@ -249,8 +286,11 @@ class Index:
         shared: dict[str, set[str]] = {}
         for sha, key in self.db.execute(f"SELECT sha256, key FROM files WHERE sha256 IN ({marks})", hashes):
             shared.setdefault(key, set()).add(sha)
-        return [(reg, shared[reg.fingerprint]) for reg in self.models()
-                if reg.fingerprint in shared and reg.target != exclude_target]
+        return [
+            (reg, shared[reg.fingerprint])
+            for reg in self.models()
+            if reg.fingerprint in shared and reg.target != exclude_target
+        ]
 
     def sketch(self, key: str) -> Sketch | None:
         row = self.db.execute("SELECT sketch FROM facts WHERE key=?", (key,)).fetchone()
@@ -261,8 +301,9 @@ class Index:
 
     def blob(self, key: str) -> tuple[bytes, bytes | None]:
         """(fingerprint bytes, sketch bytes or None)."""
-        row = self.db.execute("SELECT f.data, x.sketch FROM fingerprints f LEFT JOIN facts x ON x.key = f.key "
-                              "WHERE f.key=?", (key,)).fetchone()
+        row = self.db.execute(
+            "SELECT f.data, x.sketch FROM fingerprints f LEFT JOIN facts x ON x.key = f.key WHERE f.key=?", (key,)
+        ).fetchone()
         if row is None:
             raise KeyError(key)
         return row[0], row[1]

@@ -6,6 +6,7 @@ Provenance rests on two kinds of tensors that survive every function-preserving 
   * residual vectors (norm weights and biases of hidden size): per-layer, aligned once the hidden axis is.
 A `ModelView` serves those; `LiveModel` reads them from weight files, `StoredModel` from the fingerprint index.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,7 +85,6 @@ class ModelView:
         raise NotImplementedError
 
 
-
 def analyse(tensors: list[TensorInfo], config: dict[str, Any] | None) -> Structure:
     """Find the hidden size, the token matrices and the residual vectors from shapes alone (names may be fake)."""
     # Integer tensors are packed quantized weights, group indices or quantization state (GPTQ qweight / g_idx,
@@ -112,8 +112,9 @@ def analyse(tensors: list[TensorInfo], config: dict[str, Any] | None) -> Structu
     # A token matrix's other axis is shared by at most two tensors (embedding and head); MLP axes repeat per layer.
     candidates = [n for n, ts in by_other.items() if len(ts) <= 2 and MIN_VOCAB <= n <= MAX_VOCAB]
     vocab_hint = (config or {}).get("vocab_size")
-    vocab: int | None = vocab_hint if isinstance(vocab_hint, int) and vocab_hint in candidates else max(
-        candidates, default=None)
+    vocab: int | None = (
+        vocab_hint if isinstance(vocab_hint, int) and vocab_hint in candidates else max(candidates, default=None)
+    )
     matrices = []
     if vocab is not None:
         for t, transposed in sorted(by_other[vocab], key=lambda x: natural_key(x[0].name)):
@@ -125,8 +126,13 @@ def analyse(tensors: list[TensorInfo], config: dict[str, Any] | None) -> Structu
 class LiveModel(ModelView):
     """A model's safetensors files (one or many shards) behind ByteSources."""
 
-    def __init__(self, sources: dict[str, ByteSource], config: dict[str, Any] | None = None,
-                 file_hashes: set[str] | None = None, unreadable: list[str] | None = None):
+    def __init__(
+        self,
+        sources: dict[str, ByteSource],
+        config: dict[str, Any] | None = None,
+        file_hashes: set[str] | None = None,
+        unreadable: list[str] | None = None,
+    ):
         self.sources = sources
         self.tensors: dict[str, TensorInfo] = {}
         self.problems: list[str] = list(unreadable or [])
@@ -215,7 +221,6 @@ class LiveModel(ModelView):
     def close(self) -> None:
         for s in self.sources.values():
             s.close()
-
 
 
 def token_stream(vocab: int, seed: int = 20240602) -> np.ndarray:

@@ -16,6 +16,7 @@ pack with one error and the index is left as it was. `export` prints the manifes
 (`index import --sha256`) to know the pack is the one that was built, since a hash inside a file only proves
 the file is consistent with itself. Nothing in a pack is executed or unpickled, and nothing is extracted to disk.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -68,21 +69,40 @@ def export_pack(index: Index, path: str | os.PathLike[str]) -> PackSummary:
             for key in keys:
                 data, sketch = index.blob(key)
                 data_name = f"fingerprints/{key}.npz"
-                entry: dict[str, Any] = {"key": key, "kind": index.kind(key), "data": data_name,
-                                         "data_sha256": _sha(data), "data_size": len(data), "sketch": None,
-                                         "sketch_sha256": None, "sketch_size": 0}
+                entry: dict[str, Any] = {
+                    "key": key,
+                    "kind": index.kind(key),
+                    "data": data_name,
+                    "data_sha256": _sha(data),
+                    "data_size": len(data),
+                    "sketch": None,
+                    "sketch_sha256": None,
+                    "sketch_size": 0,
+                }
                 zf.writestr(data_name, data)
                 if sketch:
                     sketch_name = f"fingerprints/{key}.sketch"
                     entry.update(sketch=sketch_name, sketch_sha256=_sha(sketch), sketch_size=len(sketch))
                     zf.writestr(sketch_name, sketch)
                 entries.append(entry)
-            manifest = {"format": FORMAT_NAME, "version": VERSION, "originscan": __version__,
-                        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                        "models": [{"name": m.name, "license": m.license, "target": m.target,
-                                    "revision": m.revision, "fingerprint": m.fingerprint} for m in models],
-                        "fingerprints": entries,
-                        "upstreams": [vars(s) for s in index.states().values()]}
+            manifest = {
+                "format": FORMAT_NAME,
+                "version": VERSION,
+                "originscan": __version__,
+                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "models": [
+                    {
+                        "name": m.name,
+                        "license": m.license,
+                        "target": m.target,
+                        "revision": m.revision,
+                        "fingerprint": m.fingerprint,
+                    }
+                    for m in models
+                ],
+                "fingerprints": entries,
+                "upstreams": [vars(s) for s in index.states().values()],
+            }
             raw = json.dumps(manifest, indent=1, sort_keys=True).encode()
             zf.writestr("manifest.json", raw)
         os.replace(tmp, path)
@@ -126,8 +146,10 @@ def import_pack(index: Index, path: str | os.PathLike[str], expect_sha256: str |
         try:
             raw = _read(zf, "manifest.json", MAX_MANIFEST_BYTES, label)
             if expect_sha256 and _sha(raw) != expect_sha256.strip().lower():
-                raise PackError(f"{label}: manifest sha256 {_sha(raw)[:16]}… is not the pinned "
-                                f"{expect_sha256[:16]}… (a different or tampered pack)")
+                raise PackError(
+                    f"{label}: manifest sha256 {_sha(raw)[:16]}… is not the pinned "
+                    f"{expect_sha256[:16]}… (a different or tampered pack)"
+                )
             try:
                 manifest = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, ValueError, RecursionError):
@@ -135,21 +157,25 @@ def import_pack(index: Index, path: str | os.PathLike[str], expect_sha256: str |
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
                 raise PackError(f"{label}: not an originscan fingerprint pack")
             if manifest.get("version") != VERSION:
-                raise PackError(f"{label}: pack version {manifest.get('version')!r} is not supported "
-                                f"(this originscan reads version {VERSION})")
+                raise PackError(
+                    f"{label}: pack version {manifest.get('version')!r} is not supported "
+                    f"(this originscan reads version {VERSION})"
+                )
             fingerprints: dict[str, tuple[Fingerprint, bytes]] = {}
             for e in _field(manifest, "fingerprints", list, label):
                 key = _field(e, "key", str, label)
                 where = f"{label}: fingerprint {key[:16]}"
                 data = _read(zf, _field(e, "data", str, where), MAX_MEMBER_BYTES, where)
-                if len(data) != _field(e, "data_size", int, where) or _sha(data) != _field(e, "data_sha256", str,
-                                                                                          where):
+                if len(data) != _field(e, "data_size", int, where) or _sha(data) != _field(
+                    e, "data_sha256", str, where
+                ):
                     raise PackError(f"{where}: content does not match its sha256 (corrupted or tampered)")
                 sketch = None
                 if e.get("sketch") is not None:
                     sketch = _read(zf, _field(e, "sketch", str, where), MAX_MEMBER_BYTES, where)
-                    if len(sketch) != _field(e, "sketch_size", int, where) or \
-                            _sha(sketch) != _field(e, "sketch_sha256", str, where):
+                    if len(sketch) != _field(e, "sketch_size", int, where) or _sha(sketch) != _field(
+                        e, "sketch_sha256", str, where
+                    ):
                         raise PackError(f"{where}: sketch does not match its sha256 (corrupted or tampered)")
                 try:
                     fp = Fingerprint.from_bytes(data, sketch)
@@ -170,15 +196,42 @@ def import_pack(index: Index, path: str | os.PathLike[str], expect_sha256: str |
                 models.append(m)
             states = []
             for s in manifest.get("upstreams") or []:
-                if not isinstance(s, dict) or not all(isinstance(s.get(k), (str, type(None)))
-                                                      for k in ("id", "revision", "state", "origin", "detail",
-                                                                "checked")) or not s.get("id") or not s.get("state"):
+                if (
+                    not isinstance(s, dict)
+                    or not all(
+                        isinstance(s.get(k), (str, type(None)))
+                        for k in ("id", "revision", "state", "origin", "detail", "checked")
+                    )
+                    or not s.get("id")
+                    or not s.get("state")
+                ):
                     raise PackError(f"{label}: an upstream state record is malformed")
-                states.append(UpstreamState(s["id"], s.get("revision"), s["state"], s.get("origin"),
-                                            s.get("detail") or "", s.get("checked") or ""))
+                states.append(
+                    UpstreamState(
+                        s["id"],
+                        s.get("revision"),
+                        s["state"],
+                        s.get("origin"),
+                        s.get("detail") or "",
+                        s.get("checked") or "",
+                    )
+                )
         except (zipfile.BadZipFile, OSError, EOFError) as exc:  # e.g. a CRC error in a damaged member
             raise PackError(f"{label}: damaged archive ({str(exc)[:80]})") from None
     # Validated: one transaction, so an interrupted import leaves the index as it was.
-    index.put_all([(m["name"], fingerprints[m["fingerprint"]][0], m.get("license"), m.get("target") or m["name"],
-                    m.get("revision"), m["fingerprint"], fingerprints[m["fingerprint"]][1]) for m in models], states)
+    index.put_all(
+        [
+            (
+                m["name"],
+                fingerprints[m["fingerprint"]][0],
+                m.get("license"),
+                m.get("target") or m["name"],
+                m.get("revision"),
+                m["fingerprint"],
+                fingerprints[m["fingerprint"]][1],
+            )
+            for m in models
+        ],
+        states,
+    )
     return PackSummary(len(models), len(fingerprints), Path(path).stat().st_size, _sha(raw))

@@ -9,6 +9,7 @@ tensors, which `analyse` ignores. Two forms quantize the token matrices themselv
 Anything else (a bitsandbytes 4-bit embedding, say) leaves no comparable token matrix, and the verdict is
 `inconclusive` with the reason; never `independent`.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,18 @@ from scanner.sources.bytesource import ByteSource
 READ_WORKERS = 8
 # Quantization state stored next to packed weights (bitsandbytes absmax / quant maps / SCB, GPTQ zeros, FP8 scales):
 # float vectors and matrices whose lengths could pass for a hidden size or a vocabulary in the shape analysis.
-QUANT_STATE_SUFFIXES = (".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".SCB", ".qzeros", ".g_idx",
-                        ".weight_scale", ".weight_scale_inv", ".input_scale")
+QUANT_STATE_SUFFIXES = (
+    ".absmax",
+    ".quant_map",
+    ".nested_absmax",
+    ".nested_quant_map",
+    ".SCB",
+    ".qzeros",
+    ".g_idx",
+    ".weight_scale",
+    ".weight_scale_inv",
+    ".input_scale",
+)
 
 
 def quantization_scheme(config: dict[str, Any] | None, tensors: dict[str, TensorInfo]) -> str | None:
@@ -56,6 +67,7 @@ def quantization_scheme(config: dict[str, Any] | None, tensors: dict[str, Tensor
 @dataclass(frozen=True)
 class PackedMatrix:
     """An MLX-quantized 2-D tensor seen as the float matrix it stands for."""
+
     name: str  # the packed tensor's name (X.weight)
     shape: tuple[int, int]
     bits: int
@@ -86,7 +98,9 @@ def _mlx_params(config: dict[str, Any] | None, prefix: str) -> tuple[int, int] |
     return None
 
 
-def packed_matrices(tensors: dict[str, TensorInfo], config: dict[str, Any] | None) -> tuple[dict[str, PackedMatrix], list[str]]:
+def packed_matrices(
+    tensors: dict[str, TensorInfo], config: dict[str, Any] | None
+) -> tuple[dict[str, PackedMatrix], list[str]]:
     """MLX triplets (uint32 weight + scales + biases) that decode to 2-D float matrices; problems for the rest."""
     out, problems = {}, []
     for name, t in tensors.items():
@@ -134,8 +148,13 @@ def unpack_mlx(words: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits: 
 class DequantizingModel(LiveModel):
     """A `LiveModel` that also reads token matrices stored quantized (MLX packed, FP8 with scales)."""
 
-    def __init__(self, sources: dict[str, ByteSource], config: dict[str, Any] | None = None,
-                 file_hashes: set[str] | None = None, unreadable: list[str] | None = None):
+    def __init__(
+        self,
+        sources: dict[str, ByteSource],
+        config: dict[str, Any] | None = None,
+        file_hashes: set[str] | None = None,
+        unreadable: list[str] | None = None,
+    ):
         super().__init__(sources, config, file_hashes, unreadable)
         self.scheme = quantization_scheme(config, self.tensors)
         self.packed, problems = packed_matrices(self.tensors, config)
@@ -146,8 +165,9 @@ class DequantizingModel(LiveModel):
             visible: list[Any] = [t for n, t in self.tensors.items() if n not in hidden_parts | state]
             self.structure = analyse(visible + list(self.packed.values()), config)
         if self.scheme and not self.structure.token_matrices and self.structure.hidden:
-            self.problems.append(f"the token matrices are quantized ({self.scheme}) in a form originscan does not "
-                                 "dequantize")
+            self.problems.append(
+                f"the token matrices are quantized ({self.scheme}) in a form originscan does not dequantize"
+            )
 
     def _fp8_scale(self, name: str, tokens: list[int], cols: int) -> np.ndarray | None:
         """Per-token multipliers (tokens x cols) from an FP8 matrix's scale tensor; None when there is none."""

@@ -3,6 +3,7 @@
 Format: 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}}, then the data.
 Every field is checked because the file comes from whoever uploaded it.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,12 +49,25 @@ def parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
         return [fn(x) for x in items]  # inline from a reader thread: waiting on the pool could deadlock it
     return list(reader_pool().map(fn, items))
 
+
 # dtype -> (bytes per element, numpy decoder or None when we cannot turn it into numbers)
 DTYPES: dict[str, tuple[int, str | None]] = {
-    "F64": (8, "<f8"), "F32": (4, "<f4"), "F16": (2, "<f2"), "BF16": (2, "bf16"),
-    "I64": (8, "<i8"), "I32": (4, "<i4"), "I16": (2, "<i2"), "I8": (1, "i1"),
-    "U64": (8, "<u8"), "U32": (4, "<u4"), "U16": (2, "<u2"), "U8": (1, "u1"), "BOOL": (1, "u1"),
-    "F8_E4M3": (1, "f8e4m3"), "F8_E5M2": (1, "f8e5m2"), "F8_E8M0": (1, None),
+    "F64": (8, "<f8"),
+    "F32": (4, "<f4"),
+    "F16": (2, "<f2"),
+    "BF16": (2, "bf16"),
+    "I64": (8, "<i8"),
+    "I32": (4, "<i4"),
+    "I16": (2, "<i2"),
+    "I8": (1, "i1"),
+    "U64": (8, "<u8"),
+    "U32": (4, "<u4"),
+    "U16": (2, "<u2"),
+    "U8": (1, "u1"),
+    "BOOL": (1, "u1"),
+    "F8_E4M3": (1, "f8e4m3"),
+    "F8_E5M2": (1, "f8e5m2"),
+    "F8_E8M0": (1, None),
 }
 
 
@@ -127,8 +141,9 @@ def parse_header(src: ByteSource, file: str | None = None) -> tuple[list[TensorI
     except SafetensorsError as exc:
         _remember(src, key, {"error": str(exc).removeprefix(f"{file}: ")})
         raise
-    _remember(src, key, {"tensors": [[t.name, t.dtype, list(t.shape), t.start, t.end] for t in tensors],
-                         "metadata": metadata})
+    _remember(
+        src, key, {"tensors": [[t.name, t.dtype, list(t.shape), t.start, t.end] for t in tensors], "metadata": metadata}
+    )
     return tensors, metadata
 
 
@@ -187,19 +202,29 @@ def _parse_header(src: ByteSource, file: str) -> tuple[list[TensorInfo], dict[st
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
         if not isinstance(dtype, str) or dtype not in DTYPES:  # any JSON type may stand here
             raise SafetensorsError(f"{file}: tensor {_show(name)} has unknown dtype {_show(dtype)}")
-        if not (isinstance(shape, list) and len(shape) <= MAX_DIMS
-                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+        if not (
+            isinstance(shape, list)
+            and len(shape) <= MAX_DIMS
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        ):
             raise SafetensorsError(f"{file}: tensor {_show(name)} has an invalid shape {_show(shape)}")
-        if not (isinstance(offsets, list) and len(offsets) == 2
-                and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        ):
             raise SafetensorsError(f"{file}: tensor {_show(name)} has invalid data_offsets {_show(offsets)}")
         begin, end = offsets
         if not 0 <= begin <= end <= data_len:
-            raise SafetensorsError(f"{file}: tensor {_show(name)} offsets {_show(begin)}..{_show(end)} fall outside the "
-                                   f"{data_len}-byte data section (truncated file?)")
+            raise SafetensorsError(
+                f"{file}: tensor {_show(name)} offsets {_show(begin)}..{_show(end)} fall outside the "
+                f"{data_len}-byte data section (truncated file?)"
+            )
         if (end - begin) != math.prod(shape) * DTYPES[dtype][0]:
-            raise SafetensorsError(f"{file}: tensor {_show(name)} holds {end - begin} bytes but shape {_show(shape)} "
-                                   f"of {dtype} needs {math.prod(shape) * DTYPES[dtype][0]}")
+            raise SafetensorsError(
+                f"{file}: tensor {_show(name)} holds {end - begin} bytes but shape {_show(shape)} "
+                f"of {dtype} needs {math.prod(shape) * DTYPES[dtype][0]}"
+            )
         tensors.append(TensorInfo(name, dtype, tuple(shape), data_start + begin, data_start + end, file))
     ordered = sorted((t for t in tensors if t.nbytes), key=lambda t: t.start)
     for a, b in zip(ordered, ordered[1:]):

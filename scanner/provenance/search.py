@@ -13,6 +13,7 @@
 The screen only rules out what the full test would not call derived: its bar (half the agreement rate the
 full test requires, and never above what chance makes unlikely) sits far below a derivation's.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -56,9 +57,18 @@ def screen_threshold(units: int, suspect_hidden: int) -> int:
 
 
 def identical_verdict(suspect: str, reference: str, shared: set[str], weight_bytes: int) -> Verdict:
-    return Verdict(suspect, reference, "derived", 0.0, 1.0, 0, weight_bytes,
-                   [{"kind": "identical-file", "sha256": sorted(shared)}], "weight files are byte-identical",
-                   log10_p_value=-300.0)
+    return Verdict(
+        suspect,
+        reference,
+        "derived",
+        0.0,
+        1.0,
+        0,
+        weight_bytes,
+        [{"kind": "identical-file", "sha256": sorted(shared)}],
+        "weight files are byte-identical",
+        log10_p_value=-300.0,
+    )
 
 
 class _SuspectSketch:
@@ -110,8 +120,14 @@ def find_matches(model: LiveModel, index: Index, target: str) -> tuple[list[tupl
     exact = {reg.name: shared for reg, shared in index.exact(model.file_hashes, exclude_target=target)}
     for c in candidates:
         if c.reg.name in exact:
-            out.append((c.reg, identical_verdict(target, c.reg.name, exact[c.reg.name],
-                                                 model.weight_bytes + (c.reg.weight_bytes or 0))))
+            out.append(
+                (
+                    c.reg,
+                    identical_verdict(
+                        target, c.reg.name, exact[c.reg.name], model.weight_bytes + (c.reg.weight_bytes or 0)
+                    ),
+                )
+            )
     stats.exact = len(out)
     hidden = model.structure.hidden
     if not model.tensors or not hidden:
@@ -132,7 +148,9 @@ def find_matches(model: LiveModel, index: Index, target: str) -> tuple[list[tupl
     return out, stats
 
 
-def _screen(comparable: list[Candidate], index: Index, suspect: _SuspectSketch, hidden: int, stats: SearchStats) -> list[Registered]:
+def _screen(
+    comparable: list[Candidate], index: Index, suspect: _SuspectSketch, hidden: int, stats: SearchStats
+) -> list[Registered]:
     survivors: list[Registered] = []
     for c in comparable:
         sketch = index.sketch(c.reg.fingerprint) if c.kind == "rows" else None

@@ -12,6 +12,7 @@ When the weights cannot be read the upstream keeps its hashes (exact copies only
 is recorded and printed once per update, never on each scan. A failure on one upstream never touches another's
 entry: what was stored before stays.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -133,8 +134,14 @@ def _safetensors(files: list[WeightFile]) -> list[WeightFile]:
     return [f for f in files if f.path.lower().endswith(".safetensors")]
 
 
-def _read_fingerprint(hub: _Hub, repo_id: str, revision: str | None, files: list[WeightFile],
-                      upstream: Upstream, all_files: list[WeightFile]) -> tuple[Fingerprint, int, int]:
+def _read_fingerprint(
+    hub: _Hub,
+    repo_id: str,
+    revision: str | None,
+    files: list[WeightFile],
+    upstream: Upstream,
+    all_files: list[WeightFile],
+) -> tuple[Fingerprint, int, int]:
     """Headers and rows through range reads. Raises SourceError (rule source.unverifiable when access is denied)."""
     sources = {f.path: hub.open(repo_id, revision, f) for f in files}
     try:
@@ -144,8 +151,10 @@ def _read_fingerprint(hub: _Hub, repo_id: str, revision: str | None, files: list
         # a shard whose header could not be read or parsed would leave a partial tensor table: nothing is stored
         fatal = [p for p in model.problems if p.startswith(tuple(f"{f}:" for f in sources))]
         if fatal or model.malformed:
-            raise SourceError(f"{repo_id}: {'; '.join(fatal or model.problems)[:300]}",
-                              rule="source.malformed" if model.malformed else "source.unreachable")
+            raise SourceError(
+                f"{repo_id}: {'; '.join(fatal or model.problems)[:300]}",
+                rule="source.malformed" if model.malformed else "source.unreachable",
+            )
         fp = build(model, REMOTE_PLAN, files=all_files)
         return fp, model.bytes_read, sum(getattr(s, "requests", 0) for s in sources.values())
     finally:
@@ -181,8 +190,12 @@ def _fetch(up: Upstream, previous: UpstreamState | None, hub: _Hub, result: Upda
             known = _hub_error(exc)
             if known is not None and known[0] == "unverifiable" and up.mirrors:
                 # The official repo is not visible at all: a listed mirror, unverified, is better than nothing.
-                if previous is not None and previous.state == "fingerprinted" and previous.origin in up.mirrors \
-                        and hub.revision(previous.origin) == previous.revision:
+                if (
+                    previous is not None
+                    and previous.state == "fingerprinted"
+                    and previous.origin in up.mirrors
+                    and hub.revision(previous.origin) == previous.revision
+                ):
                     result.state, result.origin, result.revision = "unchanged", previous.origin, previous.revision
                     result.detail = previous.detail
                     return
@@ -192,12 +205,17 @@ def _fetch(up: Upstream, previous: UpstreamState | None, hub: _Hub, result: Upda
             if known is None or known[0] != "not-found":
                 raise
     if repo_id is None:
-        result.state, result.detail = "not-found", "no such repository on the Hub" + (
-            f" (aliases tried: {', '.join(up.aliases)})" if up.aliases else "")
+        result.state, result.detail = (
+            "not-found",
+            "no such repository on the Hub" + (f" (aliases tried: {', '.join(up.aliases)})" if up.aliases else ""),
+        )
         return
     result.revision = revision
-    if previous is not None and previous.revision == revision and (
-            previous.state in ("fingerprinted", "hashes-only") or (previous.state == "gated" and not hub.token)):
+    if (
+        previous is not None
+        and previous.revision == revision
+        and (previous.state in ("fingerprinted", "hashes-only") or (previous.state == "gated" and not hub.token))
+    ):
         result.state, result.origin = "unchanged", previous.origin
         result.detail = previous.detail if previous.state != "fingerprinted" else ""
         return
@@ -221,13 +239,21 @@ def _fetch(up: Upstream, previous: UpstreamState | None, hub: _Hub, result: Upda
     if _from_mirrors(up, hub, {f.sha256 for f in tensors}, files, result, notes):
         return
     why = "gated: set HF_TOKEN to a token with access" + (
-        "" if up.mirrors else ", or list a byte-identical mirror in the knowledge base")
+        "" if up.mirrors else ", or list a byte-identical mirror in the knowledge base"
+    )
     result.state = "gated"
     result.detail = "; ".join([why, *notes]) + " (exact copies only)"
 
 
-def _read_into(result: UpdateResult, hub: _Hub, repo_id: str, revision: str | None, tensors: list[WeightFile],
-               up: Upstream, files: list[WeightFile]) -> None:
+def _read_into(
+    result: UpdateResult,
+    hub: _Hub,
+    repo_id: str,
+    revision: str | None,
+    tensors: list[WeightFile],
+    up: Upstream,
+    files: list[WeightFile],
+) -> None:
     fp, nbytes, nreq = _read_fingerprint(hub, repo_id, revision, tensors, up, files)
     result.bytes_fetched, result.requests = nbytes, nreq
     result.origin = repo_id
@@ -238,8 +264,14 @@ def _read_into(result: UpdateResult, hub: _Hub, repo_id: str, revision: str | No
         result.fingerprint = fp
 
 
-def _from_mirrors(up: Upstream, hub: _Hub, official: set[str | None] | None, files: list[WeightFile] | None,
-                  result: UpdateResult, notes: list[str]) -> bool:
+def _from_mirrors(
+    up: Upstream,
+    hub: _Hub,
+    official: set[str | None] | None,
+    files: list[WeightFile] | None,
+    result: UpdateResult,
+    notes: list[str],
+) -> bool:
     """Read the first listed mirror whose safetensors files carry the official sha256s (or, when the official
     metadata is not visible at all, the first readable mirror, marked unverified)."""
     for mirror in up.mirrors:
@@ -260,16 +292,23 @@ def _from_mirrors(up: Upstream, hub: _Hub, official: set[str | None] | None, fil
             continue
         if official is None:
             result.revision = m_rev
-            result.detail = "; ".join(notes + [f"read from mirror {mirror}, unverified: the official metadata is "
-                                               "not visible to compare sha256s"])
+            result.detail = "; ".join(
+                notes
+                + [f"read from mirror {mirror}, unverified: the official metadata is not visible to compare sha256s"]
+            )
         else:
             result.detail = "gated upstream read from a mirror whose weight files have the official sha256"
         return True
     return False
 
 
-def update_index(index: Index, upstreams: list[Upstream], token: str | None = None, workers: int = WORKERS,
-                 log: Callable[[str], Any] = print) -> list[UpdateResult]:
+def update_index(
+    index: Index,
+    upstreams: list[Upstream],
+    token: str | None = None,
+    workers: int = WORKERS,
+    log: Callable[[str], Any] = print,
+) -> list[UpdateResult]:
     """Fetch every upstream (several at once) and store what came back; the index is only written here."""
     states = index.states()
     results: list[UpdateResult] = []
@@ -290,8 +329,12 @@ def _store(index: Index, up: Upstream, r: UpdateResult) -> None:
     if r.fingerprint is not None:
         keep = index.model(up.id)
         # hashes alone never replace a readable fingerprint of the same weights stored by an earlier update
-        if r.fingerprint.kind == "rows" or keep is None or not index.has_fingerprint(keep.fingerprint, "rows") \
-                or keep.revision != r.revision:
+        if (
+            r.fingerprint.kind == "rows"
+            or keep is None
+            or not index.has_fingerprint(keep.fingerprint, "rows")
+            or keep.revision != r.revision
+        ):
             index.put(up.id, r.fingerprint, up.license, f"hf:{up.id}", r.revision)
         index.set_state(UpstreamState(up.id, r.revision, r.state, r.origin, r.detail, now))
     elif index.model(up.id) is None or r.state == "not-found":

@@ -6,6 +6,7 @@ whose every weight file has a known hash are remembered), its config.json, every
 licence, target, fingerprint key) and the comparison method itself (originscan's version and a hash of the
 provenance code). A new upstream, a changed file or another version of the method computes them again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,14 +41,25 @@ def scan_key(snap: Snapshot, index: Any) -> str | None:
     if not files or not all(f.sha256 for f in files):
         return None
     upstreams = [[r.name, r.license, r.target, r.fingerprint] for r in index.models()]
-    material = {"target": snap.target, "files": [[f.path, f.size, f.sha256, f.lfs_pointer] for f in files],
-                "config": snap.jsons.get("config.json"), "upstreams": upstreams, "method": method_version()}
+    material = {
+        "target": snap.target,
+        "files": [[f.path, f.size, f.sha256, f.lfs_pointer] for f in files],
+        "config": snap.jsons.get("config.json"),
+        "upstreams": upstreams,
+        "method": method_version(),
+    }
     return RECORD + hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _finding_record(f: Finding) -> dict[str, Any]:
-    return {"rule": f.rule, "severity": f.severity.name, "message": f.message, "path": f.path, "line": f.line,
-            "evidence": f.evidence}
+    return {
+        "rule": f.rule,
+        "severity": f.severity.name,
+        "message": f.message,
+        "path": f.path,
+        "line": f.line,
+        "evidence": f.evidence,
+    }
 
 
 def _restore(record: dict[str, Any]) -> tuple[list[Any], list[Finding]]:
@@ -59,13 +71,26 @@ def _restore(record: dict[str, Any]) -> tuple[list[Any], list[Finding]]:
         v = Verdict(**m["verdict"])
         v.bytes_read, v.seconds = 0, 0.0  # reused: nothing was read or computed this time
         matches.append(WeightMatch(m["name"], m["license"], v))
-    findings = [Finding(f["rule"], Severity[f["severity"]], f["message"], path=f.get("path"), line=f.get("line"),
-                        evidence=f.get("evidence") or {}) for f in record["findings"]]
+    findings = [
+        Finding(
+            f["rule"],
+            Severity[f["severity"]],
+            f["message"],
+            path=f.get("path"),
+            line=f.get("line"),
+            evidence=f.get("evidence") or {},
+        )
+        for f in record["findings"]
+    ]
     return matches, findings
 
 
-def remembered(snap: Snapshot, index: Any, compute: Callable[[Snapshot, Any], tuple[list[Any], list[Finding]]],
-               cache: Cache | None = None) -> tuple[list[Any], list[Finding]]:
+def remembered(
+    snap: Snapshot,
+    index: Any,
+    compute: Callable[[Snapshot, Any], tuple[list[Any], list[Finding]]],
+    cache: Cache | None = None,
+) -> tuple[list[Any], list[Finding]]:
     """compute(snap, index) — the weight matches and their findings — unless remembered for this content."""
     if index is None:
         return compute(snap, index)
@@ -80,9 +105,10 @@ def remembered(snap: Snapshot, index: Any, compute: Callable[[Snapshot, Any], tu
                 pass  # an unreadable record is computed again and overwritten
     matches, findings = compute(snap, index)
     if key is not None and cache is not None:
-        record = {"matches": [{"name": m.name, "license": m.license, "verdict": m.verdict.to_json()}
-                              for m in matches],
-                  "findings": [_finding_record(f) for f in findings]}
+        record = {
+            "matches": [{"name": m.name, "license": m.license, "verdict": m.verdict.to_json()} for m in matches],
+            "findings": [_finding_record(f) for f in findings],
+        }
         try:
             cache.put_json(key, record)
         except (OSError, TypeError, ValueError):

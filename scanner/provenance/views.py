@@ -4,6 +4,7 @@ safetensors (plain or quantized) when the repo has any, else its best GGUF model
 quant variants or split parts, the one needing the fewest bytes is read). Comparison, the fingerprint index and
 the scan all open weights through `open_model`.
 """
+
 from __future__ import annotations
 
 from scanner.provenance.gguf import GGUFModel

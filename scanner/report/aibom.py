@@ -16,6 +16,7 @@ compliance team already runs.
 Licences are SPDX ids where the knowledge base has one, else `LicenseRef-<id>` (Llama, Gemma … licences have no
 SPDX id).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,13 @@ from scanner.report.lineage_graph import Link, lineage_links, own_license
 from scanner.report.sanitize import json_ready, visible
 
 # how each evidence class was obtained, and how far it identifies the base (a judgement, stated once)
-_TECHNIQUE = {"declared only": ("manifest-analysis", "0.6"), "config": ("manifest-analysis", "0.5"),
-              "tokenizer": ("manifest-analysis", "0.7"), "code": ("source-code-analysis", "0.8"),
-              "weights": ("binary-analysis", "0.99")}
+_TECHNIQUE = {
+    "declared only": ("manifest-analysis", "0.6"),
+    "config": ("manifest-analysis", "0.5"),
+    "tokenizer": ("manifest-analysis", "0.7"),
+    "code": ("source-code-analysis", "0.8"),
+    "weights": ("binary-analysis", "0.99"),
+}
 
 
 def _licence_ref(text: str) -> str:
@@ -81,29 +86,48 @@ def cyclonedx_bom(reports: list[TargetReport], *, version: str) -> dict[str, Any
         compound = next((e for e in expressions if " " in e), None)
         if compound is not None:
             return [LicenseExpression(compound)]
-        return [DisjunctiveLicense(name=e[len("LicenseRef-"):]) if e.startswith("LicenseRef-")
-                else DisjunctiveLicense(id=e) for e in expressions]
+        return [
+            DisjunctiveLicense(name=e[len("LicenseRef-") :])
+            if e.startswith("LicenseRef-")
+            else DisjunctiveLicense(id=e)
+            for e in expressions
+        ]
 
     def ancestor(i: int, j: int, facts: TargetFacts, link: Link) -> Component:
         methods = []
         for p in link.proofs:
             technique, confidence = _TECHNIQUE[p.strength]
-            methods.append(Method(technique=AnalysisTechnique(technique), confidence=Decimal(confidence),
-                                  value=visible(p.detail)[:1000]))
+            methods.append(
+                Method(
+                    technique=AnalysisTechnique(technique),
+                    confidence=Decimal(confidence),
+                    value=visible(p.detail)[:1000],
+                )
+            )
         best = max((m.confidence for m in methods), default=Decimal("0.5"))
-        props = [Property(name="originscan:relation", value=link.relation),
-                 Property(name="originscan:evidence", value=link.strength),
-                 Property(name="originscan:declared", value=str(link.declared).lower()),
-                 Property(name="originscan:child", value=visible(link.child)),
-                 Property(name="originscan:hops", value=str(link.hops))]
+        props = [
+            Property(name="originscan:relation", value=link.relation),
+            Property(name="originscan:evidence", value=link.strength),
+            Property(name="originscan:declared", value=str(link.declared).lower()),
+            Property(name="originscan:child", value=visible(link.child)),
+            Property(name="originscan:hops", value=str(link.hops)),
+        ]
         if link.p_value is not None:
             props.append(Property(name="originscan:p_value", value=f"{link.p_value:.3e}"))
         return Component(
-            type=ComponentType.MACHINE_LEARNING_MODEL, name=visible(link.parent), bom_ref=f"model-{i}-base-{j}",
+            type=ComponentType.MACHINE_LEARNING_MODEL,
+            name=visible(link.parent),
+            bom_ref=f"model-{i}-base-{j}",
             licenses=licences([_expression(facts, link.license)]) if link.license != "unknown" else None,
             properties=props,
-            evidence=ComponentEvidence(identity=[Identity(field=IdentityField.NAME, confidence=best,
-                                                          concluded_value=visible(link.parent), methods=methods)]))
+            evidence=ComponentEvidence(
+                identity=[
+                    Identity(
+                        field=IdentityField.NAME, confidence=best, concluded_value=visible(link.parent), methods=methods
+                    )
+                ]
+            ),
+        )
 
     bom = Bom()
     bom.metadata.tools.components.add(Component(type=ComponentType.APPLICATION, name="originscan", version=version))
@@ -115,22 +139,45 @@ def cyclonedx_bom(reports: list[TargetReport], *, version: str) -> dict[str, Any
         if r.error:
             props.append(Property(name="originscan:error", value=visible(r.error)))
         for f in r.active():
-            props.append(Property(name=f"originscan:finding:{f.severity.name}",
-                                  value=f"{f.rule}: {visible(f.message)}"))
+            props.append(
+                Property(name=f"originscan:finding:{f.severity.name}", value=f"{f.rule}: {visible(f.message)}")
+            )
         if facts is None:
-            bom.components.add(Component(type=ComponentType.MACHINE_LEARNING_MODEL, name=visible(r.target),
-                                         bom_ref=ref, version=r.revision, properties=props))
+            bom.components.add(
+                Component(
+                    type=ComponentType.MACHINE_LEARNING_MODEL,
+                    name=visible(r.target),
+                    bom_ref=ref,
+                    version=r.revision,
+                    properties=props,
+                )
+            )
             continue
-        files = [Component(type=ComponentType.FILE, name=visible(f.path), bom_ref=f"{ref}-file-{k}",
-                           hashes=[HashType(alg=HashAlgorithm.SHA_256, content=f.sha256)] if f.sha256 else None,
-                           properties=[Property(name="originscan:size", value=str(f.size))])
-                 for k, f in enumerate(facts.weight_files, start=1)]
+        files = [
+            Component(
+                type=ComponentType.FILE,
+                name=visible(f.path),
+                bom_ref=f"{ref}-file-{k}",
+                hashes=[HashType(alg=HashAlgorithm.SHA_256, content=f.sha256)] if f.sha256 else None,
+                properties=[Property(name="originscan:size", value=str(f.size))],
+            )
+            for k, f in enumerate(facts.weight_files, start=1)
+        ]
         links = lineage_links(facts)
-        bom.components.add(Component(
-            type=ComponentType.MACHINE_LEARNING_MODEL, name=visible(facts.name), bom_ref=ref, version=r.revision,
-            licenses=licences(_model_licences(facts)), components=files, properties=props,
-            pedigree=Pedigree(ancestors=[ancestor(i, j, facts, link) for j, link in enumerate(links, start=1)])
-            if links else None))
+        bom.components.add(
+            Component(
+                type=ComponentType.MACHINE_LEARNING_MODEL,
+                name=visible(facts.name),
+                bom_ref=ref,
+                version=r.revision,
+                licenses=licences(_model_licences(facts)),
+                components=files,
+                properties=props,
+                pedigree=Pedigree(ancestors=[ancestor(i, j, facts, link) for j, link in enumerate(links, start=1)])
+                if links
+                else None,
+            )
+        )
         cards[ref] = _model_card(facts)
     doc = json.loads(JsonV1Dot6(bom).output_as_string())
     for comp in doc.get("components", []):
@@ -148,9 +195,11 @@ def _model_card(facts: TargetFacts) -> dict[str, Any]:
     datasets = _card_list(facts, "datasets")
     if datasets:
         params["datasets"] = [{"type": "dataset", "name": d} for d in datasets]
-    props = [{"name": f"originscan:card:{key}", "value": v}
-             for key in ("library_name", "language", "tags", "license_name", "license_link", "model_name")
-             for v in _card_list(facts, key)]
+    props = [
+        {"name": f"originscan:card:{key}", "value": v}
+        for key in ("library_name", "language", "tags", "license_name", "license_link", "model_name")
+        for v in _card_list(facts, key)
+    ]
     card: dict[str, Any] = {}
     if params:
         card["modelParameters"] = params
@@ -183,32 +232,52 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
         return obj["spdxId"]
 
     def relate(kind: str, src: str, dst: list[str], comment: str | None = None) -> None:
-        rel = {"type": "Relationship", "spdxId": f"{ns}rel-{len(graph)}", "relationshipType": kind, "from": src,
-               "to": dst}
+        rel = {
+            "type": "Relationship",
+            "spdxId": f"{ns}rel-{len(graph)}",
+            "relationshipType": kind,
+            "from": src,
+            "to": dst,
+        }
         if comment:
             rel["comment"] = comment
         add(rel)
 
     def licence(expression: str) -> str:
         if expression not in licences:
-            licences[expression] = add({"type": "simplelicensing_LicenseExpression",
-                                        "spdxId": f"{ns}licence-{len(licences) + 1}",
-                                        "simplelicensing_licenseExpression": expression})
+            licences[expression] = add(
+                {
+                    "type": "simplelicensing_LicenseExpression",
+                    "spdxId": f"{ns}licence-{len(licences) + 1}",
+                    "simplelicensing_licenseExpression": expression,
+                }
+            )
         return licences[expression]
 
     tool = f"{ns}originscan"
     agent = f"{ns}originscan-agent"
-    graph.append({"type": "CreationInfo", "@id": ci, "specVersion": "3.0.1", "created": created,
-                  "createdBy": [agent], "createdUsing": [tool]})
+    graph.append(
+        {
+            "type": "CreationInfo",
+            "@id": ci,
+            "specVersion": "3.0.1",
+            "created": created,
+            "createdBy": [agent],
+            "createdUsing": [tool],
+        }
+    )
     add({"type": "Tool", "spdxId": tool, "name": f"originscan {version}"})
     add({"type": "SoftwareAgent", "spdxId": agent, "name": "originscan"})
     bases: dict[str, str] = {}
     for i, r in enumerate(reports, start=1):
         facts = r.facts
         model = f"{ns}model-{i}"
-        pkg: dict[str, Any] = {"type": "ai_AIPackage", "spdxId": model,
-                               "name": visible(facts.name if facts else r.target),
-                               "software_primaryPurpose": "model"}
+        pkg: dict[str, Any] = {
+            "type": "ai_AIPackage",
+            "spdxId": model,
+            "name": visible(facts.name if facts else r.target),
+            "software_primaryPurpose": "model",
+        }
         if r.revision:
             pkg["software_packageVersion"] = visible(r.revision)
         if r.error:
@@ -236,19 +305,36 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
         for link in lineage_links(facts):
             key = link.parent.lower()
             if key not in bases:
-                bases[key] = add({"type": "ai_AIPackage", "spdxId": f"{ns}base-{len(bases) + 1}",
-                                  "name": visible(link.parent), "software_primaryPurpose": "model"})
+                bases[key] = add(
+                    {
+                        "type": "ai_AIPackage",
+                        "spdxId": f"{ns}base-{len(bases) + 1}",
+                        "name": visible(link.parent),
+                        "software_primaryPurpose": "model",
+                    }
+                )
                 if link.license != "unknown":
                     relate("hasDeclaredLicense", bases[key], [licence(_expression(facts, link.license))])
             child = model if link.child.lower() == facts.name.lower() else bases.get(link.child.lower(), model)
             evidence = "; ".join(visible(p.detail) for p in link.proofs)
             p = f", p={link.p_value:.1e}" if link.p_value is not None else ""
-            relate("descendantOf", child, [bases[key]],
-                   f"originscan: {link.relation}, evidence {link.strength}{p}"
-                   f"{'' if link.declared else ', not declared'}: {evidence}")
-    add({"type": "SpdxDocument", "spdxId": f"{ns}document", "name": "originscan AI-BOM",
-         "profileConformance": ["core", "software", "ai", "simpleLicensing"],
-         "rootElement": roots, "element": [e for e in elements]})
+            relate(
+                "descendantOf",
+                child,
+                [bases[key]],
+                f"originscan: {link.relation}, evidence {link.strength}{p}"
+                f"{'' if link.declared else ', not declared'}: {evidence}",
+            )
+    add(
+        {
+            "type": "SpdxDocument",
+            "spdxId": f"{ns}document",
+            "name": "originscan AI-BOM",
+            "profileConformance": ["core", "software", "ai", "simpleLicensing"],
+            "rootElement": roots,
+            "element": [e for e in elements],
+        }
+    )
     return {"@context": SPDX_CONTEXT, "@graph": graph}
 
 

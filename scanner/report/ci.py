@@ -3,6 +3,7 @@ issue and a watch suspect's issue (Markdown), and the annotations (GitHub workfl
 goes through `escape_markdown` like the Markdown report, since repo-derived text (card text, file and repo names)
 lands in a comment that GitHub renders.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,31 +47,57 @@ class Row:
 def _row(report: TargetReport, f: Finding) -> Row:
     t = "" if report.target in ("", ".") else report.target
     p = "/".join(x for x in (t, f.path or "") if x)
-    return Row(f.severity.name, f.severity >= Severity.high, f.rule, p + (f":{f.line}" if p and f.line else ""),
-               f.message)
+    return Row(
+        f.severity.name, f.severity >= Severity.high, f.rule, p + (f":{f.line}" if p and f.line else ""), f.message
+    )
 
 
-def pr_comment(reports: Sequence[TargetReport], fail_on: Severity | None, *, version: str, base: str | None,
-               head: str | None, renamed: Mapping[str, str | None] | None = None, deleted: Sequence[str] = (),
-               notes: Sequence[str] = (), run_url: str | None = None) -> str:
+def pr_comment(
+    reports: Sequence[TargetReport],
+    fail_on: Severity | None,
+    *,
+    version: str,
+    base: str | None,
+    head: str | None,
+    renamed: Mapping[str, str | None] | None = None,
+    deleted: Sequence[str] = (),
+    notes: Sequence[str] = (),
+    run_url: str | None = None,
+) -> str:
     """The PR comment: head findings (their `status` set to "new" / "existing") against `fail_on`."""
     active = [(r, f) for r in reports for f in r.active()]
     active.sort(key=lambda rf: (-rf[1].severity, rf[0].target, rf[1].rule, rf[1].path or ""))
     new = [(r, f) for r, f in active if f.status != "existing"]
     old = [(r, f) for r, f in active if f.status == "existing"]
-    counts = [{"severity": s.name, "new": sum(1 for _, f in new if f.severity == s),
-               "existing": sum(1 for _, f in old if f.severity == s)} for s in sorted(Severity, reverse=True)]
+    counts = [
+        {
+            "severity": s.name,
+            "new": sum(1 for _, f in new if f.severity == s),
+            "existing": sum(1 for _, f in old if f.severity == s),
+        }
+        for s in sorted(Severity, reverse=True)
+    ]
     body = _render(
         "pr_comment.md.j2",
         failing=sum(1 for _, f in new if fail_on is not None and f.severity >= fail_on),
-        threshold=fail_on.name if fail_on is not None else "never", folders=len(reports),
-        head=head[:12] if head and _SHA.match(head) else None, base=base[:12] if base and _SHA.match(base) else None,
-        new=new, old=old, suppressed=sum(1 for r in reports for f in r.findings if f.suppressed is not None),
+        threshold=fail_on.name if fail_on is not None else "never",
+        folders=len(reports),
+        head=head[:12] if head and _SHA.match(head) else None,
+        base=base[:12] if base and _SHA.match(base) else None,
+        new=new,
+        old=old,
+        suppressed=sum(1 for r in reports for f in r.findings if f.suppressed is not None),
         counts=[c for c in counts if c["new"] or c["existing"]],
-        sections=[{"existing": False, "rows": [_row(r, f) for r, f in new], "limit": MAX_ROWS_NEW},
-                  {"existing": True, "rows": [_row(r, f) for r, f in old], "limit": MAX_ROWS_EXISTING}],
-        renamed=sorted(((b, h) for h, b in (renamed or {}).items()), key=lambda bh: bh[1]), deleted=list(deleted),
-        notes=list(notes), version=version, run_url=Raw(run_url) if run_url else None)
+        sections=[
+            {"existing": False, "rows": [_row(r, f) for r, f in new], "limit": MAX_ROWS_NEW},
+            {"existing": True, "rows": [_row(r, f) for r, f in old], "limit": MAX_ROWS_EXISTING},
+        ],
+        renamed=sorted(((b, h) for h, b in (renamed or {}).items()), key=lambda bh: bh[1]),
+        deleted=list(deleted),
+        notes=list(notes),
+        version=version,
+        run_url=Raw(run_url) if run_url else None,
+    )
     if len(body) > MAX_COMMENT:
         body = body[:MAX_COMMENT].rsplit("\n", 1)[0] + "\n\n… (truncated: see the step summary's reports)\n"
     return body
@@ -78,6 +105,7 @@ def pr_comment(reports: Sequence[TargetReport], fail_on: Severity | None, *, ver
 
 def workflow_command(command: str, message: str, **props: Any) -> str:
     """`::command k=v,…::message` with GitHub's escaping (data: % \\r \\n; properties also : and ,)."""
+
     def data(s: str) -> str:
         return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
@@ -104,10 +132,15 @@ def annotation_commands(reports: Sequence[TargetReport], fail_on: Severity | Non
             t = "" if r.target in ("", ".") else r.target
             # A finding without a file (a missing LICENSE, say) is annotated on the run, not on a folder.
             file = "/".join(x for x in (t, f.path) if x) if f.path else None
-            out.append(workflow_command(level, terminal_safe(f.message)[:1000],
-                                        file=terminal_safe(file) if file else None,
-                                        line=f.line if file and f.line else None,
-                                        title=f"originscan {f.rule} ({f.severity.name})"))
+            out.append(
+                workflow_command(
+                    level,
+                    terminal_safe(f.message)[:1000],
+                    file=terminal_safe(file) if file else None,
+                    line=f.line if file and f.line else None,
+                    title=f"originscan {f.rule} ({f.severity.name})",
+                )
+            )
     return out[:MAX_ANNOTATIONS]
 
 
@@ -121,11 +154,17 @@ def sweep_summary(diff: RunDiff, limit: int = MAX_SUMMARY_ROWS) -> str:
     return _render("sweep_summary.md.j2", diff=diff, limit=limit)
 
 
-def tracking_issue(diff: RunDiff, urgent: Sequence[DiffEntry], run_url: str | None = None,
-                   max_body: int = MAX_COMMENT) -> str:
+def tracking_issue(
+    diff: RunDiff, urgent: Sequence[DiffEntry], run_url: str | None = None, max_body: int = MAX_COMMENT
+) -> str:
     """The nightly sweep's tracking issue: the `urgent` new findings, and what was fixed."""
-    body = _render("nightly_issue.md.j2", diff=diff, urgent=list(urgent), limit=MAX_ISSUE_ROWS,
-                   run_url=Raw(run_url) if run_url else None)
+    body = _render(
+        "nightly_issue.md.j2",
+        diff=diff,
+        urgent=list(urgent),
+        limit=MAX_ISSUE_ROWS,
+        run_url=Raw(run_url) if run_url else None,
+    )
     if len(body) > max_body:
         body = body[:max_body] + "\n\n… (truncated)\n"
     return body
@@ -135,11 +174,28 @@ def watch_issue(suspect: Mapping[str, Any], marker: str, run_url: str | None = N
     """One watch suspect's issue (the suspect as `watch --format json` writes it)."""
     evidence = suspect.get("evidence") or []
     bases = next((e.get("bases") for e in evidence if e.get("kind") == "declared-bases"), None) or []
-    rows = [(e.get("kind", ""), ", ".join(f"{k}={v}" for k, v in e.items() if k != "kind"))
-            for e in evidence if e.get("kind") != "declared-bases"][:MAX_EVIDENCE_ROWS]
-    return _render("watch_issue.md.j2", s=suspect, marker=Raw(marker), bases=bases, rows=rows,
-                   run_url=Raw(run_url) if run_url else None)
+    rows = [
+        (e.get("kind", ""), ", ".join(f"{k}={v}" for k, v in e.items() if k != "kind"))
+        for e in evidence
+        if e.get("kind") != "declared-bases"
+    ][:MAX_EVIDENCE_ROWS]
+    return _render(
+        "watch_issue.md.j2",
+        s=suspect,
+        marker=Raw(marker),
+        bases=bases,
+        rows=rows,
+        run_url=Raw(run_url) if run_url else None,
+    )
 
 
-__all__ = ["annotation_commands", "could_not_run", "md", "pr_comment", "sweep_summary", "tracking_issue",
-           "watch_issue", "workflow_command"]
+__all__ = [
+    "annotation_commands",
+    "could_not_run",
+    "md",
+    "pr_comment",
+    "sweep_summary",
+    "tracking_issue",
+    "watch_issue",
+    "workflow_command",
+]

@@ -1,6 +1,7 @@
 """The one registry of report formats: a new format is one renderer (a module or a template) plus one line here.
 
 Renderers are named, not imported: the CLI checks `--format` without loading Jinja2, rich or cyclonedx."""
+
 from __future__ import annotations
 
 import importlib

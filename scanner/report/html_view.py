@@ -4,6 +4,7 @@ weight verdict, its findings grouped by severity; for the page, the documentatio
 Everything here is data for templates/html.j2, which escapes every value it prints (SVG labels included): nothing
 in this module builds markup.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -21,8 +22,9 @@ def rule_anchor(rule_id: str) -> str:
     return "rule-" + "".join(ch for ch in rule_id if ch.isalnum() or ch in "._-")
 
 
-def html_view(reports: list[TargetReport], targets: list[dict[str, Any]],
-              catalogue: Mapping[str, Any]) -> dict[str, Any]:
+def html_view(
+    reports: list[TargetReport], targets: list[dict[str, Any]], catalogue: Mapping[str, Any]
+) -> dict[str, Any]:
     """Adds `anchor`, `worst`, `groups`, `links`, `graph`, `headline` and `plots` to each target view (in place) and
     returns the page-level values: the rules used, in catalogue order."""
     used: set[str] = set()
@@ -51,9 +53,16 @@ def html_view(reports: list[TargetReport], targets: list[dict[str, Any]],
     rules = []
     for rid in sorted(used, key=lambda r: (list(catalogue).index(r) if r in catalogue else len(catalogue), r)):
         rule = catalogue.get(rid)
-        rules.append({"id": rid, "anchor": rule_anchor(rid), "title": getattr(rule, "title", rid),
-                      "doc": getattr(rule, "doc", ""), "fix": getattr(rule, "fix", ""),
-                      "severity": getattr(getattr(rule, "severity", None), "name", "")})
+        rules.append(
+            {
+                "id": rid,
+                "anchor": rule_anchor(rid),
+                "title": getattr(rule, "title", rid),
+                "doc": getattr(rule, "doc", ""),
+                "fix": getattr(rule, "fix", ""),
+                "severity": getattr(getattr(rule, "severity", None), "name", ""),
+            }
+        )
     return {"rules": rules, "open_details": len(targets) == 1, "cell_w": CELL_W, "cell_h": CELL_H}
 
 

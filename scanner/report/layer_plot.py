@@ -6,6 +6,7 @@ strongly. Laid out by the *reference's* layers (columns) and the vector's role i
 post_attention_layernorm …), a derived model fills the grid, a pruned one shows grey columns
 (reference layers nothing matched) and a re-ordered one shows cells matched from another suspect layer.
 """
+
 from __future__ import annotations
 
 import re
@@ -73,9 +74,11 @@ def layer_plot(upstream: str, verdict: Any) -> LayerPlot:
         if e.get("kind") == "identical-file":
             lines.append(f"byte-identical weight files: {', '.join(str(h)[:16] + '…' for h in e.get('sha256', []))}")
         elif e.get("kind") == "token-matrix":
-            lines.append(f"token matrices {e.get('suspect_tensor')} ↔ {e.get('reference_tensor')}: "
-                         f"{e.get('units_consistent')}/{e.get('units_tested')} hidden units map consistently, "
-                         f"median |ρ| {e.get('median_matched_corr')}, log10 p {e.get('log10_p')}")
+            lines.append(
+                f"token matrices {e.get('suspect_tensor')} ↔ {e.get('reference_tensor')}: "
+                f"{e.get('units_consistent')}/{e.get('units_tested')} hidden units map consistently, "
+                f"median |ρ| {e.get('median_matched_corr')}, log10 p {e.get('log10_p')}"
+            )
         elif e.get("kind") == "weights-read":
             lines.append(f"{e.get('model')}: {e.get('detail')}")
     plot = LayerPlot(upstream, verdict.verdict, verdict.p_value, lines)
@@ -103,8 +106,9 @@ def layer_plot(upstream: str, verdict: Any) -> LayerPlot:
         expected = {(layer, role) for layer in range(plot.layers) for role in plot.roles}
     for layer, role in sorted(expected | set(best)):
         if (layer, role) not in best:
-            plot.cells.append(Cell(layer, role, "missing", None,
-                                   f"reference layer {layer} {role}: no suspect vector matches it"))
+            plot.cells.append(
+                Cell(layer, role, "missing", None, f"reference layer {layer} {role}: no suspect vector matches it")
+            )
             continue
         value, sus = best[(layer, role)]
         own = split_layer(sus)

@@ -10,6 +10,7 @@ The layout is a plain layered one, hand-written because it is forty lines and a 
 mean a binary or JavaScript in a page that must work without either: one column per hop, nodes ordered by the
 average position of the nodes that point at them, widths from the label lengths in a monospace font.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,9 +20,18 @@ from scanner.findings import TargetFacts
 
 # evidence classes, weakest first; `Link.strength` is the strongest present
 STRENGTHS = ("declared only", "config", "tokenizer", "code", "weights")
-_CLASS = {"declared": "declared only", "adapter": "declared only", "name": "declared only",
-          "base-card": "declared only", "gguf": "declared only", "config": "config", "config-vocab": "config",
-          "tokenizer": "tokenizer", "weights": "weights", "code": "code"}
+_CLASS = {
+    "declared": "declared only",
+    "adapter": "declared only",
+    "name": "declared only",
+    "base-card": "declared only",
+    "gguf": "declared only",
+    "config": "config",
+    "config-vocab": "config",
+    "tokenizer": "tokenizer",
+    "weights": "weights",
+    "code": "code",
+}
 _CARD_RELATION = {"adapter": "adapter", "merge": "merge", "quantized": "quantization", "finetune": "fine-tune"}
 UNKNOWN_LICENSE = "unknown"
 
@@ -29,6 +39,7 @@ UNKNOWN_LICENSE = "unknown"
 @dataclass(frozen=True)
 class Proof:
     """One piece of evidence for a link, in the report's words."""
+
     strength: str  # one of STRENGTHS
     label: str  # short: "weights p=1e-42", "config"
     detail: str  # one sentence
@@ -37,6 +48,7 @@ class Proof:
 @dataclass
 class Link:
     """`child` derives from `parent` (both node names), as `relation`, on `proofs`."""
+
     child: str
     parent: str
     relation: str  # fine-tune | adapter | quantization | merge | copy
@@ -61,8 +73,7 @@ def _weight_rule(verdict: Any) -> str:
     return _kind(verdict)
 
 
-def _relation(kinds: set[str], card_relation: str | None, declared_count: int, verdict: Any,
-              name_detail: str) -> str:
+def _relation(kinds: set[str], card_relation: str | None, declared_count: int, verdict: Any, name_detail: str) -> str:
     # near-identical weights are a copy when nothing declares the base; a declared base keeps its declared relation
     rule = _weight_rule(verdict) if verdict is not None else None
     if rule == "weights.exact_copy" or (rule == "weights.disguised_copy" and not kinds & {"declared", "adapter"}):
@@ -82,8 +93,10 @@ def _relation(kinds: set[str], card_relation: str | None, declared_count: int, v
 
 def _regions(m: Any) -> str:
     """The copied line ranges, suspect ← upstream: "; lines 3-40 ← 1-38, 52-60 ← 70-78"."""
-    spans = [f"{r.suspect_lines[0]}-{r.suspect_lines[1]} ← {r.upstream_lines[0]}-{r.upstream_lines[1]}"
-             for r in m.regions[:4]]
+    spans = [
+        f"{r.suspect_lines[0]}-{r.suspect_lines[1]} ← {r.upstream_lines[0]}-{r.upstream_lines[1]}"
+        for r in m.regions[:4]
+    ]
     more = f" and {len(m.regions) - 4} more" if len(m.regions) > 4 else ""
     return f"; lines {', '.join(spans)}{more}" if spans else ""
 
@@ -107,11 +120,18 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
 
     def code_proofs(*names: str) -> list[Proof]:
         wanted = {n.lower() for n in names}
-        return [Proof("code", "code", f"{m.suspect_path} copies {m.upstream_path} of {m.upstream} "
-                                      f"({m.similarity:.0%} of the file{_regions(m)})")
-                for m in copied if m.upstream.lower() in wanted]
+        return [
+            Proof(
+                "code",
+                "code",
+                f"{m.suspect_path} copies {m.upstream_path} of {m.upstream} "
+                f"({m.similarity:.0%} of the file{_regions(m)})",
+            )
+            for m in copied
+            if m.upstream.lower() in wanted
+        ]
 
-    for c in (lineage.candidates if lineage else []):
+    for c in lineage.candidates if lineage else []:
         up = c.upstream
         names = {i.lower() for i in up.ids}
         if facts.name.lower() in names:  # the scanned repo is this upstream (a vendor's own release)
@@ -135,15 +155,32 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
         for hop, mid in enumerate(chain[:-1], start=1):  # declared base -> its base -> ... (cards say so)
             if mid.lower() not in seen:
                 seen.add(mid.lower())
-                links.append(Link(child, mid, _CARD_RELATION.get(card_relation or "", "fine-tune") if hop == 1
-                                  else "fine-tune", UNKNOWN_LICENSE,
-                                  [Proof("declared only", "declared", f"base_model {mid} (model card)")],
-                                  declared=True, hops=hop))
+                links.append(
+                    Link(
+                        child,
+                        mid,
+                        _CARD_RELATION.get(card_relation or "", "fine-tune") if hop == 1 else "fine-tune",
+                        UNKNOWN_LICENSE,
+                        [Proof("declared only", "declared", f"base_model {mid} (model card)")],
+                        declared=True,
+                        hops=hop,
+                    )
+                )
             child = mid
         seen.update(names)
-        links.append(Link(child, up.id, relation, license_id, proofs, declared=c.accounted,
-                          p_value=verdict.p_value if verdict else None, hops=max(1, len(chain))))
-    for b in (lineage.unknown_declared if lineage else []):
+        links.append(
+            Link(
+                child,
+                up.id,
+                relation,
+                license_id,
+                proofs,
+                declared=c.accounted,
+                p_value=verdict.p_value if verdict else None,
+                hops=max(1, len(chain)),
+            )
+        )
+    for b in lineage.unknown_declared if lineage else []:
         if b.lower() in seen:
             continue
         seen.add(b.lower())
@@ -151,11 +188,25 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
         proofs = [Proof("declared only", "declared", f"base_model {b} (not in the knowledge base)")]
         m = derived.get(b.lower())  # a registered upstream of that name: its weight verdict backs the declaration
         if m is not None:
-            proofs.append(Proof("weights", f"weights {_p_label(m.verdict.p_value)}",
-                                f"the weights derive from {m.name}: {m.verdict.reason}"))
+            proofs.append(
+                Proof(
+                    "weights",
+                    f"weights {_p_label(m.verdict.p_value)}",
+                    f"the weights derive from {m.name}: {m.verdict.reason}",
+                )
+            )
         proofs += code_proofs(b)
-        links.append(Link(facts.name, b, relation, (m.license if m else None) or UNKNOWN_LICENSE, proofs,
-                          declared=True, p_value=m.verdict.p_value if m else None))
+        links.append(
+            Link(
+                facts.name,
+                b,
+                relation,
+                (m.license if m else None) or UNKNOWN_LICENSE,
+                proofs,
+                declared=True,
+                p_value=m.verdict.p_value if m else None,
+            )
+        )
     for key, m in derived.items():
         if key in seen:
             continue
@@ -163,8 +214,16 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
         v = m.verdict
         proofs = [Proof("weights", f"weights {_p_label(v.p_value)}", f"the weights derive from {m.name}: {v.reason}")]
         proofs += code_proofs(m.name)
-        links.append(Link(facts.name, m.name, _relation(set(), None, 0, v, ""), m.license or UNKNOWN_LICENSE, proofs,
-                          p_value=v.p_value))
+        links.append(
+            Link(
+                facts.name,
+                m.name,
+                _relation(set(), None, 0, v, ""),
+                m.license or UNKNOWN_LICENSE,
+                proofs,
+                p_value=v.p_value,
+            )
+        )
     for m in copied:
         if m.upstream.lower() in seen:
             continue
@@ -202,6 +261,7 @@ def _cut(text: str, n: int = MAX_CHARS) -> str:
 @dataclass
 class Box:
     """One node as drawn: its lines (already cut to fit), the full text for the tooltip, and where it sits."""
+
     name: str
     lines: list[str]
     title: str
@@ -230,17 +290,26 @@ class GraphLayout:
 
 def layout(facts: TargetFacts, links: list[Link]) -> GraphLayout:
     """Columns by hop (the scanned model on the left), rows by the mean row of the boxes pointing in."""
-    root = Box(facts.name, [_cut(facts.name), _cut(f"licence: {own_license(facts)}"), "scanned model"],
-               f"{facts.name}\nlicence: {own_license(facts)}", "target")
+    root = Box(
+        facts.name,
+        [_cut(facts.name), _cut(f"licence: {own_license(facts)}"), "scanned model"],
+        f"{facts.name}\nlicence: {own_license(facts)}",
+        "target",
+    )
     boxes = {facts.name.lower(): root}
     parents_of: dict[str, list[str]] = {}
     for link in links:
         key = link.parent.lower()
         if key not in boxes:
-            lines = [_cut(link.parent), _cut(f"licence: {link.license}"),
-                     _cut(f"{link.relation} · {link.evidence_label}")]
-            title = "\n".join([link.parent, f"licence: {link.license}", f"relation: {link.relation}",
-                               f"evidence ({link.strength}):"] + [f"- {p.detail}" for p in link.proofs])
+            lines = [
+                _cut(link.parent),
+                _cut(f"licence: {link.license}"),
+                _cut(f"{link.relation} · {link.evidence_label}"),
+            ]
+            title = "\n".join(
+                [link.parent, f"licence: {link.license}", f"relation: {link.relation}", f"evidence ({link.strength}):"]
+                + [f"- {p.detail}" for p in link.proofs]
+            )
             boxes[key] = Box(link.parent, lines, title, "declared" if link.declared else "inferred")
         parents_of.setdefault(key, []).append(link.child.lower())
     # depth: one more than the nearest child (links are listed nearest first, so children are placed already)
@@ -258,8 +327,13 @@ def layout(facts: TargetFacts, links: list[Link]) -> GraphLayout:
     for depth in sorted(columns):
         col = columns[depth]
         if depth:
-            col.sort(key=lambda b: (sum(row_of.get(c, 0) for c in parents_of.get(b.name.lower(), []))
-                                    / max(1, len(parents_of.get(b.name.lower(), []))), b.name.lower()))
+            col.sort(
+                key=lambda b: (
+                    sum(row_of.get(c, 0) for c in parents_of.get(b.name.lower(), []))
+                    / max(1, len(parents_of.get(b.name.lower(), []))),
+                    b.name.lower(),
+                )
+            )
         width = max(max(len(line) for line in b.lines) * CHAR_W + 2 * PAD for b in col)
         offset = (tallest - len(col)) * (NODE_H + V_GAP) / 2
         for i, b in enumerate(col):
@@ -275,9 +349,13 @@ def layout(facts: TargetFacts, links: list[Link]) -> GraphLayout:
         x1, y1 = a.x + a.w, a.y + a.h / 2
         x2, y2 = b.x - 4, b.y + b.h / 2
         mid = (x1 + x2) / 2
-        arrows.append(Arrow(f"M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}",
-                            "strength-" + link.strength.split()[0],
-                            f"{link.child} → {link.parent}: {link.relation} ({link.strength})"))
+        arrows.append(
+            Arrow(
+                f"M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}",
+                "strength-" + link.strength.split()[0],
+                f"{link.child} → {link.parent}: {link.relation} ({link.strength})",
+            )
+        )
     height = MARGIN * 2 + tallest * (NODE_H + V_GAP) - V_GAP
     return GraphLayout(list(boxes.values()), arrows, x - H_GAP + MARGIN, height)
 

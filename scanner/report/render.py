@@ -11,6 +11,7 @@ format has one escaping rule applied to *every* `{{ … }}` in its templates, no
 A template that needs to emit markup it built itself wraps it in `Raw`. JSON and SARIF are built as data and
 serialised with `json.dumps`, never through a template.
 """
+
 from __future__ import annotations
 
 import functools
@@ -225,19 +226,37 @@ def _view(reports: list[TargetReport], catalogue: Mapping[str, Any]) -> list[dic
     """Targets and findings as plain dicts for the templates (still unescaped: the environment escapes)."""
     out = []
     for r in reports:
+
         def item(f: Finding) -> dict[str, Any]:
             info = _rule_info(catalogue, f.rule)
             return {
-                "rule": f.rule, "severity": f.severity.name, "sev": f.severity, "message": f.message,
-                "path": f.path, "line": f.line, "location": _location(f), "title": info["title"],
-                "doc": info["doc"], "fix": info["fix"], "suppressed": f.suppressed, "status": f.status,
+                "rule": f.rule,
+                "severity": f.severity.name,
+                "sev": f.severity,
+                "message": f.message,
+                "path": f.path,
+                "line": f.line,
+                "location": _location(f),
+                "title": info["title"],
+                "doc": info["doc"],
+                "fix": info["fix"],
+                "suppressed": f.suppressed,
+                "status": f.status,
             }
 
         active = [item(f) for f in _sorted(r.active())]
         suppressed = [item(f) for f in _sorted(f for f in r.findings if f.suppressed is not None)]
         counts = {s.name: sum(1 for f in active if f["sev"] == s) for s in SEVERITY_ORDER}
-        out.append({"target": r.target, "revision": r.revision, "error": r.error, "active": active,
-                    "suppressed": suppressed, "counts": counts})
+        out.append(
+            {
+                "target": r.target,
+                "revision": r.revision,
+                "error": r.error,
+                "active": active,
+                "suppressed": suppressed,
+                "counts": counts,
+            }
+        )
     return out
 
 
@@ -253,19 +272,29 @@ def render_json(reports: list[TargetReport], catalogue: Mapping[str, Any], *, ve
 
 
 # -- text (rich) -----------------------------------------------------------------------------------------------
-def render_text(reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str, color: bool = False,
-                width: int = 100) -> str:
+def render_text(
+    reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str, color: bool = False, width: int = 100
+) -> str:
     targets = _view(reports, catalogue)
     for t in targets:
         for f in t["active"]:
             label = f["severity"].upper().ljust(8)
             f["badge"] = Raw(f"[{TEXT_STYLE[f['sev']]}]{label}[/]") if color else Raw(label)
     markup = _template("text", "text.j2").render(
-        targets=targets, version=version, summary=summary_line(reports), color=color)
+        targets=targets, version=version, summary=summary_line(reports), color=color
+    )
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=color, color_system="standard" if color else None,
-                      no_color=not color, width=width, highlight=False, emoji=False, soft_wrap=False,
-                      legacy_windows=False)
+    console = Console(
+        file=buf,
+        force_terminal=color,
+        color_system="standard" if color else None,
+        no_color=not color,
+        width=width,
+        highlight=False,
+        emoji=False,
+        soft_wrap=False,
+        legacy_windows=False,
+    )
     # One line of markup at a time, its leading spaces kept as padding so that a long message wraps under
     # itself instead of at column 0.
     for line in markup.rstrip("\n").split("\n"):
@@ -283,8 +312,7 @@ def render_markdown(reports: list[TargetReport], catalogue: Mapping[str, Any], *
         for f in t["active"] + t["suppressed"]:
             # A rule id is ours, but only a plain one goes into a code span (escapes do not work inside one).
             f["rule_md"] = rule_code(f["rule"])
-    return _template("markdown", "markdown.j2").render(
-        targets=targets, version=version, summary=summary_line(reports))
+    return _template("markdown", "markdown.j2").render(targets=targets, version=version, summary=summary_line(reports))
 
 
 # -- HTML ------------------------------------------------------------------------------------------------------
@@ -293,9 +321,13 @@ def render_html(reports: list[TargetReport], catalogue: Mapping[str, Any], *, ve
 
     targets = _view(reports, catalogue)
     return _template("html", "html.j2").render(
-        targets=targets, version=version, summary=summary_line(reports),
-        counts=summary_counts(reports), severities=[s.name for s in SEVERITY_ORDER],
-        **html_view(reports, targets, catalogue))
+        targets=targets,
+        version=version,
+        summary=summary_line(reports),
+        counts=summary_counts(reports),
+        severities=[s.name for s in SEVERITY_ORDER],
+        **html_view(reports, targets, catalogue),
+    )
 
 
 # -- SARIF 2.1.0 -----------------------------------------------------------------------------------------------
@@ -335,8 +367,9 @@ def fingerprint(target: str, f: Finding) -> str:
     return f.key(target)
 
 
-def sarif_log(reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str,
-              base: Path | None = None) -> dict[str, Any]:
+def sarif_log(
+    reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str, base: Path | None = None
+) -> dict[str, Any]:
     rule_ids = sorted({f.rule for r in reports for f in r.findings})
     index = {rid: i for i, rid in enumerate(rule_ids)}
     severity_of: dict[str, Severity] = {}
@@ -347,15 +380,17 @@ def sarif_log(reports: list[TargetReport], catalogue: Mapping[str, Any], *, vers
     for rid in rule_ids:
         info = _rule_info(catalogue, rid)
         sev = info["severity"] if isinstance(info["severity"], Severity) else severity_of[rid]
-        rules.append({
-            "id": rid,
-            "name": _pascal(rid),
-            "shortDescription": {"text": clean(info["title"])},
-            "fullDescription": {"text": clean(info["doc"] or info["title"])},
-            "help": {"text": clean(info["fix"] or info["doc"] or info["title"])},
-            "defaultConfiguration": {"level": SARIF_LEVEL[sev]},
-            "properties": {"tags": [rid.split(".", 1)[0]], "severity": sev.name},
-        })
+        rules.append(
+            {
+                "id": rid,
+                "name": _pascal(rid),
+                "shortDescription": {"text": clean(info["title"])},
+                "fullDescription": {"text": clean(info["doc"] or info["title"])},
+                "help": {"text": clean(info["fix"] or info["doc"] or info["title"])},
+                "defaultConfiguration": {"level": SARIF_LEVEL[sev]},
+                "properties": {"tags": [rid.split(".", 1)[0]], "severity": sev.name},
+            }
+        )
     results = []
     notifications = []
     for r in reports:
@@ -368,12 +403,14 @@ def sarif_log(reports: list[TargetReport], catalogue: Mapping[str, Any], *, vers
                 "ruleIndex": index[f.rule],
                 "level": SARIF_LEVEL[f.severity],
                 "message": {"text": clean(f.message) or f.rule},
-                "locations": [{
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": _artifact_uri(prefix, f.path)},
-                        "region": {"startLine": f.line if f.line and f.line >= 1 else 1},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": _artifact_uri(prefix, f.path)},
+                            "region": {"startLine": f.line if f.line and f.line >= 1 else 1},
+                        }
                     }
-                }],
+                ],
                 "partialFingerprints": {FINGERPRINT_KEY: fingerprint(r.target, f)},
                 "properties": {"severity": f.severity.name, "target": r.target},
             }
@@ -390,13 +427,22 @@ def sarif_log(reports: list[TargetReport], catalogue: Mapping[str, Any], *, vers
     return {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
-        "runs": [{
-            "tool": {"driver": {"name": TOOL_NAME, "version": version, "semanticVersion": version,
-                                "informationUri": INFORMATION_URI, "rules": rules}},
-            "invocations": [invocation],
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": TOOL_NAME,
+                        "version": version,
+                        "semanticVersion": version,
+                        "informationUri": INFORMATION_URI,
+                        "rules": rules,
+                    }
+                },
+                "invocations": [invocation],
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
     }
 
 
@@ -405,8 +451,15 @@ def render_sarif(reports: list[TargetReport], catalogue: Mapping[str, Any], *, v
 
 
 # -- entry points ----------------------------------------------------------------------------------------------
-def render(reports: list[TargetReport], fmt: str, catalogue: Mapping[str, Any], *, version: str,
-           color: bool = False, width: int = 100) -> str:
+def render(
+    reports: list[TargetReport],
+    fmt: str,
+    catalogue: Mapping[str, Any],
+    *,
+    version: str,
+    color: bool = False,
+    width: int = 100,
+) -> str:
     """The report for `reports` in format `fmt` (one of FORMATS, registered in scanner/report/formats.py)."""
     spec = BY_NAME.get(fmt)
     if spec is None:
@@ -431,21 +484,50 @@ def render_attribution(blocks: list[dict[str, Any]]) -> str:
         if isinstance(naming, Mapping):
             text = naming.get("text") or ""
             rule = naming.get("rule")
-            naming = (f'The model\'s name must begin with "{text}".' if rule == "prefix"
-                      else f'The model\'s name must include "{text}".' if rule == "contains"
-                      else f'Naming rule: "{text}".') if text else None
-        sections.append({
-            "license_id": b.get("license_id") or "", "license_name": b.get("license_name") or b.get("license_id"),
-            "upstream": upstream, "notice": b.get("notice"), "attribution": b.get("attribution"),
-            "naming": naming, "license_copy": bool(b.get("license_copy")),
-            "use_restrictions": bool(b.get("use_restrictions")), "mark_modified": bool(b.get("mark_modified")),
-            "url": b.get("url"),
-        })
+            naming = (
+                (
+                    f'The model\'s name must begin with "{text}".'
+                    if rule == "prefix"
+                    else f'The model\'s name must include "{text}".'
+                    if rule == "contains"
+                    else f'Naming rule: "{text}".'
+                )
+                if text
+                else None
+            )
+        sections.append(
+            {
+                "license_id": b.get("license_id") or "",
+                "license_name": b.get("license_name") or b.get("license_id"),
+                "upstream": upstream,
+                "notice": b.get("notice"),
+                "attribution": b.get("attribution"),
+                "naming": naming,
+                "license_copy": bool(b.get("license_copy")),
+                "use_restrictions": bool(b.get("use_restrictions")),
+                "mark_modified": bool(b.get("mark_modified")),
+                "url": b.get("url"),
+            }
+        )
     return _template("plain", "attribution.j2").render(blocks=sections)
 
 
 __all__ = [
-    "FORMATS", "Raw", "clean", "environment", "escape_markdown", "fingerprint", "render", "render_attribution",
-    "render_html", "render_json", "render_markdown", "render_sarif", "render_text", "sarif_log",
-    "summary_counts", "summary_line", "templates_dir",
+    "FORMATS",
+    "Raw",
+    "clean",
+    "environment",
+    "escape_markdown",
+    "fingerprint",
+    "render",
+    "render_attribution",
+    "render_html",
+    "render_json",
+    "render_markdown",
+    "render_sarif",
+    "render_text",
+    "sarif_log",
+    "summary_counts",
+    "summary_line",
+    "templates_dir",
 ]

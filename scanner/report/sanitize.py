@@ -16,6 +16,7 @@ as it is, it can act instead of being shown:
 makes line breaks visible and breaks workflow-command prefixes with a zero-width space (U+200B), so the text can be
 printed anywhere. Both are cheap for the common case of plain printable text.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,9 @@ def visible(text: Any, keep: str = "\n\t") -> str:
     if s.isprintable() and not _SURROGATE.search(s):
         return s
     s = _SURROGATE.sub("\ufffd", s.replace("\r\n", "\n"))
-    return "".join(ch if ch in keep or not (ch in _BIDI or unicodedata.category(ch) == "Cc") else _escape(ch)
-                   for ch in s)
+    return "".join(
+        ch if ch in keep or not (ch in _BIDI or unicodedata.category(ch) == "Cc") else _escape(ch) for ch in s
+    )
 
 
 def terminal_safe(text: Any, multiline: bool = False) -> str:

@@ -1,4 +1,5 @@
 """Byte-range access to one weight file, counting every byte read (the verdict's `bytes_read`)."""
+
 from __future__ import annotations
 
 import os

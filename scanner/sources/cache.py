@@ -9,6 +9,7 @@ Layout under the root (default: the platform's user cache dir, or `$ORIGINSCAN_C
 Every write goes to a temporary file in the same folder and is renamed into place, so a crash or a full disk never
 leaves a partial file where a reader could find it. Set `ORIGINSCAN_CACHE=off` to disable caching.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -107,8 +108,10 @@ class Cache:
         return value if isinstance(value, dict) else None
 
     def put_record(self, kind: str, name: str, ref: str | None, record: dict[str, Any]) -> None:
-        write_bytes_atomic(self._path("repos", self.record_key(kind, name, ref), ".json"),
-                     json.dumps(record, sort_keys=True).encode("utf-8"))
+        write_bytes_atomic(
+            self._path("repos", self.record_key(kind, name, ref), ".json"),
+            json.dumps(record, sort_keys=True).encode("utf-8"),
+        )
 
     def drop_record(self, kind: str, name: str, ref: str | None) -> None:
         try:
@@ -150,8 +153,10 @@ def snapshot_to_record(snap: Any) -> dict[str, Any]:
         "texts": snap.texts,
         "code": snap.code,
         "jsons": snap.jsons,
-        "problems": [{"rule": p.rule, "severity": p.severity.name, "message": p.message, "path": p.path,
-                      "evidence": p.evidence} for p in snap.problems],
+        "problems": [
+            {"rule": p.rule, "severity": p.severity.name, "message": p.message, "path": p.path, "evidence": p.evidence}
+            for p in snap.problems
+        ],
         "meta": {k: v for k, v in snap.meta.items() if k != "cache"},
     }
 
@@ -167,7 +172,10 @@ def snapshot_from_record(target: str, kind: str, rec: dict[str, Any]) -> Snapsho
     snap.code = dict(rec.get("code", {}))
     snap.jsons = dict(rec.get("jsons", {}))
     for p in rec.get("problems", []):
-        snap.problems.append(Finding(p["rule"], Severity[p["severity"]], p["message"], path=p.get("path"),
-                                     evidence=p.get("evidence") or {}))
+        snap.problems.append(
+            Finding(
+                p["rule"], Severity[p["severity"]], p["message"], path=p.get("path"), evidence=p.get("evidence") or {}
+            )
+        )
     snap.meta = dict(rec.get("meta", {}))
     return snap

@@ -7,6 +7,7 @@ switched off afterwards, so nothing reads a large blob by accident; LFS pointers
 weights are read later by HTTP Range on the contents API's `download_url`. With a cache, a rescan of an unchanged
 repo is one `GET /repos/{o}/{r}/commits/{ref}` with `If-None-Match` (a 304, free of rate limit).
 """
+
 from __future__ import annotations
 
 import base64
@@ -64,8 +65,13 @@ class GitHubAPI:
     """The one GitHub REST client (sources, CI comments, tracking issues): timeouts, retries through
     `http.request`, pagination that never follows a `Link: next` to another host, rate-limit handling."""
 
-    def __init__(self, token: str | None = None, api_url: str | None = None,
-                 retry: http.RetryPolicy = http.DEFAULT_RETRY, rate_limit_max_wait: float = RATE_LIMIT_MAX_WAIT):
+    def __init__(
+        self,
+        token: str | None = None,
+        api_url: str | None = None,
+        retry: http.RetryPolicy = http.DEFAULT_RETRY,
+        rate_limit_max_wait: float = RATE_LIMIT_MAX_WAIT,
+    ):
         self.base = api_base(api_url)
         self._token = _token(token)
         self.retry = retry
@@ -82,15 +88,19 @@ class GitHubAPI:
         h.update(extra or {})
         return h
 
-    def get(self, path_or_url: str, params: dict[str, Any] | None = None,
-            headers: dict[str, str] | None = None, what: str | None = None) -> requests.Response:
+    def get(
+        self,
+        path_or_url: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        what: str | None = None,
+    ) -> requests.Response:
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.base + path_or_url
         label = what or f"GitHub API {http.redact(url)}"
         waited = False
         while True:
             self.calls += 1
-            resp = http.request("GET", url, params=params, headers=self.headers(headers), retry=self.retry,
-                                what=label)
+            resp = http.request("GET", url, params=params, headers=self.headers(headers), retry=self.retry, what=label)
             if resp.status_code in (403, 429) and resp.headers.get("X-RateLimit-Remaining") == "0":
                 reset = resp.headers.get("X-RateLimit-Reset", "")
                 wait = max(0.0, int(reset) - time.time()) + 1 if reset.isdigit() else None
@@ -100,8 +110,9 @@ class GitHubAPI:
                     continue
                 when = time.strftime("%H:%M:%S", time.localtime(int(reset))) if reset.isdigit() else "unknown"
                 hint = "" if self._token else "; set GITHUB_TOKEN for a higher limit"
-                raise SourceError(f"{label}: GitHub API rate limit exhausted (resets at {when}){hint}",
-                                  rule="source.unreachable")
+                raise SourceError(
+                    f"{label}: GitHub API rate limit exhausted (resets at {when}){hint}", rule="source.unreachable"
+                )
             return resp
 
     @staticmethod
@@ -114,15 +125,23 @@ class GitHubAPI:
         redirect (it would carry the token); a status of 300 or more raises APIError."""
         label = what or f"GitHub API {method} {path.split('?')[0]}"
         self.calls += 1
-        resp = http.request(method, self.base + path, json=body, headers=self.headers(), retry=self.retry,
-                            what=label, allow_redirects=False)
+        resp = http.request(
+            method,
+            self.base + path,
+            json=body,
+            headers=self.headers(),
+            retry=self.retry,
+            what=label,
+            allow_redirects=False,
+        )
         if resp.status_code >= 300:
             raise self._refuse(resp, label)
         try:
             return resp.json() if resp.content else None
         except ValueError:
-            raise APIError(f"{label}: GitHub API answered something that is not JSON", resp.status_code,
-                           "source.malformed") from None
+            raise APIError(
+                f"{label}: GitHub API answered something that is not JSON", resp.status_code, "source.malformed"
+            ) from None
 
     def get_json(self, path: str, params: dict[str, Any] | None = None, what: str | None = None) -> Any:
         resp = self.get(path, params=params, what=what)
@@ -131,15 +150,18 @@ class GitHubAPI:
         try:
             return resp.json()
         except ValueError:
-            raise SourceError(f"{what or path}: GitHub API answered something that is not JSON",
-                              rule="source.malformed") from None
+            raise SourceError(
+                f"{what or path}: GitHub API answered something that is not JSON", rule="source.malformed"
+            ) from None
 
-    def paginate(self, path: str, params: dict[str, Any] | None = None, what: str | None = None,
-                 max_pages: int = 1000) -> list[Any]:
+    def paginate(
+        self, path: str, params: dict[str, Any] | None = None, what: str | None = None, max_pages: int = 1000
+    ) -> list[Any]:
         return list(self.iterate(path, params, what, max_pages))
 
-    def iterate(self, path: str, params: dict[str, Any] | None = None, what: str | None = None,
-                max_pages: int = 1000) -> Iterator[Any]:
+    def iterate(
+        self, path: str, params: dict[str, Any] | None = None, what: str | None = None, max_pages: int = 1000
+    ) -> Iterator[Any]:
         """The items of a listing, page by page (a caller that finds what it wants stops reading)."""
         url: str | None = path
         query: dict[str, Any] | None = {"per_page": 100, **(params or {})}
@@ -165,12 +187,16 @@ class GitHubAPI:
 
 def _git_env(token: str | None) -> dict[str, str]:
     """Credentials go through GIT_CONFIG_* variables, never argv (visible in `ps`) nor output."""
-    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1", "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_NO_LAZY_FETCH": "1"}
+    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1", "GIT_CONFIG_NOSYSTEM": "1", "GIT_NO_LAZY_FETCH": "1"}
     if token:
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-                    "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"})
+        env.update(
+            {
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": "http.extraHeader",
+                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+            }
+        )
     return env
 
 
@@ -184,9 +210,18 @@ def _scrub(text: str, token: str | None) -> str:
 class GitHubSource:
     kind = "github"
 
-    def __init__(self, owner: str, repo: str, ref: str | None = None, token: str | None = None, *,
-                 api_url: str | None = None, target: str | None = None, cache: Cache | None | bool = None,
-                 retry: http.RetryPolicy = http.DEFAULT_RETRY):
+    def __init__(
+        self,
+        owner: str,
+        repo: str,
+        ref: str | None = None,
+        token: str | None = None,
+        *,
+        api_url: str | None = None,
+        target: str | None = None,
+        cache: Cache | None | bool = None,
+        retry: http.RetryPolicy = http.DEFAULT_RETRY,
+    ):
         self.owner = owner
         self.repo = repo
         self.ref = ref
@@ -208,8 +243,11 @@ class GitHubSource:
         record = self.cache.get_record("github", self.full_name, self.ref) if self.cache else None
         if record is not None:
             ref = self.ref or record.get("default_branch") or "HEAD"
-            resp = self.api.get(f"/repos/{self.full_name}/commits/{quote(ref, safe='')}",
-                                headers={"If-None-Match": record.get("etag") or ""}, what=label)
+            resp = self.api.get(
+                f"/repos/{self.full_name}/commits/{quote(ref, safe='')}",
+                headers={"If-None-Match": record.get("etag") or ""},
+                what=label,
+            )
             same = resp.status_code == 304
             if resp.status_code == 200:
                 try:
@@ -226,8 +264,9 @@ class GitHubSource:
             meta = self.api.get_json(f"/repos/{self.full_name}", what=label)
         except SourceError as exc:
             if exc.rule == "source.not_found":
-                raise SourceError(f"{label}: repository not found (or private: set GITHUB_TOKEN)",
-                                  rule="source.not_found") from None
+                raise SourceError(
+                    f"{label}: repository not found (or private: set GITHUB_TOKEN)", rule="source.not_found"
+                ) from None
             if exc.rule == "source.unverifiable":
                 snap = Snapshot(target=self.target, kind="github", name=self.full_name)
                 snap.problem("source.unverifiable", str(exc))
@@ -245,23 +284,32 @@ class GitHubSource:
         if not clone_url:
             raise SourceError(f"{label}: the API gave no clone_url", rule="source.malformed")
 
-        snap = Snapshot(target=self.target, kind="github", name=meta.get("full_name") or self.full_name,
-                        revision=sha)
-        snap.meta.update({
-            "default_branch": meta.get("default_branch"),
-            "archived": bool(meta.get("archived")),
-            "fork": bool(meta.get("fork")),
-            "private": bool(meta.get("private")),
-            "license": (meta.get("license") or {}).get("spdx_id"),
-            "html_url": meta.get("html_url"),
-            "etag": etag,
-        })
+        snap = Snapshot(target=self.target, kind="github", name=meta.get("full_name") or self.full_name, revision=sha)
+        snap.meta.update(
+            {
+                "default_branch": meta.get("default_branch"),
+                "archived": bool(meta.get("archived")),
+                "fork": bool(meta.get("fork")),
+                "private": bool(meta.get("private")),
+                "license": (meta.get("license") or {}).get("spdx_id"),
+                "html_url": meta.get("html_url"),
+                "etag": etag,
+            }
+        )
         self._read_tree(snap, clone_url, ref, sha)
         self._set_opener(snap)
         if self.cache is not None and sha:
-            self.cache.put_record("github", self.full_name, self.ref, {
-                "revision": snap.revision, "etag": etag, "default_branch": meta.get("default_branch"),
-                "snapshot": snapshot_to_record(snap)})
+            self.cache.put_record(
+                "github",
+                self.full_name,
+                self.ref,
+                {
+                    "revision": snap.revision,
+                    "etag": etag,
+                    "default_branch": meta.get("default_branch"),
+                    "snapshot": snapshot_to_record(snap),
+                },
+            )
         snap.meta["cache"] = "miss" if self.cache is not None else "off"
         return snap
 
@@ -281,13 +329,27 @@ class GitHubSource:
             g.config("remote.origin.partialclonefilter", f"blob:limit={BLOB_LIMIT}")
             want = ref  # a branch or tag name; a commit sha works where the server allows fetching by sha
             try:
-                g.fetch("--depth", "1", f"--filter=blob:limit={BLOB_LIMIT}", "--no-tags", "origin", want,
-                        kill_after_timeout=GIT_TIMEOUT)
+                g.fetch(
+                    "--depth",
+                    "1",
+                    f"--filter=blob:limit={BLOB_LIMIT}",
+                    "--no-tags",
+                    "origin",
+                    want,
+                    kill_after_timeout=GIT_TIMEOUT,
+                )
             except git.GitCommandError as exc:
                 if sha and want != sha:
                     try:
-                        g.fetch("--depth", "1", f"--filter=blob:limit={BLOB_LIMIT}", "--no-tags", "origin", sha,
-                                kill_after_timeout=GIT_TIMEOUT)
+                        g.fetch(
+                            "--depth",
+                            "1",
+                            f"--filter=blob:limit={BLOB_LIMIT}",
+                            "--no-tags",
+                            "origin",
+                            sha,
+                            kill_after_timeout=GIT_TIMEOUT,
+                        )
                     except git.GitCommandError:
                         raise exc from None
                 else:
@@ -315,8 +377,7 @@ class GitHubSource:
                 self._sizes_from_api(snap, head, missing)
         except git.GitCommandError as exc:
             stderr = _scrub((exc.stderr or "").strip().splitlines()[-1] if exc.stderr else "", self.token)
-            raise SourceError(f"{self.target}: git fetch failed: {stderr[:200]}",
-                              rule="source.unreachable") from None
+            raise SourceError(f"{self.target}: git fetch failed: {stderr[:200]}", rule="source.unreachable") from None
         finally:
             if repo is not None:
                 repo.close()
@@ -337,8 +398,11 @@ class GitHubSource:
             data = None
         if path in SMALL_JSON_FILES:
             if size > json_limit(path):
-                snap.problem("source.too_large", f"{path} is {size} bytes, over the {json_limit(path)}-byte "
-                             "limit; not parsed", path=path)
+                snap.problem(
+                    "source.too_large",
+                    f"{path} is {size} bytes, over the {json_limit(path)}-byte limit; not parsed",
+                    path=path,
+                )
                 return
             data = data if data is not None else repo.odb.stream(bytes.fromhex(oid)).read()
             value = parse_json(data, path, snap)
@@ -347,16 +411,18 @@ class GitHubSource:
         elif wants_text:
             data = data if data is not None else repo.odb.stream(bytes.fromhex(oid)).read()
             if len(data) > MAX_TEXT_BYTES:
-                snap.problem("source.too_large", f"{path} is {size} bytes; only the first {MAX_TEXT_BYTES} "
-                             "were read", path=path)
+                snap.problem(
+                    "source.too_large", f"{path} is {size} bytes; only the first {MAX_TEXT_BYTES} were read", path=path
+                )
                 data = data[:MAX_TEXT_BYTES]
             snap.keep_text(path, decode_text(data, path, snap))
 
     def _sizes_from_api(self, snap: Snapshot, sha: str, missing: list[str]) -> None:
         """Blobs over the filter limit were not fetched; the trees API knows their sizes."""
         try:
-            tree = self.api.get_json(f"/repos/{self.full_name}/git/trees/{sha}", params={"recursive": "1"},
-                                     what=self.target)
+            tree = self.api.get_json(
+                f"/repos/{self.full_name}/git/trees/{sha}", params={"recursive": "1"}, what=self.target
+            )
         except SourceError as exc:
             snap.problem("source.unverifiable", f"sizes of {len(missing)} large files unknown: {exc}")
             return
@@ -375,8 +441,11 @@ class GitHubSource:
             entry = snap.files.get(path)
             if entry is None:
                 raise OSError(f"{self.target}: no file {path}")
-            info = self.api.get_json(f"/repos/{self.full_name}/contents/{quote(path)}",
-                                     params={"ref": rev} if rev else None, what=f"{self.target}: {path}")
+            info = self.api.get_json(
+                f"/repos/{self.full_name}/contents/{quote(path)}",
+                params={"ref": rev} if rev else None,
+                what=f"{self.target}: {path}",
+            )
             url = info.get("download_url") if isinstance(info, dict) else None
             if not url:
                 raise SourceError(f"{self.target}: {path} has no download URL", rule="source.unverifiable")
@@ -386,8 +455,13 @@ class GitHubSource:
         snap.opener = opener
 
 
-def list_org_repos(org: str, include_forks: bool = False, include_archived: bool = False,
-                   token: str | None = None, api_url: str | None = None) -> list[str]:
+def list_org_repos(
+    org: str,
+    include_forks: bool = False,
+    include_archived: bool = False,
+    token: str | None = None,
+    api_url: str | None = None,
+) -> list[str]:
     """`owner/name` of every repo of an organisation (or user), forks and archived repos skipped unless asked."""
     api = GitHubAPI(token, api_url)
     try:

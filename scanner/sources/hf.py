@@ -5,6 +5,7 @@ exact-copy check reads 0 weight bytes), one GET per small file (card, SMALL_JSON
 and nothing else; weights are read later by HTTP Range through `Snapshot.open`. With a cache, a rescan of an
 unchanged repo is one `model_info(expand=["sha"])` call and 0 weight bytes.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,11 @@ def _configure_hf_client() -> None:
             def count(request: httpx2.Request) -> None:
                 http.SENT.add()
 
-            return httpx2.Client(event_hooks={"request": [hf_request_event_hook, count]}, follow_redirects=True,
-                                 timeout=httpx2.Timeout(HF_TIMEOUT, connect=10.0))
+            return httpx2.Client(
+                event_hooks={"request": [hf_request_event_hook, count]},
+                follow_redirects=True,
+                timeout=httpx2.Timeout(HF_TIMEOUT, connect=10.0),
+            )
 
         set_client_factory(factory)
         _client_configured = True
@@ -77,8 +81,9 @@ def _status(exc: BaseException) -> int | None:
     return getattr(resp, "status_code", None)
 
 
-def _hf_call(label: str, fn: Callable[..., T], *args: Any, retry: http.RetryPolicy = http.DEFAULT_RETRY,
-             **kwargs: Any) -> T:
+def _hf_call(
+    label: str, fn: Callable[..., T], *args: Any, retry: http.RetryPolicy = http.DEFAULT_RETRY, **kwargs: Any
+) -> T:
     """Retry a huggingface_hub call on 429/5xx/network errors (the library does not for model_info)."""
     import httpx2
     from huggingface_hub.errors import HfHubHTTPError
@@ -90,8 +95,9 @@ def _hf_call(label: str, fn: Callable[..., T], *args: Any, retry: http.RetryPoli
             code = _status(exc)
             if code not in http.RETRY_STATUSES:
                 raise
-            raise http.Retryable(f"HTTP {code}", http.parse_retry_after(exc.response.headers.get("Retry-After"))) \
-                from None
+            raise http.Retryable(
+                f"HTTP {code}", http.parse_retry_after(exc.response.headers.get("Retry-After"))
+            ) from None
         except (httpx2.TransportError, OSError) as exc:
             raise http.Retryable(type(exc).__name__) from None
 
@@ -112,9 +118,17 @@ def _wants(path: str) -> bool:
 class HFSource:
     kind = "hf"
 
-    def __init__(self, repo_id: str, revision: str | None = None, token: str | None = None, *,
-                 endpoint: str | None = None, target: str | None = None, cache: Cache | None | bool = None,
-                 retry: http.RetryPolicy = http.DEFAULT_RETRY):
+    def __init__(
+        self,
+        repo_id: str,
+        revision: str | None = None,
+        token: str | None = None,
+        *,
+        endpoint: str | None = None,
+        target: str | None = None,
+        cache: Cache | None | bool = None,
+        retry: http.RetryPolicy = http.DEFAULT_RETRY,
+    ):
         self.repo_id = repo_id
         self.revision = revision
         self.token = token
@@ -140,36 +154,43 @@ class HFSource:
         record = self.cache.get_record("hf", self.repo_id, self.revision) if self.cache else None
         try:
             if record is not None:
-                cheap = _hf_call(label, api.model_info, self.repo_id, revision=self.revision, expand=["sha"],
-                                 retry=self.retry)
+                cheap = _hf_call(
+                    label, api.model_info, self.repo_id, revision=self.revision, expand=["sha"], retry=self.retry
+                )
                 if cheap.sha and cheap.sha == record.get("revision"):
                     snap = snapshot_from_record(self.target, "hf", record["snapshot"])
                     snap.meta["cache"] = "hit"
                     self._set_opener(snap)
                     return snap
-            info = _hf_call(label, api.model_info, self.repo_id, revision=self.revision, files_metadata=True,
-                            retry=self.retry)
+            info = _hf_call(
+                label, api.model_info, self.repo_id, revision=self.revision, files_metadata=True, retry=self.retry
+            )
         except RevisionNotFoundError:
             raise SourceError(f"{label}: revision {self.revision!r} not found", rule="source.not_found") from None
         except GatedRepoError:
-            return self._unverifiable(f"{label}: gated repo; set HF_TOKEN to a token that has been granted access",
-                                      gated=True)
+            return self._unverifiable(
+                f"{label}: gated repo; set HF_TOKEN to a token that has been granted access", gated=True
+            )
         except RepositoryNotFoundError as exc:
             if _status(exc) in (401, 403):
-                return self._unverifiable(f"{label}: repository not visible without credentials (private, or it "
-                                          "does not exist); set HF_TOKEN to a token that can read it",
-                                          private=True)
+                return self._unverifiable(
+                    f"{label}: repository not visible without credentials (private, or it "
+                    "does not exist); set HF_TOKEN to a token that can read it",
+                    private=True,
+                )
             raise SourceError(f"{label}: repository not found", rule="source.not_found") from None
         except HfHubHTTPError as exc:
             if _status(exc) in (401, 403):
-                return self._unverifiable(f"{label}: access denied (HTTP {_status(exc)}); a token with access "
-                                          "is needed", private=True)
+                return self._unverifiable(
+                    f"{label}: access denied (HTTP {_status(exc)}); a token with access is needed", private=True
+                )
             raise SourceError(f"{label}: Hub answered HTTP {_status(exc)}", rule="source.unreachable") from None
 
         snap = self._from_info(info)
         if self.cache is not None and not any(p.rule == "source.unverifiable" for p in snap.problems):
-            self.cache.put_record("hf", self.repo_id, self.revision,
-                                  {"revision": snap.revision, "snapshot": snapshot_to_record(snap)})
+            self.cache.put_record(
+                "hf", self.repo_id, self.revision, {"revision": snap.revision, "snapshot": snapshot_to_record(snap)}
+            )
         snap.meta["cache"] = "miss" if self.cache is not None else "off"
         return snap
 
@@ -199,15 +220,17 @@ class HFSource:
     def _from_info(self, info: Any) -> Snapshot:
         snap = Snapshot(target=self.target, kind="hf", name=info.id or self.repo_id, revision=info.sha)
         card = info.card_data.to_dict() if info.card_data is not None and hasattr(info.card_data, "to_dict") else None
-        snap.meta.update({
-            "gated": info.gated or False,
-            "private": bool(info.private),
-            "tags": list(info.tags or []),
-            "library_name": info.library_name,
-            "pipeline_tag": info.pipeline_tag,
-            "card_data": card,
-            "last_modified": info.last_modified.isoformat() if info.last_modified else None,
-        })
+        snap.meta.update(
+            {
+                "gated": info.gated or False,
+                "private": bool(info.private),
+                "tags": list(info.tags or []),
+                "library_name": info.library_name,
+                "pipeline_tag": info.pipeline_tag,
+                "card_data": card,
+                "last_modified": info.last_modified.isoformat() if info.last_modified else None,
+            }
+        )
         blob_ids: dict[str, str] = {}
         for s in info.siblings or []:
             if s.lfs is not None:
@@ -225,8 +248,11 @@ class HFSource:
             entry = snap.files[path]
             limit = json_limit(path) if path in SMALL_JSON_FILES else MAX_TEXT_BYTES
             if path in SMALL_JSON_FILES and entry.size > limit:
-                snap.problem("source.too_large", f"{path} is {entry.size} bytes, over the {limit}-byte limit; "
-                             "not parsed", path=path)
+                snap.problem(
+                    "source.too_large",
+                    f"{path} is {entry.size} bytes, over the {limit}-byte limit; not parsed",
+                    path=path,
+                )
                 continue
             key = entry.sha256 or (f"git-{blob_ids[path]}" if path in blob_ids else None)
             data = self.cache.get_blob(key) if (self.cache is not None and key) else None
@@ -235,9 +261,14 @@ class HFSource:
                     data = self._download(path, snap.revision, min(entry.size, limit), headers)
                 except SourceError as exc:
                     if exc.rule == "source.unverifiable":
-                        snap.problem("source.unverifiable", f"{self.target}: {path} is not readable without "
-                                     "access (gated or private); set HF_TOKEN to a token that has been granted "
-                                     "access", path=path, gated=snap.meta.get("gated"))
+                        snap.problem(
+                            "source.unverifiable",
+                            f"{self.target}: {path} is not readable without "
+                            "access (gated or private); set HF_TOKEN to a token that has been granted "
+                            "access",
+                            path=path,
+                            gated=snap.meta.get("gated"),
+                        )
                         denied = True  # one finding, not one per file
                     else:
                         snap.problem(exc.rule, str(exc), path=path)
@@ -250,16 +281,20 @@ class HFSource:
                     snap.jsons[path] = value
             else:
                 if entry.size > MAX_TEXT_BYTES:
-                    snap.problem("source.too_large", f"{path} is {entry.size} bytes; only the first "
-                                 f"{MAX_TEXT_BYTES} were read", path=path)
+                    snap.problem(
+                        "source.too_large",
+                        f"{path} is {entry.size} bytes; only the first {MAX_TEXT_BYTES} were read",
+                        path=path,
+                    )
                 snap.keep_text(path, decode_text(data[:MAX_TEXT_BYTES], path, snap))
         return snap
 
     def _download(self, path: str, revision: str | None, limit: int, headers: dict[str, str]) -> bytes:
         from huggingface_hub import hf_hub_url
 
-        url = hf_hub_url(self.repo_id, path, revision=revision or self.revision or "main",
-                         endpoint=_endpoint(self.endpoint))
+        url = hf_hub_url(
+            self.repo_id, path, revision=revision or self.revision or "main", endpoint=_endpoint(self.endpoint)
+        )
         label = f"{self.target}: {path}"
         for _ in range(self.retry.max_tries):
             resp = http.request("GET", url, headers=headers, stream=True, retry=self.retry, what=label)
@@ -286,12 +321,17 @@ def list_org_models(org: str, token: str | None = None, endpoint: str | None = N
     try:
         return _hf_call(f"hf:{org}", lambda: sorted(m.id for m in api.list_models(author=org)))
     except HfHubHTTPError as exc:
-        raise SourceError(f"hf:{org}: listing models failed (HTTP {_status(exc)})",
-                          rule="source.unreachable") from None
+        raise SourceError(f"hf:{org}: listing models failed (HTTP {_status(exc)})", rule="source.unreachable") from None
 
 
-def read_text_file(repo_id: str, path: str, token: str | None = None, endpoint: str | None = None,
-                   retry: http.RetryPolicy = http.DEFAULT_RETRY, revision: str | None = None) -> str | None:
+def read_text_file(
+    repo_id: str,
+    path: str,
+    token: str | None = None,
+    endpoint: str | None = None,
+    retry: http.RetryPolicy = http.DEFAULT_RETRY,
+    revision: str | None = None,
+) -> str | None:
     """One small text file of a Hub repo at `revision` (default: main), e.g. a base model's card; None when it is
     absent, gated or unreachable: a base card is extra evidence, never a reason to fail the scan."""
     source = HFSource(repo_id, token=token, endpoint=endpoint, cache=False, retry=retry)

@@ -4,6 +4,7 @@ Every request goes through `request()`: a timeout on every call, retries with ex
 network errors (honouring `Retry-After`), and a bound on the total time spent waiting. Nothing here logs or
 formats request headers, so tokens never reach output.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -164,9 +165,17 @@ def retrying(call: Callable[[], T], label: str, retry: RetryPolicy = DEFAULT_RET
             _sleep(wait)
 
 
-def request(method: str, url: str, *, session: requests.Session | None = None,
-            headers: Mapping[str, str] | None = None, timeout: Any = DEFAULT_TIMEOUT,
-            retry: RetryPolicy = DEFAULT_RETRY, what: str | None = None, **kwargs: Any) -> requests.Response:
+def request(
+    method: str,
+    url: str,
+    *,
+    session: requests.Session | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: Any = DEFAULT_TIMEOUT,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    what: str | None = None,
+    **kwargs: Any,
+) -> requests.Response:
     """One HTTP call with a timeout and bounded retries. Returns the response for any status that is not retried
     (the caller judges 2xx/3xx/4xx); raises SourceError(rule="source.unreachable") once retries are exhausted."""
     use = session or get_session()
@@ -193,8 +202,9 @@ def status_error(resp: requests.Response, label: str) -> SourceError:
     """A SourceError for a non-success status: 401/403 mean we could not verify, others that we could not read."""
     code = resp.status_code
     if code in (401, 403):
-        return SourceError(f"{label}: HTTP {code} (private or gated; a token with access is needed)",
-                           rule="source.unverifiable")
+        return SourceError(
+            f"{label}: HTTP {code} (private or gated; a token with access is needed)", rule="source.unverifiable"
+        )
     if code == 404:
         return SourceError(f"{label}: not found (HTTP 404)", rule="source.not_found")
     return SourceError(f"{label}: HTTP {code}", rule="source.unreachable")
@@ -223,9 +233,16 @@ class HTTPRangeByteSource(ByteSource):
     MAX_RESUMES = 5
     coalesce_gap = 4096  # a request's round trip costs more than a page of unwanted bytes
 
-    def __init__(self, url: str, size: int, name: str | None = None, headers: Mapping[str, str] | None = None,
-                 session: requests.Session | None = None, retry: RetryPolicy = DEFAULT_RETRY,
-                 timeout: Any = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        url: str,
+        size: int,
+        name: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        timeout: Any = DEFAULT_TIMEOUT,
+    ):
         super().__init__(name or redact(url), size)
         self.url = url
         self._headers = dict(headers or {})
@@ -251,8 +268,10 @@ class HTTPRangeByteSource(ByteSource):
                 if len(buf) == before:
                     resumes += 1  # no progress: count against the budget
                 if resumes > self.MAX_RESUMES:
-                    raise SourceError(f"{self.name}: connection kept failing reading bytes {start}-{end} "
-                                      f"({type(exc).__name__})", rule="source.unreachable") from None
+                    raise SourceError(
+                        f"{self.name}: connection kept failing reading bytes {start}-{end} ({type(exc).__name__})",
+                        rule="source.unreachable",
+                    ) from None
                 self.resumes += 1
                 continue
         return bytes(buf)
@@ -262,22 +281,38 @@ class HTTPRangeByteSource(ByteSource):
         headers["Range"] = f"bytes={start}-{end}"
         headers["Accept-Encoding"] = "identity"  # a compressed body would not match the byte range
         self.requests += 1
-        resp = request("GET", self.url, session=self._session, headers=headers, timeout=self._timeout,
-                       retry=self._retry, stream=True, what=f"{self.name}: range {start}-{end}")
+        resp = request(
+            "GET",
+            self.url,
+            session=self._session,
+            headers=headers,
+            timeout=self._timeout,
+            retry=self._retry,
+            stream=True,
+            what=f"{self.name}: range {start}-{end}",
+        )
         with resp:
             if resp.status_code == 200:
-                raise SourceError(f"{self.name}: server ignored the Range header (HTTP 200 with the whole file "
-                                  "instead of 206); refusing to read a whole weight file", rule="source.malformed")
+                raise SourceError(
+                    f"{self.name}: server ignored the Range header (HTTP 200 with the whole file "
+                    "instead of 206); refusing to read a whole weight file",
+                    rule="source.malformed",
+                )
             if resp.status_code != 206:
                 raise status_error(resp, f"{self.name}: range {start}-{end}")
             got = parse_content_range(resp.headers.get("Content-Range"))
             if got is None:
-                raise SourceError(f"{self.name}: 206 without a valid Content-Range "
-                                  f"({resp.headers.get('Content-Range')!r})", rule="source.malformed")
+                raise SourceError(
+                    f"{self.name}: 206 without a valid Content-Range ({resp.headers.get('Content-Range')!r})",
+                    rule="source.malformed",
+                )
             a, b, total = got
             if a != start or b < a or b > end or (total is not None and total != self.size):
-                raise SourceError(f"{self.name}: asked for bytes {start}-{end}/{self.size}, server answered "
-                                  f"Content-Range {resp.headers.get('Content-Range')!r}", rule="source.malformed")
+                raise SourceError(
+                    f"{self.name}: asked for bytes {start}-{end}/{self.size}, server answered "
+                    f"Content-Range {resp.headers.get('Content-Range')!r}",
+                    rule="source.malformed",
+                )
             want = b - a + 1
             got_bytes = 0
             for chunk in resp.iter_content(self.CHUNK):
@@ -287,8 +322,10 @@ class HTTPRangeByteSource(ByteSource):
                 buf.extend(chunk[:take])
                 got_bytes += take
                 if len(chunk) > take:
-                    raise SourceError(f"{self.name}: server sent more than the {want} bytes of its Content-Range",
-                                      rule="source.malformed")
+                    raise SourceError(
+                        f"{self.name}: server sent more than the {want} bytes of its Content-Range",
+                        rule="source.malformed",
+                    )
             if got_bytes < want:
                 # Body ended early without an exception (e.g. Content-Length not enforced): resume.
                 raise requests.exceptions.ChunkedEncodingError("body ended early")

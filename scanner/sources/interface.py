@@ -3,6 +3,7 @@
 A source knows how to list a repo's files, read its small text/JSON files and open byte ranges of its weights.
 Everything downstream (evidence, checks, provenance) sees only this interface.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,25 @@ DEFAULT_MAX_JSON_BYTES = 8 * 1024 * 1024
 # this (Llama 3's tokenizer.json, with 128 k tokens and 280 k merges, has under 1 M values).
 MAX_JSON_ITEMS = 4_000_000
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx",
-                   ".pkl", ".pickle", ".joblib", ".npz", ".npy", ".keras", ".tflite", ".mlmodel")
+WEIGHT_SUFFIXES = (
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".gguf",
+    ".h5",
+    ".msgpack",
+    ".onnx",
+    ".pkl",
+    ".pickle",
+    ".joblib",
+    ".npz",
+    ".npy",
+    ".keras",
+    ".tflite",
+    ".mlmodel",
+)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib")
 
 
@@ -134,8 +152,7 @@ def decode_text(data: bytes, path: str, snap: Snapshot) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        snap.problem("source.encoding", f"{path} is not valid UTF-8 (byte {exc.start}); read as latin-1",
-                     path=path)
+        snap.problem("source.encoding", f"{path} is not valid UTF-8 (byte {exc.start}); read as latin-1", path=path)
         return data.decode("latin-1")
 
 
@@ -143,8 +160,11 @@ def parse_json(data: bytes, path: str, snap: Snapshot) -> Any:
     """Parse a small JSON file; malformed or pathological input becomes a finding, never an exception."""
     items = data.count(b",") + 1  # an upper bound on the values, counted without parsing
     if items > MAX_JSON_ITEMS:
-        snap.problem("source.too_large", f"{path} holds up to {items} values, over the {MAX_JSON_ITEMS}-value "
-                     "budget; not parsed", path=path)
+        snap.problem(
+            "source.too_large",
+            f"{path} holds up to {items} values, over the {MAX_JSON_ITEMS}-value budget; not parsed",
+            path=path,
+        )
         return None
     try:
         value = json.loads(data.decode("utf-8-sig"))
@@ -152,8 +172,7 @@ def parse_json(data: bytes, path: str, snap: Snapshot) -> Any:
         snap.problem("source.malformed", f"{path} is not valid JSON: {str(exc)[:120]}", path=path)
         return None
     except RecursionError:
-        snap.problem("source.malformed", f"{path} is nested too deeply to be a real config (JSON bomb?)",
-                     path=path)
+        snap.problem("source.malformed", f"{path} is nested too deeply to be a real config (JSON bomb?)", path=path)
         return None
     if path != "tokenizer.json" and not isinstance(value, dict):
         snap.problem("source.malformed", f"{path} is JSON but not an object", path=path)

@@ -1,4 +1,5 @@
 """A model repo already on disk: a CI checkout, a `snapshot_download` folder, a working copy."""
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,7 @@ def parse_lfs_pointer(data: bytes) -> tuple[str, int] | None:
     for line in data.decode("ascii", "replace").splitlines():
         key, _, value = line.partition(" ")
         if key == "oid" and value.startswith("sha256:"):
-            oid = value[len("sha256:"):].strip()
+            oid = value[len("sha256:") :].strip()
         elif key == "size" and value.strip().isdigit():
             size = int(value.strip())
     if oid and size is not None and len(oid) == 64:
@@ -97,8 +98,9 @@ def shown_name(rel: str) -> str:
 
 
 class LocalSource:
-    def __init__(self, path: str, target: str | None = None, hash_weights: bool = True,
-                 cache: Cache | None | bool = None):
+    def __init__(
+        self, path: str, target: str | None = None, hash_weights: bool = True, cache: Cache | None | bool = None
+    ):
         self.root = Path(path)
         self.target = target or path
         self.hash_weights = hash_weights
@@ -120,13 +122,19 @@ class LocalSource:
             shown = shown_name(rel)
             if shown != rel:
                 renamed[shown] = Path(full)
-                snap.problem("source.encoding", f"{shown}: file name is not valid UTF-8 (shown with \\x escapes)",
-                             path=shown)
+                snap.problem(
+                    "source.encoding", f"{shown}: file name is not valid UTF-8 (shown with \\x escapes)", path=shown
+                )
             self._add_file(snap, shown, full, st)
         if self._unhashed:
-            snap.problem("source.too_large", f"{len(self._unhashed)} weight file(s) past the {MAX_HASH_BYTES}-byte "
-                         "hashing budget were not hashed (e.g. " + self._unhashed[0] + "); exact copies among them "
-                         "are judged from sampled tensors", path=self._unhashed[0], files=self._unhashed[:20])
+            snap.problem(
+                "source.too_large",
+                f"{len(self._unhashed)} weight file(s) past the {MAX_HASH_BYTES}-byte "
+                "hashing budget were not hashed (e.g. " + self._unhashed[0] + "); exact copies among them "
+                "are judged from sampled tensors",
+                path=self._unhashed[0],
+                files=self._unhashed[:20],
+            )
         return snap
 
     def _walk(self, root: Path, snap: Snapshot) -> Iterator[tuple[str, str, os.stat_result]]:
@@ -146,8 +154,12 @@ class LocalSource:
                         dirnames.remove(d)
                         rel = shown_name((here / d).relative_to(root).as_posix())
                         if not self._inside(root, here / d):
-                            snap.problem("source.symlink_escape", f"{rel} links outside the repo; not followed",
-                                         path=rel, link=shown_name(os.readlink(here / d)))
+                            snap.problem(
+                                "source.symlink_escape",
+                                f"{rel} links outside the repo; not followed",
+                                path=rel,
+                                link=shown_name(os.readlink(here / d)),
+                            )
                 except OSError as exc:  # a path past PATH_MAX, a folder that vanished
                     dirnames.remove(d)
                     unreadable(exc)
@@ -160,8 +172,12 @@ class LocalSource:
                     st = os.lstat(full)
                     if stat.S_ISLNK(st.st_mode):
                         if not self._inside(root, Path(full)):
-                            snap.problem("source.symlink_escape", f"{shown_name(rel)} links outside the repo; not "
-                                         "followed", path=shown_name(rel), link=shown_name(os.readlink(full)))
+                            snap.problem(
+                                "source.symlink_escape",
+                                f"{shown_name(rel)} links outside the repo; not followed",
+                                path=shown_name(rel),
+                                link=shown_name(os.readlink(full)),
+                            )
                             continue
                         st = os.stat(full)
                 except OSError as exc:
@@ -203,8 +219,11 @@ class LocalSource:
                     self._unhashed.append(rel)
             elif rel in SMALL_JSON_FILES:
                 if size > json_limit(rel):
-                    snap.problem("source.too_large", f"{rel} is {size} bytes, over the {json_limit(rel)}-byte limit; "
-                                 "not parsed", path=rel)
+                    snap.problem(
+                        "source.too_large",
+                        f"{rel} is {size} bytes, over the {json_limit(rel)}-byte limit; not parsed",
+                        path=rel,
+                    )
                     return
                 value = parse_json(_read(full), rel, snap)
                 if value is not None:
@@ -213,8 +232,11 @@ class LocalSource:
                 with open(full, "rb") as fh:
                     data = fh.read(MAX_TEXT_BYTES + 1)
                 if len(data) > MAX_TEXT_BYTES:
-                    snap.problem("source.too_large", f"{rel} is {size} bytes; only the first "
-                                 f"{MAX_TEXT_BYTES} were read", path=rel)
+                    snap.problem(
+                        "source.too_large",
+                        f"{rel} is {size} bytes; only the first {MAX_TEXT_BYTES} were read",
+                        path=rel,
+                    )
                     data = data[:MAX_TEXT_BYTES]
                 snap.keep_text(rel, decode_text(data, rel, snap))
         except OSError as exc:

@@ -1,10 +1,11 @@
 """Target strings → sources.
 
-    ./path/to/model             a local folder
-    hf:OWNER/NAME[@REV]         a Hugging Face model repo, optionally pinned
-    github:OWNER/REPO[@REF]     a GitHub repo, optionally at a branch, tag or commit
-    hf:ORG  /  github:ORG       an organisation (or user): every repo of it, for `sweep`
+./path/to/model             a local folder
+hf:OWNER/NAME[@REV]         a Hugging Face model repo, optionally pinned
+github:OWNER/REPO[@REF]     a GitHub repo, optionally at a branch, tag or commit
+hf:ORG  /  github:ORG       an organisation (or user): every repo of it, for `sweep`
 """
+
 from __future__ import annotations
 
 import re
@@ -68,8 +69,10 @@ def open_source(target: str, *, token: str | None = None, cache: Any = None, has
 
         return LocalSource(owner, target=target, hash_weights=hash_weights, cache=cache)  # type: ignore[arg-type]
     if kind.endswith("-org"):
-        raise UsageError(f"{target}: names an organisation; use `originscan sweep {target}` or name one repo "
-                         f"({kind[:-4]}:{owner}/NAME)")
+        raise UsageError(
+            f"{target}: names an organisation; use `originscan sweep {target}` or name one repo "
+            f"({kind[:-4]}:{owner}/NAME)"
+        )
     if kind == "hf":
         from scanner.sources.hf import HFSource
 
@@ -83,8 +86,9 @@ def is_org(target: str) -> bool:
     return parse_target(target)[0].endswith("-org")
 
 
-def list_org(target: str, *, token: str | None = None, include_forks: bool = False,
-             include_archived: bool = False) -> list[str]:
+def list_org(
+    target: str, *, token: str | None = None, include_forks: bool = False, include_archived: bool = False
+) -> list[str]:
     """Repo targets (`hf:ORG/NAME`, `github:ORG/REPO`) of an org target; a repo target lists itself."""
     kind, owner, name, _ = parse_target(target)
     if kind == "hf-org":
@@ -94,8 +98,15 @@ def list_org(target: str, *, token: str | None = None, include_forks: bool = Fal
     if kind == "github-org":
         from scanner.sources.github import list_org_repos
 
-        return [f"github:{full}" for full in list_org_repos(owner, include_forks=include_forks,  # type: ignore
-                                                             include_archived=include_archived, token=token)]
+        return [
+            f"github:{full}"
+            for full in list_org_repos(
+                owner,  # type: ignore[arg-type]  # an org target always has an owner
+                include_forks=include_forks,
+                include_archived=include_archived,
+                token=token,
+            )
+        ]
     if kind == "local":
         raise UsageError(f"{target}: a local folder is not an organisation (expected hf:ORG or github:ORG)")
     return [target]

@@ -8,6 +8,7 @@ rest on the pickle analysis.
 
 Large files are sparse (`truncate`): a file that claims gigabytes costs no disk.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,12 +28,16 @@ HF_TOKEN = "hf_HostileCorpusFakeToken0123456789abcd"
 GITHUB_TOKEN = "ghp_HostileCorpusFakeToken0123456789abcd"
 
 # Text that must never reach a report or terminal as it is.
-INJECT = ("\n::error title=pwned::owned by the model card\n::add-mask::originscan\n::stop-commands::tok\n"
-          "##[error]legacy command\n\x1b[31mred\x1b[0m \x1b]0;window title\x07 \x1b]8;;https://evil.example\x1b\\"
-          "link\x1b]8;;\x1b\\ \x9b2J \u202eevil")
+INJECT = (
+    "\n::error title=pwned::owned by the model card\n::add-mask::originscan\n::stop-commands::tok\n"
+    "##[error]legacy command\n\x1b[31mred\x1b[0m \x1b]0;window title\x07 \x1b]8;;https://evil.example\x1b\\"
+    "link\x1b]8;;\x1b\\ \x9b2J \u202eevil"
+)
 HTML_INJECT = '<script>alert(1)</script><img src=x onerror="alert(2)">'
-MD_INJECT = "[click me](https://evil.example/steal) ![pixel](https://evil.example/p.png) @acme/security-team #1 " \
-            "<https://evil.example/auto> www.evil.example"
+MD_INJECT = (
+    "[click me](https://evil.example/steal) ![pixel](https://evil.example/p.png) @acme/security-team #1 "
+    "<https://evil.example/auto> www.evil.example"
+)
 
 
 @dataclass
@@ -50,12 +55,21 @@ class Case:
 CASES: list[Case] = []
 
 
-def case(name: str, *expect: str, error_ok: bool = False, pickle: bool = False, absent: tuple[str, ...] = (),
-         heavy: bool = False, expect_any: tuple[str, ...] = ()):
+def case(
+    name: str,
+    *expect: str,
+    error_ok: bool = False,
+    pickle: bool = False,
+    absent: tuple[str, ...] = (),
+    heavy: bool = False,
+    expect_any: tuple[str, ...] = (),
+):
     def register(fn: Callable[[Path, Path], None]):
-        CASES.append(Case(name, fn, frozenset(expect), error_ok, pickle, frozenset(absent), heavy,
-                          frozenset(expect_any)))
+        CASES.append(
+            Case(name, fn, frozenset(expect), error_ok, pickle, frozenset(absent), heavy, frozenset(expect_any))
+        )
         return fn
+
     return register
 
 
@@ -71,8 +85,9 @@ def mit_card(repo: Path) -> None:
     write(repo, "README.md", card_text({"license": "mit"}))
 
 
-def raw_safetensors(repo: Path, header: dict | bytes, data: bytes = b"", header_len: int | None = None,
-                    name: str = "model.safetensors") -> None:
+def raw_safetensors(
+    repo: Path, header: dict | bytes, data: bytes = b"", header_len: int | None = None, name: str = "model.safetensors"
+) -> None:
     mit_card(repo)
     write(repo, name, safetensors_raw(header, data, header_len))
 
@@ -103,20 +118,30 @@ def binunicode(s: str) -> bytes:
 
 def payload_global(marker: Path, module: str = "os", name: str = "system", proto: int = 2) -> bytes:
     """PROTO; GLOBAL module name; ("touch MARKER",); REDUCE; STOP — what loading would run."""
-    return (b"\x80" + bytes([proto]) + f"c{module}\n{name}\n".encode() + binunicode(f"touch {marker}")
-            + b"\x85R.")
+    return b"\x80" + bytes([proto]) + f"c{module}\n{name}\n".encode() + binunicode(f"touch {marker}") + b"\x85R."
 
 
 def payload_stack_global(marker: Path, module: str = "os", name: str = "system") -> bytes:
-    return b"\x80\x04" + short_unicode(module) + short_unicode(name) + b"\x93" + binunicode(f"touch {marker}") \
-        + b"\x85R."
+    return (
+        b"\x80\x04" + short_unicode(module) + short_unicode(name) + b"\x93" + binunicode(f"touch {marker}") + b"\x85R."
+    )
 
 
 def payload_memo(marker: Path) -> bytes:
     """Module and name memoized, then fetched back with BINGET before STACK_GLOBAL; decoy strings in between."""
-    return (b"\x80\x04" + short_unicode("os") + b"\x94" + short_unicode("system") + b"\x94"
-            + short_unicode("torch._utils") + short_unicode("_rebuild_tensor_v2") + b"00"  # pushed, popped
-            + b"h\x00h\x01\x93" + binunicode(f"touch {marker}") + b"\x85R.")
+    return (
+        b"\x80\x04"
+        + short_unicode("os")
+        + b"\x94"
+        + short_unicode("system")
+        + b"\x94"
+        + short_unicode("torch._utils")
+        + short_unicode("_rebuild_tensor_v2")
+        + b"00"  # pushed, popped
+        + b"h\x00h\x01\x93"
+        + binunicode(f"touch {marker}")
+        + b"\x85R."
+    )
 
 
 def torch_zip(members: dict[str, bytes], compress: int = zipfile.ZIP_STORED) -> bytes:
@@ -144,14 +169,18 @@ def zip_bomb(member: str, head: bytes, mebibytes: int) -> bytes:
     size = len(head) + mebibytes * len(zero)
     name = member.encode()
     local = struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(data), size, len(name), 0) + name
-    central = struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(data), size, len(name),
-                          0, 0, 0, 0, 0, 0) + name
+    central = (
+        struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(data), size, len(name), 0, 0, 0, 0, 0, 0)
+        + name
+    )
     end = struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(local) + len(data), 0)
     return local + data + central + end
 
 
-SAFE_TENSOR_PICKLE = (b"\x80\x02}q\x00X\x01\x00\x00\x00wq\x01ctorch._utils\n_rebuild_tensor_v2\nq\x02"
-                      b"(X\x01\x00\x00\x000q\x03tq\x04Rq\x05s.")
+SAFE_TENSOR_PICKLE = (
+    b"\x80\x02}q\x00X\x01\x00\x00\x00wq\x01ctorch._utils\n_rebuild_tensor_v2\nq\x02"
+    b"(X\x01\x00\x00\x000q\x03tq\x04Rq\x05s."
+)
 
 
 def pickle_repo(repo: Path, name: str, data: bytes) -> None:
@@ -198,30 +227,42 @@ def _(repo, marker):
 
 @case("st_dtype_unknown_hostile", "source.malformed")
 def _(repo, marker):
-    raw_safetensors(repo, {"w": {"dtype": "F32" + INJECT + HTML_INJECT, "shape": [4], "data_offsets": [0, 16]}},
-                    b"\0" * 16)
+    raw_safetensors(
+        repo, {"w": {"dtype": "F32" + INJECT + HTML_INJECT, "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 16
+    )
 
 
 @case("st_shape_wrong_types", "source.malformed")
 def _(repo, marker):
-    raw_safetensors(repo, {"a": {"dtype": "F32", "shape": ["4"], "data_offsets": [0, 16]},
-                           "b": {"dtype": "F32", "shape": [[4]], "data_offsets": [16, 32]},
-                           "c": {"dtype": "F32", "shape": [True, 4.0], "data_offsets": [32, 48]},
-                           "d": {"dtype": "F32", "shape": {"0": 4}, "data_offsets": [48, 64]}}, b"\0" * 64)
+    raw_safetensors(
+        repo,
+        {
+            "a": {"dtype": "F32", "shape": ["4"], "data_offsets": [0, 16]},
+            "b": {"dtype": "F32", "shape": [[4]], "data_offsets": [16, 32]},
+            "c": {"dtype": "F32", "shape": [True, 4.0], "data_offsets": [32, 48]},
+            "d": {"dtype": "F32", "shape": {"0": 4}, "data_offsets": [48, 64]},
+        },
+        b"\0" * 64,
+    )
 
 
 @case("st_shape_absurd", "source.malformed")
 def _(repo, marker):
-    raw_safetensors(repo, {"w": {"dtype": "F32", "shape": [2**62, 2**62, 2**62], "data_offsets": [0, 16]}},
-                    b"\0" * 16)
+    raw_safetensors(repo, {"w": {"dtype": "F32", "shape": [2**62, 2**62, 2**62], "data_offsets": [0, 16]}}, b"\0" * 16)
 
 
 @case("st_offsets_hostile", "source.malformed")
 def _(repo, marker):
-    raw_safetensors(repo, {"a": {"dtype": "F32", "shape": [4], "data_offsets": [-16, 0]},
-                           "b": {"dtype": "F32", "shape": [4], "data_offsets": [0, 10**400]},
-                           "c": {"dtype": "F32", "shape": [4], "data_offsets": [0.0, 16.0]},
-                           "d": {"dtype": "F32", "shape": [4], "data_offsets": "0-16"}}, b"\0" * 16)
+    raw_safetensors(
+        repo,
+        {
+            "a": {"dtype": "F32", "shape": [4], "data_offsets": [-16, 0]},
+            "b": {"dtype": "F32", "shape": [4], "data_offsets": [0, 10**400]},
+            "c": {"dtype": "F32", "shape": [4], "data_offsets": [0.0, 16.0]},
+            "d": {"dtype": "F32", "shape": [4], "data_offsets": "0-16"},
+        },
+        b"\0" * 16,
+    )
 
 
 @case("st_nan_literals", "source.malformed")
@@ -249,8 +290,14 @@ def _(repo, marker):
 
 @case("st_overlapping_tensors", "source.malformed")
 def _(repo, marker):
-    raw_safetensors(repo, {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
-                           "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}, b"\0" * 16)
+    raw_safetensors(
+        repo,
+        {
+            "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+            "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]},
+        },
+        b"\0" * 16,
+    )
 
 
 @case("st_header_invalid_utf8", "source.malformed")
@@ -268,9 +315,14 @@ def _(repo, marker):
 def _(repo, marker):
     # An honest header over a 64 GB hole: two 1-D tensors of 8 Gi float32 each claim to be the residual stream.
     n = 8 * 1024**3
-    sparse_safetensors(repo, {"a.norm.weight": {"dtype": "F32", "shape": [n], "data_offsets": [0, 4 * n]},
-                              "b.norm.weight": {"dtype": "F32", "shape": [n], "data_offsets": [4 * n, 8 * n]}},
-                       8 * n)
+    sparse_safetensors(
+        repo,
+        {
+            "a.norm.weight": {"dtype": "F32", "shape": [n], "data_offsets": [0, 4 * n]},
+            "b.norm.weight": {"dtype": "F32", "shape": [n], "data_offsets": [4 * n, 8 * n]},
+        },
+        8 * n,
+    )
 
 
 @case("st_wide_hidden_sparse")
@@ -287,8 +339,10 @@ def _(repo, marker):
 
 @case("st_50k_tiny_tensors")
 def _(repo, marker):
-    hdr = {f"layers.{i}.norm.weight": {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]}
-           for i in range(50_000)}
+    hdr = {
+        f"layers.{i}.norm.weight": {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]}
+        for i in range(50_000)
+    }
     raw_safetensors(repo, hdr, b"\0" * 200_000)
 
 
@@ -313,8 +367,21 @@ def _(repo, marker):
 @case("shard_index_outside_repo")
 def _(repo, marker):
     mit_card(repo)
-    write(repo, "model.safetensors.index.json", json.dumps({"metadata": {"total_size": 10**30}, "weight_map": {
-        "a": "../../../../etc/passwd", "b": "/etc/passwd", "c": "/dev/zero", "d": "model-00001.safetensors\n::x"}}))
+    write(
+        repo,
+        "model.safetensors.index.json",
+        json.dumps(
+            {
+                "metadata": {"total_size": 10**30},
+                "weight_map": {
+                    "a": "../../../../etc/passwd",
+                    "b": "/etc/passwd",
+                    "c": "/dev/zero",
+                    "d": "model-00001.safetensors\n::x",
+                },
+            }
+        ),
+    )
 
 
 @case("shard_index_million_entries", "source.too_large")
@@ -368,31 +435,49 @@ def _(repo, marker):
 
 @case("pkl_zip_torch_archive", "security.pickle_unsafe_import", pickle=True)
 def _(repo, marker):
-    pickle_repo(repo, "pytorch_model.bin", torch_zip({"archive/data.pkl": payload_global(marker),
-                                                      "archive/version": b"3\n"}))
+    pickle_repo(
+        repo, "pytorch_model.bin", torch_zip({"archive/data.pkl": payload_global(marker), "archive/version": b"3\n"})
+    )
 
 
 @case("pkl_zip_second_member", "security.pickle_unsafe_import", pickle=True)
 def _(repo, marker):
-    pickle_repo(repo, "pytorch_model.bin", torch_zip({"archive/data.pkl": SAFE_TENSOR_PICKLE,
-                                                      "archive/extra/other.pkl": payload_stack_global(marker),
-                                                      "archive/version": b"3\n"}))
+    pickle_repo(
+        repo,
+        "pytorch_model.bin",
+        torch_zip(
+            {
+                "archive/data.pkl": SAFE_TENSOR_PICKLE,
+                "archive/extra/other.pkl": payload_stack_global(marker),
+                "archive/version": b"3\n",
+            }
+        ),
+    )
 
 
 @case("pkl_zip_nested_archive", "security.pickle_unsafe_import", pickle=True)
 def _(repo, marker):
     inner = torch_zip({"inner/data.pkl": payload_global(marker)})
-    pickle_repo(repo, "pytorch_model.bin", torch_zip({"archive/data.pkl": SAFE_TENSOR_PICKLE,
-                                                      "archive/data/0": inner, "archive/nested.pt": inner}))
+    pickle_repo(
+        repo,
+        "pytorch_model.bin",
+        torch_zip({"archive/data.pkl": SAFE_TENSOR_PICKLE, "archive/data/0": inner, "archive/nested.pt": inner}),
+    )
 
 
 @case("pkl_zip_traversal_names", "security.pickle_unsafe_import", pickle=True)
 def _(repo, marker):
-    pickle_repo(repo, "pytorch_model.bin", torch_zip({
-        "../../../../tmp/evil/data.pkl": payload_global(marker),
-        "/abs/path/data.pkl": payload_global(marker),
-        f"archive/{INJECT}{HTML_INJECT}.pkl": payload_global(marker, "subprocess", "Popen"),
-    }))
+    pickle_repo(
+        repo,
+        "pytorch_model.bin",
+        torch_zip(
+            {
+                "../../../../tmp/evil/data.pkl": payload_global(marker),
+                "/abs/path/data.pkl": payload_global(marker),
+                f"archive/{INJECT}{HTML_INJECT}.pkl": payload_global(marker, "subprocess", "Popen"),
+            }
+        ),
+    )
 
 
 @case("pkl_zip_bomb", "security.pickle_unsafe_import", pickle=True)
@@ -408,8 +493,7 @@ def _(repo, marker):
 
 
 # The payload sits past the analysis budget: it must be reported as unsafe or as unverifiable, never pass.
-@case("pkl_full_of_strings", pickle=True,
-      expect_any=("security.pickle_unsafe_import", "security.pickle_unverifiable"))
+@case("pkl_full_of_strings", pickle=True, expect_any=("security.pickle_unsafe_import", "security.pickle_unverifiable"))
 def _(repo, marker):
     # 30 MB of one-byte strings pushed and popped: a scanner that keeps them all holds millions of objects.
     one = b"\x8c\x01a0"
@@ -454,8 +538,12 @@ def _(repo, marker):
 
 @case("card_python_tags", "card.malformed")
 def _(repo, marker):
-    write(repo, "README.md", f"---\nlicense: !!python/object/apply:os.system ['touch {marker}']\n"
-                             f"base_model: !!python/name:os.system\n---\n# x\n")
+    write(
+        repo,
+        "README.md",
+        f"---\nlicense: !!python/object/apply:os.system ['touch {marker}']\n"
+        f"base_model: !!python/name:os.system\n---\n# x\n",
+    )
 
 
 @case("card_utf8_bom", absent=("license.missing", "card.malformed"))
@@ -486,49 +574,86 @@ def _(repo, marker):
 @case("card_lone_surrogates", "license.unknown")
 def _(repo, marker):
     # YAML escapes make lone surrogates inside a perfectly valid card; a CESU-8 byte pair makes one in the body.
-    write(repo, "README.md", b'---\nlicense: "\\ud800mit\\udfff"\nbase_model: "org/\\udc80name"\n---\n'
-                             b'# x \xed\xa0\x80\n')
+    write(
+        repo, "README.md", b'---\nlicense: "\\ud800mit\\udfff"\nbase_model: "org/\\udc80name"\n---\n# x \xed\xa0\x80\n'
+    )
 
 
 @case("card_html_injection", "license.unknown")
 def _(repo, marker):
-    write(repo, "README.md", card_text({"license": HTML_INJECT, "license_name": "<iframe src=javascript:alert(1)>",
-                                        "license_link": "javascript:alert(document.cookie)",
-                                        "base_model": ["evil/</td></tr></table><script>x</script>"],
-                                        "model_name": '"><svg onload=alert(3)>'}))
+    write(
+        repo,
+        "README.md",
+        card_text(
+            {
+                "license": HTML_INJECT,
+                "license_name": "<iframe src=javascript:alert(1)>",
+                "license_link": "javascript:alert(document.cookie)",
+                "base_model": ["evil/</td></tr></table><script>x</script>"],
+                "model_name": '"><svg onload=alert(3)>',
+            }
+        ),
+    )
 
 
 @case("card_markdown_injection", "license.unknown")
 def _(repo, marker):
-    write(repo, "README.md", card_text({"license": MD_INJECT, "license_name": "| a | b |\n| - | - |",
-                                        "base_model": ["[x](https://evil.example)", "@acme/owners"],
-                                        "model_name": "`code` **bold** ~~strike~~ _em_ <details open>"}))
+    write(
+        repo,
+        "README.md",
+        card_text(
+            {
+                "license": MD_INJECT,
+                "license_name": "| a | b |\n| - | - |",
+                "base_model": ["[x](https://evil.example)", "@acme/owners"],
+                "model_name": "`code` **bold** ~~strike~~ _em_ <details open>",
+            }
+        ),
+    )
 
 
 @case("card_workflow_commands", "license.unknown")
 def _(repo, marker):
-    write(repo, "README.md", card_text({"license": INJECT, "base_model": [INJECT.strip()]},
-                                       body=INJECT + "\n::set-output name=x::y\n"))
+    write(
+        repo,
+        "README.md",
+        card_text({"license": INJECT, "base_model": [INJECT.strip()]}, body=INJECT + "\n::set-output name=x::y\n"),
+    )
 
 
 @case("card_ansi_escapes", "license.unknown")
 def _(repo, marker):
     # Double-quoted YAML escapes reach the parsed values: CSI, OSC 8 hyperlinks, OSC 52 clipboard, C1 CSI.
-    write(repo, "README.md", '---\nlicense: "\\e[2J\\e[31mmit\\e]0;pwned\\a\\e]52;c;ZWNobyBwd25lZA==\\a\\x9b1m"\n'
-                             'license_name: "\\e]8;;https://evil.example\\e\\\\click\\e]8;;\\e\\\\"\n'
-                             'base_model: "\\r\\rorg/\\bname\\u202e"\n---\n# x\n')
+    write(
+        repo,
+        "README.md",
+        '---\nlicense: "\\e[2J\\e[31mmit\\e]0;pwned\\a\\e]52;c;ZWNobyBwd25lZA==\\a\\x9b1m"\n'
+        'license_name: "\\e]8;;https://evil.example\\e\\\\click\\e]8;;\\e\\\\"\n'
+        'base_model: "\\r\\rorg/\\bname\\u202e"\n---\n# x\n',
+    )
 
 
 @case("card_huge_values", "card.malformed")
 def _(repo, marker):
-    write(repo, "README.md", "---\nlicense: " + "x" * 1_000_000 + "\nbase_model:\n"
-          + "".join(f"  - o/{i}\n" for i in range(50_000)) + "---\n# x\n")
+    write(
+        repo,
+        "README.md",
+        "---\nlicense: "
+        + "x" * 1_000_000
+        + "\nbase_model:\n"
+        + "".join(f"  - o/{i}\n" for i in range(50_000))
+        + "---\n# x\n",
+    )
 
 
 @case("card_wrong_types")
 def _(repo, marker):
-    write(repo, "README.md", "---\nlicense: {a: [1, {b: 2}]}\nbase_model: {x: 1}\nlicense_name: [1, 2]\n"
-                             "model-index: 7\nmodel_name: [x]\ntags: .nan\n---\n# x\n")
+    write(
+        repo,
+        "README.md",
+        "---\nlicense: {a: [1, {b: 2}]}\nbase_model: {x: 1}\nlicense_name: [1, 2]\n"
+        "model-index: 7\nmodel_name: [x]\ntags: .nan\n---\n# x\n",
+    )
 
 
 @case("card_not_a_mapping", "card.malformed")
@@ -576,15 +701,22 @@ def _(repo, marker):
 def _(repo, marker):
     mit_card(repo)
     with open(repo / "tokenizer.json", "w") as fh:
-        fh.write('{"added_tokens": [' + ",".join(f'{{"id": {i}, "content": "<t{i}>", "special": true}}'
-                                               for i in range(150_000)) + "]}")
+        fh.write(
+            '{"added_tokens": ['
+            + ",".join(f'{{"id": {i}, "content": "<t{i}>", "special": true}}' for i in range(150_000))
+            + "]}"
+        )
 
 
 @case("json_nan_literals")
 def _(repo, marker):
     mit_card(repo)
-    write(repo, "config.json", '{"hidden_size": NaN, "vocab_size": Infinity, "rope_theta": -Infinity, '
-                               '"num_hidden_layers": 1e400, "auto_map": {"AutoModel": NaN}}')
+    write(
+        repo,
+        "config.json",
+        '{"hidden_size": NaN, "vocab_size": Infinity, "rope_theta": -Infinity, '
+        '"num_hidden_layers": 1e400, "auto_map": {"AutoModel": NaN}}',
+    )
 
 
 @case("json_bom_and_utf16", "source.malformed")
@@ -597,13 +729,39 @@ def _(repo, marker):
 @case("json_wrong_types")
 def _(repo, marker):
     mit_card(repo)
-    write(repo, "config.json", json.dumps({"hidden_size": "4096", "vocab_size": [1], "text_config": 7,
-                                           "llm_config": {"hidden_size": {"a": 1}}, "auto_map": "x" + INJECT}))
-    write(repo, "tokenizer_config.json", json.dumps({"added_tokens_decoder": {
-        "1": {"content": ["x"]}, "x": {"content": "y"}, "99999999999999999999999": {"content": "<z>"},
-        "2": "str", "3": {"content": INJECT + HTML_INJECT}}}))
-    write(repo, "tokenizer.json", json.dumps({"added_tokens": [1, {"id": "7", "content": 3}, {"id": 2**70,
-                                                                                            "content": "a"}]}))
+    write(
+        repo,
+        "config.json",
+        json.dumps(
+            {
+                "hidden_size": "4096",
+                "vocab_size": [1],
+                "text_config": 7,
+                "llm_config": {"hidden_size": {"a": 1}},
+                "auto_map": "x" + INJECT,
+            }
+        ),
+    )
+    write(
+        repo,
+        "tokenizer_config.json",
+        json.dumps(
+            {
+                "added_tokens_decoder": {
+                    "1": {"content": ["x"]},
+                    "x": {"content": "y"},
+                    "99999999999999999999999": {"content": "<z>"},
+                    "2": "str",
+                    "3": {"content": INJECT + HTML_INJECT},
+                }
+            }
+        ),
+    )
+    write(
+        repo,
+        "tokenizer.json",
+        json.dumps({"added_tokens": [1, {"id": "7", "content": 3}, {"id": 2**70, "content": "a"}]}),
+    )
 
 
 @case("json_huge_integers", "source.malformed")
@@ -616,8 +774,14 @@ def _(repo, marker):
 def _(repo, marker):
     mit_card(repo)
     write(repo, "config.json", '{"model_type": "\\ud800", "auto_map": {"AutoModel": "m\\udfff.M"}}')
-    write(repo, "tokenizer_config.json", json.dumps({"added_tokens_decoder": {
-        "128010": {"content": "\ud800<image>"}, "128011": {"content": "</image>\udfff"}}}, ensure_ascii=True))
+    write(
+        repo,
+        "tokenizer_config.json",
+        json.dumps(
+            {"added_tokens_decoder": {"128010": {"content": "\ud800<image>"}, "128011": {"content": "</image>\udfff"}}},
+            ensure_ascii=True,
+        ),
+    )
     write(repo, "modeling_\udc80x.py", "x = 1\n")
 
 
@@ -634,8 +798,11 @@ def _(repo, marker):
 def _(repo, marker):
     mit_card(repo)
     root = os.fsencode(repo)
-    for name, data in ((b"model-\xff\xfe.bin", SAFE_TENSOR_PICKLE), (b"\xed\xa0\x80.safetensors", b"\0" * 8),
-                       (b"mod\x1b[31m\xc3(.py", b"x = 1\n")):
+    for name, data in (
+        (b"model-\xff\xfe.bin", SAFE_TENSOR_PICKLE),
+        (b"\xed\xa0\x80.safetensors", b"\0" * 8),
+        (b"mod\x1b[31m\xc3(.py", b"x = 1\n"),
+    ):
         with open(root + b"/" + name, "wb") as fh:
             fh.write(data)
 
@@ -699,8 +866,7 @@ def _(repo, marker):
             nfd = os.open(name, os.O_RDONLY, dir_fd=fd)
             os.close(fd)
             fd = nfd
-        for name, data in (("model.bin", SAFE_TENSOR_PICKLE), ("model.safetensors", b"\0" * 8),
-                           ("config.json", b"{}")):
+        for name, data in (("model.bin", SAFE_TENSOR_PICKLE), ("model.safetensors", b"\0" * 8), ("config.json", b"{}")):
             wfd = os.open(name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
             os.write(wfd, data)
             os.close(wfd)
@@ -711,10 +877,16 @@ def _(repo, marker):
 @case("fs_lfs_pointers_hostile", "security.pickle_weights")
 def _(repo, marker):
     mit_card(repo)
-    write(repo, "pytorch_model.bin", "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64
-          + "\nsize 99999999999999999999999999\n")
-    write(repo, "model.safetensors", "version https://git-lfs.github.com/spec/v1\noid sha256:" + "b" * 64
-          + INJECT + "\nsize -5\n")
+    write(
+        repo,
+        "pytorch_model.bin",
+        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 99999999999999999999999999\n",
+    )
+    write(
+        repo,
+        "model.safetensors",
+        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "b" * 64 + INJECT + "\nsize -5\n",
+    )
 
 
 @case("fs_100k_files", "source.too_large", heavy=True)

@@ -16,6 +16,7 @@ With --serve, the scanner is imported and its knowledge base loaded once; each c
 `case_timeout` seconds, recording child.json next to OUT: exit status, seconds, peak resident memory (VmHWM; a
 forked child may start from the server's own, so it is an upper bound) and whether it was killed.
 """
+
 from __future__ import annotations
 
 import io
@@ -113,9 +114,15 @@ def serve(specs: list[dict]) -> None:
                     f = os.open(out.parent / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                     os.dup2(f, fd)
                     os.close(f)
-                sys.stdout, sys.stderr = (io.TextIOWrapper(os.fdopen(fd, "wb", buffering=0), encoding="utf-8",
-                                                           errors="backslashreplace", write_through=True)
-                                          for fd in (1, 2))
+                sys.stdout, sys.stderr = (
+                    io.TextIOWrapper(
+                        os.fdopen(fd, "wb", buffering=0),
+                        encoding="utf-8",
+                        errors="backslashreplace",
+                        write_through=True,
+                    )
+                    for fd in (1, 2)
+                )
                 os.chdir(spec["cwd"])
                 os.environ.update(spec.get("env") or {})
                 run(spec)
@@ -140,9 +147,16 @@ def serve(specs: list[dict]) -> None:
             peak = json.loads((out / "peak.json").read_text())["peak_rss_kb"]
         except (OSError, ValueError, KeyError):
             peak = usage.ru_maxrss
-        (out.parent / "child.json").write_text(json.dumps({
-            "exit": os.waitstatus_to_exitcode(status), "seconds": round(time.monotonic() - started, 3),
-            "peak_rss_kb": peak, "killed": killed}))
+        (out.parent / "child.json").write_text(
+            json.dumps(
+                {
+                    "exit": os.waitstatus_to_exitcode(status),
+                    "seconds": round(time.monotonic() - started, 3),
+                    "peak_rss_kb": peak,
+                    "killed": killed,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

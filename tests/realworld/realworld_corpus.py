@@ -20,6 +20,7 @@ Scoring compares rule ids of active findings, except the informational config.up
 display, not a compliance finding). Runs against any originscan revision that has scanner.pipeline.build_context
 (used to measure the corpus before and after a change).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,15 @@ import yaml
 CASES = Path(__file__).resolve().parent / "cases"
 NOT_SCORED = {"config.upstream_signature"}
 # What a partial copy cannot tell: whether the repo ships a licence text, a Notice, a use policy or a phrase elsewhere.
-FILE_DEPENDENT = {"card.missing", "license.missing", "license.copy_missing", "license.notice_missing",
-                  "license.use_restrictions_missing", "license.card_file_mismatch", "attribution.phrase_missing"}
+FILE_DEPENDENT = {
+    "card.missing",
+    "license.missing",
+    "license.copy_missing",
+    "license.notice_missing",
+    "license.use_restrictions_missing",
+    "license.card_file_mismatch",
+    "attribution.phrase_missing",
+}
 
 
 @dataclass
@@ -74,11 +82,23 @@ def load_cases() -> list[Case]:
             raw = yaml.safe_load(p.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise ValueError(f"{p.name}: {exc}") from None
-        files = {name: (json.dumps(v, indent=2) if isinstance(v, (dict, list)) else str(v))
-                 for name, v in (raw.get("files") or {}).items()}
-        out.append(Case(p, raw["repo"], raw.get("kind", ""), files, dict(raw.get("expect") or {}),
-                        dict(raw.get("base_cards") or {}), raw.get("unscored"), bool(raw.get("partial")),
-                        raw.get("known_miss")))
+        files = {
+            name: (json.dumps(v, indent=2) if isinstance(v, (dict, list)) else str(v))
+            for name, v in (raw.get("files") or {}).items()
+        }
+        out.append(
+            Case(
+                p,
+                raw["repo"],
+                raw.get("kind", ""),
+                files,
+                dict(raw.get("expect") or {}),
+                dict(raw.get("base_cards") or {}),
+                raw.get("unscored"),
+                bool(raw.get("partial")),
+                raw.get("known_miss"),
+            )
+        )
     return out
 
 
@@ -99,8 +119,11 @@ def scan_case(case: Case, workdir: Path) -> Result:
 
     def fetch_card(repo_id: str):
         text = case.base_cards.get(repo_id)
-        return None if text is None else read_card(Snapshot(target=f"hf:{repo_id}", kind="hf", name=repo_id,
-                                                            texts={"README.md": text}))
+        return (
+            None
+            if text is None
+            else read_card(Snapshot(target=f"hf:{repo_id}", kind="hf", name=repo_id, texts={"README.md": text}))
+        )
 
     ctx = build_context(snap, Policy())
     if hasattr(ctx, "fetch_card"):
@@ -116,8 +139,10 @@ def run_corpus(workdir: Path) -> tuple[list[Result], str]:
     scored = [r for r in results if not r.case.unscored]
     fn = sum(len(r.false_negatives) for r in scored)
     fp = sum(len(r.false_positives) for r in scored)
-    line = (f"real-world: {sum(r.right for r in scored)}/{len(scored)} repos fully right, {fn} false negatives, "
-            f"{fp} false positives ({len(results) - len(scored)} unscored)")
+    line = (
+        f"real-world: {sum(r.right for r in scored)}/{len(scored)} repos fully right, {fn} false negatives, "
+        f"{fp} false positives ({len(results) - len(scored)} unscored)"
+    )
     return results, line
 
 
@@ -130,8 +155,10 @@ if __name__ == "__main__":  # python tests/realworld/realworld_corpus.py [-v]: t
     if "-v" in sys.argv:
         for r in results:
             if not r.right:
-                print(f"{r.case.path.stem}{' (unscored)' if r.case.unscored else ''}: "
-                      f"FN {sorted(r.false_negatives)} FP {sorted(r.false_positives)}")
+                print(
+                    f"{r.case.path.stem}{' (unscored)' if r.case.unscored else ''}: "
+                    f"FN {sorted(r.false_negatives)} FP {sorted(r.false_positives)}"
+                )
                 if "-vv" in sys.argv:
                     print("   " + "\n   ".join(r.messages))
     print(line)

@@ -1,5 +1,6 @@
 """Fixtures for the local Hub and GitHub servers. Registered from tests/conftest.py with
 `pytest_plugins = ["servers.fixtures"]`."""
+
 from __future__ import annotations
 
 import pytest

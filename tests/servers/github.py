@@ -5,6 +5,7 @@ gitpython and served over file://.
 `GitHubServer(root)`; `server.add_repo("org/name", files, lfs={"model.safetensors": b"..."}, fork=…, archived=…)`
 commits `files` (and LFS pointers for `lfs`, whose content is kept in the server's LFS store) to a bare repo.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,14 @@ class GitHubServer(BaseServer):
     def bare_path(self, full: str) -> Path:
         return self.root / f"{full}.git"
 
-    def add_repo(self, full: str, files: dict[str, bytes | str], lfs: dict[str, bytes] | None = None,
-                 branch: str = "main", **meta: Any) -> str:
+    def add_repo(
+        self,
+        full: str,
+        files: dict[str, bytes | str],
+        lfs: dict[str, bytes] | None = None,
+        branch: str = "main",
+        **meta: Any,
+    ) -> str:
         """Create (or add a commit to) `full`; returns the new head sha."""
         bare = self.bare_path(full)
         work = Path(tempfile.mkdtemp(prefix="gh-work-"))
@@ -77,8 +84,9 @@ class GitHubServer(BaseServer):
             repo.close()
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        info = self.repos.setdefault(full, {"default_branch": branch, "fork": False, "archived": False,
-                                            "private": False})
+        info = self.repos.setdefault(
+            full, {"default_branch": branch, "fork": False, "archived": False, "private": False}
+        )
         info.update(meta)
         return sha
 
@@ -131,10 +139,18 @@ class GitHubHandler(BaseHandler):
         srv = self.server_obj
         info = srv.repos[full]
         owner, name = full.split("/")
-        return {"name": name, "full_name": full, "owner": {"login": owner}, "private": info["private"],
-                "fork": info["fork"], "archived": info["archived"], "default_branch": info["default_branch"],
-                "clone_url": srv.bare_path(full).as_uri(), "html_url": f"{srv.url}/{full}",
-                "license": info.get("license")}
+        return {
+            "name": name,
+            "full_name": full,
+            "owner": {"login": owner},
+            "private": info["private"],
+            "fork": info["fork"],
+            "archived": info["archived"],
+            "default_branch": info["default_branch"],
+            "clone_url": srv.bare_path(full).as_uri(),
+            "html_url": f"{srv.url}/{full}",
+            "license": info.get("license"),
+        }
 
     def _known(self, full: str) -> bool:
         if full not in self.server_obj.repos:
@@ -150,12 +166,14 @@ class GitHubHandler(BaseHandler):
         per = int(q.get("per_page", [str(srv.PAGE)])[0])
         per = min(per, srv.PAGE)  # the server's page size wins, so tests see several pages
         page = int(q.get("page", ["1"])[0])
-        chunk = names[(page - 1) * per: page * per]
+        chunk = names[(page - 1) * per : page * per]
         h = self._headers()
         if page * per < len(names):
-            h["Link"] = (f'<{srv.url}/orgs/{org}/repos?per_page={per}&page={page + 1}>; rel="next", '
-                         f'<{srv.url}/orgs/{org}/repos?per_page={per}&page={(len(names) + per - 1) // per}>; '
-                         'rel="last"')
+            h["Link"] = (
+                f'<{srv.url}/orgs/{org}/repos?per_page={per}&page={page + 1}>; rel="next", '
+                f"<{srv.url}/orgs/{org}/repos?per_page={per}&page={(len(names) + per - 1) // per}>; "
+                'rel="last"'
+            )
         self._json(200, [self._meta(f) for f in chunk], h)
 
     def _repo(self, full: str) -> None:
@@ -184,8 +202,9 @@ class GitHubHandler(BaseHandler):
             for line in b.git.ls_tree("-r", "-l", sha).splitlines():
                 info, path = line.split("\t", 1)
                 mode, otype, oid, size = info.split()
-                out.append({"path": path, "mode": mode, "type": otype, "sha": oid,
-                            "size": int(size) if size != "-" else None})
+                out.append(
+                    {"path": path, "mode": mode, "type": otype, "sha": oid, "size": int(size) if size != "-" else None}
+                )
         finally:
             b.close()
         self._json(200, {"sha": sha, "tree": out, "truncated": False}, self._headers())
@@ -206,8 +225,17 @@ class GitHubHandler(BaseHandler):
         data = self._blob(full, sha, path) if sha else None
         if data is None:
             return self._json(404, {"message": "Not Found"}, self._headers())
-        self._json(200, {"type": "file", "path": path, "size": len(data), "sha": "",
-                         "download_url": f"{self.server_obj.url}/raw/{full}/{sha}/{path}"}, self._headers())
+        self._json(
+            200,
+            {
+                "type": "file",
+                "path": path,
+                "size": len(data),
+                "sha": "",
+                "download_url": f"{self.server_obj.url}/raw/{full}/{sha}/{path}",
+            },
+            self._headers(),
+        )
 
     def _raw(self, full: str, sha: str, path: str) -> None:
         if not self._known(full):

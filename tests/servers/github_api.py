@@ -9,6 +9,7 @@ update) and issues (list, create, update), with Link-header pagination. Every ca
 
 Stdlib only (ThreadingHTTPServer), so it can run anywhere the tests run.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
         st = self.state
         per = min(int((query.get("per_page") or [st.page_size])[0]), 100)
         page = max(int((query.get("page") or ["1"])[0]), 1)
-        chunk = items[(page - 1) * per: page * per]
+        chunk = items[(page - 1) * per : page * per]
         headers = {}
         if page * per < len(items):
             host = self.headers.get("Host")
@@ -103,8 +104,11 @@ class Handler(BaseHTTPRequestHandler):
                     items = list(comments)
                 elif method == "POST":
                     st.next_id += 1
-                    c = {"id": st.next_id, "body": (body or {}).get("body", ""),
-                         "user": {"login": "github-actions[bot]", "type": "Bot"}}
+                    c = {
+                        "id": st.next_id,
+                        "body": (body or {}).get("body", ""),
+                        "user": {"login": "github-actions[bot]", "type": "Bot"},
+                    }
                     comments.append(c)
                     return self._send(201, c)
                 else:
@@ -133,10 +137,14 @@ class Handler(BaseHTTPRequestHandler):
                     items = sorted(items, key=lambda i: -i["number"])
                 elif method == "POST":
                     number = len(issues) + 1
-                    issue = {"number": number, "title": (body or {}).get("title", ""),
-                             "body": (body or {}).get("body", ""), "state": "open",
-                             "html_url": f"https://github.example/{m.group(1)}/issues/{number}",
-                             "user": {"login": "github-actions[bot]", "type": "Bot"}}
+                    issue = {
+                        "number": number,
+                        "title": (body or {}).get("title", ""),
+                        "body": (body or {}).get("body", ""),
+                        "state": "open",
+                        "html_url": f"https://github.example/{m.group(1)}/issues/{number}",
+                        "user": {"login": "github-actions[bot]", "type": "Bot"},
+                    }
                     issues.append(issue)
                     return self._send(201, issue)
                 else:
@@ -213,8 +221,13 @@ class GitHubAPIServer:
     def add_issue(self, repo: str, title: str, body: str = "", state: str = "open", pull_request: bool = False):
         with self.state.lock:
             issues = self.state.issues.setdefault(repo, [])
-            issue = {"number": len(issues) + 1, "title": title, "body": body, "state": state,
-                     "html_url": f"https://github.example/{repo}/issues/{len(issues) + 1}"}
+            issue = {
+                "number": len(issues) + 1,
+                "title": title,
+                "body": body,
+                "state": state,
+                "html_url": f"https://github.example/{repo}/issues/{len(issues) + 1}",
+            }
             if pull_request:
                 issue["pull_request"] = {"url": "x"}
             issues.append(issue)

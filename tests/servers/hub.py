@@ -9,6 +9,7 @@ Link), GET /api/models/{repo}/tree/{rev}[/{path}], GET|HEAD /{repo}/resolve/{rev
 X-Repo-Commit, X-Linked-Size, X-Linked-Etag). Faults are injected with `server.fault(...)`; requests and bytes served
 are counted.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -100,8 +101,7 @@ class BaseServer:
 
         self.httpd = _QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         return self
 
@@ -160,8 +160,13 @@ class BaseHandler(BaseHTTPRequestHandler):
         pass
 
     # -- helpers ----------------------------------------------------------------------------------------------------
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         # Counted before the answer goes out, so a client that has its answer always sees the count.
         self.server_obj.stats.add(self.command, self.path, status)
         self.send_response(status)
@@ -176,8 +181,9 @@ class BaseHandler(BaseHTTPRequestHandler):
     def _json(self, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(value).encode(), headers)
 
-    def _error(self, status: int, code: str | None = None, message: str = "error",
-               headers: dict[str, str] | None = None) -> None:
+    def _error(
+        self, status: int, code: str | None = None, message: str = "error", headers: dict[str, str] | None = None
+    ) -> None:
         h = dict(headers or {})
         if code:
             h["X-Error-Code"] = code
@@ -199,8 +205,11 @@ class BaseHandler(BaseHTTPRequestHandler):
             self._error(500, None, "Internal Server Error")
         elif f.kind == "ratelimit":
             reset = int(time.time() + f.extra.get("reset_in", 1))
-            self._json(403, {"message": "API rate limit exceeded"},
-                       {"X-RateLimit-Remaining": "0", "X-RateLimit-Limit": "60", "X-RateLimit-Reset": str(reset)})
+            self._json(
+                403,
+                {"message": "API rate limit exceeded"},
+                {"X-RateLimit-Remaining": "0", "X-RateLimit-Limit": "60", "X-RateLimit-Reset": str(reset)},
+            )
         return True
 
     def _auth_token(self) -> str | None:
@@ -229,7 +238,7 @@ class BaseHandler(BaseHTTPRequestHandler):
             if start >= size or start > end:
                 return self._error(416, None, "range not satisfiable", {"Content-Range": f"bytes */{size}"})
             status = 206
-        body = data[start:end + 1]
+        body = data[start : end + 1]
         h = dict(headers)
         h["Accept-Ranges"] = "bytes"
         if status == 206:
@@ -354,10 +363,20 @@ class HubServer(BaseServer):
     def info(self, repo: Repo, blobs: bool, expand: list[str] | None) -> dict[str, Any]:
         sha = self.commit(repo)
         full: dict[str, Any] = {
-            "_id": hashlib.md5(repo.id.encode()).hexdigest()[:24], "id": repo.id, "modelId": repo.id,
-            "author": repo.id.split("/")[0], "sha": sha, "private": repo.private, "gated": repo.gated,
-            "disabled": False, "downloads": 0, "likes": 0, "tags": ["safetensors"], "library_name": "transformers",
-            "lastModified": "2024-06-01T00:00:00.000Z", "createdAt": "2024-06-01T00:00:00.000Z",
+            "_id": hashlib.md5(repo.id.encode()).hexdigest()[:24],
+            "id": repo.id,
+            "modelId": repo.id,
+            "author": repo.id.split("/")[0],
+            "sha": sha,
+            "private": repo.private,
+            "gated": repo.gated,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": ["safetensors"],
+            "library_name": "transformers",
+            "lastModified": "2024-06-01T00:00:00.000Z",
+            "createdAt": "2024-06-01T00:00:00.000Z",
         }
         if expand:
             keep = {"_id", "id"} | set(expand)
@@ -442,23 +461,40 @@ class HubHandler(BaseHandler):
         ids = [r for r in self.server_obj.repo_ids() if author is None or r.split("/")[0] == author]
         ids = [r for r in ids if not self.server_obj.repo(r).private or self._auth_token() in self.server_obj.tokens]
         start = int(q.get("cursor", ["0"])[0] or 0)
-        page = ids[start:start + self.server_obj.PAGE]
+        page = ids[start : start + self.server_obj.PAGE]
         headers = {}
         if start + self.server_obj.PAGE < len(ids):
             nxt = f"{self.server_obj.url}/api/models?cursor={start + self.server_obj.PAGE}"
             if author:
                 nxt += f"&author={quote(author)}"
             headers["Link"] = f'<{nxt}>; rel="next"'
-        self._json(200, [{"_id": hashlib.md5(r.encode()).hexdigest()[:24], "id": r, "modelId": r,
-                          "private": False, "tags": [], "likes": 0, "downloads": 0} for r in page], headers)
+        self._json(
+            200,
+            [
+                {
+                    "_id": hashlib.md5(r.encode()).hexdigest()[:24],
+                    "id": r,
+                    "modelId": r,
+                    "private": False,
+                    "tags": [],
+                    "likes": 0,
+                    "downloads": 0,
+                }
+                for r in page
+            ],
+            headers,
+        )
 
     def _resolve(self, repo_id: str, rev: str, f: str) -> None:
         repo = self._visible(repo_id)
         if repo is None:
             return
         if repo.gated and not self._authorized(repo):
-            return self._error(401 if self._auth_token() is None else 403, "GatedRepo",
-                               "Access to model is restricted. You must have access to it and be authenticated.")
+            return self._error(
+                401 if self._auth_token() is None else 403,
+                "GatedRepo",
+                "Access to model is restricted. You must have access to it and be authenticated.",
+            )
         sha = self._check_rev(repo, rev)
         if sha is None:
             return
@@ -476,8 +512,7 @@ class HubHandler(BaseHandler):
         self._serve_bytes(data, headers, weight=f.lower().endswith(WEIGHT_SUFFIXES))
 
 
-def make_repo(root: str | os.PathLike[str], repo_id: str, files: dict[str, bytes | str],
-              **cfg: Any) -> Path:
+def make_repo(root: str | os.PathLike[str], repo_id: str, files: dict[str, bytes | str], **cfg: Any) -> Path:
     """Write a repo folder (and its `.hub.json` when `cfg` is given)."""
     d = Path(root) / repo_id
     d.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ picks the fields of each item: `sha`, `lastModified`, `createdAt`, `siblings` (f
 A repo's `lastModified` is `ROOT/ORG/NAME.hub.json`'s `lastModified` when set, else its newest file's mtime, so a
 test "pushes" by writing a file. Everything else is HubServer's.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -61,15 +62,16 @@ class ListingHubServer(HubServer):
         if not text.startswith("---\n") or "\n---" not in text[4:]:
             return None
         try:
-            data = yaml.safe_load(text[4:text.index("\n---", 4)])
+            data = yaml.safe_load(text[4 : text.index("\n---", 4)])
         except yaml.YAMLError:
             return None
         return data if isinstance(data, dict) else None
 
     def tags(self, repo: Repo, card: dict[str, Any] | None) -> list[str]:
         names = self.files(repo)
-        tags = [t for t, ext in (("safetensors", ".safetensors"), ("gguf", ".gguf")) if any(n.endswith(ext)
-                                                                                          for n in names)]
+        tags = [
+            t for t, ext in (("safetensors", ".safetensors"), ("gguf", ".gguf")) if any(n.endswith(ext) for n in names)
+        ]
         base = (card or {}).get("base_model")
         for b in [base] if isinstance(base, str) else base if isinstance(base, list) else []:
             tags.append(f"base_model:{b}")
@@ -118,7 +120,7 @@ class ListingHubHandler(HubHandler):
         start = int(q.get("cursor", ["0"])[0] or 0)
         srv = self.server_obj
         rows = srv.order()
-        items = [srv.item(srv.repo(repo_id), expand) for repo_id in rows[start:start + limit]]
+        items = [srv.item(srv.repo(repo_id), expand) for repo_id in rows[start : start + limit]]
         headers = {}
         if start + limit < len(rows):
             params = [("sort", "lastModified"), ("limit", str(limit)), ("cursor", str(start + limit))]
