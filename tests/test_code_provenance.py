@@ -1,7 +1,7 @@
 """Code provenance: copied modelling code despite renaming, reordering and reformatting (issue #16).
 
 Real inputs: the Llama3-V projection module and the MiniCPM-V resampler it was copied from
-(tests/fixtures/code/README.md), and real Apache-headered modules of the installed huggingface_hub package.
+(shipped with the Llama3-V example; sources in examples/llama3-v-style/EXAMPLE.md), and real Apache-headered modules of the installed huggingface_hub package.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from obfuscate import obfuscate
 from scanner.provenance import code
 from scanner.provenance.index import Index
 
-FIXTURES = Path(__file__).parent / "fixtures" / "code"
+EXAMPLES = Path(__file__).parent.parent / "examples"
 HUB = Path(huggingface_hub.__file__).parent
-UPSTREAM = FIXTURES / "minicpmv_resampler.py"
-LLAMA3V = FIXTURES / "llama3v_projection.py"
+UPSTREAM = EXAMPLES / "upstreams" / "minicpm-llama3-v-2_5" / "resampler.py"
+LLAMA3V = EXAMPLES / "llama3-v-style" / "projection.py"
 
 
 def _repo(root: Path, files: dict[str, str], card: str) -> Path:

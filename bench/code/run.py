@@ -124,10 +124,10 @@ def main() -> None:
         f"{len(positives)} positive pairs, {len(negatives)} cross-lineage negative pairs, {len(modular)} "
         "same-lineage or modular pairs (shared code is real; not scored)"
     )
-    fixtures = ROOT / "tests" / "fixtures" / "code"
+    examples = ROOT / "examples"  # the real files, shipped with the Llama3-V example (see its EXAMPLE.md)
     real_pair = (
-        (fixtures / "llama3v_projection.py").read_text(),
-        (fixtures / "minicpmv_resampler.py").read_text(),
+        (examples / "llama3-v-style" / "projection.py").read_text(),
+        (examples / "upstreams" / "minicpm-llama3-v-2_5" / "resampler.py").read_text(),
         "projection.py",
         "resampler.py",
     )
