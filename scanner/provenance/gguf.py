@@ -25,8 +25,9 @@ import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 from gguf import quants as gguf_quants
 
-from scanner.provenance.model import ModelView, analyse
+from scanner.provenance.model import ModelView, TokenMatrix, analyse
 from scanner.sources.bytesource import ByteSource
+from scanner.sources.interface import Snapshot
 
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)
@@ -206,7 +207,8 @@ def _value(cur: _Cursor, vtype: int, key: str) -> Any:
             raw = cur.take(n * size)
             if not keep:
                 return ArraySummary(GGUFValueType(item).name, n, hashlib.sha256(raw).hexdigest())
-            dt = np.dtype(_SCALARS[item] if item != GGUFValueType.BOOL else "?").newbyteorder(cur.endian)
+            dt = np.dtype(_SCALARS[item] if item != GGUFValueType.BOOL else "?")
+            dt = dt.newbyteorder(">" if cur.endian == ">" else "<")
             return np.frombuffer(raw, dtype=dt).tolist()
         if item == GGUFValueType.STRING:
             h = hashlib.sha256()
@@ -333,7 +335,7 @@ def read_rows(src: ByteSource, t: GGUFTensor, rows: list[int] | np.ndarray) -> n
 
 
 def read_tensor(src: ByteSource, t: GGUFTensor) -> np.ndarray:
-    return read_rows(src, t, range(t.numel // t.dims[0])).reshape(t.shape)
+    return read_rows(src, t, list(range(t.numel // t.dims[0]))).reshape(t.shape)
 
 
 # -- repos: split files and quant variants -------------------------------------------------------------------------
@@ -355,7 +357,8 @@ class GGUFGroup:
 
 def gguf_groups(files: dict[str, int]) -> list[GGUFGroup]:
     """Models among the repo's .gguf files (path -> size), best first: fewest bytes to read with a clear signal."""
-    singles, splits = [], {}
+    singles: list[GGUFGroup] = []
+    splits: dict[tuple[str, str], list[tuple[int, str, int]]] = {}
     for path, size in files.items():
         if not path.lower().endswith(".gguf") or _NOT_A_MODEL.search(path):
             continue
@@ -466,7 +469,7 @@ class GGUFModel(ModelView):
         """The header with the model's metadata (the first part of a split model)."""
         return next(iter(self.headers.values()), None)
 
-    def token_rows(self, matrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
+    def token_rows(self, matrix: TokenMatrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
         t = self.tensors[matrix.name]
         missing = [tok for tok in tokens if (matrix.name, tok) not in self._rows]
         if missing:
@@ -498,7 +501,7 @@ class GGUFModel(ModelView):
             s.close()
 
     @classmethod
-    def from_snapshot(cls, snap, max_tries: int = 3) -> GGUFModel:
+    def from_snapshot(cls, snap: Snapshot, max_tries: int = 3) -> GGUFModel:
         """The repo's best GGUF model: the smallest file (or split set) whose token matrix can be dequantized.
 
         A repo of many quant variants gets one verdict, from the variant needing the fewest bytes; the others

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -85,7 +86,22 @@ class ModelView:
         raise NotImplementedError
 
 
-def analyse(tensors: list[TensorInfo], config: dict[str, Any] | None) -> Structure:
+class TensorShape(Protocol):
+    """What analyse() reads of a tensor: safetensors' TensorInfo and GGUF's tensors alike."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def numel(self) -> int: ...
+    @property
+    def decodable(self) -> bool: ...
+
+
+def analyse(tensors: Sequence[TensorShape], config: dict[str, Any] | None) -> Structure:
     """Find the hidden size, the token matrices and the residual vectors from shapes alone (names may be fake)."""
     # Integer tensors are packed quantized weights, group indices or quantization state (GPTQ qweight / g_idx,
     # bitsandbytes, MLX): their numbers are not weights, and their shapes would pass for token matrices.
@@ -101,7 +117,7 @@ def analyse(tensors: list[TensorInfo], config: dict[str, Any] | None) -> Structu
         hidden = hs if isinstance(hs, int) and not isinstance(hs, bool) and 0 < hs <= MAX_HIDDEN else None
     if hidden is None:
         return Structure(None)
-    by_other: dict[int, list[tuple[TensorInfo, bool]]] = defaultdict(list)
+    by_other: dict[int, list[tuple[TensorShape, bool]]] = defaultdict(list)
     for t in usable:
         if len(t.shape) != 2 or t.shape[0] == t.shape[1]:
             continue
