@@ -25,7 +25,7 @@ import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 from gguf import quants as gguf_quants
 
-from scanner.provenance.model import ModelView, TokenMatrix, analyse
+from scanner.provenance.model import SourcedView, TokenMatrix, analyse
 from scanner.sources.bytesource import ByteSource
 from scanner.sources.interface import Snapshot
 
@@ -415,7 +415,7 @@ def gguf_config(header: GGUFHeader) -> dict[str, Any]:
     return config
 
 
-class GGUFModel(ModelView):
+class GGUFModel(SourcedView):
     """A GGUF model (one file, or the parts of a split one) behind ByteSources; token rows are dequantized.
 
     Serves the same `ModelView` interface as the safetensors `LiveModel`, so the comparison and the fingerprint
@@ -484,21 +484,6 @@ class GGUFModel(ModelView):
             t = self.tensors[name]
             self._rows[key] = read_tensor(self.sources[t.file], t).reshape(-1)
         return self._rows[key]
-
-    def vector_hash(self, name: str) -> str:
-        return hashlib.sha256(self.vector(name).tobytes()).hexdigest()
-
-    @property
-    def bytes_read(self) -> int:
-        return sum(s.bytes_read for s in self.sources.values())
-
-    @property
-    def weight_bytes(self) -> int:
-        return self._weight_bytes
-
-    def close(self) -> None:
-        for s in self.sources.values():
-            s.close()
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot, max_tries: int = 3) -> GGUFModel:

@@ -139,7 +139,26 @@ def analyse(tensors: Sequence[TensorShape], config: dict[str, Any] | None) -> St
     return Structure(hidden, matrices, vectors[:MAX_VECTORS])
 
 
-class LiveModel(ModelView):
+class SourcedView(ModelView):
+    """A model read from its own files: the byte sources count what was read and are closed with the view."""
+
+    sources: dict[str, ByteSource]
+    _weight_bytes: int  # the files' total size, set by the subclass from its sources
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(s.bytes_read for s in self.sources.values())
+
+    @property
+    def weight_bytes(self) -> int:
+        return self._weight_bytes
+
+    def close(self) -> None:
+        for s in self.sources.values():
+            s.close()
+
+
+class LiveModel(SourcedView):
     """A model's safetensors files (one or many shards) behind ByteSources."""
 
     def __init__(
@@ -225,18 +244,6 @@ class LiveModel(ModelView):
         for name, value in zip(missing, parallel(lambda n: read_tensor(*self._tensor(n)).reshape(-1), missing)):
             self._rows[(name, -(10**12))] = value
         return {n: self.vector(n) for n in names}
-
-    @property
-    def bytes_read(self) -> int:
-        return sum(s.bytes_read for s in self.sources.values())
-
-    @property
-    def weight_bytes(self) -> int:
-        return self._weight_bytes
-
-    def close(self) -> None:
-        for s in self.sources.values():
-            s.close()
 
 
 def token_stream(vocab: int, seed: int = 20240602) -> np.ndarray:
