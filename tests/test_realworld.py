@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "realworld"))
 
-from realworld_corpus import load_cases, run_corpus  # noqa: E402
+from realworld_corpus import half_of, load_cases, run_corpus  # noqa: E402
 
 
 def test_the_corpus_is_large_and_every_case_is_sourced():
@@ -21,6 +21,16 @@ def test_the_corpus_is_large_and_every_case_is_sourced():
         assert all(len(v) >= 7 for v in _commits(raw)), f"{c.path.name}: a source file without its commit"
         for rule, clause in c.expect.items():
             assert clause and clause.strip(), f"{c.path.name}: {rule} has no clause or fact behind it"
+
+
+def test_the_split_is_the_fixed_hash_rule_and_both_halves_are_sizeable():
+    # Fixed before tuning (issue #20): odd SHA-256 of the lower-cased Hub id is held out; case does not matter.
+    assert half_of("meta-llama/Llama-3.2-1B-Instruct") == "held-out"
+    assert half_of("google/gemma-2b") == half_of("Google/Gemma-2B") == "tuning"
+    cases = load_cases()
+    held_out = load_cases("held-out")
+    assert {c.path for c in held_out} == {c.path for c in cases if c.half == "held-out"}
+    assert len(cases) / 3 <= len(held_out) <= 2 * len(cases) / 3
 
 
 def _commits(raw: str) -> list[str]:
