@@ -50,7 +50,8 @@ def _equal(a, b) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
+        # Python compares int with float exactly; float(a) would overflow on a hostile 4000-digit integer.
+        return a == b
     if isinstance(a, dict) and isinstance(b, dict):  # rope_scaling: every recorded sub-key must agree
         return all(k in a and _equal(a[k], v) for k, v in b.items())
     if isinstance(a, list) and isinstance(b, list):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from scanner.knowledge import KnowledgeBase, Upstream
 from scanner.sources.interface import Snapshot
+
+# An id as the key of added_tokens_decoder: ASCII digits only (str.isdigit also takes "²", which int() refuses) and
+# short enough for int() (a hostile key of 5000 digits is past Python's int-string conversion limit).
+TOKEN_ID = re.compile(r"[0-9]{1,18}")
 
 
 def special_tokens(snap: Snapshot) -> dict[str, int]:
@@ -14,7 +19,7 @@ def special_tokens(snap: Snapshot) -> dict[str, int]:
     tc = snap.jsons.get("tokenizer_config.json")
     if isinstance(tc, dict) and isinstance(tc.get("added_tokens_decoder"), dict):
         for key, entry in tc["added_tokens_decoder"].items():
-            if isinstance(entry, dict) and isinstance(entry.get("content"), str) and str(key).isdigit():
+            if isinstance(entry, dict) and isinstance(entry.get("content"), str) and TOKEN_ID.fullmatch(str(key)):
                 tokens.setdefault(entry["content"], int(key))
     tj = snap.jsons.get("tokenizer.json")
     if isinstance(tj, dict) and isinstance(tj.get("added_tokens"), list):

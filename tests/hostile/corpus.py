@@ -770,6 +770,24 @@ def _(repo, marker):
     write(repo, "config.json", '{"vocab_size": ' + "9" * 5000 + "}")
 
 
+@case("json_4000_digit_integers", absent=("source.malformed",))
+def _(repo, marker):
+    # Under Python's 4300-digit int-string limit, so json parses them; float() of one overflows (issue 24).
+    mit_card(repo)
+    huge = "9" * 4000
+    keys = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "vocab_size", "rope_theta")
+    body = ", ".join(f'"{k}": {huge}' for k in keys)
+    write(repo, "config.json", "{" + body + ', "text_config": {' + body + "}}")
+    write(
+        repo,
+        "tokenizer_config.json",
+        '{"added_tokens_decoder": {"' + huge + '": {"content": "<a>"}, "\u00b2": {"content": "<b>"}, '
+        '"' + "1" * 5000 + '": {"content": "<c>"}}}',
+    )
+    write(repo, "tokenizer.json", '{"added_tokens": [{"id": ' + huge + ', "content": "<d>"}]}')
+    save_tensors(tiny_llm(7), repo / "model.safetensors")  # so compare and index add read the config too
+
+
 @case("json_lone_surrogates")
 def _(repo, marker):
     mit_card(repo)
