@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "realworld"))
 
-from realworld_corpus import half_of, load_cases, run_corpus  # noqa: E402
+from realworld_corpus import Case, Result, half_of, load_cases, run_corpus  # noqa: E402
 
 
 def test_the_corpus_is_large_and_every_case_is_sourced():
@@ -31,6 +31,20 @@ def test_the_split_is_the_fixed_hash_rule_and_both_halves_are_sizeable():
     held_out = load_cases("held-out")
     assert {c.path for c in held_out} == {c.path for c in cases if c.half == "held-out"}
     assert len(cases) / 3 <= len(held_out) <= 2 * len(cases) / 3
+
+
+def test_listed_scoring_scores_only_must_fire_and_must_not_fire_and_exact_scoring_scores_everything():
+    def result(got: set[str], must_not_fire: tuple[str, ...] | None) -> Result:
+        case = Case(Path("x.yaml"), "a/b", "problem", {}, {"license.copy_missing": "c", "attribution.*": "c"})
+        case.must_not_fire = must_not_fire
+        return Result(case, got, [])
+
+    listed = result({"attribution.naming", "card.base_model_unverified", "license.incompatible"}, ("license.*",))
+    assert listed.false_negatives == {"license.copy_missing"}  # the glob attribution.* is met by attribution.naming
+    assert listed.false_positives == {"license.incompatible"}  # card.base_model_unverified is left unscored
+    exact = result({"license.copy_missing", "attribution.naming", "card.base_model_unverified"}, None)
+    assert not exact.false_negatives and exact.false_positives == {"card.base_model_unverified"}
+    assert result({"license.copy_missing", "attribution.phrase_missing"}, ()).right
 
 
 def _commits(raw: str) -> list[str]:
