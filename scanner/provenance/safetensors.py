@@ -220,10 +220,11 @@ def _parse_header(src: ByteSource, file: str) -> tuple[list[TensorInfo], dict[st
                 f"{file}: tensor {_show(name)} offsets {_show(begin)}..{_show(end)} fall outside the "
                 f"{data_len}-byte data section (truncated file?)"
             )
-        if (end - begin) != math.prod(shape) * DTYPES[dtype][0]:
+        if (end - begin) != (needed := math.prod(shape) * DTYPES[dtype][0]):
+            # _show: the product of a hostile shape may have more digits than str(int) will write
             raise SafetensorsError(
                 f"{file}: tensor {_show(name)} holds {end - begin} bytes but shape {_show(shape)} "
-                f"of {dtype} needs {math.prod(shape) * DTYPES[dtype][0]}"
+                f"of {dtype} needs {_show(needed)}"
             )
         tensors.append(TensorInfo(name, dtype, tuple(shape), data_start + begin, data_start + end, file))
     ordered = sorted((t for t in tensors if t.nbytes), key=lambda t: t.start)
