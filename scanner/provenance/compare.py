@@ -125,15 +125,6 @@ def shared_directions(za: np.ndarray, zb: np.ndarray, r: int) -> np.ndarray:
     return np.ascontiguousarray(vectors[:, ::-1][:, :r], dtype=np.float32)
 
 
-def _first_argmax_rows(c: np.ndarray) -> np.ndarray:
-    """c.argmax(axis=0) (first row on ties) without the strided copy numpy makes for a column-wise argmax."""
-    rows, cols = np.nonzero(c == c.max(axis=0))
-    present, first = np.unique(cols, return_index=True)  # nonzero is row-major: first hit = smallest row
-    out = np.zeros(c.shape[1], dtype=np.int64)
-    out[present] = rows[first]
-    return out
-
-
 def best_matches(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each column of `a`: the column of `b` with the largest |Spearman correlation|, that correlation, and
     whether the match is mutual (that column of `b` also prefers this column of `a`).
@@ -143,7 +134,12 @@ def best_matches(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.nd
     structure is low-rank in token space: the few strongest token-space directions of the two samples together
     are removed first, and only mutual best matches count, so a handful of frequency-like units cannot pair up.
     """
-    za, zb = spearman_columns(a), spearman_columns(b)
+    return ranked_matches(spearman_columns(a), spearman_columns(b), chunk)
+
+
+def ranked_matches(za: np.ndarray, zb: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """best_matches on columns already rank-standardised by spearman_columns (a comparison ranks each sample once
+    and pairs it with several others)."""
     r = min(SHARED_COMPONENTS, max(0, za.shape[0] // 8))
     if r:
         u = shared_directions(za, zb, r)
@@ -151,26 +147,39 @@ def best_matches(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.nd
         zb = zb - u @ (u.T @ zb)
         za /= np.maximum(np.linalg.norm(za, axis=0, keepdims=True), 1e-12)
         zb /= np.maximum(np.linalg.norm(zb, axis=0, keepdims=True), 1e-12)
-    idx = np.empty(za.shape[1], dtype=np.int64)
-    val = np.empty(za.shape[1], dtype=np.float32)
-    back_best = np.full(zb.shape[1], -1.0, dtype=np.float32)
-    back_idx = np.zeros(zb.shape[1], dtype=np.int64)
-    columns = np.arange(zb.shape[1])
-    for s in range(0, za.shape[1], chunk):
+    n_a, n_b = za.shape[1], zb.shape[1]
+    idx = np.empty(n_a, dtype=np.int64)
+    val = np.empty(n_a, dtype=np.float32)
+    top = np.empty(n_a, dtype=np.float32)  # |c| at each unit's best match
+    # Per column of b: the largest |c| over a's units, the chunk that first reached it, and the first row of that
+    # chunk reaching it when several do (-1 when one row does: whichever row reaches it is the one).
+    back_best = np.full(n_b, -1.0, dtype=np.float32)
+    back_chunk = np.zeros(n_b, dtype=np.int64)
+    back_first = np.full(n_b, -1, dtype=np.int64)
+    for s in range(0, n_a, chunk):
         part = za[:, s : s + chunk]
         c = part.T @ zb
         np.abs(c, out=c)
         best = c.argmax(axis=1)
         idx[s : s + chunk] = best
+        top[s : s + chunk] = c[np.arange(c.shape[0]), best]
         # |c| at the best match, signed by the correlation itself (a dot product per unit, not a signed copy of c)
         sign = np.sign(np.einsum("ij,ij->j", part, zb[:, best]))
-        val[s : s + chunk] = c[np.arange(c.shape[0]), best] * sign
-        rows = _first_argmax_rows(c)
-        col_best = c[rows, columns]
-        better = col_best > back_best
-        back_best[better] = col_best[better]
-        back_idx[better] = rows[better] + s
-    mutual = back_idx[idx] == np.arange(za.shape[1])
+        val[s : s + chunk] = top[s : s + chunk] * sign
+        # The column-wise argmax numpy would compute with a strided copy of c (most of the kernel's time at hidden
+        # 4096) is needed only to break ties: a column maximum and a count of the rows reaching it are contiguous.
+        col_max = c.max(axis=0)
+        better = col_max > back_best
+        back_best[better] = col_max[better]
+        back_chunk[better] = s
+        back_first[better] = -1
+        reached = c == col_max
+        tied = np.flatnonzero(better & (np.count_nonzero(reached, axis=0) > 1))
+        if tied.size:
+            back_first[tied] = s + reached[:, tied].argmax(axis=0)
+    units = np.arange(n_a)
+    first = back_first[idx]
+    mutual = (back_chunk[idx] == units - units % chunk) & (top == back_best[idx]) & ((first < 0) | (first == units))
     return idx, val, mutual
 
 
