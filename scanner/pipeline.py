@@ -29,11 +29,19 @@ def open_snapshot(target: str, hash_weights: bool = True) -> Snapshot:
 def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatch], list[Finding]]:
     """Compare the snapshot's weights with the registered upstreams (their side is read from the index): exact
     copies by hash, then only the upstreams that header facts and the sketch cannot rule out (see search.py)."""
-    if index is None or not snap.weight_files():
+    files = snap.weight_files()
+    if not files:
         return [], []
+    if index is None:
+        if all(f.lfs_pointer for f in files):
+            why = "no fingerprint index, and the weight files are Git LFS pointers (not fetched)"
+            return [], [not_compared(snap, why, "git lfs pull && originscan index update")]
+        return [], [not_compared(snap, "no fingerprint index (none given, none at the default location)")]
+    if not index.candidates(exclude_target=snap.target):
+        return [], [not_compared(snap, f"the fingerprint index {index.path} registers no upstream")]
     model = open_model(snap)
     try:
-        matches, _ = find_matches(model, index, snap.target)
+        matches, stats = find_matches(model, index, snap.target)
         if not model.tensors and not matches and index.candidates(exclude_target=snap.target):
             # Without readable tensors only identical files (hashes from LFS or the Hub) can be decided.
             if model.malformed:  # already a source.malformed finding from the weights checks
@@ -55,9 +63,30 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
                     "source.unverifiable", f"weights could not be compared with the index: {'; '.join(model.problems)}"
                 )
             ]
+        if model.tensors and not matches and stats.registered and stats.ruled_out_by_headers == stats.registered:
+            hidden = model.structure.hidden
+            return found, [
+                not_compared(
+                    snap,
+                    f"none of the {stats.registered} registered upstreams has weights of this shape"
+                    + (f" (hidden size {hidden})" if hidden else ""),
+                    "originscan index add hf:OWNER/NAME",
+                )
+            ]
         return found, []
     finally:
         model.close()
+
+
+def not_compared(snap: Snapshot, why: str, command: str = "originscan index update") -> Finding:
+    """Weight provenance was not checked: said, with the reason and the command that fixes it, never a silent pass."""
+    return finding(
+        "weights.not_compared",
+        f"the weights were not compared with any upstream: {why}; run `{command}`",
+        path=snap.weight_files()[0].path,
+        reason=why,
+        command=command,
+    )
 
 
 def build_context(snap: Snapshot, policy: Policy) -> Context:

@@ -282,6 +282,9 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
             pkg["software_packageVersion"] = visible(r.revision)
         if r.error:
             pkg["comment"] = visible(f"could not be read: {r.error}")
+        unchecked = [f for f in r.findings if f.rule == "weights.not_compared"]
+        if unchecked:  # the lineage below lacks what the weights would have shown: said, not left out silently
+            pkg["comment"] = visible(f"weights.not_compared: {unchecked[0].message}")
         if facts is not None:
             task = facts.card.get("pipeline_tag")
             if isinstance(task, str) and task.strip():
