@@ -12,7 +12,11 @@ scored once before any tuning on them). Each case file holds one repo:
              matter for licensing (a mapping is written as JSON)
     base_cards: {hub id: card text}: the cards of declared bases, for lineage through base cards (offline)
     partial: true when only some of the repo's files were copied (usually the card): rules that depend on a
-             file being absent (LICENSE, NOTICE, use policy, licence text elsewhere) are then not scored
+             file being absent (LICENSE, NOTICE, use policy, licence text elsewhere) are then not scored (in
+             must_not_fire scoring the lists already leave out what a partial copy cannot tell)
+    blobs:   {file: git blob sha1}: files copied whole, byte for byte; the test checks each against its sha1
+    not_scored: {rule id: why}: rules this copy cannot decide (say, a licence file the index does not hold): left
+             out of the findings and of the expectations
     expect:  {rule id: the licence clause or fact behind it}: every finding the repo must get
     must_not_fire: [rule ids or globs such as license.*]: when present, the case is scored the shared set's way:
              an `expect` rule (or glob) that does not fire is a false negative, a finding matching must_not_fire is
@@ -73,6 +77,8 @@ class Case:
     must_not_fire: tuple[str, ...] | None = None  # None: exact-set scoring
     disputed: dict[str, str] = field(default_factory=dict)
     corpus: str = "original"
+    blobs: dict[str, str] = field(default_factory=dict)
+    not_scored: dict[str, str] = field(default_factory=dict)
 
     @property
     def half(self) -> str:
@@ -92,7 +98,8 @@ class Result:
 
     @property
     def false_negatives(self) -> set[str]:
-        return {want for want in self.case.expect if not any(fnmatchcase(rule, want) for rule in self.got)}
+        wanted = set(self.case.expect) - set(self.case.not_scored)
+        return {want for want in wanted if not any(fnmatchcase(rule, want) for rule in self.got)}
 
     @property
     def false_positives(self) -> set[str]:
@@ -146,6 +153,8 @@ def _load_case(p: Path, corpus: str) -> Case:
         None if must_not_fire is None else tuple(must_not_fire),
         dict(raw.get("disputed") or {}),
         corpus,
+        dict(raw.get("blobs") or {}),
+        dict(raw.get("not_scored") or {}),
     )
 
 
@@ -176,7 +185,10 @@ def scan_case(case: Case, workdir: Path) -> Result:
     if hasattr(ctx, "fetch_card"):
         ctx.fetch_card = fetch_card
     findings = [f for f in run_checks(ctx) if not getattr(f, "suppressed", False)]
-    ignored = NOT_SCORED | (FILE_DEPENDENT if case.partial else set())
+    # A partial copy leaves file-dependent rules unscored in exact scoring; listed scoring names what it scores.
+    ignored = (
+        NOT_SCORED | set(case.not_scored) | (FILE_DEPENDENT if case.partial and case.must_not_fire is None else set())
+    )
     got = {f.rule for f in findings if f.rule not in ignored}
     return Result(case, got, [f"{f.rule}: {f.message}" for f in findings])
 
