@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scanner.evidence.lineage import Lineage
 from scanner.policy import Policy
 from scanner.sources.interface import Snapshot
 
@@ -12,8 +13,13 @@ def attribution_blocks(snap: Snapshot) -> list[dict[str, Any]]:
     from scanner.pipeline import build_context
 
     ctx = build_context(snap, Policy())
+    return lineage_blocks(ctx.lineage)
+
+
+def lineage_blocks(lineage: Lineage) -> list[dict[str, Any]]:
+    """One block per licence binding a scanned model's lineage (the HTML report shows them too)."""
     blocks: dict[str, dict[str, Any]] = {}
-    for ob in ctx.lineage.obligations():
+    for ob in lineage.obligations():
         lic = ob.license
         block = blocks.setdefault(
             lic.id,

@@ -14,6 +14,7 @@ from scanner.atomic import write_text_atomic
 from scanner.errors import SourceError, UsageError
 from scanner.findings import Severity, TargetReport
 from scanner.report.formats import FORMATS  # the one registry of formats (imports no renderer)
+from scanner.report.run_info import ScanRun, scan_run
 
 app = typer.Typer(
     add_completion=False,
@@ -42,13 +43,13 @@ def _write(text: str, output: Path | None) -> None:
     write_text_atomic(output, text)
 
 
-def _render(reports: list[TargetReport], fmt: str, output: Path | None) -> str:
+def _render(reports: list[TargetReport], fmt: str, output: Path | None, run: ScanRun | None = None) -> str:
     from scanner.knowledge import catalogue
     from scanner.report.render import render
 
     color = output is None and fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     width = 120 if output is not None or not sys.stdout.isatty() else None
-    return render(reports, fmt, catalogue(), version=__version__, color=color, width=width or 100)
+    return render(reports, fmt, catalogue(), version=__version__, color=color, width=width or 100, run=run)
 
 
 def _policy(path: Path | None, fail_on: str | None):
@@ -100,6 +101,7 @@ def scan(
     _check_choice(fmt, FORMATS, "--format")
     pol = _policy(policy, fail_on)
     idx = _open_index(index) if (index or _default_index_exists()) else None
+    run = scan_run(__version__, pol, idx)  # when, with what and against which policy: the HTML report says so
     reports = []
     usage_errors = []
     for t in targets:
@@ -109,7 +111,7 @@ def scan(
             usage_errors.append(str(exc))
     if usage_errors and not reports:
         raise UsageError(usage_errors[0])
-    _write(_render(reports, fmt, output), output)
+    _write(_render(reports, fmt, output, run), output)
     for e in usage_errors:
         _say(f"originscan: {e}", err=True)
     raise typer.Exit(2 if usage_errors else exit_status(reports, pol.fail_on))
@@ -545,11 +547,15 @@ def demo(
     fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
 ):
     """Run the main job on the bundled example repos."""
-    from scanner.demo import run_demo
+    from scanner.demo import examples_dir, run_demo
+    from scanner.policy import load_policy
 
     _check_choice(fmt, FORMATS, "--format")
+    policy_file = examples_dir() / ".originscan.yml"
+    policy = load_policy(str(policy_file) if policy_file.is_file() else None)
+    run = scan_run(__version__, policy, "a throw-away index of examples/upstreams")
     reports = run_demo()
-    _write(_render(reports, fmt, None), None)
+    _write(_render(reports, fmt, None, run), None)
 
 
 def main() -> None:

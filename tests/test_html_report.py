@@ -3,7 +3,9 @@ rendered page is checked in a real browser in test_html_browser.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import pytest
@@ -13,9 +15,11 @@ from scanner.evidence.card import CardFacts
 from scanner.evidence.lineage import LineageInput, infer_lineage
 from scanner.findings import Finding, Severity, TargetFacts, TargetReport
 from scanner.knowledge import catalogue, knowledge_base
+from scanner.report.html_view import OPEN_UP_TO, code_spans
 from scanner.report.layer_plot import layer_plot, split_layer
-from scanner.report.lineage_graph import layout, lineage_links
+from scanner.report.lineage_graph import layout, lineage_links, p_text
 from scanner.report.render import render
+from scanner.report.run_info import ScanRun
 
 
 @pytest.fixture(scope="module")
@@ -65,23 +69,82 @@ def test_split_layer():
     assert split_layer("model.norm.weight") is None
 
 
-def test_pruned_layer_shows_as_missing_and_the_rest_as_moved(world):
+def test_pruned_layer_shows_as_missing_and_the_rest_as_shifted_by_one(world):
     report = world.reports[0]
     [match] = report.facts.weight_matches
     plot = layer_plot(match.name, match.verdict)
     assert plot.layers == LAYERS and plot.roles == ["input_layernorm.weight", "post_attention_layernorm.weight"]
     status = {(c.layer, c.role): c.status for c in plot.cells}
     assert {status[(CUT_LAYER, r)] for r in plot.roles} == {"missing"}
-    assert all(status[(layer, r)] == "matched" for layer in range(CUT_LAYER) for r in plot.roles)
-    # the suspect's layer k (k >= CUT_LAYER) is the upstream's layer k + 1: matched from another layer
-    assert all(status[(layer, r)] == "moved" for layer in range(CUT_LAYER + 1, LAYERS) for r in plot.roles)
+    assert all(status[(layer, r)] in ("strong", "matched") for layer in range(CUT_LAYER) for r in plot.roles)
+    # the suspect's layer k (k >= CUT_LAYER) is the upstream's layer k + 1: renumbered, in order, offset -1
+    later = [c for c in plot.cells if c.layer > CUT_LAYER]
+    assert {c.status for c in later} == {"shifted"} and {c.offset for c in later} == {-1}
+    assert plot.moves == [
+        f"reference layers {CUT_LAYER + 1}–{LAYERS - 1} ← suspect layers {CUT_LAYER}–{LAYERS - 2} (offset -1)"
+    ]
+    assert all("offset -1" in c.title for c in later)
     assert plot.outside and "model.norm.weight" in plot.outside[0]
+    # the legend names every colour the grid uses and no other
+    assert [e.css for e in plot.legend] == [
+        css for css in ("strong", "matched", "shifted", "missing") if css in status.values()
+    ]
+    assert sum(e.count for e in plot.legend) == len(plot.cells)
 
 
-def test_unpruned_finetune_fills_the_grid(world):
-    [match] = world.reports[1].facts.weight_matches
-    plot = layer_plot(match.name, match.verdict)
-    assert plot.counts == {"matched": 2 * LAYERS, "moved": 0, "weak": 0, "missing": 0}
+def _verdict(pairs: dict[int, int], corr: float = 0.99):
+    """A derived verdict whose reference layer L is matched by suspect layer pairs[L] (two roles per layer)."""
+    from scanner.provenance.compare import Verdict
+
+    roles = ("input_layernorm.weight", "post_attention_layernorm.weight")
+    ev = [{"kind": "reference-vectors", "names": [f"model.layers.{i}.{r}" for i in range(len(pairs)) for r in roles]}]
+    for ref, sus in pairs.items():
+        for r in roles:
+            ev.append(
+                {
+                    "kind": "residual-vector",
+                    "reference_tensor": f"model.layers.{ref}.{r}",
+                    "suspect_tensor": f"model.layers.{sus}.{r}",
+                    "corr": corr,
+                }
+            )
+    return Verdict("s", "r", "derived", 1e-40, 1.0, 0, 10, ev, "derived")
+
+
+def test_swapped_layers_are_out_of_order_not_shifted():
+    plot = layer_plot("r", _verdict({0: 0, 1: 1, 2: 3, 3: 2, 4: 4}))
+    status = {(c.layer, c.role.split("_")[0]): c.status for c in plot.cells}
+    assert {status[(2, "input")], status[(3, "input")]} == {"reordered"}
+    assert {status[(k, "input")] for k in (0, 1, 4)} == {"strong"}
+    assert [e.css for e in plot.legend] == ["strong", "reordered"]
+    assert "out of order: reference layer 2 input_layernorm.weight ← suspect layer 3" in plot.moves
+
+
+def test_renumbering_without_a_swap_is_shifted_and_weak_cells_are_their_own_colour():
+    plot = layer_plot("r", _verdict({0: 1, 1: 2, 2: 3}))  # an extra layer inserted at the front
+    assert {c.status for c in plot.cells} == {"shifted"} and {c.offset for c in plot.cells} == {1}
+    assert plot.moves == ["reference layers 0–2 ← suspect layers 1–3 (offset +1)"]
+    weak = layer_plot("r", _verdict({0: 0, 1: 1}, corr=0.3))
+    assert {c.status for c in weak.cells} == {"weak"} and [e.css for e in weak.legend] == ["weak"]
+    mid = layer_plot("r", _verdict({0: 0, 1: 1}, corr=0.7))
+    assert {c.status for c in mid.cells} == {"matched"}
+
+
+def test_plot_row_labels_are_never_cut():
+    long_role = "self_attn.rotary_emb.some_really_long_vector_name.weight"
+    from scanner.provenance.compare import Verdict
+
+    ev = [
+        {
+            "kind": "residual-vector",
+            "reference_tensor": f"model.layers.0.{long_role}",
+            "suspect_tensor": f"model.layers.0.{long_role}",
+            "corr": 0.95,
+        }
+    ]
+    plot = layer_plot("r", Verdict("s", "r", "derived", 1e-9, 1.0, 0, 1, ev, ""))
+    assert plot.rows[0][1] == long_role and plot.label_w >= len(long_role) * 7.2
+    assert plot.cells[0].x >= plot.label_w
 
 
 def test_identical_files_have_no_layers_but_say_so():
@@ -111,7 +174,7 @@ def test_links_relation_licence_and_evidence(world):
     [code] = [p for p in weights.proofs if p.strength == "code"]  # the shipped modelling code is a renamed copy
     assert code.detail.startswith("modeling_pruned.py copies modeling_acme.py of acme/base-6l")
     assert re.search(r"lines \d+-\d+ ← \d+-\d+", code.detail)
-    assert re.fullmatch(r"weights p=\de-\d+ · code", weights.evidence_label)
+    assert re.fullmatch(r"weights p=\d\.\de-\d+ · code", weights.evidence_label)
     declared = links[f"evil/{HOSTILE}"]
     assert declared.strength == "declared only" and declared.declared and declared.license == "unknown"
     [link] = lineage_links(finetune)  # declared with base_model_relation, backed by the weights
@@ -140,7 +203,8 @@ def test_html_has_a_graph_per_target_with_lineage_and_a_plot_per_verdict(page, w
     svgs = [a.get("class") for t, a in tags if t == "svg"]
     assert svgs.count("lineage") == 3  # pruned, finetune, multi-hop; the unreadable target has none
     assert svgs.count("layers") == 2  # one per weight verdict
-    assert sum(1 for t, a in tags if t == "g" and "node" in a.get("class", "")) == 3 + 2 + 4
+    nodes = [a for t, a in tags if t == "g" and "node" in a.get("class", "").split()]
+    assert sum(1 for a in nodes if "key" not in a["class"].split()) == 3 + 2 + 4  # legend keys aside
     missing = [a for t, a in tags if t == "rect" and a.get("class") == "cell missing"]
     assert len(missing) == 2
     assert "HTTP 503 after 3 tries" in page and "Could not be read" in page
@@ -152,9 +216,11 @@ def test_hostile_card_text_stays_text_everywhere(page):
     assert "script" not in tag_names
     assert not [a for _, a in parsed.tags if any(k.startswith("on") for k in a)]
     assert "\x1b" not in page
-    # in the SVG label (cut to fit the box, with an ellipsis) and the tooltip, as the text it is
-    label = next(t for t in parsed.svg_texts if t.startswith("evil/"))
-    assert label.startswith("evil/</text><script>alert(1)") and label.endswith("…")
+    # in the SVG label (wrapped onto several lines, never cut) and the tooltip, as the text it is
+    start = next(i for i, t in enumerate(parsed.svg_texts) if t.startswith("evil/"))
+    shown = f"evil/{HOSTILE}".replace("\x1b", "\\x1b")
+    assert "".join(parsed.svg_texts[start : start + 4]).startswith(shown)
+    assert not any(t.endswith("…") for t in parsed.svg_texts)
     assert "&lt;/text&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;svg onload=alert(2)&gt;\\x1b[31m" in page
 
 
@@ -166,14 +232,15 @@ def test_findings_grouped_by_severity_and_linked_to_their_rules(page, world):
     assert links and {h[1:] for h in links} <= ids
     assert {f"rule-{r}" for r in rules} <= ids
     for r in rules:  # the rule's documentation from the catalogue is in the rules section
-        assert catalogue()[r].doc.replace("'", "&#39;").replace('"', "&#34;") in page
+        assert str(code_spans(catalogue()[r].doc)) in page
     # severity groups in order, critical first
     order = re.findall(r'<h4><span class="sev sev-(\w+)">', page.split('id="target-1"')[1].split('id="target-2"')[0])
     assert order == sorted(order, key=lambda s: -int(Severity[s])) and len(order) == len(set(order))
 
 
 def test_500_targets_stay_legible():
-    """A sweep's report: summary first, every target one row of the summary table, details closed."""
+    """A sweep's report: summary first, every target one row of the summary table, details closed (beyond
+    OPEN_UP_TO targets; print still shows them, see test_html_browser.py)."""
     reports = [
         TargetReport(
             f"hf:org/model-{i}", [Finding("license.missing", Severity.high, f"no licence {i}")] if i % 3 == 0 else []
@@ -187,9 +254,69 @@ def test_500_targets_stay_legible():
     assert out.count('<a href="#target-') == 500
 
 
+def test_up_to_fifty_targets_start_open(world):
+    """A link from the summary table lands on an open box (no script can open one)."""
+    out = render(world.reports, "html", catalogue(), version="test")
+    assert out.count('<details class="target"') == len(world.reports) == out.count("open>")
+    reports = [TargetReport(f"hf:org/m-{i}") for i in range(OPEN_UP_TO + 1)]
+    assert " open>" not in render(reports, "html", catalogue(), version="test")
+
+
 def test_single_target_details_open(world):
     out = render(world.reports[:1], "html", catalogue(), version="test")
     assert '<details class="target" id="target-1" open>' in out
+
+
+def test_how_to_fix_renders_code_spans_not_backticks(page, world):
+    # catalogue fix texts use `…` for commands and fields: shown as code, the backticks gone
+    fixes = {catalogue()[f.rule].fix for r in world.reports for f in r.active()}
+    with_code = [fix for fix in fixes if "`" in fix]
+    assert with_code, "the test world must use a rule whose fix has a code span"
+    for fix in with_code:
+        assert str(code_spans(fix)) in page
+    cells = re.findall(r'<td class="fix">(.*?)</td>', page, re.S)
+    assert cells and not any("`" in c for c in cells) and any("<code>" in c for c in cells)
+    assert code_spans("run `a <b>` now") == "run <code>a &lt;b&gt;</code> now"
+    assert code_spans("no code, `unclosed") == "no code, `unclosed"
+
+
+def test_one_p_value_format_in_graph_and_evidence(page, world):
+    """The same p-value reads the same in the graph's box and in the evidence list below it."""
+    [match] = world.reports[0].facts.weight_matches
+    shown = p_text(match.verdict.p_value)
+    assert shown.startswith("p=") and re.fullmatch(r"p=\d\.\de-\d+", shown)
+    assert page.count(shown) >= 2  # box label and evidence list (and the plot's verdict line)
+    assert "p = " not in page and "0.0e+00" not in page
+    assert p_text(0.0) == "p<1e-300"
+
+
+def test_run_information_and_outcome_are_stated(world):
+    run = ScanRun(
+        datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+        "9.9.9",
+        "rules abc (1 licences)",
+        "idx.sqlite (3)",
+        ".originscan.yml",
+        Severity.high,
+    )
+    out = render(world.reports, "html", catalogue(), version="9.9.9", run=run)
+    for text in ("2026-12-01 09:30 UTC", "9.9.9", "rules abc (1 licences)", "idx.sqlite (3)", ".originscan.yml"):
+        assert text in out
+    failing = sum(1 for r in world.reports for f in r.active() if f.severity >= Severity.high)
+    assert failing and f"FAIL: {failing} active findings at or above high" in out and 'class="outcome fail"' in out
+    passing = dataclasses.replace(run, fail_on=Severity.critical)
+    out = render(world.reports[1:2], "html", catalogue(), version="9.9.9", run=passing)
+    assert "PASS: no active finding at or above critical" in out and 'class="outcome pass"' in out
+    never = render(world.reports, "html", catalogue(), version="9.9.9", run=dataclasses.replace(run, fail_on=None))
+    assert "PASS: --fail-on never" in never
+
+
+def test_declared_and_concluded_licence_and_attribution_per_target():
+    report = multi_hop_report()  # declares llama3; its lineage ends at Llama 3 (llama3 binds it)
+    out = render([report], "html", catalogue(), version="t")
+    row = re.search(r'<td class="t">(llama3)</td><td class="t">(llama3)</td>', out)
+    assert row, "declared and concluded licence in the targets table"
+    assert '<pre class="attribution">' in out and "Built with Meta Llama 3" in out
 
 
 def _facts(name: str, metadata: dict, **lineage_input) -> TargetFacts:

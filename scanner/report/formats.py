@@ -16,6 +16,7 @@ class Format:
     extension: str  # of the file CI writes (`originscan.<extension>`)
     catalogue: bool = True  # the renderer takes the rule catalogue after the reports
     terminal: bool = False  # the renderer takes `color` and `width`
+    run_info: bool = False  # the renderer takes `run` (scanner/report/run_info.py: when, with what, which policy)
 
     def load(self) -> Any:
         module, function = self.renderer.split(":")
@@ -27,7 +28,7 @@ _REGISTRY = (
     Format("json", "scanner.report.render:render_json", "json"),
     Format("markdown", "scanner.report.render:render_markdown", "md"),
     Format("sarif", "scanner.report.render:render_sarif", "sarif"),
-    Format("html", "scanner.report.render:render_html", "html"),
+    Format("html", "scanner.report.render:render_html", "html", run_info=True),
     Format("cyclonedx", "scanner.report.aibom:render_cyclonedx", "cdx.json", catalogue=False),  # AI-BOM
     Format("spdx", "scanner.report.aibom:render_spdx", "spdx.json", catalogue=False),  # AI-BOM
 )

@@ -63,6 +63,10 @@ class Link:
         return max((p.strength for p in self.proofs), key=STRENGTHS.index, default="declared only")
 
     @property
+    def p_label(self) -> str:
+        return p_text(self.p_value) if self.p_value is not None else ""
+
+    @property
     def evidence_label(self) -> str:
         return " · ".join(dict.fromkeys(p.label for p in self.proofs)) or "declared only"
 
@@ -101,8 +105,9 @@ def _regions(m: Any) -> str:
     return f"; lines {', '.join(spans)}{more}" if spans else ""
 
 
-def _p_label(p: float) -> str:
-    return "p<1e-300" if p <= 0 else f"p={p:.0e}"
+def p_text(p: float) -> str:
+    """A p-value as every report part writes it: "p=2.1e-33"; an underflow (an exact copy) as "p<1e-300"."""
+    return "p<1e-300" if p <= 0 else f"p={p:.1e}"
 
 
 def lineage_links(facts: TargetFacts) -> list[Link]:
@@ -143,7 +148,7 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
             label = _CLASS.get(e.kind, "declared only")
             short = e.kind if label != "declared only" else "declared"
             if e.kind == "weights" and verdict is not None:
-                short = f"weights {_p_label(verdict.p_value)}"
+                short = f"weights {p_text(verdict.p_value)}"
             proofs.append(Proof(label, short, e.detail))
         proofs += code_proofs(*up.ids)
         name_ev = c.evidence_of("name")
@@ -191,7 +196,7 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
             proofs.append(
                 Proof(
                     "weights",
-                    f"weights {_p_label(m.verdict.p_value)}",
+                    f"weights {p_text(m.verdict.p_value)}",
                     f"the weights derive from {m.name}: {m.verdict.reason}",
                 )
             )
@@ -212,7 +217,7 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
             continue
         seen.add(key)
         v = m.verdict
-        proofs = [Proof("weights", f"weights {_p_label(v.p_value)}", f"the weights derive from {m.name}: {v.reason}")]
+        proofs = [Proof("weights", f"weights {p_text(v.p_value)}", f"the weights derive from {m.name}: {v.reason}")]
         proofs += code_proofs(m.name)
         links.append(
             Link(
@@ -224,11 +229,11 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
                 p_value=v.p_value,
             )
         )
-    for m in copied:
-        if m.upstream.lower() in seen:
+    for cm in copied:
+        if cm.upstream.lower() in seen:
             continue
-        seen.add(m.upstream.lower())
-        links.append(Link(facts.name, m.upstream, "copy", m.license or UNKNOWN_LICENSE, code_proofs(m.upstream)))
+        seen.add(cm.upstream.lower())
+        links.append(Link(facts.name, cm.upstream, "copy", cm.license or UNKNOWN_LICENSE, code_proofs(cm.upstream)))
     return links
 
 
@@ -242,25 +247,67 @@ def own_license(facts: TargetFacts) -> str:
     return str(value).strip() if value else "none declared"
 
 
+def concluded_licenses(facts: TargetFacts) -> list[str]:
+    """The licences that govern the model as this scan concludes: what it declares (placeholders such as `other`
+    left out) and every licence its lineage binds it to (scanner/evidence/lineage.py: obligations). Empty when
+    neither is known."""
+    ids: list[str] = []
+    if facts.lineage is not None:
+        ids += [lic.id for lic in facts.lineage.own_licenses if not lic.is_placeholder]
+        ids += [ob.license.id for ob in facts.lineage.obligations()]
+    if not ids and own_license(facts) != "none declared":
+        ids.append(own_license(facts))
+    return list(dict.fromkeys(ids))
+
+
+def concluded_license(facts: TargetFacts) -> str:
+    return " AND ".join(concluded_licenses(facts)) or UNKNOWN_LICENSE
+
+
 # -- layout ------------------------------------------------------------------------------------------------------
 FONT_PX = 12
 CHAR_W = 7.4  # a 12 px monospace glyph is 7.2 px wide (0.6 em); a little slack
 LINE_H = 16
 PAD = 8
-NODE_H = 3 * LINE_H + 2 * PAD
 V_GAP = 18
-H_GAP = 64
+MIN_GAP = 64  # between columns; wider when an edge label needs it
 MARGIN = 10
-MAX_CHARS = 46
+WRAP = 40  # characters per label line: longer text wraps onto more lines, it is never cut
+
+NODE_KINDS = (
+    ("target", "the scanned model"),
+    ("declared", "declared upstream: its card, adapter config or name says so"),
+    ("inferred", "inferred upstream: found by the evidence, not declared"),
+)
+EDGE_KINDS = (
+    ("strength-declared", "declared only: nothing measured backs it"),
+    ("strength-config", "the config matches"),
+    ("strength-tokenizer", "the tokenizer matches"),
+    ("strength-code", "modelling code copied from it"),
+    ("strength-weights", "the weights derive from it (p-value in the box)"),
+)
 
 
-def _cut(text: str, n: int = MAX_CHARS) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+def wrap(text: str, width: int = WRAP, separator: str = " ") -> list[str]:
+    """`text` on lines of at most `width` characters, broken at `separator` where it can be and inside a long word
+    only when it must (after "/", "-" or "_" when there is one): every character is kept."""
+    lines: list[str] = []
+    for word in text.split(separator):
+        joined = f"{lines[-1]}{separator}{word}" if lines else word
+        if lines and len(joined) <= width:
+            lines[-1] = joined
+            continue
+        while len(word) > width:
+            cut = max(word.rfind(ch, 0, width) for ch in "/-_") + 1 or width
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    return lines or [""]
 
 
 @dataclass
 class Box:
-    """One node as drawn: its lines (already cut to fit), the full text for the tooltip, and where it sits."""
+    """One node as drawn: its lines (wrapped, complete), the full text for the tooltip, and where it sits."""
 
     name: str
     lines: list[str]
@@ -269,7 +316,7 @@ class Box:
     x: float = 0.0
     y: float = 0.0
     w: float = 0.0
-    h: float = NODE_H
+    h: float = 0.0
     depth: int = 0
 
 
@@ -278,6 +325,10 @@ class Arrow:
     path: str  # SVG path data
     css: str  # strength-… class
     title: str
+    label: str  # the relation and evidence class, written on the edge
+    label_x: float = 0.0  # the label's centre
+    label_y: float = 0.0
+    label_w: float = 0.0
 
 
 @dataclass
@@ -286,13 +337,19 @@ class GraphLayout:
     arrows: list[Arrow]
     width: float
     height: float
+    node_legend: list[tuple[str, str]] = field(default_factory=list)  # (css, meaning) of the node kinds drawn
+    edge_legend: list[tuple[str, str]] = field(default_factory=list)  # (css, meaning) of the edge kinds drawn
+
+
+def _box(name: str, lines: list[str], title: str, css: str) -> Box:
+    return Box(name, lines, title, css, h=len(lines) * LINE_H + 2 * PAD)
 
 
 def layout(facts: TargetFacts, links: list[Link]) -> GraphLayout:
     """Columns by hop (the scanned model on the left), rows by the mean row of the boxes pointing in."""
-    root = Box(
+    root = _box(
         facts.name,
-        [_cut(facts.name), _cut(f"licence: {own_license(facts)}"), "scanned model"],
+        wrap(facts.name) + wrap(f"licence: {own_license(facts)}") + ["scanned model"],
         f"{facts.name}\nlicence: {own_license(facts)}",
         "target",
     )
@@ -301,16 +358,16 @@ def layout(facts: TargetFacts, links: list[Link]) -> GraphLayout:
     for link in links:
         key = link.parent.lower()
         if key not in boxes:
-            lines = [
-                _cut(link.parent),
-                _cut(f"licence: {link.license}"),
-                _cut(f"{link.relation} · {link.evidence_label}"),
-            ]
+            lines = (
+                wrap(link.parent)
+                + wrap(f"licence: {link.license}")
+                + wrap(f"{link.relation} · {link.evidence_label}", separator=" · ")
+            )
             title = "\n".join(
                 [link.parent, f"licence: {link.license}", f"relation: {link.relation}", f"evidence ({link.strength}):"]
                 + [f"- {p.detail}" for p in link.proofs]
             )
-            boxes[key] = Box(link.parent, lines, title, "declared" if link.declared else "inferred")
+            boxes[key] = _box(link.parent, lines, title, "declared" if link.declared else "inferred")
         parents_of.setdefault(key, []).append(link.child.lower())
     # depth: one more than the nearest child (links are listed nearest first, so children are placed already)
     for link in links:
@@ -321,9 +378,12 @@ def layout(facts: TargetFacts, links: list[Link]) -> GraphLayout:
     columns: dict[int, list[Box]] = {}
     for box in boxes.values():
         columns.setdefault(box.depth, []).append(box)
-    x = MARGIN
+    labels = {id(link): f"{link.relation} ({link.strength})" for link in links}
+    gap = max([MIN_GAP] + [len(text) * CHAR_W + 2 * PAD + 24 for text in labels.values()])
+    heights = {d: sum(b.h for b in col) + V_GAP * (len(col) - 1) for d, col in columns.items()}
+    tallest = max(heights.values())
+    x: float = MARGIN
     row_of: dict[str, float] = {}
-    tallest = max(len(col) for col in columns.values())
     for depth in sorted(columns):
         col = columns[depth]
         if depth:
@@ -335,12 +395,12 @@ def layout(facts: TargetFacts, links: list[Link]) -> GraphLayout:
                 )
             )
         width = max(max(len(line) for line in b.lines) * CHAR_W + 2 * PAD for b in col)
-        offset = (tallest - len(col)) * (NODE_H + V_GAP) / 2
-        for i, b in enumerate(col):
-            b.x, b.w = x, width
-            b.y = MARGIN + offset + i * (NODE_H + V_GAP)
-            row_of[b.name.lower()] = i + offset / (NODE_H + V_GAP)
-        x += width + H_GAP
+        y = MARGIN + (tallest - heights[depth]) / 2
+        for b in col:
+            b.x, b.y, b.w = x, y, width
+            y += b.h + V_GAP
+            row_of[b.name.lower()] = b.y + b.h / 2
+        x += width + gap
     arrows = []
     for link in links:
         a, b = boxes.get(link.child.lower()), boxes[link.parent.lower()]
@@ -349,15 +409,59 @@ def layout(facts: TargetFacts, links: list[Link]) -> GraphLayout:
         x1, y1 = a.x + a.w, a.y + a.h / 2
         x2, y2 = b.x - 4, b.y + b.h / 2
         mid = (x1 + x2) / 2
+        label = labels[id(link)]
         arrows.append(
             Arrow(
                 f"M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}",
                 "strength-" + link.strength.split()[0],
                 f"{link.child} → {link.parent}: {link.relation} ({link.strength})",
+                label,
+                mid,
+                (y1 + y2) / 2,
+                len(label) * CHAR_W + 8,
             )
         )
-    height = MARGIN * 2 + tallest * (NODE_H + V_GAP) - V_GAP
-    return GraphLayout(list(boxes.values()), arrows, x - H_GAP + MARGIN, height)
+    _separate(arrows)
+    height = MARGIN * 2 + max([tallest] + [a.label_y + LINE_H / 2 - MARGIN for a in arrows])
+    used_nodes = {b.css for b in boxes.values()}
+    used_edges = {a.css for a in arrows}
+    return GraphLayout(
+        list(boxes.values()),
+        arrows,
+        x - gap + MARGIN,
+        height,
+        [(css, meaning) for css, meaning in NODE_KINDS if css in used_nodes],
+        [(css, meaning) for css, meaning in EDGE_KINDS if css in used_edges],
+    )
 
 
-__all__ = ["STRENGTHS", "Box", "GraphLayout", "Link", "Proof", "layout", "lineage_links", "own_license"]
+def _separate(arrows: list[Arrow]) -> None:
+    """Edge labels that would overlap (two edges crossing the same gap at the same height) are moved apart."""
+    placed: list[Arrow] = []
+    for a in sorted(arrows, key=lambda a: (a.label_y, a.label_x)):
+        clash = True
+        while clash:
+            clash = False
+            for p in placed:
+                if abs(p.label_x - a.label_x) < (p.label_w + a.label_w) / 2 and abs(p.label_y - a.label_y) < LINE_H + 2:
+                    a.label_y, clash = p.label_y + LINE_H + 2, True
+        placed.append(a)
+
+
+__all__ = [
+    "EDGE_KINDS",
+    "NODE_KINDS",
+    "STRENGTHS",
+    "UNKNOWN_LICENSE",
+    "Box",
+    "GraphLayout",
+    "Link",
+    "Proof",
+    "layout",
+    "concluded_license",
+    "concluded_licenses",
+    "lineage_links",
+    "own_license",
+    "p_text",
+    "wrap",
+]

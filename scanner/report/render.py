@@ -14,6 +14,7 @@ serialised with `json.dumps`, never through a template.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import json
@@ -33,6 +34,8 @@ from rich.text import Text
 import scanner
 from scanner.findings import Finding, Severity, TargetReport
 from scanner.report.formats import BY_NAME, FORMATS
+from scanner.report.paths import shown_target
+from scanner.report.run_info import ScanRun
 from scanner.report.sanitize import ZWSP, json_ready, terminal_safe, visible
 
 TOOL_NAME = "originscan"
@@ -316,7 +319,9 @@ def render_markdown(reports: list[TargetReport], catalogue: Mapping[str, Any], *
 
 
 # -- HTML ------------------------------------------------------------------------------------------------------
-def render_html(reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str) -> str:
+def render_html(
+    reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str, run: ScanRun | None = None
+) -> str:
     from scanner.report.html_view import html_view  # lineage graphs, per-layer plots, rules used
 
     targets = _view(reports, catalogue)
@@ -326,7 +331,7 @@ def render_html(reports: list[TargetReport], catalogue: Mapping[str, Any], *, ve
         summary=summary_line(reports),
         counts=summary_counts(reports),
         severities=[s.name for s in SEVERITY_ORDER],
-        **html_view(reports, targets, catalogue),
+        **html_view(reports, targets, catalogue, run),
     )
 
 
@@ -459,12 +464,19 @@ def render(
     version: str,
     color: bool = False,
     width: int = 100,
+    run: ScanRun | None = None,
 ) -> str:
-    """The report for `reports` in format `fmt` (one of FORMATS, registered in scanner/report/formats.py)."""
+    """The report for `reports` in format `fmt` (one of FORMATS, registered in scanner/report/formats.py).
+
+    `run` (when, with what, against which policy) goes to the formats that show it. Every format sees local
+    targets as `shown_target` writes them: no report carries the scanner's absolute paths."""
     spec = BY_NAME.get(fmt)
     if spec is None:
         raise ValueError(f"unknown report format {fmt!r} (expected one of: {', '.join(FORMATS)})")
     options: dict[str, Any] = {"color": color, "width": width} if spec.terminal else {}
+    if spec.run_info:
+        options["run"] = run
+    reports = [dataclasses.replace(r, target=shown_target(r.target)) for r in reports]
     args = (reports, catalogue) if spec.catalogue else (reports,)
     return str(spec.load()(*args, version=version, **options))
 
