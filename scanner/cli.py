@@ -28,6 +28,21 @@ app.add_typer(index_app, name="index")
 FAIL_ON = ("info", "low", "medium", "high", "critical", "never")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"originscan {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print originscan's version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    """originscan: licence and provenance compliance for open models."""
+
+
 def _say(line: str, err: bool = False) -> None:
     """One line that may carry repo-controlled text (a path, a tensor or model name): printed inert."""
     from scanner.report.sanitize import terminal_safe

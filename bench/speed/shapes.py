@@ -14,7 +14,8 @@ given to it instead (a label's hash: distinct per file, which is all the compari
 
 Each command runs cold (fresh cache). Printed per code version and pair: verdict, log10 p, bytes read as a share
 of the pair's weight bytes, HTTP requests, the command's wall seconds (interpreter start included) and the
-comparison's own seconds, each as min / median over the repeats; then whether old and new gave the same verdict,
+CPU seconds (user + system, every thread; steadier than wall seconds on a shared machine) and the comparison's own
+seconds, each as min / median over the repeats; then whether old and new gave the same verdict,
 p-value, score and evidence.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import resource
 import shutil
 import statistics
 import sys
@@ -213,6 +215,7 @@ def run_shape(tmp: Path, codes, repeat: int) -> None:
                 for suspect in ("mallory/copy", "indie/other"):
                     cache = tempfile.mkdtemp(dir=tmp)
                     hub.stats.reset()
+                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
                     t0 = time.perf_counter()
                     out = code.cli(
                         "compare",
@@ -225,28 +228,31 @@ def run_shape(tmp: Path, codes, repeat: int) -> None:
                         **env,
                     )
                     wall = time.perf_counter() - t0
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
                     if out.returncode not in (0, 1):
                         raise SystemExit(f"{code.label}: compare failed ({out.returncode}): {out.stderr[-600:]}")
                     v = json.loads(out.stdout)
-                    v["_wall"], v["_requests"] = wall, hub.stats.requests
+                    v["_wall"], v["_cpu"], v["_requests"] = wall, cpu, hub.stats.requests
                     results.setdefault((code.label, suspect), []).append(v)
     print(f"machine: {machine_load()}")
     print(
         f"{'code':4} {'pair':22} {'verdict':12} {'log10 p':>8} {'share of bytes':>14} {'reqs':>5} "
-        f"{'wall s (min / median)':>22} {'compare s (min / median)':>25}"
+        f"{'wall s (min / median)':>22} {'cpu s (min / median)':>21} {'compare s (min / median)':>25}"
     )
     for (label, suspect), runs in results.items():
         v = runs[0]
         print(
             f"{label:4} {suspect + ' vs base':22} {v['verdict']:12} {v['log10_p_value']:>8.2f} "
             f"{100 * v['bytes_read'] / v['weight_bytes']:>13.4f}% {statistics.median(r['_requests'] for r in runs):>5.0f} "
-            f"{spread([r['_wall'] for r in runs]):>22} {spread([r['seconds'] for r in runs]):>25}"
+            f"{spread([r['_wall'] for r in runs]):>22} {spread([r['_cpu'] for r in runs]):>21} "
+            f"{spread([r['seconds'] for r in runs]):>25}"
         )
     if {label for label, _ in results} == {"old", "new"}:
         for suspect in ("mallory/copy", "indie/other"):
             old = judgement(results[("old", suspect)][0])
             new = judgement(results[("new", suspect)][0])
-            for k in ("_wall", "_requests"):
+            for k in ("_wall", "_cpu", "_requests"):
                 old.pop(k), new.pop(k)
             same = "same" if old == new else f"DIFFERENT: old {old} new {new}"
             print(f"{suspect}: old and new judgements (verdict, p-value, score, evidence): {same}")

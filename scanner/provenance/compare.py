@@ -19,14 +19,16 @@ Test (reads a few hundred token rows, never whole tensors):
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -255,6 +257,49 @@ class _Anchor:
         return self._matches()[1]
 
 
+def _sample_key(side: str, m: TokenMatrix, dims: list[int] | None) -> tuple[str, str, tuple[int, ...] | None]:
+    return side, m.name, tuple(dims) if dims is not None else None
+
+
+def _read(view: ModelView, m: TokenMatrix, dims: list[int] | None, tokens: list[int]) -> np.ndarray:
+    return view.token_rows(m, tokens, dims)
+
+
+def read_side_by_side(reads: Sequence[Callable[[], np.ndarray]]) -> list[np.ndarray]:
+    """Several matrices' samples at once, so that their range reads share the reader pool's connections instead
+    of waiting for each other. Each read hands its ranges to the reader pool, so it must not run on it."""
+    if len(reads) <= 1:
+        return [read() for read in reads]
+    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="originscan-sample") as pool:
+        return list(pool.map(lambda read: read(), reads))
+
+
+COMPUTE_WIDTH = 1024  # hidden size from which a comparison's matches are computed on several threads
+_compute_pool: ThreadPoolExecutor | None = None
+T = TypeVar("T")
+
+
+def compute_threads(width: int) -> int:
+    """Threads for one comparison's kernels: all cores for wide models when no other comparison runs (a sweep's or
+    watch's workers are the parallelism then, and more threads would only oversubscribe), else one."""
+    with _blas_lock:
+        alone = _blas_users <= 1
+    return min(2, os.cpu_count() or 1) if alone and width >= COMPUTE_WIDTH else 1
+
+
+def in_threads(jobs: Sequence[Callable[[], T]], threads: int) -> list[T]:
+    """The jobs' results in order, on up to `threads` threads (numpy releases the GIL in the kernels). Each job
+    runs its BLAS on one thread (one_blas_thread), so threads x BLAS threads stays at the cores."""
+    global _compute_pool
+    if threads <= 1 or len(jobs) <= 1:
+        return [job() for job in jobs]
+    with _blas_lock:
+        if _compute_pool is None:
+            _compute_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="originscan-compute")
+        pool = _compute_pool
+    return list(pool.map(lambda job: job(), jobs))
+
+
 class Comparator:
     def __init__(self, suspect: ModelView, reference: ModelView, k_start: int = K_START, k_max: int = K_MAX):
         self.s, self.r = suspect, reference
@@ -262,31 +307,65 @@ class Comparator:
         self.nonfinite: set[str] = set()  # token matrices skipped for being mostly NaN/Inf
 
     # -- anchors -----------------------------------------------------------------------------------------------
-    def _anchor(
-        self, ms: TokenMatrix, mr: TokenMatrix, tokens: np.ndarray, dims_s: list[int] | None, dims_r: list[int] | None
-    ) -> _Anchor | None:
-        """None when either sample is mostly NaN/Inf: such a matrix carries no evidence either way."""
+    def _round(self, pairs: list[tuple[TokenMatrix, TokenMatrix]], tokens: np.ndarray) -> list[_Anchor]:
+        """One anchor per pair whose samples are mostly finite (a matrix mostly NaN/Inf carries no evidence either
+        way). Each matrix's sample is read once (all of them at once: remote reads are latency-bound) and ranked
+        once per half, however many pairs it is in; the pairs' matches are then computed side by side."""
         half_a, half_b = tokens[0::2].tolist(), tokens[1::2].tolist()
         all_tokens = half_a + half_b
-        a = self.s.token_rows(ms, all_tokens, dims_s)
-        b = self.r.token_rows(mr, all_tokens, dims_r)
-        for name, x in ((ms.name, a), (mr.name, b)):
-            if np.mean(~np.isfinite(x)) > 0.5:
-                self.nonfinite.add(name)
-                return None
-        swapped = dims_r is not None and dims_s is None
-        if swapped:  # the reference gives a unit subset: test its units against all suspect units
-            a, b = b, a
         n = len(half_a)
-        m1, _, mutual1 = best_matches(a[:n], b[:n])
-        m2, _, mutual2 = best_matches(a[n:], b[n:])
-        agree = int(np.sum((m1 == m2) & mutual1 & mutual2))
-        units = a.shape[1]
-        p0 = min(0.5, P0_FACTOR / b.shape[1])
-        tested = np.array(
-            dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None else range(units))
+        plans = []
+        for ms, mr in pairs:
+            dims_s, dims_r = self._dims(self.s, ms), self._dims(self.r, mr)
+            if dims_s is not None and dims_r is not None:
+                dims_r = None  # both transposed: read the reference's units in full
+            plans.append((ms, mr, dims_s, dims_r))
+        keys: dict[tuple[str, str, tuple[int, ...] | None], tuple[ModelView, TokenMatrix, list[int] | None]] = {}
+        for ms, mr, dims_s, dims_r in plans:  # in the order the pairs read them (the first error is the same)
+            keys.setdefault(_sample_key("s", ms, dims_s), (self.s, ms, dims_s))
+            keys.setdefault(_sample_key("r", mr, dims_r), (self.r, mr, dims_r))
+        samples = dict(zip(keys, read_side_by_side([partial(_read, *v, all_tokens) for v in keys.values()])))
+        finite = {key: bool(np.mean(~np.isfinite(x)) <= 0.5) for key, x in samples.items()}
+        used = []
+        for ms, mr, dims_s, dims_r in plans:
+            ks, kr = _sample_key("s", ms, dims_s), _sample_key("r", mr, dims_r)
+            bad = next((m.name for m, k in ((ms, ks), (mr, kr)) if not finite[k]), None)
+            if bad is not None:
+                self.nonfinite.add(bad)
+                continue
+            used.append((ms, mr, dims_s, dims_r, ks, kr))
+        wanted = list(dict.fromkeys(k for *_, ks, kr in used for k in (ks, kr)))
+        threads = compute_threads(samples[wanted[0]].shape[1] if wanted else 0)
+        halves = [(k, h) for k in wanted for h in (0, 1)]  # h: the first or second half of the sampled rows
+        ranked = dict(
+            zip(
+                halves,
+                in_threads([partial(spearman_columns, samples[k][h * n : (h + 1) * n]) for k, h in halves], threads),
+            )
         )
-        return _Anchor(agree, units, log10_binom_sf(agree, units, p0), tested, n, (ms.name, mr.name), swapped, (a, b))
+        jobs = []
+        for _ms, _mr, dims_s, dims_r, ks, kr in used:
+            swapped = dims_r is not None and dims_s is None
+            if swapped:  # the reference gives a unit subset: test its units against all suspect units
+                ks, kr = kr, ks
+            for h in (0, 1):
+                jobs.append(partial(ranked_matches, ranked[(ks, h)], ranked[(kr, h)]))
+        matches = in_threads(jobs, threads)
+        anchors = []
+        for i, (ms, mr, dims_s, dims_r, ks, kr) in enumerate(used):
+            swapped = dims_r is not None and dims_s is None
+            a, b = (samples[kr], samples[ks]) if swapped else (samples[ks], samples[kr])
+            (m1, _, mutual1), (m2, _, mutual2) = matches[2 * i], matches[2 * i + 1]
+            agree = int(np.sum((m1 == m2) & mutual1 & mutual2))
+            units = a.shape[1]
+            p0 = min(0.5, P0_FACTOR / b.shape[1])
+            tested = np.array(
+                dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None else range(units))
+            )
+            anchors.append(
+                _Anchor(agree, units, log10_binom_sf(agree, units, p0), tested, n, (ms.name, mr.name), swapped, (a, b))
+            )
+        return anchors
 
     def _dims(self, view: ModelView, m: TokenMatrix) -> list[int] | None:
         if not m.transposed:
@@ -320,13 +399,7 @@ class Comparator:
         best: _Anchor | None = None
         while True:
             tokens = stream[: 2 * k]
-            results = []
-            for ms, mr in pairs:
-                dims_s, dims_r = self._dims(self.s, ms), self._dims(self.r, mr)
-                if dims_s is not None and dims_r is not None:
-                    dims_r = None  # both transposed: read the reference's units in full
-                if (result := self._anchor(ms, mr, tokens, dims_s, dims_r)) is not None:
-                    results.append(result)
+            results = self._round(pairs, tokens)
             if not results:
                 return Outcome(
                     "inconclusive",
