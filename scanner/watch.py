@@ -40,6 +40,7 @@ from typing import Any
 
 import platformdirs
 
+from scanner import interrupt
 from scanner.errors import SourceError, UsageError
 from scanner.provenance.index import Index
 
@@ -59,6 +60,7 @@ WIDTH_KEYS = frozenset(
     }
 )
 HUB_URL = "https://huggingface.co"
+COULD_NOT_LIST = "could not list the Hub's models"  # how a run whose listing failed says so (cli: exit 2)
 MAX_ATTEMPTS = 3  # a repo that fails this many runs at the same sha stops holding the cursor back
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (key TEXT PRIMARY KEY, watermark TEXT, updated TEXT);
@@ -589,10 +591,17 @@ def run_watch(
     retry_later = 0
     outcomes: dict[str, Outcome] = {}
 
+    refused_before: dict[Future, int] = {}  # requests refused for the budget when each evaluation started
+
     def settle(done: Iterable[Future]) -> None:
         nonlocal retry_later
         for fut in done:
             listed = pending.pop(fut)
+            if http.SENT.refused > refused_before.pop(fut):
+                # A request refused for the budget while this repo was judged may have been one whose failure is
+                # tolerated (a card, a config): the judgement may lack it. Not recorded; the next run judges it.
+                report.stopped = f"request budget of {budget} spent"
+                continue
             try:
                 o = fut.result()
             except Exception as exc:  # one broken repo never stops the watch; it is judged again next run
@@ -613,7 +622,12 @@ def run_watch(
                 outcomes[o.repo] = o
 
     items = _listing(token, endpoint)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originscan-watch") as pool:
+    # The budget is enforced where requests are sent: evaluations in flight when it is reached are refused their
+    # next request instead of running past it.
+    with (
+        http.SENT.limited(budget),
+        ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originscan-watch") as pool,
+    ):
         try:
             for info in items:
                 listed = Listed.from_info(info)
@@ -632,17 +646,24 @@ def run_watch(
                 if http.SENT.count - first >= budget:
                     report.stopped = f"request budget of {budget} spent"
                     break
-                pending[pool.submit(evaluate, listed, ctx)] = listed
+                refused = http.SENT.refused
+                fut = pool.submit(evaluate, listed, ctx)
+                pending[fut], refused_before[fut] = listed, refused
                 stats.evaluated += 1
                 while len(pending) >= 2 * max(1, workers):
                     done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                     settle(done)
             else:
                 report.complete = True
+        except http.BudgetSpent:
+            report.stopped = f"request budget of {budget} spent"
         except (SourceError, OSError) as exc:
-            report.stopped = f"listing failed: {str(exc)[:200]}"
+            report.stopped = f"{COULD_NOT_LIST}: {str(exc)[:200]}"
         except Exception as exc:  # HfHubHTTPError after huggingface_hub's own retries, httpx errors
-            report.stopped = f"listing failed: {type(exc).__name__}: {str(exc)[:200]}"
+            report.stopped = f"{COULD_NOT_LIST}: {type(exc).__name__}: {str(exc)[:200]}"
+        except BaseException:  # Ctrl-C: nothing more is judged, nothing is recorded
+            interrupt.abandon(pool, pending)
+            raise
         settle(wait(list(pending)).done)
     for o in _declared_through(report.suspects, ctx.declared_derivatives, outcomes):
         state.record(o, key)
@@ -727,7 +748,8 @@ def render_text(doc: dict[str, Any]) -> str:
         if sus["declared"]:
             lines.append(f"             its card names {', '.join(sanitize(b) for b in sus['declared_as'])}")
     if not doc["suspects"]:
-        lines.append("  no suspects")
+        judged = s.get("listed") or doc.get("complete")
+        lines.append("  no suspects" if judged else "  nothing was listed, so no repo was judged (not a pass)")
     for e in doc.get("errors", [])[:20]:
         lines.append(f"  could not judge {sanitize(e['repo'])}: {sanitize(e['message'])}")
     r = s.get("ruled_out", {})

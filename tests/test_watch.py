@@ -213,6 +213,23 @@ def test_a_budget_stop_resumes_and_never_rereads_a_judged_repo(world):
     state.close()
 
 
+@pytest.mark.parametrize("budget, workers", [(9, 4), (23, 4), (40, 2)])
+def test_the_budget_is_never_overshot_and_repos_cut_short_are_judged_next_run(world, budget, workers):
+    """Evaluations in flight when the budget is reached are refused their next request (not sent), and a repo
+    whose judgement may have lost a request is not recorded: the next run judges it whole."""
+    server, index, tmp = world
+    state = WatchState(tmp / f"watch-{budget}.sqlite")
+    server.stats.reset()
+    first = run_watch(index, state, budget=budget, workers=workers)
+    assert server.stats.requests <= budget and first.stats.requests <= budget
+    assert not first.complete and "budget" in first.stopped
+    second = run_watch(index, state, workers=workers)
+    assert second.complete
+    found = {s.repo: s.declared for s in first.suspects + second.suspects}
+    assert found == {repo: declared for repo, (_, declared) in PLANTED.items()}
+    state.close()
+
+
 def test_retry_after_is_honoured_and_a_failed_repo_holds_the_cursor(world, no_sleep):
     server, index, tmp = world
     server.fault("429", match="/other/w32-0/resolve/", times=1, retry_after=3)

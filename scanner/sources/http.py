@@ -7,11 +7,12 @@ formats request headers, so tokens never reach output.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -54,17 +55,38 @@ T = TypeVar("T")
 _sleep = time.sleep  # tests may replace it
 
 
+class BudgetSpent(SourceError):
+    """The request was not sent: the run's request budget is spent (see RequestCounter.limited)."""
+
+
 class RequestCounter:
-    """HTTP requests this process sent (retries and huggingface_hub's own calls included): `originscan watch`
-    reads it to keep a run within its request budget."""
+    """HTTP requests this process sent (retries and huggingface_hub's own calls included). `originscan watch`
+    gives it a budget: a request past it is refused before it is sent, whichever thread sends it, so work already
+    in flight cannot run past the budget."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.count = 0
+        self.limit: int | None = None  # the count no request may take it past
+        self.refused = 0  # requests refused for the budget, ever
 
     def add(self, n: int = 1) -> None:
         with self._lock:
+            if self.limit is not None and self.count + n > self.limit:
+                self.refused += 1
+                raise BudgetSpent(f"request budget spent ({self.limit} requests): not sent", rule="source.unreachable")
             self.count += n
+
+    @contextlib.contextmanager
+    def limited(self, budget: int) -> Iterator[None]:
+        """At most `budget` more requests while the block runs."""
+        with self._lock:
+            saved, self.limit = self.limit, self.count + budget
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.limit = saved
 
 
 SENT = RequestCounter()
