@@ -47,6 +47,21 @@ def test_listed_scoring_scores_only_must_fire_and_must_not_fire_and_exact_scorin
     assert result({"license.copy_missing", "attribution.phrase_missing"}, ()).right
 
 
+def test_files_copied_whole_match_their_published_blobs():
+    import hashlib
+
+    checked = 0
+    for c in load_cases():
+        for name, sha1 in c.blobs.items():
+            text = c.files[name]
+            # The index serves text with LF line ends; a file published with CRLF is checked in that form.
+            forms = (text, text.replace("\n", "\r\n"))
+            got = {hashlib.sha1(b"blob %d\0" % len(d) + d).hexdigest() for d in (f.encode("utf-8") for f in forms)}
+            assert sha1 in got, f"{c.path.name}: {name} is not the published blob {sha1}"
+            checked += 1
+    assert checked >= 20, f"only {checked} files are checked against their published blob"
+
+
 def _commits(raw: str) -> list[str]:
     import re
 
