@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scanner.findings import TargetFacts
+from scanner.report.sanitize import visible
 
 # evidence classes, weakest first; `Link.strength` is the strongest present
 STRENGTHS = ("declared only", "config", "tokenizer", "code", "weights")
@@ -289,10 +290,11 @@ EDGE_KINDS = (
 
 
 def wrap(text: str, width: int = WRAP, separator: str = " ") -> list[str]:
-    """`text` on lines of at most `width` characters, broken at `separator` where it can be and inside a long word
-    only when it must (after "/", "-" or "_" when there is one): every character is kept."""
+    """`text` as the page shows it (control characters made visible) on lines of at most `width` characters,
+    broken at `separator` where it can be and inside a long word only when it must (after "/", "-" or "_" when
+    there is one): every character is kept."""
     lines: list[str] = []
-    for word in text.split(separator):
+    for word in visible(text).split(separator):
         joined = f"{lines[-1]}{separator}{word}" if lines else word
         if lines and len(joined) <= width:
             lines[-1] = joined
@@ -325,7 +327,7 @@ class Arrow:
     path: str  # SVG path data
     css: str  # strength-… class
     title: str
-    label: str  # the relation and evidence class, written on the edge
+    label: str  # the relation, written on the edge
     label_x: float = 0.0  # the label's centre
     label_y: float = 0.0
     label_w: float = 0.0
@@ -378,7 +380,7 @@ def layout(facts: TargetFacts, links: list[Link]) -> GraphLayout:
     columns: dict[int, list[Box]] = {}
     for box in boxes.values():
         columns.setdefault(box.depth, []).append(box)
-    labels = {id(link): f"{link.relation} ({link.strength})" for link in links}
+    labels = {id(link): link.relation for link in links}  # the evidence is in the box, its strength in the stroke
     gap = max([MIN_GAP] + [len(text) * CHAR_W + 2 * PAD + 24 for text in labels.values()])
     heights = {d: sum(b.h for b in col) + V_GAP * (len(col) - 1) for d, col in columns.items()}
     tallest = max(heights.values())
