@@ -83,6 +83,11 @@ def test_each_half_holds_both_labels(pairs: list[Pair]) -> None:
         assert labels == set(real_pairs.LABELS), half
 
 
+def test_at_least_thirty_copies_and_thirty_independents(pairs: list[Pair]) -> None:
+    copies = sum(p.copied for p in pairs)
+    assert copies >= 30 and len(pairs) - copies >= 30, (copies, len(pairs) - copies)
+
+
 def test_every_copy_names_its_copied_definitions_with_line_ranges(pairs: list[Pair]) -> None:
     for pair in (p for p in pairs if p.copied):
         assert pair.copied_definitions, pair.id
