@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import typer
@@ -17,7 +19,8 @@ from scanner.report.formats import FORMATS  # the one registry of formats (impor
 from scanner.report.run_info import ScanRun, scan_run
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="originscan: licence and provenance compliance for open models.",
@@ -44,10 +47,13 @@ def _root(
 
 
 def _say(line: str, err: bool = False) -> None:
-    """One line that may carry repo-controlled text (a path, a tensor or model name): printed inert."""
-    from scanner.report.sanitize import terminal_safe
+    """One line that may carry repo-controlled text (a path, a tensor or model name): printed inert. Printed whole
+    on one line, a `::` inside it cannot start a workflow command, so only a line that starts with one is broken
+    (no invisible character in an ordinary message such as "hf:: malformed target")."""
+    from scanner.report.sanitize import terminal_safe, visible
 
-    typer.echo(terminal_safe(line), err=err)
+    text = visible(line, keep="\t")
+    typer.echo(terminal_safe(text) if text.lstrip().startswith(("::", "##[")) else text, err=err)
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -272,13 +278,18 @@ def index_update(
 ):
     """Fingerprint upstreams from the Hub: weight-file hashes, safetensors headers and a few token rows by range
     reads (HF_TOKEN for gated ones, else a byte-identical mirror). Unchanged upstreams cost one revision check.
-    Exit 0: complete; 1: some upstreams could not be fetched this time (the rest is stored); 2: none could."""
-    from scanner.provenance.update import summary, update_index
+    Exit 0: complete; 1: some upstreams could not be fetched this time (the rest is stored); 2: none could, or the
+    Hub stopped accepting connections (one line says so; what the index held is kept)."""
+    from scanner.provenance.update import HubDown, summary, update_index
 
     chosen = _upstream_list(upstreams, family, targets or [])
     idx = _open_index(index)
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
-    results = update_index(idx, chosen, token=token, workers=workers, log=typer.echo)
+    try:
+        results = update_index(idx, chosen, token=token, workers=workers, log=typer.echo)
+    except HubDown as exc:  # one line, not one per upstream
+        _say(f"originscan: index update: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(summary(results))
     usable = ("fingerprinted", "unchanged", "hashes-only", "gated", "unreadable")
     if results and not any(r.state in usable for r in results):
@@ -458,6 +469,11 @@ def watch(
     state: Path | None = typer.Option(None, "--state", help="Cursor and judged repos (SQLite; default in the cache)."),
     budget: int = typer.Option(20000, "--budget", min=1, help="Most HTTP requests this run may send."),
     since: str | None = typer.Option(None, "--since", help="ISO date: ignore repos last modified before it."),
+    for r in reports:  # one line each for what was not listed or not scanned, whatever the report's format
+        if r.error:
+            _say(f"originscan sweep: could not {'list' if r.target in orgs else 'scan'} {r.error}", err=True)
+    if reports and all(r.error for r in reports):
+        raise typer.Exit(2)  # nothing was checked: never a pass, history or not
     owner: list[str] | None = typer.Option(None, "--owner", help="An organisation whose repos are yours (repeatable)."),
     shard: str | None = typer.Option(None, "--shard", help="K/N: judge only this job's share of the repos."),
     workers: int = typer.Option(4, "--workers", min=1, max=64, help="Repos judged at once."),
@@ -470,11 +486,12 @@ def watch(
 ):
     """Public Hub repos created or changed since the last run that derive from the watched models.
 
-    Exit status 1 when an undeclared derivative was found, 0 otherwise."""
+    Exit status 1 when an undeclared derivative was found, 2 when the Hub's listing could not be read at all,
+    0 otherwise."""
     import datetime as dt
     import tempfile
 
-    from scanner.watch import WatchState, load_report, merge_reports, render_text, run_watch
+    from scanner.watch import COULD_NOT_LIST, WatchState, load_report, merge_reports, render_text, run_watch
 
     _check_choice(fmt, ("text", "json"), "--format")
     if merge:
@@ -534,6 +551,11 @@ def watch(
     raise typer.Exit(1 if any(not s["declared"] for s in doc["suspects"]) else 0)
 
 
+    stopped = doc.get("stopped") or ""
+    if COULD_NOT_LIST in stopped:
+        _say(f"originscan watch: {stopped}", err=True)
+        if not doc["stats"].get("listed"):
+            raise typer.Exit(2)  # nothing was looked at: not "no suspects"
 @app.command()
 def attribution(target: str = typer.Argument(..., help="The derivative model.")):
     """Print the NOTICE / attribution text the derivative must ship."""
@@ -583,21 +605,70 @@ def main() -> None:
         _say(f"originscan: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("originscan: interrupted", err=True)
-        sys.exit(130)
+        _interrupted()
     except Exception as exc:  # click usage errors, and the unexpected: one line, never a traceback
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            _say(f"originscan: {exc.format_message()}", err=True)
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
+        if isinstance(exc.__context__, KeyboardInterrupt) or type(exc).__name__ == "Abort":
+            _interrupted()  # older click turns Ctrl-C into Abort
+        code = _click_error(exc)
+        if code is not None:
+            sys.exit(code)
         if os.environ.get("ORIGINSCAN_DEBUG"):
             raise
         _say(f"originscan: internal error: {type(exc).__name__}: {str(exc)[:200]}", err=True)
         sys.exit(2)
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command Ctrl-C stopped
 
+
+def _interrupted() -> None:
+    """Say so and leave now: threads still blocked in a socket read are not waited for. Every store is SQLite
+    (a transaction not committed is rolled back) and reports are written atomically, so nothing is left half-done."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os.write(2, b"originscan: interrupted\n" + (b"\x1b[?25h" if sys.stderr.isatty() else b""))  # cursor back
+    os._exit(INTERRUPTED)
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    """First Ctrl-C: stop every worker (scanner.interrupt.STOP) and unwind the main thread, with a one-second
+    deadline; a second Ctrl-C leaves at once."""
+    from scanner import interrupt
+
+    if interrupt.STOP.is_set():
+        _interrupted()
+    interrupt.STOP.set()
+    deadline = threading.Timer(1.0, _interrupted)
+    deadline.daemon = True
+    deadline.start()
+    raise KeyboardInterrupt
+
+
+def _click_error(exc: BaseException) -> int | None:
+    """A click usage error (click's own or the copy typer bundles, whichever version): the command's usage line,
+    where to find help and the message, on stderr. Returns its exit status (2), or None for anything else."""
+    message, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+    if not callable(message) or not isinstance(code, int):
+        return None
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `originscan` / `originscan index`: the help itself
+        typer.echo(message(), err=True)
+        return code
+    if ctx is not None:
+        typer.echo(ctx.get_usage(), err=True)
+        typer.echo(f"Try '{ctx.command_path} -h' for help.", err=True)
+    _say(f"originscan: error: {message()}", err=True)
+    return code
+
+
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_sigint)
 
 if __name__ == "__main__":
+        if rc == INTERRUPTED:  # typer turns KeyboardInterrupt into Exit(130)
+            _interrupted()
     main()
+        if exc.exit_code == INTERRUPTED:
+            _interrupted()

@@ -19,3 +19,9 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "0"))
     for var in ("HF_TOKEN", "GITHUB_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         monkeypatch.delenv(var, raising=False)
+    # process-wide run state: a host found down, or Ctrl-C, belongs to one run (one test), not to the next
+    from scanner import interrupt
+    from scanner.sources import http
+
+    http.BREAKER.reset()
+    interrupt.STOP.clear()

@@ -386,7 +386,7 @@ def test_a_listing_refused_stops_the_run_and_keeps_the_cursor(world):
     state = WatchState(tmp / "watch.sqlite")
     server.fault("ratelimit", match="/api/models?", times=1)  # 403 with the rate-limit headers: not retried
     stopped = run_watch(index, state, workers=2)
-    assert not stopped.complete and stopped.stopped.startswith("listing failed") and stopped.watermark is None
+    assert not stopped.complete and stopped.stopped.startswith("could not list") and stopped.watermark is None
     assert stopped.suspects == [] and stopped.stats.evaluated == 0
     resumed = run_watch(index, state, workers=2)
     assert resumed.complete and {s.repo for s in resumed.suspects} == set(PLANTED)

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scanner import interrupt
 from scanner.ci.actions import BEST_EFFORT_RETRY, append, run_url, workflow_command
 from scanner.errors import SourceError, UsageError
 from scanner.findings import RunDiff, Severity, TargetReport
@@ -139,11 +140,15 @@ def scan_all(
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originscan-sweep") as pool:
             futures = {pool.submit(one, t): t for t in targets}
-            for fut in as_completed(futures):
-                t = futures[fut]
-                results[t] = fut.result()
-                if progress is not None and task is not None:
-                    progress.update(task, advance=1, description=t[-40:])
+            try:
+                for fut in as_completed(futures):
+                    t = futures[fut]
+                    results[t] = fut.result()
+                    if progress is not None and task is not None:
+                        progress.update(task, advance=1, description=t[-40:])
+            except BaseException:  # Ctrl-C: what has not started never starts
+                interrupt.abandon(pool, futures)
+                raise
     finally:
         if progress is not None:
             progress.stop()
@@ -171,7 +176,9 @@ def sweep(
     failed = [r for r in failed if shard is None or shard_of(r.target, shard[1]) == shard[0]]
     reports = scan_all(targets, policy=policy, index=index, workers=workers, quiet=quiet)
     reports = sorted(reports + failed, key=lambda r: r.target)
-    diff = record_and_diff(history_db, reports) if history_db else None
+    # A run that listed nothing is not recorded: it would make every finding of the last run look fixed.
+    nothing_listed = bool(failed) and not targets
+    diff = record_and_diff(history_db, reports) if history_db and not nothing_listed else None
     return reports, diff
 
 

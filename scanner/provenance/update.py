@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scanner import __version__
+from scanner import __version__, interrupt
 from scanner.errors import SourceError
 from scanner.knowledge import Upstream, data_dir
 from scanner.provenance.fingerprint import FORMAT, REMOTE_PLAN, Fingerprint, WeightFile, build, hashes_only
 from scanner.provenance.index import Index, UpstreamState
 from scanner.provenance.quantized import DequantizingModel
 from scanner.sources.bytesource import ByteSource
+from scanner.sources.http import HostUnreachable
 from scanner.sources.interface import is_weight_file
 
 WORKERS = 4  # upstreams fetched at once (each also reads its rows several ranges at a time)
@@ -47,6 +48,7 @@ class UpdateResult:
     detail: str = ""
     bytes_fetched: int = 0  # weight bytes read by range (headers, rows, vectors)
     requests: int = 0  # Hub API calls and range requests
+    hub_down: bool = False  # the Hub refused connections again and again (http.Breaker): the update stops
     seconds: float = 0.0
     fingerprint: Fingerprint | None = field(default=None, repr=False)
 
@@ -171,6 +173,7 @@ def fetch_upstream(up: Upstream, previous: UpstreamState | None, token: str | No
         _fetch(up, previous, hub, result)
     except SourceError as exc:
         result.state, result.detail = "unreachable", str(exc)[:300]
+        result.hub_down = isinstance(exc, HostUnreachable)
     except Exception as exc:  # the Hub client's own errors, one line each
         known = _hub_error(exc)
         result.state, result.detail = known if known else ("unreachable", f"{type(exc).__name__}: {str(exc)[:200]}")
@@ -309,17 +312,35 @@ def update_index(
     workers: int = WORKERS,
     log: Callable[[str], Any] = print,
 ) -> list[UpdateResult]:
-    """Fetch every upstream (several at once) and store what came back; the index is only written here."""
+    """Fetch every upstream (several at once) and store what came back; the index is only written here.
+
+    When the Hub stops answering connections at all (http.Breaker), the update stops: one line says so, and the
+    upstreams not fetched keep their entries (they are not in the results). Ctrl-C cancels what has not started."""
     states = index.states()
     results: list[UpdateResult] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(fetch_upstream, up, states.get(up.id), token) for up in upstreams]
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originscan-update")
+    futures = [pool.submit(fetch_upstream, up, states.get(up.id), token) for up in upstreams]
+    try:
         for up, fut in zip(upstreams, futures):
             r = fut.result()
+            if r.hub_down:
+                interrupt.abandon(pool, futures)
+                raise HubDown(
+                    f"{r.detail}; stopped after {len(results)} of {len(upstreams)} upstreams (the index "
+                    "keeps what it had)"
+                )
             _store(index, up, r)
             log(r.line())
             results.append(r)
+    except BaseException:
+        interrupt.abandon(pool, futures)
+        raise
+    pool.shutdown()
     return results
+
+
+class HubDown(SourceError):
+    """The Hub refused every connection: an update cannot go on (nothing was stored for the upstreams left)."""
 
 
 def _store(index: Index, up: Upstream, r: UpdateResult) -> None:

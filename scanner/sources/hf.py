@@ -8,6 +8,7 @@ unchanged repo is one `model_info(expand=["sha"])` call and 0 weight bytes.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -59,6 +60,8 @@ def _configure_hf_client() -> None:
             )
 
         set_client_factory(factory)
+        # Its backoff logs a warning per attempt ("Retrying in 1s"): a failure is reported once, by originscan.
+        logging.getLogger("huggingface_hub.utils._http").setLevel(logging.ERROR)
         _client_configured = True
 
 

@@ -12,6 +12,7 @@ import email.utils
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 import requests
 from requests.adapters import HTTPAdapter
 
+from scanner import interrupt
 from scanner.errors import SourceError
 from scanner.sources.bytesource import ByteSource
 
@@ -52,7 +54,7 @@ class RetryPolicy:
 
 DEFAULT_RETRY = RetryPolicy()
 T = TypeVar("T")
-_sleep = time.sleep  # tests may replace it
+_sleep = interrupt.sleep  # ends early on Ctrl-C; tests may replace it
 
 
 class BudgetSpent(SourceError):
@@ -90,6 +92,57 @@ class RequestCounter:
 
 
 SENT = RequestCounter()
+
+
+class HostUnreachable(SourceError):
+    """A host refused or dropped CONNECT_FAILURES connections in a row: it is not asked again in this run."""
+
+
+class Breaker:
+    """Per host, connection attempts that failed in a row (refused, no route, DNS, connect timeout: no HTTP answer
+    at all). At CONNECT_FAILURES the host counts as down for the rest of the process, so an offline run fails in
+    seconds instead of retrying every upstream for minutes. Any HTTP answer, even an error status, resets it."""
+
+    CONNECT_FAILURES = 3
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fails: dict[str, int] = {}
+        self.down: dict[str, str] = {}  # host -> the last failure's name
+
+    @staticmethod
+    def host(url: str) -> str:
+        return urllib.parse.urlsplit(url).netloc.rsplit("@", 1)[-1].lower()
+
+    def check(self, url: str) -> None:
+        host = self.host(url)
+        if host in self.down:
+            raise HostUnreachable(
+                f"{host}: not reachable ({self.CONNECT_FAILURES} connections failed in a row, last "
+                f"{self.down[host]}); not tried again in this run",
+                rule="source.unreachable",
+            )
+
+    def failed(self, url: str, why: str) -> None:
+        host = self.host(url)
+        with self._lock:
+            self._fails[host] = self._fails.get(host, 0) + 1
+            if self._fails[host] >= self.CONNECT_FAILURES:
+                self.down.setdefault(host, why)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._fails.clear()
+            self.down.clear()
+
+    def answered(self, url: str) -> None:
+        host = self.host(url)
+        if self._fails.get(host):
+            with self._lock:
+                self._fails[host] = 0
+
+
+BREAKER = Breaker()
 _local = threading.local()
 
 
@@ -174,6 +227,7 @@ def retrying(call: Callable[[], T], label: str, retry: RetryPolicy = DEFAULT_RET
     attempt = 0
     while True:
         attempt += 1
+        interrupt.check()
         try:
             return call()
         except Retryable as exc:
@@ -204,11 +258,14 @@ def request(
     label = what or f"{method} {redact(url)}"
 
     def once() -> requests.Response:
+        BREAKER.check(url)
         SENT.add()
         try:
             resp = use.request(method, url, headers=dict(headers or {}), timeout=timeout, **kwargs)
         except NETWORK_ERRORS as exc:
+            BREAKER.failed(url, type(exc).__name__)  # no HTTP answer at all
             raise Retryable(type(exc).__name__) from None
+        BREAKER.answered(url)
         except requests.RequestException as exc:  # invalid URL, too many redirects …: retrying will not help
             raise SourceError(f"{label}: {type(exc).__name__}", rule="source.unreachable") from None
         if resp.status_code not in RETRY_STATUSES:
