@@ -15,6 +15,8 @@ scored once before any tuning on them). Each case file holds one repo:
              file being absent (LICENSE, NOTICE, use policy, licence text elsewhere) are then not scored (in
              must_not_fire scoring the lists already leave out what a partial copy cannot tell)
     blobs:   {file: git blob sha1}: files copied whole, byte for byte; the test checks each against its sha1
+    class, why, shared: the repo's class (issue #20's taxonomy), the licence facts behind its expectations, and the
+             shared-set case it reconciles with (informational)
     not_scored: {rule id: why}: rules this copy cannot decide (say, a licence file the index does not hold): left
              out of the findings and of the expectations
     expect:  {rule id: the licence clause or fact behind it}: every finding the repo must get
