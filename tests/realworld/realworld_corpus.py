@@ -162,7 +162,7 @@ def _load_case(p: Path, corpus: str) -> Case:
 
 def scan_case(case: Case, workdir: Path) -> Result:
     from scanner.checks.engine import run_checks
-    from scanner.evidence.card import read_card
+    from scanner.evidence.card import CardFacts, read_card
     from scanner.pipeline import build_context
     from scanner.policy import Policy
     from scanner.sources.interface import Snapshot
@@ -175,7 +175,7 @@ def scan_case(case: Case, workdir: Path) -> Result:
     snap = LocalSource(str(folder)).snapshot()
     snap.name = case.repo  # the published id, as a Hub scan names it
 
-    def fetch_card(repo_id: str):
+    def fetch_card(repo_id: str) -> CardFacts | None:
         text = case.base_cards.get(repo_id)
         return (
             None
