@@ -106,6 +106,9 @@ class TargetFacts:
     weight_files: list[RepoFile] = field(default_factory=list)
     weight_matches: list[WeightMatch] = field(default_factory=list)
     code_matches: list[CodeMatch] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)  # config.json as parsed (architecture for the model cards)
+    card_body: str = ""  # the card's Markdown below its metadata (intended use, limitations)
+    released: str | None = None  # ISO 8601 UTC: when the scanned revision was published (Hub) or last changed (folder)
 
 
 @dataclass

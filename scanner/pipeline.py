@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 from scanner.checks.engine import Context, WeightMatch, run_checks
 from scanner.errors import SourceError
 from scanner.evidence.card import read_card
@@ -128,8 +131,27 @@ def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) ->
         snap.weight_files(),
         ctx.weight_matches,
         ctx.code_matches,
+        config=snap.jsons.get("config.json") if isinstance(snap.jsons.get("config.json"), dict) else {},
+        card_body=ctx.card.body,
+        released=released_at(snap),
     )
     return TargetReport(snap.target, findings, revision=snap.revision, facts=facts)
+
+
+def released_at(snap: Snapshot) -> str | None:
+    """When the scanned content was published, for the AI-BOMs: the Hub's last commit time; for a local folder the
+    newest modification time of its files (when this content last changed). None when the source does not say."""
+    if snap.meta.get("last_modified"):
+        when = dt.datetime.fromisoformat(str(snap.meta["last_modified"]).replace("Z", "+00:00"))
+    elif snap.kind == "local" and snap.files:
+        root = Path(snap.target)
+        times = [(root / f).stat().st_mtime for f in snap.files if (root / f).is_file()]
+        if not times:
+            return None
+        when = dt.datetime.fromtimestamp(max(times), dt.UTC)
+    else:
+        return None
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def scan_target(target: str, policy: Policy, index: Index | None = None) -> TargetReport:

@@ -163,4 +163,9 @@ def multi_hop_report() -> TargetReport:
         ),
         knowledge_base(),
     )
-    return TargetReport("hf:me/multi-hop", [], facts=TargetFacts("me/multi-hop", "hf", card.metadata, lineage))
+    facts = TargetFacts("me/multi-hop", "hf", card.metadata, lineage, released=MULTI_HOP_RELEASED)
+    return TargetReport("hf:me/multi-hop", [], revision=MULTI_HOP_REVISION, facts=facts)
+
+
+MULTI_HOP_RELEASED = "2025-04-01T12:00:00Z"  # as the Hub's lastModified would say
+MULTI_HOP_REVISION = "4f2b9c1d8e7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c"

@@ -1,20 +1,31 @@
 """AI bills of materials: the scanned models, their licences, weight files and base models, for the tools a
 compliance team already runs.
 
-* CycloneDX 1.6 JSON, built with cyclonedx-python-lib: one `machine-learning-model` component per model, its weight
-  files as `file` sub-components with their SHA-256, its licences, and its base models as `pedigree.ancestors`, each
-  ancestor carrying the evidence (`evidence.identity` with the analysis technique and a confidence, plus
-  `originscan:*` properties: relation, evidence strength, p-value). The library does not model `modelCard` yet
-  (cyclonedx-python-lib 11: "model_card" is a commented-out TODO), so that object is added to the serialised JSON;
-  the tests validate the final document with the library's JSON schema validator.
-* SPDX 3.0.1 JSON-LD with the AI profile: an `ai_AIPackage` per model and per base model, `simplelicensing_
-  LicenseExpression`s bound by `hasDeclaredLicense`, `software_File`s with their SHA-256 (`contains`), and a
-  `descendantOf` relationship from a model to each base, its comment holding the evidence. Written as plain data:
-  the Python bindings (spdx-python-model 0.0.x) are pre-release; the tests validate against the SPDX 3.0.1 JSON
-  schema instead.
+* CycloneDX 1.6 JSON, built with cyclonedx-python-lib: one `machine-learning-model` component per model with its
+  purl (`pkg:huggingface/OWNER/NAME@REV` for a Hub model), external references (the Hub page, the model card), its
+  weight files as `file` sub-components with their SHA-256, its licences, and its base models as
+  `pedigree.ancestors`, each with a purl where it has a Hub id and the evidence (`evidence.identity` with the
+  analysis technique and a confidence, plus `originscan:*` properties: relation, evidence strength, p-value).
+  `metadata.component` is the model a one-target BOM describes, or the scan itself. The library does not model
+  `modelCard` yet (cyclonedx-python-lib 11: "model_card" is a commented-out TODO), so that object (task, architecture
+  family and architecture from config.json; datasets, metrics, intended use and limitations from the card) is added
+  to the serialised JSON; the tests validate the final document with the library's JSON schema validator and read
+  it back with the library.
+* SPDX 3.0.1 JSON-LD with the AI profile: an `ai_AIPackage` per scanned model carrying what the profile requires
+  (spdx-3-model 3.0.1, model/AI/Classes/AIPackage.md "External properties restrictions": suppliedBy,
+  software_downloadLocation, software_packageVersion, software_primaryPurpose, releaseTime; model/AI/AI.md
+  "Profile conformance": exactly one hasDeclaredLicense and one hasConcludedLicense relationship), `software_File`s
+  with their SHA-256 (`contains`), and a `descendantOf` relationship from a model to each base, its comment holding
+  the evidence. An unknown supplier is the spec's `NoAssertionElement`, an unknown licence `NoAssertionLicense`, a
+  card that declares none `NoneLicense`, an unknown location or version the string NOASSERTION. A model whose release
+  time is unknown (a base model known only by name, a target that could not be read) has no way in the AI profile to
+  say so: it is a `software_Package` with primary purpose `model` instead, and its comment says why. Written as plain
+  data; the tests read it back with the SPDX project's own Python bindings (spdx-python-model, generated from the
+  SPDX 3.0.1 SHACL model) and validate it against the SPDX 3.0.1 JSON schema.
 
-Licences are SPDX ids where the knowledge base has one, else `LicenseRef-<id>` (Llama, Gemma … licences have no
-SPDX id).
+Licences are SPDX ids where the knowledge base has one, else `LicenseRef-<id>`, with the licence's URL
+(`simplelicensing_customIdToUri` in SPDX, `license.url` in CycloneDX) where the knowledge base has one. Targets are
+named as `scanner.report.paths.shown_target` shows them: never the scanner's absolute paths.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from decimal import Decimal
 from typing import Any
 
 from scanner.findings import TargetFacts, TargetReport
-from scanner.report.lineage_graph import Link, lineage_links, own_license
+from scanner.report.lineage_graph import UNKNOWN_LICENSE, Link, concluded_licenses, lineage_links, own_license
 from scanner.report.sanitize import json_ready, visible
 
 # how each evidence class was obtained, and how far it identifies the base (a judgement, stated once)
@@ -38,23 +49,36 @@ _TECHNIQUE = {
     "code": ("source-code-analysis", "0.8"),
     "weights": ("binary-analysis", "0.99"),
 }
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+NOASSERTION = "NOASSERTION"
+SECTION_CHARS = 2000  # of a card section copied into a BOM
 
 
+# -- what both formats say about a model ----------------------------------------------------------------------
 def _licence_ref(text: str) -> str:
     return "LicenseRef-" + (re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "unknown")
 
 
-def _spdx_of(facts: TargetFacts | None, licence_id: str | None) -> str | None:
-    """The SPDX id of a knowledge-base licence id, or None."""
+def _kb_licence(facts: TargetFacts | None, licence_id: str | None) -> Any:
     if facts is None or facts.lineage is None or not licence_id:
         return None
-    lic = facts.lineage.kb.license(licence_id)
-    return lic.spdx if lic is not None and lic.spdx else None
+    return facts.lineage.kb.license(licence_id)
 
 
 def _expression(facts: TargetFacts | None, licence_id: str) -> str:
-    spdx = _spdx_of(facts, licence_id)
-    return spdx if spdx else _licence_ref(licence_id)
+    lic = _kb_licence(facts, licence_id)
+    return lic.spdx if lic is not None and lic.spdx else _licence_ref(licence_id)
+
+
+def _licence_url(facts: TargetFacts | None, expression: str) -> str | None:
+    """The knowledge base's URL for a `LicenseRef-<id>` expression (None for SPDX ids: their list has the text)."""
+    if facts is None or facts.lineage is None or not expression.startswith("LicenseRef-"):
+        return None
+    wanted = expression[len("LicenseRef-") :]
+    for lic in facts.lineage.kb.licenses.values():
+        if _licence_ref(lic.id)[len("LicenseRef-") :] == wanted and lic.url:
+            return str(lic.url)
+    return None
 
 
 def _model_licences(facts: TargetFacts) -> list[str]:
@@ -63,6 +87,77 @@ def _model_licences(facts: TargetFacts) -> list[str]:
         return [lic.spdx or _licence_ref(lic.id) for lic in facts.lineage.own_licenses]
     declared = own_license(facts)
     return [] if declared == "none declared" else [_licence_ref(declared)]
+
+
+def _concluded(facts: TargetFacts) -> list[str]:
+    return list(dict.fromkeys(_expression(facts, lid) for lid in concluded_licenses(facts)))
+
+
+def hub_id(facts: TargetFacts | None, name: str) -> str | None:
+    """`name` when it is a Hugging Face repo id: a Hub target, a folder whose repo id is known, a base model."""
+    if facts is not None and facts.kind == "github":
+        return None
+    return name if _REPO_ID.match(name) else None
+
+
+def purl(repo_id: str, revision: str | None = None, kind: str = "huggingface") -> str:
+    from packageurl import PackageURL
+
+    owner, name = repo_id.split("/", 1)
+    return str(PackageURL(type=kind, namespace=owner, name=name, version=revision.lower() if revision else None))
+
+
+def _home(facts: TargetFacts | None, name: str) -> str | None:
+    """Where the model is published: its Hub page, or its GitHub repository."""
+    if facts is not None and facts.kind == "github" and _REPO_ID.match(name):
+        return f"https://github.com/{name}"
+    repo = hub_id(facts, name)
+    return f"https://huggingface.co/{repo}" if repo else None
+
+
+def _section(body: str, pattern: str) -> str | None:
+    """The text under the card's first Markdown heading matching `pattern` (sub-headings included), shortened."""
+    heading = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
+    matches = list(heading.finditer(body))
+    for i, m in enumerate(matches):
+        if not re.search(pattern, m.group(2), re.I):
+            continue
+        level = len(m.group(1))
+        end = next((n.start() for n in matches[i + 1 :] if len(n.group(1)) <= level), len(body))
+        text = re.sub(r"\n{3,}", "\n\n", body[m.end() : end]).strip()
+        if text:
+            return visible(text if len(text) <= SECTION_CHARS else text[: SECTION_CHARS - 1].rstrip() + "…")
+    return None
+
+
+INTENDED_USE = r"intended use|^uses?$|use cases?|direct use|how to use"
+LIMITATIONS = r"limitation|bias|risks"
+
+
+def _metrics(facts: TargetFacts) -> list[tuple[str, str, str | None]]:
+    """(metric, value, dataset) from the card's `model-index` results."""
+    out = []
+    index = facts.card.get("model-index")
+    for entry in index if isinstance(index, list) else []:
+        for result in entry.get("results") or [] if isinstance(entry, dict) else []:
+            if not isinstance(result, dict):
+                continue
+            dataset = result.get("dataset")
+            where = (dataset.get("name") or dataset.get("type")) if isinstance(dataset, dict) else None
+            for m in result.get("metrics") or []:
+                if isinstance(m, dict) and m.get("type") is not None and m.get("value") is not None:
+                    out.append(
+                        (visible(m.get("name") or m["type"]), visible(m["value"]), visible(where) if where else None)
+                    )
+    return out
+
+
+def _architecture(facts: TargetFacts) -> tuple[str | None, str | None]:
+    """(family, architecture) from config.json: `model_type` and the first of `architectures`."""
+    family = facts.config.get("model_type")
+    arch = facts.config.get("architectures")
+    first = arch[0] if isinstance(arch, list) and arch and isinstance(arch[0], str) else None
+    return (visible(family) if isinstance(family, str) else None), (visible(first) if first else None)
 
 
 def _card_list(facts: TargetFacts, key: str) -> list[str]:
@@ -74,24 +169,48 @@ def _card_list(facts: TargetFacts, key: str) -> list[str]:
 
 # -- CycloneDX 1.6 ---------------------------------------------------------------------------------------------
 def cyclonedx_bom(reports: list[TargetReport], *, version: str) -> dict[str, Any]:
-    from cyclonedx.model import HashAlgorithm, HashType, Property
+    from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, Property, XsUri
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType, Pedigree
     from cyclonedx.model.component_evidence import AnalysisTechnique, ComponentEvidence, Identity, IdentityField, Method
     from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
     from cyclonedx.output.json import JsonV1Dot6
+    from packageurl import PackageURL
 
-    def licences(expressions: list[str]):
-        """A list of licences (SPDX id or name), or one compound expression: CycloneDX does not mix the two."""
+    def licences(facts: TargetFacts | None, expressions: list[str]) -> list[Any]:
+        """A list of licences (SPDX id or name with its URL), or one compound expression: CycloneDX does not mix
+        the two."""
         compound = next((e for e in expressions if " " in e), None)
         if compound is not None:
             return [LicenseExpression(compound)]
-        return [
-            DisjunctiveLicense(name=e[len("LicenseRef-") :])
-            if e.startswith("LicenseRef-")
-            else DisjunctiveLicense(id=e)
-            for e in expressions
-        ]
+        out = []
+        for e in expressions:
+            if e.startswith("LicenseRef-"):
+                url = _licence_url(facts, e)
+                out.append(DisjunctiveLicense(name=e[len("LicenseRef-") :], url=XsUri(url) if url else None))
+            else:
+                out.append(DisjunctiveLicense(id=e))
+        return out
+
+    def references(facts: TargetFacts | None, name: str, revision: str | None) -> list[Any]:
+        home = _home(facts, name)
+        if home is None:
+            return []
+        refs = [ExternalReference(type=ExternalReferenceType.WEBSITE, url=XsUri(home))]
+        if hub_id(facts, name):
+            rev = revision or "main"
+            refs.append(
+                ExternalReference(type=ExternalReferenceType.MODEL_CARD, url=XsUri(f"{home}/blob/{rev}/README.md"))
+            )
+        else:
+            refs.append(ExternalReference(type=ExternalReferenceType.VCS, url=XsUri(home)))
+        return refs
+
+    def package_url(facts: TargetFacts | None, name: str, revision: str | None) -> Any:
+        if facts is not None and facts.kind == "github" and _REPO_ID.match(name):
+            return PackageURL.from_string(purl(name, revision, "github"))
+        repo = hub_id(facts, name)
+        return PackageURL.from_string(purl(repo, revision)) if repo else None
 
     def ancestor(i: int, j: int, facts: TargetFacts, link: Link) -> Component:
         methods = []
@@ -118,7 +237,9 @@ def cyclonedx_bom(reports: list[TargetReport], *, version: str) -> dict[str, Any
             type=ComponentType.MACHINE_LEARNING_MODEL,
             name=visible(link.parent),
             bom_ref=f"model-{i}-base-{j}",
-            licenses=licences([_expression(facts, link.license)]) if link.license != "unknown" else None,
+            purl=package_url(None, link.parent, None),
+            external_references=references(None, link.parent, None),
+            licenses=licences(facts, [_expression(facts, link.license)]) if link.license != UNKNOWN_LICENSE else None,
             properties=props,
             evidence=ComponentEvidence(
                 identity=[
@@ -132,6 +253,7 @@ def cyclonedx_bom(reports: list[TargetReport], *, version: str) -> dict[str, Any
     bom = Bom()
     bom.metadata.tools.components.add(Component(type=ComponentType.APPLICATION, name="originscan", version=version))
     cards: dict[str, dict[str, Any]] = {}
+    models = []
     for i, r in enumerate(reports, start=1):
         ref = f"model-{i}"
         facts = r.facts
@@ -143,7 +265,7 @@ def cyclonedx_bom(reports: list[TargetReport], *, version: str) -> dict[str, Any
                 Property(name=f"originscan:finding:{f.severity.name}", value=f"{f.rule}: {visible(f.message)}")
             )
         if facts is None:
-            bom.components.add(
+            models.append(
                 Component(
                     type=ComponentType.MACHINE_LEARNING_MODEL,
                     name=visible(r.target),
@@ -164,13 +286,18 @@ def cyclonedx_bom(reports: list[TargetReport], *, version: str) -> dict[str, Any
             for k, f in enumerate(facts.weight_files, start=1)
         ]
         links = lineage_links(facts)
-        bom.components.add(
+        concluded = _concluded(facts)
+        if concluded:
+            props.append(Property(name="originscan:concluded_license", value=" AND ".join(concluded)))
+        models.append(
             Component(
                 type=ComponentType.MACHINE_LEARNING_MODEL,
                 name=visible(facts.name),
                 bom_ref=ref,
                 version=r.revision,
-                licenses=licences(_model_licences(facts)),
+                purl=package_url(facts, facts.name, r.revision),
+                external_references=references(facts, facts.name, r.revision),
+                licenses=licences(facts, _model_licences(facts)),
                 components=files,
                 properties=props,
                 pedigree=Pedigree(ancestors=[ancestor(i, j, facts, link) for j, link in enumerate(links, start=1)])
@@ -179,30 +306,65 @@ def cyclonedx_bom(reports: list[TargetReport], *, version: str) -> dict[str, Any
             )
         )
         cards[ref] = _model_card(facts)
-    doc = json.loads(JsonV1Dot6(bom).output_as_string())
-    for comp in doc.get("components", []):
-        if comp.get("bom-ref") in cards and cards[comp["bom-ref"]]:
+    if len(models) == 1:  # the BOM describes this one model
+        bom.metadata.component = models[0]
+    else:  # the BOM describes a scan of several models, each a component
+        bom.metadata.component = Component(
+            type=ComponentType.APPLICATION,
+            name=f"originscan scan of {len(models)} models" if models else "originscan scan",
+            bom_ref="scan",
+            version=version,
+        )
+        for m in models:
+            bom.components.add(m)
+            bom.register_dependency(bom.metadata.component, [m])
+    doc: dict[str, Any] = json.loads(JsonV1Dot6(bom).output_as_string())
+    described = [doc["metadata"]["component"]] if len(models) == 1 else doc.get("components", [])
+    for comp in described:
+        if cards.get(comp.get("bom-ref")):
             comp["modelCard"] = cards[comp["bom-ref"]]
     return doc
 
 
 def _model_card(facts: TargetFacts) -> dict[str, Any]:
-    """CycloneDX 1.6 modelCard from the card's metadata: task, datasets, and the rest as properties."""
+    """CycloneDX 1.6 modelCard: task, architecture (config.json), datasets, metrics, intended use and limitations
+    (the card), and the rest of the card's metadata as properties."""
     params: dict[str, Any] = {}
     task = facts.card.get("pipeline_tag")
     if isinstance(task, str) and task.strip():
         params["task"] = visible(task)
+    family, architecture = _architecture(facts)
+    if family:
+        params["architectureFamily"] = family
+    if architecture:
+        params["modelArchitecture"] = architecture
     datasets = _card_list(facts, "datasets")
     if datasets:
         params["datasets"] = [{"type": "dataset", "name": d} for d in datasets]
+    card: dict[str, Any] = {}
+    if params:
+        card["modelParameters"] = params
+    metrics = _metrics(facts)
+    if metrics:
+        card["quantitativeAnalysis"] = {
+            "performanceMetrics": [
+                {"type": name, "value": value, **({"slice": where} if where else {})} for name, value, where in metrics
+            ]
+        }
+    considerations: dict[str, Any] = {}
+    use = _section(facts.card_body, INTENDED_USE)
+    if use:
+        considerations["useCases"] = [use]
+    limits = _section(facts.card_body, LIMITATIONS)
+    if limits:
+        considerations["technicalLimitations"] = [limits]
+    if considerations:
+        card["considerations"] = considerations
     props = [
         {"name": f"originscan:card:{key}", "value": v}
         for key in ("library_name", "language", "tags", "license_name", "license_link", "model_name")
         for v in _card_list(facts, key)
     ]
-    card: dict[str, Any] = {}
-    if params:
-        card["modelParameters"] = params
     if props:
         card["properties"] = props
     return card
@@ -214,6 +376,9 @@ def render_cyclonedx(reports: list[TargetReport], *, version: str) -> str:
 
 # -- SPDX 3.0.1 JSON-LD ----------------------------------------------------------------------------------------
 SPDX_CONTEXT = "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
+NO_ASSERTION_ELEMENT = "https://spdx.org/rdf/3.0.1/terms/Core/NoAssertionElement"
+NO_ASSERTION_LICENSE = "expandedlicensing_NoAssertionLicense"  # compact names of the spec's individuals
+NONE_LICENSE = "expandedlicensing_NoneLicense"
 
 
 def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any]:
@@ -224,12 +389,13 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
     elements: list[str] = []
     roots: list[str] = []
     licences: dict[str, str] = {}
+    suppliers: dict[str, str] = {}
 
     def add(obj: dict[str, Any]) -> str:
         obj.setdefault("creationInfo", ci)
         graph.append(obj)
         elements.append(obj["spdxId"])
-        return obj["spdxId"]
+        return str(obj["spdxId"])
 
     def relate(kind: str, src: str, dst: list[str], comment: str | None = None) -> None:
         rel = {
@@ -243,16 +409,60 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
             rel["comment"] = comment
         add(rel)
 
-    def licence(expression: str) -> str:
+    def licence(facts: TargetFacts | None, expressions: list[str], unknown: str = NO_ASSERTION_LICENSE) -> str:
+        """One licence element for a list of expressions (joined with AND); `unknown` when the list is empty."""
+        if not expressions:
+            return unknown
+        expression = " AND ".join(f"({e})" if " " in e and len(expressions) > 1 else e for e in expressions)
         if expression not in licences:
-            licences[expression] = add(
-                {
-                    "type": "simplelicensing_LicenseExpression",
-                    "spdxId": f"{ns}licence-{len(licences) + 1}",
-                    "simplelicensing_licenseExpression": expression,
-                }
-            )
+            entry: dict[str, Any] = {
+                "type": "simplelicensing_LicenseExpression",
+                "spdxId": f"{ns}licence-{len(licences) + 1}",
+                "simplelicensing_licenseExpression": expression,
+            }
+            refs = sorted(set(re.findall(r"LicenseRef-[A-Za-z0-9.-]+", expression)))
+            uris = [(ref, _licence_url(facts, ref)) for ref in refs]
+            if any(url for _, url in uris):
+                entry["simplelicensing_customIdToUri"] = [
+                    {"type": "DictionaryEntry", "key": ref, "value": url} for ref, url in uris if url
+                ]
+            licences[expression] = add(entry)
         return licences[expression]
+
+    def supplier(facts: TargetFacts | None, name: str) -> str:
+        """The organisation that publishes `name` (the owner of its repo id), or the spec's NoAssertionElement."""
+        if not _REPO_ID.match(name):  # a folder name: who publishes it is not known
+            return NO_ASSERTION_ELEMENT
+        owner = name.split("/", 1)[0]
+        if owner.lower() not in suppliers:
+            suppliers[owner.lower()] = add(
+                {"type": "Organization", "spdxId": f"{ns}supplier-{len(suppliers) + 1}", "name": visible(owner)}
+            )
+        return suppliers[owner.lower()]
+
+    def package(
+        spdx_id: str, name: str, facts: TargetFacts | None, revision: str | None, released: str | None
+    ) -> dict[str, Any]:
+        """An ai_AIPackage with what the AI profile requires, or a software_Package when the release time (which
+        the profile requires and cannot mark as unknown) is not known."""
+        pkg: dict[str, Any] = {
+            "type": "ai_AIPackage" if released else "software_Package",
+            "spdxId": spdx_id,
+            "name": visible(name),
+            "software_primaryPurpose": "model",
+            "suppliedBy": supplier(facts, name),
+            "software_downloadLocation": _home(facts, name) or NOASSERTION,
+            "software_packageVersion": visible(revision) if revision else NOASSERTION,
+        }
+        if released:
+            pkg["releaseTime"] = released
+        else:
+            pkg["comment"] = "release time unknown: described as a software package (the AI profile requires one)"
+        home = _home(facts, name)
+        if home and (hub_id(facts, name) or (facts is not None and facts.kind == "github")):
+            kind = "github" if facts is not None and facts.kind == "github" else "huggingface"
+            pkg["software_packageUrl"] = purl(name, revision, kind)
+        return pkg
 
     tool = f"{ns}originscan"
     agent = f"{ns}originscan-agent"
@@ -272,31 +482,43 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
     for i, r in enumerate(reports, start=1):
         facts = r.facts
         model = f"{ns}model-{i}"
-        pkg: dict[str, Any] = {
-            "type": "ai_AIPackage",
-            "spdxId": model,
-            "name": visible(facts.name if facts else r.target),
-            "software_primaryPurpose": "model",
-        }
-        if r.revision:
-            pkg["software_packageVersion"] = visible(r.revision)
+        pkg = package(model, facts.name if facts else r.target, facts, r.revision, facts.released if facts else None)
+        notes = [pkg.pop("comment")] if "comment" in pkg else []
         if r.error:
-            pkg["comment"] = visible(f"could not be read: {r.error}")
+            notes.append(f"could not be read: {r.error}")
         unchecked = [f for f in r.findings if f.rule == "weights.not_compared"]
         if unchecked:  # the lineage below lacks what the weights would have shown: said, not left out silently
-            pkg["comment"] = visible(f"weights.not_compared: {unchecked[0].message}")
-        if facts is not None:
+            notes.append(f"weights.not_compared: {unchecked[0].message}")
+        if notes:
+            pkg["comment"] = visible("; ".join(notes))
+        if facts is not None and pkg["type"] == "ai_AIPackage":
             task = facts.card.get("pipeline_tag")
             if isinstance(task, str) and task.strip():
                 pkg["ai_domain"] = [visible(task)]
-            if facts.kind == "hf":
-                pkg["software_downloadLocation"] = f"https://huggingface.co/{facts.name}"
+            family, architecture = _architecture(facts)
+            kinds = [k for k in (architecture, family) if k]
+            if kinds:
+                pkg["ai_typeOfModel"] = kinds
+            limits = _section(facts.card_body, LIMITATIONS)
+            if limits:
+                pkg["ai_limitation"] = limits
+            use = _section(facts.card_body, INTENDED_USE)
+            if use:
+                pkg["ai_informationAboutApplication"] = use
+            metrics = _metrics(facts)
+            if metrics:
+                pkg["ai_metric"] = [
+                    {"type": "DictionaryEntry", "key": f"{name} ({where})" if where else name, "value": value}
+                    for name, value, where in metrics
+                ]
         add(pkg)
         roots.append(model)
         if facts is None:
+            relate("hasDeclaredLicense", model, [NO_ASSERTION_LICENSE])
+            relate("hasConcludedLicense", model, [NO_ASSERTION_LICENSE])
             continue
-        for expression in _model_licences(facts):
-            relate("hasDeclaredLicense", model, [licence(expression)])
+        relate("hasDeclaredLicense", model, [licence(facts, _model_licences(facts), NONE_LICENSE)])
+        relate("hasConcludedLicense", model, [licence(facts, _concluded(facts))])
         files = []
         for k, f in enumerate(facts.weight_files, start=1):
             entry: dict[str, Any] = {"type": "software_File", "spdxId": f"{model}-file-{k}", "name": visible(f.path)}
@@ -308,19 +530,13 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
         for link in lineage_links(facts):
             key = link.parent.lower()
             if key not in bases:
-                bases[key] = add(
-                    {
-                        "type": "ai_AIPackage",
-                        "spdxId": f"{ns}base-{len(bases) + 1}",
-                        "name": visible(link.parent),
-                        "software_primaryPurpose": "model",
-                    }
-                )
-                if link.license != "unknown":
-                    relate("hasDeclaredLicense", bases[key], [licence(_expression(facts, link.license))])
+                bases[key] = add(package(f"{ns}base-{len(bases) + 1}", link.parent, None, None, None))
+                known = [_expression(facts, link.license)] if link.license != UNKNOWN_LICENSE else []
+                relate("hasDeclaredLicense", bases[key], [licence(facts, known)])
+                relate("hasConcludedLicense", bases[key], [licence(facts, known)])
             child = model if link.child.lower() == facts.name.lower() else bases.get(link.child.lower(), model)
             evidence = "; ".join(visible(p.detail) for p in link.proofs)
-            p = f", p={link.p_value:.1e}" if link.p_value is not None else ""
+            p = f", {link.p_label}" if link.p_value is not None else ""
             relate(
                 "descendantOf",
                 child,
@@ -335,7 +551,7 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
             "name": "originscan AI-BOM",
             "profileConformance": ["core", "software", "ai", "simpleLicensing"],
             "rootElement": roots,
-            "element": [e for e in elements],
+            "element": list(elements),
         }
     )
     return {"@context": SPDX_CONTEXT, "@graph": graph}
@@ -345,4 +561,4 @@ def render_spdx(reports: list[TargetReport], *, version: str) -> str:
     return json.dumps(json_ready(spdx_document(reports, version=version)), indent=2) + "\n"
 
 
-__all__ = ["cyclonedx_bom", "render_cyclonedx", "render_spdx", "spdx_document"]
+__all__ = ["cyclonedx_bom", "hub_id", "purl", "render_cyclonedx", "render_spdx", "spdx_document"]
