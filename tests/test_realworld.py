@@ -13,6 +13,9 @@ from realworld_corpus import Case, Result, half_of, load_cases, run_corpus  # no
 def test_the_corpus_is_large_and_every_case_is_sourced():
     cases = load_cases()
     assert len(cases) >= 60, f"the corpus must hold at least 60 real repos, as issue #9 asks (has {len(cases)})"
+    by_set = {name: sum(c.corpus == name for c in cases) for name in ("shared-2026-11", "issue-20")}
+    assert by_set["issue-20"] >= 30, f"issue #20 asks for at least 30 new real repos (has {by_set['issue-20']})"
+    assert by_set["shared-2026-11"] >= 30, f"the shared set's repos are missing ({by_set['shared-2026-11']})"
     kinds = {c.kind for c in cases}
     assert {"vendor", "derivative", "problem"} <= kinds
     for c in cases:
