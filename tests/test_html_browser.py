@@ -351,10 +351,28 @@ def test_targets_start_open_and_a_target_link_lands_on_an_open_box(report):
     page.click("table.targets a[href='#target-8']")
     page.wait_for_timeout(100)
     box = page.evaluate(
-        "() => { const d = document.getElementById('target-8'); const r = d.getBoundingClientRect(); "
-        "return {open: d.open, top: r.top, visible: d.querySelector('h3, h4, p').getBoundingClientRect().height}; }"
+        "() => { const a = document.getElementById('target-8'); const d = a.closest('details'); "
+        "return {open: d.open, top: d.querySelector('summary').getBoundingClientRect().top, "
+        "visible: a.nextElementSibling.getBoundingClientRect().height}; }"
     )
-    assert box["open"] and abs(box["top"]) < 5 and box["visible"] > 0
+    assert box["open"] and 0 <= box["top"] < 60 and box["visible"] > 0
+
+
+def test_a_target_link_opens_a_closed_box(browser, html, tmp_path):
+    """A sweep's report starts with its boxes closed: following a link from the summary table opens the box (the
+    anchor sits inside it: HTML's ancestor details revealing, no script)."""
+    loaded = load(browser, html.replace(" open>", ">"), tmp_path / "closed.html")
+    page = loaded.page
+    try:
+        assert page.eval_on_selector_all("details.target", "ds => ds.every(d => !d.open)")
+        page.click("table.targets a[href='#target-5']")
+        page.wait_for_timeout(150)
+        opened = page.eval_on_selector_all(
+            "details.target", "ds => ds.filter(d => d.open).map(d => d.querySelector('.anchor').id)"
+        )
+        assert opened == ["target-5"]
+    finally:
+        page.close()
 
 
 def print_pdf(html: str, tmp: Path, name: str) -> tuple[Path, str]:
