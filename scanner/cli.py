@@ -61,7 +61,10 @@ def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    write_text_atomic(output, text)
+    try:
+        write_text_atomic(output, text)
+    except OSError as exc:  # a read-only or missing folder, a full disk: the user's to fix, not a crash
+        raise UsageError(f"cannot write {output}: {(exc.strerror or type(exc).__name__).lower()}") from None
 
 
 def _render(reports: list[TargetReport], fmt: str, output: Path | None, run: ScanRun | None = None) -> str:
@@ -144,23 +147,31 @@ def _default_index_exists() -> bool:
     return default_index_path().exists()
 
 
+# `compare`'s exit status per verdict: derived fails like a finding, inconclusive is never a pass (2 is usage).
+COMPARE_STATUS = {"independent": 0, "derived": 1, "inconclusive": 3}
+
+
 @app.command()
 def compare(
     suspect: str = typer.Argument(..., help="The model under suspicion."),
     reference: str = typer.Argument(..., help="The model it may derive from."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ):
-    """Did SUSPECT's weights derive from REFERENCE's? Prints a verdict with its p-value and bytes read."""
+    """Did SUSPECT's weights derive from REFERENCE's? Prints a verdict with its p-value and bytes read.
+
+    Exit status: 0 independent, 1 derived, 3 inconclusive (nothing could be decided, e.g. no comparable weights),
+    2 usage or input error. The JSON's "verdict" says which, and "exit_status" repeats the number."""
     from scanner.pipeline import open_snapshot
     from scanner.provenance.compare import compare_snapshots
 
     _check_choice(fmt, ("text", "json"), "--format")
     # Local weights are not hashed whole here: that would read every byte the verdict claims not to need.
     v = compare_snapshots(open_snapshot(suspect, hash_weights=False), open_snapshot(reference, hash_weights=False))
+    status = COMPARE_STATUS.get(v.verdict, COMPARE_STATUS["inconclusive"])
     if fmt == "json":
         from scanner.report.sanitize import json_ready
 
-        typer.echo(json.dumps(json_ready(v.to_json()), indent=2))
+        typer.echo(json.dumps(json_ready({**v.to_json(), "exit_status": status}), indent=2))
     else:
         frac = v.bytes_read / v.weight_bytes if v.weight_bytes else 0.0
         p = f"p = {v.p_value:.2e}" if v.log10_p_value > -300 else f"p < 1e-300 (log10 p = {v.log10_p_value:.0f})"
@@ -183,6 +194,7 @@ def compare(
                 typer.echo(f"  identical weight files: {', '.join(s[:12] for s in e['sha256'])}")
             elif e.get("kind") == "weights-read":
                 typer.echo(f"  {e['model']} weights read from {e['detail']}")
+    raise typer.Exit(status)
 
 
 @index_app.command("add")
@@ -453,6 +465,11 @@ def sweep(
             orgs, policy=pol, index=idx, history_db=db, shard=parse_shard(shard), workers=workers, quiet=quiet
         )
     _write(_render(reports, fmt, output), output)
+    for r in reports:  # one line each for what was not listed or not scanned, whatever the report's format
+        if r.error:
+            _say(f"originscan sweep: could not {'list' if r.target in orgs else 'scan'} {r.error}", err=True)
+    if reports and all(r.error for r in reports):
+        raise typer.Exit(2)  # nothing was checked: never a pass, history or not
     if diff is None:
         raise typer.Exit(exit_status(reports, pol.fail_on))
     for line in publish_diff(diff, diff_json=diff_json, tracking_issue=tracking_issue):
@@ -469,11 +486,6 @@ def watch(
     state: Path | None = typer.Option(None, "--state", help="Cursor and judged repos (SQLite; default in the cache)."),
     budget: int = typer.Option(20000, "--budget", min=1, help="Most HTTP requests this run may send."),
     since: str | None = typer.Option(None, "--since", help="ISO date: ignore repos last modified before it."),
-    for r in reports:  # one line each for what was not listed or not scanned, whatever the report's format
-        if r.error:
-            _say(f"originscan sweep: could not {'list' if r.target in orgs else 'scan'} {r.error}", err=True)
-    if reports and all(r.error for r in reports):
-        raise typer.Exit(2)  # nothing was checked: never a pass, history or not
     owner: list[str] | None = typer.Option(None, "--owner", help="An organisation whose repos are yours (repeatable)."),
     shard: str | None = typer.Option(None, "--shard", help="K/N: judge only this job's share of the repos."),
     workers: int = typer.Option(4, "--workers", min=1, max=64, help="Repos judged at once."),
@@ -535,6 +547,11 @@ def watch(
                 idx.close()
         doc = report.to_json()
     _write(json.dumps(doc, indent=2) if fmt == "json" else render_text(doc), output)
+    stopped = doc.get("stopped") or ""
+    if COULD_NOT_LIST in stopped:
+        _say(f"originscan watch: {stopped}", err=True)
+        if not doc["stats"].get("listed"):
+            raise typer.Exit(2)  # nothing was looked at: not "no suspects"
     if tracking_issues:
         from scanner.ci.actions import run_url
         from scanner.ci.watch_issues import file_issues
@@ -551,11 +568,6 @@ def watch(
     raise typer.Exit(1 if any(not s["declared"] for s in doc["suspects"]) else 0)
 
 
-    stopped = doc.get("stopped") or ""
-    if COULD_NOT_LIST in stopped:
-        _say(f"originscan watch: {stopped}", err=True)
-        if not doc["stats"].get("listed"):
-            raise typer.Exit(2)  # nothing was looked at: not "no suspects"
 @app.command()
 def attribution(target: str = typer.Argument(..., help="The derivative model.")):
     """Print the NOTICE / attribution text the derivative must ship."""
@@ -595,27 +607,6 @@ def demo(
     _write(_render(reports, fmt, None, run), None)
 
 
-def main() -> None:
-    try:
-        rc = app(standalone_mode=False)
-        sys.exit(rc if isinstance(rc, int) else 0)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (UsageError, SourceError) as exc:
-        _say(f"originscan: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        _interrupted()
-    except Exception as exc:  # click usage errors, and the unexpected: one line, never a traceback
-        if isinstance(exc.__context__, KeyboardInterrupt) or type(exc).__name__ == "Abort":
-            _interrupted()  # older click turns Ctrl-C into Abort
-        code = _click_error(exc)
-        if code is not None:
-            sys.exit(code)
-        if os.environ.get("ORIGINSCAN_DEBUG"):
-            raise
-        _say(f"originscan: internal error: {type(exc).__name__}: {str(exc)[:200]}", err=True)
-        sys.exit(2)
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a command Ctrl-C stopped
 
 
@@ -662,13 +653,34 @@ def _click_error(exc: BaseException) -> int | None:
     return code
 
 
-
+def main() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_sigint)
-
-if __name__ == "__main__":
+    try:
+        rc = app(standalone_mode=False)
         if rc == INTERRUPTED:  # typer turns KeyboardInterrupt into Exit(130)
             _interrupted()
-    main()
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except typer.Exit as exc:
         if exc.exit_code == INTERRUPTED:
             _interrupted()
+        sys.exit(exc.exit_code)
+    except (UsageError, SourceError) as exc:
+        _say(f"originscan: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _interrupted()
+    except Exception as exc:  # click usage errors, and the unexpected: one line, never a traceback
+        if isinstance(exc.__context__, KeyboardInterrupt) or type(exc).__name__ == "Abort":
+            _interrupted()  # older click turns Ctrl-C into Abort
+        code = _click_error(exc)
+        if code is not None:
+            sys.exit(code)
+        if os.environ.get("ORIGINSCAN_DEBUG"):
+            raise
+        _say(f"originscan: internal error: {type(exc).__name__}: {str(exc)[:200]}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

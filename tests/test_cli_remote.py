@@ -34,9 +34,9 @@ def test_remote_compare_reads_a_fraction(hub):
     )
     publish(hub, "indie/other", base_model(2, d=128, vocab=4096))
     out = cli("compare", "hf:mallory/copy", "hf:meta/base", "--format", "json")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # compare's exit status for "derived"
     v = json.loads(out.stdout)
-    assert v["verdict"] == "derived" and v["p_value"] < 1e-8
+    assert v["verdict"] == "derived" and v["p_value"] < 1e-8 and v["exit_status"] == 1
     assert 0 < v["bytes_read"] < 0.15 * v["weight_bytes"]
     v = json.loads(cli("compare", "hf:indie/other", "hf:meta/base", "--format", "json").stdout)
     assert v["verdict"] == "independent"

@@ -8,7 +8,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from scanner.errors import UsageError
+from scanner.errors import SourceError, UsageError
 from scanner.sources.bytesource import FileByteSource
 from scanner.sources.cache import Cache, resolve_cache
 from scanner.sources.interface import (
@@ -112,6 +112,12 @@ class LocalSource:
             raise UsageError(f"{self.target}: no such file or directory")
         if not root.is_dir():
             raise UsageError(f"{self.target}: not a directory (a model repo is a folder)")
+        try:
+            with os.scandir(root):
+                pass
+        except OSError as exc:  # nothing in it can be known: this finding alone, no licence or card finding beside it
+            why = (exc.strerror or type(exc).__name__).lower()
+            raise SourceError(f"{self.target}: cannot read the folder: {why}", rule="source.unreadable") from None
         real_root = root.resolve()
         snap = Snapshot(target=self.target, kind="local", name=real_root.name)
         renamed: dict[str, Path] = {}  # shown name -> real path, for names that are not UTF-8

@@ -1,0 +1,155 @@
+"""The command line as a user meets it, through the installed console script: usage errors are usage errors,
+files that cannot be written or read are one clear line, `compare` says its verdict in its exit status."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import REPO_ROOT, make_repo, tiny_llm
+
+ENTRY = Path(sys.executable).parent / "originscan"
+EXAMPLES = REPO_ROOT / "examples"
+
+
+def originscan(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(ENTRY), *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, **kw
+    )
+
+
+def no_crash(r: subprocess.CompletedProcess) -> None:
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+# == usage =========================================================================================================
+def test_version_prints_the_version():
+    from scanner import __version__
+
+    r = originscan("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"originscan {__version__}", r.stderr
+
+
+@pytest.mark.parametrize("args", [["-h"], ["--help"], ["scan", "-h"], ["index", "update", "-h"]])
+def test_help_options_print_the_help(args):
+    r = originscan(*args)
+    assert r.returncode == 0 and "Usage: originscan" in r.stdout
+    no_crash(r)
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["scan"], "Missing argument"),
+        (["compare", "a"], "Missing argument"),
+        (["bogus"], "No such command 'bogus'"),
+        (["scan", "--bogus", "x"], "No such option: --bogus"),
+        (["index", "nope"], "No such command 'nope'"),
+        (["scan", "x", "--workers", "2"], "No such option: --workers"),
+        (["sweep", "hf:acme", "--workers", "zero"], "Invalid value for '--workers'"),
+    ],
+)
+def test_usage_errors_exit_2_with_the_usage_line(args, says):
+    r = originscan(*args)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    no_crash(r)
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("Usage: originscan") and "-h' for help" in lines[1]
+    assert lines[-1].startswith("originscan: error:") and says in lines[-1]
+
+
+def test_bare_command_prints_the_help_not_an_error():
+    r = originscan()
+    assert r.returncode == 2 and "Usage: originscan" in r.stderr + r.stdout
+    no_crash(r)
+
+
+def test_shell_completion_completes_commands_and_options():
+    env = {"_ORIGINSCAN_COMPLETE": "complete_bash", "COMP_WORDS": "originscan sc", "COMP_CWORD": "1"}
+    assert originscan(env=env).stdout.split() == ["scan"]
+    env.update(COMP_WORDS="originscan scan --fa", COMP_CWORD="2")
+    assert originscan(env=env).stdout.split() == ["--fail-on"]
+    script = originscan("--show-completion", "bash")
+    assert script.returncode == 0 and "_ORIGINSCAN_COMPLETE" in script.stdout
+
+
+def test_a_malformed_target_message_is_plain_text():
+    r = originscan("scan", "hf:")
+    assert r.returncode == 2 and "malformed target" in r.stderr
+    assert "\u200b" not in r.stderr
+
+
+def test_a_workflow_command_at_the_start_of_a_line_is_still_broken():
+    """Only a line that would start a GitHub Actions workflow command needs the zero-width break."""
+    r = originscan("scan", "::error::x")
+    assert r.returncode == 2 and not any(line.startswith("::") for line in r.stderr.splitlines())
+
+
+# == files that cannot be written or read ==========================================================================
+def _without_root_override() -> None:
+    """In the child, before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set, so that
+    even root meets file permissions (the test machine runs as root; a user never does)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def as_a_user(*args: str) -> subprocess.CompletedProcess:
+    return originscan(*args, preexec_fn=_without_root_override if os.geteuid() == 0 else None)
+
+
+def test_output_into_a_read_only_folder_is_one_clear_line(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        r = as_a_user("scan", str(EXAMPLES / "unknown-license"), "-o", str(ro / "r.json"), "-f", "json")
+    finally:
+        ro.chmod(0o755)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == f"originscan: cannot write {ro / 'r.json'}: permission denied"
+    assert list(ro.iterdir()) == []  # no temporary file left behind
+
+
+def test_an_unreadable_folder_gives_only_source_unreadable_and_exit_2(tmp_path):
+    repo = make_repo(tmp_path, "locked", card={"license": "mit"}, weights={"model.safetensors": tiny_llm(seed=3)})
+    repo.chmod(0o000)
+    try:
+        r = as_a_user("scan", str(repo), "-f", "json")
+    finally:
+        repo.chmod(0o755)
+    assert r.returncode == 2, r.stderr
+    no_crash(r)
+    findings = json.loads(r.stdout)["targets"][0]["findings"]
+    assert [f["rule"] for f in findings] == ["source.unreadable"] and "permission denied" in findings[0]["message"]
+
+
+def test_a_readable_folder_is_not_source_unreadable(tmp_path):
+    repo = make_repo(tmp_path, "open", card={"license": "mit"}, weights={"model.safetensors": tiny_llm(seed=3)})
+    r = as_a_user("scan", str(repo), "-f", "json")
+    assert r.returncode == 0, r.stderr
+    assert "source.unreadable" not in {f["rule"] for f in json.loads(r.stdout)["targets"][0]["findings"]}
+
+
+# == compare: the verdict in the exit status =======================================================================
+@pytest.mark.parametrize(
+    "suspect, reference, verdict, status",
+    [
+        ("undeclared-derivative", "upstreams/llama-3-8b", "derived", 1),
+        ("llama3-v-style", "upstreams/llama-3-8b", "independent", 0),
+        ("unknown-license", "undeclared-derivative", "inconclusive", 3),  # the suspect has no weights
+    ],
+)
+def test_compare_exit_status_per_verdict(suspect, reference, verdict, status):
+    r = originscan("compare", str(EXAMPLES / suspect), str(EXAMPLES / reference), "-f", "json")
+    assert r.returncode == status, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["verdict"] == verdict and doc["exit_status"] == status
+    text = originscan("compare", str(EXAMPLES / suspect), str(EXAMPLES / reference))
+    assert text.returncode == status and text.stdout.startswith(f"verdict: {verdict}")
