@@ -375,6 +375,16 @@ def test_a_target_link_opens_a_closed_box(browser, html, tmp_path):
         page.close()
 
 
+def test_every_findings_table_has_the_same_columns(report):
+    """Severity tables share one set of column widths instead of each sizing its own."""
+    widths = report.page.eval_on_selector_all(
+        "table.findings",
+        "ts => ts.map(t => Array.from(t.querySelector('tr').children).map(c => Math.round(c.getBoundingClientRect().width)))",
+    )
+    assert len(widths) >= 20
+    assert {tuple(w) for w in widths} == {tuple(widths[0])}, sorted({tuple(w) for w in widths})
+
+
 def print_pdf(html: str, tmp: Path, name: str) -> tuple[Path, str]:
     """Chromium's own --print-to-pdf (a fresh profile, no network), read back with pdftotext."""
     src, pdf = tmp / f"{name}.html", ARTIFACTS / f"{name}.pdf"
