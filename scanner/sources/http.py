@@ -262,10 +262,10 @@ def request(
         SENT.add()
         try:
             resp = use.request(method, url, headers=dict(headers or {}), timeout=timeout, **kwargs)
+            BREAKER.answered(url)
         except NETWORK_ERRORS as exc:
             BREAKER.failed(url, type(exc).__name__)  # no HTTP answer at all
             raise Retryable(type(exc).__name__) from None
-        BREAKER.answered(url)
         except requests.RequestException as exc:  # invalid URL, too many redirects …: retrying will not help
             raise SourceError(f"{label}: {type(exc).__name__}", rule="source.unreachable") from None
         if resp.status_code not in RETRY_STATUSES:
