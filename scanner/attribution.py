@@ -9,10 +9,11 @@ from scanner.policy import Policy
 from scanner.sources.interface import Snapshot
 
 
-def attribution_blocks(snap: Snapshot) -> list[dict[str, Any]]:
+def attribution_blocks(snap: Snapshot, policy: Policy | None = None) -> list[dict[str, Any]]:
+    """`policy` is read for its `publisher:` (a licensor's own release owes its licence nothing)."""
     from scanner.pipeline import build_context
 
-    ctx = build_context(snap, Policy())
+    ctx = build_context(snap, policy or Policy())
     return lineage_blocks(ctx.lineage)
 
 

@@ -37,13 +37,35 @@ def _print_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+class Output:
+    """How every command talks, set once by the options before the command (`originscan -q sweep …`)."""
+
+    quiet = False  # no progress and no notes on stderr: only the report and errors
+    verbose = False  # progress as one line per step even on a terminal; internal errors with their traceback
+    color = "auto"  # auto: colour on a terminal unless NO_COLOR is set; always; never
+
+
+def _progress_mode() -> str:
+    """'bar' (a terminal), 'lines' (CI logs, pipes, --verbose) or 'none' (--quiet)."""
+    if Output.quiet:
+        return "none"
+    if Output.verbose or not sys.stderr.isatty() or os.environ.get("CI"):
+        return "lines"
+    return "bar"
+
+
 @app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", help="Print originscan's version and exit.", is_eager=True, callback=_print_version
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or notes on stderr, only results."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Progress as one line per step, even on a terminal."),
+    color: str = typer.Option("auto", "--color", help="auto, always or never (NO_COLOR is honoured by auto)."),
 ) -> None:
     """originscan: licence and provenance compliance for open models."""
+    Output.quiet, Output.verbose = quiet, verbose and not quiet
+    Output.color = _check_choice(color, ("auto", "always", "never"), "--color")
 
 
 def _say(line: str, err: bool = False) -> None:
@@ -71,20 +93,37 @@ def _render(reports: list[TargetReport], fmt: str, output: Path | None, run: Sca
     from scanner.knowledge import catalogue
     from scanner.report.render import render
 
-    color = output is None and fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    auto = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    color = output is None and fmt == "text" and (Output.color == "always" or (Output.color == "auto" and auto))
     width = 120 if output is not None or not sys.stdout.isatty() else None
     return render(reports, fmt, catalogue(), version=__version__, color=color, width=width or 100, run=run)
 
 
-def _policy(path: Path | None, fail_on: str | None):
-    """The policy file (or ./.originscan.yml), with --fail-on taking precedence over its fail_on."""
-    from scanner.policy import load_policy
+def _policy(path: Path | None, fail_on: str | None, targets: list[str] | None = None):
+    """The policy file: --policy, else the first .originscan.yml next to the first local target, in a folder above
+    it up to its git root, or in the current directory (policy.policy_search_dirs); --fail-on takes precedence
+    over its fail_on."""
+    from scanner.policy import load_policy, policy_search_dirs
 
-    pol = load_policy(str(path) if path else None)
+    pol = load_policy(str(path) if path else None, search_dirs=policy_search_dirs(targets))
     if fail_on is not None:
         _check_choice(fail_on, FAIL_ON, "--fail-on")
         pol.fail_on = None if fail_on == "never" else Severity.parse(fail_on)
     return pol
+
+
+REPO_ID_HELP = "OWNER/NAME: the Hub repo a local folder is the published content of (who publishes it)."
+
+
+def _repo_id(value: str | None, targets: list[str]) -> str | None:
+    """--repo-id names one local folder's Hub repo: checked before anything is scanned."""
+    if value is None:
+        return None
+    from scanner.evidence.publisher import repo_id_option
+
+    if len(targets) != 1:
+        raise UsageError("--repo-id names the Hub repo of one target; give exactly one")
+    return repo_id_option(value)
 
 
 def _check_choice(value: str, choices: tuple[str, ...], option: str) -> str:
@@ -113,24 +152,29 @@ def _open_index(path: Path | None):
 @app.command()
 def scan(
     targets: list[str] = typer.Argument(..., help="Local folder, hf:OWNER/NAME[@REV] or github:OWNER/REPO[@REF]."),
-    policy: Path | None = typer.Option(None, "--policy", help="Policy file (default: ./.originscan.yml)."),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="Policy file (default: .originscan.yml next to the model, up to its git root, or here)."
+    ),
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
     fail_on: str | None = typer.Option(None, "--fail-on", help="Lowest severity that fails (default high)."),
+    repo_id: str | None = typer.Option(None, "--repo-id", help=REPO_ID_HELP),
 ):
     """Scan model repos for licence, attribution and provenance problems."""
     from scanner.pipeline import scan_target
 
     _check_choice(fmt, FORMATS, "--format")
-    pol = _policy(policy, fail_on)
+    repo_id = _repo_id(repo_id, targets)
+    targets = _model_folders(targets)
+    pol = _policy(policy, fail_on, targets)
     idx = _open_index(index) if (index or _default_index_exists()) else None
     run = scan_run(__version__, pol, idx)  # when, with what and against which policy: the HTML report says so
     reports = []
     usage_errors = []
     for t in targets:
         try:
-            reports.append(scan_target(t, pol, idx))
+            reports.append(scan_target(t, pol, idx, repo_id=repo_id))
         except UsageError as exc:
             usage_errors.append(str(exc))
     if usage_errors and not reports:
@@ -139,6 +183,67 @@ def scan(
     for e in usage_errors:
         _say(f"originscan: {e}", err=True)
     raise typer.Exit(2 if usage_errors else exit_status(reports, pol.fail_on))
+
+
+def _model_folders(targets: list[str]) -> list[str]:
+    """A local folder that holds no model itself but model folders below it (`scan models/`) stands for those
+    folders, found as the Action finds them (ci/github.py: a card, config or weights), and the user is told."""
+    from scanner.ci.github import _markers, all_model_folders
+
+    out: list[str] = []
+    for t in targets:
+        folder = Path(t)
+        try:
+            names = [e.name for e in os.scandir(folder) if e.is_file()] if folder.is_dir() else None
+        except OSError:
+            names = None  # unreadable: scanned as given, and said so by the scan
+        if names is None or any(_markers(names)):
+            out.append(t)
+            continue
+        found = [f for f in all_model_folders(folder, []) if f]
+        if not found:
+            out.append(t)  # no model anywhere below: the scan of the folder itself says what is missing
+            continue
+        shown = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+        if not Output.quiet:
+            _say(
+                f"originscan: {t} holds no model itself; scanning the {len(found)} model folders below it: {shown}",
+                err=True,
+            )
+        out += [str(folder / f) for f in found]
+    return out
+
+
+class _Steps:
+    """Progress of a long command: a bar with an ETA on a terminal (each step's line printed above it), one line
+    per step otherwise (a CI log), nothing with --quiet. `total` None: not known in advance (a listing)."""
+
+    def __init__(self, label: str, total: int | None, mode: str, out_err: bool = False):
+        self.mode, self.err = mode, out_err
+        self.bar = None
+        if mode == "bar":
+            from scanner.ci.sweep import progress_bar
+
+            self.bar = progress_bar(label)
+            self.task = self.bar.add_task("", total=total)
+
+    def __enter__(self) -> _Steps:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def line(self, text: str) -> None:
+        if self.bar is not None:
+            from scanner.report.sanitize import terminal_safe
+
+            self.bar.console.print(terminal_safe(text), markup=False, highlight=False, soft_wrap=True)
+            self.bar.advance(self.task)
+        elif self.mode == "lines":
+            _say(text, err=self.err)
 
 
 def _default_index_exists() -> bool:
@@ -235,10 +340,36 @@ def index_add(
 
 
 @index_app.command("list")
-def index_list(index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite).")):
+def index_list(
+    index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+):
     """List registered upstream models, and what the last `index update` could not fingerprint."""
+    _check_choice(fmt, ("text", "json"), "--format")
     idx = _open_index(index)
     models = idx.models()
+    if fmt == "json":
+        states = idx.states()
+        listed = [
+            {
+                "name": m.name,
+                "license": m.license,
+                "kind": idx.kind(m.fingerprint),
+                "weight_bytes": m.weight_bytes,
+                "target": m.target,
+                "revision": m.revision,
+                "added": m.added,
+                "state": states[m.name].state if m.name in states else None,
+                "detail": states[m.name].detail if m.name in states else None,
+            }
+            for m in models
+        ]
+        missing = [
+            {"name": s.id, "state": s.state, "detail": s.detail} for s in states.values() if idx.model(s.id) is None
+        ]
+        doc = {"tool": "originscan", "version": __version__, "index": str(idx.path), "models": listed}
+        typer.echo(json.dumps({**doc, "missing": missing}, indent=2))
+        return
     if not models:
         typer.echo("no models registered (originscan index add TARGET, or originscan index update)")
     states = idx.states()
@@ -297,11 +428,13 @@ def index_update(
     chosen = _upstream_list(upstreams, family, targets or [])
     idx = _open_index(index)
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
-    try:
-        results = update_index(idx, chosen, token=token, workers=workers, log=typer.echo)
-    except HubDown as exc:  # one line, not one per upstream
-        _say(f"originscan: index update: {exc}", err=True)
-        raise typer.Exit(2) from None
+    mode = _progress_mode()
+    with _Steps("index update", len(chosen), mode) as steps:
+        try:
+            results = update_index(idx, chosen, token=token, workers=workers, log=steps.line)
+        except HubDown as exc:  # one line, not one per upstream
+            _say(f"originscan: index update: {exc}", err=True)
+            raise typer.Exit(2) from None
     typer.echo(summary(results))
     usable = ("fingerprinted", "unchanged", "hashes-only", "gated", "unreadable")
     if results and not any(r.state in usable for r in results):
@@ -462,7 +595,13 @@ def sweep(
     else:
         idx = _open_index(index) if (index or _default_index_exists()) else None
         reports, diff = run_sweep(
-            orgs, policy=pol, index=idx, history_db=db, shard=parse_shard(shard), workers=workers, quiet=quiet
+            orgs,
+            policy=pol,
+            index=idx,
+            history_db=db,
+            shard=parse_shard(shard),
+            workers=workers,
+            quiet=quiet or Output.quiet,
         )
     _write(_render(reports, fmt, output), output)
     for r in reports:  # one line each for what was not listed or not scanned, whatever the report's format
@@ -503,7 +642,7 @@ def watch(
     import datetime as dt
     import tempfile
 
-    from scanner.watch import COULD_NOT_LIST, WatchState, load_report, merge_reports, render_text, run_watch
+    from scanner.watch import COULD_NOT_LIST, Outcome, WatchState, load_report, merge_reports, render_text, run_watch
 
     _check_choice(fmt, ("text", "json"), "--format")
     if merge:
@@ -531,17 +670,25 @@ def watch(
             else:
                 idx = _open_index(index)
             st = WatchState(state)
+            steps = _Steps("watch", None, _progress_mode(), out_err=True)
+
+            def judged(o: Outcome) -> None:  # one line per judged repo in a CI log, the bar's count on a terminal
+                what = "SUSPECT" if o.suspects else o.stage
+                steps.line(f"originscan watch: {o.repo}: {what}: {o.reason}"[:300])
+
             try:
-                report = run_watch(
-                    idx,
-                    st,
-                    budget=budget,
-                    shard=parse_shard(shard),
-                    workers=workers,
-                    since=when,
-                    owners=owner or (),
-                    token=os.environ.get("HF_TOKEN") or None,
-                )
+                with steps:
+                    report = run_watch(
+                        idx,
+                        st,
+                        budget=budget,
+                        shard=parse_shard(shard),
+                        workers=workers,
+                        since=when,
+                        owners=owner or (),
+                        token=os.environ.get("HF_TOKEN") or None,
+                        progress=judged,
+                    )
             finally:
                 st.close()
                 idx.close()
@@ -569,13 +716,21 @@ def watch(
 
 
 @app.command()
-def attribution(target: str = typer.Argument(..., help="The derivative model.")):
+def attribution(
+    target: str = typer.Argument(..., help="The derivative model."),
+    repo_id: str | None = typer.Option(None, "--repo-id", help=REPO_ID_HELP),
+):
     """Print the NOTICE / attribution text the derivative must ship."""
     from scanner.attribution import attribution_blocks
+    from scanner.evidence.publisher import apply_repo_id
     from scanner.pipeline import open_snapshot
     from scanner.report.render import render_attribution
 
-    blocks = attribution_blocks(open_snapshot(target))
+    repo_id = _repo_id(repo_id, [target])
+    snap = open_snapshot(target)
+    if repo_id:
+        apply_repo_id(snap, repo_id)
+    blocks = attribution_blocks(snap, _policy(None, None))
     if not blocks:
         typer.echo("no known upstream in this model's lineage: no attribution obligations found")
         return
@@ -583,10 +738,18 @@ def attribution(target: str = typer.Argument(..., help="The derivative model."))
 
 
 @app.command()
-def rules():
-    """List every rule: id, default severity, one-line doc."""
+def rules(fmt: str = typer.Option("text", "--format", "-f", help="text or json.")):
+    """List every rule: id, default severity, one-line doc (json: also its title and fix)."""
     from scanner.knowledge import catalogue
 
+    _check_choice(fmt, ("text", "json"), "--format")
+    if fmt == "json":
+        doc = [
+            {"id": r.id, "severity": r.severity.name, "title": r.title, "doc": r.doc, "fix": r.fix}
+            for r in catalogue().values()
+        ]
+        typer.echo(json.dumps({"tool": "originscan", "version": __version__, "rules": doc}, indent=2))
+        return
     for r in catalogue().values():
         typer.echo(f"{r.id:36} {r.severity.name:9} {r.doc}")
 
@@ -603,7 +766,7 @@ def demo(
     policy_file = examples_dir() / ".originscan.yml"
     policy = load_policy(str(policy_file) if policy_file.is_file() else None)
     run = scan_run(__version__, policy, "a throw-away index of examples/upstreams")
-    reports = run_demo()
+    reports = run_demo(log=None if Output.quiet else lambda line: _say(line, err=True))
     _write(_render(reports, fmt, None, run), None)
 
 

@@ -67,9 +67,16 @@ class License:
     conditions: dict[str, Any]
     markers: tuple[str, ...]
     license_names: tuple[str, ...]
+    licensor: str | None = None  # who grants the licence (the party its licensee duties are owed to)
+    publishers: tuple[str, ...] = ()  # Hub / GitHub organisations that publish the licensor's own releases
+    ending: str | None = None  # a phrase of the text's last clause: a copy without it was cut short
 
     def allows_outbound(self, other: str) -> bool:
         return self.outbound == "any" or other in (self.outbound or ())
+
+    def published_by(self, owner: str | None) -> bool:
+        """The licensor itself publishes under `owner`: duties that bind the licensee do not bind it."""
+        return owner is not None and owner.lower() in self.publishers
 
     @property
     def is_placeholder(self) -> bool:
@@ -198,12 +205,38 @@ class KnowledgeBase:
 
     def detect_license_text(self, text: str) -> License | None:
         """The most specific licence all of whose markers occur in `text`."""
+        found = self.match_license_text(text)
+        return found.license if found is not None and found.complete else None
+
+    def match_license_text(self, text: str) -> TextMatch | None:
+        """What licence text `text` is: the most specific licence all of whose markers (and ending) occur in it;
+        else one whose title (its first marker) occurs with only some of the rest: a copy cut short or edited."""
         body = normalise(text)
-        best, best_n = None, 0
+        whole: TextMatch | None = None
+        part: tuple[int, int, TextMatch] | None = None
         for lic in self.licenses.values():
-            if lic.markers and all(normalise(m) in body for m in lic.markers) and len(lic.markers) > best_n:
-                best, best_n = lic, len(lic.markers)
-        return best
+            if not lic.markers:
+                continue
+            wanted = (*lic.markers, lic.ending) if lic.ending else lic.markers
+            missing = tuple(m for m in wanted if normalise(m) not in body)
+            if not missing:
+                if whole is None or len(lic.markers) > len(whole.license.markers):
+                    whole = TextMatch(lic, ())
+            elif normalise(lic.markers[0]) in body and len(missing) < len(wanted):
+                rank = (len(wanted) - len(missing), len(lic.markers[0]))
+                if part is None or rank > part[:2]:
+                    part = (*rank, TextMatch(lic, missing))
+        return whole or (part[2] if part else None)
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    license: License
+    missing: tuple[str, ...] = ()  # marker phrases (or the ending) of the whole text that this one lacks
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
 
 
 # -- loading and validation ----------------------------------------------------------------------------------------
@@ -308,6 +341,9 @@ def _license(e: _Entry) -> License:
         conditions=e.mapping("conditions"),
         markers=e.strings("markers"),
         license_names=tuple(n.lower() for n in e.strings("license_names")),
+        licensor=e.text("licensor"),
+        publishers=tuple(n.lower() for n in e.strings("publishers")),
+        ending=e.text("ending"),
     )
 
 

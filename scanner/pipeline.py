@@ -11,6 +11,7 @@ from scanner.evidence.card import read_card
 from scanner.evidence.config import match_config
 from scanner.evidence.gguf import read_gguf_facts
 from scanner.evidence.licenses import detect_licenses
+from scanner.evidence.publisher import apply_repo_id, resolve_publisher
 from scanner.evidence.tokenizer import match_tokens, special_tokens
 from scanner.findings import Finding, TargetFacts, TargetReport
 from scanner.knowledge import finding, knowledge_base
@@ -111,6 +112,7 @@ def build_context(snap: Snapshot, policy: Policy) -> Context:
         token_matches=match_tokens(tokens, kb),
         special_tokens=tokens,
         gguf=gguf,
+        publisher=resolve_publisher(snap, policy.publisher),
     )
 
 
@@ -154,10 +156,13 @@ def released_at(snap: Snapshot) -> str | None:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def scan_target(target: str, policy: Policy, index: Index | None = None) -> TargetReport:
-    """Never raises for a bad repo: an unreadable target becomes a report with one source finding."""
+def scan_target(target: str, policy: Policy, index: Index | None = None, repo_id: str | None = None) -> TargetReport:
+    """Never raises for a bad repo: an unreadable target becomes a report with one source finding.
+    `repo_id`: the Hub repo a local folder is the published content of (--repo-id)."""
     try:
         snap = open_snapshot(target)
     except SourceError as exc:
         return TargetReport(target, [finding(exc.rule, str(exc))], error=str(exc))
+    if repo_id:
+        apply_repo_id(snap, repo_id)
     return scan_snapshot(snap, policy, index)

@@ -13,7 +13,7 @@ from scanner.errors import UsageError
 from scanner.findings import Finding, Severity
 
 POLICY_NAMES = (".originscan.yml", ".originscan.yaml")
-POLICY_KEYS = ("fail_on", "licenses", "severity", "suppress")
+POLICY_KEYS = ("fail_on", "licenses", "severity", "suppress", "publisher")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Policy:
     severity: dict[str, Severity] = field(default_factory=dict)
     suppressions: list[Suppression] = field(default_factory=list)
     source: str | None = None
+    publisher: str | None = None  # OWNER (or OWNER/NAME) that publishes what is scanned (see evidence/publisher.py)
 
     def apply(self, target: str, findings: list[Finding], today: dt.date | None = None) -> list[Finding]:
         """Severity overrides, then suppressions. Expired suppressions stop suppressing and say so."""
@@ -74,6 +75,27 @@ def _severity(value: object, where: str) -> Severity:
         return Severity.parse(str(value))
     except ValueError as exc:
         raise UsageError(f"{where}: {exc}") from None
+
+
+def policy_search_dirs(targets: list[str] | None = None, cwd: Path | None = None) -> list[Path]:
+    """Where an unnamed `.originscan.yml` is looked for, first found wins (as ruff and pre-commit find theirs): the
+    first local target's folder, then each folder above it up to its git repository's root, then the current
+    directory. Remote targets (hf:, github:) have no folder: only the current directory."""
+    here = (cwd or Path.cwd()).resolve()
+    dirs: list[Path] = []
+    local = next((Path(t) for t in targets or [] if ":" not in t.split("/", 1)[0] and Path(t).is_dir()), None)
+    if local is not None:
+        d = local.resolve()
+        while True:
+            dirs.append(d)
+            if (d / ".git").exists() or d.parent == d:
+                break  # the repository's root (or the file system's): a policy above it belongs to something else
+            d = d.parent
+        if not (d / ".git").exists():
+            dirs = dirs[:1]  # not inside a git repository: only the model's own folder
+    if here not in dirs:
+        dirs.append(here)
+    return dirs
 
 
 def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Policy:
@@ -119,6 +141,13 @@ def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Poli
             raise UsageError(f"policy {where} key 'licenses.{key}': expected a list of licence ids")
     policy.allow = [str(x).lower() for x in lic.get("allow") or []]
     policy.deny = [str(x).lower() for x in lic.get("deny") or []]
+    if data.get("publisher") is not None:
+        from scanner.evidence.publisher import OWNER, REPO_ID
+
+        pub = str(data["publisher"]).strip()
+        if not (OWNER.match(pub) or REPO_ID.match(pub)):
+            raise UsageError(f"policy {where} key 'publisher': expected OWNER or OWNER/NAME, got {pub!r}")
+        policy.publisher = pub
     sev = data.get("severity") or {}
     if not isinstance(sev, dict):
         raise UsageError(f"policy {where}: `severity` must map rule ids to severities")

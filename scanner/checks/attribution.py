@@ -24,11 +24,12 @@ def attribution_required(ctx: Context):
     for ob in ctx.lineage.obligations():
         lic = ob.license
         where = ob.evidence()
+        because = ob.because() + ctx.unknown_publisher(lic)
         phrase = lic.conditions.get("attribution")
         if phrase and normalise(phrase) not in text:
             yield ctx.finding(
                 "attribution.phrase_missing",
-                f"{lic.name} requires \u201c{phrase}\u201d to be displayed; the card does not say it" + ob.because(),
+                f"{lic.name} requires \u201c{phrase}\u201d to be displayed; the card does not say it" + because,
                 path=ctx.card.path,
                 phrase=phrase,
                 **where,
@@ -46,7 +47,7 @@ def attribution_required(ctx: Context):
                 yield ctx.finding(
                     "attribution.naming",
                     f"{lic.name} requires the model's name to {rule} "
-                    f"\u201c{want}\u201d; it is \u201c{name}\u201d" + ob.because(),
+                    f"\u201c{want}\u201d; it is \u201c{name}\u201d" + because,
                     path=ctx.card.path,
                     line=ctx.card.line_of("model_name"),
                     name=name,

@@ -48,7 +48,16 @@ def base_model_declared(ctx: Context):
             f"{_with_licenses(undeclared)} ({', '.join(keys)})"
             + (" with a larger vocabulary (a vocabulary extension; lower confidence)" if weak else "")
             + " but the card declares no base_model"
-            + (": the recorded keys cannot tell these apart" if several else ""),
+            + (": the recorded keys cannot tell these apart" if several else "")
+            + next(
+                (
+                    f" (its prose names it: {said.detail.removeprefix('the card says ')})"
+                    for c in undeclared
+                    if (said := c.evidence_of("prose")) is not None
+                ),
+                "",
+            )
+            + next((ctx.unknown_publisher(c.license) for c in undeclared if c.license is not None), ""),
             path="config.json",
             upstreams=[c.upstream.id for c in undeclared],
             keys=keys,

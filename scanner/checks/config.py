@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from scanner.checks.engine import Context, check
+from scanner.evidence.lineage import ACCOUNTED
 
 
 @check("config.upstream_signature")
@@ -13,7 +14,7 @@ def config_signature(ctx: Context):
         if ev is None or c.vendor or c.contradicted:
             continue
         if c.accounted:
-            how = next(e.detail for e in c.evidence if e.kind in ("declared", "adapter", "name", "base-card"))
+            how = next(e.detail for e in c.evidence if e.kind in ACCOUNTED)
             why = f"accounted for: {how}"
         elif lineage.unknown_declared:
             why = (

@@ -19,6 +19,7 @@ from scanner.evidence.config import ConfigMatch
 from scanner.evidence.gguf import GGUFFacts
 from scanner.evidence.licenses import Detection
 from scanner.evidence.lineage import CardFetcher, Lineage, LineageInput, hub_base_cards, infer_lineage
+from scanner.evidence.publisher import HOW_TO_STATE, Publisher
 from scanner.evidence.tokenizer import TokenMatch
 from scanner.findings import Finding
 from scanner.knowledge import KnowledgeBase, License, finding, rule
@@ -50,6 +51,7 @@ class Context:
     code_matches: list[CodeMatch] = field(default_factory=list)  # shipped Python files copied from upstream code
     fetch_card: CardFetcher | None = None  # reads a declared base's card; None: from the Hub for hf: scans only
     gguf: GGUFFacts | None = None  # what the repo's GGUF header says about itself (GGUF repos only)
+    publisher: Publisher = field(default_factory=Publisher)  # who publishes what is scanned (evidence/publisher.py)
 
     def finding(
         self, rule: str, message: str, path: str | None = None, line: int | None = None, **evidence: Any
@@ -65,6 +67,7 @@ class Context:
         return infer_lineage(
             LineageInput(
                 name=self.snap.name,
+                publisher=self.publisher.owner,
                 card=self.card,
                 config_matches=self.config_matches,
                 token_matches=self.token_matches,
@@ -75,6 +78,13 @@ class Context:
             ),
             self.kb,
         )
+
+    def unknown_publisher(self, lic: License) -> str:
+        """One short clause for a licensee's duty whose licensor may be the one publishing: "" when the publisher
+        is known (the duty was then decided) or the licence has no licensor that publishes models."""
+        if self.publisher.known or not lic.publishers:
+            return ""
+        return f"; publisher unknown: {lic.licensor or 'the licensor'}'s own releases owe this nothing ({HOW_TO_STATE})"
 
     def own_license(self) -> License | None:
         """The licence the card declares (through license_name for `other`); None when unknown or a placeholder."""

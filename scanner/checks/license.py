@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from scanner.checks.engine import Context, check
-from scanner.evidence.licenses import ROOT_LICENSE_NAMES, all_text, root_license
+from scanner.evidence.licenses import (
+    ROOT_LICENSE_NAMES,
+    all_text,
+    is_use_policy,
+    license_files,
+    root_license,
+    shipped_copies,
+)
 from scanner.knowledge import normalise
 
 
 @check("license.missing", "license.other_unnamed", "license.unknown")
 def license_declared(ctx: Context):
     card_id = ctx.card.license
-    if not card_id and not ctx.detections:
+    if not card_id and not license_files(ctx.detections):
         yield ctx.finding(
             "license.missing", "no licence in the card metadata and no recognisable LICENSE file", path=ctx.card.path
         )
@@ -67,7 +74,7 @@ def license_matches_file(ctx: Context):
 def license_policy(ctx: Context):
     own = ctx.own_license()
     ids = {x for x in (ctx.card.license, own.id if own else None, own.spdx if own else None) if x}
-    ids |= {d.license.id for d in ctx.detections if not ctx.card.license}
+    ids |= {d.license.id for d in license_files(ctx.detections) if not ctx.card.license}
     ids_lower = {i.lower() for i in ids}
     denied = ids_lower & set(ctx.policy.deny)
     if denied:
@@ -123,14 +130,25 @@ def license_compatible(ctx: Context):
 @check("license.copy_missing", "license.notice_missing", "license.use_restrictions_missing")
 def license_obligations(ctx: Context):
     text = all_text(ctx.snap)
-    shipped = {d.license.id for d in ctx.detections}
+    shipped = shipped_copies(ctx.detections)
+    policies = [p for p, t in {**ctx.snap.other_texts, **ctx.snap.texts}.items() if is_use_policy(p, t)]
     for ob in ctx.lineage.obligations():
-        lic, cond, where, because = ob.license, ob.license.conditions, ob.evidence(), ob.because()
+        lic, cond, where = ob.license, ob.license.conditions, ob.evidence()
+        because = ob.because() + ctx.unknown_publisher(lic)
         if cond.get("license_copy") and lic.markers and lic.id not in shipped:
+            partial = next((d for d in ctx.detections if d.license.id == lic.id and not d.complete), None)
+            said = (
+                f"{partial.path} holds only part of its text (cut short or edited: no "
+                + ", ".join(f"\u201c{m}\u201d" for m in partial.missing[:2])
+                + ")"
+                if partial
+                else "no file here carries its text"
+            )
             yield ctx.finding(
                 "license.copy_missing",
-                f"{lic.name} requires recipients to get a copy of it; no file here carries its text" + because,
-                path=next((p for p in ROOT_LICENSE_NAMES if p in ctx.snap.texts), None),
+                f"{lic.name} requires recipients to get a copy of it; {said}" + because,
+                path=partial.path if partial else next((p for p in ROOT_LICENSE_NAMES if p in ctx.snap.texts), None),
+                partial_copy=partial.path if partial else None,
                 **where,
             )
         notice = cond.get("notice")
@@ -142,11 +160,7 @@ def license_obligations(ctx: Context):
                 notice=notice,
                 **where,
             )
-        if (
-            cond.get("use_restrictions")
-            and lic.id not in shipped
-            and not any(p.lower().startswith(("use_policy", "acceptable_use_policy")) for p in ctx.snap.texts)
-        ):
+        if cond.get("use_restrictions") and lic.id not in shipped and not policies:
             yield ctx.finding(
                 "license.use_restrictions_missing",
                 f"{lic.name} requires its use restrictions to be passed on; the repo ships neither "

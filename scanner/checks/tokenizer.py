@@ -17,7 +17,8 @@ def undeclared_special_tokens(ctx: Context):
         yield ctx.finding(
             "tokenizer.upstream_special_tokens",
             f"{len(unexplained)} special tokens of {c.upstream.id} at the same ids ({shown}"
-            f"{' …' if len(unexplained) > 6 else ''}), and it is not a declared base",
+            f"{' …' if len(unexplained) > 6 else ''}), and it is not a declared base"
+            + (ctx.unknown_publisher(c.license) if c.license is not None else ""),
             path=path,
             upstream=c.upstream.id,
             tokens=unexplained,

@@ -86,6 +86,7 @@ class Event:
     head: str | None = None
     number: int | None = None
     fork: bool = False
+    base_repo: str | None = None  # the pull request's base repository (OWNER/NAME): who publishes what it merges
 
 
 def read_event(event_path: str | os.PathLike[str] | None) -> Event:
@@ -117,7 +118,14 @@ def read_event(event_path: str | os.PathLike[str] | None) -> Event:
         head_repo = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
         base_repo = ((pr.get("base") or {}).get("repo") or {}).get("full_name")
         fork = bool((pr.get("head") or {}).get("repo") is None or (head_repo and base_repo and head_repo != base_repo))
-        return Event("pull_request", base, head, int(number) if isinstance(number, int) else None, fork)
+        return Event(
+            "pull_request",
+            base,
+            head,
+            int(number) if isinstance(number, int) else None,
+            fork,
+            base_repo if isinstance(base_repo, str) else None,
+        )
     before, after = ev.get("before"), ev.get("after")
     if isinstance(before, str) and isinstance(after, str) and _SHA_RE.match(after):
         zero = not before.strip("0")
@@ -334,13 +342,18 @@ def extract_base(repo: Repo, sha: str, folders: list[str], dest: Path) -> None:
 
 
 # -- scanning ----------------------------------------------------------------------------------------------------
-def _scan_folder(root: Path, folder: str, target: str, policy: Policy, index: Index | None) -> TargetReport:
+def _scan_folder(
+    root: Path, folder: str, target: str, policy: Policy, index: Index | None, publisher: tuple[str, str] | None = None
+) -> TargetReport:
+    """`publisher`: (GitHub OWNER/NAME, where it was learned) of the repository the scanned content belongs to."""
     from scanner.pipeline import scan_snapshot
     from scanner.sources.local import LocalSource
 
     path = root / folder if folder else root
     try:
         snap = LocalSource(str(path), target=target).snapshot()
+        if publisher is not None:  # a GitHub repository: its owner publishes; its name is no Hub id
+            snap.meta["repo_id"], snap.meta["repo_id_from"] = publisher[0].split("/", 1)[0], publisher[1]
         report = scan_snapshot(snap, policy, index)
         report.revision = None
         return report
@@ -539,11 +552,16 @@ def run_pull_request(
                 notes.append(f"the base commit could not be read ({type(exc).__name__}): findings count as new")
                 log(workflow_command("warning", f"originscan: {notes[-1]}"))
                 plan.folders = {h: None for h in plan.folders}
+        publisher = (
+            (event.base_repo, "the pull request's base repository")
+            if event.base_repo
+            else ((repo, "GITHUB_REPOSITORY") if repo else None)
+        )
         for hf, bf in plan.folders.items():
             target = hf or "."
             log(f"originscan: scanning {_safe(target)}" + (f" (base: {_safe(bf or '.')})" if bf is not None else ""))
-            head_report = _scan_folder(ws, hf, target, pol, index)
-            base_report = _scan_folder(base_root, bf, target, pol, index) if bf is not None else None
+            head_report = _scan_folder(ws, hf, target, pol, index, publisher)
+            base_report = _scan_folder(base_root, bf, target, pol, index, publisher) if bf is not None else None
             if base_report is not None and base_report.error:
                 base_report = None
             aliases = (

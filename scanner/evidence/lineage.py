@@ -16,6 +16,8 @@ Evidence kinds (`Evidence.kind`), strongest first:
     config      config.json equals its recorded architecture
     tokenizer   its special tokens sit here at the same ids
     config-vocab  config.json equals it except a larger vocab_size (a vocabulary extension)
+    prose       the card's prose names it ("fine-tuned from X", "built on X", a model-index base_model), only when
+                the metadata declares no base (scanner.evidence.prose)
 
 To add a kind of evidence (GGUF metadata, another weight test): compute it where the snapshot is read, add one
 field to `LineageInput`, and one block in `infer_lineage` that calls `_add(...)` with a new kind and its strength
@@ -32,6 +34,7 @@ from typing import Any
 
 from scanner.evidence.card import CardFacts
 from scanner.evidence.config import ConfigMatch
+from scanner.evidence.prose import ParentMention, parent_mentions
 from scanner.evidence.tokenizer import TokenMatch
 from scanner.knowledge import KnowledgeBase, License, NameMatch, Upstream, name_match
 
@@ -57,7 +60,10 @@ STRENGTH = {
     "config": Confidence.medium,
     "tokenizer": Confidence.medium,
     "config-vocab": Confidence.low,
+    "prose": Confidence.low,
 }
+# Kinds that are the repo's own account of its base in metadata. Prose is not: a card whose prose alone names its
+# base still owes the base its obligations, and still lacks the base_model that tools read.
 ACCOUNTED = ("declared", "adapter", "name", "base-card")  # kinds that are the repo's own account of its base
 
 
@@ -108,6 +114,7 @@ class Obligation:
     upstream: Upstream | None  # None: the repo's own declared licence, with no identified base
     known_from: str
     alternatives: tuple[str, ...] = ()  # the lineage is one of these upstreams (ambiguous evidence)
+    quote: str | None = None  # the card's sentence that names the base, when only its prose does (low confidence)
 
     @property
     def source(self) -> str:
@@ -115,12 +122,15 @@ class Obligation:
 
     def evidence(self) -> dict[str, Any]:
         """The fields every obligation finding carries."""
-        return dict(
+        out: dict[str, Any] = dict(
             base=self.upstream.id if self.upstream else None,
             base_license=self.license.id,
             known_from=self.known_from,
             alternatives=list(self.alternatives),
         )
+        if self.quote is not None:
+            out.update(confidence=Confidence.low.name, quote=self.quote)
+        return out
 
     def because(self) -> str:
         """Why this licence binds the repo, when it is not simply a declared base's: for finding messages."""
@@ -128,6 +138,8 @@ class Obligation:
             return " (the licence this repo declares)"
         if self.alternatives:
             return f" (if the base is {self.upstream.id}; the evidence also fits {', '.join(self.alternatives)})"
+        if self.quote is not None:
+            return f" (base {self.upstream.id} named in the card's prose, low confidence: \u201c{self.quote}\u201d)"
         if self.known_from.startswith("declared"):
             return ""
         return f" (lineage {self.upstream.id}, from {self.known_from})"
@@ -141,6 +153,7 @@ class Lineage:
     own_licenses: list[License]  # what the card declares, resolved (several for an SPDX expression)
     self_upstream: Upstream | None  # the repo is this upstream, under one of its ids or a vendor variant
     kb: KnowledgeBase = field(repr=False)
+    publisher: str | None = None  # who publishes it: a licence's own licensor owes that licence nothing
 
     def candidate(self, upstream_id: str) -> Candidate | None:
         return next((c for c in self.candidates if c.upstream.id.lower() == upstream_id.lower()), None)
@@ -181,11 +194,15 @@ class Lineage:
         for c in self.candidates:
             if c.vendor or c.contradicted or c.license is None or c.license.is_placeholder:
                 continue
-            out.setdefault(c.license.id, Obligation(c.license, c.upstream, c.known_from, c.alternatives))
+            prose = c.evidence_of("prose")
+            quote = prose.data.get("quote") if prose is not None and c.confidence == Confidence.low else None
+            out.setdefault(c.license.id, Obligation(c.license, c.upstream, c.known_from, c.alternatives, quote))
         vendor_licenses = {c.license.id for c in self.candidates if c.vendor and c.license}
         if self.self_upstream is not None:
             vendor_licenses.add(self.self_upstream.license)
         for lic in self.own_licenses:
+            if lic.published_by(self.publisher):
+                continue  # the licensor's own release under its own licence
             if lic.id not in out and lic.id not in vendor_licenses and _is_vendor_license(lic, self.kb):
                 out[lic.id] = Obligation(lic, None, "declared licence")
         return list(out.values())
@@ -197,11 +214,13 @@ class LineageInput:
 
     name: str  # the repo's id (owner/name) or, for a local folder, the folder name
     card: CardFacts
+    publisher: str | None = None  # who publishes it (evidence/publisher.py); None: unknown
     config_matches: list[ConfigMatch] = field(default_factory=list)
     token_matches: list[TokenMatch] = field(default_factory=list)
     adapter_base: str | None = None  # adapter_config.json base_model_name_or_path
     gguf_bases: list[str] = field(default_factory=list)  # Hub ids a GGUF header names as its base models
     weight_derived: list[str] = field(default_factory=list)  # registered upstream names the weights derive from
+    prose: list[ParentMention] | None = None  # parents the card's prose names; None: read them from the card
     fetch_card: CardFetcher | None = None  # follows unknown declared bases' own cards; None = offline
 
 
@@ -258,10 +277,21 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
         if (hit := name_match(kb, b)) is not None:
             _add(hit.upstream, Evidence("gguf", f"GGUF metadata general.base_model {b}"))
 
+    # the card's prose, when its metadata names no base (and the repo is not itself an upstream)
+    if not declared and not src.gguf_bases and self_up is None:
+        mentions = src.prose if src.prose is not None else parent_mentions(src.card)
+        for mention in mentions:
+            hit = next((h for r in mention.references if (h := _named_in_prose(kb, r)) is not None), None)
+            if hit is not None:
+                _add(
+                    hit.upstream,
+                    Evidence("prose", f"the card says \u201c{mention.quote}\u201d", {"quote": mention.quote}),
+                )
+
     accounted_families = {c.upstream.family for c in cands.values() if c.upstream.family}
     if self_up is not None and self_up.family:
         accounted_families.add(self_up.family)
-    org = src.name.split("/", 1)[0].lower() if "/" in src.name else None
+    org = (src.publisher or (src.name.split("/", 1)[0] if "/" in src.name else "")).lower() or None
     declared_ups = [c.upstream for c in cands.values()]
 
     # config.json: one or several upstreams the architecture fits
@@ -290,7 +320,7 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
     config_families = {m.upstream.family for m in fits if m.upstream.family}
     found = []
     for t in src.token_matches:
-        if org and org in _family_orgs(kb, t.upstream):
+        if org and (org in _family_orgs(kb, t.upstream) or _licensor_of(kb, t.upstream, org)):
             continue  # the vendor's own tokenizer
         rest = {tok: i for tok, i in t.tokens.items() if explained.get(tok) != i}
         if len(rest) >= 2:
@@ -318,12 +348,12 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
     # vendor releases: the upstream's own organisation (or the upstream itself, for a local checkout)
     self_family = self_up.family if self_up else None
     for c in cands.values():
-        if (org and org in _family_orgs(kb, c.upstream)) or (
+        if (org and (org in _family_orgs(kb, c.upstream) or _licensor_of(kb, c.upstream, org))) or (
             self_up is not None and (c.upstream.id == self_up.id or (self_family and c.upstream.family == self_family))
         ):
             c.vendor = True
     ordered = sorted(cands.values(), key=lambda c: (-c.confidence, c.upstream.id))
-    return Lineage(ordered, declared, unknown, own, self_up, kb)
+    return Lineage(ordered, declared, unknown, own, self_up, kb, org)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
@@ -335,6 +365,18 @@ def _family_orgs(kb: KnowledgeBase, up: Upstream) -> frozenset[str]:
             if other.family == up.family:
                 orgs |= other.orgs
     return frozenset(orgs)
+
+
+def _named_in_prose(kb: KnowledgeBase, reference: str) -> NameMatch | None:
+    """The upstream a Hub id or a model name written in prose ("llama-3.1-8b-instruct") names."""
+    return name_match(kb, reference if "/" in reference else f"prose/{reference}")
+
+
+def _licensor_of(kb: KnowledgeBase, up: Upstream, org: str) -> bool:
+    """`org` publishes for the licensor of the upstream's licence (Meta for every Llama, Google for Gemma …):
+    a release of the licensor's is never its own undeclared derivative."""
+    lic = kb.license(up.license)
+    return lic is not None and lic.published_by(org)
 
 
 def _tails(src: LineageInput) -> set[str]:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -43,6 +43,7 @@ BLOB_LIMIT = "1m"
 RATE_LIMIT_MAX_WAIT = 60.0  # wait for a rate-limit reset only when it is this close
 GIT_TIMEOUT = 300
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+RAW_HOSTS = ("raw.githubusercontent.com",)  # where github.com's contents API points download_url
 
 
 def api_base(api_url: str | None = None) -> str:
@@ -386,7 +387,7 @@ class GitHubSource:
     def _add_blob(self, snap: Snapshot, repo: Any, path: str, oid: str, size: int) -> None:
         entry = RepoFile(path, size)
         snap.files[path] = entry
-        wants_text = is_text_file(path) or snap.wants_code(path)
+        wants_text = snap.wants_text(path)
         if size <= 1024 and (is_weight_file(path) or path in SMALL_JSON_FILES or wants_text):
             data = repo.odb.stream(bytes.fromhex(oid)).read()
             pointer = parse_lfs_pointer(data)
@@ -449,7 +450,10 @@ class GitHubSource:
             url = info.get("download_url") if isinstance(info, dict) else None
             if not url:
                 raise SourceError(f"{self.target}: {path} has no download URL", rule="source.unverifiable")
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            # The token goes only where GitHub serves file content (the API's own host, raw.githubusercontent.com):
+            # a download_url naming any other host gets no credentials.
+            trusted = urlsplit(url).hostname in (urlsplit(self.api.base).hostname, *RAW_HOSTS)
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token and trusted else {}
             return http.HTTPRangeByteSource(url, entry.size, name=path, headers=headers, retry=self.retry)
 
         snap.opener = opener

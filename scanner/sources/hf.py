@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import requests
 
 from scanner.errors import SourceError
 from scanner.sources import http
@@ -27,12 +31,15 @@ from scanner.sources.interface import (
     json_limit,
     parse_json,
 )
+from scanner.sources.local import MAX_FILES
 
 if TYPE_CHECKING:  # only for annotations: imported lazily, it is slow to import
     from huggingface_hub import HfApi
 
 T = TypeVar("T")
 HF_TIMEOUT = 30.0
+COMMIT = re.compile(r"[0-9a-f]{40}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
 _client_lock = threading.Lock()
 _client_configured = False
 
@@ -57,12 +64,74 @@ def _configure_hf_client() -> None:
                 event_hooks={"request": [hf_request_event_hook, count]},
                 follow_redirects=True,
                 timeout=httpx2.Timeout(HF_TIMEOUT, connect=10.0),
+                transport=_bounded_transport(),
+                headers={"Accept-Encoding": "gzip, deflate"},  # what http.BoundedDecoder reads
             )
 
         set_client_factory(factory)
         # Its backoff logs a warning per attempt ("Retrying in 1s"): a failure is reported once, by originscan.
         logging.getLogger("huggingface_hub.utils._http").setLevel(logging.ERROR)
         _client_configured = True
+
+
+def _bounded_transport() -> Any:
+    """httpx's transport with the bounds http.request puts on every answer: the whole answer within
+    http.request_seconds() (a body that drips forever passes any read timeout) and at most http.MAX_API_BYTES
+    once decompressed (a gzip bomb, a listing of millions of files). The body is decoded here, within the bound,
+    and handed on without its Content-Encoding."""
+    import httpx2
+
+    class Bounded(httpx2.SyncByteStream):
+        def __init__(self, inner: Any, decoder: http.BoundedDecoder, deadline: float):
+            self.inner, self.decoder, self.deadline = inner, decoder, deadline
+
+        def __iter__(self) -> Any:
+            for raw in self.inner:
+                if time.monotonic() > self.deadline:
+                    raise SourceError(
+                        f"{self.decoder.label}: no complete answer within {http.request_seconds():.0f} s "
+                        "(a body that never ends?)",
+                        rule="source.unreachable",
+                    )
+                out = self.decoder.feed(raw)
+                if self.decoder.total > self.decoder.limit:
+                    bomb = " once decompressed (a compression bomb?)" if self.decoder.compressed else ""
+                    raise SourceError(
+                        f"{self.decoder.label}: answer is over the {self.decoder.limit}-byte budget{bomb}",
+                        rule="source.too_large",
+                    )
+                yield out
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class Transport(httpx2.HTTPTransport):
+        def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+            deadline = time.monotonic() + http.request_seconds()
+            http.BREAKER.check(str(request.url))  # a host that kept refusing connections is not asked again
+            try:
+                response = super().handle_request(request)
+            except httpx2.TransportError as exc:  # refused, dropped or silent: no HTTP answer at all
+                http.BREAKER.failed(str(request.url), type(exc).__name__)
+                raise
+            http.BREAKER.answered(str(request.url))
+            label = http.redact(str(request.url))
+            try:
+                decoder = http.BoundedDecoder(response.headers.get("Content-Encoding"), http.MAX_API_BYTES, label)
+            except SourceError:
+                response.close()
+                raise
+            headers = [
+                (k, v) for k, v in response.headers.raw if k.lower() not in (b"content-encoding", b"content-length")
+            ]
+            return httpx2.Response(
+                response.status_code,
+                headers=headers,
+                stream=Bounded(response.stream, decoder, deadline),
+                extensions=response.extensions,
+            )
+
+    return Transport()
 
 
 def _endpoint(endpoint: str | None) -> str:
@@ -94,6 +163,8 @@ def _hf_call(
     def once() -> T:
         try:
             return fn(*args, **kwargs)
+        except SourceError:
+            raise  # a bound of _bounded_transport's: retrying would meet it again
         except HfHubHTTPError as exc:
             code = _status(exc)
             if code not in http.RETRY_STATUSES:
@@ -112,6 +183,25 @@ def _auth_headers(token: str | None) -> dict[str, str]:
 
     headers = build_hf_headers(token=token)
     return {k: v for k, v in headers.items() if k.lower() in ("authorization", "user-agent")}
+
+
+def _check_served(resp: requests.Response, revision: str | None, size: int | None, label: str) -> None:
+    """The Hub names the commit it served (X-Repo-Commit) and an LFS file's size (X-Linked-Size), on the answer
+    itself or on the redirect to the CDN: a repo listed at one commit must not be read at another, and an LFS file
+    must have the size the listing gave it."""
+    seen = [*resp.history, resp]
+    served = next((r.headers["X-Repo-Commit"].strip() for r in seen if r.headers.get("X-Repo-Commit")), None)
+    if revision and COMMIT.fullmatch(revision) and served and served != revision:
+        raise SourceError(
+            f"{label}: the repo changed while it was read (listed at commit {revision[:12]}, served from "
+            f"{served[:12]!r})",
+            rule="source.changed",
+        )
+    linked = next((r.headers["X-Linked-Size"].strip() for r in seen if r.headers.get("X-Linked-Size")), None)
+    if size is not None and linked is not None and linked != str(size):
+        raise SourceError(
+            f"{label}: the listing gives {size} bytes but the file served has {linked[:24]!r}", rule="source.malformed"
+        )
 
 
 def _wants(path: str) -> bool:
@@ -168,6 +258,10 @@ class HFSource:
             info = _hf_call(
                 label, api.model_info, self.repo_id, revision=self.revision, files_metadata=True, retry=self.retry
             )
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # huggingface_hub parsing a hostile answer
+            raise SourceError(
+                f"{label}: the Hub's answer is malformed ({type(exc).__name__})", rule="source.malformed"
+            ) from None
         except RevisionNotFoundError:
             raise SourceError(f"{label}: revision {self.revision!r} not found", rule="source.not_found") from None
         except GatedRepoError:
@@ -216,7 +310,11 @@ class HFSource:
             if entry is None:
                 raise OSError(f"{self.target}: no file {path}")
             url = hf_hub_url(self.repo_id, path, revision=rev, endpoint=endpoint)
-            return http.HTTPRangeByteSource(url, entry.size, name=path, headers=headers, retry=self.retry)
+
+            def check(resp: requests.Response) -> None:
+                _check_served(resp, rev, entry.size, f"{self.target}: {path}")
+
+            return http.HTTPRangeByteSource(url, entry.size, name=path, headers=headers, retry=self.retry, check=check)
 
         snap.opener = opener
 
@@ -235,18 +333,31 @@ class HFSource:
             }
         )
         blob_ids: dict[str, str] = {}
-        for s in info.siblings or []:
-            if s.lfs is not None:
-                snap.files[s.rfilename] = RepoFile(s.rfilename, int(s.lfs.size), s.lfs.sha256)
-            else:
-                snap.files[s.rfilename] = RepoFile(s.rfilename, int(s.size or 0))
-                if s.blob_id:
-                    blob_ids[s.rfilename] = s.blob_id
+        siblings = list(info.siblings or [])
+        if len(siblings) > MAX_FILES:
+            snap.problem(
+                "source.too_large", f"the Hub lists {len(siblings)} files, over {MAX_FILES}; the rest were not read"
+            )
+        bad = 0
+        for s in siblings[:MAX_FILES]:
+            size = s.lfs.size if s.lfs is not None else (s.size or 0)
+            sha = s.lfs.sha256 if s.lfs is not None else None
+            # The listing is the server's word: a name, size or hash of the wrong type is dropped, not trusted.
+            if not (isinstance(s.rfilename, str) and s.rfilename and isinstance(size, int) and size >= 0) or not (
+                sha is None or (isinstance(sha, str) and SHA256.fullmatch(sha))
+            ):
+                bad += 1
+                continue
+            snap.files[s.rfilename] = RepoFile(s.rfilename, size, sha)
+            if s.lfs is None and isinstance(s.blob_id, str) and s.blob_id:
+                blob_ids[s.rfilename] = s.blob_id
+        if bad:
+            snap.problem("source.malformed", f"the Hub's file listing has {bad} malformed entries; they were skipped")
         self._set_opener(snap)
         headers = _auth_headers(self.token)
         denied = False
         for path in sorted(snap.files):
-            if not (_wants(path) or snap.wants_code(path)) or denied:
+            if not (_wants(path) or snap.wants_text(path)) or denied:
                 continue
             entry = snap.files[path]
             limit = json_limit(path) if path in SMALL_JSON_FILES else MAX_TEXT_BYTES
@@ -300,19 +411,16 @@ class HFSource:
         )
         label = f"{self.target}: {path}"
         for _ in range(self.retry.max_tries):
+            deadline = time.monotonic() + http.request_seconds()
             resp = http.request("GET", url, headers=headers, stream=True, retry=self.retry, what=label)
             with resp:
                 if resp.status_code != 200:
                     raise http.status_error(resp, label)
-                out = bytearray()
+                _check_served(resp, revision, None, label)
                 try:
-                    for chunk in resp.iter_content(1 << 16):
-                        out.extend(chunk)
-                        if len(out) > limit:
-                            return bytes(out[:limit])
+                    return http.read_body(resp, limit, label, deadline, truncate=True)
                 except http.NETWORK_ERRORS:
                     continue  # dropped mid-body: a small file is simply fetched again
-                return bytes(out)
         raise SourceError(f"{label}: connection kept failing", rule="source.unreachable")
 
 

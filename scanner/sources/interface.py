@@ -76,6 +76,21 @@ def is_text_file(path: str) -> bool:
     return stem in TEXT_FILE_STEMS or stem.startswith(("license", "licence"))
 
 
+# Other text files, read only to be recognised by their content (a licence under any name, e.g. GEMMA_TERMS.txt):
+# top-level ones and those of the usual licence folders, by extension, a bounded number per repo.
+OTHER_TEXT_SUFFIXES = ("", ".txt", ".md", ".rst", ".markdown")
+LICENSE_FOLDERS = ("licenses", "licences", "legal")
+MAX_OTHER_TEXTS = 32
+
+
+def is_other_text(path: str) -> bool:
+    folder, _, name = path.rpartition("/")
+    if folder and (folder.count("/") or folder.lower() not in LICENSE_FOLDERS):
+        return False
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name.lstrip(".") else ""
+    return bool(name) and not name.startswith(".") and ("." + suffix if suffix else "") in OTHER_TEXT_SUFFIXES
+
+
 @dataclass
 class RepoFile:
     path: str  # repo-relative, forward slashes
@@ -93,6 +108,7 @@ class Snapshot:
     files: dict[str, RepoFile] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)  # README.md, LICENSE, NOTICE …, decoded
     code: dict[str, str] = field(default_factory=dict)  # shipped Python files, decoded (see is_code_file)
+    other_texts: dict[str, str] = field(default_factory=dict)  # other text files, for licence texts (is_other_text)
     jsons: dict[str, Any] = field(default_factory=dict)  # parsed small JSON files
     problems: list[Finding] = field(default_factory=list)  # source.* findings raised while reading
     opener: Callable[[str], ByteSource] | None = None  # opens a weight file for range reads
@@ -120,9 +136,18 @@ class Snapshot:
     def wants_code(self, path: str) -> bool:
         return is_code_file(path) and len(self.code) < MAX_CODE_FILES
 
+    def wants_text(self, path: str) -> bool:
+        """A text file this snapshot reads: named ones, shipped code, and (a bounded number of) other texts."""
+        if is_text_file(path) or self.wants_code(path):
+            return True
+        return is_other_text(path) and len(self.other_texts) < MAX_OTHER_TEXTS
+
     def keep_text(self, path: str, text: str) -> None:
-        """A decoded text file: Python source goes to `code`, everything else to `texts`."""
-        (self.code if is_code_file(path) else self.texts)[path] = text
+        """A decoded text file: Python source goes to `code`, named texts to `texts`, the rest to `other_texts`."""
+        if is_code_file(path):
+            self.code[path] = text
+        else:
+            (self.texts if is_text_file(path) else self.other_texts)[path] = text
 
     def text(self, *names: str) -> tuple[str, str] | None:
         """First present text file among `names` (case-insensitive), as (path, text)."""

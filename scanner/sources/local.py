@@ -17,7 +17,6 @@ from scanner.sources.interface import (
     RepoFile,
     Snapshot,
     decode_text,
-    is_text_file,
     is_weight_file,
     json_limit,
     parse_json,
@@ -132,6 +131,7 @@ class LocalSource:
                     "source.encoding", f"{shown}: file name is not valid UTF-8 (shown with \\x escapes)", path=shown
                 )
             self._add_file(snap, shown, full, st)
+        self._note_origin(snap, real_root)
         if self._unhashed:
             snap.problem(
                 "source.too_large",
@@ -142,6 +142,19 @@ class LocalSource:
                 files=self._unhashed[:20],
             )
         return snap
+
+    @staticmethod
+    def _note_origin(snap: Snapshot, root: Path) -> None:
+        """Where this folder was published, when it says (a Hub cache path, its git remote): see publisher.py."""
+        from scanner.evidence.publisher import REPO_ID, local_origin
+
+        origin = local_origin(root)
+        if origin is None:
+            return
+        seen, how = origin
+        snap.meta["repo_id"], snap.meta["repo_id_from"] = seen, how
+        if REPO_ID.match(seen) and "github.com" not in how:
+            snap.name = seen  # a Hub id: the folder is that repo's content
 
     def _walk(self, root: Path, snap: Snapshot) -> Iterator[tuple[str, str, os.stat_result]]:
         count = 0
@@ -234,7 +247,7 @@ class LocalSource:
                 value = parse_json(_read(full), rel, snap)
                 if value is not None:
                     snap.jsons[rel] = value
-            elif is_text_file(rel) or snap.wants_code(rel):
+            elif snap.wants_text(rel):
                 with open(full, "rb") as fh:
                     data = fh.read(MAX_TEXT_BYTES + 1)
                 if len(data) > MAX_TEXT_BYTES:
