@@ -209,21 +209,29 @@ def test_range_reads_share_connections(hub):
 
 def test_remote_rows_close_together_share_a_request_and_local_ones_read_nothing_extra(hub, tmp_path):
     from scanner.pipeline import open_snapshot
-    from scanner.provenance.safetensors import read_rows
+    from scanner.provenance.safetensors import HEAD_BYTES, read_rows
     from scanner.sources.bytesource import FileByteSource
 
-    tensors = {"w": np.arange(40_000, dtype=np.float32).reshape(1000, 40)}  # 160-byte rows
+    tensors = {"w": np.arange(400_000, dtype=np.float32).reshape(10_000, 40)}  # 160-byte rows, 1.6 MB
     folder = save(tensors, hub.root / "meta" / "rows")
     remote = open_snapshot("hf:meta/rows").open("model.safetensors")
     (t,), _ = parse_header(remote)
+    assert remote.requests == 1 and remote.bytes_read == 8 + HEAD_BYTES  # the header and what follows, at once
+    first_row_after_head = (8 + HEAD_BYTES - t.start) // 160 + 1
+    far, near = first_row_after_head + 2000, first_row_after_head + 2010  # 1.4 KB apart; 2000 rows from the head
     before, requests = remote.bytes_read, remote.requests
-    rows = read_rows(remote, t, [20, 10, 900])  # 10 and 20 are 1.4 KB apart: one request; 900 is far away
-    assert np.array_equal(rows[:, 0], [800, 400, 36_000])
+    rows = read_rows(remote, t, [near, 10, far, 9000])  # 10 lies in the head: no request, no byte
+    assert np.array_equal(rows[:, 0], [near * 40, 400, far * 40, 360_000])
     assert remote.requests - requests == 2 and remote.bytes_read - before == (11 + 1) * 160
+    # A screen's read weighs a request more (once per repo over thousands of repos): 960 KB apart join too.
+    before, requests = remote.bytes_read, remote.requests
+    rows = read_rows(remote, t, [2000, 8000], screening=True)
+    assert remote.requests - requests == 1 and remote.bytes_read - before == 6001 * 160
 
     local = FileByteSource(folder / "model.safetensors")
     (t,), _ = parse_header(local)
+    assert local.bytes_read == 8 + (t.start - 8)  # the length, then the header: nothing after it
     before = local.bytes_read
-    assert np.array_equal(read_rows(local, t, [20, 10, 900])[:, 0], [800, 400, 36_000])
+    assert np.array_equal(read_rows(local, t, [20, 10, 900], screening=True)[:, 0], [800, 400, 36_000])
     assert local.bytes_read - before == 3 * 160  # no round trip to save: only the rows asked for
     local.close()

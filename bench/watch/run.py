@@ -323,8 +323,12 @@ class Meter:
         return listing, per
 
 
-def watch(env: dict, index: Path, state: Path, out: Path, workers: int, budget: int = 10**7) -> float:
+def watch(
+    env: dict, index: Path, state: Path, out: Path, workers: int, budget: int = 10**7, tree: Path = ROOT
+) -> float:
+    """One `originscan watch` run of the code in `tree` (this checkout, or --old's worktree)."""
     env = {**env, "ORIGINSCAN_CACHE": str(out) + ".cache"}  # every run starts with an empty cache, as in CI
+    env["PYTHONPATH"] = str(tree)
     cmd = [
         sys.executable,
         "-m",
@@ -344,7 +348,7 @@ def watch(env: dict, index: Path, state: Path, out: Path, workers: int, budget: 
         str(budget),
     ]
     t = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tree)
     wall = time.perf_counter() - t
     if r.returncode not in (0, 1):
         sys.exit(f"watch failed ({r.returncode}): {r.stderr[-2000:]}")
@@ -394,6 +398,17 @@ def summarise(
             "weight_bytes_per_repo_mean": int(np.mean(wb)),
             "weight_bytes_per_repo_max": int(max(wb)),
         }
+    # Same-width repos, by what they are: screened-out independents, and planted safetensors / GGUF derivatives
+    groups = {
+        "independent": [r for r in truth["independent"] if only is None or r in only],
+        "planted safetensors": [r for r, p in planted.items() if "gguf" not in p["kind"].lower()],
+        "planted gguf": [r for r, p in planted.items() if "gguf" in p["kind"].lower()],
+    }
+    row["same_width"] = {
+        g: {"repos": len(rs), "requests_mean": round(float(np.mean([per.get(r, 0) for r in rs])), 1),
+            "requests_max": max(per.get(r, 0) for r in rs)}
+        for g, rs in groups.items() if rs
+    }  # fmt: skip
     row["listing_requests_per_repo"] = round(listing / max(1, listed), 4)
     paths = meter.server.stats.paths()  # the Hub's rate-limit buckets: API calls and resolver (file) requests
     row["api_requests"] = sum(1 for p in paths if p.startswith("/api/"))
@@ -406,6 +421,7 @@ def main() -> None:
     ap.add_argument("--repos", type=int, default=5000)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--changed", type=float, default=0.02)
+    ap.add_argument("--old", type=Path, default=None, help="also run the cold watch with the code of this worktree")
     args = ap.parse_args()
     cache = ROOT / "bench" / ".cache" / "watch" / str(args.repos)
     cache.mkdir(parents=True, exist_ok=True)
@@ -440,6 +456,14 @@ def main() -> None:
     for r in server.repo_ids():
         server.commit(server.repo(r))
     rows = []
+    if args.old:  # the old code's cold run first, on the same server and index
+        meter.reset()
+        wall = watch(env, tmp / "index.sqlite", tmp / "old.sqlite", tmp / "old.json", args.workers, tree=args.old)
+        rows.append(
+            summarise(
+                "cold (old code)", wall, json.loads((tmp / "old.json").read_text()), meter, tmp / "old.sqlite", truth
+            )
+        )
     meter.reset()
     state = tmp / "state.sqlite"
     wall = watch(env, tmp / "index.sqlite", state, tmp / "cold.json", args.workers)
@@ -500,6 +524,10 @@ def main() -> None:
             f"FP {len(r['false_positives'])}  weight bytes {r['weight_bytes']:,}  judged {r['judged']}  "
             f"complete {r['complete']}"
         )
+        for g, s in r["same_width"].items():
+            print(
+                f"    same width, {g:<20} {s['repos']:>3} repos: requests per repo mean {s['requests_mean']}, max {s['requests_max']}"
+            )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 from gguf import quants as gguf_quants
 
 from scanner.provenance.model import SourcedView, TokenMatrix, analyse
-from scanner.sources.bytesource import ByteSource
+from scanner.sources.bytesource import ByteSource, coalesce
 from scanner.sources.interface import Snapshot
 
 MAGIC = b"GGUF"
@@ -302,20 +302,15 @@ def _decode(raw: bytes, t: GGUFTensor, nrows: int) -> np.ndarray:
     return np.asarray(values, dtype=np.float32).reshape(nrows, t.dims[0])
 
 
-def read_rows(src: ByteSource, t: GGUFTensor, rows: list[int] | np.ndarray) -> np.ndarray:
-    """Dequantized rows of a tensor (rows run along dims[1..]); adjacent rows coalesce into one range read."""
+def read_rows(src: ByteSource, t: GGUFTensor, rows: list[int] | np.ndarray, screening: bool = False) -> np.ndarray:
+    """Dequantized rows of a tensor (rows run along dims[1..]); nearby rows coalesce into one range read."""
     if not t.decodable:
         raise GGUFError(f"{t.file}: tensor {t.name!r} is {t.dtype}, which cannot be dequantized")
     nrows = t.numel // t.dims[0]
     rows = [int(r) for r in rows]
     if any(r < 0 or r >= nrows for r in rows):
         raise IndexError(f"{t.name}: row out of range")
-    runs: list[tuple[int, int]] = []
-    for r in sorted(set(rows)):
-        if runs and r == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], r)
-        else:
-            runs.append((r, r))
+    runs = coalesce(rows, t.row_bytes, src.read_cost(screening))  # nearby rows share a request (see ByteSource)
 
     def fetch(run: tuple[int, int]) -> np.ndarray:
         first, last = run
@@ -473,7 +468,7 @@ class GGUFModel(SourcedView):
         t = self.tensors[matrix.name]
         missing = [tok for tok in tokens if (matrix.name, tok) not in self._rows]
         if missing:
-            for tok, row in zip(missing, read_rows(self.sources[t.file], t, missing)):
+            for tok, row in zip(missing, read_rows(self.sources[t.file], t, missing, self.screening)):
                 self._rows[(matrix.name, tok)] = row
         block = np.stack([self._rows[(matrix.name, tok)] for tok in tokens])
         return block if dims is None else block[:, dims]

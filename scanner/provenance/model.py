@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -144,6 +145,16 @@ class SourcedView(ModelView):
 
     sources: dict[str, ByteSource]
     _weight_bytes: int  # the files' total size, set by the subclass from its sources
+    screening = False  # token rows are read for a screen: ByteSource.screen_request_cost decides what joins
+
+    @contextmanager
+    def screens(self) -> Iterator[None]:
+        """Token rows read in the block are a screen's (see ByteSource.read_cost)."""
+        self.screening = True
+        try:
+            yield
+        finally:
+            self.screening = False
 
     @property
     def bytes_read(self) -> int:
@@ -217,7 +228,7 @@ class LiveModel(SourcedView):
         if not matrix.transposed:
             missing = [tok for tok in tokens if (matrix.name, tok) not in self._rows]
             if missing:
-                for tok, row in zip(missing, read_rows(src, t, missing)):
+                for tok, row in zip(missing, read_rows(src, t, missing, self.screening)):
                     self._rows[(matrix.name, tok)] = row
             block = np.stack([self._rows[(matrix.name, tok)] for tok in tokens])
             return block if dims is None else block[:, dims]

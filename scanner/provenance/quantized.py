@@ -13,17 +13,15 @@ Anything else (a bitsandbytes 4-bit embedding, say) leaves no comparable token m
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from scanner.provenance.model import LiveModel, TokenMatrix, analyse
-from scanner.provenance.safetensors import TensorInfo, read_rows
-from scanner.sources.bytesource import ByteSource
+from scanner.provenance.safetensors import TensorInfo, parallel, read_rows
+from scanner.sources.bytesource import ByteSource, coalesce
 
-READ_WORKERS = 8
 # Quantization state stored next to packed weights (bitsandbytes absmax / quant maps / SCB, GPTQ zeros, FP8 scales):
 # float vectors and matrices whose lengths could pass for a hidden size or a vocabulary in the shape analysis.
 QUANT_STATE_SUFFIXES = (
@@ -123,15 +121,21 @@ def packed_matrices(
     return out, problems
 
 
-def _raw_rows(src: ByteSource, t: TensorInfo, rows: list[int]) -> np.ndarray:
+def _raw_rows(src: ByteSource, t: TensorInfo, rows: list[int], screening: bool = False) -> np.ndarray:
     """Rows of an integer tensor as its exact words (decoding through float32 would lose low bits)."""
     width = t.shape[1] * t.itemsize
+    runs = coalesce(rows, width, src.read_cost(screening))  # nearby rows share a request (see ByteSource)
 
-    def fetch(r: int) -> bytes:
-        return src.read(t.start + r * width, width)
+    def fetch(run: tuple[int, int]) -> bytes:
+        return src.read(t.start + run[0] * width, (run[1] - run[0] + 1) * width)
 
-    with ThreadPoolExecutor(max_workers=min(READ_WORKERS, max(1, len(rows)))) as pool:
-        raw = b"".join(pool.map(fetch, rows))
+    blocks = parallel(fetch, runs)
+    words = {
+        r: block[(r - first) * width : (r - first + 1) * width]
+        for (first, last), block in zip(runs, blocks)
+        for r in range(first, last + 1)
+    }
+    raw = b"".join(words[r] for r in rows)
     return np.frombuffer(raw, dtype="<u4").reshape(len(rows), t.shape[1])
 
 
@@ -196,9 +200,9 @@ class DequantizingModel(LiveModel):
         missing = [tok for tok in dict.fromkeys(tokens) if (matrix.name, tok) not in self._rows]
         if missing:
             src = self.sources[p.packed.file]
-            words = _raw_rows(src, p.packed, missing)
-            scales = read_rows(self.sources[p.scales.file], p.scales, missing)
-            biases = read_rows(self.sources[p.biases.file], p.biases, missing)
+            words = _raw_rows(src, p.packed, missing, self.screening)
+            scales = read_rows(self.sources[p.scales.file], p.scales, missing, self.screening)
+            biases = read_rows(self.sources[p.biases.file], p.biases, missing, self.screening)
             for tok, row in zip(missing, unpack_mlx(words, scales, biases, p.bits, p.group_size)):
                 self._rows[(matrix.name, tok)] = row
         block = np.stack([self._rows[(matrix.name, tok)] for tok in tokens])

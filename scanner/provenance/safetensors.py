@@ -17,13 +17,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from scanner.sources.bytesource import ByteSource
+from scanner.sources.bytesource import ByteSource, coalesce
 
 # The reference implementation accepts 100 MB, but parsing that much JSON in Python takes over 1 GB of memory; real
 # headers are a few MB (about 100 bytes per tensor).
 MAX_HEADER_BYTES = 32 * 1024 * 1024
 MAX_DIMS = 16  # real tensors have at most 5 or 6
 READ_WORKERS = 8
+HEAD_BYTES = 64 * 1024  # read with the 8-byte length over HTTP: a 7B model's header is 20-40 KB
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -178,7 +179,9 @@ def _show(value: object, limit: int = 80) -> str:
 def _parse_header(src: ByteSource, file: str) -> tuple[list[TensorInfo], dict[str, str]]:
     if src.size < 8:
         raise SafetensorsError(f"{file}: {src.size} bytes, too short for a safetensors header")
-    n = int.from_bytes(src.read(0, 8), "little")
+    # Over HTTP the header and what follows it come in one request (most headers are shorter than HEAD_BYTES, and
+    # the rows read next may lie in the rest); a local read reads the length alone.
+    n = int.from_bytes(src.read_head(8 + HEAD_BYTES if src.request_cost else 8)[:8], "little")
     if n < 2 or 8 + n > src.size:
         raise SafetensorsError(f"{file}: header length {n} is impossible for a {src.size}-byte file")
     if n > MAX_HEADER_BYTES:
@@ -247,8 +250,9 @@ def decode(raw: bytes, dtype: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=code).astype(np.float32)
 
 
-def read_rows(src: ByteSource, t: TensorInfo, rows: list[int] | np.ndarray) -> np.ndarray:
-    """Rows of a 2-D tensor (or elements of a 1-D one), coalescing nearby rows into one range read."""
+def read_rows(src: ByteSource, t: TensorInfo, rows: list[int] | np.ndarray, screening: bool = False) -> np.ndarray:
+    """Rows of a 2-D tensor (or elements of a 1-D one), coalescing nearby rows into one range read (by the source's
+    cost of a request, for a screen's read when `screening`)."""
     if len(t.shape) == 1:
         width, nrows = 1, t.shape[0]
     else:
@@ -257,17 +261,9 @@ def read_rows(src: ByteSource, t: TensorInfo, rows: list[int] | np.ndarray) -> n
     if any(r < 0 or r >= nrows for r in rows):
         raise IndexError(f"{t.name}: row out of range")
     row_bytes = width * t.itemsize
-    order = sorted(set(rows))
-    # Over HTTP, rows at most `coalesce_gap` bytes apart share one range read: a request costs more than a page of
-    # bytes, and the rows of a small matrix (a 64-wide model's 128-byte rows) would otherwise each be a request of
-    # their own. Local reads cost no round trip: only adjacent rows join, and no unwanted byte is read.
-    gap_rows = src.coalesce_gap // row_bytes if row_bytes else 0
-    runs: list[tuple[int, int]] = []
-    for r in order:
-        if runs and r <= runs[-1][1] + 1 + gap_rows:
-            runs[-1] = (runs[-1][0], r)
-        else:
-            runs.append((r, r))
+    # Over HTTP, rows whose gap costs less than a request share one range read (the rows of a small matrix would
+    # otherwise each be a request); local reads join adjacent rows only and read no unwanted byte.
+    runs = coalesce(rows, row_bytes, src.read_cost(screening))
 
     def fetch(run: tuple[int, int]) -> np.ndarray:
         first, last = run

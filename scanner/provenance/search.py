@@ -90,7 +90,8 @@ class _SuspectSketch:
             if m.transposed or max(tokens) >= m.vocab:
                 return None  # scattered ids from a transposed matrix would cost whole rows: the full test decides
             try:
-                rows = self.model.token_rows(m, tokens)
+                with self.model.screens():  # once per repo over many repos: requests count more than bytes
+                    rows = self.model.token_rows(m, tokens)
             except (OSError, ValueError, IndexError):  # unreadable here: the full test reads and reports it
                 return None
             if np.mean(~np.isfinite(rows)) > 0.5:

@@ -5,19 +5,27 @@ from __future__ import annotations
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import Any
 
 
 class ByteSource(ABC):
     """Serves byte ranges of one file. Subclasses implement `_read`; this class checks bounds and counts."""
 
-    coalesce_gap = 0  # unwanted bytes worth reading between two wanted ranges to save one read (round trips)
+    # Unwanted bytes worth reading to save one read: what a read costs beyond its bytes (a round trip), in bytes.
+    # 0 where a read costs no round trip (local files): only adjacent ranges join, no unwanted byte is read.
+    request_cost = 0
+    screen_request_cost = 0  # the same for a screen's reads (once per repo, over thousands of repos)
+
+    def read_cost(self, screening: bool) -> int:
+        return self.screen_request_cost if screening else self.request_cost
 
     def __init__(self, name: str, size: int):
         self.name = name
         self.size = size
         self.bytes_read = 0
         self._lock = threading.Lock()
+        self._head = b""  # the file's first bytes, when read_head kept them
         # The content's sha256 when the source knew it for free, and the cache where facts derived from that
         # content (a parsed safetensors header) are kept: set by Snapshot.open, None when unknown.
         self.sha256: str | None = None
@@ -28,6 +36,23 @@ class ByteSource(ABC):
             raise ValueError(f"{self.name}: range {offset}+{length} outside file of {self.size} bytes")
         if length == 0:
             return b""
+        head = self._head
+        if offset < len(head):  # the part already read by read_head costs nothing again
+            known = head[offset : offset + length]
+            return (
+                known if len(known) == length else known + self._read_counted(offset + len(known), length - len(known))
+            )
+        return self._read_counted(offset, length)
+
+    def read_head(self, length: int) -> bytes:
+        """The file's first `length` bytes (all of a shorter file), kept: a header of unknown length is read in one
+        request with what follows it, and later reads of those bytes are served from memory."""
+        data = self.read(0, min(length, self.size))
+        if len(data) > len(self._head):
+            self._head = data
+        return data
+
+    def _read_counted(self, offset: int, length: int) -> bytes:
         data = self._read(offset, length)
         if len(data) != length:
             raise OSError(f"{self.name}: short read at {offset} ({len(data)} of {length} bytes)")
@@ -40,6 +65,19 @@ class ByteSource(ABC):
 
     def close(self) -> None:  # noqa: B027 (a no-op default a subclass may override)  # pragma: no cover
         pass
+
+
+def coalesce(rows: Iterable[int], row_bytes: int, request_cost: int) -> list[tuple[int, int]]:
+    """Runs (first, last) of rows read as one range each: two wanted rows share a read when the unwanted bytes
+    between them cost less than another read (`request_cost`, see ByteSource). That minimises reads x cost + bytes:
+    each gap is worth skipping or not on its own."""
+    runs: list[tuple[int, int]] = []
+    for r in sorted(set(rows)):
+        if runs and (r - runs[-1][1] - 1) * row_bytes <= request_cost:
+            runs[-1] = (runs[-1][0], r)
+        else:
+            runs.append((r, r))
+    return runs
 
 
 class FileByteSource(ByteSource):

@@ -310,7 +310,12 @@ class HTTPRangeByteSource(ByteSource):
 
     CHUNK = 1 << 16
     MAX_RESUMES = 5
-    coalesce_gap = 4096  # a request's round trip costs more than a page of unwanted bytes
+    # What a request costs beyond its bytes, in bytes (see coalesce): a round trip, weighed against the share of a
+    # model a comparison promises to read (a few hundred rows, never whole tensors) ...
+    request_cost = 4 * 1024
+    # ... and, for the screens `watch` and `sweep` run on every same-width repo, against the Hub's rate limit:
+    # there a request is worth a megabyte, so a small model's 128 sampled rows come in one request per matrix.
+    screen_request_cost = 1024 * 1024
 
     def __init__(
         self,

@@ -1,0 +1,109 @@
+"""Cold indexed `originscan sweep` of small repos, old code and new side by side in one run.
+
+    .venv/bin/python bench/speed/sweep.py [--repos 1000] [--upstreams 10] [--workers 8] [--old PATH]
+
+The repos are bench/sweep/bench_sweep.py's (hidden 64, vocabulary 512, fp16, one layer; every 50th a disguised
+copy of an upstream), generated in a temporary folder outside the repository. Per code version: the upstreams are
+registered (`index add`, not counted), then one sweep with an empty cache and `--index`. The server counts
+requests (all of them, and those for weight files), weight bytes served, and the findings are compared: the new
+code must report the same (target, rule) pairs as the old.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench" / "speed"), str(ROOT / "bench" / "sweep")]
+
+from bench_sweep import generate  # noqa: E402
+from common import add_old_argument, machine_load, sides  # noqa: E402
+from servers.hub import HubServer  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repos", type=int, default=1000)
+    ap.add_argument("--upstreams", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--only", choices=["old", "new"], default=None)
+    add_old_argument(ap)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="originscan-sweep-"))
+    try:
+        root = tmp / "hub"
+        t0 = time.perf_counter()
+        generate(root, args.repos, args.upstreams)
+        weights = sum(p.stat().st_size for p in (root / "benchorg").glob("*/model.safetensors"))
+        print(
+            f"{args.repos} repos ({weights / 1e6:.0f} MB of weights), {args.upstreams} upstreams registered, "
+            f"{args.workers} workers (ready in {time.perf_counter() - t0:.0f} s)"
+        )
+        findings: dict[str, set[tuple[str, str]]] = {}
+        rows = []
+        with HubServer(root) as hub:
+            for repo in hub.repo_ids():  # the server hashes every file once: its cost, not the client's
+                hub.commit(hub.repo(repo))
+            for code in sides(args.old):
+                if args.only not in (None, code.label):
+                    continue
+                cache = Path(tempfile.mkdtemp(dir=tmp))
+                env = {
+                    "HF_ENDPOINT": hub.url,
+                    "HF_HOME": str(cache / "hf_home"),
+                    "HF_HUB_DISABLE_TELEMETRY": "1",
+                    "ORIGINSCAN_CACHE": str(cache),
+                }
+                index = str(cache / "index.sqlite")
+                for j in range(args.upstreams):
+                    out = code.cli("index", "add", f"hf:upstreams/base-{j}", "--index", index, **env)
+                    if out.returncode != 0:
+                        raise SystemExit(f"{code.label}: index add failed: {out.stderr.strip()[-300:]}")
+                report = cache / "sweep.json"
+                hub.stats.reset()
+                t = time.perf_counter()
+                out = code.cli(
+                    "sweep", "hf:benchorg", "--workers", str(args.workers), "--quiet", "--format", "json",
+                    "-o", str(report), "--index", index, timeout=3600, **env,
+                )  # fmt: skip
+                wall = time.perf_counter() - t
+                if out.returncode not in (0, 1):
+                    raise SystemExit(f"{code.label}: sweep failed ({out.returncode}): {out.stderr.strip()[-300:]}")
+                targets = json.loads(report.read_text())["targets"]
+                findings[code.label] = {(t["target"], f["rule"]) for t in targets for f in t["findings"]}
+                s = hub.stats
+                weight_requests = sum(1 for p in s.paths("GET") if p.endswith(".safetensors"))
+                rules = Counter(rule for _, rule in findings[code.label] if rule.startswith("weights."))
+                rows.append(
+                    f"{code.label:4} {wall:>7.1f} {len(targets):>6} {s.requests / len(targets):>9.2f} "
+                    f"{weight_requests / len(targets):>13.2f} {s.weight_bytes_served:>13,} "
+                    f"{100 * s.weight_bytes_served / weights:>7.1f}% {dict(sorted(rules.items()))}"
+                )
+        print(f"machine: {machine_load()}")
+        print(
+            f"{'code':4} {'wall s':>7} {'repos':>6} {'req/repo':>9} {'weight req/repo':>13} {'weight bytes':>13} "
+            f"{'share':>8} weights.* findings"
+        )
+        for row in rows:
+            print(row)
+        if len(findings) == 2:
+            only_old, only_new = findings["old"] - findings["new"], findings["new"] - findings["old"]
+            print(
+                f"findings: {len(findings['new'])} new, {len(findings['old'])} old; only old {sorted(only_old)[:10]}, "
+                f"only new {sorted(only_new)[:10]}"
+            )
+            return 1 if only_old or only_new else 0
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
