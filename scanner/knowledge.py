@@ -94,6 +94,7 @@ class Upstream:
     aliases: tuple[str, ...] = ()  # other ids the vendor published the same release under (renames)
     mirrors: tuple[str, ...] = ()  # third-party re-hosts of the same weights
     source: str = ""  # the data file it came from, for messages
+    base_models: tuple[str, ...] = ()  # what the vendor says this release was itself built on (lineage is transitive)
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -357,6 +358,9 @@ def _upstream(e: _Entry) -> Upstream:
         aliases=e.repo_ids("aliases"),
         mirrors=e.repo_ids("mirrors"),
         source=f"rules/{e.file}",
+        base_models=(e.repo_id("base_model"),)
+        if isinstance(e.raw.get("base_model"), str)
+        else e.repo_ids("base_model"),
     )
 
 
@@ -491,3 +495,117 @@ def name_match(kb: KnowledgeBase, repo_id: str) -> NameMatch | None:
         return NameMatch(up, "variant")
     up = _lookup(tails, tail)
     return NameMatch(up, "variant") if up is not None else None
+
+
+# -- training data: rules/datasets/*.yaml (scanner/evidence/datasets.py reads it) ------------------------------------
+@dataclass(frozen=True)
+class Generator:
+    """A model or service whose outputs datasets are made of, and the terms that follow those outputs."""
+
+    id: str
+    name: str
+    names: tuple[str, ...]  # how cards name it in prose (lower case, matched as whole words)
+    license: str | None  # a rules/licenses.yaml id when an open licence governs its outputs
+    terms: str | None  # a commercial service's terms (a risk, not a licence)
+    clause: str | None  # the clause of those terms that reaches models trained on the outputs
+    url: str | None
+    cite: str
+
+
+@dataclass(frozen=True)
+class KnownDataset:
+    """One dataset of the knowledge base: its licence as published, what its sources impose, who generated it."""
+
+    id: str  # the Hub id (OWNER/NAME)
+    names: tuple[str, ...]  # other ids and bare names cards use for it (lower case)
+    license: str | None  # a rules/licenses.yaml id, "none" (published without one), or None (not recorded)
+    source_licenses: tuple[str, ...]  # licences its own sources impose where they differ
+    generated_by: tuple[str, ...]  # generator ids (rules/datasets/generators.yaml) or upstream model ids
+    cite: dict[str, str]  # field -> where the value was read (the dataset card at a revision, DPI annotations)
+    source: str = ""  # the data file it came from
+
+
+DATASET_LICENSE_NONE = "none"  # the dataset is published without any licence (cited like any other value)
+
+
+@dataclass(frozen=True)
+class DatasetKnowledge:
+    datasets: dict[str, KnownDataset]  # lower-cased id or name -> entry
+    generators: dict[str, Generator]  # id -> generator
+
+    def dataset(self, name: str) -> KnownDataset | None:
+        return self.datasets.get(name.strip().lower()) if isinstance(name, str) else None
+
+    @property
+    def entries(self) -> list[KnownDataset]:
+        return list({d.id: d for d in self.datasets.values()}.values())
+
+
+def _generator(e: _Entry, kb: KnowledgeBase) -> Generator:
+    lic = e.text("license")
+    if lic is not None and lic not in kb.licenses:
+        e.fail("license", f"{lic!r} is not a licence id of rules/licenses.yaml")
+    terms = e.text("terms")
+    if (lic is None) == (terms is None):
+        e.fail("terms", "a generator needs exactly one of `license` (an open licence) or `terms` (a service's)")
+    return Generator(
+        id=e.text("id", required=True) or "",
+        name=e.text("name", required=True) or "",
+        names=tuple(n.lower() for n in e.strings("names")),
+        license=lic,
+        terms=terms,
+        clause=e.text("clause", required=terms is not None),
+        url=e.text("url"),
+        cite=e.text("cite", required=True) or "",
+    )
+
+
+def _known_dataset(e: _Entry, kb: KnowledgeBase, generators: dict[str, Generator]) -> KnownDataset:
+    cite = {str(k): str(v) for k, v in e.mapping("cite").items()}
+    lic = e.text("license")
+    if lic is not None and lic != DATASET_LICENSE_NONE and lic not in kb.licenses:
+        e.fail("license", f"{lic!r} is not a licence id of rules/licenses.yaml (nor {DATASET_LICENSE_NONE!r})")
+    sources = e.strings("source_licenses")
+    for s in sources:
+        if s not in kb.licenses:
+            e.fail("source_licenses", f"{s!r} is not a licence id of rules/licenses.yaml")
+    made_by = e.strings("generated_by")
+    for g in made_by:
+        if g not in generators and name_match(kb, g) is None:
+            e.fail("generated_by", f"{g!r} is neither a generator of rules/datasets/generators.yaml nor a known model")
+    for key, present in (("license", lic), ("source_licenses", sources), ("generated_by", made_by)):
+        if present and not cite.get(key, "").strip():
+            e.fail("cite", f"`{key}` needs its source in cite.{key}")
+    return KnownDataset(
+        id=e.repo_id("id"),
+        names=tuple(n.lower() for n in e.strings("names")),
+        license=lic,
+        source_licenses=sources,
+        generated_by=made_by,
+        cite=cite,
+        source=f"rules/{e.file}",
+    )
+
+
+@functools.cache
+def dataset_knowledge() -> DatasetKnowledge:
+    kb = knowledge_base()
+    generators: dict[str, Generator] = {}
+    folder = data_dir("rules") / "datasets"
+    if (folder / "generators.yaml").is_file():
+        for e in _entries("datasets/generators.yaml", "generators"):
+            g = _generator(e, kb)
+            if g.id in generators:
+                e.fail("id", f"{g.id!r} is listed twice")
+            generators[g.id] = g
+    datasets: dict[str, KnownDataset] = {}
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        if path.name == "generators.yaml":
+            continue
+        for e in _entries(f"datasets/{path.name}", "datasets"):
+            d = _known_dataset(e, kb, generators)
+            for key in (d.id.lower(), *d.names):
+                if (first := datasets.get(key)) is not None:
+                    e.fail("names", f"{key} is already listed by {first.id} ({first.source})")
+                datasets[key] = d
+    return DatasetKnowledge(datasets, generators)

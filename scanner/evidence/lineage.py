@@ -16,6 +16,8 @@ Evidence kinds (`Evidence.kind`), strongest first:
     config      config.json equals its recorded architecture
     tokenizer   its special tokens sit here at the same ids
     config-vocab  config.json equals it except a larger vocab_size (a vocabulary extension)
+    recorded-base  a release the lineage holds is itself built on it, as the knowledge base records (the
+                vendor's own statement, e.g. DeepSeek-R1-Distill-Llama-8B on Llama 3.1 8B)
     prose       the card's prose names it ("fine-tuned from X", "built on X", a model-index base_model), only when
                 the metadata declares no base (scanner.evidence.prose)
 
@@ -57,6 +59,7 @@ STRENGTH = {
     "gguf": Confidence.high,
     "name": Confidence.medium,
     "base-card": Confidence.medium,
+    "recorded-base": Confidence.medium,
     "config": Confidence.medium,
     "tokenizer": Confidence.medium,
     "config-vocab": Confidence.low,
@@ -64,7 +67,13 @@ STRENGTH = {
 }
 # Kinds that are the repo's own account of its base in metadata. Prose is not: a card whose prose alone names its
 # base still owes the base its obligations, and still lacks the base_model that tools read.
-ACCOUNTED = ("declared", "adapter", "name", "base-card")  # kinds that are the repo's own account of its base
+ACCOUNTED = (
+    "declared",
+    "adapter",
+    "name",
+    "base-card",
+    "recorded-base",
+)  # kinds that are the repo's own account of its base
 
 
 @dataclass(frozen=True)
@@ -287,6 +296,18 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
                     hit.upstream,
                     Evidence("prose", f"the card says \u201c{mention.quote}\u201d", {"quote": mention.quote}),
                 )
+
+    # what the releases found so far were themselves built on, as their vendors say (a few hops)
+    frontier = [c.upstream for c in cands.values()] + ([self_up] if self_up is not None else [])
+    for _ in range(MAX_BASE_HOPS):
+        found_bases = []
+        for up in frontier:
+            for b in up.base_models:
+                hit = name_match(kb, b)
+                if hit is not None and hit.upstream.id != up.id and hit.upstream.id not in cands:
+                    _add(hit.upstream, Evidence("recorded-base", f"{up.id} is built on {b} (its vendor; {up.source})"))
+                    found_bases.append(hit.upstream)
+        frontier = found_bases
 
     accounted_families = {c.upstream.family for c in cands.values() if c.upstream.family}
     if self_up is not None and self_up.family:
