@@ -143,17 +143,24 @@ def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) ->
 def released_at(snap: Snapshot) -> str | None:
     """When the scanned content was published, for the AI-BOMs: the Hub's last commit time; for a local folder the
     newest modification time of its files (when this content last changed). None when the source does not say."""
-    if snap.meta.get("last_modified"):
-        when = dt.datetime.fromisoformat(str(snap.meta["last_modified"]).replace("Z", "+00:00"))
-    elif snap.kind == "local" and snap.files:
-        root = Path(snap.target)
-        times = [(root / f).stat().st_mtime for f in snap.files if (root / f).is_file()]
-        if not times:
+    try:
+        if snap.meta.get("last_modified"):
+            when = dt.datetime.fromisoformat(str(snap.meta["last_modified"]).replace("Z", "+00:00"))
+        elif snap.kind == "local" and snap.files:
+            times = []
+            for f in snap.files:
+                try:
+                    times.append((Path(snap.target) / f).stat().st_mtime)
+                except OSError:
+                    continue  # gone, unreadable or a dangling link: it says nothing about when the content changed
+            if not times:
+                return None
+            when = dt.datetime.fromtimestamp(max(times), dt.UTC)
+        else:
             return None
-        when = dt.datetime.fromtimestamp(max(times), dt.UTC)
-    else:
+        return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):  # a timestamp no calendar holds (hostile mtimes, odd metadata)
         return None
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def scan_target(target: str, policy: Policy, index: Index | None = None, repo_id: str | None = None) -> TargetReport:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
@@ -32,13 +34,14 @@ from scanner.evidence.card import CardFacts
 from scanner.evidence.lineage import LineageInput, infer_lineage
 from scanner.findings import TargetFacts, TargetReport
 from scanner.knowledge import catalogue, knowledge_base
-from scanner.pipeline import scan_target
+from scanner.pipeline import released_at, scan_target
 from scanner.policy import load_policy
 from scanner.provenance.index import Index
 from scanner.report.formats import FORMATS
 from scanner.report.paths import shown_path, shown_target
 from scanner.report.render import render
 from scanner.report.run_info import scan_run
+from scanner.sources.interface import Snapshot
 
 SPDX_SCHEMA = Path(__file__).resolve().parent / "data" / "spdx" / "spdx-3.0.1-json-schema.json"
 NO_ASSERTION_LICENSES = {"expandedlicensing_NoAssertionLicense", "expandedlicensing_NoneLicense"}
@@ -522,6 +525,19 @@ def test_the_cli_writes_no_absolute_path_either(scanned_in_tmp):
         assert str(tmp) not in text and str(tmp.resolve()) not in text, fmt
     html = (tmp / "report.html").read_text(encoding="utf-8")
     assert "index.sqlite" in html and "policy.yml" in html  # named, by file name only
+
+
+def test_release_time_of_a_folder_is_its_newest_file_and_of_a_hub_repo_its_last_commit(tmp_path):
+    repo = make_repo(tmp_path, "dated", card={"license": "mit"})
+    for i, f in enumerate(sorted(p for p in repo.rglob("*") if p.is_file())):
+        os.utime(f, (1_700_000_000 + i, 1_700_000_000 + i))
+    newest = 1_700_000_000 + len([p for p in repo.rglob("*") if p.is_file()]) - 1
+    report = scan_target(str(repo), load_policy(None))
+    assert report.facts.released == datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    hub = Snapshot("hf:o/n", "hf", "o/n", meta={"last_modified": "2024-02-03T04:05:06+00:00"})
+    assert released_at(hub) == "2024-02-03T04:05:06Z"
+    assert released_at(Snapshot("hf:o/n", "hf", "o/n", meta={"last_modified": "not a date"})) is None
+    assert released_at(Snapshot("github:o/n", "github", "o/n")) is None  # the source does not say
 
 
 def test_shown_paths(tmp_path):
