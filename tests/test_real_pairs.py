@@ -161,6 +161,19 @@ def test_a_release_member_is_read_from_a_wheel_or_an_sdist(tmp_path: Path) -> No
     assert fetch_real_pairs.read_member(sdist, Release("pkg", "1.0", "pkg-1.0/pkg/mod.py")) == data
 
 
+def test_check_and_fetch_accept_a_verified_file_and_flag_an_altered_one(tmp_path: Path) -> None:
+    data = b"def g():\n    return 2\n"
+    ref = own_file(data)
+    path = cached_path(ref, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    assert fetch_real_pairs.check_one(ref, tmp_path).status == "cached"
+    assert fetch_real_pairs.fetch_one(ref, tmp_path, tmp_path / "work", timeout=1).status == "cached"  # no network
+    path.write_bytes(data + b"# edited\n")
+    checked = fetch_real_pairs.check_one(ref, tmp_path)
+    assert checked.status == "mismatch" and git_blob_of(data + b"# edited\n") in checked.detail
+
+
 def test_fetch_check_reports_an_empty_cache_offline(tmp_path: Path) -> None:
     script = ROOT / "bench" / "code" / "fetch_real_pairs.py"
     run = subprocess.run(
