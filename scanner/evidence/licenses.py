@@ -62,8 +62,8 @@ def is_use_policy(path: str, text: str) -> bool:
     name = path.rsplit("/", 1)[-1].lower().replace("-", "_")
     if "use_policy" in name or name.split(".", 1)[0] in ("aup", "acceptable_use"):
         return True
-    head = normalise(text[:400])
-    return any(t in head for t in USE_POLICY_TITLES) and not path.lower().startswith("readme")
+    title = next((line for line in text[:2000].splitlines() if line.strip()), "")
+    return any(t in normalise(title) for t in USE_POLICY_TITLES) and not path.lower().startswith("readme")
 
 
 def root_license(snap: Snapshot, detections: list[Detection]) -> tuple[str, Detection | None] | None:

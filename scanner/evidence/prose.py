@@ -19,7 +19,7 @@ MAX_MENTIONS = 8
 MAX_NAME_WORDS = 6
 
 PARENT_PHRASE = re.compile(
-    r"\b(?:fine[- ]?tuned(?: version)? (?:from|of|on(?: top of)?)|a fine[- ]?tune of|based (?:up)?on|"
+    r"\b(?:fine[- ]?tuned(?: version)? (?:from|of|on(?: top of)?)|a fine[- ]?tune of|is a fine[- ]?tuned|based (?:up)?on|"
     r"built (?:on(?: top of)?|upon|from)|trained (?:from|on top of)|derived from|distilled from|"
     r"continued(?: the)? pre-?training (?:of|from|on)|initiali[sz]ed (?:from|with)|further trained from|"
     r"base model\s*(?:\*\*)?\s*[:：])",
