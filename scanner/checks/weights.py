@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from scanner.checks.engine import Context, check
+from scanner.errors import SourceError
 
 DISGUISE_CORR = 0.9  # matched units this close to the upstream's are a copy, not a fine-tune
 
@@ -61,7 +62,7 @@ def weight_provenance(ctx: Context):
         )
 
 
-@check("source.unreadable", "source.malformed")
+@check("source.unreadable", "source.malformed", "source.unreachable", "source.too_large", "source.changed")
 def weight_headers(ctx: Context):
     """Every safetensors and GGUF header is validated, registered upstreams or not: a malformed file is a finding."""
     from scanner.provenance import gguf, safetensors
@@ -86,6 +87,8 @@ def weight_headers(ctx: Context):
             yield ctx.finding("source.malformed", str(exc), path=f.path)
         except OSError as exc:
             if not any(p.rule == "source.unverifiable" for p in ctx.snap.problems):
-                yield ctx.finding("source.unreadable", f"{f.path}: {exc}", path=f.path)
+                # a remote read names what went wrong (a malformed answer, a body that never ended, …)
+                rule = exc.rule if isinstance(exc, SourceError) else "source.unreadable"
+                yield ctx.finding(rule, f"{f.path}: {exc}", path=f.path)
         finally:
             src.close()

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import os
 import re
 import threading
 import time
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from scanner import interrupt
@@ -34,6 +37,93 @@ USER_AGENT = f"originscan/{_VERSION}"
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 60.0)
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+# A whole answer (headers and body) must arrive within this many seconds: a read timeout alone never ends a body
+# that drips one byte at a time. ORIGINSCAN_REQUEST_SECONDS overrides it.
+DEFAULT_REQUEST_SECONDS = 300.0
+# An API answer (JSON) is read whole; past this many bytes, decompressed, it is refused (a listing bomb).
+MAX_API_BYTES = 64 * 1024 * 1024
+
+
+def request_seconds() -> float:
+    value = os.environ.get("ORIGINSCAN_REQUEST_SECONDS", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return DEFAULT_REQUEST_SECONDS
+    return seconds if 0 < seconds < float("inf") else DEFAULT_REQUEST_SECONDS
+
+
+class BoundedDecoder:
+    """Decodes a body's Content-Encoding (none, gzip or deflate) without ever producing more than `limit` + 1
+    bytes in all: a few kilobytes of gzip can inflate to gigabytes, and zlib's max_length stops that first."""
+
+    def __init__(self, encoding: str | None, limit: int, label: str):
+        enc = (encoding or "identity").strip().lower()
+        if enc not in ("identity", "gzip", "x-gzip", "deflate"):
+            raise SourceError(f"{label}: unsupported Content-Encoding {enc[:40]!r}", rule="source.malformed")
+        # gzip: a gzip header; deflate: a zlib stream (RFC 9110), raw deflate when that fails on the first bytes
+        self._zlib = None if enc == "identity" else zlib.decompressobj(zlib.MAX_WBITS | (16 if "gzip" in enc else 0))
+        self._raw_deflate = enc == "deflate"
+        self.compressed = self._zlib is not None
+        self.limit = limit
+        self.label = label
+        self.total = 0
+
+    def feed(self, data: bytes) -> bytes:
+        """The decoded bytes of `data`, cut so that the total never passes limit + 1 (the caller sees it is over)."""
+        room = self.limit - self.total + 1
+        if room <= 0:
+            return b""
+        if self._zlib is None:
+            out = data[:room]
+        else:
+            try:
+                out = self._zlib.decompress(data, room)
+            except zlib.error:
+                if not (self._raw_deflate and self.total == 0):
+                    raise SourceError(f"{self.label}: corrupt compressed body", rule="source.malformed") from None
+                self._zlib, self._raw_deflate = zlib.decompressobj(-zlib.MAX_WBITS), False
+                return self.feed(data)
+        self.total += len(out)
+        return out
+
+
+def body_chunks(resp: requests.Response, label: str, deadline: float, chunk: int = 1 << 16) -> Iterator[bytes]:
+    """The raw (still encoded) body of a streamed response, chunk by chunk as the network delivers it, until
+    `deadline` (time.monotonic()). read1 returns after one network read, so the deadline is checked even when the
+    server sends one byte at a time; network faults come out as requests' exceptions, as iter_content's do."""
+    while True:
+        if time.monotonic() > deadline:
+            resp.close()
+            raise SourceError(
+                f"{label}: no complete answer within {request_seconds():.0f} s (a body that never ends?)",
+                rule="source.unreachable",
+            )
+        try:
+            data = resp.raw.read1(chunk, decode_content=False)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise requests.Timeout("read timed out") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise requests.exceptions.ChunkedEncodingError(type(exc).__name__) from None
+        if not data:
+            return
+        yield data
+
+
+def read_body(resp: requests.Response, limit: int, label: str, deadline: float, truncate: bool = False) -> bytes:
+    """A streamed response's decoded body: at most `limit` bytes (cut there when `truncate` and the body is not
+    compressed, else SourceError)."""
+    decoder = BoundedDecoder(resp.headers.get("Content-Encoding"), limit, label)
+    out = bytearray()
+    for data in body_chunks(resp, label, deadline):
+        out += decoder.feed(data)
+        if len(out) > limit:
+            if truncate and not decoder.compressed:  # a compressed body past the limit is a bomb, not a long file
+                resp.close()
+                return bytes(out[:limit])
+            bomb = " once decompressed (a compression bomb?)" if decoder.compressed else ""
+            raise SourceError(f"{label}: body is over the {limit}-byte budget{bomb}", rule="source.too_large")
+    return bytes(out)
 
 
 @dataclass(frozen=True)
@@ -161,6 +251,7 @@ def new_session(pool_size: int = 32) -> requests.Session:
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     s.headers["User-Agent"] = USER_AGENT
+    s.headers["Accept-Encoding"] = "gzip, deflate"  # what BoundedDecoder reads (requests would offer br, zstd too)
     return s
 
 
@@ -257,14 +348,27 @@ def request(
     use = session or get_session()
     label = what or f"{method} {redact(url)}"
 
+    stream = bool(kwargs.pop("stream", False))
+
     def once() -> requests.Response:
         BREAKER.check(url)
         SENT.add()
+        resp: requests.Response | None = None
+        deadline = time.monotonic() + request_seconds()
         try:
-            resp = use.request(method, url, headers=dict(headers or {}), timeout=timeout, **kwargs)
+            # Always streamed: a body the caller wants whole is read here within MAX_API_BYTES and the deadline.
+            resp = use.request(method, url, headers=dict(headers or {}), timeout=timeout, stream=True, **kwargs)
             BREAKER.answered(url)
+            if not stream and resp.status_code not in RETRY_STATUSES:
+                try:
+                    resp._content = read_body(resp, MAX_API_BYTES, label, deadline)
+                    # read to its end: close() hands the connection back to the pool instead of closing it
+                    resp._content_consumed = True  # type: ignore[attr-defined]  # requests sets it, untyped
+                finally:
+                    resp.close()
         except NETWORK_ERRORS as exc:
-            BREAKER.failed(url, type(exc).__name__)  # no HTTP answer at all
+            if resp is None:
+                BREAKER.failed(url, type(exc).__name__)  # no HTTP answer at all
             raise Retryable(type(exc).__name__) from None
         except requests.RequestException as exc:  # invalid URL, too many redirects …: retrying will not help
             raise SourceError(f"{label}: {type(exc).__name__}", rule="source.unreachable") from None
@@ -326,9 +430,11 @@ class HTTPRangeByteSource(ByteSource):
         session: requests.Session | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout: Any = DEFAULT_TIMEOUT,
+        check: Callable[[requests.Response], None] | None = None,
     ):
         super().__init__(name or redact(url), size)
         self.url = url
+        self._check = check  # the source's own test of each answer (the Hub: served from the listed commit)
         self._headers = dict(headers or {})
         self._session = session or range_session()
         self._retry = retry
@@ -365,6 +471,7 @@ class HTTPRangeByteSource(ByteSource):
         headers["Range"] = f"bytes={start}-{end}"
         headers["Accept-Encoding"] = "identity"  # a compressed body would not match the byte range
         self.requests += 1
+        deadline = time.monotonic() + request_seconds()
         resp = request(
             "GET",
             self.url,
@@ -384,10 +491,18 @@ class HTTPRangeByteSource(ByteSource):
                 )
             if resp.status_code != 206:
                 raise status_error(resp, f"{self.name}: range {start}-{end}")
+            if self._check is not None:
+                self._check(resp)
             got = parse_content_range(resp.headers.get("Content-Range"))
             if got is None:
                 raise SourceError(
                     f"{self.name}: 206 without a valid Content-Range ({resp.headers.get('Content-Range')!r})",
+                    rule="source.malformed",
+                )
+            if resp.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+                raise SourceError(
+                    f"{self.name}: range answered with Content-Encoding {resp.headers['Content-Encoding'][:40]!r} "
+                    "although identity was asked for",
                     rule="source.malformed",
                 )
             a, b, total = got
@@ -399,9 +514,7 @@ class HTTPRangeByteSource(ByteSource):
                 )
             want = b - a + 1
             got_bytes = 0
-            for chunk in resp.iter_content(self.CHUNK):
-                if not chunk:
-                    continue
+            for chunk in body_chunks(resp, f"{self.name}: range {start}-{end}", deadline, self.CHUNK):
                 take = min(len(chunk), want - got_bytes)
                 buf.extend(chunk[:take])
                 got_bytes += take

@@ -221,6 +221,14 @@ def corpus(tmp_path_factory) -> dict[str, Ran]:
         f"{times[0]:.2f}-{times[-1]:.2f} s; peak RSS {max(r.maxrss_kb for r in ran) / 1024:.0f} MiB; slowest "
         + ", ".join(f"{r.case.name} {r.seconds:.1f} s" for r in sorted(ran, key=lambda r: -r.seconds)[:4])
     )
+    print(
+        "local hostile corpus: "
+        + summary_line(
+            runs=sum(len(r.commands) for r in ran),
+            problems={r.case.name: classify(robustness_problems(r)) for r in ran},
+            peak_kb=max(r.maxrss_kb for r in ran),
+        )
+    )
     yield {r.case.name: r for r in ran}
     shutil.rmtree(root, ignore_errors=True)
 
@@ -365,6 +373,51 @@ def robustness_problems(r: Ran) -> list[str]:
             if fmt == "sarif":
                 problems += [f"sarif: {e.message[:200]}" for e in sarif_validator().iter_errors(doc)]
     return problems
+
+
+# What robustness_problems says, sorted into the summary line's columns by its wording.
+_KINDS = (
+    ("hang", ("hang",)),
+    ("exec", ("marker",)),
+    ("leak", ("token",)),
+    ("memory", ("peak memory",)),
+    ("budget", ("(budget",)),
+    (
+        "injection",
+        (
+            "control character",
+            "workflow command",
+            "raw HTML",
+            "link or image",
+            "@-mention",
+            "autolinked URL",
+            "unexpected tag",
+            "hostile attribute",
+            "not strict JSON",
+            "not valid UTF-8",
+        ),
+    ),
+)
+
+
+def classify(problems: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {k: [] for k in ("crash", "hang", "exec", "leak", "injection", "memory", "budget")}
+    for p in problems:
+        kind = next((k for k, words in _KINDS if any(w in p for w in words)), "crash")
+        out[kind].append(p)
+    return out
+
+
+def summary_line(runs: int, problems: dict[str, dict[str, list[str]]], peak_kb: int) -> str:
+    """runs, crashes, hangs, code execution, token leaks, injections, memory: cases with each kind of problem."""
+    count = {k: sum(bool(p[k]) for p in problems.values()) for k in ("crash", "hang", "exec", "leak", "injection")}
+    over = sum(bool(p["memory"]) for p in problems.values())
+    slow = sum(bool(p["budget"]) for p in problems.values())
+    return (
+        f"{len(problems)} cases, {runs} command runs: {count['crash']} crashes, {count['hang']} hangs, "
+        f"{count['exec']} code execution, {count['leak']} token leaks, {count['injection']} injections, "
+        f"{over} over 1 GiB (peak {peak_kb / 1024:.0f} MiB), {slow} over the time budget"
+    )
 
 
 _VALIDATOR = None
