@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,10 +89,10 @@ def policy_search_dirs(targets: list[str] | None = None, cwd: Path | None = None
         d = local.resolve()
         while True:
             dirs.append(d)
-            if (d / ".git").exists() or d.parent == d:
+            if os.path.exists(d / ".git") or d.parent == d:  # os.path: an unreadable folder is no error here
                 break  # the repository's root (or the file system's): a policy above it belongs to something else
             d = d.parent
-        if not (d / ".git").exists():
+        if not os.path.exists(d / ".git"):
             dirs = dirs[:1]  # not inside a git repository: only the model's own folder
     if here not in dirs:
         dirs.append(here)
@@ -104,7 +105,7 @@ def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Poli
     if chosen is None:
         for d in search_dirs or [Path.cwd()]:
             for name in POLICY_NAMES:
-                if (d / name).is_file():
+                if os.path.isfile(d / name):
                     chosen = d / name
                     break
             if chosen:

@@ -559,8 +559,10 @@ def run_watch(
     owners: Iterable[str] = (),
     token: str | None = None,
     endpoint: str | None = None,
+    progress: Callable[[Outcome], None] | None = None,
 ) -> WatchReport:
-    """Walk the listing down to the high-water mark (or `since`), judging this shard's new and changed repos."""
+    """Walk the listing down to the high-water mark (or `since`), judging this shard's new and changed repos.
+    `progress` is told each judged repo's outcome as it is settled."""
     from scanner.ci.sweep import shard_of
     from scanner.sources import http
 
@@ -607,6 +609,8 @@ def run_watch(
             except Exception as exc:  # one broken repo never stops the watch; it is judged again next run
                 lm = listed.last_modified.isoformat() if listed.last_modified else None
                 o = Outcome(listed.repo_id, listed.sha, lm, "error", str(exc)[:300] or type(exc).__name__)
+            if progress is not None:
+                progress(o)
             if o.stage == "error":
                 stats.errors += 1
                 report.errors.append({"repo": o.repo, "message": o.reason})

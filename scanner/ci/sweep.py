@@ -85,14 +85,28 @@ def _progress(total: int, quiet: bool) -> Progress | None:
     """A rich progress bar on stderr when it is a terminal and not quiet; otherwise a no-op."""
     if quiet or total == 0 or not sys.stderr.isatty() or os.environ.get("CI"):
         return None
+    return progress_bar("sweep")
+
+
+def progress_bar(label: str) -> Progress:
+    """The one progress bar of every long command (sweep, watch, index update): on stderr, with done/total, the
+    time elapsed and the time left (a count and a pulse while the total is unknown), gone when the run ends."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
-        TextColumn("sweep"),
+        TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         TextColumn("{task.description}"),
         console=Console(stderr=True),
         transient=True,
