@@ -19,11 +19,10 @@ import re
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import numpy as np
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
-from gguf import quants as gguf_quants
 
 from scanner.provenance.model import SourcedView, TokenMatrix, analyse
 from scanner.sources.bytesource import ByteSource, coalesce
@@ -47,20 +46,31 @@ READ_WORKERS = 8
 KEPT_ARRAYS = ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type")
 SMALL_ARRAY = 64
 
-_SCALARS: dict[int, str] = {
-    GGUFValueType.UINT8: "B",
-    GGUFValueType.INT8: "b",
-    GGUFValueType.UINT16: "H",
-    GGUFValueType.INT16: "h",
-    GGUFValueType.UINT32: "I",
-    GGUFValueType.INT32: "i",
-    GGUFValueType.FLOAT32: "f",
-    GGUFValueType.BOOL: "?",
-    GGUFValueType.UINT64: "Q",
-    GGUFValueType.INT64: "q",
-    GGUFValueType.FLOAT64: "d",
-}
-_INTEGER_TYPES = {GGMLQuantizationType.I8, GGMLQuantizationType.I16, GGMLQuantizationType.I32, GGMLQuantizationType.I64}
+
+def _gguf() -> ModuleType:
+    """The gguf package, imported when a GGUF file is read: it takes tens of milliseconds to import (its constants
+    tables), and most scans and comparisons read no GGUF file."""
+    import gguf
+
+    return gguf
+
+
+@functools.cache
+def _scalars() -> dict[int, str]:
+    v = _gguf().GGUFValueType
+    return {
+        v.UINT8: "B",
+        v.INT8: "b",
+        v.UINT16: "H",
+        v.INT16: "h",
+        v.UINT32: "I",
+        v.INT32: "i",
+        v.FLOAT32: "f",
+        v.BOOL: "?",
+        v.UINT64: "Q",
+        v.INT64: "q",
+        v.FLOAT64: "d",
+    }
 
 
 class GGUFError(ValueError):
@@ -92,7 +102,7 @@ class GGUFTensor:
 
     @property
     def dtype(self) -> str:
-        return GGMLQuantizationType(self.qtype).name
+        return str(_gguf().GGMLQuantizationType(self.qtype).name)
 
     @property
     def numel(self) -> int:
@@ -104,8 +114,8 @@ class GGUFTensor:
 
     @property
     def row_bytes(self) -> int:
-        block, size = GGML_QUANT_SIZES[GGMLQuantizationType(self.qtype)]
-        return self.dims[0] // block * size
+        block, size = _gguf().GGML_QUANT_SIZES[_gguf().GGMLQuantizationType(self.qtype)]
+        return int(self.dims[0] // block * size)
 
     @property
     def decodable(self) -> bool:
@@ -131,17 +141,18 @@ class GGUFHeader:
 def can_dequantize(qtype: int) -> bool:
     """Whether gguf.quants turns this type into floats (tried once on one zero block)."""
     try:
-        t = GGMLQuantizationType(qtype)
+        t = _gguf().GGMLQuantizationType(qtype)
     except ValueError:
         return False
-    if t in _INTEGER_TYPES or t == GGMLQuantizationType.F64:
+    q = _gguf().GGMLQuantizationType
+    if t in (q.I8, q.I16, q.I32, q.I64, q.F64):
         return False
-    block, size = GGML_QUANT_SIZES[t]
+    block, size = _gguf().GGML_QUANT_SIZES[t]
     try:
-        out = gguf_quants.dequantize(np.zeros((1, size), dtype=np.uint8), t)
+        out = _gguf().quants.dequantize(np.zeros((1, size), dtype=np.uint8), t)
     except (NotImplementedError, ValueError, TypeError, AssertionError):
         return False
-    return out.shape == (1, block)
+    return bool(out.shape == (1, block))
 
 
 class _Cursor:
@@ -192,25 +203,25 @@ def _text(raw: bytes) -> str:
 
 
 def _value(cur: _Cursor, vtype: int, key: str) -> Any:
-    if vtype in _SCALARS:
-        return cur.unpack(_SCALARS[vtype])
-    if vtype == GGUFValueType.STRING:
+    if vtype in _scalars():
+        return cur.unpack(_scalars()[vtype])
+    if vtype == _gguf().GGUFValueType.STRING:
         return _text(cur.string())
-    if vtype == GGUFValueType.ARRAY:
+    if vtype == _gguf().GGUFValueType.ARRAY:
         item = cur.unpack("I")
         n = cur.unpack("Q")
         if n > MAX_ARRAY:
             raise GGUFError(f"{cur.file}: array {key!r} claims {n} items (limit {MAX_ARRAY})")
         keep = key in KEPT_ARRAYS or n <= SMALL_ARRAY
-        if item in _SCALARS:
-            size = struct.calcsize(_SCALARS[item])
+        if item in _scalars():
+            size = struct.calcsize(_scalars()[item])
             raw = cur.take(n * size)
             if not keep:
-                return ArraySummary(GGUFValueType(item).name, n, hashlib.sha256(raw).hexdigest())
-            dt = np.dtype(_SCALARS[item] if item != GGUFValueType.BOOL else "?")
+                return ArraySummary(_gguf().GGUFValueType(item).name, n, hashlib.sha256(raw).hexdigest())
+            dt = np.dtype(_scalars()[item] if item != _gguf().GGUFValueType.BOOL else "?")
             dt = dt.newbyteorder(">" if cur.endian == ">" else "<")
             return np.frombuffer(raw, dtype=dt).tolist()
-        if item == GGUFValueType.STRING:
+        if item == _gguf().GGUFValueType.STRING:
             h = hashlib.sha256()
             out = []
             for _ in range(n):
@@ -275,10 +286,10 @@ def parse_header(src: ByteSource, file: str | None = None) -> GGUFHeader:
             raise GGUFError(f"{file}: tensor {name!r} appears twice")
         seen.add(name)
         try:
-            t = GGMLQuantizationType(qtype)
+            t = _gguf().GGMLQuantizationType(qtype)
         except ValueError:
             raise GGUFError(f"{file}: tensor {name!r} has unknown quantization type {qtype}") from None
-        block, size = GGML_QUANT_SIZES[t]
+        block, size = _gguf().GGML_QUANT_SIZES[t]
         if dims[0] % block:
             raise GGUFError(
                 f"{file}: tensor {name!r} row of {dims[0]} values is not a multiple of the {t.name} block ({block})"
@@ -298,7 +309,7 @@ def parse_header(src: ByteSource, file: str | None = None) -> GGUFHeader:
 
 def _decode(raw: bytes, t: GGUFTensor, nrows: int) -> np.ndarray:
     block = np.frombuffer(raw, dtype=np.uint8).reshape(nrows, t.row_bytes)
-    values = gguf_quants.dequantize(block, GGMLQuantizationType(t.qtype))
+    values = _gguf().quants.dequantize(block, _gguf().GGMLQuantizationType(t.qtype))
     return np.asarray(values, dtype=np.float32).reshape(nrows, t.dims[0])
 
 
