@@ -528,10 +528,24 @@ class KnownDataset:
 DATASET_LICENSE_NONE = "none"  # the dataset is published without any licence (cited like any other value)
 
 
+OUTPUT_TERMS = ("naming", "attribution", "derivative", "no_training")
+
+
+@dataclass(frozen=True)
+class OutputTerms:
+    """What a licence asks of a model trained on the outputs of a model under it."""
+
+    license: str  # a rules/licenses.yaml id
+    applies: tuple[str, ...]  # of OUTPUT_TERMS
+    clause: str
+    cite: str
+
+
 @dataclass(frozen=True)
 class DatasetKnowledge:
     datasets: dict[str, KnownDataset]  # lower-cased id or name -> entry
     generators: dict[str, Generator]  # id -> generator
+    output_terms: dict[str, OutputTerms] = field(default_factory=dict)  # licence id -> its terms on outputs
 
     def dataset(self, name: str) -> KnownDataset | None:
         return self.datasets.get(name.strip().lower()) if isinstance(name, str) else None
@@ -587,10 +601,21 @@ def _known_dataset(e: _Entry, kb: KnowledgeBase, generators: dict[str, Generator
     )
 
 
+def _output_terms(e: _Entry, kb: KnowledgeBase) -> OutputTerms:
+    lic = e.text("license", required=True) or ""
+    if lic not in kb.licenses:
+        e.fail("license", f"{lic!r} is not a licence id of rules/licenses.yaml")
+    applies = e.strings("applies")
+    if not applies or not set(applies) <= set(OUTPUT_TERMS):
+        e.fail("applies", f"expected a list of {', '.join(OUTPUT_TERMS)}, got {list(applies)!r}")
+    return OutputTerms(lic, applies, e.text("clause", required=True) or "", e.text("cite", required=True) or "")
+
+
 @functools.cache
 def dataset_knowledge() -> DatasetKnowledge:
     kb = knowledge_base()
     generators: dict[str, Generator] = {}
+    output_terms: dict[str, OutputTerms] = {}
     folder = data_dir("rules") / "datasets"
     if (folder / "generators.yaml").is_file():
         for e in _entries("datasets/generators.yaml", "generators"):
@@ -598,6 +623,9 @@ def dataset_knowledge() -> DatasetKnowledge:
             if g.id in generators:
                 e.fail("id", f"{g.id!r} is listed twice")
             generators[g.id] = g
+        for e in _entries("datasets/generators.yaml", "output_terms"):
+            t = _output_terms(e, kb)
+            output_terms[t.license] = t
     datasets: dict[str, KnownDataset] = {}
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
         if path.name == "generators.yaml":
@@ -608,4 +636,4 @@ def dataset_knowledge() -> DatasetKnowledge:
                 if (first := datasets.get(key)) is not None:
                     e.fail("names", f"{key} is already listed by {first.id} ({first.source})")
                 datasets[key] = d
-    return DatasetKnowledge(datasets, generators)
+    return DatasetKnowledge(datasets, generators, output_terms)

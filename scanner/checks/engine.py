@@ -16,13 +16,14 @@ from typing import Any
 
 from scanner.evidence.card import CardFacts
 from scanner.evidence.config import ConfigMatch
+from scanner.evidence.datasets import DatasetFacts, DatasetFetcher, hub_dataset_cards, resolve_datasets
 from scanner.evidence.gguf import GGUFFacts
 from scanner.evidence.licenses import Detection
 from scanner.evidence.lineage import CardFetcher, Lineage, LineageInput, hub_base_cards, infer_lineage
 from scanner.evidence.publisher import HOW_TO_STATE, Publisher
 from scanner.evidence.tokenizer import TokenMatch
 from scanner.findings import Finding
-from scanner.knowledge import KnowledgeBase, License, finding, rule
+from scanner.knowledge import KnowledgeBase, License, dataset_knowledge, finding, rule
 from scanner.policy import Policy
 from scanner.provenance.code import CodeMatch
 from scanner.sources.interface import Snapshot
@@ -52,6 +53,13 @@ class Context:
     fetch_card: CardFetcher | None = None  # reads a declared base's card; None: from the Hub for hf: scans only
     gguf: GGUFFacts | None = None  # what the repo's GGUF header says about itself (GGUF repos only)
     publisher: Publisher = field(default_factory=Publisher)  # who publishes what is scanned (evidence/publisher.py)
+    fetch_datasets: DatasetFetcher | None = None  # reads dataset cards; None: from the Hub for hf: scans only
+
+    @functools.cached_property
+    def datasets(self) -> list[DatasetFacts]:
+        """The training data the card names, with its terms (scanner.evidence.datasets)."""
+        fetch = self.fetch_datasets or (hub_dataset_cards() if self.snap.kind == "hf" else None)
+        return resolve_datasets(self.card, self.kb, dataset_knowledge(), fetch)
 
     def finding(
         self, rule: str, message: str, path: str | None = None, line: int | None = None, **evidence: Any
@@ -74,10 +82,15 @@ class Context:
                 adapter_base=adapter_base if isinstance(adapter_base, str) else None,
                 gguf_bases=self.gguf.base_models if self.gguf else [],
                 weight_derived=[m.name for m in self.weight_matches if m.verdict.verdict == "derived"],
-                fetch_card=self.fetch_card or (hub_base_cards() if self.snap.kind == "hf" else None),
+                fetch_card=self.fetch_card or (hub_base_cards() if self._on_the_hub() else None),
             ),
             self.kb,
         )
+
+    def _on_the_hub(self) -> bool:
+        """An hf: scan, or a local folder said to be a Hub repo's content (--repo-id): declared bases' cards are
+        then read from the Hub. Other local and GitHub scans stay offline."""
+        return self.snap.kind == "hf" or self.snap.meta.get("repo_id_from") == "--repo-id"
 
     def unknown_publisher(self, lic: License) -> str:
         """One short clause for a licensee's duty whose licensor may be the one publishing: "" when the publisher

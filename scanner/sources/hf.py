@@ -403,11 +403,17 @@ class HFSource:
                 snap.keep_text(path, decode_text(data[:MAX_TEXT_BYTES], path, snap))
         return snap
 
-    def _download(self, path: str, revision: str | None, limit: int, headers: dict[str, str]) -> bytes:
+    def _download(
+        self, path: str, revision: str | None, limit: int, headers: dict[str, str], repo_type: str = "model"
+    ) -> bytes:
         from huggingface_hub import hf_hub_url
 
         url = hf_hub_url(
-            self.repo_id, path, revision=revision or self.revision or "main", endpoint=_endpoint(self.endpoint)
+            self.repo_id,
+            path,
+            revision=revision or self.revision or "main",
+            endpoint=_endpoint(self.endpoint),
+            repo_type=repo_type,
         )
         label = f"{self.target}: {path}"
         for _ in range(self.retry.max_tries):
@@ -442,12 +448,14 @@ def read_text_file(
     endpoint: str | None = None,
     retry: http.RetryPolicy = http.DEFAULT_RETRY,
     revision: str | None = None,
+    kind: str = "model",
 ) -> str | None:
-    """One small text file of a Hub repo at `revision` (default: main), e.g. a base model's card; None when it is
-    absent, gated or unreachable: a base card is extra evidence, never a reason to fail the scan."""
+    """One small text file of a Hub repo (`kind` "model" or "dataset") at `revision` (default: main), e.g. a base
+    model's or a dataset's card; None when it is absent, gated or unreachable: such a card is extra evidence, never
+    a reason to fail the scan."""
     source = HFSource(repo_id, token=token, endpoint=endpoint, cache=False, retry=retry)
     try:
-        data = source._download(path, revision, MAX_TEXT_BYTES, _auth_headers(token))
+        data = source._download(path, revision, MAX_TEXT_BYTES, _auth_headers(token), repo_type=kind)
     except (SourceError, OSError):
         return None
     return data.decode("utf-8", errors="replace")

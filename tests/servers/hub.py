@@ -6,7 +6,9 @@ sha is derived from the content, so editing a file changes the revision.
 
 Endpoints: GET /api/models/{repo}[/revision/{rev}] (blobs=True, expand=…), GET /api/models?author=… (paginated with
 Link), GET /api/models/{repo}/tree/{rev}[/{path}], GET|HEAD /{repo}/resolve/{rev}/{path} (Range, ETag,
-X-Repo-Commit, X-Linked-Size, X-Linked-Etag). Faults are injected with `server.fault(...)`; requests and bytes served
+X-Repo-Commit, X-Linked-Size, X-Linked-Etag). Dataset repos live in a folder of their own (`ROOT-datasets/ORG/NAME`,
+written with `make_dataset`): GET /api/datasets/{repo}[/revision/{rev}] (with `cardData`, the README's front matter
+as the Hub parses it) and GET|HEAD /datasets/{repo}/resolve/{rev}/{path}. Faults are injected with `server.fault(...)`; requests and bytes served
 are counted.
 """
 
@@ -283,8 +285,9 @@ def _file_bytes(path: Path):
 
 
 class Repo:
-    def __init__(self, root: Path, repo_id: str):
+    def __init__(self, root: Path, repo_id: str, kind: str = "model"):
         self.id = repo_id
+        self.kind = kind
         self.dir = root / repo_id
         cfg = root / f"{repo_id}.hub.json"
         self.cfg: dict[str, Any] = json.loads(cfg.read_text()) if cfg.exists() else {}
@@ -306,16 +309,17 @@ class HubServer(BaseServer):
     def __init__(self, root: str | os.PathLike[str], tokens: set[str] | None = None):
         super().__init__()
         self.root = Path(root)
+        self.datasets_root = datasets_root(self.root)
         self.tokens = set(tokens or ())
         self._hash_cache: dict[tuple[str, int, int], tuple[str, str]] = {}
         self._hlock = threading.Lock()
         self.handler_cls = HubHandler
 
     # -- repo facts -------------------------------------------------------------------------------------------------
-    def repo(self, repo_id: str) -> Repo | None:
+    def repo(self, repo_id: str, kind: str = "model") -> Repo | None:
         if ".." in repo_id.split("/") or repo_id.count("/") != 1:
             return None
-        r = Repo(self.root, repo_id)
+        r = Repo(self.datasets_root if kind == "dataset" else self.root, repo_id, kind)
         return r if r.dir.is_dir() else None
 
     def repo_ids(self) -> list[str]:
@@ -406,6 +410,12 @@ class HubHandler(BaseHandler):
         m = re.match(r"^/api/models/([^/]+/[^/]+)(?:/revision/(.+))?$", path)
         if m:
             return self._model(m.group(1), m.group(2), q)
+        m = re.match(r"^/api/datasets/([^/]+/[^/]+)(?:/revision/(.+))?$", path)
+        if m:
+            return self._dataset(m.group(1), m.group(2), q)
+        m = re.match(r"^/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path)
+        if m:
+            return self._resolve(m.group(1), m.group(2), m.group(3), kind="dataset")
         m = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path)
         if m:
             return self._resolve(m.group(1), m.group(2), m.group(3))
@@ -414,8 +424,8 @@ class HubHandler(BaseHandler):
     def _authorized(self, repo: Repo) -> bool:
         return self._auth_token() in self.server_obj.tokens
 
-    def _visible(self, repo_id: str) -> Repo | None:
-        repo = self.server_obj.repo(repo_id)
+    def _visible(self, repo_id: str, kind: str = "model") -> Repo | None:
+        repo = self.server_obj.repo(repo_id, kind)
         if repo is None:
             self._error(404, "RepoNotFound", "Repository not found")
             return None
@@ -439,6 +449,22 @@ class HubHandler(BaseHandler):
             return
         blobs = q.get("blobs", ["false"])[0].lower() == "true"
         self._json(200, self.server_obj.info(repo, blobs, q.get("expand")))
+
+    def _dataset(self, repo_id: str, rev: str | None, q: dict[str, list[str]]) -> None:
+        """A dataset's info, as the Hub gives it to anyone: a gated dataset's card data included."""
+        repo = self._visible(repo_id, "dataset")
+        if repo is None or self._check_rev(repo, rev) is None:
+            return
+        info = self.server_obj.info(repo, False, q.get("expand"))
+        if not q.get("expand"):
+            info.pop("modelId", None)
+            info.pop("library_name", None)
+            info["tags"] = []
+            readme = repo.dir / "README.md"
+            card = _front_matter(readme.read_text(encoding="utf-8")) if readme.is_file() else None
+            if card is not None:
+                info["cardData"] = card
+        self._json(200, info)
 
     def _tree(self, repo_id: str, rev: str, sub: str, q: dict[str, list[str]]) -> None:
         repo = self._visible(repo_id)
@@ -485,8 +511,8 @@ class HubHandler(BaseHandler):
             headers,
         )
 
-    def _resolve(self, repo_id: str, rev: str, f: str) -> None:
-        repo = self._visible(repo_id)
+    def _resolve(self, repo_id: str, rev: str, f: str, kind: str = "model") -> None:
+        repo = self._visible(repo_id, kind)
         if repo is None:
             return
         if repo.gated and not self._authorized(repo):
@@ -510,6 +536,27 @@ class HubHandler(BaseHandler):
             headers["X-Linked-Etag"] = f'"{file_sha}"'
             headers["ETag"] = f'"{file_sha}"'
         self._serve_bytes(data, headers, weight=f.lower().endswith(WEIGHT_SUFFIXES))
+
+
+def datasets_root(root: Path) -> Path:
+    """Where a Hub rooted at `root` keeps its dataset repos."""
+    return root.with_name(root.name + "-datasets")
+
+
+def _front_matter(text: str) -> dict[str, Any] | None:
+    import yaml
+
+    m = re.match(r"^---\n(.*?)\n---\s*\n", text, re.S)
+    try:
+        data = yaml.safe_load(m.group(1)) if m else None
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def make_dataset(root: str | os.PathLike[str], repo_id: str, files: dict[str, bytes | str], **cfg: Any) -> Path:
+    """Write a dataset repo of the Hub rooted at `root` (and its `.hub.json` when `cfg` is given)."""
+    return make_repo(datasets_root(Path(root)), repo_id, files, **cfg)
 
 
 def make_repo(root: str | os.PathLike[str], repo_id: str, files: dict[str, bytes | str], **cfg: Any) -> Path:
