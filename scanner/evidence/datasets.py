@@ -152,14 +152,17 @@ def generators_in_text(text: str, kb: KnowledgeBase, known: DatasetKnowledge) ->
     for sentence in re.split(r"(?<=[.!?])\s+|\n", text):
         if not _GENERATION_CUE.search(sentence):
             continue
-        low = sentence.lower()
-        for g in known.generators.values():
-            if any(_has_name(low, n) for n in g.names):
-                out.setdefault(g.id, (g.id, _quote(sentence)))
+        models = []  # models named with their size first: "Llama-3.1-70B-Instruct" is not also "Llama 3.1"
         for m in _MODEL_TOKEN.finditer(sentence):
             token = m.group(1).rstrip(".")
             if name_match(kb, token if "/" in token else f"_/{token}") is not None:
+                models.append(token.lower())
                 out.setdefault(token.lower(), (token, _quote(sentence)))
+        low = sentence.lower()
+        for g in known.generators.values():
+            for n in g.names:
+                if _has_name(low, n) and not any(_has_name(t, n) for t in models):
+                    out.setdefault(g.id, (g.id, _quote(sentence)))
     return list(out.values())
 
 

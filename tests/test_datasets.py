@@ -1,0 +1,149 @@
+"""Training data as an upstream (issue #25): dataset evidence from cards and the Hub, the dataset knowledge base, and
+the rules that read them. Hub look-ups run the real huggingface_hub client against the local Hub (tests/servers)."""
+
+from __future__ import annotations
+
+import pytest
+from servers.hub import make_dataset, make_repo
+
+from scanner.evidence import datasets as ds
+from scanner.evidence.card import CardFacts
+from scanner.knowledge import dataset_knowledge, knowledge_base
+from scanner.pipeline import scan_target
+from scanner.policy import Policy
+
+
+def _card(front: str, body: str = "") -> str:
+    return f"---\n{front.strip()}\n---\n{body}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memo():
+    ds._memo.clear()
+    yield
+    ds._memo.clear()
+
+
+def _rules(report) -> set[str]:
+    return {f.rule for f in report.findings}
+
+
+# -- the knowledge base ----------------------------------------------------------------------------------------------
+def test_every_known_dataset_cites_its_values():
+    known = dataset_knowledge()
+    assert known.entries, "rules/datasets/ lists no dataset"
+    for d in known.entries:
+        for key, value in (("license", d.license), ("generated_by", d.generated_by)):
+            if value:
+                assert d.cite.get(key, "").strip(), f"{d.id}: {key} has no citation"
+
+
+def test_generators_resolve_to_licences_or_service_terms():
+    kb, known = knowledge_base(), dataset_knowledge()
+    where = ds.Where("test")
+    llama = ds.generator_fact("Llama-3.1-70B-Instruct", kb, known, where)
+    assert llama is not None and llama.license is not None and llama.license.id == "llama3.1"
+    gpt = ds.generator_fact("openai", kb, known, where)
+    assert gpt is not None and gpt.license is None and gpt.terms == "OpenAI Terms of Use" and gpt.clause
+    assert ds.generator_fact("my-own-scraper", kb, known, where) is None
+
+
+def test_generators_in_prose_need_a_generation_cue():
+    kb, known = knowledge_base(), dataset_knowledge()
+    said = ds.generators_in_text(
+        "Responses were generated with Llama-3.1-70B-Instruct. Our model beats GPT-4 on MT-Bench.", kb, known
+    )
+    assert [name for name, _ in said] == ["Llama-3.1-70B-Instruct"]
+    assert ds.generators_in_text("Conversations with ChatGPT shared by users.", kb, known)[0][0] == "openai"
+    assert not ds.generators_in_text("We compare with Llama-3.1-70B-Instruct and GPT-4.", kb, known)
+
+
+def test_card_mentions_say_where_each_dataset_was_found():
+    card = CardFacts(
+        path="README.md",
+        metadata={"datasets": ["tatsu-lab/alpaca", "acme/private-set"]},
+        body="Intro.\nWe also used [this](https://huggingface.co/datasets/acme/linked-set).\n",
+    )
+    found = ds.card_mentions(card, dataset_knowledge())
+    assert set(found) == {"tatsu-lab/alpaca", "acme/private-set", "acme/linked-set"}
+    assert found["acme/linked-set"][0].place == "card prose (dataset link)" and found["acme/linked-set"][0].line == 2
+    assert found["tatsu-lab/alpaca"][0].place == "card metadata `datasets:`"
+
+
+# -- the Hub: requests per dataset, cache, faults -------------------------------------------------------------------
+def _hub_world(hub) -> None:
+    make_repo(
+        hub.root,
+        "acme/chat-7b",
+        {
+            "README.md": _card(
+                "license: apache-2.0\ndatasets:\n- acme/instruct-mix\n- acme/gone\n- acme/gated-set",
+                "# acme chat\n",
+            )
+        },
+    )
+    make_dataset(
+        hub.root,
+        "acme/instruct-mix",
+        {
+            "README.md": _card(
+                "license: cc-by-4.0\nsource_datasets:\n- acme/nc-seed",
+                "A mix. All responses were generated with Llama-3.1-70B-Instruct.\n",
+            )
+        },
+    )
+    make_dataset(hub.root, "acme/nc-seed", {"README.md": _card("license: cc-by-nc-4.0", "Seed questions.\n")})
+    make_dataset(hub.root, "acme/gated-set", {"README.md": _card("license: cc-by-sa-4.0", "Gated.\n")}, gated="auto")
+
+
+def test_hub_dataset_cards_are_followed_counted_and_cached(hub):
+    _hub_world(hub)
+    first = scan_target("hf:acme/chat-7b", Policy())
+    rules = _rules(first)
+    # acme/nc-seed is reached through acme/instruct-mix's source_datasets (one hop)
+    assert "license.data_noncommercial" in rules
+    nc = next(f for f in first.findings if f.rule == "license.data_noncommercial")
+    assert nc.evidence["dataset"] == "acme/nc-seed" and nc.evidence["via"] == "acme/instruct-mix"
+    # the generator named in instruct-mix's prose: Llama 3.1's naming and attribution terms on outputs
+    assert {"attribution.data_generator_naming", "attribution.data_generator_phrase"} <= rules
+    # gated: the card's metadata comes with the dataset info, so its licence is known without access
+    sa = next(f for f in first.findings if f.rule == "license.data_share_alike")
+    assert sa.evidence["dataset"] == "acme/gated-set"
+    # 404: reported as unknown, never as permissive
+    unknown = next(f for f in first.findings if f.rule == "license.data_unknown")
+    assert unknown.evidence["datasets"] == ["acme/gone"]
+
+    log = hub.stats.paths()
+    per_dataset = {d: sum(1 for p in log if f"/{d}" in p and "datasets" in p) for d in ds_ids()}
+    assert per_dataset == {"acme/instruct-mix": 2, "acme/nc-seed": 2, "acme/gated-set": 2, "acme/gone": 1}
+
+    # a re-run with nothing changed asks the Hub nothing about datasets (the disk cache answers)
+    ds._memo.clear()
+    hub.stats.reset()
+    again = scan_target("hf:acme/chat-7b", Policy())
+    assert not [p for p in hub.stats.paths() if "datasets" in p]
+    assert _rules(again) == rules
+
+
+def ds_ids() -> list[str]:
+    return ["acme/instruct-mix", "acme/nc-seed", "acme/gated-set", "acme/gone"]
+
+
+def test_hub_429_is_retried_and_the_card_still_read(hub, no_sleep):
+    make_dataset(hub.root, "acme/nc-seed", {"README.md": _card("license: cc-by-nc-4.0")})
+    hub.fault("429", match="/api/datasets/acme/nc-seed", times=1, retry_after=2)
+    card = ds.hub_dataset_cards()("acme/nc-seed")
+    assert card is not None and card.license == "cc-by-nc-4.0" and card.error is None
+    assert card.requests == 3  # the 429, the retried info call, the README
+    assert 2 in no_sleep
+
+
+def test_hub_unreachable_dataset_is_not_cached(hub, no_sleep):
+    make_dataset(hub.root, "acme/flaky", {"README.md": _card("license: mit")})
+    hub.fault("500", match="/api/datasets/acme/flaky", times=-1)
+    card = ds.hub_dataset_cards()("acme/flaky")
+    assert card is not None and card.error is not None and card.error.startswith("unreachable")
+    hub.clear_faults()
+    ds._memo.clear()
+    card = ds.hub_dataset_cards()("acme/flaky")
+    assert card is not None and card.license == "mit" and card.error is None
