@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
@@ -274,6 +274,11 @@ def read_side_by_side(reads: Sequence[Callable[[], np.ndarray]]) -> list[np.ndar
         return list(pool.map(lambda read: read(), reads))
 
 
+@lru_cache(maxsize=1)
+def _vector_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="originscan-vectors")
+
+
 COMPUTE_WIDTH = 1024  # hidden size from which a comparison's matches are computed on several threads
 _compute_pool: ThreadPoolExecutor | None = None
 T = TypeVar("T")
@@ -305,6 +310,7 @@ class Comparator:
         self.s, self.r = suspect, reference
         self.k_start, self.k_max = k_start, k_max
         self.nonfinite: set[str] = set()  # token matrices skipped for being mostly NaN/Inf
+        self._vectors_ahead: Future[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None
 
     # -- anchors -----------------------------------------------------------------------------------------------
     def _round(self, pairs: list[tuple[TokenMatrix, TokenMatrix]], tokens: np.ndarray) -> list[_Anchor]:
@@ -408,6 +414,7 @@ class Comparator:
                     evidence,
                     "token matrices hold mostly non-finite values (NaN/Inf): " + ", ".join(sorted(self.nonfinite)),
                 )
+            self._read_vectors_ahead()
             best = min(results, key=lambda r: r.log10_p)
             score = best.agreement / best.units
             # Keep only the pair that carries the signal once it is clear which one does.
@@ -451,6 +458,13 @@ class Comparator:
         return Outcome(verdict, 10 ** max(best.log10_p, -300.0), best.log10_p, evidence, reason)
 
     # -- per-layer evidence --------------------------------------------------------------------------------------
+    def _read_vectors_ahead(self) -> None:
+        """Once a round has anchors, the residual vectors will be read for evidence (unless the reference's token
+        matrix is stored transposed, see _vector_evidence): read them while the rounds compute."""
+        sv, rv = self.s.structure.vectors, self.r.structure.vectors
+        if self._vectors_ahead is None and sv and rv and not any(m.transposed for m in self.r.structure.token_matrices):
+            self._vectors_ahead = _vector_pool().submit(lambda: (self.r.vectors(rv), self.s.vectors(sv)))
+
     def _vector_evidence(self, anchor: _Anchor, evidence: list[dict[str, Any]]) -> None:
         """Each suspect residual vector, aligned through the anchor's unit map, against every reference vector."""
         sv, rv = self.s.structure.vectors, self.r.structure.vectors
@@ -459,8 +473,7 @@ class Comparator:
         units = anchor.units_tested
         ref_units = anchor.match
         try:
-            ref = self.r.vectors(rv)
-            sus = self.s.vectors(sv)
+            ref, sus = self._vectors_ahead.result() if self._vectors_ahead else (self.r.vectors(rv), self.s.vectors(sv))
             best = best_vector_matches([sus[n][units] for n in sv], {n: v[ref_units] for n, v in ref.items()})
             for name, (rho, rname) in zip(sv, best):
                 evidence.append(
