@@ -153,3 +153,95 @@ def test_compare_exit_status_per_verdict(suspect, reference, verdict, status):
     assert doc["verdict"] == verdict and doc["exit_status"] == status
     text = originscan("compare", str(EXAMPLES / suspect), str(EXAMPLES / reference))
     assert text.returncode == status and text.stdout.startswith(f"verdict: {verdict}")
+
+
+# == the policy file: next to the model, up to the git root, then the current directory ============================
+def _policy(folder: Path, fail_on: str) -> None:
+    (folder / ".originscan.yml").write_text(f"fail_on: {fail_on}\n", encoding="utf-8")
+
+
+def test_policy_next_to_the_model_wins_over_the_git_root_and_the_cwd(tmp_path):
+    from scanner.policy import load_policy, policy_search_dirs
+
+    root = tmp_path / "project"
+    model = make_repo(root / "models", "m", card={"license": "mit"})
+    (root / ".git").mkdir()
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    _policy(cwd, "critical")
+    _policy(root, "medium")
+    assert policy_search_dirs([str(model)], cwd=cwd) == [model.resolve(), (root / "models").resolve(), root, cwd]
+    dirs = policy_search_dirs([str(model)], cwd=cwd)
+    assert load_policy(None, dirs).source == str(root / ".originscan.yml")  # found at the git root
+    _policy(model, "low")
+    assert load_policy(None, dirs).source == str(model.resolve() / ".originscan.yml")  # next to the model first
+    assert load_policy(None, policy_search_dirs(["hf:acme/m"], cwd=cwd)).source == str(cwd / ".originscan.yml")
+
+
+def test_policy_above_a_folder_outside_git_is_not_used(tmp_path):
+    from scanner.policy import policy_search_dirs
+
+    model = make_repo(tmp_path / "loose", "m", card={"license": "mit"})
+    _policy(tmp_path / "loose", "low")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    assert policy_search_dirs([str(model)], cwd=cwd) == [model.resolve(), cwd]
+
+
+def test_scan_uses_the_policy_found_next_to_the_model(tmp_path):
+    # its one finding is weights.not_compared (info): no index in this test's environment
+    model = make_repo(tmp_path, "m", card={"license": "mit"}, weights={"model.safetensors": tiny_llm(seed=4)})
+    r = originscan("scan", str(model), "-f", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    _policy(model, "info")
+    r = originscan("scan", str(model), "-f", "json", cwd=tmp_path)
+    assert r.returncode == 1 and json.loads(r.stdout)["targets"][0]["findings"], r.stderr
+
+
+# == scan of a folder of model folders =============================================================================
+def test_scan_of_a_folder_of_models_scans_each_and_says_so(tmp_path):
+    models = tmp_path / "models"
+    make_repo(models, "a", card={"license": "mit"})
+    make_repo(models / "team", "b", card={"license": "apache-2.0"})
+    r = originscan("scan", str(models), "-f", "json")
+    targets = [t["target"] for t in json.loads(r.stdout)["targets"]]
+    assert [Path(t).name for t in targets] == ["a", "b"]
+    assert "holds no model itself; scanning the 2 model folders below it: a, team/b" in r.stderr
+    assert "holds no model" not in originscan("-q", "scan", str(models), "-f", "json").stderr
+
+
+def test_scan_of_a_model_folder_is_not_expanded(tmp_path):
+    model = make_repo(tmp_path, "m", card={"license": "mit"})
+    make_repo(model, "sub", card={"license": "mit"})  # a model folder inside a model folder: still one model
+    r = originscan("scan", str(model), "-f", "json")
+    assert [Path(t["target"]).name for t in json.loads(r.stdout)["targets"]] == ["m"]
+    assert "holds no model" not in r.stderr
+
+
+# == JSON listings, output options =================================================================================
+def test_rules_and_index_list_have_json_output(tmp_path):
+    from scanner.knowledge import catalogue
+
+    doc = json.loads(originscan("rules", "--format", "json").stdout)
+    assert [r["id"] for r in doc["rules"]] == list(catalogue()) and all(r["fix"] and r["doc"] for r in doc["rules"])
+    up = make_repo(tmp_path, "up", card={"license": "mit"}, weights={"model.safetensors": tiny_llm(seed=1)})
+    index = tmp_path / "i.sqlite"
+    assert originscan("index", "add", str(up), "--name", "acme/up", "--index", str(index)).returncode == 0
+    listed = json.loads(originscan("index", "list", "--index", str(index), "-f", "json").stdout)
+    assert [(m["name"], m["license"], m["kind"]) for m in listed["models"]] == [("acme/up", "mit", "rows")]
+
+
+def test_color_always_and_never(tmp_path):
+    model = make_repo(tmp_path, "m", card={})
+    assert "\x1b[" in originscan("--color", "always", "scan", str(model)).stdout
+    assert "\x1b[" not in originscan("--color", "never", "scan", str(model)).stdout
+    bad = originscan("--color", "sometimes", "scan", str(model))
+    assert bad.returncode == 2 and "--color must be one of auto, always, never" in bad.stderr
+
+
+def test_demo_says_which_stand_in_upstreams_it_registered():
+    r = originscan("demo", "-f", "json")
+    assert r.returncode == 0, r.stderr
+    note = next(line for line in r.stderr.splitlines() if line.startswith("originscan demo: registered"))
+    assert "meta-llama/Meta-Llama-3-8B" in note and "examples/upstreams/" in note and "stand-in" in note
+    assert "originscan index update" in note

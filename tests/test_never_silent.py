@@ -320,3 +320,17 @@ def test_ctrl_c_stops_scan(hub, tmp_path):
     rc, err, seconds = interrupt_mid_fetch(hub, ["scan", "hf:acme/m0", "-o", str(tmp_path / "r.json")])
     stopped_cleanly(rc, err, seconds)
     assert not (tmp_path / "r.json").exists() and not list(tmp_path.glob(".r.json*"))  # no partial report
+
+
+# == progress: one line per step in a CI log, nothing with --quiet ================================================
+def test_watch_prints_one_line_per_judged_repo_and_nothing_with_quiet(hub, tmp_path):
+    ids = hub_repos(hub, 3)
+    up = make_repo(tmp_path, "up", card={"license": "mit"}, weights={"model.safetensors": tiny_llm(seed=1)})
+    index = tmp_path / "w.sqlite"
+    assert originscan("index", "add", str(up), "--name", "acme/up", "--index", str(index))[0] == 0
+    rc, out, err, _ = originscan("watch", "--index", str(index), "--state", str(tmp_path / "s1"))
+    assert rc in (0, 1), err
+    steps = [line for line in err.splitlines() if line.startswith("originscan watch: acme/")]
+    assert sorted(line.split(":")[1].strip() for line in steps) == sorted(ids)
+    rc, out, err, _ = originscan("-q", "watch", "--index", str(index), "--state", str(tmp_path / "s2"))
+    assert rc in (0, 1) and "originscan watch: acme/" not in err and "originscan watch:" in out
