@@ -239,3 +239,18 @@ def test_cli_repo_id(tmp_path):
     assert att.returncode == 0 and "no attribution obligations" in att.stdout
     att_other = run_cli("attribution", str(repo), "--repo-id", "someone/x")
     assert att_other.returncode == 0 and "Meta Llama 3 Community License" in att_other.stdout
+
+
+def test_repo_id_lets_a_local_folder_follow_its_bases_cards_on_the_hub(hub, tmp_path):
+    from servers.hub import make_repo as hub_repo
+
+    from tests.helpers import card_text
+
+    base_card = card_text({"license": "llama3.1", "base_model": "meta-llama/Llama-3.1-8B"}, "# acme llama ft\n")
+    hub_repo(hub.root, "acme/llama-ft", {"README.md": base_card})
+    repo = make_repo(tmp_path, "ft-of-ft", card={"license": "llama3.1", "base_model": "acme/llama-ft"})
+    offline = scan_target(str(repo), Policy())
+    assert_fires(offline, "card.base_model_unverified")  # a local folder alone stays offline
+    online = scan_target(str(repo), Policy(), repo_id="bob/ft-of-ft")
+    assert_quiet(online, "card.base_model_unverified")
+    assert assert_fires(online, "license.copy_missing")[0].evidence["known_from"] == "base-card"
