@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Executor, Future
+from typing import Any
 
 STOP = threading.Event()
 
@@ -30,7 +31,7 @@ def sleep(seconds: float) -> None:
         raise Interrupted()
 
 
-def abandon(pool: Executor, futures: Iterable[Future[object]] = ()) -> None:
+def abandon(pool: Executor, futures: Iterable[Future[Any]] = ()) -> None:
     """Stop a pool without waiting: cancel every future not yet started (running ones see STOP, set by the SIGINT
     handler, at their next request)."""
     for f in futures:

@@ -273,4 +273,5 @@ def test_action_index_from_a_pack_or_none(scene, hub, tmp_path):
 
     job = _job(scene, tmp_path, "bad", tmp_path, "none", index="none")
     job.run()
-    assert not [r for r in _findings(job.report(), "copycat") if r.startswith("weights.")]
+    # no index, no derivation claimed: only that nothing was compared (weights.not_compared)
+    assert [r for r in _findings(job.report(), "copycat") if r.startswith("weights.")] == ["weights.not_compared"]
