@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only for annotations: these modules import this one
     from scanner.checks.engine import WeightMatch
+    from scanner.evidence.datasets import DatasetFacts
     from scanner.evidence.lineage import Lineage
     from scanner.provenance.code import CodeMatch
     from scanner.sources.interface import RepoFile
@@ -109,6 +110,7 @@ class TargetFacts:
     config: dict[str, Any] = field(default_factory=dict)  # config.json as parsed (architecture for the model cards)
     card_body: str = ""  # the card's Markdown below its metadata (intended use, limitations)
     released: str | None = None  # ISO 8601 UTC: when the scanned revision was published (Hub) or last changed (folder)
+    datasets: list[DatasetFacts] = field(default_factory=list)  # training data the card names, with its terms
 
 
 @dataclass

@@ -136,6 +136,7 @@ def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) ->
         config=snap.jsons.get("config.json") if isinstance(snap.jsons.get("config.json"), dict) else {},
         card_body=ctx.card.body,
         released=released_at(snap),
+        datasets=ctx.datasets,
     )
     return TargetReport(snap.target, findings, revision=snap.revision, facts=facts)
 

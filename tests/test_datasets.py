@@ -147,3 +147,61 @@ def test_hub_unreachable_dataset_is_not_cached(hub, no_sleep):
     ds._memo.clear()
     card = ds.hub_dataset_cards()("acme/flaky")
     assert card is not None and card.license == "mit" and card.error is None
+
+
+# -- attribution and AI-BOMs ----------------------------------------------------------------------------------------
+def _folder(tmp_path, card: str):
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / "README.md").write_text(card, encoding="utf-8")
+    return d
+
+
+def test_attribution_carries_dataset_and_generator_terms(tmp_path):
+    from scanner.attribution import attribution_blocks
+    from scanner.pipeline import open_snapshot
+    from scanner.report.render import render_attribution
+
+    card = _card("license: apache-2.0\ndatasets:\n- tatsu-lab/alpaca\n- acme/never-heard-of")
+    blocks = attribution_blocks(open_snapshot(str(_folder(tmp_path, card))))
+    by_id = {b["license_id"]: b for b in blocks}
+    assert "non-commercial" in " ".join(by_id["cc-by-nc-4.0"]["terms"])
+    assert by_id["OpenAI Terms of Use"]["terms"][0].startswith("You may not")
+    unknown = by_id["Training data whose terms are unknown"]
+    assert "acme/never-heard-of" in unknown["upstream"] and "not presumed permissive" in unknown["terms"][0]
+    text = render_attribution(blocks)
+    assert "Upstream: training data tatsu-lab/alpaca" in text and "Terms:" in text
+
+
+def test_aiboms_list_datasets_and_stay_valid(tmp_path):
+    import json
+
+    from test_aibom import cdx_errors, spdx_binding_errors
+
+    from scanner.report.aibom import cyclonedx_bom, spdx_document
+
+    card = _card("license: apache-2.0\ndatasets:\n- tatsu-lab/alpaca\n- acme/never-heard-of")
+    report = scan_target(str(_folder(tmp_path, card)), Policy())
+    cdx = cyclonedx_bom([report], version="test")
+    assert cdx_errors(cdx) is None
+    data = [c for c in cdx["components"] if c["type"] == "data"]
+    by_name = {c["name"]: c for c in data}  # the library orders components by name
+    assert set(by_name) == {"tatsu-lab/alpaca", "acme/never-heard-of"}
+    assert by_name["tatsu-lab/alpaca"]["licenses"][0]["license"]["id"] == "CC-BY-NC-4.0"
+    assert "licence unknown" in by_name["acme/never-heard-of"]["properties"][0]["value"]
+    model_ref = cdx["metadata"]["component"]["bom-ref"]
+    deps = {d["ref"]: d.get("dependsOn", []) for d in cdx["dependencies"]}
+    assert set(deps[model_ref]) == {c["bom-ref"] for c in data}
+
+    spdx = spdx_document([report], version="test")
+    assert spdx_binding_errors(spdx) is None
+    graph = spdx["@graph"]
+    packages = {e["spdxId"]: e for e in graph if e.get("type") == "dataset_DatasetPackage"}
+    assert sorted(p["name"] for p in packages.values()) == ["acme/never-heard-of", "tatsu-lab/alpaca"]
+    trained = [e for e in graph if e.get("type") == "Relationship" and e["relationshipType"] == "trainedOn"]
+    assert len(trained) == 1 and set(trained[0]["to"]) == set(packages)
+    declared = {e["from"]: e["to"][0] for e in graph if e.get("relationshipType") == "hasDeclaredLicense"}
+    unknown = next(k for k, p in packages.items() if p["name"] == "acme/never-heard-of")
+    assert declared[unknown] == "expandedlicensing_NoAssertionLicense"
+    assert "dataset" in next(e for e in graph if e.get("type") == "SpdxDocument")["profileConformance"]
+    json.dumps(spdx)

@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from scanner.evidence.datasets import DatasetFacts
+from scanner.evidence.signatures import signature_state
 from scanner.findings import TargetFacts, TargetReport
 from scanner.report.lineage_graph import UNKNOWN_LICENSE, Link, concluded_licenses, lineage_links, own_license
 from scanner.report.sanitize import json_ready, visible
@@ -160,6 +162,31 @@ def _architecture(facts: TargetFacts) -> tuple[str | None, str | None]:
     return (visible(family) if isinstance(family, str) else None), (visible(first) if first else None)
 
 
+def _dataset_home(d: DatasetFacts) -> str | None:
+    return f"https://huggingface.co/datasets/{d.id}" if _REPO_ID.match(d.id) else None
+
+
+def _dataset_note(d: DatasetFacts) -> str:
+    """Where the training dataset was found and what is known of its terms (issue #25), for both BOM formats."""
+    first = d.found[0] if d.found else None
+    parts = (
+        [f"originscan: named in the {first.place}" + (f" (line {first.line})" if first.line else "")] if first else []
+    )
+    if d.via:
+        parts.append(f"a source dataset of {d.via}")
+    if d.unknown:
+        parts.append("licence unknown (not checked, not presumed permissive)")
+    elif d.unlicensed:
+        parts.append("published without a licence")
+    if d.license_from:
+        parts.append(f"licence from {d.license_from}")
+    if d.source_licenses:
+        parts.append("its sources impose " + ", ".join(lic.id for lic in d.source_licenses))
+    for g in d.generators:
+        parts.append(f"generated with {g.name}" + (f" ({g.terms})" if g.terms else ""))
+    return visible("; ".join(parts))
+
+
 def _card_list(facts: TargetFacts, key: str) -> list[str]:
     value = facts.card.get(key)
     if isinstance(value, str):
@@ -264,6 +291,7 @@ def cyclonedx_bom(reports: list[TargetReport], *, version: str) -> dict[str, Any
             props.append(
                 Property(name=f"originscan:finding:{f.severity.name}", value=f"{f.rule}: {visible(f.message)}")
             )
+        props.append(Property(name="originscan:signature", value=signature_state({f.rule for f in r.findings})))
         if facts is None:
             models.append(
                 Component(
@@ -306,6 +334,25 @@ def cyclonedx_bom(reports: list[TargetReport], *, version: str) -> dict[str, Any
             )
         )
         cards[ref] = _model_card(facts)
+        data = [
+            Component(
+                type=ComponentType.DATA,
+                name=visible(d.id),
+                bom_ref=f"{ref}-data-{k}",
+                licenses=licences(facts, [_expression(facts, lic.id) for lic in d.all_licenses]),
+                external_references=[
+                    ExternalReference(type=ExternalReferenceType.WEBSITE, url=XsUri(home))
+                    for home in [_dataset_home(d)]
+                    if home
+                ],
+                properties=[Property(name="originscan:dataset", value=_dataset_note(d))],
+            )
+            for k, d in enumerate(facts.datasets, start=1)
+        ]
+        for comp in data:
+            bom.components.add(comp)
+        if data:
+            bom.register_dependency(models[-1], data)
     if len(models) == 1:  # the BOM describes this one model
         bom.metadata.component = models[0]
     else:  # the BOM describes a scan of several models, each a component
@@ -489,6 +536,7 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
         unchecked = [f for f in r.findings if f.rule == "weights.not_compared"]
         if unchecked:  # the lineage below lacks what the weights would have shown: said, not left out silently
             notes.append(f"weights.not_compared: {unchecked[0].message}")
+        notes.append(f"model signature: {signature_state({f.rule for f in r.findings})}")
         if notes:
             pkg["comment"] = visible("; ".join(notes))
         if facts is not None and pkg["type"] == "ai_AIPackage":
@@ -517,7 +565,10 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
             relate("hasDeclaredLicense", model, [NO_ASSERTION_LICENSE])
             relate("hasConcludedLicense", model, [NO_ASSERTION_LICENSE])
             continue
-        relate("hasDeclaredLicense", model, [licence(facts, _model_licences(facts), NONE_LICENSE)])
+        # a card that declares no licence declares none; one that says only `other` says nothing checkable
+        declared = [e for e in _model_licences(facts) if e != _licence_ref("other")]
+        none = NONE_LICENSE if own_license(facts) == "none declared" else NO_ASSERTION_LICENSE
+        relate("hasDeclaredLicense", model, [licence(facts, declared, none)])
         relate("hasConcludedLicense", model, [licence(facts, _concluded(facts))])
         files = []
         for k, f in enumerate(facts.weight_files, start=1):
@@ -544,12 +595,39 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
                 f"originscan: {link.relation}, evidence {link.strength}{p}"
                 f"{'' if link.declared else ', not declared'}: {evidence}",
             )
+        trained = []
+        for k, d in enumerate(facts.datasets, start=1):
+            # SPDX 3.0.1 Dataset profile: datasetType is required; what kind of data it is, the card does not say
+            data = add(
+                {
+                    "type": "dataset_DatasetPackage",
+                    "spdxId": f"{model}-data-{k}",
+                    "name": visible(d.id),
+                    "software_primaryPurpose": "data",
+                    "suppliedBy": supplier(None, d.id),
+                    "software_downloadLocation": _dataset_home(d) or NOASSERTION,
+                    "dataset_datasetType": ["noAssertion"],
+                    "comment": _dataset_note(d),
+                }
+            )
+            published = [_expression(facts, lic.id) for lic in d.licenses]
+            relate(
+                "hasDeclaredLicense",
+                data,
+                [licence(facts, published, NONE_LICENSE if d.unlicensed else NO_ASSERTION_LICENSE)],
+            )
+            relate(
+                "hasConcludedLicense", data, [licence(facts, [_expression(facts, lic.id) for lic in d.all_licenses])]
+            )
+            trained.append(data)
+        if trained:
+            relate("trainedOn", model, trained, "originscan: the training data the model card names (issue #25)")
     add(
         {
             "type": "SpdxDocument",
             "spdxId": f"{ns}document",
             "name": "originscan AI-BOM",
-            "profileConformance": ["core", "software", "ai", "simpleLicensing"],
+            "profileConformance": ["core", "software", "ai", "dataset", "simpleLicensing"],
             "rootElement": roots,
             "element": list(elements),
         }

@@ -519,6 +519,7 @@ def render_attribution(blocks: list[dict[str, Any]]) -> str:
                 "use_restrictions": bool(b.get("use_restrictions")),
                 "mark_modified": bool(b.get("mark_modified")),
                 "url": b.get("url"),
+                "terms": [str(t) for t in b.get("terms") or []],  # what training data carries (attribution.py)
             }
         )
     return _template("plain", "attribution.j2").render(blocks=sections)
