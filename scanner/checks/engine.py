@@ -97,7 +97,7 @@ class Context:
         is known (the duty was then decided) or the licence has no licensor that publishes models."""
         if self.publisher.known or not lic.publishers:
             return ""
-        return f"; publisher unknown: {lic.licensor or 'the licensor'}'s own releases owe this nothing ({HOW_TO_STATE})"
+        return f"; publisher unknown ({lic.licensor or 'the licensor'} itself would owe nothing; {HOW_TO_STATE})"
 
     def own_license(self) -> License | None:
         """The licence the card declares (through license_name for `other`); None when unknown or a placeholder."""

@@ -424,6 +424,9 @@ def _identity(src: LineageInput, kb: KnowledgeBase) -> tuple[Upstream | None, Na
     tails = _tails(src)
     for up in kb.upstreams.values():
         if any(i.rsplit("/", 1)[-1].lower() in tails for i in up.ids):
+            owner = (src.publisher or "").lower()
+            if owner and owner not in _family_orgs(kb, up) and not _licensor_of(kb, up, owner):
+                return None, NameMatch(up, "copy")  # someone else's folder holding the upstream: a re-host
             return up, None
     return None, None
 

@@ -25,7 +25,7 @@ from scanner.sources.interface import Snapshot
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-HOW_TO_STATE = "--repo-id OWNER/NAME or `publisher:` in .originscan.yml"
+HOW_TO_STATE = "state it: --repo-id OWNER/NAME or `publisher:` in .originscan.yml"
 
 
 @dataclass(frozen=True)
