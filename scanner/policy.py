@@ -14,7 +14,7 @@ from scanner.errors import UsageError
 from scanner.findings import Finding, Severity
 
 POLICY_NAMES = (".originscan.yml", ".originscan.yaml")
-POLICY_KEYS = ("fail_on", "licenses", "severity", "suppress", "publisher")
+POLICY_KEYS = ("fail_on", "licenses", "severity", "suppress", "publisher", "signatures")
 
 
 @dataclass
@@ -33,6 +33,29 @@ class Suppression:
         return not (self.target and not fnmatch.fnmatchcase(target, self.target))
 
 
+@dataclass(frozen=True)
+class SigstoreIdentity:
+    """A keyless Sigstore signer: the certificate's identity (an e-mail or a workflow URI) and its OIDC issuer."""
+
+    identity: str
+    issuer: str
+
+
+@dataclass
+class SignaturePolicy:
+    """`signatures:` in the policy: whom to trust for model signatures (OpenSSF model-signing bundles), and whether
+    a release without one is a finding. Key and certificate paths are resolved against the policy file's folder."""
+
+    require: bool = False
+    sigstore: list[SigstoreIdentity] = field(default_factory=list)
+    public_keys: list[Path] = field(default_factory=list)  # PEM public keys (elliptic-curve, as model-signing uses)
+    certificate_chains: list[Path] = field(default_factory=list)  # PEM CA certificates for certificate signatures
+
+    @property
+    def anchors(self) -> bool:
+        return bool(self.sigstore or self.public_keys or self.certificate_chains)
+
+
 @dataclass
 class Policy:
     fail_on: Severity | None = Severity.high  # None = never fail
@@ -42,6 +65,7 @@ class Policy:
     suppressions: list[Suppression] = field(default_factory=list)
     source: str | None = None
     publisher: str | None = None  # OWNER (or OWNER/NAME) that publishes what is scanned (see evidence/publisher.py)
+    signatures: SignaturePolicy = field(default_factory=SignaturePolicy)
 
     def apply(self, target: str, findings: list[Finding], today: dt.date | None = None) -> list[Finding]:
         """Severity overrides, then suppressions. Expired suppressions stop suppressing and say so."""
@@ -149,6 +173,8 @@ def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Poli
         if not (OWNER.match(pub) or REPO_ID.match(pub)):
             raise UsageError(f"policy {where} key 'publisher': expected OWNER or OWNER/NAME, got {pub!r}")
         policy.publisher = pub
+    if data.get("signatures") is not None:
+        policy.signatures = _signature_policy(data["signatures"], where, chosen.parent)
     sev = data.get("severity") or {}
     if not isinstance(sev, dict):
         raise UsageError(f"policy {where}: `severity` must map rule ids to severities")
@@ -175,3 +201,27 @@ def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Poli
             Suppression(str(entry["rule"]), str(entry["reason"]), expires, entry.get("path"), entry.get("target"))
         )
     return policy
+
+
+def _signature_policy(data: object, where: str, base: Path) -> SignaturePolicy:
+    keys = ("require", "sigstore", "public_keys", "certificate_chains")
+    if not isinstance(data, dict):
+        raise UsageError(f"policy {where}: `signatures` must be a mapping ({', '.join(keys)})")
+    for key in data:
+        if key not in keys:
+            raise UsageError(f"policy {where} key 'signatures.{key}': unknown (expected {', '.join(keys)})")
+    out = SignaturePolicy(require=bool(data.get("require", False)))
+    for i, entry in enumerate(data.get("sigstore") or []):
+        if not (isinstance(entry, dict) and entry.get("identity") and entry.get("issuer")):
+            raise UsageError(f"policy {where} key 'signatures.sigstore[{i}]': needs `identity` and `issuer`")
+        out.sigstore.append(SigstoreIdentity(str(entry["identity"]), str(entry["issuer"])))
+    for key, paths in (("public_keys", out.public_keys), ("certificate_chains", out.certificate_chains)):
+        value = data.get(key) or []
+        if not isinstance(value, list):
+            raise UsageError(f"policy {where} key 'signatures.{key}': expected a list of PEM files")
+        for item in value:
+            path = base / str(item)
+            if not path.is_file():
+                raise UsageError(f"policy {where} key 'signatures.{key}': no file {path}")
+            paths.append(path)
+    return out

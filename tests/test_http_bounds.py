@@ -11,6 +11,7 @@ import zlib
 
 import pytest
 import requests
+from helpers import assert_fires, assert_quiet, card_text, findings_of, scan
 
 from scanner.errors import SourceError
 from scanner.sources import http
@@ -118,3 +119,26 @@ def test_an_lfs_file_whose_served_size_differs_from_the_listing_is_malformed():
     with pytest.raises(SourceError, match="listing gives 100 bytes") as exc:
         _check_served(_answer({"X-Linked-Size": "5368709120"}), None, 100, "x")
     assert exc.value.rule == "source.malformed"
+
+
+def test_a_repo_that_changes_between_listing_and_reading_is_reported(tmp_path, monkeypatch):
+    """The Hub answers downloads from another commit than the one it listed (tests/servers/hostile.py)."""
+    from huggingface_hub import constants
+    from servers.hostile import HostileHub
+    from servers.hub import make_repo
+
+    root = tmp_path / "hub"
+    for name in ("hostile/changes_after_listing", "org/steady"):
+        make_repo(root, name, {"README.md": card_text({"license": "mit"}), "config.json": '{"hidden_size": 8}'})
+    server = HostileHub(root).start()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf_home" / "token"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    try:
+        changed = scan("hf:hostile/changes_after_listing")
+        assert_fires(changed, "source.changed")
+        assert "listed at commit" in findings_of(changed, "source.changed")[0].message
+        assert_quiet(scan("hf:org/steady"), "source.changed")
+    finally:
+        server.stop()
