@@ -25,7 +25,7 @@ from scanner.provenance.safetensors import (
     parallel,
     parse_header,
     read_row_span,
-    read_rows,
+    read_rows_of,
     read_tensor,
 )
 from scanner.sources.bytesource import ByteSource
@@ -67,6 +67,9 @@ class ModelView:
 
     def token_rows(self, matrix: TokenMatrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
         raise NotImplementedError
+
+    def read_token_rows(self, matrices: list[TokenMatrix], tokens: list[int]) -> None:
+        """Read ahead the rows token_rows will be asked for, several matrices at once (nothing by default)."""
 
     def vector(self, name: str) -> np.ndarray:
         raise NotImplementedError
@@ -223,13 +226,24 @@ class LiveModel(SourcedView):
         t = self.tensors[name]
         return self.sources[t.file], t
 
+    def read_token_rows(self, matrices: list[TokenMatrix], tokens: list[int]) -> None:
+        """The rows of matrices stored (vocab, hidden) in one file are read together: over HTTP a screen's rows of
+        a small model's embedding and head, usually adjacent in the file, then come in one request."""
+        by_file: dict[str, list[tuple[TokenMatrix, TensorInfo, list[int]]]] = {}
+        for m in matrices:
+            t = self.tensors.get(m.name)
+            missing = list(dict.fromkeys(tok for tok in tokens if (m.name, tok) not in self._rows))
+            if t is not None and not m.transposed and missing:
+                by_file.setdefault(t.file, []).append((m, t, missing))
+        for file, items in by_file.items():
+            blocks = read_rows_of(self.sources[file], [(t, missing) for _, t, missing in items], self.screening)
+            for (m, _, missing), block in zip(items, blocks):
+                self._rows.update(((m.name, tok), row) for tok, row in zip(missing, block))
+
     def token_rows(self, matrix: TokenMatrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
         src, t = self._tensor(matrix.name)
         if not matrix.transposed:
-            missing = [tok for tok in tokens if (matrix.name, tok) not in self._rows]
-            if missing:
-                for tok, row in zip(missing, read_rows(src, t, missing, self.screening)):
-                    self._rows[(matrix.name, tok)] = row
+            self.read_token_rows([matrix], tokens)
             block = np.stack([self._rows[(matrix.name, tok)] for tok in tokens])
             return block if dims is None else block[:, dims]
         # Stored (hidden, vocab): a stored row is one unit across all tokens; read only the span of tokens asked.

@@ -187,6 +187,9 @@ class DequantizingModel(LiveModel):
         per_col = np.arange(cols) // block_c
         return np.stack([lookup[tok // block_r].reshape(-1)[per_col] for tok in tokens])
 
+    def read_token_rows(self, matrices: list[TokenMatrix], tokens: list[int]) -> None:
+        super().read_token_rows([m for m in matrices if m.name not in self.packed], tokens)  # packed: own reads
+
     def token_rows(self, matrix: TokenMatrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
         p = self.packed.get(matrix.name)
         if p is None:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from scanner.sources.bytesource import ByteSource, coalesce
+from scanner.sources.bytesource import ByteSource, coalesce_ranges
 
 # The reference implementation accepts 100 MB, but parsing that much JSON in Python takes over 1 GB of memory; real
 # headers are a few MB (about 100 bytes per tensor).
@@ -253,29 +253,39 @@ def decode(raw: bytes, dtype: str) -> np.ndarray:
 def read_rows(src: ByteSource, t: TensorInfo, rows: list[int] | np.ndarray, screening: bool = False) -> np.ndarray:
     """Rows of a 2-D tensor (or elements of a 1-D one), coalescing nearby rows into one range read (by the source's
     cost of a request, for a screen's read when `screening`)."""
-    if len(t.shape) == 1:
-        width, nrows = 1, t.shape[0]
-    else:
-        width, nrows = math.prod(t.shape[1:]), t.shape[0]
-    rows = [int(r) for r in rows]
-    if any(r < 0 or r >= nrows for r in rows):
-        raise IndexError(f"{t.name}: row out of range")
-    row_bytes = width * t.itemsize
-    # Over HTTP, rows whose gap costs less than a request share one range read (the rows of a small matrix would
-    # otherwise each be a request); local reads join adjacent rows only and read no unwanted byte.
-    runs = coalesce(rows, row_bytes, src.read_cost(screening))
+    return read_rows_of(src, [(t, rows)], screening)[0]
 
-    def fetch(run: tuple[int, int]) -> np.ndarray:
-        first, last = run
-        raw = src.read(t.start + first * row_bytes, (last - first + 1) * row_bytes)
-        return decode(raw, t.dtype).reshape(last - first + 1, width)
 
-    values = parallel(fetch, runs)  # several ranges in flight at once (ByteSources are thread-safe)
-    blocks: dict[int, np.ndarray] = {}
-    for (first, last), block in zip(runs, values):
-        for k, r in enumerate(range(first, last + 1)):
-            blocks[r] = block[k]
-    return np.stack([blocks[r] for r in rows]) if rows else np.zeros((0, width), np.float32)
+def read_rows_of(
+    src: ByteSource, wanted: list[tuple[TensorInfo, list[int] | np.ndarray]], screening: bool = False
+) -> list[np.ndarray]:
+    """Rows of several tensors of one file, read together: over HTTP, rows whose gap costs less than a request
+    share one range read, across tensors too (a small matrix's sampled rows, two adjacent token matrices); local
+    reads join adjacent rows only and read no unwanted byte."""
+    spans: list[tuple[int, int, int, int]] = []  # (start, end, which tensor, row)
+    shapes = []
+    for i, (t, rows) in enumerate(wanted):
+        width, nrows = (1, t.shape[0]) if len(t.shape) == 1 else (math.prod(t.shape[1:]), t.shape[0])
+        rows = [int(r) for r in rows]
+        if any(r < 0 or r >= nrows for r in rows):
+            raise IndexError(f"{t.name}: row out of range")
+        row_bytes = width * t.itemsize
+        spans += [(t.start + r * row_bytes, t.start + (r + 1) * row_bytes, i, r) for r in set(rows)]
+        shapes.append((rows, width))
+    spans.sort()
+    runs = coalesce_ranges([(a, b) for a, b, _, _ in spans], src.read_cost(screening))
+    data = parallel(lambda run: src.read(run[0], run[1] - run[0]), runs)  # several in flight (thread-safe sources)
+    found: dict[tuple[int, int], np.ndarray] = {}
+    k = 0
+    for start, end, i, r in spans:  # spans and runs are both in file order
+        while runs[k][1] < end:
+            k += 1
+        at = start - runs[k][0]
+        found[(i, r)] = decode(data[k][at : at + end - start], wanted[i][0].dtype)
+    return [
+        np.stack([found[(i, r)] for r in rows]) if rows else np.zeros((0, width), np.float32)
+        for i, (rows, width) in enumerate(shapes)
+    ]
 
 
 def read_row_span(src: ByteSource, t: TensorInfo, rows: list[int], lo: int, hi: int) -> list[np.ndarray]:

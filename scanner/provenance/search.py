@@ -86,6 +86,12 @@ class _SuspectSketch:
     def _compute(self, vocab: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
         tokens = sketch_tokens(vocab).tolist()
         out = []
+        if all(not m.transposed for m in self.model.structure.token_matrices):
+            try:
+                with self.model.screens():  # once per repo over many repos: requests count more than bytes
+                    self.model.read_token_rows(self.model.structure.token_matrices, tokens)
+            except (OSError, ValueError, IndexError):
+                pass  # read again matrix by matrix below, where a failure has its answer
         for m in self.model.structure.token_matrices:
             if m.transposed or max(tokens) >= m.vocab:
                 return None  # scattered ids from a transposed matrix would cost whole rows: the full test decides

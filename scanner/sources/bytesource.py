@@ -67,17 +67,23 @@ class ByteSource(ABC):
         pass
 
 
-def coalesce(rows: Iterable[int], row_bytes: int, request_cost: int) -> list[tuple[int, int]]:
-    """Runs (first, last) of rows read as one range each: two wanted rows share a read when the unwanted bytes
-    between them cost less than another read (`request_cost`, see ByteSource). That minimises reads x cost + bytes:
-    each gap is worth skipping or not on its own."""
+def coalesce_ranges(ranges: Iterable[tuple[int, int]], request_cost: int) -> list[tuple[int, int]]:
+    """Byte ranges [start, end) read as one each: two wanted ranges share a read when the unwanted bytes between
+    them cost less than another read (`request_cost`, see ByteSource). That minimises reads x cost + bytes read:
+    each gap is worth reading or skipping on its own."""
     runs: list[tuple[int, int]] = []
-    for r in sorted(set(rows)):
-        if runs and (r - runs[-1][1] - 1) * row_bytes <= request_cost:
-            runs[-1] = (runs[-1][0], r)
+    for start, end in sorted(ranges):
+        if runs and start - runs[-1][1] <= request_cost:
+            runs[-1] = (runs[-1][0], max(end, runs[-1][1]))
         else:
-            runs.append((r, r))
+            runs.append((start, end))
     return runs
+
+
+def coalesce(rows: Iterable[int], row_bytes: int, request_cost: int) -> list[tuple[int, int]]:
+    """coalesce_ranges for the rows of one tensor: runs (first, last) of row numbers."""
+    runs = coalesce_ranges(((r * row_bytes, (r + 1) * row_bytes) for r in set(rows)), request_cost)
+    return [(start // row_bytes, end // row_bytes - 1) for start, end in runs]
 
 
 class FileByteSource(ByteSource):
