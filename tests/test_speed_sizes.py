@@ -75,3 +75,30 @@ def test_version_prints_without_loading_the_scanner():
     assert lines[0].startswith("originscan ") and lines[0].split()[1][0].isdigit()
     assert lines[1] == "exit 0"
     assert lines[2] == "[]", f"--version imported {lines[2]}"
+
+
+def test_a_screen_reads_two_token_matrices_of_a_small_model_in_one_request(hub):
+    """Over HTTP a screen's rows of the embedding and the head (adjacent in the file) come in one range read after
+    the header's; read locally, the same rows cost exactly their bytes."""
+    from synthetic import base_model, save
+
+    from scanner.pipeline import open_snapshot
+    from scanner.provenance.fingerprint import sketch_tokens
+    from scanner.provenance.views import open_model
+
+    save(base_model(3, d=64, vocab=512, layers=1, inter=64), hub.root / "small" / "model")
+    for target in ("hf:small/model", str(hub.root / "small" / "model")):
+        model = open_model(open_snapshot(target))
+        src = next(iter(model.sources.values()))
+        matrices = model.structure.token_matrices
+        tokens = sketch_tokens(512).tolist()
+        before, requests = src.bytes_read, getattr(src, "requests", 0)
+        with model.screens():
+            model.read_token_rows(matrices, tokens)
+        rows = {m.name: model.token_rows(m, tokens) for m in matrices}
+        assert len(matrices) == 2 and all(r.shape == (128, 64) for r in rows.values())
+        if target.startswith("hf:"):
+            assert src.requests - requests == 1
+        else:
+            assert src.bytes_read - before == 2 * 128 * 64 * 4  # float32 rows, nothing between them
+        model.close()
