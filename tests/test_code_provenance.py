@@ -1,26 +1,66 @@
-"""Code provenance: copied modelling code despite renaming, reordering and reformatting (issue #16).
+"""Code provenance: definitions copied from registered upstream code despite renaming, reordering, reformatting and
+partial copying (issues #16 and #21).
 
-Real inputs: the Llama3-V projection module and the MiniCPM-V resampler it was copied from
-(shipped with the Llama3-V example; sources in examples/llama3-v-style/EXAMPLE.md), and real Apache-headered modules of the installed huggingface_hub package.
+Inputs: the demo's upstream module and its renamed partial copy (written for originscan, in examples/), the
+independent implementations of tests/fixtures/code/ (written apart, same components), real modules of the installed
+huggingface_hub and jinja2 packages, and, when the benchmark cache holds them, the real Llama3-V and MiniCPM-V
+files of bench/code/real_pairs/ (skipped otherwise).
 """
 
 from __future__ import annotations
 
+import ast
+import json
+import sys
+import textwrap
 from pathlib import Path
 
 import huggingface_hub
 import jinja2
 import pytest
-from helpers import assert_fires, assert_quiet, scan
+from helpers import REPO_ROOT, assert_fires, assert_quiet, scan
 from obfuscate import obfuscate
 
 from scanner.provenance import code
 from scanner.provenance.index import Index
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+sys.path.insert(0, str(REPO_ROOT / "bench" / "code"))
+from real_pairs import cached_path, load_pairs, missing  # noqa: E402
+
+EXAMPLES = REPO_ROOT / "examples"
+FIXTURES = Path(__file__).parent / "fixtures" / "code"
 HUB = Path(huggingface_hub.__file__).parent
-UPSTREAM = EXAMPLES / "upstreams" / "minicpm-llama3-v-2_5" / "resampler.py"
-LLAMA3V = EXAMPLES / "llama3-v-style" / "projection.py"
+JINJA = Path(jinja2.__file__).parent
+UPSTREAM = EXAMPLES / "upstreams" / "minicpm-llama3-v-2_5" / "resampler.py"  # the demo upstream's own code
+PARTIAL = EXAMPLES / "llama3-v-style" / "modeling_llama3v.py"  # its renamed partial copy
+INDEPENDENT = [
+    FIXTURES / "attention_einsum.py",
+    FIXTURES / "attention_modules.py",
+    FIXTURES / "resampler_latents.py",
+    UPSTREAM,
+]
+
+
+def _fp(path: Path, text: str | None = None) -> code.CodeFingerprint:
+    return code.fingerprint(path.name, path.read_text() if text is None else text)
+
+
+def _compare(suspect: str, upstream: Path, name: str = "suspect.py") -> code.CodeMatch:
+    return code.compare(code.fingerprint(name, suspect), _fp(upstream), "up", suspect_source=suspect)
+
+
+def _source_of(path: Path, *names: str) -> str:
+    """The source of the named top-level definitions of a file, in file order."""
+    text = path.read_text()
+    lines = text.splitlines()
+    tree = ast.parse(text)
+    out = [
+        "\n".join(lines[n.lineno - 1 : n.end_lineno])
+        for n in tree.body
+        if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in names
+    ]
+    assert len(out) == len(names), names
+    return "\n\n\n".join(out)
 
 
 def _repo(root: Path, files: dict[str, str], card: str) -> Path:
@@ -31,6 +71,246 @@ def _repo(root: Path, files: dict[str, str], card: str) -> Path:
     return root
 
 
+# -- the definition matcher on written fixtures ---------------------------------------------------------------------
+def test_definitions_are_functions_methods_class_bodies_and_module_blocks():
+    src = textwrap.dedent(
+        '''
+        """Module docstring."""
+        import os
+
+        LIMIT = 3
+        table = {"a": 1}
+
+
+        class Box:
+            """Doc."""
+
+            size = 4
+
+            def grow(self, n):
+                """Doc."""
+                self.size += n
+                return self.size
+
+
+        def helper(x):
+            return x * LIMIT
+
+
+        if __name__ == "__main__":
+            print(helper(2))
+        '''
+    )
+    fp = code.fingerprint("m.py", src)
+    got = [(d.name, d.kind, d.lines, d.statements) for d in fp.definitions]
+    assert got == [
+        ("<module 5-6>", "module", (5, 6), 2),
+        ("Box", "class", (9, 17), 2),
+        ("Box.grow", "function", (14, 17), 3),
+        ("helper", "function", (20, 21), 2),
+        ("<module 24-25>", "module", (24, 25), 2),
+    ]
+    assert "os" not in " ".join(t for d in fp.definitions for t in d.tokens)  # imports are not definitions
+
+
+def test_renamed_partial_copy_lists_each_copied_definition_with_both_line_ranges():
+    m = _compare(PARTIAL.read_text(), UPSTREAM, PARTIAL.name)
+    assert m.copied, (m.copied_statements, m.definitions)
+    pairs = {d.suspect_name: d.upstream_name for d in m.definitions}
+    for suspect, upstream in {
+        "pos_values": "sincos_table_1d",
+        "grid_values": "sincos_table_2d",
+        "Projection.__init__": "PerceiverResampler.__init__",
+        "Projection.forward": "PerceiverResampler.forward",
+        "Projection._init": "PerceiverResampler._init_weights",
+        "tile_grid": "slice_grid",
+    }.items():
+        assert pairs.get(suspect) == upstream, (suspect, pairs)
+    # the code the copier wrote itself is not reported
+    assert not {n for n in pairs if n.startswith(("VisionTower", "prompt_with_image", "cosine_warmup"))}, pairs
+    up = {d.name: d.lines for d in _fp(UPSTREAM).definitions}
+    mine = {d.name: d.lines for d in _fp(PARTIAL).definitions}
+    for d in m.definitions:  # both line ranges lie inside the two definitions
+        assert mine[d.suspect_name][0] <= d.suspect_lines[0] <= d.suspect_lines[1] <= mine[d.suspect_name][1], d
+        assert up[d.upstream_name][0] <= d.upstream_lines[0] <= d.upstream_lines[1] <= up[d.upstream_name][1], d
+    assert m.notices_missing and "originscan demo authors" in m.notices_missing[0]
+
+
+def test_a_class_lifted_into_a_2000_line_file_counts_as_much_as_the_class_alone():
+    lifted = "import math\n\nimport numpy as np\nimport torch\nfrom torch import nn\nfrom torch.nn.init import trunc_normal_\n\n\n"
+    lifted += _source_of(PARTIAL, "pos_values", "grid_values", "Projection")
+    big = JINJA / "compiler.py"  # real, unrelated: ~2,000 lines
+    host = big.read_text().splitlines()
+    tops = [n.lineno - 1 for n in ast.parse(big.read_text()).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    middle = min(tops, key=lambda i: abs(i - len(host) // 2))  # between two top-level definitions
+    inserted = "\n".join(host[:middle]) + "\n\n" + lifted + "\n\n" + "\n".join(host[middle:])
+    alone, within = _compare(lifted, UPSTREAM), _compare(inserted, UPSTREAM, "compiler.py")
+    assert alone.copied and within.copied
+    assert abs(alone.copied_statements - within.copied_statements) < 1.0
+    assert within.similarity < 0.1  # a small share of the host file: no whole-file measure would see it
+    shift = middle + 1  # lines of the host before the lifted code
+    assert [(d.suspect_name, d.upstream_name, d.upstream_lines) for d in within.definitions] == [
+        (d.suspect_name, d.upstream_name, d.upstream_lines) for d in alone.definitions
+    ]
+    for a, w in zip(alone.definitions, within.definitions):
+        assert w.suspect_lines == (a.suspect_lines[0] + shift, a.suspect_lines[1] + shift)
+    assert "Projection.forward" in {d.suspect_name for d in within.definitions}
+
+
+@pytest.mark.parametrize(
+    "suspect,upstream",
+    [(a, b) for a in INDEPENDENT for b in INDEPENDENT if a != b],
+    ids=lambda p: p.stem,
+)
+def test_independent_implementations_of_the_same_components_stay_quiet(suspect, upstream):
+    m = _compare(suspect.read_text(), upstream, suspect.name)
+    assert not m.copied, (m.copied_statements, [(d.suspect_name, d.upstream_name) for d in m.definitions])
+
+
+def _body(path: Path, name: str) -> list[str]:
+    """The source lines of a top-level function's body after its docstring, indented as in the file."""
+    lines = path.read_text().splitlines()
+    fn = next(n for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef) and n.name == name)
+    return lines[fn.body[1].lineno - 1 : fn.end_lineno]
+
+
+def test_one_suspect_definition_from_several_upstream_definitions_and_one_upstream_definition_twice():
+    # many-to-many: a helper inlined into its caller, and one upstream function pasted under two names
+    slice_src = _source_of(UPSTREAM, "slice_grid")
+    twice = slice_src.replace("slice_grid", "grid_a") + "\n\n\n" + slice_src.replace("slice_grid", "grid_b")
+    merged = "\n".join(
+        ["def plan(size, max_slices=9, area_side=448, never_split=False, patch=14, upscale=False):"]
+        + _body(UPSTREAM, "fitted_size")[:-1]  # all but its return
+        + _body(UPSTREAM, "slice_grid")
+    )
+    m = _compare(twice + "\n\n\n" + merged + "\n", UPSTREAM)
+    names = {d.suspect_name: d for d in m.definitions}
+    assert names["grid_a"].upstream_name == names["grid_b"].upstream_name == "slice_grid"
+    plan = names["plan"]
+    assert plan.upstream_name == "slice_grid" and "resampler.py:fitted_size" in plan.also_from, plan
+    assert plan.containment > 0.9
+
+
+def _method(name: str) -> str:
+    """One method of the demo upstream's resampler class, as written."""
+    first, last = next(d.lines for d in _fp(UPSTREAM).definitions if d.name == f"PerceiverResampler.{name}")
+    return "\n".join(UPSTREAM.read_text().splitlines()[first - 1 : last]) + "\n\n"
+
+
+def test_short_definitions_count_only_beside_a_long_copied_one():
+    # `_per_image` and `_build_pos_table` are a few lines each, alike in much independent code: alone they are no
+    # copy; beside the copied forward() they are reported with it
+    header = "import torch\nfrom torch import nn\n\n\nclass Pool(nn.Module):\n"
+    shorts = _method("_build_pos_table") + _method("_per_image")
+    alone = _compare(header + shorts, UPSTREAM)
+    assert not alone.copied and alone.definitions == ()
+    both = _compare(header + shorts + _method("forward"), UPSTREAM)
+    assert both.copied
+    assert [d.suspect_name for d in both.definitions] == ["Pool._build_pos_table", "Pool._per_image", "Pool.forward"]
+
+
+def test_module_level_blocks_are_matched():
+    upstream = textwrap.dedent(
+        """
+        import torch
+
+        model = torch.nn.Linear(16, 4)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
+        for epoch in range(10):
+            for batch, target in zip(torch.randn(8, 32, 16), torch.randn(8, 32, 4)):
+                optimiser.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.mse_loss(model(batch), target)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimiser.step()
+            print(f"epoch {epoch}: {loss.item():.4f}")
+        torch.save(model.state_dict(), "model.pt")
+        """
+    )
+    suspect = upstream.replace("model", "net").replace("optimiser", "opt").replace("batch", "x").replace("loss", "l")
+    fp_up, fp_s = code.fingerprint("train.py", upstream), code.fingerprint("mine.py", suspect)
+    found = code.copied_definitions(fp_s, code.UpstreamCode({"up": [fp_up]}))["up"]
+    assert [(d.suspect_name, d.upstream_name) for d in found] == [("<module 4-14>", "<module 4-14>")]
+    assert found[0].containment > 0.9
+
+
+def test_code_found_in_two_registered_upstreams_is_common_stock():
+    shared = _source_of(UPSTREAM, "PerceiverResampler")
+    suspect = "import torch\nfrom torch import nn\n\n\n" + shared.replace("PerceiverResampler", "Pooler")
+    one = code.UpstreamCode({"a": [code.fingerprint("a.py", shared)]})
+    two = code.UpstreamCode({"a": [code.fingerprint("a.py", shared)], "b": [code.fingerprint("b.py", shared)]})
+    assert code.matches(code.fingerprint("s.py", suspect), one)
+    assert code.matches(code.fingerprint("s.py", suspect), two) == []
+
+
+# -- real installed modules ------------------------------------------------------------------------------------------
+def test_obfuscated_copy_of_real_module_is_found_with_its_notice_missing():
+    src = (HUB / "utils" / "_http.py").read_text()
+    disguised = obfuscate(src, seed=7)
+    assert "def get_session" not in disguised  # renamed for real
+    m = code.compare(
+        code.fingerprint("net.py", disguised), code.fingerprint("_http.py", src), "hub", suspect_source=disguised
+    )
+    assert m.copied and m.similarity > 0.5, (m.copied_statements, m.similarity)
+    assert m.license == "apache-2.0"  # read from the upstream file's own header
+    assert m.notices_missing == ("Copyright 2022-present, the HuggingFace Inc. team.",)
+
+
+def test_independent_real_modules_are_not_copies():
+    files = [
+        HUB / "utils" / "_http.py",
+        HUB / "_commit_api.py",
+        HUB / "utils" / "_validators.py",
+        JINJA / "lexer.py",
+        JINJA / "compiler.py",
+        UPSTREAM,
+    ]
+    fps = [_fp(p) for p in files]
+    for a in fps:
+        for b in fps:
+            if a is not b:
+                m = code.compare(a, b, b.path)
+                assert not m.copied, (a.path, b.path, m.copied_statements)
+
+
+def test_copied_from_blocks_are_not_evidence():
+    body = (HUB / "utils" / "_validators.py").read_text()
+    plain = "import os\n\n\n" + body.split("\n\n\n", 1)[1]
+    upstream = code.fingerprint("_validators.py", body)
+    assert code.compare(code.fingerprint("a.py", plain), upstream, "u").copied
+    marked = plain.replace("\ndef ", "\n# Copied from huggingface_hub.x\ndef ")
+    assert code.compare(code.fingerprint("a.py", marked), upstream, "u").copied_statements < code.MIN_COPIED_STATEMENTS
+
+
+def test_unparsable_and_huge_files_are_fingerprinted_within_bounds():
+    broken = UPSTREAM.read_text() + "\n    def (((\n"
+    fp = code.fingerprint("broken.py", broken)
+    assert fp.definitions[-1].name.startswith("<unparsed ") and len(fp.definitions) > 10  # the rest parsed
+    assert fp.error is None or fp.error.startswith("tokenizer")
+    assert code.compare(fp, _fp(UPSTREAM), "u").copied
+    garbled = code.fingerprint("garbled.py", "def (((\n" + UPSTREAM.read_text())  # nothing parses: tokens only
+    assert [d.name[:12] for d in garbled.definitions] == ["<unparsed 1-"]
+    huge = code.fingerprint("huge.py", "x = 1\n" * 400_000)
+    assert huge.error and "first" in huge.error
+    assert code.fingerprint("empty.py", "").definitions == ()
+
+
+def test_fingerprint_round_trips_through_json_and_old_rows_are_left_out(tmp_path):
+    fp = _fp(UPSTREAM)
+    assert code.CodeFingerprint.from_json(json.loads(json.dumps(fp.to_json()))) == fp
+    idx = Index(tmp_path / "index.sqlite")
+    store = code.CodeStore(idx.db)
+    store.add("up", {"resampler.py": UPSTREAM.read_text()}, "apache-2.0")
+    with idx.db:  # a row written by an earlier originscan (winnowed hashes, no definitions)
+        idx.db.execute(
+            "INSERT INTO code_files VALUES (?,?,?,?)", ("old", "x.py", None, json.dumps({"path": "x.py", "hashes": []}))
+        )
+    fps, licenses = store.upstreams()
+    assert list(fps) == ["up"] and licenses == {"up": "apache-2.0"}
+    idx.close()
+
+
+# -- the rules, end to end through scan -----------------------------------------------------------------------------
 @pytest.fixture
 def index(tmp_path):
     idx = Index(tmp_path / "index.sqlite")
@@ -41,92 +321,29 @@ def index(tmp_path):
     idx.close()
 
 
-def test_real_llama3v_projection_is_a_copy_of_minicpm_v_resampler():
-    s, u = LLAMA3V.read_text(), UPSTREAM.read_text()
-    m = code.compare(
-        code.fingerprint("projection.py", s), code.fingerprint("resampler.py", u), "minicpm", suspect_source=s
-    )
-    assert m.copied, (m.score, m.api_similarity, m.matched)
-    # the copied stretches point at the right lines: Llama3-V's forward() ~ the resampler's forward()
-    assert any(60 <= r.suspect_lines[0] <= 80 and 120 <= r.upstream_lines[0] <= 160 for r in m.regions), m.regions
-
-
-def test_obfuscated_copy_of_real_module_is_found_with_its_lines():
-    src = (HUB / "utils" / "_http.py").read_text()
-    disguised = obfuscate(src, seed=7)
-    assert "def get_session" not in disguised  # renamed for real
-    m = code.compare(
-        code.fingerprint("net.py", disguised), code.fingerprint("_http.py", src), "hub", suspect_source=disguised
-    )
-    assert m.copied and m.score > 0.5, (m.score, m.matched)
-    assert m.license == "apache-2.0"  # read from the upstream file's own header
-    assert m.notices_missing == ("Copyright 2022-present, the HuggingFace Inc. team.",)
-
-
-def test_independent_real_modules_are_not_copies():
-    files = [
-        HUB / "utils" / "_http.py",
-        HUB / "_commit_api.py",
-        HUB / "utils" / "_validators.py",
-        Path(jinja2.__file__).parent / "lexer.py",
-        Path(jinja2.__file__).parent / "compiler.py",
-        UPSTREAM,
-    ]
-    fps = [code.fingerprint(p.name, p.read_text()) for p in files]
-    for a in fps:
-        for b in fps:
-            if a is not b:
-                m = code.compare(a, b, b.path)
-                assert not m.copied, (a.path, b.path, m.score, m.api_similarity, m.matched)
-
-
-def test_copied_from_blocks_are_not_evidence():
-    body = (HUB / "utils" / "_validators.py").read_text()
-    # a file whose only shared code is a block transformers-style marked as copied is not a copy
-    marked = "import os\n\n\n# Copied from huggingface_hub.utils._validators\n" + body.split("\n\n\n", 1)[1]
-    plain = "import os\n\n\n" + body.split("\n\n\n", 1)[1]
-    upstream = code.fingerprint("_validators.py", body)
-    assert code.compare(code.fingerprint("a.py", plain), upstream, "u").copied
-    marked_fp = code.fingerprint("a.py", marked.replace("\ndef ", "\n# Copied from huggingface_hub.x\ndef "))
-    assert code.compare(marked_fp, upstream, "u").matched < code.MIN_MATCHED
-
-
-def test_unparsable_and_huge_files_are_fingerprinted_within_bounds():
-    broken = UPSTREAM.read_text() + "\n    def (((\n"
-    fp = code.fingerprint("broken.py", broken)
-    assert fp.hashes
-    assert fp.error is None or fp.error.startswith("tokenizer")
-    huge = code.fingerprint("huge.py", "x = 1\n" * 400_000)
-    assert huge.error and "first" in huge.error
-    assert code.fingerprint("empty.py", "").hashes == ()
-
-
-def test_fingerprint_round_trips_through_json():
-    fp = code.fingerprint("resampler.py", UPSTREAM.read_text())
-    assert code.CodeFingerprint.from_json(fp.to_json()) == fp
-
-
-# -- the rules, end to end through scan --------------------------------------------------------------------------
-def test_undeclared_copy_fires(tmp_path, index):
-    repo = _repo(tmp_path / "llama3v", {"projection.py": LLAMA3V.read_text()}, "---\nlicense: mit\n---\n# Llama3-V\n")
+def test_undeclared_copy_fires_with_every_copied_definition(tmp_path, index):
+    card = "---\nlicense: mit\n---\n# Llama3-V\n"
+    repo = _repo(tmp_path / "llama3v", {"modeling_llama3v.py": PARTIAL.read_text()}, card)
     hit = assert_fires(scan(repo, index=index), "code.copied_undeclared")[0]
-    assert hit.evidence["upstream"] == "openbmb/MiniCPM-V" and hit.path == "projection.py"
-    assert hit.evidence["regions"] and hit.line == hit.evidence["regions"][0]["lines"][0]
+    assert hit.evidence["upstream"] == "openbmb/MiniCPM-V" and hit.path == "modeling_llama3v.py"
+    defs = hit.evidence["definitions"]
+    assert {"name": "Projection.forward", "upstream_name": "PerceiverResampler.forward"}.items() <= next(
+        d for d in defs if d["name"] == "Projection.forward"
+    ).items()
+    assert hit.line == defs[0]["lines"][0]
+    assert "pos_values (lines 26-31) ← resampler.py:sincos_table_1d (" in hit.message
+    assert "Projection.{__init__, " in hit.message and "resampler.py:PerceiverResampler.{__init__, " in hit.message
 
 
 def test_declared_upstream_is_quiet(tmp_path, index):
     card = "---\nlicense: apache-2.0\n---\n# Vision model\nThe resampler is taken from openbmb/MiniCPM-V.\n"
-    repo = _repo(tmp_path / "credited", {"projection.py": LLAMA3V.read_text()}, card)
+    repo = _repo(tmp_path / "credited", {"modeling_llama3v.py": PARTIAL.read_text()}, card)
     assert_quiet(scan(repo, index=index), "code.copied_undeclared")
 
 
 def test_independent_code_is_quiet(tmp_path, index):
-    repo = _repo(
-        tmp_path / "own",
-        {"lexer.py": (Path(jinja2.__file__).parent / "lexer.py").read_text()},
-        "---\nlicense: mit\n---\n# Mine\n",
-    )
-    report = scan(repo, index=index)
+    files = {p.name: p.read_text() for p in INDEPENDENT[:3]} | {"lexer.py": (JINJA / "lexer.py").read_text()}
+    report = scan(_repo(tmp_path / "own", files, "---\nlicense: mit\n---\n# Mine\n"), index=index)
     assert_quiet(report, "code.copied_undeclared")
     assert_quiet(report, "code.notice_removed")
 
@@ -145,6 +362,25 @@ def test_removed_notice_fires_and_kept_notice_is_quiet(tmp_path, index):
 
 
 def test_without_an_index_no_code_rule_runs(tmp_path):
-    repo = _repo(tmp_path / "llama3v", {"projection.py": LLAMA3V.read_text()}, "---\nlicense: mit\n---\n# Llama3-V\n")
-    report = scan(repo)
-    assert_quiet(report, "code.copied_undeclared")
+    repo = _repo(tmp_path / "llama3v", {"modeling_llama3v.py": PARTIAL.read_text()}, "---\nlicense: mit\n---\n# L\n")
+    assert_quiet(scan(repo), "code.copied_undeclared")
+
+
+# -- the real Llama3-V / MiniCPM-V pairs, from the benchmark cache (bench/code/fetch_real_pairs.py fills it) --------
+LLAMA3V_PAIRS = [p for p in load_pairs() if p.set == "llama3v-minicpm"]
+
+
+@pytest.mark.parametrize("pair", LLAMA3V_PAIRS, ids=lambda p: p.id)
+def test_real_llama3v_pair(pair):
+    if missing([pair]):
+        pytest.skip(f"{pair.id}: its files are not in the benchmark cache (run bench/code/fetch_real_pairs.py)")
+    reference = [code.fingerprint(r.path, cached_path(r).read_text(encoding="utf-8")) for r in pair.reference]
+    upstream = code.UpstreamCode({"reference": reference})
+    found = []
+    for r in pair.suspect:
+        text = cached_path(r).read_text(encoding="utf-8")
+        found += code.matches(code.fingerprint(r.path, text), upstream, text)
+    assert bool(found) == pair.copied, (
+        pair.id,
+        [(d.suspect_name, d.upstream_name) for m in found for d in m.definitions],
+    )

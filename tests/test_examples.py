@@ -29,6 +29,7 @@ EXPECTED: dict[str, set[str]] = {
         "attribution.naming",
         "security.remote_code",
         "code.copied_undeclared",
+        "code.notice_removed",
     },
     "clean-llama3-finetune": {"config.upstream_signature"},
     "gemma-apache-relicense": {

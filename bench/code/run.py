@@ -1,11 +1,18 @@
-"""Code-provenance benchmark: real modelling code from the `transformers` wheel, disguised copies as positives,
-other families' files as negatives, originscan side by side with copydetect, pycode-similar and difflib.
+"""Copied-code benchmark: originscan side by side with copydetect, pycode-similar and difflib.
 
-    make bench-code      (downloads the transformers wheel into bench/.cache/code; nothing is vendored)
+    make bench-code                                   (builds bench/.venv-code with copydetect and pycode_similar)
+    bench/.venv-code/bin/python bench/code/run.py [--real | --synthetic] [--details]
 
-Prints, per tool: recall at 0 false positives (threshold = the best negative score, picked after seeing the
-answers, which favours the baselines), and for originscan also recall and false positives at its threshold fixed
-in advance (scanner.provenance.code.COPY_THRESHOLD), plus time per pair.
+Table 1, real pairs: the labelled pairs of `bench/code/real_pairs/` (real files from public repositories, read from
+the cache that `fetch_real_pairs.py` fills; pairs whose files are not there are listed and left out). Each pair is a
+suspect file set against a reference file set, labelled copied or independent, in a fixed half (held-out when the
+SHA-256 of the pair id is odd). originscan decides with the thresholds in scanner/provenance/code.py, fixed on the
+tuning half; every baseline's threshold is the lowest that keeps the tuning half free of false positives (its score
+must exceed every tuning independent pair's). Held-out figures come first. "recall@0FP (oracle)" puts the threshold
+just above the held-out half's own worst independent pair, after seeing the answers.
+
+Table 2, synthetic obfuscation: real modelling files of the `transformers` wheel (downloaded into bench/.cache/code)
+disguised by tests/obfuscate.py as positives, files of other lineages as negatives.
 """
 
 from __future__ import annotations
@@ -20,20 +27,182 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the obfuscator is shared with the test suite
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from obfuscate import obfuscate  # noqa: E402
+from real_pairs import Pair, cached_path, load_pairs, missing  # noqa: E402
 
 from scanner.provenance import code  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache" / "code"
+Files = list[tuple[str, str]]  # (path, source)
+
+
+# -- the tools: each scores a suspect file set against a reference file set (higher: more likely copied) ----------
+def originscan_match(suspect: Files, reference: Files) -> list[code.CodeMatch]:
+    upstream = code.UpstreamCode({"reference": [code.fingerprint(p, s) for p, s in reference]})
+    return [m for p, s in suspect for m in code.matches(code.fingerprint(p, s), upstream, s, copied_only=False)]
+
+
+def originscan(suspect: Files, reference: Files) -> float:
+    """Normalised statements in copied definitions (the scanner's decision: at least MIN_COPIED_STATEMENTS)."""
+    return max((m.copied_statements for m in originscan_match(suspect, reference)), default=0.0)
+
+
+def copydetect_score(suspect: Files, reference: Files) -> float:
+    import copydetect
+
+    best = 0.0
+    with tempfile.TemporaryDirectory() as d:
+        for (i, (_, a)), (j, (_, b)) in itertools.product(enumerate(suspect), enumerate(reference)):
+            fa, fb = Path(d, f"s{i}.py"), Path(d, f"r{j}.py")
+            fa.write_text(a)
+            fb.write_text(b)
+            x = copydetect.CodeFingerprint(str(fa), 25, 1)
+            y = copydetect.CodeFingerprint(str(fb), 25, 1)
+            _, sims, _ = copydetect.compare_files(x, y)
+            best = max(best, *sims)
+    return best
+
+
+def _joined(files: Files) -> str:
+    return "\n\n".join(s.replace("from __future__ import annotations", "") for _, s in files)
+
+
+def pycode_similar_score(suspect: Files, reference: Files) -> float:
+    """pycode_similar's own summary over all functions: the share of the suspect's function AST lines that match."""
+    import pycode_similar as ps
+
+    try:
+        res = ps.detect([_joined(reference), _joined(suspect)], diff_method=ps.UnifiedDiff, keep_prints=True)
+        return float(ps.summarize(res[0][1])[0])
+    except Exception:  # it refuses files without functions, among others
+        return 0.0
+
+
+def difflib_ratio(suspect: Files, reference: Files) -> float:
+    return max(
+        difflib.SequenceMatcher(None, a.splitlines(), b.splitlines(), autojunk=False).ratio()
+        for (_, a), (_, b) in itertools.product(suspect, reference)
+    )
+
+
+TOOLS: dict[str, Callable[[Files, Files], float]] = {
+    "originscan": originscan,
+    "copydetect": copydetect_score,
+    "pycode-similar": pycode_similar_score,
+    "difflib": difflib_ratio,
+}
+
+
+# -- table 1: real pairs --------------------------------------------------------------------------------------------
+@dataclass
+class Scored:
+    pair: Pair
+    score: float
+    seconds: float
+
+
+def _read(pair: Pair) -> tuple[Files, Files]:
+    def files(refs: Sequence[object]) -> Files:
+        return [(r.path, cached_path(r).read_text(encoding="utf-8")) for r in refs]  # type: ignore[attr-defined]
+
+    return files(pair.suspect), files(pair.reference)
+
+
+def _found(rows: list[Scored], decide: Callable[[Scored], bool], label: str) -> int:
+    return sum(decide(r) for r in rows if r.pair.label == label)
+
+
+def real_table(tools: list[str], details: bool, only: str | None = None) -> None:
+    pairs = [p for p in load_pairs() if only is None or p.half == only]
+    absent = missing(pairs)
+    absent_keys = {r.key for r in absent}
+    usable = [p for p in pairs if not any(r.key in absent_keys for r in p.files)]
+    print(f"real pairs: {len(pairs)} labelled, {len(usable)} with every file in the cache")
+    for p in pairs:
+        if p not in usable:
+            gone = [f"{r.repo}@{r.commit[:8]}:{r.path}" for r in p.files if r.key in absent_keys]
+            print(f"  not in the cache (run bench/code/fetch_real_pairs.py): {p.id}: {', '.join(gone)}")
+    if not usable:
+        return
+    sources = {p.id: _read(p) for p in usable}
+    scored: dict[str, list[Scored]] = {}
+    for name in tools:
+        rows = []
+        for p in usable:
+            t0 = time.perf_counter()
+            s = TOOLS[name](*sources[p.id])
+            rows.append(Scored(p, s, time.perf_counter() - t0))
+        scored[name] = rows
+    # originscan decides with its own fixed thresholds; each baseline with the lowest threshold clean on tuning
+    decide: dict[str, Callable[[Scored], bool]] = {}
+    thresholds: dict[str, str] = {}
+    for name, rows in scored.items():
+        if name == "originscan":
+            decide[name] = lambda r: r.score >= code.MIN_COPIED_STATEMENTS
+            thresholds[name] = f">= {code.MIN_COPIED_STATEMENTS} copied statements (fixed in code.py)"
+        else:
+            worst = max((r.score for r in rows if r.pair.half == "tuning" and not r.pair.copied), default=0.0)
+            decide[name] = lambda r, w=worst: r.score > w
+            thresholds[name] = f"> {worst:.3f} (worst tuning independent pair)"
+    print("thresholds: " + "; ".join(f"{n} {t}" for n, t in thresholds.items()))
+    sets = sorted({p.set for p in usable})
+    head = f"{'half':<9} {'set':<28} {'copies':>6} {'indep':>5}" + "".join(f" {n + ' found/FP':>22}" for n in tools)
+    print(head)
+    for half in ("held-out", "tuning"):
+        for s in sets + ["all"]:
+            in_set = [p for p in usable if p.half == half and (s == "all" or p.set == s)]
+            if not in_set:
+                continue
+            ids = {p.id for p in in_set}
+            n_copy = sum(p.copied for p in in_set)
+            line = f"{half:<9} {s:<28} {n_copy:>6} {len(in_set) - n_copy:>5}"
+            for name in tools:
+                rows = [r for r in scored[name] if r.pair.id in ids]
+                found = _found(rows, decide[name], "copied")
+                fp = _found(rows, decide[name], "independent")
+                line += f" {f'{found}/{n_copy}, {fp} FP':>22}"
+            print(line)
+    print(f"{'tool':<15} {'held-out recall@0FP (oracle)':>29} {'ms/pair':>8}")
+    for name, rows in scored.items():
+        held = [r for r in rows if r.pair.half == "held-out"]
+        worst = max((r.score for r in held if not r.pair.copied), default=0.0)
+        copies = [r for r in held if r.pair.copied]
+        oracle = sum(r.score > worst for r in copies) / max(1, len(copies))
+        ms = 1000 * sum(r.seconds for r in rows) / len(rows)
+        print(f"{name:<15} {oracle:>29.0%} {ms:>8.1f}")
+    if "originscan" in scored:
+        print("originscan scores (copied statements), by pair:")
+        for r in sorted(scored["originscan"], key=lambda r: (r.pair.half, r.pair.label, -r.score)):
+            print(f"  {r.pair.half:<9} {r.pair.label:<12} {r.score:>7.1f}  {r.pair.id}")
+    if details:
+        print("copied definitions reported by originscan (suspect lines <- reference lines), against the labels:")
+        for p in usable:
+            print(f"- {p.id} [{p.label}, {p.half}]")
+            for lab in p.copied_definitions:
+                print(f"    label: {lab.suspect}  <-  {lab.reference}")
+            for m in originscan_match(*sources[p.id]):
+                for d in m.definitions:
+                    print(
+                        f"    found: {d.suspect_name} ({m.suspect_path}:{d.suspect_lines[0]}-{d.suspect_lines[1]})  <-  "
+                        f"{d.upstream_name} ({d.upstream_path}:{d.upstream_lines[0]}-{d.upstream_lines[1]}) "
+                        f"{d.containment:.0%} of it, {d.statements} statements"
+                    )
+
+
+# -- table 2: synthetic obfuscation of real transformers modelling files ---------------------------------------------
 # Hand-written (not modular-generated) implementations, by lineage. Within a lineage the files were written by
 # copying each other (electra from bert, mpt from bloom, pegasus from bart, …), partly without `Copied from`
-# markers: that is real copying, so only pairs from different lineages are independent implementations.
+# markers: that is real copying, so only pairs from different lineages are negatives. Across lineages the files
+# still share the transformers team's templates (task heads, attention interface), written once and repeated.
 LINEAGES = {
     "bert": ["bert", "albert", "distilbert", "electra", "deberta_v2", "mpnet", "roformer", "funnel", "canine"],
     "bart": ["bart", "marian", "pegasus", "fsmt", "xglm", "opt"],
@@ -44,8 +213,7 @@ LINEAGES = {
 }
 FAMILIES = [f for fs in LINEAGES.values() for f in fs]
 LINEAGE = {f: lin for lin, fs in LINEAGES.items() for f in fs}
-# Generated from modular files, which inherit from each other: genuinely shared code, reported apart.
-MODULAR = ["llama", "mistral", "qwen2", "gemma"]
+MODULAR = ["llama", "mistral", "qwen2", "gemma"]  # generated from modular files: shared code, reported apart
 
 
 def wheel_models() -> Path:
@@ -62,117 +230,68 @@ def wheel_models() -> Path:
     return models
 
 
-def ours_match(a: str, b: str, pa: str, pb: str) -> code.CodeMatch:
-    return code.compare(code.fingerprint(pa, a), code.fingerprint(pb, b), "ref", suspect_source=a)
+def indexed(models: dict[str, str]) -> tuple[int, int, int]:
+    """originscan as it scans: every other lineage's file registered as its own upstream in one index, so that a
+    stretch found in two upstreams (the transformers templates) is common stock. Returns (disguised copies found,
+    false positives, upstreams compared)."""
+    fps = {f: code.fingerprint(f, s) for f, s in models.items()}
+    found = fp = compared = 0
+    for i, f in enumerate(FAMILIES):
+        others = {g: [fps[g]] for g in FAMILIES if LINEAGE[g] != LINEAGE[f]}
+        fp += len(code.matches(fps[f], code.UpstreamCode(others)))
+        compared += len(others)
+        disguised = obfuscate(models[f], seed=i)
+        hits = code.matches(code.fingerprint("x.py", disguised), code.UpstreamCode({**others, f: [fps[f]]}))
+        found += any(m.upstream == f for m in hits)
+    return found, fp, compared
 
 
-def ours(a: str, b: str, pa: str, pb: str) -> float:
-    return ours_match(a, b, pa, pb).score
-
-
-def difflib_ratio(a: str, b: str, pa: str, pb: str) -> float:
-    return difflib.SequenceMatcher(None, a.splitlines(), b.splitlines(), autojunk=False).ratio()
-
-
-def copydetect_score(a: str, b: str, pa: str, pb: str) -> float:
-    import copydetect
-
-    with tempfile.TemporaryDirectory() as d:
-        fa, fb = Path(d, "a.py"), Path(d, "b.py")
-        fa.write_text(a)
-        fb.write_text(b)
-        x = copydetect.CodeFingerprint(str(fa), 25, 1)
-        y = copydetect.CodeFingerprint(str(fb), 25, 1)
-        _, sims, _ = copydetect.compare_files(x, y)
-    return max(sims)
-
-
-def pycode_similar_score(a: str, b: str, pa: str, pb: str) -> float:
-    import pycode_similar as ps
-
-    try:
-        res = ps.detect([b, a], diff_method=ps.UnifiedDiff, keep_prints=True, module_level=True)
-        return float(ps.summarize(res[0][1])[0])
-    except Exception:  # it refuses files without functions, among others
-        return 0.0
-
-
-TOOLS = {
-    "originscan": ours,
-    "copydetect": copydetect_score,
-    "pycode-similar": pycode_similar_score,
-    "difflib": difflib_ratio,
-}
+def synthetic_table(tools: list[str]) -> None:
+    models = wheel_models()
+    src = {f: (models / f / f"modeling_{f}.py").read_text() for f in FAMILIES + MODULAR}
+    positives = [([(f"{f}~obf", obfuscate(src[f], seed=i))], [(f, src[f])]) for i, f in enumerate(FAMILIES + MODULAR)]
+    pairs = list(itertools.permutations(FAMILIES, 2))
+    negatives = [([(a, src[a])], [(b, src[b])]) for a, b in pairs if LINEAGE[a] != LINEAGE[b]]
+    print(
+        f"synthetic: {len(FAMILIES)} hand-written + {len(MODULAR)} modular-generated transformers files; "
+        f"{len(positives)} disguised copies, {len(negatives)} cross-lineage pairs (which still share the "
+        "transformers templates, some verbatim)"
+    )
+    print(f"{'tool':<15} {'recall@0FP':>10} {'max neg':>8} {'min pos':>8} {'fixed-thr recall / FP':>22} {'ms/pair':>8}")
+    for name in tools:
+        fn = TOOLS[name]
+        t0 = time.perf_counter()
+        pos = [fn(s, r) for s, r in positives]
+        neg = [fn(s, r) for s, r in negatives]
+        ms = (time.perf_counter() - t0) * 1000 / (len(pos) + len(neg))
+        worst = max(neg)
+        recall = sum(p > worst for p in pos) / len(pos)
+        fixed = ""
+        if name == "originscan":
+            fixed_pos = sum(p >= code.MIN_COPIED_STATEMENTS for p in pos) / len(pos)
+            fixed = f"{fixed_pos:.0%} / {sum(n >= code.MIN_COPIED_STATEMENTS for n in neg)} of {len(neg)}"
+        print(f"{name:<15} {recall:>10.0%} {worst:>8.2f} {min(pos):>8.2f} {fixed:>22} {ms:>8.1f}")
+    if "originscan" in tools:
+        found, fp, compared = indexed(src)
+        print(
+            f"originscan with the other lineages in one index (as a scan runs): {found}/{len(FAMILIES)} disguised "
+            f"copies found, {fp} false positives of {compared} file-upstream comparisons"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tools", default=",".join(TOOLS))
-    ap.add_argument("--negatives", type=int, default=0, help="cap on negative pairs (0 = all)")
+    ap.add_argument("--real", action="store_true", help="only the real-pair table")
+    ap.add_argument("--synthetic", action="store_true", help="only the synthetic table")
+    ap.add_argument("--details", action="store_true", help="list the copied definitions found in every pair")
+    ap.add_argument("--half", choices=("tuning", "held-out"), help="only this half of the real pairs (for tuning)")
     args = ap.parse_args()
-    models = wheel_models()
-    src = {f: (models / f / f"modeling_{f}.py").read_text() for f in FAMILIES + MODULAR}
-    positives = [(f"{f}~obf", obfuscate(src[f], seed=i), f, src[f]) for i, f in enumerate(FAMILIES + MODULAR)]
-    pairs = list(itertools.permutations(FAMILIES, 2))
-    negatives = [(a, src[a], b, src[b]) for a, b in pairs if LINEAGE[a] != LINEAGE[b]]
-    related = [(a, src[a], b, src[b]) for a, b in pairs if LINEAGE[a] == LINEAGE[b]]
-    if args.negatives:
-        negatives = negatives[: args.negatives]
-    modular = [(a, src[a], b, src[b]) for a, b in itertools.permutations(MODULAR, 2)] + related
-    print(
-        f"transformers families: {len(FAMILIES)} hand-written + {len(MODULAR)} modular-generated; "
-        f"{len(positives)} positive pairs, {len(negatives)} cross-lineage negative pairs, {len(modular)} "
-        "same-lineage or modular pairs (shared code is real; not scored)"
-    )
-    examples = ROOT / "examples"  # the real files, shipped with the Llama3-V example (see its EXAMPLE.md)
-    real_pair = (
-        (examples / "llama3-v-style" / "projection.py").read_text(),
-        (examples / "upstreams" / "minicpm-llama3-v-2_5" / "resampler.py").read_text(),
-        "projection.py",
-        "resampler.py",
-    )
-    real = ours_match(*real_pair)
-    print(
-        f"real Llama3-V projection.py vs MiniCPM-V resampler.py: token runs {real.score:.2f}, library-call "
-        f"5-grams {real.api_similarity:.2f}, {real.matched} hashes in {len(real.regions)} regions -> "
-        f"{'copied' if real.copied else 'not copied'}"
-    )
-    print(
-        f"{'tool':<15} {'recall@0FP':>10} {'max neg':>8} {'min pos':>8} {'fixed-thr recall':>16} "
-        f"{'fixed-thr FP':>12} {'ms/pair':>8} {'related >=thr':>13} {'Llama3-V real':>14}"
-    )
-    for name in args.tools.split(","):
-        fn = TOOLS[name]
-        t0 = time.perf_counter()
-        pos = [fn(a, b, pa, pb) for pa, a, pb, b in positives]
-        neg = [fn(a, b, pa, pb) for pa, a, pb, b in negatives]
-        ms = (time.perf_counter() - t0) * 1000 / (len(pos) + len(neg))
-        mod = [fn(a, b, pa, pb) for pa, a, pb, b in modular]
-        worst = max(neg)
-        recall = sum(p > worst for p in pos) / len(pos)
-        fixed = fixed_fp = ""
-        if name == "originscan":  # the decision the scanner makes: both signals, thresholds fixed in the code
-            fixed = f"{sum(ours_match(a, b, pa, pb).copied for pa, a, pb, b in positives) / len(pos):.0%}"
-            fixed_fp = str(sum(ours_match(a, b, pa, pb).copied for pa, a, pb, b in negatives))
-        rel = (
-            f"{sum(ours_match(a, b, pa, pb).copied for pa, a, pb, b in modular)}/{len(mod)}"
-            if name == "originscan"
-            else ""
-        )
-        # the real copy: caught at 0 false positives when it scores above every independent pair
-        score = fn(*real_pair)
-        caught = real.copied if name == "originscan" else score > worst
-        print(
-            f"{name:<15} {recall:>10.0%} {worst:>8.2f} {min(pos):>8.2f} {fixed:>16} {fixed_fp:>12} "
-            f"{ms:>8.1f} {rel:>13} {score:>6.2f} {'caught' if caught else 'missed':>7}"
-        )
-        if name == "originscan":
-            top = sorted(zip(neg, negatives), key=lambda x: -x[0])[:3]
-            print("  highest negatives: " + ", ".join(f"{a}->{b} {s:.2f}" for s, (a, _, b, _) in top))
-            print(
-                "  lowest positives:  "
-                + ", ".join(f"{p[0]} {s:.2f}" for s, p in sorted(zip(pos, positives), key=lambda x: x[0])[:3])
-            )
+    tools = args.tools.split(",")
+    if not args.synthetic:
+        real_table(tools, args.details, args.half)
+    if not args.real:
+        synthetic_table(tools)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
-"""Code family: Python files copied from a registered upstream's code (scanner.provenance.code)."""
+"""Code family: definitions of shipped Python files copied from a registered upstream's code
+(scanner.provenance.code)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from scanner.checks.engine import Context, check
-from scanner.provenance.code import CodeMatch
+from scanner.findings import Finding
+from scanner.provenance.code import CodeMatch, CopiedDefinition
 
 
 def _declares(ctx: Context, upstream: str) -> bool:
@@ -14,48 +19,81 @@ def _declares(ctx: Context, upstream: str) -> bool:
     return "/" in name and name in ctx.card.body.lower()
 
 
-def _regions(m: CodeMatch, limit: int = 5) -> str:
-    spans = [
-        f"{r.suspect_lines[0]}-{r.suspect_lines[1]} ~ {m.upstream_path}:{r.upstream_lines[0]}-{r.upstream_lines[1]}"
-        for r in m.regions[:limit]
-    ]
-    return ", ".join(spans) + (f" (+{len(m.regions) - limit} more)" if len(m.regions) > limit else "")
+def _span(defs: list[CopiedDefinition], upstream: bool) -> str:
+    lines = [d.upstream_lines if upstream else d.suspect_lines for d in defs]
+    return f"{min(a for a, _ in lines)}-{max(b for _, b in lines)}"
 
 
-def _evidence(m: CodeMatch) -> dict:
+def _group(defs: list[CopiedDefinition]) -> str:
+    """`pos_values (lines 26-31) ← resampler.py:sincos_table_1d (17-24)`, or for several methods of one class
+    copied from one upstream class: `Projection.{__init__, forward} (lines 42-97) ← …:Resampler.{__init__, forward}`."""
+    d = defs[0]
+    if len(defs) == 1:
+        mine, theirs = d.suspect_name, d.upstream_name
+    else:
+        cls, up_cls = d.suspect_name.rpartition(".")[0], d.upstream_name.rpartition(".")[0]
+        mine = f"{cls}.{{{', '.join(x.suspect_name.rpartition('.')[2] for x in defs)}}}"
+        theirs = f"{up_cls}.{{{', '.join(x.upstream_name.rpartition('.')[2] for x in defs)}}}"
+    share = sum(x.containment * x.statements for x in defs) / max(1, sum(x.statements for x in defs))
+    return f"{mine} (lines {_span(defs, False)}) ← {d.upstream_path}:{theirs} ({_span(defs, True)}, {share:.0%} shared)"
+
+
+def _definitions(m: CodeMatch, limit: int = 8) -> str:
+    """Each copied definition with both line ranges, a class's copied methods together."""
+    groups: dict[tuple[str, str, str], list[CopiedDefinition]] = {}
+    for d in m.definitions:
+        cls, up_cls = d.suspect_name.rpartition(".")[0], d.upstream_name.rpartition(".")[0]
+        key = (cls, d.upstream_path, up_cls) if cls and up_cls else (d.suspect_name, d.upstream_path, "")
+        groups.setdefault(key, []).append(d)
+    shown = [_group(g) for g in groups.values()]
+    more = f"; and {len(shown) - limit} more" if len(shown) > limit else ""
+    return "; ".join(shown[:limit]) + more
+
+
+def _evidence(m: CodeMatch) -> dict[str, Any]:
     return dict(
         upstream=m.upstream,
-        upstream_path=m.upstream_path,
+        upstream_paths=list(m.upstream_paths),
         upstream_license=m.license,
+        copied_statements=round(m.copied_statements, 1),
+        suspect_statements=m.suspect_statements,
         similarity=round(m.similarity, 3),
-        coverage=round(m.coverage, 3),
-        api_similarity=round(m.api_similarity, 3),
-        matched_hashes=m.matched,
-        regions=[
-            {"lines": list(r.suspect_lines), "upstream_lines": list(r.upstream_lines), "hashes": r.hashes}
-            for r in m.regions
+        definitions=[
+            {
+                "name": d.suspect_name,
+                "lines": list(d.suspect_lines),
+                "upstream_path": d.upstream_path,
+                "upstream_name": d.upstream_name,
+                "upstream_lines": list(d.upstream_lines),
+                "statements": d.statements,
+                "containment": round(d.containment, 3),
+                "survived": round(d.survived, 3),
+                "also_from": list(d.also_from),
+            }
+            for d in m.definitions
         ],
     )
 
 
 @check("code.copied_undeclared")
-def copied_code(ctx: Context):
+def copied_code(ctx: Context) -> Iterator[Finding]:
     for m in ctx.code_matches:
         if _declares(ctx, m.upstream):
             continue
+        n = len(m.definitions)
         yield ctx.finding(
             "code.copied_undeclared",
-            f"{m.suspect_path} copies code from {m.upstream} ({m.upstream_path}, "
-            f"{m.license or 'licence unknown'}), which the card does not name: "
-            f"{m.similarity:.0%} of the file in copied stretches; lines {_regions(m)}",
+            f"{m.suspect_path} copies {n} definition{'s' if n != 1 else ''} ({m.copied_statements:.0f} statements) "
+            f"from {m.upstream} ({m.upstream_path}, {m.license or 'licence unknown'}), which the card does not "
+            f"name: {_definitions(m)}",
             path=m.suspect_path,
-            line=m.regions[0].suspect_lines[0] if m.regions else None,
+            line=m.definitions[0].suspect_lines[0] if m.definitions else None,
             **_evidence(m),
         )
 
 
 @check("code.notice_removed")
-def removed_notices(ctx: Context):
+def removed_notices(ctx: Context) -> Iterator[Finding]:
     for m in ctx.code_matches:
         lic = ctx.kb.license(m.license) if m.license else None
         if not m.notices_missing or lic is None or not lic.conditions.get("keep_notices"):

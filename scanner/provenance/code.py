@@ -1,47 +1,47 @@
-"""Code provenance: Python files copied from a registered upstream despite renaming, reordering and reformatting.
+"""Code provenance: definitions of a suspect Python file copied from a registered upstream's code, despite renaming,
+reordering, reformatting and partial copying.
 
-Nothing is executed or imported: the standard tokenizer turns a file into a normalised token stream (identifiers
-the author may rename become one symbol, literals become their kind, comments and docstrings disappear), k-grams
-of that stream are hashed and winnowed (Schleimer, Wilkerson & Aiken, SIGMOD 2003: any shared run of
-K + WINDOW - 1 tokens shares at least one selected hash), and shared hashes are grouped into runs so that
-scattered idioms do not add up to a copy. Reordering definitions moves runs but does not break them.
+Nothing is executed or imported. Each file is parsed (`ast`) into definitions: every function and method, the rest of
+every class body, and each block of module-level statements. Each definition becomes a normalised token stream
+(`tokenize`: identifiers the author may rename become one symbol, literals become their kind, comments and
+docstrings disappear). Every suspect definition is matched against every definition of every registered upstream
+file, many-to-many, by greedy string tiling (Wise 1993, as in JPlag): maximal shared stretches of at least MIN_TILE
+tokens, each token used once. A definition is copied when most of it lies in such stretches; a file copies an
+upstream when the copied definitions add up to enough normalised statements. What decides is what was copied, not
+how much of either file it is, so a class lifted into a 2,000-line file counts as fully as a whole copied file.
 
 Shared boilerplate is not copying: code under a `# Copied from …` marker (transformers' own reuse) is left out of
-both sides, and hashes found in the code of two or more registered upstreams are common stock, not evidence.
+both sides, and stretches found in the code of two or more registered upstreams are common stock, not evidence.
+Import statements and licence headers are not definitions.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
-import hashlib
 import io
 import json
 import keyword
 import re
 import sqlite3
 import tokenize
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-K = 12  # tokens per k-gram: shorter grams match idioms (`x = self.v(x)`) shared by independent code
-WINDOW = 8  # winnowing window
-RUN_GAP = 3  # hashes a copied stretch may skip on either side (an edited, inserted or deleted line)
-MIN_RUN = 8  # selected hashes in a row (both files, ~40 tokens) before a stretch counts; chosen on bench/code
-# Fixed before the benchmark was run (bench/code/run.py prints the calibration): a file counts as copied when at least
-# this fraction of its own code, or of the upstream file, lies in shared runs, and the runs hold enough hashes.
-COPY_THRESHOLD = 0.30
-MIN_MATCHED = 15
-# A second view that survives merged statements and inlined expressions (the real Llama3-V rewrite): the order of
-# library calls and attributes (`.arange .meshgrid .stack .einsum …`) as 5-grams. Independent implementations
-# reach 0.49 on the benchmark's cross-lineage pairs; the real Llama3-V copy 0.58. The threshold sits between
-# (picked after seeing those figures, unlike COPY_THRESHOLD) and needs token-run evidence (MIN_MATCHED) as well.
-API_K, API_WINDOW, API_THRESHOLD = 5, 3, 0.55
+# Fixed on the tuning half of the real code pairs only (bench/code/tune.py prints the grid): with a 10-token tile,
+# 70 % containment and 80-token anchors every tuning copy but one (a 12-line config) scores at least 11.6 copied
+# statements and every tuning independent pair 0; the neighbouring settings (12-token tiles, 60-80 % containment,
+# 80-120-token anchors) do the same. MIN_COPIED_STATEMENTS sits mid-gap. The held-out half was run once, after.
+MIN_TILE = 10  # tokens in a shared stretch before it counts: shorter ones are idioms (`v = v . view ( v , - 0 )`)
+MIN_DEF_TOKENS = 80  # a copy needs a definition this long (tokens) copied: short ones match idioms by chance
+MIN_SMALL_TOKENS = 25  # shorter definitions (a one-line forward()) are never judged; 25-80 only beside a long one
+DEF_CONTAINMENT = 0.7  # share of a suspect definition's tokens inside shared stretches for it to count as copied
+MIN_COPIED_STATEMENTS = 6  # normalised statements in copied definitions before a file counts as a copy
+FORMAT = 2  # stored fingerprint layout; rows of another layout are left out until the upstream is registered again
 MAX_CODE_BYTES = 1024 * 1024  # a modelling file is tens of KB; past this a file is not hand-written code
 MAX_TOKENS = 200_000
+MAX_CANDIDATES = 24  # upstream definitions tiled against one suspect definition (those sharing the most stretches)
 
 _KEEP = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
 _SELF = frozenset({"self", "cls"})
@@ -52,78 +52,139 @@ _HEADER_LICENSES = (  # phrases a licence header uses, in order of precedence
     (re.compile(r"Licensed under the Apache License,? Version 2\.0", re.I), "apache-2.0"),
     (re.compile(r"Permission is hereby granted, free of charge", re.I), "mit"),
 )
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 @dataclass(frozen=True)
-class CodeFingerprint:
-    """The winnowed hashes of one Python file, with where each came from and the notices its header carries."""
+class Definition:
+    """One function, method, class body (without its methods) or block of module-level statements."""
 
-    path: str
-    hashes: tuple[int, ...]  # in file order
-    lines: tuple[tuple[int, int], ...]  # (first, last) source line of each hash's k-gram
-    tokens: int
-    notices: tuple[str, ...] = ()  # copyright / licence lines of the header comments, as written
-    license: str | None = None  # licence the header names, when it names one
-    error: str | None = None  # why the file was only partly read, if it was
-    api: tuple[int, ...] = ()  # winnowed 5-grams of the library names the code uses, in order
+    name: str  # qualified: `Resampler.forward`, `Resampler` (the class body), `<module>` (module-level statements)
+    kind: str  # "function", "class" or "module"
+    lines: tuple[int, int]  # first and last source line
+    statements: int  # normalised statements (ast statements, docstrings left out)
+    tokens: tuple[str, ...]  # the normalised token stream
+    token_lines: tuple[int, ...]  # source line of each token
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "path": self.path,
-            "hashes": [format(h, "016x") for h in self.hashes],
-            "lines": [list(x) for x in self.lines],
-            "tokens": self.tokens,
-            "notices": list(self.notices),
-            "license": self.license,
-            "error": self.error,
-            "api": [format(h, "016x") for h in self.api],
+            "name": self.name,
+            "kind": self.kind,
+            "lines": list(self.lines),
+            "statements": self.statements,
+            "tokens": " ".join(self.tokens),
+            "token_lines": list(self.token_lines),
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> CodeFingerprint:
+    def from_json(cls, d: dict[str, Any]) -> Definition:
+        tokens = tuple(str(d["tokens"]).split(" ")) if d["tokens"] else ()
+        first, last = d["lines"]
         return cls(
-            str(d["path"]),
-            tuple(int(h, 16) for h in d["hashes"]),
-            tuple((int(a), int(b)) for a, b in d["lines"]),
-            int(d["tokens"]),
-            tuple(str(n) for n in d.get("notices") or ()),
-            d.get("license"),
-            d.get("error"),
-            tuple(int(h, 16) for h in d.get("api") or ()),
+            str(d["name"]),
+            str(d["kind"]),
+            (int(first), int(last)),
+            int(d["statements"]),
+            tokens,
+            tuple(int(x) for x in d["token_lines"]),
         )
 
 
 @dataclass(frozen=True)
-class Region:
-    """One stretch of copied code: suspect lines ↔ upstream lines."""
+class CodeFingerprint:
+    """The definitions of one Python file, with the notices its header carries."""
 
+    path: str
+    definitions: tuple[Definition, ...]
+    statements: int  # all normalised statements of the file's definitions
+    notices: tuple[str, ...] = ()  # copyright / licence lines of the header comments, as written
+    license: str | None = None  # licence the header names, when it names one
+    error: str | None = None  # why the file was only partly read, if it was
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(d.tokens) for d in self.definitions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "path": self.path,
+            "definitions": [d.to_json() for d in self.definitions],
+            "statements": self.statements,
+            "notices": list(self.notices),
+            "license": self.license,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CodeFingerprint:
+        if d.get("format") != FORMAT:
+            raise ValueError(f"code fingerprint of {d.get('path')!r} has another layout (format {d.get('format')})")
+        return cls(
+            str(d["path"]),
+            tuple(Definition.from_json(x) for x in d["definitions"]),
+            int(d["statements"]),
+            tuple(str(n) for n in d.get("notices") or ()),
+            d.get("license"),
+            d.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class CopiedDefinition:
+    """One suspect definition and the upstream definition most of it came from, with both line ranges."""
+
+    suspect_name: str
     suspect_lines: tuple[int, int]
+    upstream_path: str
+    upstream_name: str
     upstream_lines: tuple[int, int]
-    hashes: int
+    statements: int  # normalised statements of the suspect's definition
+    containment: float  # share of the suspect definition's tokens in stretches shared with the upstream
+    survived: float  # share of the upstream definition's tokens found in the suspect definition
+    also_from: tuple[str, ...] = ()  # further upstream definitions that parts of it came from (`path:name`)
+
+    @property
+    def copied_statements(self) -> float:
+        return self.statements * self.containment
 
 
 @dataclass(frozen=True)
 class CodeMatch:
-    """How much of a suspect file is copied from one upstream file."""
+    """What one suspect file copies from one registered upstream's code (any of its files)."""
 
     upstream: str  # the registered upstream's name
-    upstream_path: str
     suspect_path: str
-    similarity: float  # share of the suspect file's own hashes inside copied regions
-    coverage: float  # share of the upstream file's own hashes found in the suspect
-    matched: int
-    api_similarity: float = 0.0  # share of the suspect's library-call 5-grams found in the upstream file
-    regions: tuple[Region, ...] = field(default_factory=tuple)
+    definitions: tuple[CopiedDefinition, ...]  # the copied definitions, in suspect order
+    suspect_statements: int  # all normalised statements of the suspect file
     notices_missing: tuple[str, ...] = ()  # upstream notice lines the suspect does not carry
     license: str | None = None  # the upstream code's licence
 
     @property
-    def score(self) -> float:
-        return max(self.similarity, self.coverage)
+    def copied_statements(self) -> float:
+        return sum(d.copied_statements for d in self.definitions)
 
     @property
     def copied(self) -> bool:
-        return self.matched >= MIN_MATCHED and (self.score >= COPY_THRESHOLD or self.api_similarity >= API_THRESHOLD)
+        return self.copied_statements >= MIN_COPIED_STATEMENTS
+
+    @property
+    def similarity(self) -> float:
+        """Share of the suspect file's statements that are copied."""
+        return min(1.0, self.copied_statements / max(1, self.suspect_statements))
+
+    @property
+    def upstream_paths(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(d.upstream_path for d in self.definitions))
+
+    @property
+    def upstream_path(self) -> str:
+        return ", ".join(self.upstream_paths)
+
+    @property
+    def regions(self) -> tuple[CopiedDefinition, ...]:
+        """The copied line ranges (each has suspect_lines and upstream_lines)."""
+        return self.definitions
 
 
 def _parse(source: str) -> ast.Module | None:
@@ -178,9 +239,32 @@ def _own_names(tree: ast.Module | None, source: str) -> set[str]:
     return {n for n in names if not (n.startswith("__") and n.endswith("__"))} - _KEEP - _SELF
 
 
-def normalised_tokens(source: str) -> tuple[list[str], list[tuple[int, int]], str | None]:
-    """The token stream the fingerprint is built from, each token's (first, last) line, and any tokenizer error."""
+def _parse_prefix(source: str) -> tuple[ast.Module | None, int]:
+    """The syntax tree of the longest leading run of top-level statements that parses, and how many lines that is:
+    a file broken near its end still has its definitions (bisection, so a few dozen parses at most)."""
+    lines = source.splitlines(keepends=True)
     tree = _parse(source)
+    if tree is not None:
+        return tree, len(lines)
+    starts = [i for i, line in enumerate(lines) if line[:1].isalpha() or line[:1] in ("@", "_")]
+    good: tuple[ast.Module | None, int] = (None, 0)
+    lo, hi = 0, len(starts) - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        prefix = _parse("".join(lines[: starts[mid]]))
+        if prefix is not None:
+            good, lo = (prefix, starts[mid]), mid + 1
+        else:
+            hi = mid - 1
+    return good if good[1] else (None, 0)
+
+
+def normalised_tokens(
+    source: str, tree: ast.Module | None = None
+) -> tuple[list[str], list[tuple[int, int]], str | None]:
+    """The token stream the fingerprint is built from, each token's (first, last) line, and any tokenizer error.
+    `tree` is the file's syntax tree when the caller has it (or has the tree of the part that parses)."""
+    tree = tree if tree is not None else _parse(source)
     skip = _copied_from_lines(tree, source)
     own = _own_names(tree, source)
     toks: list[str] = []
@@ -238,35 +322,6 @@ def normalised_tokens(source: str) -> tuple[list[str], list[tuple[int, int]], st
     return toks, where, error
 
 
-def _token_ids(toks: list[str]) -> np.ndarray:
-    cache: dict[str, int] = {}
-    out = np.empty(len(toks), dtype=np.uint64)
-    for i, t in enumerate(toks):
-        v = cache.get(t)
-        if v is None:
-            v = cache[t] = int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
-        out[i] = v
-    return out
-
-
-def winnow(ids: np.ndarray, k: int = K, window: int = WINDOW) -> np.ndarray:
-    """Positions of the selected k-gram hashes (rightmost minimum of each window), and the hashes themselves."""
-    n = len(ids) - k + 1
-    if n <= 0:
-        return np.empty((2, 0), dtype=np.uint64)
-    h = np.zeros(n, dtype=np.uint64)
-    mul = np.uint64(0x100000001B3)
-    with np.errstate(over="ignore"):
-        for j in range(k):
-            h = h * mul + ids[j : j + n]
-    if n <= window:
-        pos = np.array([n - 1 - int(np.argmin(h[::-1]))])
-    else:
-        win = np.lib.stride_tricks.sliding_window_view(h, window)
-        pos = np.unique(np.arange(n - window + 1) + (window - 1 - np.argmin(win[:, ::-1], axis=1)))
-    return np.vstack([pos.astype(np.uint64), h[pos]])
-
-
 def _header(source: str) -> tuple[tuple[str, ...], str | None]:
     """Notice lines in the leading comments (and module docstring) and the licence they name."""
     head: list[str] = []
@@ -283,40 +338,110 @@ def _header(source: str) -> tuple[tuple[str, ...], str | None]:
     return notices, None
 
 
+def _first_line(node: ast.stmt) -> int:
+    decorators = node.decorator_list if isinstance(node, _DEFS) else []
+    return min([node.lineno] + [d.lineno for d in decorators])
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _count(nodes: Iterable[ast.stmt]) -> int:
+    """Normalised statements: every statement inside, nested ones included, docstrings left out."""
+    return sum(1 for top in nodes for n in ast.walk(top) if isinstance(n, ast.stmt) and not _is_docstring(n))
+
+
+@dataclass
+class _Span:
+    name: str
+    kind: str
+    first: int
+    last: int
+    statements: int
+
+
+def _spans(tree: ast.Module) -> list[_Span]:
+    """The definitions of a module, outermost first (methods after their class: a line belongs to the last span
+    that covers it). Imports are not definitions; module-level statements between definitions form one block."""
+    spans: list[_Span] = []
+
+    def visit_class(node: ast.ClassDef, prefix: str) -> None:
+        name = prefix + node.name
+        body = [s for s in node.body if not isinstance(s, _DEFS)]
+        spans.append(_Span(name, "class", _first_line(node), node.end_lineno or node.lineno, 1 + _count(body)))
+        for s in node.body:
+            visit(s, name + ".")
+
+    def visit(node: ast.stmt, prefix: str) -> None:
+        if isinstance(node, ast.ClassDef):
+            visit_class(node, prefix)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            spans.append(
+                _Span(prefix + node.name, "function", _first_line(node), node.end_lineno or node.lineno, _count([node]))
+            )
+
+    block: list[ast.stmt] = []
+
+    def close_block() -> None:
+        if block:
+            first, last = block[0].lineno, block[-1].end_lineno or block[-1].lineno
+            spans.append(_Span(f"<module {first}-{last}>", "module", first, last, _count(block)))
+            block.clear()
+
+    for node in tree.body:
+        if isinstance(node, _DEFS + (ast.Import, ast.ImportFrom)) or _is_docstring(node):
+            close_block()
+            visit(node, "")
+        else:
+            block.append(node)
+    close_block()
+    return spans
+
+
+def _definitions(source: str) -> tuple[tuple[Definition, ...], int, str | None]:
+    """The file's definitions with their normalised tokens, its statement count and any tokenizer error."""
+    tree, parsed = _parse_prefix(source)
+    toks, where, error = normalised_tokens(source, tree)
+    spans = _spans(tree) if tree is not None else []
+    last = max([w[1] for w in where], default=0)
+    if last > parsed:  # the part that does not parse is one definition of its own
+        rest = [t for t, w in zip(toks, where) if w[0] > parsed]
+        spans.append(_Span(f"<unparsed {parsed + 1}-{last}>", "module", parsed + 1, last, rest.count(";")))
+    owner: dict[int, int] = {}  # line -> index of the innermost span covering it
+    for i, s in enumerate(spans):
+        for line in range(s.first, s.last + 1):
+            owner[line] = i
+    own_tokens: list[list[int]] = [[] for _ in spans]
+    for t, (row, _) in enumerate(where):
+        i = owner.get(row, -1)
+        if i >= 0:
+            own_tokens[i].append(t)
+    defs = []
+    for s, idx in zip(spans, own_tokens, strict=True):
+        body = [t for t in idx if toks[t] not in ("{", "}", ";")]
+        if not body:  # nothing left of it (all under `# Copied from`, or a class whose body is all methods)
+            continue
+        defs.append(
+            Definition(
+                s.name,
+                s.kind,
+                (s.first, s.last),
+                s.statements,
+                tuple(toks[t] for t in idx),
+                tuple(where[t][0] for t in idx),
+            )
+        )
+    return tuple(defs), sum(d.statements for d in defs), error
+
+
 def fingerprint(path: str, source: str) -> CodeFingerprint:
     error = None
     if len(source) > MAX_CODE_BYTES:
         source, error = source[:MAX_CODE_BYTES], f"only the first {MAX_CODE_BYTES} characters were read"
-    toks, where, tok_error = normalised_tokens(source)
-    sel = winnow(_token_ids(toks))
-    pos = [int(p) for p in sel[0]]
-    lines = tuple((where[p][0], where[min(p + K - 1, len(where) - 1)][1]) for p in pos)
+    defs, statements, tok_error = _definitions(source)
     notices, lic = _header(source)
-    api = [t for t in toks if t.startswith(".") or (t[0].isalpha() and t != "v" and t not in _SELF)]
-    api_sel = winnow(_token_ids(api), API_K, API_WINDOW)
-    return CodeFingerprint(
-        path,
-        tuple(int(h) for h in sel[1]),
-        lines,
-        len(toks),
-        notices,
-        lic,
-        error or tok_error,
-        tuple(int(h) for h in api_sel[1]),
-    )
-
-
-def common_hashes(upstreams: Iterable[tuple[str, Iterable[CodeFingerprint]]]) -> set[int]:
-    """Hashes present in the code of two or more different upstreams: shared stock, not evidence of copying."""
-    seen: dict[int, str] = {}
-    common: set[int] = set()
-    for name, fps in upstreams:
-        for fp in fps:
-            for h in fp.hashes:
-                other = seen.setdefault(h, name)
-                if other != name:
-                    common.add(h)
-    return common
+    return CodeFingerprint(path, defs, statements, notices, lic, error or tok_error)
 
 
 def _norm(text: str) -> str:
@@ -329,94 +454,161 @@ def missing_notices(upstream: CodeFingerprint, suspect_source: str) -> tuple[str
     return tuple(n for n in upstream.notices if re.search(r"copyright|\(c\)|©", n, re.I) and _norm(n) not in body)
 
 
-def compare(
-    suspect: CodeFingerprint,
-    upstream: CodeFingerprint,
-    name: str,
-    common: set[int] = frozenset(),  # type: ignore[assignment]
-    suspect_source: str | None = None,
-    license: str | None = None,
-) -> CodeMatch:
-    """Which of the suspect's lines are copied from `upstream`, as regions of consecutive shared hashes."""
-    where_up: dict[int, list[int]] = {}
-    for i, h in enumerate(upstream.hashes):
-        if h not in common:
-            where_up.setdefault(h, []).append(i)
-    own = [i for i, h in enumerate(suspect.hashes) if h not in common]
-    regions: list[Region] = []
-    run: list[tuple[int, int]] = []  # (suspect index, upstream index)
-    matched_up: set[int] = set()
+@dataclass(frozen=True)
+class _Entry:
+    """One registered upstream definition, ready to be tiled against."""
 
-    def close() -> None:
-        if len(run) >= MIN_RUN:
-            s_lines = (suspect.lines[run[0][0]][0], suspect.lines[run[-1][0]][1])
-            ups = [j for _, j in run]
-            u_lines = (min(upstream.lines[u][0] for u in ups), max(upstream.lines[u][1] for u in ups))
-            regions.append(Region(s_lines, u_lines, len(run)))
-            matched_up.update(ups)
-        run.clear()
+    upstream: str
+    path: str
+    definition: Definition
+    ids: tuple[int, ...]
 
-    def follows(prev: int, options: list[int]) -> int | None:
-        return next((j for j in options if 0 < j - prev <= RUN_GAP), None)
 
-    misses = 0
-    for k, i in enumerate(own):
-        options = where_up.get(suspect.hashes[i])
-        j = follows(run[-1][1], options) if (run and options) else None
-        if j is None:
-            if options is None or run:
-                misses += 1
-                if misses <= RUN_GAP and options is None:
-                    continue  # an inserted or edited line inside a copied stretch
-                close()
-            misses = 0
-            if options is None:
+class _Vocabulary:
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+
+    def encode(self, tokens: Sequence[str]) -> tuple[int, ...]:
+        return tuple(self.ids.setdefault(t, len(self.ids)) for t in tokens)
+
+
+def _seeds(ids: Sequence[int]) -> list[tuple[int, ...]]:
+    return [tuple(ids[i : i + MIN_TILE]) for i in range(len(ids) - MIN_TILE + 1)]
+
+
+class UpstreamCode:
+    """Every definition of every registered upstream file, indexed by its MIN_TILE-token stretches. A stretch found
+    in two or more upstreams is common stock: it never starts a shared stretch."""
+
+    def __init__(self, upstreams: dict[str, list[CodeFingerprint]], licenses: dict[str, str | None] | None = None):
+        self.vocabulary = _Vocabulary()
+        self.entries: list[_Entry] = []
+        self.files = {(name, fp.path): fp for name, fps in upstreams.items() for fp in fps}
+        self.licenses = dict(licenses or {})
+        self.where: dict[tuple[int, ...], list[tuple[int, int]]] = {}  # stretch -> (entry, position)
+        owners: dict[tuple[int, ...], str] = {}
+        self.common: set[tuple[int, ...]] = set()
+        for name, fps in upstreams.items():
+            for fp in fps:
+                for d in fp.definitions:
+                    ids = self.vocabulary.encode(d.tokens)
+                    e = len(self.entries)
+                    self.entries.append(_Entry(name, fp.path, d, ids))
+                    for pos, seed in enumerate(_seeds(ids)):
+                        self.where.setdefault(seed, []).append((e, pos))
+                        if owners.setdefault(seed, name) != name:
+                            self.common.add(seed)
+        for seed in self.common:
+            del self.where[seed]
+
+
+def _tiles(a: Sequence[int], b: Sequence[int], starts: list[tuple[int, int]]) -> tuple[set[int], set[int]]:
+    """Greedy string tiling from the shared MIN_TILE-token stretches (a position, b position): the longest maximal
+    shared stretches first, each token of either side used once. Returns the covered positions of a and of b."""
+    seen = set(starts)
+    found = []
+    for i, j in starts:
+        if (i - 1, j - 1) in seen:
+            continue  # not a maximal start: the stretch begins earlier
+        n = MIN_TILE
+        while i + n < len(a) and j + n < len(b) and a[i + n] == b[j + n]:
+            n += 1
+        found.append((n, i, j))
+    found.sort(key=lambda x: (-x[0], x[1], x[2]))
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    for n, i, j in found:
+        span_a, span_b = range(i, i + n), range(j, j + n)
+        if used_a.isdisjoint(span_a) and used_b.isdisjoint(span_b):
+            used_a.update(span_a)
+            used_b.update(span_b)
+    return used_a, used_b
+
+
+def _span(lines: Sequence[int], covered: Iterable[int], fallback: tuple[int, int]) -> tuple[int, int]:
+    rows = [lines[p] for p in covered]
+    return (min(rows), max(rows)) if rows else fallback
+
+
+def copied_definitions(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str, list[CopiedDefinition]]:
+    """For each upstream, the suspect definitions it holds most of (containment of the suspect definition in the
+    upstream's definitions, any of them, many-to-many). Definitions below the containment floor are left out, and
+    short definitions (`super().__init__(); self.x = x` looks alike everywhere) count only for an upstream that a
+    long definition was copied from."""
+    out: dict[str, list[CopiedDefinition]] = {}
+    anchored: set[str] = set()  # upstreams a long definition was copied from
+    for d in suspect.definitions:
+        ids = code.vocabulary.encode(d.tokens)
+        significant = sum(t not in (";", "{", "}") for t in d.tokens)
+        if significant < MIN_SMALL_TOKENS:
+            continue
+        starts: dict[int, list[tuple[int, int]]] = {}
+        for i, seed in enumerate(_seeds(ids)):
+            for e, j in code.where.get(seed, ()):
+                starts.setdefault(e, []).append((i, j))
+        best = sorted(starts, key=lambda e: -len(starts[e]))[:MAX_CANDIDATES]
+        by_upstream: dict[str, list[tuple[int, set[int], set[int]]]] = {}
+        for e in best:
+            entry = code.entries[e]
+            covered_a, covered_b = _tiles(ids, entry.ids, starts[e])
+            if covered_a:
+                by_upstream.setdefault(entry.upstream, []).append((e, covered_a, covered_b))
+        for name, hits in by_upstream.items():
+            union = set().union(*(h[1] for h in hits))
+            containment = len(union) / len(ids)
+            if containment < DEF_CONTAINMENT:
                 continue
-            # start a run where the next shared hash continues it (repeated idioms occur in many places)
-            nxt = where_up.get(suspect.hashes[own[k + 1]]) if k + 1 < len(own) else None
-            j = next((o for o in options if nxt and follows(o, nxt) is not None), options[0])
-        misses = 0
-        run.append((i, j))
-    close()
-    matched = sum(r.hashes for r in regions)
-    up_own = sum(1 for h in upstream.hashes if h not in common)
-    missing = missing_notices(upstream, suspect_source) if (suspect_source is not None and regions) else ()
-    up_api = set(upstream.api)
-    api = sum(h in up_api for h in suspect.api) / max(1, len(suspect.api))
-    return CodeMatch(
-        name,
-        upstream.path,
-        suspect.path,
-        matched / max(1, len(own)),
-        len(matched_up) / max(1, up_own),
-        matched,
-        api,
-        tuple(regions),
-        missing,
-        upstream.license or license,
-    )
+            if significant >= MIN_DEF_TOKENS:
+                anchored.add(name)
+            hits.sort(key=lambda h: -len(h[1]))
+            e, covered_a, covered_b = hits[0]
+            entry = code.entries[e]
+            also = tuple(
+                f"{code.entries[h[0]].path}:{code.entries[h[0]].definition.name}"
+                for h in hits[1:]
+                if len(h[1] - covered_a) >= MIN_TILE
+            )
+            out.setdefault(name, []).append(
+                CopiedDefinition(
+                    d.name,
+                    _span(d.token_lines, union, d.lines),
+                    entry.path,
+                    entry.definition.name,
+                    _span(entry.definition.token_lines, covered_b, entry.definition.lines),
+                    d.statements,
+                    containment,
+                    len(covered_b) / max(1, len(entry.ids)),
+                    also,
+                )
+            )
+    return {name: defs for name, defs in out.items() if name in anchored}
 
 
-def best_matches(
-    suspect: CodeFingerprint,
-    upstreams: dict[str, list[CodeFingerprint]],
-    common: set[int],
-    suspect_source: str | None = None,
-    licenses: dict[str, str | None] | None = None,
+def matches(
+    suspect: CodeFingerprint, code: UpstreamCode, suspect_source: str | None = None, *, copied_only: bool = True
 ) -> list[CodeMatch]:
-    """For one suspect file, its best-matching file in each upstream that it copies from."""
+    """What the suspect file copies from each upstream (only the upstreams it copies from, unless told otherwise)."""
     out = []
-    mine = set(suspect.hashes) - common
-    for name, fps in upstreams.items():
-        candidates = [fp for fp in fps if mine.intersection(fp.hashes)]
-        best = None
-        for fp in candidates:
-            m = compare(suspect, fp, name, common, suspect_source, (licenses or {}).get(name))
-            if best is None or m.score > best.score:
-                best = m
-        if best is not None and best.copied:
-            out.append(best)
+    for name, defs in copied_definitions(suspect, code).items():
+        paths = dict.fromkeys(d.upstream_path for d in defs)
+        files = [code.files[(name, p)] for p in paths]
+        missing: tuple[str, ...] = ()
+        if suspect_source is not None:
+            missing = tuple(dict.fromkeys(n for fp in files for n in missing_notices(fp, suspect_source)))
+        lic = next((fp.license for fp in files if fp.license), None) or code.licenses.get(name)
+        m = CodeMatch(name, suspect.path, tuple(defs), suspect.statements, missing, lic)
+        if m.copied or not copied_only:
+            out.append(m)
     return out
+
+
+def compare(
+    suspect: CodeFingerprint, upstream: CodeFingerprint, name: str = "upstream", suspect_source: str | None = None
+) -> CodeMatch:
+    """One suspect file against one upstream file (an empty match when nothing is copied): for tests and the
+    benchmark."""
+    found = matches(suspect, UpstreamCode({name: [upstream]}), suspect_source, copied_only=False)
+    return found[0] if found else CodeMatch(name, suspect.path, (), suspect.statements, (), upstream.license)
 
 
 CODE_SCHEMA = """
@@ -446,25 +638,31 @@ class CodeStore:
         return len(rows)
 
     def upstreams(self) -> tuple[dict[str, list[CodeFingerprint]], dict[str, str | None]]:
+        """The stored fingerprints by upstream, and each upstream's licence. Rows stored in an older layout are left
+        out (`index add` registers the upstream again)."""
         fps: dict[str, list[CodeFingerprint]] = {}
         licenses: dict[str, str | None] = {}
         for name, lic, data in self.db.execute(
             "SELECT upstream, license, data FROM code_files ORDER BY upstream, path"
         ):
-            fps.setdefault(name, []).append(CodeFingerprint.from_json(json.loads(data)))
+            try:
+                fp = CodeFingerprint.from_json(json.loads(data))
+            except (ValueError, KeyError, TypeError):
+                continue
+            fps.setdefault(name, []).append(fp)
             licenses[name] = lic
         return fps, licenses
 
 
 def code_matches(files: dict[str, str], store: CodeStore, exclude: Iterable[str] = ()) -> list[CodeMatch]:
-    """Every shipped Python file compared with every registered upstream's code; the copies found."""
+    """Every shipped Python file matched against every registered upstream's code; the copies found."""
     upstreams, licenses = store.upstreams()
     for name in exclude:
         upstreams.pop(name, None)
     if not upstreams or not files:
         return []
-    common = common_hashes(upstreams.items())
+    code = UpstreamCode(upstreams, licenses)
     out: list[CodeMatch] = []
     for path, text in sorted(files.items()):
-        out.extend(best_matches(fingerprint(path, text), upstreams, common, text, licenses))
+        out.extend(matches(fingerprint(path, text), code, text))
     return out
