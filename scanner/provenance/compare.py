@@ -280,29 +280,29 @@ def _vector_pool() -> ThreadPoolExecutor:
 
 
 COMPUTE_WIDTH = 1024  # hidden size from which a comparison's matches are computed on several threads
-_compute_pool: ThreadPoolExecutor | None = None
+COMPUTE_THREADS = min(4, os.cpu_count() or 1)  # a round has at most 8 kernels (4 pairs, 2 halves)
 T = TypeVar("T")
 
 
+@lru_cache(maxsize=1)
+def _compute_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=COMPUTE_THREADS, thread_name_prefix="originscan-compute")
+
+
 def compute_threads(width: int) -> int:
-    """Threads for one comparison's kernels: all cores for wide models when no other comparison runs (a sweep's or
-    watch's workers are the parallelism then, and more threads would only oversubscribe), else one."""
+    """Threads for one comparison's kernels: up to COMPUTE_THREADS for wide models when no other comparison runs
+    (a sweep's or watch's workers are the parallelism then, and more threads would only oversubscribe), else one."""
     with _blas_lock:
         alone = _blas_users <= 1
-    return min(2, os.cpu_count() or 1) if alone and width >= COMPUTE_WIDTH else 1
+    return COMPUTE_THREADS if alone and width >= COMPUTE_WIDTH else 1
 
 
 def in_threads(jobs: Sequence[Callable[[], T]], threads: int) -> list[T]:
-    """The jobs' results in order, on up to `threads` threads (numpy releases the GIL in the kernels). Each job
-    runs its BLAS on one thread (one_blas_thread), so threads x BLAS threads stays at the cores."""
-    global _compute_pool
+    """The jobs' results in order, on several threads when `threads` > 1 (numpy releases the GIL in the kernels).
+    Each job runs its BLAS on one thread (one_blas_thread), so threads x BLAS threads stays at the cores."""
     if threads <= 1 or len(jobs) <= 1:
         return [job() for job in jobs]
-    with _blas_lock:
-        if _compute_pool is None:
-            _compute_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="originscan-compute")
-        pool = _compute_pool
-    return list(pool.map(lambda job: job(), jobs))
+    return list(_compute_pool().map(lambda job: job(), jobs))
 
 
 class Comparator:
