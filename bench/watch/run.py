@@ -504,6 +504,11 @@ def main() -> None:
     state2 = tmp / "state2.sqlite"
     wall1 = watch(env, tmp / "index.sqlite", state2, tmp / "stop.json", args.workers, budget=cold_requests // 3)
     stop = json.loads((tmp / "stop.json").read_text())
+    listing1, per1 = meter.requests()  # what the server answered in the stopped run: at most the budget
+    budget_line = (
+        f"budget {cold_requests // 3}: the stopped run sent {stop['stats']['requests']} requests "
+        f"(server counted {listing1 + sum(per1.values())}), stopped: {stop['stopped']}"
+    )
     wall2 = watch(env, tmp / "index.sqlite", state2, tmp / "resume.json", args.workers)
     resumed = json.loads((tmp / "resume.json").read_text())
     both = {**resumed, "suspects": stop["suspects"] + resumed["suspects"]}
@@ -518,6 +523,7 @@ def main() -> None:
     rows.append(row)
     server.stop()
     print(json.dumps(rows, indent=1))
+    print(budget_line)
     for r in rows:
         print(
             f"{r['run']:<26} wall {r['wall_s']:>6.1f} s  requests {r['requests']:>6}  found {r['found']:>6}  "
