@@ -256,8 +256,10 @@ def concluded_licenses(facts: TargetFacts) -> list[str]:
     if facts.lineage is not None:
         ids += [lic.id for lic in facts.lineage.own_licenses if not lic.is_placeholder]
         ids += [ob.license.id for ob in facts.lineage.obligations()]
-    if not ids and own_license(facts) != "none declared":
-        ids.append(own_license(facts))
+    raw = own_license(facts)
+    placeholder = facts.lineage.kb.license(raw) if facts.lineage is not None else None
+    if not ids and raw != "none declared" and not (placeholder and placeholder.is_placeholder):
+        ids.append(raw)  # a licence the knowledge base does not know, as the card writes it ("other" says nothing)
     return list(dict.fromkeys(ids))
 
 
