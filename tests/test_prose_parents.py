@@ -81,6 +81,15 @@ def test_metadata_wins_over_prose():
     assert [c.upstream.id for c in lineage.candidates] == ["mistralai/Mistral-7B-v0.1"]
 
 
+def test_model_creator_and_model_name_of_a_re_upload_card():
+    """TheBloke's card convention: his Llama 2 7B Chat re-upload cards (code-index copies) say model_creator: Meta
+    Llama 2, model_name: Llama 2 7B Chat, model_link: https://huggingface.co/meta-llama/Llama-2-7b-chat-hf."""
+    lineage = lineage_of("", metadata={"model_creator": "Meta Llama 2", "model_name": "Llama 2 7B Chat"})
+    c = lineage.candidate("meta-llama/Llama-2-7b-hf")
+    assert c is not None and c.evidence_of("prose") is not None
+    assert lineage_of("", metadata={"model_name": "Llama 2 7B Chat"}).candidates == []  # a model's own name alone
+
+
 def test_model_index_base_model_is_read():
     mentions = parent_mentions(CardFacts(metadata={"model-index": [{"name": "x", "base_model": "google/gemma-2b"}]}))
     assert mentions[0].references == ("google/gemma-2b",)
@@ -169,3 +178,14 @@ def test_qwen_7b_chat_config_at_32768_matches_qwen_7b(tmp_path):
     assert "Qwen/Qwen-7B" in hit.evidence["upstreams"]
     no_match = make_repo(tmp_path, "other", card={"license": "apache-2.0"}, config={**config, "hidden_size": 5120})
     assert_quiet(scan(no_match, Policy(publisher="acme")), "card.base_model_undeclared")
+
+
+def test_a_base_model_written_as_its_hub_page_is_its_id(tmp_path):
+    """TheBloke's Llama-2-7B-Chat re-upload card (code-index copy) writes
+    `base_model: https://huggingface.co/meta-llama/Llama-2-7b-chat-hf`."""
+    card = CardFacts(metadata={"base_model": "https://huggingface.co/meta-llama/Llama-2-7b-chat-hf"})
+    assert card.base_models == ["meta-llama/Llama-2-7b-chat-hf"]
+    lineage = infer_lineage(LineageInput(name="TheBloke/Llama-2-7B-Chat-GGUF", card=card), knowledge_base())
+    assert lineage.unknown_declared == [] and lineage.candidate("meta-llama/Llama-2-7b-hf") is not None
+    other = CardFacts(metadata={"base_model": "https://example.com/meta-llama/Llama-2-7b-chat-hf"})
+    assert other.base_models == ["https://example.com/meta-llama/Llama-2-7b-chat-hf"]  # not the Hub: left as written

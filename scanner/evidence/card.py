@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from huggingface_hub import ModelCardData
 from scanner.sources.interface import Snapshot
 
 CARD_NAMES = ("README.md", "readme.md", "README.MD", "Readme.md")
+_HUB_PAGE = re.compile(r"^https?://(?:www\.)?(?:huggingface\.co|hf\.co)/(?=[^/]+/[^/]+/?$)")
 
 
 @dataclass
@@ -44,7 +46,8 @@ class CardFacts:
             value = [value]
         if not isinstance(value, list):  # a mapping or a number is not a base model id
             return []
-        return [str(v).strip() for v in value if isinstance(v, str) and v.strip()]
+        # some cards write the base's Hub page instead of its id (https://huggingface.co/OWNER/NAME)
+        return [_HUB_PAGE.sub("", v.strip()).rstrip("/") for v in value if isinstance(v, str) and v.strip()]
 
     @property
     def model_name(self) -> str | None:

@@ -72,6 +72,13 @@ def parent_mentions(card: CardFacts) -> list[ParentMention]:
         base = entry.get("base_model") if isinstance(entry, dict) else None
         if isinstance(base, str) and base.strip():
             out.append(ParentMention((base.strip(),), f"model-index base_model: {base.strip()}"))
+    creator, original = card.metadata.get("model_creator"), card.metadata.get("model_name")
+    if isinstance(creator, str) and isinstance(original, str) and original.strip():
+        # re-uploaders' cards (TheBloke's convention) name the original model and who made it
+        link = card.metadata.get("model_link")
+        refs = (HUB_LINK.findall(link) if isinstance(link, str) else []) + _names_after(original)
+        if refs:
+            out.append(ParentMention(tuple(refs), f"model_creator: {creator.strip()}, model_name: {original.strip()}"))
     for sentence in SENTENCE_END.split(card.body[:MAX_BODY_CHARS]):
         if len(out) >= MAX_MENTIONS:
             break
