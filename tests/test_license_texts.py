@@ -182,3 +182,16 @@ def test_other_texts_are_bounded_and_never_searched_for_phrases(tmp_path):
     assert len(snap.other_texts) == 32
     # a phrase in a random note is not the prominent display the licence asks for
     assert_fires(scan(repo, Policy(publisher="acme")), "attribution.phrase_missing")
+
+
+def test_the_examples_descriptions_are_read_as_candidates_and_are_no_licence():
+    """EXAMPLE.md (each example's description) is a top-level text file like any other: read, recognised as no
+    licence text, and never searched for phrases or notices."""
+    from tests.helpers import REPO_ROOT
+
+    for folder in sorted((REPO_ROOT / "examples").iterdir()):
+        if not (folder / "EXAMPLE.md").is_file():
+            continue
+        snap = LocalSource(str(folder), hash_weights=False).snapshot()
+        assert "EXAMPLE.md" in snap.other_texts and "EXAMPLE.md" not in snap.texts
+        assert all(d.path != "EXAMPLE.md" for d in detect_licenses(snap, knowledge_base())), folder.name
