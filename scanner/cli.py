@@ -160,6 +160,9 @@ def scan(
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
     fail_on: str | None = typer.Option(None, "--fail-on", help="Lowest severity that fails (default high)."),
     repo_id: str | None = typer.Option(None, "--repo-id", help=REPO_ID_HELP),
+    attest: Path | None = typer.Option(
+        None, "--attest", help="Also write an in-toto statement of this scan to FILE (subjects: the files, sha256)."
+    ),
 ):
     """Scan model repos for licence, attribution and provenance problems."""
     from scanner.pipeline import scan_target
@@ -180,9 +183,23 @@ def scan(
     if usage_errors and not reports:
         raise UsageError(usage_errors[0])
     _write(_render(reports, fmt, output, run), output)
+    if attest is not None:
+        _attest(attest, reports, run)
     for e in usage_errors:
         _say(f"originscan: {e}", err=True)
     raise typer.Exit(2 if usage_errors else exit_status(reports, pol.fail_on))
+
+
+def _attest(path: Path, reports: list[TargetReport], run: ScanRun) -> None:
+    """`scan --attest FILE` (scanner/report/attest.py); an attestation that cannot be written is a usage error."""
+    from scanner.report.attest import write_attestation
+
+    try:
+        write_attestation(path, reports, run)
+    except ValueError as exc:
+        raise UsageError(f"--attest {path}: nothing to attest ({str(exc)[:160]})") from None
+    except OSError as exc:
+        raise UsageError(f"--attest {path}: {exc.strerror or exc}") from None
 
 
 def _model_folders(targets: list[str]) -> list[str]:

@@ -110,6 +110,7 @@ class TargetFacts:
     config: dict[str, Any] = field(default_factory=dict)  # config.json as parsed (architecture for the model cards)
     card_body: str = ""  # the card's Markdown below its metadata (intended use, limitations)
     released: str | None = None  # ISO 8601 UTC: when the scanned revision was published (Hub) or last changed (folder)
+    files: list[RepoFile] = field(default_factory=list)  # every file listed (the subjects of `scan --attest`)
     datasets: list[DatasetFacts] = field(default_factory=list)  # training data the card names, with its terms
 
 

@@ -137,6 +137,7 @@ def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) ->
         card_body=ctx.card.body,
         released=released_at(snap),
         datasets=ctx.datasets,
+        files=list(snap.files.values()),
     )
     return TargetReport(snap.target, findings, revision=snap.revision, facts=facts)
 
