@@ -788,6 +788,27 @@ def _(repo, marker):
     save_tensors(tiny_llm(7), repo / "model.safetensors")  # so compare and index add read the config too
 
 
+@case("sig_hostile_bundles", "security.signature_unverified")
+def _(repo, marker):
+    # Signature bundles that are not what they claim: a certificate that is not DER, a payload that is not base64,
+    # JSON nested past the recursion limit, a bundle claiming a public key with a 10 000-character hint.
+    mit_card(repo)
+    save_tensors(tiny_llm(1), repo / "model.safetensors")
+    write(
+        repo,
+        "model.sig",
+        json.dumps(
+            {
+                "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                "verificationMaterial": {"x509CertificateChain": {"certificates": [{"rawBytes": "!!" + INJECT}]}},
+                "dsseEnvelope": {"payload": "not base64" + INJECT, "payloadType": "x", "signatures": []},
+            }
+        ),
+    )
+    write(repo, "nested.sigstore.json", '{"verificationMaterial": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    write(repo, "key.sig", json.dumps({"verificationMaterial": {"publicKey": {"hint": "a" * 10_000}}}))
+
+
 @case("json_lone_surrogates")
 def _(repo, marker):
     mit_card(repo)
