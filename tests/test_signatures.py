@@ -194,3 +194,25 @@ def test_a_malformed_bundle_is_reported_not_trusted(tmp_path):
     (repo / "model.sig").write_text('{"verificationMaterial": 7}')
     (hit,) = findings_of(scan(repo, Policy()), "security.signature_unverified")
     assert "not a Sigstore bundle" in hit.message
+
+
+def test_the_ai_boms_record_the_signature_state(tmp_path):
+    from scanner.knowledge import catalogue
+    from scanner.report.render import render
+
+    keys = key_pair(tmp_path / "policy")
+    repo = model(tmp_path / "m")
+    signed = scan(repo, Policy())  # before signing
+    sign_with_key(repo, keys)
+    verified = scan(repo, policy(tmp_path, public_keys=["release.pub"]))
+    save_tensors(tiny_llm(6), repo / "model.safetensors")
+    changed = scan(repo, policy(tmp_path, public_keys=["release.pub"]))
+    states = []
+    for report in (signed, verified, changed):
+        cdx = json.loads(render([report], "cyclonedx", catalogue(), version="1"))
+        models = [cdx["metadata"].get("component", {})] + cdx.get("components", [])  # one model: the BOM's subject
+        (model_component,) = [c for c in models if c.get("type") == "machine-learning-model"]
+        states.append({p["name"]: p["value"] for p in model_component["properties"]}["originscan:signature"])
+        spdx = json.dumps(json.loads(render([report], "spdx", catalogue(), version="1")))
+        assert f"model signature: {states[-1]}" in spdx
+    assert states == ["unsigned", "signed and verified", "changed after signing"]
