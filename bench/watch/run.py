@@ -499,7 +499,7 @@ def main() -> None:
         )
     )
     # a budget stop, then the resumed run
-    cold_requests = rows[0]["requests"]
+    cold_requests = next(r["requests"] for r in rows if r["run"] == "cold")  # the new code's cold run
     meter.reset()
     state2 = tmp / "state2.sqlite"
     wall1 = watch(env, tmp / "index.sqlite", state2, tmp / "stop.json", args.workers, budget=cold_requests // 3)
