@@ -1,8 +1,9 @@
-"""What the HTML report shows beyond the findings table: per target its lineage graph, a per-layer plot for every
-weight verdict, its findings grouped by severity; for the page, the documentation of every rule used.
+"""What the HTML report shows beyond the findings table: per target its declared and concluded licence, its lineage
+graph, a per-layer plot for every weight verdict, its findings grouped by severity and the attribution text it must
+ship; for the page, how the scan ran and whether it passed, and the documentation of every rule used.
 
-Everything here is data for templates/html.j2, which escapes every value it prints (SVG labels included): nothing
-in this module builds markup.
+Everything here is data for templates/html.j2, which escapes every value it prints (SVG labels included). The one
+piece of markup built here is `code_spans`: the catalogue's `code` as <code> around text escaped first.
 """
 
 from __future__ import annotations
