@@ -1,8 +1,11 @@
 """The real-world regression corpus: published metadata of real public model repos, and what originscan must say.
 
-Three sets, each a folder of one-repo case files: `cases/*.yaml` (the original corpus), `cases/shared-2026-11/`
-(the 44 repos of the shared set realworld-2026-11, converted) and `cases/issue-20/` (repos collected for issue #20,
-scored once before any tuning on them). Each case file holds one repo:
+Four sets, each a folder of one-repo case files: `cases/*.yaml` (the original corpus), `cases/shared-2026-11/`
+(the 44 repos of the shared set realworld-2026-11, converted), `cases/issue-20/` (repos collected for issue #20,
+scored once before any tuning on them) and `cases/datasets/` (issue #25: repos that declare their training data).
+The training-data rules (DATA_RULES) are scored in the datasets set only, and that set scores nothing else: the
+other sets' expectations were written before those rules existed and say nothing about training data, and the
+datasets set's say nothing else. Each case file holds one repo:
 
     repo:    the id it is published under (owner/name); the scan sees this name, as an hf: scan would
     kind:    vendor | derivative | problem
@@ -11,6 +14,8 @@ scored once before any tuning on them). Each case file holds one repo:
     files:   the files as published: front matter, config keys and token ids exact; prose cut to the lines that
              matter for licensing (a mapping is written as JSON)
     base_cards: {hub id: card text}: the cards of declared bases, for lineage through base cards (offline)
+    dataset_cards: {hub id: card text}: the cards of its datasets as the Hub serves them (offline), for the
+             datasets set
     partial: true when only some of the repo's files were copied (usually the card): rules that depend on a
              file being absent (LICENSE, NOTICE, use policy, licence text elsewhere) are then not scored (in
              must_not_fire scoring the lists already leave out what a partial copy cannot tell)
@@ -51,8 +56,9 @@ import yaml
 
 CASES = Path(__file__).resolve().parent / "cases"
 HALVES = ("held-out", "tuning")  # reporting order: held-out first
-SETS = ("original", "shared-2026-11", "issue-20")  # the original set sits in cases/ itself, the others in subfolders
+SETS = ("original", "shared-2026-11", "issue-20", "datasets")  # original in cases/ itself, the others in subfolders
 NOT_SCORED = {"config.upstream_signature"}
+DATA_RULES = ("license.data_*", "attribution.data_*")  # issue #25's training-data rules: the datasets set only
 # What a partial copy cannot tell: whether the repo ships a licence text, a Notice, a use policy or a phrase elsewhere.
 FILE_DEPENDENT = {
     "card.missing",
@@ -81,6 +87,7 @@ class Case:
     corpus: str = "original"
     blobs: dict[str, str] = field(default_factory=dict)
     not_scored: dict[str, str] = field(default_factory=dict)
+    dataset_cards: dict[str, str] = field(default_factory=dict)
 
     @property
     def half(self) -> str:
@@ -157,6 +164,7 @@ def _load_case(p: Path, corpus: str) -> Case:
         corpus,
         dict(raw.get("blobs") or {}),
         dict(raw.get("not_scored") or {}),
+        dict(raw.get("dataset_cards") or {}),
     )
 
 
@@ -186,12 +194,23 @@ def scan_case(case: Case, workdir: Path) -> Result:
     ctx = build_context(snap, Policy())
     if hasattr(ctx, "fetch_card"):
         ctx.fetch_card = fetch_card
+    if case.dataset_cards and hasattr(ctx, "fetch_datasets"):
+        from scanner.evidence.datasets import HubDatasetCard, card_from_text
+
+        def fetch_dataset(dataset_id: str) -> HubDatasetCard | None:
+            text = case.dataset_cards.get(dataset_id)
+            return None if text is None else card_from_text(dataset_id, text)
+
+        ctx.fetch_datasets = fetch_dataset
     findings = [f for f in run_checks(ctx) if not getattr(f, "suppressed", False)]
     # A partial copy leaves file-dependent rules unscored in exact scoring; listed scoring names what it scores.
     ignored = (
         NOT_SCORED | set(case.not_scored) | (FILE_DEPENDENT if case.partial and case.must_not_fire is None else set())
     )
-    got = {f.rule for f in findings if f.rule not in ignored}
+    data = case.corpus == "datasets"
+    got = {
+        f.rule for f in findings if f.rule not in ignored and any(fnmatchcase(f.rule, r) for r in DATA_RULES) == data
+    }
     return Result(case, got, [f"{f.rule}: {f.message}" for f in findings])
 
 
