@@ -77,7 +77,8 @@ class HubDatasetCard:
     generators: tuple[tuple[str, str], ...]  # (model name as written, the sentence)
     gated: bool = False
     error: str | None = None  # why the card could not be read (not found, gated body, unreachable)
-    requests: int = 0  # HTTP requests this look-up cost (0: answered from the cache)
+    requests: int = 0  # HTTP requests this look-up cost (0: from the cache); read off the process-wide counter, so
+    # exact when one look-up runs at a time (a sweep's parallel scans may add each other's)
 
 
 @dataclass

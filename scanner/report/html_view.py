@@ -37,10 +37,11 @@ def code_spans(text: Any) -> Markup:
 
 def attribution_text(facts: TargetFacts) -> str:
     """What `originscan attribution` prints for this model ("" when no licence in its lineage asks for any)."""
-    from scanner.attribution import lineage_blocks
+    from scanner.attribution import dataset_blocks, lineage_blocks
     from scanner.report.render import render_attribution
 
     blocks = lineage_blocks(facts.lineage) if facts.lineage is not None else []
+    blocks += dataset_blocks(facts.datasets, facts.lineage)  # the training data's terms, as the command adds them
     return render_attribution(blocks) if blocks else ""
 
 
