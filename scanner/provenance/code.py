@@ -25,6 +25,7 @@ import keyword
 import re
 import sqlite3
 import tokenize
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ MIN_COPIED_STATEMENTS = 6  # normalised statements in copied definitions before 
 FORMAT = 2  # stored fingerprint layout; rows of another layout are left out until the upstream is registered again
 MAX_CODE_BYTES = 1024 * 1024  # a modelling file is tens of KB; past this a file is not hand-written code
 MAX_TOKENS = 200_000
+MAX_SEED_PLACES = 200  # a 10-token stretch found in more places of the upstream code than this is not evidence
 MAX_CANDIDATES = 24  # upstream definitions tiled against one suspect definition (those sharing the most stretches)
 
 _KEEP = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
@@ -438,7 +440,8 @@ def _definitions(source: str) -> tuple[tuple[Definition, ...], int, str | None]:
 def fingerprint(path: str, source: str) -> CodeFingerprint:
     error = None
     if len(source) > MAX_CODE_BYTES:
-        source, error = source[:MAX_CODE_BYTES], f"only the first {MAX_CODE_BYTES} characters were read"
+        cut = source.rfind("\n", 0, MAX_CODE_BYTES) + 1 or MAX_CODE_BYTES  # whole lines, so the rest still parses
+        source, error = source[:cut], f"only the first {cut} characters were read"
     defs, statements, tok_error = _definitions(source)
     notices, lic = _header(source)
     return CodeFingerprint(path, defs, statements, notices, lic, error or tok_error)
@@ -498,6 +501,8 @@ class UpstreamCode:
                         self.where.setdefault(seed, []).append((e, pos))
                         if owners.setdefault(seed, name) != name:
                             self.common.add(seed)
+        # a stretch repeated in very many places is boilerplate, and would make tiling quadratic on hostile input
+        self.common.update(seed for seed, at in self.where.items() if len(at) > MAX_SEED_PLACES)
         for seed in self.common:
             del self.where[seed]
 
@@ -542,8 +547,12 @@ def copied_definitions(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str
         significant = sum(t not in (";", "{", "}") for t in d.tokens)
         if significant < MIN_SMALL_TOKENS:
             continue
+        seeds = _seeds(ids)
+        repeated = {seed for seed, n in Counter(seeds).items() if n > MAX_SEED_PLACES}  # boilerplate on this side
         starts: dict[int, list[tuple[int, int]]] = {}
-        for i, seed in enumerate(_seeds(ids)):
+        for i, seed in enumerate(seeds):
+            if seed in repeated:
+                continue
             for e, j in code.where.get(seed, ()):
                 starts.setdefault(e, []).append((i, j))
         best = sorted(starts, key=lambda e: -len(starts[e]))[:MAX_CANDIDATES]
@@ -560,7 +569,17 @@ def copied_definitions(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str
                 continue
             if significant >= MIN_DEF_TOKENS:
                 anchored.add(name)
-            hits.sort(key=lambda h: -len(h[1]))
+            # the upstream definition most of it came from; between near-equals (identical helpers are common),
+            # the one with the suspect definition's own name, then its method name
+            top = max(len(h[1]) for h in hits)
+            hits.sort(
+                key=lambda h: (
+                    len(h[1]) < 0.95 * top,
+                    code.entries[h[0]].definition.name != d.name,
+                    code.entries[h[0]].definition.name.rpartition(".")[2] != d.name.rpartition(".")[2],
+                    -len(h[1]),
+                )
+            )
             e, covered_a, covered_b = hits[0]
             entry = code.entries[e]
             also = tuple(
