@@ -254,8 +254,11 @@ def run_shape(tmp: Path, codes, repeat: int) -> None:
             new = judgement(results[("new", suspect)][0])
             for k in ("_wall", "_cpu", "_requests"):
                 old.pop(k), new.pop(k)
-            same = "same" if old == new else f"DIFFERENT: old {old} new {new}"
-            print(f"{suspect}: old and new judgements (verdict, p-value, score, evidence): {same}")
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            added = [k for k in changed if k not in old]  # a field the old code did not report at all
+            same = "same" if changed == added else f"DIFFERENT in {[k for k in changed if k not in added]}"
+            extra = f" (new field{'s' * (len(added) > 1)} the old code lacks: {added})" if added else ""
+            print(f"{suspect}: old and new judgements (verdict, p-value, score, evidence): {same}{extra}")
 
 
 if __name__ == "__main__":
