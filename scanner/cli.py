@@ -747,7 +747,7 @@ def attribution(
     snap = open_snapshot(target)
     if repo_id:
         apply_repo_id(snap, repo_id)
-    blocks = attribution_blocks(snap, _policy(None, None))
+    blocks = attribution_blocks(snap, _policy(None, None, [target]))
     if not blocks:
         typer.echo("no known upstream in this model's lineage: no attribution obligations found")
         return

@@ -273,3 +273,10 @@ def test_the_action_knows_its_repository_publishes(tmp_path, monkeypatch, reposi
     (target,) = json.loads((out / "originscan.json").read_text(encoding="utf-8"))["targets"]
     rules = {f["rule"] for f in target["findings"]}
     assert bool(rules & set(LICENSEE_DUTIES)) is charged, rules
+
+
+def test_attribution_reads_the_publisher_from_the_policy_next_to_the_folder(tmp_path):
+    repo = llama3_release(tmp_path)
+    (repo / ".originscan.yml").write_text("publisher: meta-llama\n", encoding="utf-8")
+    own = run_cli("attribution", str(repo))
+    assert own.returncode == 0 and "no attribution obligations" in own.stdout, own.stdout + own.stderr

@@ -137,18 +137,21 @@ def license_obligations(ctx: Context):
         because = ob.because() + ctx.unknown_publisher(lic)
         if cond.get("license_copy") and lic.markers and lic.id not in shipped:
             partial = next((d for d in ctx.detections if d.license.id == lic.id and not d.complete), None)
-            said = (
-                f"{partial.path} holds only part of its text (cut short or edited: no "
-                + ", ".join(f"\u201c{m}\u201d" for m in partial.missing[:2])
-                + ")"
-                if partial
-                else "no file here carries its text"
-            )
+            if partial is None:
+                said, extra = "no file here carries its text", {}
+                path = next((p for p in ROOT_LICENSE_NAMES if p in ctx.snap.texts), None)
+            else:  # a text cut short or edited is reported as such, not taken for the licence
+                lacks = ", ".join(f"\u201c{m}\u201d" for m in partial.missing[:2])
+                said, extra = (
+                    f"{partial.path} holds only part of its text (cut short or edited: no {lacks})",
+                    {"partial_copy": partial.path},
+                )
+                path = partial.path
             yield ctx.finding(
                 "license.copy_missing",
                 f"{lic.name} requires recipients to get a copy of it; {said}" + because,
-                path=partial.path if partial else next((p for p in ROOT_LICENSE_NAMES if p in ctx.snap.texts), None),
-                partial_copy=partial.path if partial else None,
+                path=path,
+                **extra,
                 **where,
             )
         notice = cond.get("notice")

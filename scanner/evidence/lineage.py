@@ -65,15 +65,10 @@ STRENGTH = {
     "config-vocab": Confidence.low,
     "prose": Confidence.low,
 }
-# Kinds that are the repo's own account of its base in metadata. Prose is not: a card whose prose alone names its
-# base still owes the base its obligations, and still lacks the base_model that tools read.
-ACCOUNTED = (
-    "declared",
-    "adapter",
-    "name",
-    "base-card",
-    "recorded-base",
-)  # kinds that are the repo's own account of its base
+# Kinds that are the repo's own account of its base: its metadata, or its vendor's as the knowledge base records it.
+# Prose is not: a card whose prose alone names its base still owes the base its obligations, and still lacks the
+# base_model that tools read.
+ACCOUNTED = ("declared", "adapter", "name", "base-card", "recorded-base")
 
 
 @dataclass(frozen=True)
