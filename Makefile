@@ -45,11 +45,13 @@ bench-pickles: $(STAMP)
 	$(PICKLES_VENV)/bin/python -m pip install --quiet torch==2.13.0 numpy picklescan fickling modelscan
 	$(PICKLES_VENV)/bin/python bench/pickles/run.py
 
-# Copied-code detection on real transformers modelling code, side by side with copydetect, pycode-similar, difflib.
+# Copied-code detection on the real code pairs (bench/code/real_pairs, files cached outside the repo) and on disguised
+# transformers modelling files, side by side with copydetect, pycode-similar and difflib.
 CODE_VENV := bench/.venv-code
 bench-code: $(STAMP)
 	test -x $(CODE_VENV)/bin/python || $(PYTHON) -m venv $(CODE_VENV)
 	$(CODE_VENV)/bin/python -m pip install --quiet numpy copydetect pycode_similar
+	-$(BIN)/python bench/code/fetch_real_pairs.py  # fills the real-pair cache; run.py lists what is still missing
 	$(CODE_VENV)/bin/python bench/code/run.py
 
 # originscan watch on a local Hub of 5,000 generated repos (a few minutes; the repos are kept in bench/.cache/watch).

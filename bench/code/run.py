@@ -171,14 +171,15 @@ def real_table(tools: list[str], details: bool, only: str | None = None) -> None
                 fp = _found(rows, decide[name], "independent")
                 line += f" {f'{found}/{n_copy}, {fp} FP':>22}"
             print(line)
-    print(f"{'tool':<15} {'held-out recall@0FP (oracle)':>29} {'ms/pair':>8}")
+    print(f"{'tool':<15} {'held-out recall@0FP (oracle)':>29} {'ms/pair':>8} {'median':>8} {'slowest':>8}")
     for name, rows in scored.items():
         held = [r for r in rows if r.pair.half == "held-out"]
         worst = max((r.score for r in held if not r.pair.copied), default=0.0)
         copies = [r for r in held if r.pair.copied]
         oracle = sum(r.score > worst for r in copies) / max(1, len(copies))
-        ms = 1000 * sum(r.seconds for r in rows) / len(rows)
-        print(f"{name:<15} {oracle:>29.0%} {ms:>8.1f}")
+        times = sorted(1000 * r.seconds for r in rows)
+        ms = sum(times) / len(times)
+        print(f"{name:<15} {oracle:>29.0%} {ms:>8.1f} {times[len(times) // 2]:>8.1f} {times[-1]:>8.1f}")
     if "originscan" in scored:
         print("originscan scores (copied statements), by pair:")
         for r in sorted(scored["originscan"], key=lambda r: (r.pair.half, r.pair.label, -r.score)):
