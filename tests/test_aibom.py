@@ -32,7 +32,7 @@ from report_world import HOSTILE, MULTI_HOP_RELEASED, MULTI_HOP_REVISION, UPSTRE
 from scanner.demo import run_demo
 from scanner.evidence.card import CardFacts
 from scanner.evidence.lineage import LineageInput, infer_lineage
-from scanner.findings import TargetFacts, TargetReport
+from scanner.findings import Finding, Severity, TargetFacts, TargetReport
 from scanner.knowledge import catalogue, knowledge_base
 from scanner.pipeline import released_at, scan_target
 from scanner.policy import load_policy
@@ -497,13 +497,20 @@ def test_no_report_format_carries_the_scanned_folders_absolute_path(scanned_in_t
     index = Index(tmp / "index.sqlite")
     try:
         report = scan_target(str(repo), policy, index)
+        missing = str(tmp / "deleted-model")  # what a sweep records for a folder it cannot read: the path, twice
+        gone = TargetReport(
+            missing,
+            [Finding("source.unreadable", Severity.medium, f"{missing}: no such file", evidence={"path": missing})],
+            error=f"{missing}: no such file or directory",
+        )
         run = scan_run("t", policy, index)
         assert report.facts is not None and report.facts.weight_matches  # the weights were compared: paths in play
+        assert gone.error and str(tmp) in gone.error  # what the renderers are given does hold the path
         for fmt in FORMATS:
-            out = render([report], fmt, catalogue(), version="t", run=run)
+            out = render([report, gone], fmt, catalogue(), version="t", run=run)
             for leak in {str(tmp), str(tmp.resolve()), tmp.as_uri(), str(Path.home())} - {"/"}:
                 assert leak not in out, (fmt, leak)
-            assert "my-model" in out, fmt  # named by its folder instead
+            assert "my-model" in out and "deleted-model" in out, fmt  # named by its folder instead
     finally:
         index.close()
 

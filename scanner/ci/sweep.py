@@ -22,6 +22,7 @@ from scanner.errors import SourceError, UsageError
 from scanner.findings import RunDiff, Severity, TargetReport
 from scanner.knowledge import finding
 from scanner.report.ci import sweep_summary, tracking_issue
+from scanner.report.paths import shown_report
 
 if TYPE_CHECKING:  # annotations only
     from rich.progress import Progress
@@ -189,7 +190,8 @@ def sweep(
     targets = select_shard(targets, shard)
     failed = [r for r in failed if shard is None or shard_of(r.target, shard[1]) == shard[0]]
     reports = scan_all(targets, policy=policy, index=index, workers=workers, quiet=quiet)
-    reports = sorted(reports + failed, key=lambda r: r.target)
+    # as every report format shows them (no absolute local path): the shards' JSON then merges to this very run
+    reports = sorted((shown_report(r) for r in reports + failed), key=lambda r: r.target)
     # A run that listed nothing is not recorded: it would make every finding of the last run look fixed.
     nothing_listed = bool(failed) and not targets
     diff = record_and_diff(history_db, reports) if history_db and not nothing_listed else None
