@@ -195,3 +195,20 @@ def test_the_examples_descriptions_are_read_as_candidates_and_are_no_licence():
         snap = LocalSource(str(folder), hash_weights=False).snapshot()
         assert "EXAMPLE.md" in snap.other_texts and "EXAMPLE.md" not in snap.texts
         assert all(d.path != "EXAMPLE.md" for d in detect_licenses(snap, knowledge_base())), folder.name
+
+
+def test_cached_snapshots_keep_the_other_texts():
+    """A cached Hub/GitHub snapshot is restored with the texts read for licences; a record written before they were
+    kept is not current (re-read, not reused without them)."""
+    from scanner.sources.cache import record_is_current, snapshot_from_record, snapshot_to_record
+    from scanner.sources.interface import Snapshot
+
+    snap = Snapshot("hf:acme/x", "hf", "acme/x", revision="a" * 40)
+    snap.keep_text("GEMMA_TERMS_OF_USE.txt", GEMMA_TERMS)
+    snap.keep_text("README.md", "# x\n")
+    record = snapshot_to_record(snap)
+    assert record_is_current(record)
+    back = snapshot_from_record("hf:acme/x", "hf", record)
+    assert back.other_texts == {"GEMMA_TERMS_OF_USE.txt": GEMMA_TERMS} and back.texts == {"README.md": "# x\n"}
+    old = {k: v for k, v in record.items() if k != "other_texts"}
+    assert not record_is_current(old)

@@ -152,6 +152,7 @@ def snapshot_to_record(snap: Any) -> dict[str, Any]:
         "files": [[f.path, f.size, f.sha256, f.lfs_pointer] for f in snap.files.values()],
         "texts": snap.texts,
         "code": snap.code,
+        "other_texts": snap.other_texts,
         "jsons": snap.jsons,
         "problems": [
             {"rule": p.rule, "severity": p.severity.name, "message": p.message, "path": p.path, "evidence": p.evidence}
@@ -159,6 +160,11 @@ def snapshot_to_record(snap: Any) -> dict[str, Any]:
         ],
         "meta": {k: v for k, v in snap.meta.items() if k != "cache"},
     }
+
+
+def record_is_current(rec: Any) -> bool:
+    """A cached snapshot record written by this version (older ones lack the other texts read for licences)."""
+    return isinstance(rec, dict) and isinstance(rec.get("other_texts"), dict)
 
 
 def snapshot_from_record(target: str, kind: str, rec: dict[str, Any]) -> Snapshot:
@@ -170,6 +176,7 @@ def snapshot_from_record(target: str, kind: str, rec: dict[str, Any]) -> Snapsho
         snap.files[path] = RepoFile(path, size, sha, ptr)
     snap.texts = dict(rec.get("texts", {}))
     snap.code = dict(rec.get("code", {}))
+    snap.other_texts = dict(rec.get("other_texts", {}))
     snap.jsons = dict(rec.get("jsons", {}))
     for p in rec.get("problems", []):
         snap.problems.append(

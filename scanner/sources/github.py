@@ -24,7 +24,7 @@ import requests
 
 from scanner.errors import SourceError
 from scanner.sources import http
-from scanner.sources.cache import Cache, resolve_cache, snapshot_from_record, snapshot_to_record
+from scanner.sources.cache import Cache, record_is_current, resolve_cache, snapshot_from_record, snapshot_to_record
 from scanner.sources.interface import (
     MAX_TEXT_BYTES,
     SMALL_JSON_FILES,
@@ -255,7 +255,7 @@ class GitHubSource:
                     same = resp.json().get("sha") == record.get("revision")
                 except ValueError:
                     same = False
-            if same:
+            if same and record_is_current(record.get("snapshot")):
                 snap = snapshot_from_record(self.target, "github", record["snapshot"])
                 snap.meta["cache"] = "hit"
                 self._set_opener(snap)

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
+from scanner import interrupt
 from scanner.errors import SourceError
 from scanner.sources import http
-from scanner.sources.cache import Cache, resolve_cache, snapshot_from_record, snapshot_to_record
+from scanner.sources.cache import Cache, record_is_current, resolve_cache, snapshot_from_record, snapshot_to_record
 from scanner.sources.interface import (
     MAX_TEXT_BYTES,
     SMALL_JSON_FILES,
@@ -250,7 +251,7 @@ class HFSource:
                 cheap = _hf_call(
                     label, api.model_info, self.repo_id, revision=self.revision, expand=["sha"], retry=self.retry
                 )
-                if cheap.sha and cheap.sha == record.get("revision"):
+                if cheap.sha and cheap.sha == record.get("revision") and record_is_current(record.get("snapshot")):
                     snap = snapshot_from_record(self.target, "hf", record["snapshot"])
                     snap.meta["cache"] = "hit"
                     self._set_opener(snap)
