@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # only for annotations: these modules import this one
     from scanner.checks.engine import WeightMatch
     from scanner.evidence.datasets import DatasetFacts
     from scanner.evidence.lineage import Lineage
+    from scanner.evidence.publisher import Publisher
     from scanner.provenance.code import CodeMatch
     from scanner.sources.interface import RepoFile
 
@@ -112,6 +113,7 @@ class TargetFacts:
     released: str | None = None  # ISO 8601 UTC: when the scanned revision was published (Hub) or last changed (folder)
     files: list[RepoFile] = field(default_factory=list)  # every file listed (the subjects of `scan --attest`)
     datasets: list[DatasetFacts] = field(default_factory=list)  # training data the card names, with its terms
+    publisher: Publisher | None = None  # who publishes it, and where that was learned (evidence/publisher.py)
 
 
 @dataclass

@@ -138,6 +138,7 @@ def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) ->
         released=released_at(snap),
         datasets=ctx.datasets,
         files=list(snap.files.values()),
+        publisher=ctx.publisher,
     )
     return TargetReport(snap.target, findings, revision=snap.revision, facts=facts)
 

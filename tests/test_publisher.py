@@ -280,3 +280,21 @@ def test_attribution_reads_the_publisher_from_the_policy_next_to_the_folder(tmp_
     (repo / ".originscan.yml").write_text("publisher: meta-llama\n", encoding="utf-8")
     own = run_cli("attribution", str(repo))
     assert own.returncode == 0 and "no attribution obligations" in own.stdout, own.stdout + own.stderr
+
+
+@pytest.mark.parametrize(("policy", "supplier"), [(Policy(publisher="meta-llama"), "meta-llama"), (Policy(), None)])
+def test_spdx_supplier_of_a_local_folder_is_its_publisher(tmp_path, policy, supplier):
+    from scanner.knowledge import catalogue
+    from scanner.report.render import render
+
+    report = scan_target(str(llama3_release(tmp_path)), policy)
+    assert report.facts is not None and report.facts.publisher == resolve_publisher(
+        LocalSource(str(tmp_path / "Meta-Llama-3-8B-Instruct")).snapshot(), policy.publisher
+    )
+    doc = json.loads(render([report], "spdx", catalogue(), version="test"))
+    by_id = {e["spdxId"]: e for e in doc["@graph"] if isinstance(e, dict) and "spdxId" in e}
+    model = next(e for e in by_id.values() if e.get("type") == "ai_AIPackage" and e["name"] == report.facts.name)
+    if supplier is None:
+        assert model["suppliedBy"].endswith("/Core/NoAssertionElement")
+    else:
+        assert by_id[model["suppliedBy"]]["name"] == supplier

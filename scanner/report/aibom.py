@@ -477,10 +477,12 @@ def spdx_document(reports: list[TargetReport], *, version: str) -> dict[str, Any
         return licences[expression]
 
     def supplier(facts: TargetFacts | None, name: str) -> str:
-        """The organisation that publishes `name` (the owner of its repo id), or the spec's NoAssertionElement."""
-        if not _REPO_ID.match(name):  # a folder name: who publishes it is not known
+        """The organisation that publishes `name` (the owner of its repo id, or the publisher the scan learnt for a
+        folder: policy, git remote, the Action), or the spec's NoAssertionElement."""
+        known = facts.publisher.owner if facts is not None and facts.publisher is not None else None
+        if not _REPO_ID.match(name) and not known:  # a folder whose publisher is not known
             return NO_ASSERTION_ELEMENT
-        owner = name.split("/", 1)[0]
+        owner = known or name.split("/", 1)[0]
         if owner.lower() not in suppliers:
             suppliers[owner.lower()] = add(
                 {"type": "Organization", "spdxId": f"{ns}supplier-{len(suppliers) + 1}", "name": visible(owner)}
