@@ -455,8 +455,10 @@ class HTTPRangeByteSource(ByteSource):
             try:
                 self._fetch(start, end, buf)
             except NETWORK_ERRORS + (requests.exceptions.ContentDecodingError,) as exc:
-                if len(buf) == before:
-                    resumes += 1  # no progress: count against the budget
+                if len(buf) - before < min(self.CHUNK, length - before):
+                    # Less than a chunk before the drop counts against the budget: reads now return what arrived,
+                    # and a server dropping every answer a few bytes in must not get a request per byte.
+                    resumes += 1
                 if resumes > self.MAX_RESUMES:
                     raise SourceError(
                         f"{self.name}: connection kept failing reading bytes {start}-{end} ({type(exc).__name__})",
