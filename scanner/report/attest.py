@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scanner.findings import TargetReport
+from scanner.report.paths import shown_report, shown_target
 from scanner.report.run_info import ScanRun
 from scanner.report.sanitize import json_ready
 
@@ -31,7 +32,7 @@ def _sha256(path: Path) -> str:
 
 
 def _subject_name(target: str, revision: str | None, path: str) -> str:
-    """A name that says where the file was: the folder's relative path, or the remote target at its revision."""
+    """A name that says where the file was: the folder as reports show it, or the remote target at its revision."""
     if target.startswith(("hf:", "github:")):
         base = target.split("@", 1)[0] + (f"@{revision}" if revision else "")
         return f"{base}/{path}"
@@ -45,8 +46,9 @@ def subjects_of(report: TargetReport) -> tuple[list[tuple[str, str]], list[dict[
     if report.facts is None:
         return done, left
     local = not report.target.startswith(("hf:", "github:"))
+    shown = shown_target(report.target)  # never the scanner's absolute paths (scanner/report/paths.py)
     for f in sorted(report.facts.files, key=lambda f: f.path):
-        name = _subject_name(report.target, report.revision, f.path)
+        name = _subject_name(shown, report.revision, f.path)
         if f.sha256 and not (local and f.lfs_pointer):
             done.append((name, f.sha256))
         elif local and not f.lfs_pointer:
@@ -72,7 +74,7 @@ def statement(reports: list[TargetReport], run: ScanRun, rules: dict[str, str]) 
     for r in reports:
         done, left = subjects_of(r)
         subjects += [ResourceDescriptor(name=name, digest={"sha256": digest}).pb for name, digest in done]
-        entry: dict[str, Any] = r.to_json()
+        entry: dict[str, Any] = shown_report(r).to_json()
         entry["attestedFiles"] = len(done)
         entry["unattestedFiles"] = left
         targets.append(entry)
