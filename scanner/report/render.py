@@ -254,6 +254,9 @@ def _view(reports: list[TargetReport], catalogue: Mapping[str, Any]) -> list[dic
                 "target": r.target,
                 "revision": r.revision,
                 "error": r.error,
+                "publisher": r.facts.publisher.describe()
+                if r.facts is not None and r.facts.publisher is not None and r.facts.publisher.known
+                else None,
                 "active": active,
                 "suppressed": suppressed,
                 "counts": counts,
