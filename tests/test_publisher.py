@@ -298,3 +298,13 @@ def test_spdx_supplier_of_a_local_folder_is_its_publisher(tmp_path, policy, supp
         assert model["suppliedBy"].endswith("/Core/NoAssertionElement")
     else:
         assert by_id[model["suppliedBy"]]["name"] == supplier
+
+
+def test_text_report_says_who_publishes(tmp_path):
+    from scanner.knowledge import catalogue
+    from scanner.report.render import render
+
+    repo = llama3_release(tmp_path)
+    known = render([scan_target(str(repo), Policy(publisher="meta-llama"))], "text", catalogue(), version="t")
+    assert "published by meta-llama (from `publisher:` in the policy)" in known
+    assert "published by" not in render([scan_target(str(repo), Policy())], "text", catalogue(), version="t")
