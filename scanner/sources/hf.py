@@ -109,6 +109,7 @@ def _bounded_transport() -> Any:
     class Transport(httpx2.HTTPTransport):
         def handle_request(self, request: httpx2.Request) -> httpx2.Response:
             deadline = time.monotonic() + http.request_seconds()
+            interrupt.check()  # Ctrl-C: huggingface_hub's own retry loop ends here too
             http.BREAKER.check(str(request.url))  # a host that kept refusing connections is not asked again
             try:
                 response = super().handle_request(request)
