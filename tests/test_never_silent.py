@@ -7,6 +7,9 @@ failing; Ctrl-C is a real SIGINT to a real `originscan` subprocess."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -334,3 +337,17 @@ def test_watch_prints_one_line_per_judged_repo_and_nothing_with_quiet(hub, tmp_p
     assert sorted(line.split(":")[1].strip() for line in steps) == sorted(ids)
     rc, out, err, _ = originscan("-q", "watch", "--index", str(index), "--state", str(tmp_path / "s2"))
     assert rc in (0, 1) and "originscan watch: acme/" not in err and "originscan watch:" in out
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) for a pseudo-terminal")
+def test_index_update_shows_a_bar_with_an_eta_on_a_terminal(hub, tmp_path):
+    from upstream_world import build_world
+
+    _, listing = build_world(hub.root, tmp_path, count=3)
+    cmd = f"{ENTRY} index update --upstreams {listing} --index {tmp_path / 'i.sqlite'}"
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], env={**env, "TERM": "xterm"}, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert "index update" in r.stdout and "3/3" in r.stdout  # the bar: done/total …
+    assert re.search(r"\d:\d\d:\d\d", r.stdout)  # … with the time elapsed and left
+    assert "3 upstreams:" in r.stdout  # and the summary after it
