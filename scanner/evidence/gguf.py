@@ -69,7 +69,8 @@ def facts_from_header(header: GGUFHeader) -> GGUFFacts:
         if rid and rid not in facts.sources:
             facts.sources.append(rid)
     tokens, types = get("tokenizer.ggml.tokens"), get("tokenizer.ggml.token_type")
-    if isinstance(tokens, list):
+    # a header may type its token list as numbers (found by tests/test_properties.py): not a vocabulary then
+    if isinstance(tokens, list) and all(isinstance(t, str) for t in tokens):
         facts.vocab_size = len(tokens)
         facts.vocab_sha256 = vocabulary_sha256(tokens)
         if isinstance(types, list) and len(types) == len(tokens):
