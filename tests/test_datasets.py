@@ -3,6 +3,8 @@ the rules that read them. Hub look-ups run the real huggingface_hub client again
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from servers.hub import make_dataset, make_repo
 
@@ -298,3 +300,78 @@ def test_a_card_repeating_a_link_records_a_bounded_number_of_places():
     assert [d.id for d in facts] == ["tatsu-lab/alpaca"]
     assert len(facts[0].found) == ds.MAX_WHERE
     assert len(ds.card_generators(CardFacts(body=body), kb, known)["tatsu-lab/alpaca"]) <= ds.MAX_WHERE
+
+
+# -- every rule fires on a real card and stays quiet on another (tests/test_rules.py counts these calls) -------------
+def _real_card(tmp_path, case: str):
+    """The README.md of a real repo of tests/realworld/cases/datasets/ (each case file cites where it was copied)."""
+    import yaml
+    from helpers import scan
+
+    raw = yaml.safe_load((Path(__file__).parent / "realworld" / "cases" / "datasets" / f"{case}.yaml").read_text())
+    folder = tmp_path / case
+    folder.mkdir()
+    (folder / "README.md").write_text(raw["files"]["README.md"], encoding="utf-8")
+    return scan(folder)
+
+
+def test_noncommercial_data_fires_on_openchat_and_not_on_a_noncommercial_model(tmp_path):
+    from helpers import assert_fires, assert_quiet
+
+    assert_fires(_real_card(tmp_path, "openchat-3.5-1210"), "license.data_noncommercial")  # Capybara's CC BY-NC part
+    assert_quiet(_real_card(tmp_path, "solar-10.7b-instruct-v1.0"), "license.data_noncommercial")  # CC BY-NC model
+
+
+def test_share_alike_data_fires_on_dolly_and_not_on_alpaca_data(tmp_path):
+    from helpers import assert_fires, assert_quiet
+
+    assert_fires(_real_card(tmp_path, "dolly-v2-12b"), "license.data_share_alike")  # MIT model on CC BY-SA 3.0 data
+    assert_quiet(_real_card(tmp_path, "mpt-7b-chat"), "license.data_share_alike")  # Alpaca is NC, not share-alike
+
+
+def test_unlicensed_data_fires_on_codealpaca_and_not_on_zephyr(tmp_path):
+    from helpers import assert_fires, assert_quiet
+
+    assert_fires(_real_card(tmp_path, "llama-2-13b-computer-engineering"), "license.data_unlicensed")
+    assert_quiet(_real_card(tmp_path, "zephyr-7b-beta"), "license.data_unlicensed")
+
+
+def test_unknown_data_is_said_and_not_when_every_dataset_is_known(tmp_path):
+    from helpers import assert_fires, assert_quiet
+
+    assert_fires(_real_card(tmp_path, "alpaca-lora-7b"), "license.data_unknown")  # yahma/alpaca-cleaned
+    assert_quiet(_real_card(tmp_path, "mistral-7b-openorca"), "license.data_unknown")
+
+
+def test_llama_output_terms_fire_on_smollm_and_not_on_zephyr(tmp_path):
+    from helpers import assert_fires, assert_quiet
+
+    smol = _real_card(tmp_path, "smollm-1.7b-instruct")
+    assert_fires(smol, "attribution.data_generator_naming")  # Llama 3.1 §1.b.i
+    assert_fires(smol, "attribution.data_generator_phrase")
+    assert_fires(smol, "license.data_generator_no_training")  # Llama 3 §1.b.v (Magpie-Pro)
+    zephyr = _real_card(tmp_path, "zephyr-7b-beta")
+    assert_quiet(zephyr, "attribution.data_generator_naming")
+    assert_quiet(zephyr, "attribution.data_generator_phrase")
+    assert_quiet(_real_card(tmp_path, "metamath-mistral-7b"), "license.data_generator_no_training")
+
+
+def test_api_terms_fire_on_openorca_data_and_not_on_human_written_data(tmp_path):
+    from helpers import assert_fires, assert_quiet
+
+    assert_fires(_real_card(tmp_path, "mistral-7b-openorca"), "license.data_api_terms")
+    assert_quiet(_real_card(tmp_path, "dolly-v2-3b"), "license.data_api_terms")
+
+
+def test_gemma_derivative_rule_fires_and_stays_quiet(tmp_path):
+    from helpers import assert_fires, assert_quiet, scan
+
+    def card(name: str, license: str):
+        folder = tmp_path / name
+        folder.mkdir()
+        text = _card(f"license: {license}\ndatasets:\n- Magpie-Align/Magpie-Gemma2-Pro-200K-Filtered")
+        (folder / "README.md").write_text(text, encoding="utf-8")
+        return scan(folder)
+
+    assert_fires(card("apache", "apache-2.0"), "license.data_generator_derivative")
+    assert_quiet(card("gemma", "gemma"), "license.data_generator_derivative")
