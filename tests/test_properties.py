@@ -24,7 +24,7 @@ import pytest
 import yaml
 from gguf import GGMLQuantizationType, GGUFValueType
 from helpers import card_text, register, save_tensors, tiny_llm
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from scanner.errors import SourceError, UsageError
@@ -404,8 +404,22 @@ def gguf_files(draw) -> bytes:
     return head + os.urandom(4 * d * vocab)
 
 
+# Found by the deep profile: tokenizer.ggml.tokens typed as an array of numbers (an internal error before the fix).
+NUMERIC_TOKENS = (
+    b"GGUF"
+    + struct.pack("<IQQ", 3, 1, 1)
+    + _gguf_string(b"tokenizer.ggml.tokens")
+    + struct.pack("<IIQ", 9, 0, 1)
+    + b"\x00"
+    + _gguf_string(b"token_embd.weight")
+    + struct.pack("<IQQIQ", 2, 1, 1, 0, 0)
+)
+NUMERIC_TOKENS += b"\0" * (-len(NUMERIC_TOKENS) % 32) + b"\0" * 4
+
+
 @settings(max_examples=PARSER_EXAMPLES)
 @given(blob=gguf_files())
+@example(blob=NUMERIC_TOKENS)
 def test_random_gguf_key_values_parse_or_raise_their_error(blob):
     try:
         header = gguf_parser.parse_header(BytesByteSource(blob, "one.gguf"), "one.gguf")
@@ -418,5 +432,6 @@ def test_random_gguf_key_values_parse_or_raise_their_error(blob):
 
 
 @given(blob=gguf_files())
+@example(blob=NUMERIC_TOKENS)
 def test_random_gguf_key_values_give_a_report(blob):
     assert scan_survives({"model.gguf": blob}) is not None
