@@ -38,7 +38,7 @@ from scanner.pipeline import released_at, scan_target
 from scanner.policy import load_policy
 from scanner.provenance.index import Index
 from scanner.report.formats import FORMATS
-from scanner.report.paths import shown_path, shown_target
+from scanner.report.paths import local_root, shown_path, shown_report, shown_target
 from scanner.report.render import render
 from scanner.report.run_info import scan_run
 from scanner.sources.interface import Snapshot
@@ -562,6 +562,25 @@ def test_shown_paths(tmp_path):
     assert shown_target("hf:org/model@main") == "hf:org/model@main"
     assert shown_target("github:org/repo") == "github:org/repo"
     assert shown_path("models/../x") == "x" and shown_path("models/x") == "models/x"
+
+
+def test_same_named_folders_outside_the_working_folder_stay_apart(tmp_path):
+    work = tmp_path / "work"
+    targets = [str(tmp_path / "org" / name / "repo") for name in ("a", "b")] + [str(tmp_path / "org" / "ref")]
+    targets += ["hf:org/model", str(work / "mine")]  # remote and inside the working folder: not part of the root
+    root = local_root(targets, base=work)
+    assert root == (tmp_path / "org").resolve()
+    shown = [shown_target(t, base=work, root=root) for t in targets]
+    assert shown == ["a/repo", "b/repo", "ref", "hf:org/model", "mine"]
+    assert shown_target(targets[0], base=work) == "repo"  # without the scan root only the name is left
+    alone = targets[0]
+    assert shown_target(alone, base=work, root=local_root([alone], base=work)) == "repo"  # never "." or absolute
+    assert local_root(["hf:org/model", str(work / "x")], base=work) is None
+    reports = [TargetReport(t, error=f"could not read {t}") for t in targets[:2]]
+    assert [shown_report(r, base=work, root=root).error for r in reports] == [
+        "could not read a/repo",
+        "could not read b/repo",
+    ]
 
 
 # -- the command line --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from scanner.errors import SourceError, UsageError
 from scanner.findings import RunDiff, Severity, TargetReport
 from scanner.knowledge import finding
 from scanner.report.ci import sweep_summary, tracking_issue
-from scanner.report.paths import shown_report
+from scanner.report.paths import local_root, shown_report
 
 if TYPE_CHECKING:  # annotations only
     from rich.progress import Progress
@@ -187,11 +187,13 @@ def sweep(
     if not orgs:
         raise UsageError("sweep: name at least one organisation (hf:ORG or github:ORG)")
     targets, failed = list_targets(orgs)
+    root = local_root(targets)  # of every listed target, not this shard's: shards show targets alike
     targets = select_shard(targets, shard)
     failed = [r for r in failed if shard is None or shard_of(r.target, shard[1]) == shard[0]]
     reports = scan_all(targets, policy=policy, index=index, workers=workers, quiet=quiet)
-    # as every report format shows them (no absolute local path): the shards' JSON then merges to this very run
-    reports = sorted((shown_report(r) for r in reports + failed), key=lambda r: r.target)
+    # as every report format shows them (no absolute local path, relative to the scan root): the shards' JSON then
+    # merges to this very run, and same-named folders keep their own history
+    reports = sorted((shown_report(r, root=root) for r in reports + failed), key=lambda r: r.target)
     # A run that listed nothing is not recorded: it would make every finding of the last run look fixed.
     nothing_listed = bool(failed) and not targets
     diff = record_and_diff(history_db, reports) if history_db and not nothing_listed else None

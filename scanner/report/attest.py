@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scanner.findings import TargetReport
-from scanner.report.paths import shown_report, shown_target
+from scanner.report.paths import local_root, shown_report, shown_target
 from scanner.report.run_info import ScanRun
 from scanner.report.sanitize import json_ready
 
@@ -39,14 +39,15 @@ def _subject_name(target: str, revision: str | None, path: str) -> str:
     return str(Path(target) / path)
 
 
-def subjects_of(report: TargetReport) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
-    """((name, sha256) for each file that could be hashed, [{name, reason} for those that could not])."""
+def subjects_of(report: TargetReport, root: Path | None = None) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+    """((name, sha256) for each file that could be hashed, [{name, reason} for those that could not]); `root`: the
+    scan's `local_root`."""
     done: list[tuple[str, str]] = []
     left: list[dict[str, str]] = []
     if report.facts is None:
         return done, left
     local = not report.target.startswith(("hf:", "github:"))
-    shown = shown_target(report.target)  # never the scanner's absolute paths (scanner/report/paths.py)
+    shown = shown_target(report.target, root=root)  # never the scanner's absolute paths (scanner/report/paths.py)
     for f in sorted(report.facts.files, key=lambda f: f.path):
         name = _subject_name(shown, report.revision, f.path)
         if f.sha256 and not (local and f.lfs_pointer):
@@ -71,10 +72,11 @@ def statement(reports: list[TargetReport], run: ScanRun, rules: dict[str, str]) 
 
     subjects = []
     targets = []
+    root = local_root(r.target for r in reports)
     for r in reports:
-        done, left = subjects_of(r)
+        done, left = subjects_of(r, root)
         subjects += [ResourceDescriptor(name=name, digest={"sha256": digest}).pb for name, digest in done]
-        entry: dict[str, Any] = shown_report(r).to_json()
+        entry: dict[str, Any] = shown_report(r, root=root).to_json()
         entry["attestedFiles"] = len(done)
         entry["unattestedFiles"] = left
         targets.append(entry)

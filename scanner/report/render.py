@@ -33,7 +33,7 @@ from rich.text import Text
 import scanner
 from scanner.findings import Finding, Severity, TargetReport
 from scanner.report.formats import BY_NAME, FORMATS
-from scanner.report.paths import shown_report
+from scanner.report.paths import local_root, shown_report
 from scanner.report.run_info import ScanRun
 from scanner.report.sanitize import ZWSP, json_ready, terminal_safe, visible
 
@@ -471,14 +471,16 @@ def render(
     """The report for `reports` in format `fmt` (one of FORMATS, registered in scanner/report/formats.py).
 
     `run` (when, with what, against which policy) goes to the formats that show it. Every format sees the reports
-    as `shown_report` writes them: no report carries the scanner's absolute paths."""
+    as `shown_report` writes them, relative to their common scan root: no report carries the scanner's absolute
+    paths, and two folders of the same name stay apart."""
     spec = BY_NAME.get(fmt)
     if spec is None:
         raise ValueError(f"unknown report format {fmt!r} (expected one of: {', '.join(FORMATS)})")
     options: dict[str, Any] = {"color": color, "width": width} if spec.terminal else {}
     if spec.run_info:
         options["run"] = run
-    reports = [shown_report(r) for r in reports]
+    root = local_root(r.target for r in reports)
+    reports = [shown_report(r, root=root) for r in reports]
     args = (reports, catalogue) if spec.catalogue else (reports,)
     return str(spec.load()(*args, version=version, **options))
 

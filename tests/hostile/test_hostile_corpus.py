@@ -494,6 +494,9 @@ def test_sweep_and_merge_survive_a_hostile_organisation(corpus, tmp_path):
     targets = [str(corpus[n].repo) for n in SWEEP_CASES] + [
         str(corpus[SWEEP_CASES[0]].repo.parent.parent / "reference")
     ]
+    # reports show each folder relative to the scan root (the corpus folder), never its absolute path: every repo
+    # keeps its own report although all of them are called `repo`
+    shown = [f"{n}/repo" for n in SWEEP_CASES] + ["reference"]
     shard = tmp_path / "shard.json"
     commands = [
         ["sweep", "hf:hostile", "--no-history", "--quiet", "--workers", "2", "--format", "json", "-o", str(shard)]
@@ -517,12 +520,12 @@ def test_sweep_and_merge_survive_a_hostile_organisation(corpus, tmp_path):
         assert c["status"] == "exit" and c["rc"] in (0, 1), (c["argv"], c["rc"], text[-1500:])
         assert "internal error" not in text and "Traceback" not in text and HF_TOKEN not in text
     doc = strict_json(shard.read_text(encoding="utf-8"))
-    assert sorted(t["target"] for t in doc["targets"]) == sorted(targets)  # every repo has its report
-    broken = corpus["st_dtype_is_a_list"].repo
-    (mine,) = [t for t in doc["targets"] if t["target"] == str(broken)]
+    assert sorted(t["target"] for t in doc["targets"]) == sorted(shown)  # every repo has its report
+    (mine,) = [t for t in doc["targets"] if t["target"] == "st_dtype_is_a_list/repo"]
     assert "source.malformed" in {f["rule"] for f in mine["findings"]}
     merged = {c["argv"][c["argv"].index("--format") + 1]: c["out"].decode("utf-8") for c in ran[1:]}
     assert not terminal_problems(merged["text"]) and not markdown_problems(merged["markdown"])
     assert not html_problems(merged["html"])
     assert not list(sarif_validator().iter_errors(strict_json(merged["sarif"])))
-    assert sorted(t["target"] for t in strict_json(merged["json"])["targets"]) == sorted(targets)
+    assert sorted(t["target"] for t in strict_json(merged["json"])["targets"]) == sorted(shown)
+    assert not any(t in text for t in targets for text in merged.values())  # no absolute path in any format
