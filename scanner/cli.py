@@ -204,8 +204,9 @@ def _attest(path: Path, reports: list[TargetReport], run: ScanRun) -> None:
 
 def _model_folders(targets: list[str]) -> list[str]:
     """A local folder that holds no model itself but model folders below it (`scan models/`) stands for those
-    folders, found as the Action finds them (ci/github.py: a card, config or weights), and the user is told."""
-    from scanner.ci.github import _markers, all_model_folders
+    folders, found as the Action finds them (sources/model_folders.py: a card, config or weights), and the user is
+    told."""
+    from scanner.sources.model_folders import all_model_folders, markers
 
     out: list[str] = []
     for t in targets:
@@ -214,7 +215,7 @@ def _model_folders(targets: list[str]) -> list[str]:
             names = [e.name for e in os.scandir(folder) if e.is_file()] if folder.is_dir() else None
         except OSError:
             names = None  # unreadable: scanned as given, and said so by the scan
-        if names is None or any(_markers(names)):
+        if names is None or any(markers(names)):
             out.append(t)
             continue
         found = [f for f in all_model_folders(folder, []) if f]

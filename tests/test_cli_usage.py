@@ -210,6 +210,21 @@ def test_scan_of_a_folder_of_models_scans_each_and_says_so(tmp_path):
     assert "holds no model" not in originscan("-q", "scan", str(models), "-f", "json").stderr
 
 
+def test_scan_of_a_folder_of_models_does_not_import_the_ci_package(tmp_path):
+    models = tmp_path / "models"
+    make_repo(models, "a", card={"license": "mit"})
+    code = (
+        "import sys\n"
+        f"sys.argv = ['originscan', '-q', 'scan', {str(models)!r}, '-f', 'json', '-o', {str(tmp_path / 'r.json')!r}]\n"
+        "from scanner.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n"
+        "print(sorted(m for m in sys.modules if m == 'scanner.ci' or m.startswith('scanner.ci.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert out.stdout.splitlines()[-2:] == ["exit 0", "[]"], out.stdout + out.stderr
+    assert [Path(t["target"]).name for t in json.loads((tmp_path / "r.json").read_text())["targets"]] == ["a"]
+
+
 def test_scan_of_a_model_folder_is_not_expanded(tmp_path):
     model = make_repo(tmp_path, "m", card={"license": "mit"})
     make_repo(model, "sub", card={"license": "mit"})  # a model folder inside a model folder: still one model

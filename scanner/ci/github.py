@@ -33,6 +33,7 @@ from scanner.report.ci import annotation_commands, could_not_run, pr_comment
 from scanner.report.formats import BY_NAME
 from scanner.report.sanitize import terminal_safe
 from scanner.sources.github import GitHubAPI
+from scanner.sources.model_folders import Tree, all_model_folders, worktree
 
 if TYPE_CHECKING:  # annotations only: these are slow to import or import the pipeline
     from git import Repo
@@ -44,8 +45,6 @@ MARKER = "<!-- originscan-report -->"  # the first line of templates/pr_comment.
 SEVERITIES = sorted(Severity, reverse=True)
 _SHA_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
 
-# A folder is a model folder when it holds one of these (strong markers win over weak ones when nested).
-STRONG_MARKERS = {"readme.md", "config.json", "model_index.json", "adapter_config.json"}
 TOKENIZER_NAMES = {
     "tokenizer.model",
     "spiece.model",
@@ -188,63 +187,6 @@ def relevant(path: str) -> bool:
     )
 
 
-def _markers(names: Iterable[str]) -> tuple[bool, bool]:
-    from scanner.sources.interface import is_weight_file
-
-    lower = [n.lower() for n in names]
-    strong = any(n in STRONG_MARKERS for n in lower)
-    weak = any(is_weight_file(n) or n.startswith(("license", "licence")) for n in lower)
-    return strong, weak
-
-
-class Tree:
-    """Which files each folder holds: the working tree (os.listdir) or a commit (git ls-tree)."""
-
-    def __init__(self, listing: Callable[[str], list[str] | None]):
-        self._listing = listing
-        self._cache: dict[str, list[str] | None] = {}
-
-    def names(self, folder: str) -> list[str] | None:
-        if folder not in self._cache:
-            self._cache[folder] = self._listing(folder)
-        return self._cache[folder]
-
-    def exists(self, folder: str) -> bool:
-        return self.names(folder) is not None
-
-    def model_folder(self, path: str, scopes: list[str]) -> str | None:
-        """Nearest ancestor of `path` inside a scope that is a model folder (strong markers first)."""
-        parts = PurePosixPath(path).parts[:-1]
-        ancestors = ["/".join(parts[:i]) for i in range(len(parts), -1, -1)]
-        ancestors = [a for a in ancestors if _in_scope(a, scopes)]
-        weak_hit = None
-        for a in ancestors:
-            names = self.names(a)
-            if not names:
-                continue
-            strong, weak = _markers(names)
-            if strong:
-                return a
-            if weak and weak_hit is None:
-                weak_hit = a
-        return weak_hit
-
-
-def _in_scope(folder: str, scopes: list[str]) -> bool:
-    return any(s == "" or folder == s or folder.startswith(s + "/") for s in scopes)
-
-
-def _worktree(root: Path) -> Tree:
-    def listing(folder: str) -> list[str] | None:
-        p = root / folder if folder else root
-        try:
-            return [e.name for e in os.scandir(p) if e.is_file(follow_symlinks=False)] if p.is_dir() else None
-        except OSError:
-            return None
-
-    return Tree(listing)
-
-
 def _commit_tree(repo: Repo, sha: str) -> Tree:
     files: dict[str, list[str]] = {}
     dirs: set[str] = {""}
@@ -310,24 +252,6 @@ def plan_folders(changes: list[Change], head: Tree, base: Tree | None, scopes: l
         and not (head.exists(bf) and head.model_folder(bf + "/x", [bf]) == bf)
     )
     return plan
-
-
-def all_model_folders(root: Path, scopes: list[str]) -> list[str]:
-    """Every model folder under `scopes` in the working tree (for push/dispatch runs and a missing base)."""
-    from scanner.sources.local import SKIP_DIRS
-
-    tree = _worktree(root)
-    found = []
-    for scope in scopes or [""]:
-        start = root / scope if scope else root
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
-            rel = Path(dirpath).relative_to(root).as_posix()
-            rel = "" if rel == "." else rel
-            strong, weak = _markers(filenames)
-            if strong or (weak and tree.model_folder(rel + "/x", scopes) == rel):
-                found.append(rel)
-    return sorted(set(found))
 
 
 def extract_base(repo: Repo, sha: str, folders: list[str], dest: Path) -> None:
@@ -524,7 +448,7 @@ def run_pull_request(
         if base_sha and has_commit(repo_git, base_sha):
             try:
                 changes = changed_files(repo_git, base_sha, head_sha)
-                plan = plan_folders(changes, _worktree(ws), _commit_tree(repo_git, base_sha), scopes)
+                plan = plan_folders(changes, worktree(ws), _commit_tree(repo_git, base_sha), scopes)
             except Exception as exc:
                 return fail(f"git diff {base_sha[:12]}...{str(head_sha)[:12]} failed: {str(exc).splitlines()[0][:200]}")
         else:
