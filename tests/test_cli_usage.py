@@ -3,7 +3,6 @@ files that cannot be written or read are one clear line, `compare` says its verd
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -11,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, make_repo, tiny_llm
+from helpers import REPO_ROOT, make_repo, tiny_llm, without_root_override
 
 ENTRY = Path(sys.executable).parent / "originscan"
 EXAMPLES = REPO_ROOT / "examples"
@@ -91,17 +90,8 @@ def test_a_workflow_command_at_the_start_of_a_line_is_still_broken():
 
 
 # == files that cannot be written or read ==========================================================================
-def _without_root_override() -> None:
-    """In the child, before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set, so that
-    even root meets file permissions (the test machine runs as root; a user never does)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (1, 2):
-        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
 def as_a_user(*args: str) -> subprocess.CompletedProcess:
-    return originscan(*args, preexec_fn=_without_root_override if os.geteuid() == 0 else None)
+    return originscan(*args, preexec_fn=without_root_override)
 
 
 def test_output_into_a_read_only_folder_is_one_clear_line(tmp_path):

@@ -9,6 +9,8 @@ owe. Card and config excerpts are Meta's and Google's own, as published:
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import git
@@ -31,11 +33,13 @@ from scanner.sources.local import LocalSource
 from tests.helpers import (
     GEMMA2_2B_CONFIG,
     LLAMA3_8B_CONFIG,
+    REPO_ROOT,
     active_rules,
     assert_fires,
     assert_quiet,
     make_repo,
     run_cli,
+    without_root_override,
 )
 
 LICENSEE_DUTIES = (
@@ -153,6 +157,25 @@ def test_github_remote_gives_the_owner_only(tmp_path):
     snap = LocalSource(str(repo_dir)).snapshot()
     assert snap.name == "models"  # a GitHub repository's name is no Hub id
     assert resolve_publisher(snap).owner == "google"
+
+
+def test_a_folder_that_cannot_be_searched_has_no_known_publisher(tmp_path):
+    """A folder readable but not searchable (mode 0644): asking for its .git is refused (PermissionError); the
+    publisher is then unknown, and a scan says what it could not read instead of ending in an internal error."""
+    repo = make_repo(tmp_path, "locked", card={"license": "mit"})
+    code = "import sys; from pathlib import Path; from scanner.evidence.publisher import local_origin; "
+    code += "print(local_origin(Path(sys.argv[1])))"
+    repo.chmod(0o644)
+    try:
+        run = {"capture_output": True, "text": True, "timeout": 120, "preexec_fn": without_root_override}
+        probe = subprocess.run([sys.executable, "-c", code, str(repo)], cwd=REPO_ROOT, **run)
+        scan = subprocess.run([str(Path(sys.executable).parent / "originscan"), "scan", str(repo), "-f", "json"], **run)
+    finally:
+        repo.chmod(0o755)
+    assert probe.returncode == 0 and probe.stdout.strip() == "None", probe.stderr
+    assert scan.returncode in (1, 2) and "internal error" not in scan.stderr, scan.stderr
+    findings = json.loads(scan.stdout)["targets"][0]["findings"]
+    assert any(f["rule"] == "source.unreadable" and "README.md" in f["message"] for f in findings), findings
 
 
 def test_pull_request_event_carries_its_base_repository(tmp_path):

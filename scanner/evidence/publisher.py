@@ -100,7 +100,10 @@ def local_origin(root: Path) -> tuple[str, str] | None:
     cached = repo_from_cache_path(root)
     if cached is not None:
         return cached, "the Hugging Face cache path"
-    if not (root / ".git").exists():
+    try:
+        if not (root / ".git").exists():
+            return None
+    except OSError:  # a folder that cannot be searched (mode 0644): no publisher known, the walk says why
         return None
     try:
         import git
