@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from scanner.errors import SourceError, UsageError
+from scanner.evidence import config as config_evidence
 from scanner.evidence.card import load_yaml, split_front_matter
 from scanner.evidence.gguf import facts_from_header
 from scanner.knowledge import catalogue, knowledge_base
@@ -56,16 +57,9 @@ pytestmark = pytest.mark.timeout(600)
 
 HUGE = 10**3999  # 4000 digits: json parses it, float() of it overflows
 NASTY_STRINGS = ["\ud800", "x\udfff", "\x1b[31m", "::error::x", "<script>", "\u202e", "", " ", "\x00", "é" * 3]
+# The keys the config checks read (their signature keys and the lineage keys), so examples hit the code that parses them.
 SIGNATURE_KEYS = [
-    "hidden_size",
-    "num_hidden_layers",
-    "intermediate_size",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "vocab_size",
-    "rope_theta",
-    "max_position_embeddings",
-    "head_dim",
+    *config_evidence.SIGNATURE_KEYS,
     "rope_scaling",
     "eos_token_id",
     "model_type",
