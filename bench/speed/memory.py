@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 STAGES = r"""
-import json, sys, tracemalloc
+import json, os, sys, tracemalloc
 def rss(key="VmRSS"):
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key + ":")) / 1024
 out = {"interpreter": rss()}
@@ -45,7 +45,7 @@ out["scan done"] = rss()
 out["peak (VmHWM)"] = rss("VmHWM")
 out["scan's own allocations, peak (tracemalloc)"] = peak / 2**20
 top = snap.statistics("filename")[:5]
-out["top"] = [f"{s.traceback[0].filename.split('site-packages/')[-1].split('/work/main/')[-1]}: {s.size / 2**20:.1f} MB" for s in top]
+out["top"] = [f"{s.traceback[0].filename.split('site-packages/')[-1].removeprefix(os.getcwd() + '/')}: {s.size / 2**20:.1f} MB" for s in top]
 print(json.dumps(out))
 """
 
