@@ -14,6 +14,12 @@ def _squash(text: str) -> str:
     return re.sub(r"[\s\-_.]+", "", text.lower())
 
 
+def name_meets(name: str, naming: dict[str, object]) -> bool:
+    """Whether a model name meets a licence's naming condition (`rule: prefix` = begins with, else includes)."""
+    want = _squash(str(naming.get("text", "")))
+    return _squash(name).startswith(want) if naming.get("rule") == "prefix" else want in _squash(name)
+
+
 def model_name(ctx: Context) -> str:
     return ctx.card.model_name or ctx.snap.name.rsplit("/", 1)[-1]
 
@@ -37,12 +43,7 @@ def attribution_required(ctx: Context):
         naming = lic.conditions.get("naming")
         if isinstance(naming, dict) and naming.get("text"):
             name, want = model_name(ctx), naming["text"]
-            ok = (
-                _squash(name).startswith(_squash(want))
-                if naming.get("rule") == "prefix"
-                else _squash(want) in _squash(name)
-            )
-            if not ok:
+            if not name_meets(name, naming):
                 rule = "begin with" if naming.get("rule") == "prefix" else "include"
                 yield ctx.finding(
                     "attribution.naming",

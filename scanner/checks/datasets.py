@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from scanner.checks.attribution import _squash, model_name
+from scanner.checks.attribution import model_name, name_meets
 from scanner.checks.engine import Context, check
 from scanner.evidence.datasets import DatasetFacts, GeneratorFact
 from scanner.evidence.licenses import all_text
@@ -142,12 +142,7 @@ def generated_data(ctx: Context) -> Iterator[Finding]:
         if "naming" in terms.applies and (naming := lic.conditions.get("naming")) and (lic.id, "naming") not in done:
             done.add((lic.id, "naming"))
             name, want = model_name(ctx), str(naming.get("text", ""))
-            ok = (
-                _squash(name).startswith(_squash(want))
-                if naming.get("rule") == "prefix"
-                else _squash(want) in _squash(name)
-            )
-            if want and not ok:
+            if want and not name_meets(name, naming):
                 yield ctx.finding(
                     "attribution.data_generator_naming",
                     f"{lic.name} requires a model trained on its outputs to have a name beginning with "
