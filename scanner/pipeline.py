@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 from scanner.checks.engine import Context, WeightMatch, run_checks
 from scanner.errors import SourceError
@@ -149,16 +148,8 @@ def released_at(snap: Snapshot) -> str | None:
     try:
         if snap.meta.get("last_modified"):
             when = dt.datetime.fromisoformat(str(snap.meta["last_modified"]).replace("Z", "+00:00"))
-        elif snap.kind == "local" and snap.files:
-            times = []
-            for f in snap.files:
-                try:
-                    times.append((Path(snap.target) / f).stat().st_mtime)
-                except OSError:
-                    continue  # gone, unreadable or a dangling link: it says nothing about when the content changed
-            if not times:
-                return None
-            when = dt.datetime.fromtimestamp(max(times), dt.UTC)
+        elif snap.kind == "local" and snap.meta.get("newest_mtime") is not None:
+            when = dt.datetime.fromtimestamp(float(snap.meta["newest_mtime"]), dt.UTC)
         else:
             return None
         return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

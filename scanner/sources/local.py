@@ -131,6 +131,8 @@ class LocalSource:
                     "source.encoding", f"{shown}: file name is not valid UTF-8 (shown with \\x escapes)", path=shown
                 )
             self._add_file(snap, shown, full, st)
+            if shown in snap.files:  # when its content last changed (the AI-BOMs' release time), from this one stat
+                snap.meta["newest_mtime"] = max(st.st_mtime, snap.meta.get("newest_mtime", st.st_mtime))
         self._note_origin(snap, real_root)
         if self._unhashed:
             snap.problem(
