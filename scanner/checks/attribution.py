@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from scanner.checks.engine import Context, check
 from scanner.evidence.licenses import all_text
+from scanner.findings import Finding
 from scanner.knowledge import normalise
 
 
@@ -25,7 +27,7 @@ def model_name(ctx: Context) -> str:
 
 
 @check("attribution.phrase_missing", "attribution.naming")
-def attribution_required(ctx: Context):
+def attribution_required(ctx: Context) -> Iterator[Finding]:
     text = all_text(ctx.snap)
     for ob in ctx.lineage.obligations():
         lic = ob.license

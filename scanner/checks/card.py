@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from scanner.checks.engine import Context, check
+from scanner.evidence.lineage import Candidate
+from scanner.findings import Finding
+from scanner.knowledge import KnowledgeBase, name_match
 
 
 @check("card.missing", "card.malformed")
-def card_present(ctx: Context):
+def card_present(ctx: Context) -> Iterator[Finding]:
     if ctx.card.path is None:
         yield ctx.finding("card.missing", "no README.md model card")
     elif ctx.card.error:
         yield ctx.finding("card.malformed", ctx.card.error, path=ctx.card.path, line=1)
 
 
-def _with_licenses(cands) -> str:
+def _with_licenses(cands: Iterable[Candidate]) -> str:
     return " / ".join(f"{c.upstream.id} ({c.license.id if c.license else c.upstream.license})" for c in cands)
 
 
 @check("card.base_model_unverified", "card.base_model_undeclared", "card.base_model_mismatch")
-def base_model_declared(ctx: Context):
+def base_model_declared(ctx: Context) -> Iterator[Finding]:
     lineage = ctx.lineage
     config_fits = [c for c in lineage.candidates if c.evidence_of("config") or c.evidence_of("config-vocab")]
     for b in lineage.unknown_declared:
@@ -79,10 +84,8 @@ def base_model_declared(ctx: Context):
         )
 
 
-def _same_model(kb, a: str, b: str) -> bool:
+def _same_model(kb: KnowledgeBase, a: str, b: str) -> bool:
     """Two base-model references name the same model: same id, or the knowledge base resolves both to one upstream."""
-    from scanner.knowledge import name_match
-
     if a.strip().lower() == b.strip().lower():
         return True
     ha, hb = name_match(kb, a), name_match(kb, b)
@@ -90,7 +93,7 @@ def _same_model(kb, a: str, b: str) -> bool:
 
 
 @check("card.adapter_base_mismatch")
-def adapter_base_declared(ctx: Context):
+def adapter_base_declared(ctx: Context) -> Iterator[Finding]:
     """adapter_config.json names the base the adapter was trained on; the card's base_model must be that model."""
     adapter = ctx.snap.jsons.get("adapter_config.json")
     base = adapter.get("base_model_name_or_path") if isinstance(adapter, dict) else None
@@ -113,9 +116,9 @@ def adapter_base_declared(ctx: Context):
 
 
 @check("card.gguf_base_undeclared")
-def gguf_base_declared(ctx: Context):
+def gguf_base_declared(ctx: Context) -> Iterator[Finding]:
     """A GGUF names its base models in its own metadata (general.base_model.*); the card must account for them."""
-    facts = getattr(ctx, "gguf", None)
+    facts = ctx.gguf
     if facts is None or not facts.base_models:
         return
     lineage = ctx.lineage

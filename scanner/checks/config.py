@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from scanner.checks.engine import Context, check
 from scanner.evidence.lineage import ACCOUNTED
+from scanner.findings import Finding
 
 
 @check("config.upstream_signature")
-def config_signature(ctx: Context):
+def config_signature(ctx: Context) -> Iterator[Finding]:
     lineage = ctx.lineage
     for c in lineage.candidates:
         ev = c.evidence_of("config") or c.evidence_of("config-vocab")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from scanner.checks.engine import Context, check
 from scanner.evidence.licenses import (
     ROOT_LICENSE_NAMES,
@@ -11,11 +14,12 @@ from scanner.evidence.licenses import (
     root_license,
     shipped_copies,
 )
+from scanner.findings import Finding
 from scanner.knowledge import normalise
 
 
 @check("license.missing", "license.other_unnamed", "license.unknown")
-def license_declared(ctx: Context):
+def license_declared(ctx: Context) -> Iterator[Finding]:
     card_id = ctx.card.license
     if not card_id and not license_files(ctx.detections):
         yield ctx.finding(
@@ -52,12 +56,14 @@ def license_declared(ctx: Context):
 
 
 @check("license.card_file_mismatch")
-def license_matches_file(ctx: Context):
+def license_matches_file(ctx: Context) -> Iterator[Finding]:
     own = ctx.own_license()
     root = root_license(ctx.snap, ctx.detections)
-    if own is None or root is None or root[1] is None:
+    if own is None or root is None:
         return
     path, det = root
+    if det is None:
+        return
     if det.license.id not in {lic.id for lic in ctx.lineage.own_licenses}:
         yield ctx.finding(
             "license.card_file_mismatch",
@@ -71,7 +77,7 @@ def license_matches_file(ctx: Context):
 
 
 @check("license.denied", "license.not_allowed")
-def license_policy(ctx: Context):
+def license_policy(ctx: Context) -> Iterator[Finding]:
     own = ctx.own_license()
     ids = {x for x in (ctx.card.license, own.id if own else None, own.spdx if own else None) if x}
     ids |= {d.license.id for d in license_files(ctx.detections) if not ctx.card.license}
@@ -96,7 +102,7 @@ def license_policy(ctx: Context):
 
 
 @check("license.incompatible")
-def license_compatible(ctx: Context):
+def license_compatible(ctx: Context) -> Iterator[Finding]:
     own = ctx.own_license()
     if own is None:
         return
@@ -128,7 +134,7 @@ def license_compatible(ctx: Context):
 
 
 @check("license.copy_missing", "license.notice_missing", "license.use_restrictions_missing")
-def license_obligations(ctx: Context):
+def license_obligations(ctx: Context) -> Iterator[Finding]:
     text = all_text(ctx.snap)
     shipped = shipped_copies(ctx.detections)
     policies = [p for p, t in {**ctx.snap.other_texts, **ctx.snap.texts}.items() if is_use_policy(p, t)]
@@ -137,15 +143,14 @@ def license_obligations(ctx: Context):
         because = ob.because() + ctx.unknown_publisher(lic)
         if cond.get("license_copy") and lic.markers and lic.id not in shipped:
             partial = next((d for d in ctx.detections if d.license.id == lic.id and not d.complete), None)
+            extra: dict[str, Any] = {}  # evidence fields, as ob.evidence()'s
             if partial is None:
-                said, extra = "no file here carries its text", {}
+                said = "no file here carries its text"
                 path = next((p for p in ROOT_LICENSE_NAMES if p in ctx.snap.texts), None)
             else:  # a text cut short or edited is reported as such, not taken for the licence
                 lacks = ", ".join(f"\u201c{m}\u201d" for m in partial.missing[:2])
-                said, extra = (
-                    f"{partial.path} holds only part of its text (cut short or edited: no {lacks})",
-                    {"partial_copy": partial.path},
-                )
+                said = f"{partial.path} holds only part of its text (cut short or edited: no {lacks})"
+                extra["partial_copy"] = partial.path
                 path = partial.path
             yield ctx.finding(
                 "license.copy_missing",
@@ -174,10 +179,12 @@ def license_obligations(ctx: Context):
 
 
 @check("license.gguf_mismatch")
-def license_matches_gguf(ctx: Context):
+def license_matches_gguf(ctx: Context) -> Iterator[Finding]:
     """The licence a GGUF carries inside (general.license) is the model's; the card must not say otherwise."""
-    facts = getattr(ctx, "gguf", None)
-    inside = ctx.kb.license(facts.license) if facts is not None and facts.license else None
+    facts = ctx.gguf
+    if facts is None or not facts.license:
+        return
+    inside = ctx.kb.license(facts.license)
     own = ctx.lineage.own_licenses
     if inside is None or inside.is_placeholder or not own or inside.id in {lic.id for lic in own}:
         return  # "other" / "unknown" inside says nothing to contradict

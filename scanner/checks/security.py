@@ -3,16 +3,19 @@ Lambda layers, ONNX external data outside the repo (all read, never loaded) — 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from scanner.checks.engine import Context, check
 from scanner.evidence.pickles import PickleScan, scan_pickle
 from scanner.evidence.unsafe_formats import handles, scan_file
+from scanner.findings import Finding
 from scanner.sources.interface import PICKLE_SUFFIXES
 
 PICKLE_RULES = ("security.pickle_unsafe_import", "security.pickle_unverifiable", "source.malformed")  # _pickle_findings
 
 
 @check("security.pickle_weights", "source.unverifiable", *PICKLE_RULES)
-def pickle_weights(ctx: Context):
+def pickle_weights(ctx: Context) -> Iterator[Finding]:
     for f in ctx.snap.weight_files():
         if not f.path.lower().endswith(PICKLE_SUFFIXES):
             continue
@@ -36,7 +39,7 @@ def pickle_weights(ctx: Context):
         yield from _pickle_findings(ctx, f.path, scan)
 
 
-def _pickle_findings(ctx: Context, path: str, scan: PickleScan, how: str = "when loaded"):
+def _pickle_findings(ctx: Context, path: str, scan: PickleScan, how: str = "when loaded") -> Iterator[Finding]:
     if scan.dangerous:
         named = ", ".join(u.replace(" ", ".") for u in scan.unsafe[:5])
         what = (
@@ -68,7 +71,7 @@ def _pickle_findings(ctx: Context, path: str, scan: PickleScan, how: str = "when
     "source.unverifiable",
     *PICKLE_RULES,
 )
-def unsafe_formats(ctx: Context):
+def unsafe_formats(ctx: Context) -> Iterator[Finding]:
     """numpy object arrays, Keras Lambda layers and foreign modules, ONNX external data outside the repo."""
     for f in ctx.snap.weight_files():
         if not handles(f.path) or f.lfs_pointer:
@@ -112,7 +115,7 @@ def unsafe_formats(ctx: Context):
 
 
 @check("security.remote_code")
-def remote_code(ctx: Context):
+def remote_code(ctx: Context) -> Iterator[Finding]:
     config = ctx.snap.jsons.get("config.json")
     auto_map = config.get("auto_map") if isinstance(config, dict) else None
     code = [p for p in ctx.snap.files if p.endswith(".py")]

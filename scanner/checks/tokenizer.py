@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from scanner.checks.engine import Context, check
+from scanner.findings import Finding
 
 
 @check("tokenizer.upstream_special_tokens")
-def undeclared_special_tokens(ctx: Context):
+def undeclared_special_tokens(ctx: Context) -> Iterator[Finding]:
     for c in ctx.lineage.undeclared():
         ev = c.evidence_of("tokenizer")
         unexplained = ev.data.get("tokens") if ev else None
