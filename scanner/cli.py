@@ -265,7 +265,7 @@ class _Steps:
 
 
 def _default_index_exists() -> bool:
-    from scanner.provenance.index import default_index_path
+    from scanner.sources.cache import default_index_path
 
     return default_index_path().exists()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from scanner.checks.engine import Context, WeightMatch, run_checks
 from scanner.errors import SourceError
@@ -16,12 +17,12 @@ from scanner.findings import Finding, TargetFacts, TargetReport
 from scanner.knowledge import finding, knowledge_base
 from scanner.policy import Policy
 from scanner.provenance.code import CodeStore, code_matches
-from scanner.provenance.index import Index
-from scanner.provenance.search import find_matches
 from scanner.provenance.verdicts import remembered
-from scanner.provenance.views import open_model
 from scanner.sources.interface import Snapshot
 from scanner.sources.resolve import open_source
+
+if TYPE_CHECKING:
+    from scanner.provenance.index import Index
 
 
 def open_snapshot(target: str, hash_weights: bool = True) -> Snapshot:
@@ -42,6 +43,11 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
         return [], [not_compared(snap, "no fingerprint index (none given, none at the default location)")]
     if not index.candidates(exclude_target=snap.target):
         return [], [not_compared(snap, f"the fingerprint index {index.path} registers no upstream")]
+    # The weight readers (numpy under them) load only when weights are compared, not when no index is given or
+    # when the verdicts are remembered (an unchanged re-scan).
+    from scanner.provenance.search import find_matches
+    from scanner.provenance.views import open_model
+
     model = open_model(snap)
     try:
         matches, stats = find_matches(model, index, snap.target)

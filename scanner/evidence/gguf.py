@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scanner.provenance.gguf import GGUFError, GGUFHeader, gguf_config, gguf_groups, parse_header, vocabulary_sha256
 from scanner.sources.interface import Snapshot
+
+if TYPE_CHECKING:
+    from scanner.provenance.gguf import GGUFHeader
 
 CONTROL, USER_DEFINED = 3, 4  # gguf.TokenType: the special (added) tokens
 _HUB_URL = re.compile(
@@ -51,6 +53,8 @@ def hub_id(value: Any) -> str | None:
 
 
 def facts_from_header(header: GGUFHeader) -> GGUFFacts:
+    from scanner.provenance.gguf import gguf_config, vocabulary_sha256
+
     get = header.get
     facts = GGUFFacts(
         path=header.file,
@@ -91,8 +95,15 @@ def read_gguf_facts(snap: Snapshot) -> GGUFFacts | None:
 
     A malformed header gives None here: the weights checks report it as `source.malformed`."""
     facts = None
-    groups = gguf_groups({f.path: f.size for f in snap.weight_files() if not f.lfs_pointer})
-    if groups and snap.opener is not None:
+    sizes = {f.path: f.size for f in snap.weight_files() if not f.lfs_pointer and f.path.lower().endswith(".gguf")}
+    if not sizes or snap.opener is None:
+        return None
+    # The GGUF reader (numpy and the gguf package under it) loads only for a repo that ships a .gguf file: a
+    # re-scan of a safetensors repo starts without it.
+    from scanner.provenance.gguf import GGUFError, gguf_groups, parse_header
+
+    groups = gguf_groups(sizes)
+    if groups:
         path = groups[0].files[0]
         try:
             src = snap.open(path)

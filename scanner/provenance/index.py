@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 
 from scanner.provenance.fingerprint import Fingerprint, Sketch, WeightFile, build, content_key_of
 from scanner.provenance.model import LiveModel, ModelView, Structure, TokenMatrix
+from scanner.sources.cache import default_index_path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -49,11 +49,6 @@ CREATE TABLE IF NOT EXISTS upstreams (
   id TEXT PRIMARY KEY, revision TEXT, state TEXT NOT NULL, origin TEXT, detail TEXT, checked TEXT
 );
 """
-
-
-def default_index_path() -> Path:
-    env = os.environ.get("ORIGINSCAN_INDEX")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("originscan")) / "index.sqlite"
 
 
 def content_key(model: LiveModel) -> str:

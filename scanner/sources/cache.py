@@ -127,6 +127,13 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("originscan", appauthor=False))
 
 
+def default_index_path() -> Path:
+    """Where the fingerprint index lives unless one is named: $ORIGINSCAN_INDEX, else the user's cache folder.
+    Here rather than in provenance/index.py so that asking whether it exists loads no weight reader."""
+    env = os.environ.get("ORIGINSCAN_INDEX")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("originscan")) / "index.sqlite"
+
+
 def default_cache() -> Cache | None:
     """The user's cache, or None when `ORIGINSCAN_CACHE=off`."""
     env = os.environ.get(ENV)
