@@ -55,9 +55,9 @@ class CardFacts:
         if isinstance(name, str) and name.strip():
             return name.strip()
         index = self.metadata.get("model-index")
-        if isinstance(index, list) and index and isinstance(index[0], dict) and isinstance(index[0].get("name"), str):
-            return index[0]["name"]
-        return None
+        first = index[0] if isinstance(index, list) and index else None
+        named = first.get("name") if isinstance(first, dict) else None
+        return named if isinstance(named, str) else None
 
     def line_of(self, key: str) -> int | None:
         """1-based line of a front-matter key, for annotations."""
@@ -84,7 +84,7 @@ class _BudgetLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._nodes = self._aliases = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._nodes += 1
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
@@ -94,10 +94,10 @@ class _BudgetLoader(yaml.SafeLoader):
             raise YAMLBudgetError(f"more than {MAX_YAML_NODES} YAML nodes")
         return super().compose_node(parent, index)
 
-    def compose_document(self):
+    def compose_document(self) -> yaml.Node | None:
         node = super().compose_document()
         # Aliases share nodes, so a few of them nest into billions of nodes for whatever walks the value later.
-        if _expanded_size(node, {}) > MAX_YAML_NODES:
+        if node is not None and _expanded_size(node, {}) > MAX_YAML_NODES:
             raise YAMLBudgetError(f"aliases expand to more than {MAX_YAML_NODES} nodes (an alias bomb)")
         return node
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from scanner.knowledge import KnowledgeBase, Upstream
 
@@ -36,7 +37,7 @@ class ConfigMatch:
     vocab_extended: bool = False  # equal except a larger vocab_size: a vocabulary extension, weaker evidence
 
 
-def _values(config: dict) -> dict:
+def _values(config: dict[str, Any]) -> dict[str, Any]:
     """Flatten the text_config of multimodal configs so their language model is compared too."""
     out = dict(config)
     for nested in ("text_config", "llm_config"):
@@ -46,7 +47,7 @@ def _values(config: dict) -> dict:
     return out
 
 
-def _equal(a, b) -> bool:
+def _equal(a: object, b: object) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
@@ -59,7 +60,7 @@ def _equal(a, b) -> bool:
     return a == b
 
 
-def _match(mine: dict, up: Upstream) -> ConfigMatch | None:
+def _match(mine: dict[str, Any], up: Upstream) -> ConfigMatch | None:
     keys = [k for k in SIGNATURE_KEYS if k in up.config]
     if len(keys) < MIN_KEYS:
         return None
@@ -82,7 +83,7 @@ def _match(mine: dict, up: Upstream) -> ConfigMatch | None:
     )
 
 
-def match_config(config: dict | None, kb: KnowledgeBase) -> list[ConfigMatch]:
+def match_config(config: object, kb: KnowledgeBase) -> list[ConfigMatch]:
     """The upstreams config.json fits best; several when the recorded keys cannot tell them apart.
 
     Every signature key must be equal (or all but a larger vocab_size: a vocabulary extension, used only when

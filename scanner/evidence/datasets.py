@@ -382,7 +382,7 @@ def _fetch_card(dataset_id: str, token: str | None, endpoint: str) -> tuple[HubD
         return _failed(dataset_id, f"unreachable ({_short(exc)})", before), None
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         return _failed(dataset_id, f"malformed answer ({type(exc).__name__})", before), None
-    data: Any = info.card_data.to_dict() if info.card_data is not None else {}  # type: ignore[no-untyped-call]
+    data: Any = info.card_data.to_dict() if info.card_data is not None else {}
     body, error = "", None
     text = hf.read_text_file(dataset_id, "README.md", token=token, endpoint=endpoint, revision=info.sha, kind="dataset")
     if text is None:

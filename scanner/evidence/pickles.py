@@ -20,12 +20,18 @@ import struct
 import zipfile
 import zlib
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING  # the tables pickle's own find_class applies
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
+from scanner.file_formats import PICKLE, PICKLE_BUDGETS, PICKLE_MEMBER_SUFFIXES
 from scanner.sources.bytesource import BytesByteSource, ByteSource
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 # -- budgets --------------------------------------------------------------------------------------------------------
-MAX_PICKLE_BYTES = 64 * 1024 * 1024  # opcode bytes analysed per file, all pickles and members together
+MAX_PICKLE_BYTES = PICKLE_BUDGETS.analysed  # opcode bytes analysed per file, all pickles and members together
 MAX_OPCODES = 1_000_000  # opcodes simulated per file (a state dict needs about 25 per tensor: 40 000 tensors)
 MAX_LINE = 64 * 1024  # a GLOBAL / INST / text-protocol line longer than this is not a real one
 MAX_KEPT_STRING = 1024  # longer strings are never kept: they cannot name a module
@@ -242,6 +248,10 @@ class _Opaque:
 
 OPAQUE = _Opaque()
 
+# What the simulated stack, memo and marks hold: names and small numbers kept as they are, the tuples and lists
+# that torch's persistent ids and storage keys are made of, and placeholders for everything else.
+_Value: TypeAlias = "_Global | _Made | _Opaque | str | int | tuple[_Value, ...] | list[_Value]"
+
 
 class _Budget:
     """What one file's analysis may still spend, and what it has already reported (shared by its pickles)."""
@@ -251,6 +261,22 @@ class _Budget:
         self.opcodes_left = MAX_OPCODES
         self.seen_globals: set[tuple[str, str]] = set()
         self.seen_reasons: set[str] = set()
+
+
+class _PickleStream(Protocol):
+    """What the analysis reads pickles from: a whole file in memory, or a budgeted window on a large one."""
+
+    over_budget: bool
+
+    def read(self, n: int = -1, /) -> bytes: ...
+    def readline(self, limit: int = -1, /) -> bytes: ...
+    def tell(self) -> int: ...
+    def seek(self, pos: int, /) -> int | None: ...
+    def read_raw(self, n: int) -> bytes: ...
+    def at_end(self) -> bool: ...
+
+    @property
+    def size(self) -> int: ...
 
 
 class _Stream:
@@ -345,7 +371,7 @@ class _Report:
             elif len(out.unsafe) < MAX_REPORTED:
                 out.unsafe.append(ref)
 
-    def unresolved(self, reason: str, pos: int) -> None:
+    def unresolved(self, reason: str, pos: int | None) -> None:
         if reason in self.seen_reasons or len(self.out.unresolved) >= MAX_REPORTED:
             return
         self.seen_reasons.add(reason)
@@ -370,7 +396,7 @@ def _global(module: str, name: str, proto: int) -> _Global:
     return _Global(module, name)
 
 
-def _keep(value):
+def _keep(value: object) -> _Value:
     if isinstance(value, str):
         return value if len(value) <= MAX_KEPT_STRING else OPAQUE
     if isinstance(value, int) and not isinstance(value, bool):
@@ -396,41 +422,42 @@ class _Unpickler:
 
     def __init__(self, report: _Report, budget: _Budget):
         self.report, self.budget = report, budget
-        self.stack: list = []
-        self.metastack: list[list] = []
-        self.memo: dict[int, object] = {}
+        self.stack: list[_Value] = []
+        self.metastack: list[list[_Value]] = []
+        self.memo: dict[int, _Value] = {}
         self.proto = 0
         self.storages: dict[str, str] = {}  # legacy persistent ids: storage key -> storage type name
-        self.result: object = None
-        self.pos = 0
+        self.result: _Value | None = None
+        self.pos: int | None = 0  # genops' position of the opcode (None only for a stream without tell)
         self.done = False
         self.start = -1  # where this pickle begins in the stream
         self.framed = False  # it begins with PROTO 2..5, as every pickle torch or pickle.dumps writes does
 
-    def pop_mark(self) -> list:
+    def pop_mark(self) -> list[_Value]:
         items = self.stack
         self.stack = self.metastack.pop()
         return items
 
-    def pop(self, n: int = 1) -> list:
+    def pop(self, n: int = 1) -> list[_Value]:
         if n > len(self.stack):
             raise IndexError("stack underflow")
         items = self.stack[len(self.stack) - n :]
         del self.stack[len(self.stack) - n :]
         return items
 
-    def call(self, target, how: str) -> _Made:
+    def call(self, target: _Value, how: str) -> _Made:
         if isinstance(target, _Global):
             return _Made(target)
         self.report.unresolved(f"{how} calls a value built while loading, not a named global", self.pos)
         return _Made(None)
 
-    def run(self, stream: _Stream) -> None:
+    def run(self, stream: _PickleStream) -> None:
         """Raises ValueError / IndexError / KeyError on a stream the real unpickler would also reject."""
         handlers, budget, counted = _BY_OPCODE, self.budget, 0
         limit = budget.opcodes_left
         try:
-            for op, arg, pos in pickletools.genops(stream):
+            # genops reads through read, readline and tell only, which every _PickleStream has
+            for op, arg, pos in pickletools.genops(cast(IO[bytes], stream)):
                 counted += 1
                 if counted > limit:
                     raise _BudgetExceeded(f"more than {MAX_OPCODES} opcodes")
@@ -452,102 +479,102 @@ class _Unpickler:
         self.stack.extend([OPAQUE] * after)
 
     # -- opcode handlers: one per family --------------------------------------------------------------------------
-    def _proto(self, arg) -> None:
+    def _proto(self, arg: int) -> None:
         self.proto = arg
         if self.pos == self.start:
             self.framed = 2 <= arg <= 5
 
-    def _nothing(self, arg) -> None:
+    def _nothing(self, arg: object) -> None:
         pass
 
-    def _stop(self, arg) -> None:
+    def _stop(self, arg: object) -> None:
         self.result, self.done = self.pop()[0], True
 
-    def _value(self, arg) -> None:
+    def _value(self, arg: str | int) -> None:
         self.stack.append(_keep(arg))
 
-    def _mark(self, arg) -> None:
+    def _mark(self, arg: object) -> None:
         self.metastack.append(self.stack)
         self.stack = []
 
-    def _pop(self, arg) -> None:
+    def _pop(self, arg: object) -> None:
         if self.stack:
             self.stack.pop()
         else:
             self.pop_mark()
 
-    def _pop_mark(self, arg) -> None:
+    def _pop_mark(self, arg: object) -> None:
         self.pop_mark()
 
-    def _dup(self, arg) -> None:
+    def _dup(self, arg: object) -> None:
         self.stack.append(self.stack[-1])
 
-    def _put(self, arg) -> None:  # the memo holds the very value, so a later GET brings back what was stored
+    def _put(self, arg: int) -> None:  # the memo holds the very value, so a later GET brings back what was stored
         self.memo[int(arg)] = self.stack[-1]
 
-    def _memoize(self, arg) -> None:
+    def _memoize(self, arg: object) -> None:
         self.memo[len(self.memo)] = self.stack[-1]
 
-    def _get(self, arg) -> None:
+    def _get(self, arg: int) -> None:
         self.stack.append(self.memo[int(arg)])
 
-    def _empty_list(self, arg) -> None:
+    def _empty_list(self, arg: object) -> None:
         self.stack.append([])
 
-    def _list(self, arg) -> None:
+    def _list(self, arg: object) -> None:
         items = self.pop_mark()  # before naming self.stack: popping the mark replaces it
         self.stack.append(items)
 
-    def _append(self, arg) -> None:
+    def _append(self, arg: object) -> None:
         value = self.pop()[0]
         if isinstance(self.stack[-1], list):
             self.stack[-1].append(value)
 
-    def _appends(self, arg) -> None:
+    def _appends(self, arg: object) -> None:
         items = self.pop_mark()
         if isinstance(self.stack[-1], list):
             self.stack[-1].extend(items)
 
-    def _empty_tuple(self, arg) -> None:
+    def _empty_tuple(self, arg: object) -> None:
         self.stack.append(())
 
-    def _tuple(self, arg) -> None:
+    def _tuple(self, arg: object) -> None:
         items = tuple(self.pop_mark())
         self.stack.append(items)
 
-    def _tuple1(self, arg) -> None:
+    def _tuple1(self, arg: object) -> None:
         self.stack.append(tuple(self.pop(1)))
 
-    def _tuple2(self, arg) -> None:
+    def _tuple2(self, arg: object) -> None:
         self.stack.append(tuple(self.pop(2)))
 
-    def _tuple3(self, arg) -> None:
+    def _tuple3(self, arg: object) -> None:
         self.stack.append(tuple(self.pop(3)))
 
-    def _setitem(self, arg) -> None:  # the dict (or object) below stays where it was
+    def _setitem(self, arg: object) -> None:  # the dict (or object) below stays where it was
         self.pop(2)
         if not self.stack:
             raise IndexError("SETITEM without a dict")
 
-    def _setitems(self, arg) -> None:
+    def _setitems(self, arg: object) -> None:
         self.pop_mark()
         if not self.stack:
             raise IndexError("SETITEMS without a container")
 
-    def _global(self, arg) -> None:
+    def _global(self, arg: str) -> None:
         module, _, attr = str(arg).partition(" ")
         g = _global(module, attr, self.proto)
         self.report.imported(g)
         self.stack.append(g)
 
-    def _inst(self, arg) -> None:
+    def _inst(self, arg: str) -> None:
         module, _, attr = str(arg).partition(" ")
         g = _global(module, attr, self.proto)
         self.report.imported(g)
         self.pop_mark()
         self.stack.append(_Made(g))
 
-    def _stack_global(self, arg) -> None:
+    def _stack_global(self, arg: object) -> None:
         attr, module = self.pop()[0], self.pop()[0]
         if isinstance(module, str) and isinstance(attr, str):
             g = _global(module, attr, self.proto)
@@ -557,41 +584,41 @@ class _Unpickler:
             self.report.unresolved("STACK_GLOBAL on a module or name that is not a plain string", self.pos)
             self.stack.append(_Made(None))
 
-    def _reduce(self, arg) -> None:
+    def _reduce(self, arg: object) -> None:
         self.pop()
         self.stack[-1] = self.call(self.stack[-1], "REDUCE")
 
-    def _newobj(self, arg) -> None:
+    def _newobj(self, arg: object) -> None:
         self.pop()
         self.stack.append(self.call(self.pop()[0], "NEWOBJ"))
 
-    def _newobj_ex(self, arg) -> None:
+    def _newobj_ex(self, arg: object) -> None:
         self.pop(2)
         self.stack.append(self.call(self.pop()[0], "NEWOBJ_EX"))
 
-    def _obj(self, arg) -> None:
+    def _obj(self, arg: object) -> None:
         items = self.pop_mark()
         if not items:
             raise IndexError("OBJ without a class")
         self.stack.append(self.call(items[0], "OBJ"))
 
-    def _build(self, arg) -> None:
+    def _build(self, arg: object) -> None:
         self.pop()
         target = self.stack[-1]
         if isinstance(target, _Global):  # would set attributes of a class or function: patching code
             self.report.unresolved(f"BUILD sets attributes of the global {target.module}.{target.name}", self.pos)
 
-    def _ext(self, arg) -> None:
+    def _ext(self, arg: int) -> None:
         self.report.unresolved(f"extension code {arg} fetches a callable from the copyreg registry", self.pos)
         self.stack.append(_Made(None))
 
-    def _persid(self, arg) -> None:
+    def _persid(self, arg: str) -> None:
         self.stack.append(self.persistent(arg))
 
-    def _binpersid(self, arg) -> None:
+    def _binpersid(self, arg: object) -> None:
         self.stack.append(self.persistent(self.pop()[0]))
 
-    def persistent(self, pid):
+    def persistent(self, pid: _Value) -> _Value:
         """What torch's persistent_load returns: a storage for ('storage', <type>, key, location, numel[, view])
         (each key's type is remembered to skip legacy storages), the class itself for ('module', <class>, …)."""
         if isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage" and isinstance(pid[2], str):
@@ -602,7 +629,8 @@ class _Unpickler:
             return pid[1]
         return OPAQUE
 
-    HANDLERS = {
+    # genops' argument is typed by the opcode (an int for PROTO and PUT, a str for GLOBAL …): Any here
+    HANDLERS: dict[str, Callable[[_Unpickler, Any], None]] = {
         "PROTO": _proto,
         "FRAME": _nothing,
         "STOP": _stop,
@@ -664,7 +692,7 @@ class _Unpickler:
     }
 
 
-def _generic_handler(op: pickletools.OpcodeInfo):
+def _generic_handler(op: pickletools.OpcodeInfo) -> Callable[[_Unpickler, object], None]:
     effect = _generic_effect(op)
     return lambda unpickler, arg: unpickler.generic(*effect)
 
@@ -678,7 +706,7 @@ class _BudgetExceeded(Exception):
 
 
 # -- files ----------------------------------------------------------------------------------------------------------
-def _legacy_storages(stream, keys: list, types: dict[str, str]) -> str | None:
+def _legacy_storages(stream: _PickleStream, keys: list[_Value], types: dict[str, str]) -> str | None:
     """Skips the raw storages torch's legacy format writes after its pickles; returns why it could not."""
     for key in keys:
         kind = types.get(key) if isinstance(key, str) else None
@@ -719,10 +747,10 @@ def _scan_pickles(src: ByteSource, out: PickleScan, budget: _Budget, where: str)
         return
     if src.size <= budget.bytes_left:
         budget.bytes_left -= src.size
-        stream = _MemoryStream(src.read(0, src.size))
+        stream: _PickleStream = _MemoryStream(src.read(0, src.size))
     else:  # a large file (a legacy checkpoint's storages, or hostile): read as far as the budget allows
         stream = _Stream(src, budget)
-    results: list = []
+    results: list[_Value | None] = []
     storages: dict[str, str] = {}
     while not stream.at_end():
         if len(results) >= MAX_PICKLES:
@@ -776,7 +804,7 @@ def _central_directory_size(src: ByteSource) -> int | None:
         return None
     entries, size = struct.unpack("<HI", tail[at + 10 : at + 16])
     if size != 0xFFFFFFFF and entries != 0xFFFF:
-        return size
+        return int(size)
     loc = at - 20  # zip64 end-of-central-directory locator, then the record it points to
     if loc < 0 or tail[loc : loc + 4] != b"PK\x06\x07":
         return None
@@ -785,9 +813,6 @@ def _central_directory_size(src: ByteSource) -> int | None:
         return None
     head = src.read(record, 56)
     return struct.unpack("<Q", head[40:48])[0] if head[:4] == b"PK\x06\x06" else None
-
-
-_ARCHIVE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".zip", ".tar")
 
 
 def open_zip(src: ByteSource) -> zipfile.ZipFile:
@@ -821,12 +846,12 @@ def _scan_zip(src: ByteSource, out: PickleScan, budget: _Budget, where: str, dep
         with open_zip(src) as zf:
             for info in zf.infolist():
                 lower = info.filename.lower()
-                if info.is_dir() or not lower.endswith(_ARCHIVE_SUFFIXES):
+                if info.is_dir() or not lower.endswith(PICKLE_MEMBER_SUFFIXES):
                     continue
                 member = printable(info.filename)
                 with zf.open(info) as fh:  # never more than the budget, whatever the directory claims (bombs)
                     data = fh.read(budget.bytes_left + 1)
-                if not lower.endswith((".pkl", ".pickle")) and not data.startswith((b"PK\x03\x04", b"\x80")):
+                if not lower.endswith(PICKLE.suffixes) and not data.startswith((b"PK\x03\x04", b"\x80")):
                     continue  # raw data under an archive-like name, never loaded as a pickle
                 if len(data) > budget.bytes_left:  # analyse what fits: a payload at the head is still found
                     report.fail(
@@ -858,24 +883,33 @@ _COMPRESSED = (
 )
 
 
+class _Decompressor(Protocol):
+    """zlib's, bz2's and lzma's incremental decompressors: output bounded by max_length, eof at the stream's end."""
+
+    def decompress(self, data: bytes, max_length: int, /) -> bytes: ...
+
+    @property
+    def eof(self) -> bool: ...
+
+
+_DECOMPRESSORS: dict[str, Callable[[], _Decompressor]] = {
+    "gzip": lambda: zlib.decompressobj(31),
+    "zlib": zlib.decompressobj,
+    "bz2": bz2.BZ2Decompressor,
+    "xz": lzma.LZMADecompressor,
+}
+
+
 def _decompress(src: ByteSource, kind: str, limit: int) -> bytes | None:
     """joblib's compressed pickles, decompressed to at most `limit` + 1 bytes (None: not that format)."""
-    d = {
-        "gzip": lambda: zlib.decompressobj(31),
-        "zlib": zlib.decompressobj,
-        "bz2": bz2.BZ2Decompressor,
-        "xz": lzma.LZMADecompressor,
-    }[kind]()
+    d = _DECOMPRESSORS[kind]()
     out, pos = bytearray(), 0
     try:
         while pos < src.size and len(out) <= limit:
             chunk = src.read(pos, min(1 << 20, src.size - pos))
             pos += len(chunk)
-            if kind in ("gzip", "zlib"):
-                out += d.decompress(chunk, limit + 1 - len(out))
-            else:
-                out += d.decompress(chunk, max_length=limit + 1 - len(out))
-            if getattr(d, "eof", False):
+            out += d.decompress(chunk, limit + 1 - len(out))
+            if d.eof:
                 break
     except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError):
         return None
@@ -931,7 +965,8 @@ class SourceFile(io.RawIOBase):
     def tell(self) -> int:
         return self.pos
 
-    def readinto(self, b) -> int:
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        b = memoryview(buffer).cast("B")
         n = max(0, min(len(b), self.src.size - self.pos))
         data = self.src.read(self.pos, n) if n else b""
         b[: len(data)] = data

@@ -15,21 +15,26 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanner.evidence import pickles
 from scanner.evidence.pickles import ZIP_ERRORS, PickleScan, SourceFile, describe, open_zip, printable, scan_pickle
+from scanner.file_formats import HDF5, KERAS, KERAS_CONFIG_BUDGETS, NUMPY, ONNX, FileFormat, format_of
 from scanner.sources.bytesource import BytesByteSource, ByteSource
 
-MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a Keras model config; real ones are tens of KB
+if TYPE_CHECKING:  # numpy and onnx are imported when a file of theirs is read
+    import numpy as np
+    import onnx
+    from _typeshed import SupportsRead
+
+# Per-file budgets are the table's (scanner.file_formats says why), named here for the readers and their tests.
+MAX_CONFIG_BYTES = KERAS_CONFIG_BUDGETS.header
+MAX_NPY_HEADER = NUMPY.budgets.header
+MAX_ONNX_BYTES = ONNX.budgets.analysed
+MAX_REMOTE_ONNX_BYTES = ONNX.budgets.remote
 MAX_CONFIG_NODES = 1_000_000  # JSON values walked in one config
-MAX_NPY_HEADER = 10_000  # numpy's own default max_header_size
-# An ONNX file is parsed whole in memory. Files with external data are graph-only and small; a large file has its
-# weights inline. Remote files are downloaded to be parsed, hence the lower limit.
-MAX_ONNX_BYTES = 256 * 1024 * 1024
-MAX_REMOTE_ONNX_BYTES = 16 * 1024 * 1024
 MAX_REPORTED = 50
 KERAS_MODULES = ("keras", "tf_keras", "keras_hub", "keras_nlp", "keras_cv", "tensorflow.keras")
 
@@ -54,7 +59,7 @@ class FormatScan:
 
 
 # -- numpy --------------------------------------------------------------------------------------------------------
-def _npy_header(fp) -> Any:
+def _npy_header(fp: SupportsRead[bytes]) -> np.dtype[Any]:
     """The array's dtype, read by numpy's own header parser (ast.literal_eval of the header dict)."""
     from numpy.lib import format as npformat
 
@@ -81,17 +86,17 @@ def scan_numpy(src: ByteSource, path: str) -> FormatScan:
                             out.objects.append(printable(info.filename[:-4]))
                             out.add_pickle(_embedded_pickle(fp, info.file_size - fp.tell()))
         else:
-            fp = SourceFile(src)
-            dtype = _npy_header(fp)
+            whole = SourceFile(src)
+            dtype = _npy_header(whole)
             if dtype.hasobject:
                 out.objects.append(posixpath.basename(path))
-                out.add_pickle(_embedded_pickle(fp, src.size - fp.tell()))
+                out.add_pickle(_embedded_pickle(whole, src.size - whole.tell()))
     except (*ZIP_ERRORS, SyntaxError, TypeError, KeyError) as exc:
         out.unverifiable = f"not a readable numpy file: {describe(exc)}"
     return out
 
 
-def _embedded_pickle(fp, size: int) -> PickleScan:
+def _embedded_pickle(fp: SupportsRead[bytes], size: int) -> PickleScan:
     limit = pickles.MAX_PICKLE_BYTES
     data = fp.read(min(max(size, 0), limit + 1))
     if len(data) > limit:
@@ -208,7 +213,7 @@ def external_location_escapes(model_path: str, location: str) -> bool:
     return joined == ".." or joined.startswith("../") or joined.startswith("/")
 
 
-def _onnx_tensors(model) -> Any:
+def _onnx_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
     """Every TensorProto of a model: initializers, sparse ones, node attributes, subgraphs and functions."""
     graphs = [model.graph]
     nodes = [n for fn in model.functions for n in fn.node]
@@ -257,22 +262,24 @@ def scan_onnx(src: ByteSource, path: str, max_bytes: int = MAX_ONNX_BYTES) -> Fo
     return out
 
 
-SCANNERS: dict[str, Callable[[ByteSource, str], FormatScan]] = {
-    ".npy": scan_numpy,
-    ".npz": scan_numpy,
-    ".keras": scan_keras,
-    ".h5": scan_hdf5,
-    ".onnx": scan_onnx,
+# The reader of each format that tells "unsafe_code" and is not pickled (those are scanner.evidence.pickles').
+SCANNERS: dict[FileFormat, Callable[[ByteSource, str], FormatScan]] = {
+    NUMPY: scan_numpy,
+    KERAS: scan_keras,
+    HDF5: scan_hdf5,
+    ONNX: scan_onnx,
 }
 
 
 def handles(path: str) -> bool:
-    return posixpath.splitext(path.lower())[1] in SCANNERS
+    return format_of(path) in SCANNERS
 
 
 def scan_file(src: ByteSource, path: str, remote: bool = False) -> FormatScan:
     """The scan for `path`'s format (see `handles`); `remote` lowers what may be downloaded whole."""
-    scanner = SCANNERS[posixpath.splitext(path.lower())[1]]
-    if scanner is scan_onnx and remote:
+    fmt = format_of(path)
+    if fmt is None or fmt not in SCANNERS:
+        raise ValueError(f"{path}: no reader for code it would run (see handles)")
+    if fmt is ONNX and remote:
         return scan_onnx(src, path, MAX_REMOTE_ONNX_BYTES)
-    return scanner(src, path)
+    return SCANNERS[fmt](src, path)
