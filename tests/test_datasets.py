@@ -326,7 +326,7 @@ def test_share_alike_data_fires_on_dolly_and_not_on_alpaca_data(tmp_path):
     from helpers import assert_fires, assert_quiet
 
     assert_fires(_real_card(tmp_path, "dolly-v2-12b"), "license.data_share_alike")  # MIT model on CC BY-SA 3.0 data
-    assert_quiet(_real_card(tmp_path, "mpt-7b-chat"), "license.data_share_alike")  # Alpaca is NC, not share-alike
+    assert_quiet(_real_card(tmp_path, "starling-lm-7b-alpha"), "license.data_share_alike")  # Nectar is NC, not share-alike
 
 
 def test_unlicensed_data_fires_on_codealpaca_and_not_on_zephyr(tmp_path):
