@@ -89,24 +89,24 @@ def dataset_blocks(datasets: list[DatasetFacts], lineage: Lineage | None = None)
             if g.terms:
                 add(block(f"terms:{g.terms}", g.terms, g.url), made, g.clause)
                 continue
-            lic = g.license
-            terms = output_terms.get(lic.id) if lic is not None else None
-            if lic is None or terms is None or lic.id in bound:
+            model_lic = g.license
+            terms = output_terms.get(model_lic.id) if model_lic is not None else None
+            if model_lic is None or terms is None or model_lic.id in bound:
                 continue
             b = block(
-                lic.id,
-                lic.name,
-                lic.url,
-                lic.id,
-                attribution=lic.conditions.get("attribution") if "attribution" in terms.applies else None,
-                naming=lic.conditions.get("naming") if "naming" in terms.applies else None,
+                model_lic.id,
+                model_lic.name,
+                model_lic.url,
+                model_lic.id,
+                attribution=model_lic.conditions.get("attribution") if "attribution" in terms.applies else None,
+                naming=model_lic.conditions.get("naming") if "naming" in terms.applies else None,
             )
             if "derivative" in terms.applies:
                 b.update(
-                    notice=lic.conditions.get("notice"),
-                    license_copy=bool(lic.conditions.get("license_copy")),
-                    use_restrictions=bool(lic.conditions.get("use_restrictions")),
-                    mark_modified=bool(lic.conditions.get("mark_modified")),
+                    notice=model_lic.conditions.get("notice"),
+                    license_copy=bool(model_lic.conditions.get("license_copy")),
+                    use_restrictions=bool(model_lic.conditions.get("use_restrictions")),
+                    mark_modified=bool(model_lic.conditions.get("mark_modified")),
                 )
             add(b, made, terms.clause)
     unknown = [d.id for d in datasets if d.unknown]

@@ -104,7 +104,7 @@ def build_context(snap: Snapshot, policy: Policy) -> Context:
     # A GGUF-only repo's architecture and tokenizer are in the GGUF header: the same evidence as config.json and
     # tokenizer_config.json, used when those files are absent.
     tokens = special_tokens(snap) or (gguf.special_tokens if gguf else {})
-    config = snap.jsons.get("config.json")
+    config: object = snap.jsons.get("config.json")
     if config is None and gguf is not None:
         config = gguf.config
     return Context(
@@ -130,6 +130,7 @@ def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) ->
     findings = run_checks(ctx) + weight_problems
     policy.apply(snap.target, findings)
     findings.sort(key=lambda f: (-f.severity, f.rule, f.path or ""))
+    config = snap.jsons.get("config.json")
     facts = TargetFacts(
         snap.name,
         snap.kind,
@@ -138,7 +139,7 @@ def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) ->
         snap.weight_files(),
         ctx.weight_matches,
         ctx.code_matches,
-        config=snap.jsons.get("config.json") if isinstance(snap.jsons.get("config.json"), dict) else {},
+        config=config if isinstance(config, dict) else {},
         card_body=ctx.card.body,
         released=released_at(snap),
         datasets=ctx.datasets,

@@ -142,13 +142,7 @@ def best_matches(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.nd
 def ranked_matches(za: np.ndarray, zb: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """best_matches on columns already rank-standardised by spearman_columns (a comparison ranks each sample once
     and pairs it with several others)."""
-    r = min(SHARED_COMPONENTS, max(0, za.shape[0] // 8))
-    if r:
-        u = shared_directions(za, zb, r)
-        za = za - u @ (u.T @ za)
-        zb = zb - u @ (u.T @ zb)
-        za /= np.maximum(np.linalg.norm(za, axis=0, keepdims=True), 1e-12)
-        zb /= np.maximum(np.linalg.norm(zb, axis=0, keepdims=True), 1e-12)
+    za, zb = without_shared(za, zb)
     n_a, n_b = za.shape[1], zb.shape[1]
     idx = np.empty(n_a, dtype=np.int64)
     val = np.empty(n_a, dtype=np.float32)
@@ -158,16 +152,16 @@ def ranked_matches(za: np.ndarray, zb: np.ndarray, chunk: int = 1024) -> tuple[n
     back_best = np.full(n_b, -1.0, dtype=np.float32)
     back_chunk = np.zeros(n_b, dtype=np.int64)
     back_first = np.full(n_b, -1, dtype=np.int64)
+    # One buffer for each chunk's |c| and one for its tie mask, reused: fresh 16 MB arrays per chunk cost page
+    # faults on every call.
+    rows = min(chunk, n_a)
+    c_buf = np.empty((rows, n_b), dtype=np.float32)
+    reached_buf = np.empty((rows, n_b), dtype=np.bool_)
+    count_type = np.uint16 if rows < 1 << 16 else np.uint32
     for s in range(0, n_a, chunk):
         part = za[:, s : s + chunk]
-        c = part.T @ zb
-        np.abs(c, out=c)
-        best = c.argmax(axis=1)
-        idx[s : s + chunk] = best
-        top[s : s + chunk] = c[np.arange(c.shape[0]), best]
-        # |c| at the best match, signed by the correlation itself (a dot product per unit, not a signed copy of c)
-        sign = np.sign(np.einsum("ij,ij->j", part, zb[:, best]))
-        val[s : s + chunk] = top[s : s + chunk] * sign
+        c = c_buf[: part.shape[1]]
+        _best_in_rows(part, zb, c, idx[s : s + chunk], val[s : s + chunk], top[s : s + chunk])
         # The column-wise argmax numpy would compute with a strided copy of c (most of the kernel's time at hidden
         # 4096) is needed only to break ties: a column maximum and a count of the rows reaching it are contiguous.
         col_max = c.max(axis=0)
@@ -175,14 +169,62 @@ def ranked_matches(za: np.ndarray, zb: np.ndarray, chunk: int = 1024) -> tuple[n
         back_best[better] = col_max[better]
         back_chunk[better] = s
         back_first[better] = -1
-        reached = c == col_max
-        tied = np.flatnonzero(better & (np.count_nonzero(reached, axis=0) > 1))
+        reached = np.equal(c, col_max, out=reached_buf[: c.shape[0]])
+        # Rows reaching each column's maximum, added up as bytes into a small integer: count_nonzero widens every
+        # boolean to a machine integer first, at 5 times the cost.
+        count = np.add.reduce(reached.view(np.uint8), axis=0, dtype=count_type)
+        tied = np.flatnonzero(better & (count > 1))
         if tied.size:
             back_first[tied] = s + reached[:, tied].argmax(axis=0)
     units = np.arange(n_a)
     first = back_first[idx]
     mutual = (back_chunk[idx] == units - units % chunk) & (top == back_best[idx]) & ((first < 0) | (first == units))
     return idx, val, mutual
+
+
+def without_shared(za: np.ndarray, zb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both samples with their SHARED_COMPONENTS leading token-space directions removed, columns renormalised."""
+    r = min(SHARED_COMPONENTS, max(0, za.shape[0] // 8))
+    if r:
+        u = shared_directions(za, zb, r)
+        za = za - u @ (u.T @ za)
+        zb = zb - u @ (u.T @ zb)
+        za /= np.maximum(np.linalg.norm(za, axis=0, keepdims=True), 1e-12)
+        zb /= np.maximum(np.linalg.norm(zb, axis=0, keepdims=True), 1e-12)
+    return za, zb
+
+
+def _best_in_rows(
+    part: np.ndarray, zb: np.ndarray, c: np.ndarray, idx: np.ndarray, val: np.ndarray, top: np.ndarray
+) -> np.ndarray:
+    """For the units (columns) of `part`: the column of zb with the largest |c| into idx, |c| there into top and
+    the signed correlation into val; c (a buffer of the right shape) is left holding |c|."""
+    np.matmul(part.T, zb, out=c)
+    np.abs(c, out=c)
+    best: np.ndarray = c.argmax(axis=1)
+    idx[:] = best
+    top[:] = c[np.arange(c.shape[0]), best]
+    # |c| at the best match, signed by the correlation itself (a dot product per unit, not a signed copy of c)
+    val[:] = top * np.sign(np.einsum("ij,ij->j", part, zb[:, best]))
+    return best
+
+
+def row_matches(a: np.ndarray, b: np.ndarray, threads: int = 1, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """best_matches' first two results (each column of `a`: its best column of `b` and that correlation) without
+    the mutual test, which only the agreement count needs; the chunks of units run on `threads` threads."""
+    za, zb = without_shared(*in_threads([partial(spearman_columns, a), partial(spearman_columns, b)], threads))
+    n_a = za.shape[1]
+    idx = np.empty(n_a, dtype=np.int64)
+    val = np.empty(n_a, dtype=np.float32)
+    top = np.empty(n_a, dtype=np.float32)
+
+    def rows(s: int) -> None:
+        part = za[:, s : s + chunk]
+        c = np.empty((part.shape[1], zb.shape[1]), dtype=np.float32)
+        _best_in_rows(part, zb, c, idx[s : s + chunk], val[s : s + chunk], top[s : s + chunk])
+
+    in_threads([partial(rows, s) for s in range(0, n_a, chunk)], threads)
+    return idx, val
 
 
 def log10_binom_sf(k: int, n: int, p: float) -> float:
@@ -244,8 +286,8 @@ class _Anchor:
     def _matches(self) -> tuple[np.ndarray, np.ndarray]:
         # Matched on all sampled tokens; only the anchor that ends up as evidence needs it, so it is computed then.
         if self._full is None:
-            match, corr, _ = best_matches(*self.rows)
-            self._full = (match, corr)
+            a, b = self.rows
+            self._full = row_matches(a, b, compute_threads(a.shape[1]))
         return self._full
 
     @property
@@ -257,7 +299,10 @@ class _Anchor:
         return self._matches()[1]
 
 
-def _sample_key(side: str, m: TokenMatrix, dims: list[int] | None) -> tuple[str, str, tuple[int, ...] | None]:
+SampleKey = tuple[str, str, tuple[int, ...] | None]  # side, matrix, the units read (None: all)
+
+
+def _sample_key(side: str, m: TokenMatrix, dims: list[int] | None) -> SampleKey:
     return side, m.name, tuple(dims) if dims is not None else None
 
 
@@ -305,6 +350,12 @@ def in_threads(jobs: Sequence[Callable[[], T]], threads: int) -> list[T]:
     return list(_compute_pool().map(lambda job: job(), jobs))
 
 
+def _chance(b: np.ndarray) -> float:
+    """The rate at which a unit's two best matches agree by chance under H0, among b's units (see P0_FACTOR)."""
+    units: int = b.shape[1]
+    return min(0.5, P0_FACTOR / units)
+
+
 class Comparator:
     def __init__(self, suspect: ModelView, reference: ModelView, k_start: int = K_START, k_max: int = K_MAX):
         self.s, self.r = suspect, reference
@@ -326,7 +377,7 @@ class Comparator:
             if dims_s is not None and dims_r is not None:
                 dims_r = None  # both transposed: read the reference's units in full
             plans.append((ms, mr, dims_s, dims_r))
-        keys: dict[tuple[str, str, tuple[int, ...] | None], tuple[ModelView, TokenMatrix, list[int] | None]] = {}
+        keys: dict[SampleKey, tuple[ModelView, TokenMatrix, list[int] | None]] = {}
         for ms, mr, dims_s, dims_r in plans:  # in the order the pairs read them (the first error is the same)
             keys.setdefault(_sample_key("s", ms, dims_s), (self.s, ms, dims_s))
             keys.setdefault(_sample_key("r", mr, dims_r), (self.r, mr, dims_r))
@@ -340,38 +391,55 @@ class Comparator:
                 self.nonfinite.add(bad)
                 continue
             used.append((ms, mr, dims_s, dims_r, ks, kr))
-        wanted = list(dict.fromkeys(k for *_, ks, kr in used for k in (ks, kr)))
-        threads = compute_threads(samples[wanted[0]].shape[1] if wanted else 0)
-        halves = [(k, h) for k in wanted for h in (0, 1)]  # h: the first or second half of the sampled rows
-        ranked = dict(
-            zip(
-                halves,
-                in_threads([partial(spearman_columns, samples[k][h * n : (h + 1) * n]) for k, h in halves], threads),
-            )
-        )
-        jobs = []
+        threads = compute_threads(samples[used[0][4]].shape[1] if used else 0)
+        ranked: dict[tuple[SampleKey, int], np.ndarray] = {}  # each sample's halves, ranked when a pair needs them
+        sides: list[tuple[SampleKey, SampleKey]] = []  # per pair: the tested sample (the unit subset, if any), other
         for _ms, _mr, dims_s, dims_r, ks, kr in used:
             swapped = dims_r is not None and dims_s is None
-            if swapped:  # the reference gives a unit subset: test its units against all suspect units
-                ks, kr = kr, ks
-            for h in (0, 1):
-                jobs.append(partial(ranked_matches, ranked[(ks, h)], ranked[(kr, h)]))
-        matches = in_threads(jobs, threads)
-        anchors = []
-        for i, (ms, mr, dims_s, dims_r, ks, kr) in enumerate(used):
-            swapped = dims_r is not None and dims_s is None
-            a, b = (samples[kr], samples[ks]) if swapped else (samples[ks], samples[kr])
-            (m1, _, mutual1), (m2, _, mutual2) = matches[2 * i], matches[2 * i + 1]
-            agree = int(np.sum((m1 == m2) & mutual1 & mutual2))
-            units = a.shape[1]
-            p0 = min(0.5, P0_FACTOR / b.shape[1])
-            tested = np.array(
-                dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None else range(units))
+            sides.append((kr, ks) if swapped else (ks, kr))
+        anchors: list[_Anchor] = []
+        # Pairs in order, as many at once as both halves of each get a thread: the comparison keeps the first pair
+        # with the least p-value, so once no later pair could reach less even with every unit agreeing, the later
+        # pairs cannot change the round's outcome (a derived model's first pair usually settles it).
+        step = max(1, threads // 2)
+        for start in range(0, len(used), step):
+            batch = range(start, min(start + step, len(used)))
+            halves = [(k, h) for i in batch for k in sides[i] for h in (0, 1)]  # h: first or second half of rows
+            todo = [kh for kh in dict.fromkeys(halves) if kh not in ranked]
+            ranked.update(
+                zip(
+                    todo,
+                    in_threads([partial(spearman_columns, samples[k][h * n : (h + 1) * n]) for k, h in todo], threads),
+                )
             )
-            anchors.append(
-                _Anchor(agree, units, log10_binom_sf(agree, units, p0), tested, n, (ms.name, mr.name), swapped, (a, b))
-            )
+            jobs = [
+                partial(ranked_matches, ranked[(sides[i][0], h)], ranked[(sides[i][1], h)])
+                for i in batch
+                for h in (0, 1)
+            ]
+            matches = in_threads(jobs, threads)
+            for j, i in enumerate(batch):
+                ms, mr, dims_s, dims_r, ks, kr = used[i]
+                swapped = dims_r is not None and dims_s is None
+                a, b = samples[sides[i][0]], samples[sides[i][1]]
+                (m1, _, mutual1), (m2, _, mutual2) = matches[2 * j], matches[2 * j + 1]
+                agree = int(np.sum((m1 == m2) & mutual1 & mutual2))
+                units = a.shape[1]
+                tested = np.array(
+                    dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None else range(units))
+                )
+                log10_p = log10_binom_sf(agree, units, _chance(b))
+                anchors.append(_Anchor(agree, units, log10_p, tested, n, (ms.name, mr.name), swapped, (a, b)))
+            least = min(anchor.log10_p for anchor in anchors)
+            later = range(batch.stop, len(used))
+            if all(self._least_log10_p(samples[sides[i][0]], samples[sides[i][1]]) >= least for i in later):
+                break
         return anchors
+
+    @staticmethod
+    def _least_log10_p(a: np.ndarray, b: np.ndarray) -> float:
+        """The least p-value (log10) a pair of these samples could give: every tested unit agreeing."""
+        return log10_binom_sf(a.shape[1], a.shape[1], _chance(b))
 
     def _dims(self, view: ModelView, m: TokenMatrix) -> list[int] | None:
         if not m.transposed:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -147,6 +147,8 @@ class SourcedView(ModelView):
     """A model read from its own files: the byte sources count what was read and are closed with the view."""
 
     sources: dict[str, ByteSource]
+    tensors: Mapping[str, TensorShape]  # safetensors' or GGUF's tensors, by name
+    malformed: bool  # a header failed validation (reported by the weights checks as source.malformed)
     _weight_bytes: int  # the files' total size, set by the subclass from its sources
     screening = False  # token rows are read for a screen: ByteSource.screen_request_cost decides what joins
 

@@ -32,7 +32,7 @@ from scanner.provenance.compare import (
 )
 from scanner.provenance.fingerprint import SKETCH_TOKENS_PER_HALF, Sketch, sketch_tokens
 from scanner.provenance.index import Candidate, Index, Registered
-from scanner.provenance.model import LiveModel
+from scanner.provenance.model import SourcedView
 
 CHANCE_LOG10 = -3.0  # agreements this unlikely under independence always survive the screen
 
@@ -74,7 +74,7 @@ def identical_verdict(suspect: str, reference: str, shared: set[str], weight_byt
 class _SuspectSketch:
     """The suspect's side of the screen: its rank-standardised rows at the sketch tokens, once per vocabulary."""
 
-    def __init__(self, model: LiveModel):
+    def __init__(self, model: SourcedView):
         self.model = model
         self._halves: dict[int, list[tuple[np.ndarray, np.ndarray]] | None] = {}
 
@@ -118,7 +118,7 @@ def _agreements(halves: list[tuple[np.ndarray, np.ndarray]], sketch: Sketch) -> 
     return best
 
 
-def find_matches(model: LiveModel, index: Index, target: str) -> tuple[list[tuple[Registered, Verdict]], SearchStats]:
+def find_matches(model: SourcedView, index: Index, target: str) -> tuple[list[tuple[Registered, Verdict]], SearchStats]:
     """Verdicts for the upstreams the suspect may derive from (every one it was fully compared with)."""
     stats = SearchStats()
     candidates = index.candidates(exclude_target=target)

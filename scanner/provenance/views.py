@@ -8,12 +8,12 @@ the scan all open weights through `open_model`.
 from __future__ import annotations
 
 from scanner.provenance.gguf import GGUFModel
-from scanner.provenance.model import ModelView
+from scanner.provenance.model import SourcedView
 from scanner.provenance.quantized import DequantizingModel
 from scanner.sources.interface import Snapshot
 
 
-def open_model(snap: Snapshot) -> ModelView:
+def open_model(snap: Snapshot) -> SourcedView:
     paths = [f.path.lower() for f in snap.weight_files()]
     if any(p.endswith(".gguf") for p in paths) and not any(p.endswith(".safetensors") for p in paths):
         return GGUFModel.from_snapshot(snap)

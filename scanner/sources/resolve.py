@@ -9,9 +9,12 @@ hf:ORG  /  github:ORG       an organisation (or user): every repo of it, for `sw
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanner.errors import UsageError
+
+if TYPE_CHECKING:
+    from scanner.sources.interface import Source
 
 SCHEMES = ("hf", "github")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -61,7 +64,7 @@ def _hint_for_url(url: str) -> str:
     return "write hf:OWNER/NAME or github:OWNER/REPO"
 
 
-def open_source(target: str, *, token: str | None = None, cache: Any = None, hash_weights: bool = True) -> Any:
+def open_source(target: str, *, token: str | None = None, cache: Any = None, hash_weights: bool = True) -> Source:
     """A source object with `.snapshot()` for one repo target (not an org)."""
     kind, owner, name, rev = parse_target(target)
     if kind == "local":
