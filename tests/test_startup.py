@@ -1,0 +1,82 @@
+"""Issue 26 (start-up): a command imports only what it needs. Not timed: each test runs the command in a fresh
+interpreter and checks which modules it left in sys.modules, next to what the command printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ggufs import Q, write_gguf
+from safetensors.numpy import save_file
+from synthetic import base_model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Modules a scan loads only when it compares weights (the search, the fingerprint index, the comparison) or reads a
+# GGUF file (the gguf package). The header readers themselves (provenance/views.py) load on every scan with weights.
+WEIGHT_READERS = ("gguf", "scanner.provenance.search", "scanner.provenance.index", "scanner.provenance.compare")
+HEAVY = ("numpy", "huggingface_hub", "pydantic", "jinja2", "rich", "yaml", "scanner.pipeline", *WEIGHT_READERS)
+
+
+def run_cli(args: list[str], env: dict[str, str], watch: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """`originscan ARGS` in a fresh interpreter: (its stdout lines before the module list, the modules of `watch`
+    it imported)."""
+    code = (
+        "import json, sys\n"
+        f"sys.argv = ['originscan', *{args!r}]\n"
+        "from scanner.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n"
+        f"print(json.dumps(sorted(m for m in {watch!r} if m in sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=env
+    )
+    lines = out.stdout.splitlines()
+    assert lines, out.stderr
+    return lines[:-1], json.loads(lines[-1])
+
+
+def scan_env(tmp_path: Path) -> dict[str, str]:
+    """An empty cache and no default fingerprint index."""
+    return {**os.environ, "ORIGINSCAN_CACHE": str(tmp_path / "cache"), "ORIGINSCAN_INDEX": str(tmp_path / "none.db")}
+
+
+def model_folder(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# a model\n")
+    return folder
+
+
+def test_version_imports_no_scanner_and_no_heavy_library(tmp_path):
+    printed, imported = run_cli(["--version"], scan_env(tmp_path), HEAVY)
+    assert printed[0].startswith("originscan ") and printed[1] == "exit 0"
+    assert imported == [], f"--version imported {imported}"
+
+
+def test_a_safetensors_scan_without_an_index_loads_no_weight_comparison_and_no_gguf_reader(tmp_path):
+    folder = model_folder(tmp_path, "st")
+    save_file(base_model(1, d=64, vocab=512, layers=1), str(folder / "model.safetensors"))
+    report = tmp_path / "r.json"
+    for _ in range(2):  # the first scan and the re-scan (its snapshot cached)
+        printed, imported = run_cli(["-q", "scan", str(folder), "-f", "json", "-o", str(report)], scan_env(tmp_path),
+                                    WEIGHT_READERS)  # fmt: skip
+        assert printed == ["exit 0"] and imported == [], imported
+        rules = [f["rule"] for t in json.loads(report.read_text())["targets"] for f in t["findings"]]
+        assert "weights.not_compared" in rules  # the weights were seen, and said to be uncompared
+
+
+def test_a_gguf_scan_still_reads_the_gguf_header(tmp_path):
+    """The lazy import is not a skipped read: a GGUF repo's header licence is found (its reader was loaded)."""
+    folder = model_folder(tmp_path, "gg")
+    write_gguf(folder / "model.gguf", base_model(1, d=64, vocab=512, layers=1), Q.F16,
+               metadata={"general.license": "llama3"})  # fmt: skip
+    report = tmp_path / "r.json"
+    printed, imported = run_cli(["-q", "scan", str(folder), "-f", "json", "-o", str(report)], scan_env(tmp_path),
+                                WEIGHT_READERS)  # fmt: skip
+    assert "gguf" in imported
+    findings = [f for t in json.loads(report.read_text())["targets"] for f in t["findings"]]
+    assert any("llama3" in json.dumps(f).lower() for f in findings), findings
