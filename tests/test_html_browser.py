@@ -25,7 +25,7 @@ from scanner.findings import TargetFacts, TargetReport
 from scanner.knowledge import catalogue
 from scanner.policy import Policy
 from scanner.provenance.compare import Verdict
-from scanner.report.lineage_graph import lineage_links
+from scanner.report.lineage_graph import data_links, lineage_links
 from scanner.report.paths import shown_target
 from scanner.report.render import render
 from scanner.report.run_info import scan_run
@@ -72,6 +72,31 @@ def swapped_report() -> TargetReport:
     return TargetReport("hf:me/swapped", [], facts=facts)
 
 
+def data_report(tmp_path: Path) -> TargetReport:
+    """zephyr-7b-beta's real card (tests/realworld/cases/datasets/, cited there): a base model, four datasets (one
+    unknown) and the OpenAI models that generated three of them, so data upstreams are drawn beside a model one."""
+    import yaml
+    from helpers import scan
+
+    case = Path(__file__).parent / "realworld" / "cases" / "datasets" / "zephyr-7b-beta.yaml"
+    folder = tmp_path / "zephyr-7b-beta"
+    folder.mkdir()
+    (folder / "README.md").write_text(yaml.safe_load(case.read_text(encoding="utf-8"))["files"]["README.md"])
+    return scan(folder)
+
+
+def drawn(r: TargetReport) -> int:
+    """The boxes a target's lineage graph must hold: the model, its model upstreams, its datasets and their
+    generators (0: no graph)."""
+    if not r.facts:
+        return 0
+    links, data = lineage_links(r.facts), data_links(r.facts)
+    if not links and not data:
+        return 0
+    generators = {name.lower() for d in data for name, _ in d.generators}
+    return 1 + len({link.parent.lower() for link in links}) + len({d.dataset.lower() for d in data}) + len(generators)
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     sync_api = pytest.importorskip(
@@ -109,7 +134,8 @@ def load(context, html: str, path: Path) -> Loaded:
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser-world")
-    return build(tmp).reports + run_demo() + [swapped_report()]  # the bundled examples too: 18 targets
+    # the bundled examples too, and a real card with training data: 19 targets
+    return build(tmp).reports + run_demo() + [swapped_report(), data_report(tmp)]
 
 
 @pytest.fixture(scope="module")
@@ -120,12 +146,8 @@ def html(reports):
 @pytest.fixture(scope="module")
 def report(browser, reports, html, tmp_path_factory):
     loaded = load(browser, html, tmp_path_factory.mktemp("browser-page") / "report.html")
-    loaded.expected_nodes = sum(
-        1 + len({link.parent.lower() for link in lineage_links(r.facts)})
-        for r in reports
-        if r.facts and lineage_links(r.facts)
-    )
-    loaded.expected_graphs = sum(1 for r in reports if r.facts and lineage_links(r.facts))
+    loaded.expected_nodes = sum(drawn(r) for r in reports)
+    loaded.expected_graphs = sum(1 for r in reports if drawn(r))
     yield loaded
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     loaded.page.screenshot(path=str(ARTIFACTS / "report-full.png"), full_page=True)
@@ -311,6 +333,7 @@ def test_the_lineage_legend_explains_every_box_and_edge_style_drawn(report):
         assert g["drawn"] == g["keys"], g  # the same classes, drawn the same way
         assert g["labels"] == g["edges"]  # every edge says what it is
     assert {"strength-weights", "strength-declared", "inferred", "declared"} <= {k for g in graphs for k in g["drawn"]}
+    assert {"data", "generator", "data-used", "data-generated"} <= {k for g in graphs for k in g["drawn"]}
 
 
 def test_no_label_is_cut_and_every_piece_of_evidence_is_in_its_box(report, reports):
@@ -321,11 +344,15 @@ def test_no_label_is_cut_and_every_piece_of_evidence_is_in_its_box(report, repor
             title: g.querySelector('title').textContent,
             lines: Array.from(g.querySelectorAll('text')).map(t => t.textContent)})))""",
     )
-    with_links = [r for r in reports if r.facts and lineage_links(r.facts)]
-    assert len(graphs) == len(with_links)
+    with_graph = [r for r in reports if drawn(r)]
+    assert len(graphs) == len(with_graph)
     checked = 0
-    for r, nodes in zip(with_links, graphs):  # one graph per target with a lineage, in report order
+    for r, nodes in zip(with_graph, graphs):  # one graph per target with a lineage, in report order
         by_name = {n["title"].split("\n")[0]: n["lines"] for n in nodes}
+        for d in data_links(r.facts):  # a dataset's box holds its whole name and its licence
+            flat = "".join(by_name[visible(d.dataset)])
+            assert visible(d.dataset) in flat and squeeze(f"licence: {d.license}") in squeeze(flat), (d.dataset, flat)
+            checked += 1
         for link in lineage_links(r.facts):
             lines = by_name[visible(link.parent)]
             flat, spaced = "".join(lines), " · ".join(lines)
@@ -424,9 +451,9 @@ def test_the_printed_pdf_holds_every_targets_lineage_plot_and_findings(reports, 
     for r in reports:
         wanted = [shown_target(r.target)]
         if r.facts:
-            links = lineage_links(r.facts)
-            if links:
-                wanted += ["Lineage"] + [visible(link.parent) for link in links]
+            links, data = lineage_links(r.facts), data_links(r.facts)
+            if links or data:
+                wanted += ["Lineage"] + [visible(link.parent) for link in links] + [visible(d.dataset) for d in data]
             wanted += [f"Weights against {m.name}" for m in r.facts.weight_matches]
         wanted += [f.rule for f in r.active()] + [visible(f.message)[:60] for f in r.active()]
         missing += [(r.target, w) for w in wanted if squeeze(w) not in flat]

@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 
 from scanner.findings import Severity, TargetFacts, TargetReport
 from scanner.report.layer_plot import CELL_H, CELL_W, layer_plot
-from scanner.report.lineage_graph import concluded_license, layout, lineage_links, own_license
+from scanner.report.lineage_graph import concluded_license, data_links, layout, lineage_links, own_license
 from scanner.report.run_info import ScanRun
 from scanner.report.sanitize import visible
 
@@ -56,7 +56,7 @@ def html_view(
     catalogue: Mapping[str, Any],
     run: ScanRun | None = None,
 ) -> dict[str, Any]:
-    """Adds `anchor`, `worst`, `groups`, `links`, `graph`, `headline`, `plots`, `declared`, `concluded` and
+    """Adds `anchor`, `worst`, `groups`, `links`, `data`, `graph`, `headline`, `plots`, `declared`, `concluded` and
     `attribution` to each target view (in place) and returns the page-level values: the run and its outcome, the
     rules used (in catalogue order)."""
     used: set[str] = set()
@@ -71,16 +71,17 @@ def html_view(
         t["groups"] = [(s, fs) for s, fs in t["groups"] if fs]
         t["worst"] = t["active"][0]["severity"] if t["active"] else None
         facts = report.facts
-        t["links"], t["graph"], t["plots"], t["headline"] = [], None, [], ""
+        t["links"], t["data"], t["graph"], t["plots"], t["headline"] = [], [], None, [], ""
         t["declared"], t["concluded"], t["attribution"] = "", "", ""
         if facts is None:
             continue
         t["declared"], t["concluded"] = own_license(facts), concluded_license(facts)
         t["attribution"] = attribution_text(facts)
-        links = lineage_links(facts)
-        t["links"] = links
+        links, data = lineage_links(facts), data_links(facts)
+        t["links"], t["data"] = links, data
+        if links or data:
+            t["graph"] = layout(facts, links, data)
         if links:
-            t["graph"] = layout(facts, links)
             first = links[0]
             t["headline"] = f"{first.relation} of {first.parent} ({first.strength})"
             if len(links) > 1:
