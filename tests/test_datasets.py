@@ -127,6 +127,37 @@ def test_hub_dataset_cards_are_followed_counted_and_cached(hub):
     assert _rules(again) == rules
 
 
+def test_a_local_folder_given_its_repo_id_reads_dataset_cards_like_an_hf_scan(hub, tmp_path):
+    """--repo-id says a local folder is a Hub repo's content: its datasets' cards are then read from the Hub, with
+    the same bounds and cache as an hf: scan; without it the scan stays offline."""
+    _hub_world(hub)
+    folder = tmp_path / "chat-7b"
+    folder.mkdir()
+    (folder / "README.md").write_text(
+        _card("license: apache-2.0\ndatasets:\n- acme/instruct-mix\n- acme/gone\n- acme/gated-set", "# acme chat\n"),
+        encoding="utf-8",
+    )
+    offline = scan_target(str(folder), Policy())
+    assert not [p for p in hub.stats.paths() if "datasets" in p]  # no --repo-id: nothing asked
+    unknown = next(f for f in offline.findings if f.rule == "license.data_unknown")
+    assert set(unknown.evidence["datasets"]) == set(ds_ids()) - {"acme/nc-seed"}
+
+    hub.stats.reset()
+    first = scan_target(str(folder), Policy(), repo_id="acme/chat-7b")
+    assert {"license.data_noncommercial", "license.data_share_alike", "attribution.data_generator_naming"} <= _rules(
+        first
+    )
+    log = hub.stats.paths()
+    per_dataset = {d: sum(1 for p in log if f"/{d}" in p and "datasets" in p) for d in ds_ids()}
+    assert per_dataset == {"acme/instruct-mix": 2, "acme/nc-seed": 2, "acme/gated-set": 2, "acme/gone": 1}
+
+    ds._memo.clear()  # a new process: only the disk cache remains
+    hub.stats.reset()
+    again = scan_target(str(folder), Policy(), repo_id="acme/chat-7b")
+    assert not [p for p in hub.stats.paths() if "datasets" in p]  # unchanged re-run: 0 requests
+    assert _rules(again) == _rules(first)
+
+
 def ds_ids() -> list[str]:
     return ["acme/instruct-mix", "acme/nc-seed", "acme/gated-set", "acme/gone"]
 
@@ -326,7 +357,9 @@ def test_share_alike_data_fires_on_dolly_and_not_on_alpaca_data(tmp_path):
     from helpers import assert_fires, assert_quiet
 
     assert_fires(_real_card(tmp_path, "dolly-v2-12b"), "license.data_share_alike")  # MIT model on CC BY-SA 3.0 data
-    assert_quiet(_real_card(tmp_path, "starling-lm-7b-alpha"), "license.data_share_alike")  # Nectar is NC, not share-alike
+    assert_quiet(
+        _real_card(tmp_path, "starling-lm-7b-alpha"), "license.data_share_alike"
+    )  # Nectar is NC, not share-alike
 
 
 def test_unlicensed_data_fires_on_codealpaca_and_not_on_zephyr(tmp_path):

@@ -53,12 +53,13 @@ class Context:
     fetch_card: CardFetcher | None = None  # reads a declared base's card; None: from the Hub for hf: scans only
     gguf: GGUFFacts | None = None  # what the repo's GGUF header says about itself (GGUF repos only)
     publisher: Publisher = field(default_factory=Publisher)  # who publishes what is scanned (evidence/publisher.py)
-    fetch_datasets: DatasetFetcher | None = None  # reads dataset cards; None: from the Hub for hf: scans only
+    fetch_datasets: DatasetFetcher | None = None  # reads dataset cards; None: from the Hub when _on_the_hub()
 
     @functools.cached_property
     def datasets(self) -> list[DatasetFacts]:
-        """The training data the card names, with its terms (scanner.evidence.datasets)."""
-        fetch = self.fetch_datasets or (hub_dataset_cards() if self.snap.kind == "hf" else None)
+        """The training data the card names, with its terms (scanner.evidence.datasets); their cards are read from
+        the Hub (bounded, cached) for an hf: scan or a local folder given --repo-id, as declared bases' cards are."""
+        fetch = self.fetch_datasets or (hub_dataset_cards() if self._on_the_hub() else None)
         return resolve_datasets(self.card, self.kb, dataset_knowledge(), fetch)
 
     def finding(
