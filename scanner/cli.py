@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -17,6 +18,11 @@ from scanner.errors import SourceError, UsageError
 from scanner.findings import Severity, TargetReport
 from scanner.report.formats import FORMATS  # the one registry of formats (imports no renderer)
 from scanner.report.run_info import ScanRun, scan_run
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs
+    from scanner.knowledge import Upstream
+    from scanner.policy import Policy
+    from scanner.provenance.index import Index
 
 app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
@@ -99,7 +105,7 @@ def _render(reports: list[TargetReport], fmt: str, output: Path | None, run: Sca
     return render(reports, fmt, catalogue(), version=__version__, color=color, width=width or 100, run=run)
 
 
-def _policy(path: Path | None, fail_on: str | None, targets: list[str] | None = None):
+def _policy(path: Path | None, fail_on: str | None, targets: list[str] | None = None) -> Policy:
     """The policy file: --policy, else the first .originscan.yml next to the first local target, in a folder above
     it up to its git root, or in the current directory (policy.policy_search_dirs); --fail-on takes precedence
     over its fail_on."""
@@ -140,7 +146,7 @@ def exit_status(reports: list[TargetReport], fail_on: Severity | None) -> int:
     return 1 if any(f.severity >= fail_on for r in reports for f in r.active()) else 0
 
 
-def _open_index(path: Path | None):
+def _open_index(path: Path | None) -> Index:
     from scanner.provenance.index import Index
 
     try:
@@ -163,7 +169,7 @@ def scan(
     attest: Path | None = typer.Option(
         None, "--attest", help="Also write an in-toto statement of this scan to FILE (subjects: the files, sha256)."
     ),
-):
+) -> None:
     """Scan model repos for licence, attribution and provenance problems."""
     from scanner.pipeline import scan_target
 
@@ -279,7 +285,7 @@ def compare(
     suspect: str = typer.Argument(..., help="The model under suspicion."),
     reference: str = typer.Argument(..., help="The model it may derive from."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
-):
+) -> None:
     """Did SUSPECT's weights derive from REFERENCE's? Prints a verdict with its p-value and bytes read.
 
     Exit status: 0 independent, 1 derived, 3 inconclusive (nothing could be decided, e.g. no comparable weights),
@@ -326,7 +332,7 @@ def index_add(
     name: str | None = typer.Option(None, "--name", help="Registered name (default: the target)."),
     license: str | None = typer.Option(None, "--license", help="Its licence id (default: from its card)."),
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
-):
+) -> None:
     """Fingerprint TARGET's weights and Python code and register it as an upstream."""
     from scanner.evidence.card import read_card
     from scanner.pipeline import open_snapshot
@@ -361,7 +367,7 @@ def index_add(
 def index_list(
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
-):
+) -> None:
     """List registered upstream models, and what the last `index update` could not fingerprint."""
     _check_choice(fmt, ("text", "json"), "--format")
     idx = _open_index(index)
@@ -401,7 +407,7 @@ def index_list(
             typer.echo(f"{s.id}\t-\tmissing\t{s.state}: {s.detail}")
 
 
-def _upstream_list(upstreams: Path | None, family: str | None, targets: list[str]):
+def _upstream_list(upstreams: Path | None, family: str | None, targets: list[str]) -> list[Upstream]:
     from scanner.knowledge import Upstream, knowledge_base, upstreams_from_file
 
     listed = upstreams_from_file(upstreams) if upstreams else list(knowledge_base().upstreams.values())
@@ -436,7 +442,7 @@ def index_update(
     ),
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
     workers: int = typer.Option(4, "--workers", min=1, max=16, help="Upstreams fetched at once."),
-):
+) -> None:
     """Fingerprint upstreams from the Hub: weight-file hashes, safetensors headers and a few token rows by range
     reads (HF_TOKEN for gated ones, else a byte-identical mirror). Unchanged upstreams cost one revision check.
     Exit 0: complete; 1: some upstreams could not be fetched this time (the rest is stored); 2: none could, or the
@@ -465,7 +471,7 @@ def index_update(
 def index_export(
     file: Path = typer.Argument(..., help="The pack to write."),
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
-):
+) -> None:
     """Write every registered upstream to a fingerprint pack (see README: Fingerprint packs)."""
     from scanner.provenance.pack import export_pack
 
@@ -483,7 +489,7 @@ def index_import(
         None, "--sha256", help="Refuse the pack unless its manifest has this sha256 (printed by index export)."
     ),
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
-):
+) -> None:
     """Add a fingerprint pack's upstreams to the index; a corrupted or tampered pack is refused whole."""
     from scanner.provenance.pack import import_pack
 
@@ -496,7 +502,7 @@ def index_key(
     upstreams: Path | None = typer.Option(
         None, "--upstreams", envvar="ORIGINSCAN_UPSTREAMS", help="The upstream list `index update` would use."
     ),
-):
+) -> None:
     """Print the cache key of an index: originscan's version and the knowledge base's hash."""
     from scanner.provenance.update import cache_key
 
@@ -548,7 +554,7 @@ def ci_pull_request(
     ),
     api_url: str | None = typer.Option(None, "--api-url", envvar="GITHUB_API_URL"),
     repo: str | None = typer.Option(None, "--repo", envvar="GITHUB_REPOSITORY", help="OWNER/NAME."),
-):
+) -> None:
     """Pull-request mode: scan the model folders a PR changed; only NEW findings fail. The token is read from
     ORIGINSCAN_GITHUB_TOKEN (or GITHUB_TOKEN), never from the command line."""
     from scanner.ci.github import run_pull_request, split_inputs, truthy
@@ -594,7 +600,7 @@ def sweep(
     tracking_issue: bool = typer.Option(
         False, "--tracking-issue", help="New high+ findings open or update one issue (GITHUB_TOKEN, GITHUB_REPOSITORY)."
     ),
-):
+) -> None:
     """Every model repo of one or more organisations, with history: what is new, fixed and unchanged."""
     from scanner.ci.history import default_history_path, merge_reports
     from scanner.ci.sweep import new_finding_fails, parse_shard, publish_diff, record_and_diff
@@ -652,7 +658,7 @@ def watch(
     tracking_issues: bool = typer.Option(
         False, "--tracking-issues", help="One GitHub issue per undeclared suspect (GITHUB_TOKEN, GITHUB_REPOSITORY)."
     ),
-):
+) -> None:
     """Public Hub repos created or changed since the last run that derive from the watched models.
 
     Exit status 1 when an undeclared derivative was found, 2 when the Hub's listing could not be read at all,
@@ -737,7 +743,7 @@ def watch(
 def attribution(
     target: str = typer.Argument(..., help="The derivative model."),
     repo_id: str | None = typer.Option(None, "--repo-id", help=REPO_ID_HELP),
-):
+) -> None:
     """Print the NOTICE / attribution text the derivative must ship."""
     from scanner.attribution import attribution_blocks
     from scanner.evidence.publisher import apply_repo_id
@@ -756,7 +762,7 @@ def attribution(
 
 
 @app.command()
-def rules(fmt: str = typer.Option("text", "--format", "-f", help="text or json.")):
+def rules(fmt: str = typer.Option("text", "--format", "-f", help="text or json.")) -> None:
     """List every rule: id, default severity, one-line doc (json: also its title and fix)."""
     from scanner.knowledge import catalogue
 
@@ -775,7 +781,7 @@ def rules(fmt: str = typer.Option("text", "--format", "-f", help="text or json."
 @app.command()
 def demo(
     fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
-):
+) -> None:
     """Run the main job on the bundled example repos."""
     from scanner.demo import examples_dir, run_demo
     from scanner.policy import load_policy

@@ -26,12 +26,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from scanner.provenance.model import LiveModel, TokenMatrix, token_stream, token_window
+from scanner.provenance.model import SourcedView, TensorShape, TokenMatrix, token_stream, token_window
 
 FORMAT = 2
 SKETCH_TOKENS_PER_HALF = 64  # token ids per half in the sketch (the comparison's second step reads as many)
@@ -204,7 +204,7 @@ class Fingerprint:
             raise FingerprintError("fingerprint sketch does not match its hidden size or vocabulary")
 
 
-def content_key_of(file_hashes: set[str], tensors: dict[str, Any] | None) -> str:
+def content_key_of(file_hashes: set[str], tensors: Mapping[str, TensorShape] | None) -> str:
     """Identity of a weight set: its files' sha256 (or, without them, its tensor table)."""
     h = hashlib.sha256()
     if file_hashes:
@@ -249,7 +249,7 @@ def _input_embedding(matrices: list[TokenMatrix]) -> TokenMatrix:
     return next((m for m in matrices if not m.transposed), matrices[0])
 
 
-def _token_rows(model: LiveModel, m: TokenMatrix, tokens: np.ndarray) -> np.ndarray:
+def _token_rows(model: SourcedView, m: TokenMatrix, tokens: np.ndarray) -> np.ndarray:
     """The rows at `tokens`; a small plain matrix is read whole in one request rather than row by row (scattered
     ids cost one request each, which for a small vocabulary costs more time than the bytes saved)."""
     from scanner.provenance.safetensors import TensorInfo, read_tensor
@@ -277,7 +277,7 @@ def _pick_vectors(names: list[str], each: int, budget: int | None) -> list[str]:
 
 
 def build(
-    model: LiveModel, plan: FingerprintPlan = FingerprintPlan(), files: list[WeightFile] | None = None
+    model: SourcedView, plan: FingerprintPlan = FingerprintPlan(), files: list[WeightFile] | None = None
 ) -> Fingerprint:
     """Read what `plan` keeps of `model` and return its fingerprint (kind "hashes" when nothing is comparable)."""
     s = model.structure

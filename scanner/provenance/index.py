@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from scanner.provenance.fingerprint import Fingerprint, Sketch, WeightFile, build, content_key_of
-from scanner.provenance.model import LiveModel, ModelView, Structure, TokenMatrix
+from scanner.provenance.model import ModelView, SourcedView, Structure, TokenMatrix
 from scanner.sources.cache import default_index_path
 
 SCHEMA = """
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS upstreams (
 """
 
 
-def content_key(model: LiveModel) -> str:
+def content_key(model: SourcedView) -> str:
     return content_key_of(model.file_hashes, model.tensors)
 
 
@@ -161,7 +161,7 @@ class Index:
             self.db.execute("INSERT OR IGNORE INTO files(sha256, key) VALUES (?,?)", (h, key))
 
     # -- writing -----------------------------------------------------------------------------------------------
-    def add(self, name: str, model: LiveModel, license: str | None, target: str, revision: str | None) -> bool:
+    def add(self, name: str, model: SourcedView, license: str | None, target: str, revision: str | None) -> bool:
         """Register a model. Returns False when its fingerprint was already stored (nothing re-read)."""
         key = content_key(model)
         if self.has_fingerprint(key):

@@ -18,12 +18,12 @@ import functools
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup
 from rich.console import Console
 from rich.markup import escape as rich_escape
@@ -129,7 +129,7 @@ def _plain(text: Any) -> str:
     return terminal_safe(text, multiline=True)
 
 
-def _finalizer(escape):
+def _finalizer(escape: Callable[[Any], str]) -> Callable[[Any], Any]:
     def finalize(value: Any) -> Any:
         if value is None:
             return ""
@@ -167,7 +167,7 @@ def environment(kind: str) -> Environment:
     return env
 
 
-def _template(kind: str, name: str):
+def _template(kind: str, name: str) -> Template:
     return environment(kind).get_template(name)
 
 
