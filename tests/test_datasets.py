@@ -408,3 +408,21 @@ def test_gemma_derivative_rule_fires_and_stays_quiet(tmp_path):
 
     assert_fires(card("apache", "apache-2.0"), "license.data_generator_derivative")
     assert_quiet(card("gemma", "gemma"), "license.data_generator_derivative")
+
+
+def test_legacy_owner_less_dataset_ids_resolve_to_their_cited_terms(tmp_path):
+    """Cards list the Hub's first datasets by their owner-less ids (gsm8k, squad_v2, samsum): the knowledge base keys
+    them so (their cards as huggingface/datasets kept them), and an id that is neither form is refused."""
+    from scanner.knowledge import KnowledgeBaseError, _dataset_id, _Entry
+
+    known = dataset_knowledge()
+    assert known.dataset("gsm8k").license == "mit" and known.dataset("samsum").license == "cc-by-nc-nd-4.0"
+    card = _card("license: apache-2.0\ndatasets:\n- gsm8k\n- squad_v2\n- samsum", "# a model\n")
+    report = scan_target(str(_folder(tmp_path, card)), Policy())
+    nc = next(f for f in report.findings if f.rule == "license.data_noncommercial")
+    assert nc.evidence["dataset"] == "samsum"
+    sa = next(f for f in report.findings if f.rule == "license.data_share_alike")
+    assert sa.evidence["dataset"] == "squad_v2"
+    assert "license.data_unknown" not in _rules(report)
+    with pytest.raises(KnowledgeBaseError):
+        _dataset_id(_Entry("datasets/test.yaml", "datasets", 0, {"id": "not a/valid/id"}))
