@@ -42,9 +42,9 @@ import platformdirs
 
 from scanner import interrupt
 from scanner.errors import SourceError, UsageError
+from scanner.file_formats import tells
 from scanner.provenance.index import Index
 
-WEIGHT_SUFFIXES = (".safetensors", ".gguf")
 LISTING_FIELDS = ["sha", "lastModified", "siblings", "cardData", "tags"]  # what the listing-row test reads
 WIDTH_KEYS = frozenset(
     {
@@ -135,7 +135,7 @@ class Listed:
 
     @property
     def weight_files(self) -> list[str]:
-        return [f for f in self.files if f.lower().endswith(WEIGHT_SUFFIXES)]
+        return [f for f in self.files if tells(f, "tensors")]  # weights a verdict can be read from
 
 
 # -- judgements --------------------------------------------------------------------------------------------------

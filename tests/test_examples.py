@@ -122,7 +122,8 @@ def test_generated_files_are_up_to_date():
 
 
 def test_example_md_is_not_read_by_the_scanner():
-    from scanner.sources.interface import is_text_file, is_weight_file
+    from scanner.file_formats import is_weight_file
+    from scanner.sources.interface import is_text_file
 
     assert not is_text_file("EXAMPLE.md") and not is_weight_file("EXAMPLE.md")
 

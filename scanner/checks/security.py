@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from scanner.checks.engine import Context, check
 from scanner.evidence.pickles import PickleScan, scan_pickle
 from scanner.evidence.unsafe_formats import handles, scan_file
+from scanner.file_formats import format_of
 from scanner.findings import Finding
-from scanner.sources.interface import PICKLE_SUFFIXES
 
 PICKLE_RULES = ("security.pickle_unsafe_import", "security.pickle_unverifiable", "source.malformed")  # _pickle_findings
 
@@ -17,7 +17,8 @@ PICKLE_RULES = ("security.pickle_unsafe_import", "security.pickle_unverifiable",
 @check("security.pickle_weights", "source.unverifiable", *PICKLE_RULES)
 def pickle_weights(ctx: Context) -> Iterator[Finding]:
     for f in ctx.snap.weight_files():
-        if not f.path.lower().endswith(PICKLE_SUFFIXES):
+        fmt = format_of(f.path)
+        if fmt is None or not fmt.pickled:
             continue
         yield ctx.finding(
             "security.pickle_weights",

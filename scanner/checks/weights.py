@@ -64,18 +64,16 @@ def weight_provenance(ctx: Context):
 
 @check("source.unreadable", "source.malformed", "source.unreachable", "source.too_large", "source.changed")
 def weight_headers(ctx: Context):
-    """Every safetensors and GGUF header is validated, registered upstreams or not: a malformed file is a finding."""
-    from scanner.provenance import gguf, safetensors
+    """Every header of a format that has one (safetensors, GGUF) is validated, registered upstreams or not: a
+    malformed file is a finding."""
+    from scanner.file_formats import format_of
+    from scanner.provenance.views import HEADER_READERS
 
-    parsers = {
-        ".safetensors": (safetensors.parse_header, safetensors.SafetensorsError),
-        ".gguf": (gguf.parse_header, gguf.GGUFError),
-    }
     for f in ctx.snap.weight_files():
-        suffix = "." + f.path.lower().rsplit(".", 1)[-1]
-        if suffix not in parsers or f.lfs_pointer:
+        fmt = format_of(f.path)
+        if fmt is None or fmt not in HEADER_READERS or f.lfs_pointer:
             continue
-        parse_header, malformed = parsers[suffix]
+        parse_header, malformed = HEADER_READERS[fmt]
         try:
             src = ctx.snap.open(f.path)
         except OSError as exc:

@@ -174,7 +174,8 @@ def has_commit(repo: Repo, sha: str) -> bool:
 
 def relevant(path: str) -> bool:
     """A card, config, tokenizer, weights, licence/notice or modeling code file."""
-    from scanner.sources.interface import SMALL_JSON_FILES, is_text_file, is_weight_file
+    from scanner.file_formats import is_weight_file
+    from scanner.sources.interface import SMALL_JSON_FILES, is_text_file
 
     name = PurePosixPath(path).name.lower()
     return (

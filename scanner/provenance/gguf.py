@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from scanner.file_formats import GGUF, format_of
 from scanner.provenance.model import SourcedView, TokenMatrix, analyse
 from scanner.sources.bytesource import ByteSource, coalesce
 from scanner.sources.interface import Snapshot
@@ -31,7 +32,7 @@ from scanner.sources.interface import Snapshot
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
-MAX_HEADER_BYTES = 256 * 1024 * 1024  # real headers (a 256k-token vocabulary with merges) are ~20 MB
+MAX_HEADER_BYTES = GGUF.budgets.header
 MAX_KV = 1 << 16
 MAX_TENSORS = 1 << 20
 MAX_ARRAY = 1 << 24
@@ -366,7 +367,7 @@ def gguf_groups(files: dict[str, int]) -> list[GGUFGroup]:
     singles: list[GGUFGroup] = []
     splits: dict[tuple[str, str], list[tuple[int, str, int]]] = {}
     for path, size in files.items():
-        if not path.lower().endswith(".gguf") or _NOT_A_MODEL.search(path):
+        if format_of(path) is not GGUF or _NOT_A_MODEL.search(path):
             continue
         m = _SPLIT.match(path)
         if m:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from scanner.file_formats import SAFETENSORS, format_of
 from scanner.provenance.safetensors import (
     SafetensorsError,
     TensorInfo,
@@ -29,7 +30,7 @@ from scanner.provenance.safetensors import (
     read_tensor,
 )
 from scanner.sources.bytesource import ByteSource
-from scanner.sources.interface import PICKLE_SUFFIXES, Snapshot
+from scanner.sources.interface import Snapshot
 
 MIN_VOCAB = 256  # a token matrix has at least this many rows; smaller "N x hidden" tensors are type embeddings
 # Budgets on what a header may claim (it comes from whoever uploaded the file): released models are at most ~32 k
@@ -213,7 +214,8 @@ class LiveModel(SourcedView):
         sources: dict[str, ByteSource] = {}
         unreadable: list[str] = []
         for f in snap.weight_files():
-            if f.path.lower().endswith(".safetensors"):
+            fmt = format_of(f.path)
+            if fmt is SAFETENSORS:
                 if f.lfs_pointer:
                     unreadable.append(f"{f.path}: only a Git LFS pointer is present; weights not downloaded")
                     continue
@@ -221,7 +223,7 @@ class LiveModel(SourcedView):
                     sources[f.path] = snap.open(f.path)
                 except OSError as exc:
                     unreadable.append(f"{f.path}: {exc}")
-            elif f.path.lower().endswith(PICKLE_SUFFIXES):
+            elif fmt is not None and fmt.pickled:
                 unreadable.append(f"{f.path}: pickle-based weights are never loaded")
         hashes = {f.sha256 for f in snap.weight_files() if f.sha256}
         return cls(sources, snap.jsons.get("config.json"), hashes, unreadable)

@@ -17,11 +17,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from scanner.file_formats import SAFETENSORS
 from scanner.sources.bytesource import ByteSource, coalesce_ranges
 
-# The reference implementation accepts 100 MB, but parsing that much JSON in Python takes over 1 GB of memory; real
-# headers are a few MB (about 100 bytes per tensor).
-MAX_HEADER_BYTES = 32 * 1024 * 1024
+MAX_HEADER_BYTES = SAFETENSORS.budgets.header
 MAX_DIMS = 16  # real tensors have at most 5 or 6
 READ_WORKERS = 8
 HEAD_BYTES = 64 * 1024  # read with the 8-byte length over HTTP: a 7B model's header is 20-40 KB

@@ -26,13 +26,13 @@ from typing import Any
 
 from scanner import __version__, interrupt
 from scanner.errors import SourceError
+from scanner.file_formats import SAFETENSORS, format_of, is_weight_file
 from scanner.knowledge import Upstream, data_dir
 from scanner.provenance.fingerprint import FORMAT, REMOTE_PLAN, Fingerprint, WeightFile, build, hashes_only
 from scanner.provenance.index import Index, UpstreamState
 from scanner.provenance.quantized import DequantizingModel
 from scanner.sources.bytesource import ByteSource
 from scanner.sources.http import HostUnreachable
-from scanner.sources.interface import is_weight_file
 
 WORKERS = 4  # upstreams fetched at once (each also reads its rows several ranges at a time)
 
@@ -133,7 +133,8 @@ def _hub_error(exc: BaseException) -> tuple[str, str] | None:
 
 
 def _safetensors(files: list[WeightFile]) -> list[WeightFile]:
-    return [f for f in files if f.path.lower().endswith(".safetensors")]
+    """An upstream's fingerprint is read from its safetensors."""
+    return [f for f in files if format_of(f.path) is SAFETENSORS]
 
 
 def _read_fingerprint(

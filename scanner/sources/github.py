@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from scanner.errors import SourceError
+from scanner.file_formats import is_weight_file
 from scanner.sources import http
 from scanner.sources.cache import Cache, record_is_current, resolve_cache, snapshot_from_record, snapshot_to_record
 from scanner.sources.interface import (
@@ -32,7 +33,6 @@ from scanner.sources.interface import (
     Snapshot,
     decode_text,
     is_text_file,
-    is_weight_file,
     json_limit,
     parse_json,
 )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from scanner.file_formats import is_weight_file
 from scanner.findings import Finding
 from scanner.knowledge import finding
 from scanner.sources.bytesource import ByteSource
@@ -33,32 +34,6 @@ DEFAULT_MAX_JSON_BYTES = 8 * 1024 * 1024
 # Parsed JSON costs ~50-100 bytes per value: 60 MB of one-character strings is over 1 GB. Real files stay far below
 # this (Llama 3's tokenizer.json, with 128 k tokens and 280 k merges, has under 1 M values).
 MAX_JSON_ITEMS = 4_000_000
-
-WEIGHT_SUFFIXES = (
-    ".safetensors",
-    ".bin",
-    ".pt",
-    ".pth",
-    ".ckpt",
-    ".gguf",
-    ".h5",
-    ".msgpack",
-    ".onnx",
-    ".pkl",
-    ".pickle",
-    ".joblib",
-    ".npz",
-    ".npy",
-    ".keras",
-    ".tflite",
-    ".mlmodel",
-)
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib")
-
-
-def is_weight_file(path: str) -> bool:
-    return path.lower().endswith(WEIGHT_SUFFIXES)
-
 
 MAX_CODE_FILES = 64  # Python files read per repo: its modelling code, not a whole application
 

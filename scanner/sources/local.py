@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from scanner.errors import SourceError, UsageError
+from scanner.file_formats import is_weight_file
 from scanner.sources.bytesource import FileByteSource
 from scanner.sources.cache import Cache, resolve_cache
 from scanner.sources.interface import (
@@ -17,7 +18,6 @@ from scanner.sources.interface import (
     RepoFile,
     Snapshot,
     decode_text,
-    is_weight_file,
     json_limit,
     parse_json,
 )
@@ -148,7 +148,7 @@ class LocalSource:
     @staticmethod
     def _note_origin(snap: Snapshot, root: Path) -> None:
         """Where this folder was published, when it says (a Hub cache path, its git remote): see publisher.py."""
-        from scanner.evidence.publisher import REPO_ID, local_origin
+        from scanner.sources.origin import REPO_ID, local_origin
 
         origin = local_origin(root)
         if origin is None:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
-from scanner.sources.interface import is_weight_file
+from scanner.file_formats import is_weight_file
 from scanner.sources.local import SKIP_DIRS
 
 # A folder is a model folder when it holds one of these (strong markers win over weak ones when nested).
