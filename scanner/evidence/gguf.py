@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from scanner.file_formats import GGUF, format_of
 from scanner.sources.interface import Snapshot
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def read_gguf_facts(snap: Snapshot) -> GGUFFacts | None:
 
     A malformed header gives None here: the weights checks report it as `source.malformed`."""
     facts = None
-    sizes = {f.path: f.size for f in snap.weight_files() if not f.lfs_pointer and f.path.lower().endswith(".gguf")}
+    sizes = {f.path: f.size for f in snap.weight_files() if not f.lfs_pointer and format_of(f.path) is GGUF}
     if not sizes or snap.opener is None:
         return None
     # The GGUF reader (numpy and the gguf package under it) loads only for a repo that ships a .gguf file: a
