@@ -28,6 +28,16 @@ from common import add_old_argument, machine_load, sides  # noqa: E402
 from servers.hub import HubServer  # noqa: E402
 
 
+def request_kind(path: str) -> str:
+    """What a request to the local Hub was for: the listing, a repo's info, its card, its weights, another file."""
+    path = path.split("?")[0]
+    if path.startswith("/api/"):
+        return "listing" if path.rstrip("/").count("/") <= 2 else "info"
+    if path.endswith(".safetensors"):
+        return "weights"
+    return "card" if path.endswith("/README.md") else "other files"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repos", type=int, default=1000)
@@ -47,6 +57,7 @@ def main() -> int:
             f"{args.workers} workers (ready in {time.perf_counter() - t0:.0f} s)"
         )
         findings: dict[str, set[tuple[str, str]]] = {}
+        breakdown: dict[str, str] = {}
         rows = []
         with HubServer(root) as hub:
             for repo in hub.repo_ids():  # the server hashes every file once: its cost, not the client's
@@ -80,6 +91,8 @@ def main() -> int:
                 findings[code.label] = {(t["target"], f["rule"]) for t in targets for f in t["findings"]}
                 s = hub.stats
                 weight_requests = sum(1 for p in s.paths("GET") if p.endswith(".safetensors"))
+                kinds = Counter(request_kind(p) for p in s.paths())
+                breakdown[code.label] = ", ".join(f"{k} {n / len(targets):.2f}" for k, n in sorted(kinds.items()))
                 rules = Counter(rule for _, rule in findings[code.label] if rule.startswith("weights."))
                 rows.append(
                     f"{code.label:4} {wall:>7.1f} {len(targets):>6} {s.requests / len(targets):>9.2f} "
@@ -93,6 +106,8 @@ def main() -> int:
         )
         for row in rows:
             print(row)
+        for label, text in breakdown.items():
+            print(f"{label} requests per repo by kind: {text}")
         if len(findings) == 2:
             only_old, only_new = findings["old"] - findings["new"], findings["new"] - findings["old"]
             print(
