@@ -34,8 +34,6 @@ app = typer.Typer(
 index_app = typer.Typer(no_args_is_help=True, help="Register upstream models and their weight fingerprints.")
 app.add_typer(index_app, name="index")
 
-FAIL_ON = ("info", "low", "medium", "high", "critical", "never")
-
 
 def _print_version(value: bool) -> None:
     if value:
@@ -109,12 +107,11 @@ def _policy(path: Path | None, fail_on: str | None, targets: list[str] | None = 
     """The policy file: --policy, else the first .originscan.yml next to the first local target, in a folder above
     it up to its git root, or in the current directory (policy.policy_search_dirs); --fail-on takes precedence
     over its fail_on."""
-    from scanner.policy import load_policy, policy_search_dirs
+    from scanner.policy import load_policy, parse_fail_on, policy_search_dirs
 
     pol = load_policy(str(path) if path else None, search_dirs=policy_search_dirs(targets))
     if fail_on is not None:
-        _check_choice(fail_on, FAIL_ON, "--fail-on")
-        pol.fail_on = None if fail_on == "never" else Severity.parse(fail_on)
+        pol.fail_on = parse_fail_on(fail_on)
     return pol
 
 
@@ -557,27 +554,25 @@ def ci_pull_request(
 ) -> None:
     """Pull-request mode: scan the model folders a PR changed; only NEW findings fail. The token is read from
     ORIGINSCAN_GITHUB_TOKEN (or GITHUB_TOKEN), never from the command line."""
-    from scanner.ci.github import run_pull_request, split_inputs, truthy
+    from scanner.ci.github import PullRequestOptions, run_pull_request, split_inputs, truthy
 
-    token = os.environ.get("ORIGINSCAN_GITHUB_TOKEN") or os.environ.get("GITHUB_TOKEN") or None
-    idx = _open_index(index) if (index or _default_index_exists()) else None  # ORIGINSCAN_INDEX names one
-    rc = run_pull_request(
-        str(event) if event else None,
+    options = PullRequestOptions(
         workspace,
+        event_path=str(event) if event else None,
         policy=policy or None,
         fail_on=fail_on or None,
-        formats=split_inputs(formats),
+        formats=tuple(split_inputs(formats)),
         comment=truthy(comment),
         sarif_path=sarif or None,
+        paths=tuple(split_inputs(paths)),
+        output_dir=output_dir,
         summary_path=summary or None,
         api_url=api_url or None,
-        token=token,
         repo=repo or None,
-        paths=split_inputs(paths) or None,
-        index=idx,
-        output_dir=output_dir,
+        token=os.environ.get("ORIGINSCAN_GITHUB_TOKEN") or os.environ.get("GITHUB_TOKEN") or None,
     )
-    raise typer.Exit(rc)
+    idx = _open_index(index) if (index or _default_index_exists()) else None  # ORIGINSCAN_INDEX names one
+    raise typer.Exit(run_pull_request(options, index=idx))
 
 
 @app.command()

@@ -95,6 +95,21 @@ def _known_rule(pattern: str, where: str) -> None:
         raise UsageError(f"{where}: {pattern!r} matches no rule id in rules/catalogue.yaml")
 
 
+FAIL_ON_CHOICES = (*(s.name for s in Severity), "never")
+
+
+def parse_fail_on(value: object, where: str = "--fail-on") -> Severity | None:
+    """The one reading of a fail-on threshold, for `--fail-on` (scan, sweep, ci pull-request, the Action's
+    `fail-on` input) and the policy's `fail_on`: a severity or "never" (None: nothing fails), any case."""
+    text = str(value).strip().lower()
+    if text == "never":
+        return None
+    try:
+        return Severity.parse(text)
+    except ValueError:
+        raise UsageError(f"{where} must be one of {', '.join(FAIL_ON_CHOICES)} (got {value!r})") from None
+
+
 def _severity(value: object, where: str) -> Severity:
     try:
         return Severity.parse(str(value))
@@ -151,11 +166,7 @@ def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Poli
         raise UsageError(f"policy {where} key {unknown[0]!r}: unknown (expected {', '.join(POLICY_KEYS)})")
     policy = Policy(source=where)
     if "fail_on" in data:
-        policy.fail_on = (
-            None
-            if str(data["fail_on"]).lower() == "never"
-            else _severity(data["fail_on"], f"policy {where} key 'fail_on'")
-        )
+        policy.fail_on = parse_fail_on(data["fail_on"], f"policy {where} key 'fail_on'")
     lic = data.get("licenses") or {}
     if not isinstance(lic, dict):
         raise UsageError(f"policy {where}: `licenses` must be a mapping with allow / deny lists")

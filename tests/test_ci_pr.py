@@ -13,7 +13,7 @@ import pytest
 from servers.github_api import GitHubAPIServer
 
 from scanner.ci.actions import workflow_command
-from scanner.ci.github import MARKER, run_pull_request
+from scanner.ci.github import MARKER, PullRequestOptions, run_pull_request
 from scanner.report.ci import md
 
 TOKEN = "ghs_SECRETtoken1234567890"
@@ -139,20 +139,19 @@ def base_repo(tmp_path):
 def run(tmp_path, repo: Repo, ev: Path, api=None, token=TOKEN, **kw):
     lines: list[str] = []
     kw.setdefault("sarif_path", str(tmp_path / "out" / "originscan.sarif"))
-    kw.setdefault("output_dir", str(tmp_path / "out"))
-    rc = run_pull_request(
-        str(ev),
-        str(repo.root),
-        policy=None,
+    kw.setdefault("output_dir", tmp_path / "out")
+    options = PullRequestOptions(
+        repo.root,
+        event_path=str(ev),
         fail_on=kw.pop("fail_on", "high"),
-        formats=kw.pop("formats", ["markdown", "json"]),
+        formats=tuple(kw.pop("formats", ["markdown", "json"])),
         comment=kw.pop("comment", True),
         api_url=api.url if api else "http://127.0.0.1:9",
         token=token,
         repo=REPO,
-        log=lines.append,
         **kw,
     )
+    rc = run_pull_request(options, log=lines.append)
     return rc, lines
 
 
@@ -396,7 +395,7 @@ def test_paths_scope_and_workspace_untouched(tmp_path, base_repo, api, gh):
     head = r.commit("x")
     before = r.git.git.status("--porcelain", "--untracked-files=all")
     worktrees = r.git.git.worktree("list")
-    rc, _ = run(tmp_path, r, event(tmp_path, r.base, head), api, paths=["other"])
+    rc, _ = run(tmp_path, r, event(tmp_path, r.base, head), api, paths=("other",))
     report = json.loads((tmp_path / "out" / "originscan.json").read_text())
     assert [t["target"] for t in report["targets"]] == ["other/model"]
     assert r.git.git.status("--porcelain", "--untracked-files=all") == before
@@ -406,9 +405,8 @@ def test_paths_scope_and_workspace_untouched(tmp_path, base_repo, api, gh):
 
 def test_no_event_scans_every_model_in_scope(tmp_path, base_repo, gh):
     lines: list[str] = []
-    rc = run_pull_request(
-        None, str(base_repo.root), fail_on="never", formats=["json"], output_dir=str(tmp_path / "out"), log=lines.append
-    )
+    options = PullRequestOptions(base_repo.root, fail_on="never", formats=("json",), output_dir=tmp_path / "out")
+    rc = run_pull_request(options, log=lines.append)
     assert rc == 0
     report = json.loads((tmp_path / "out" / "originscan.json").read_text())
     assert {"models/llama-ft", "models/clean", "models/doomed", "models/old-name"} <= {

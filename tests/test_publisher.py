@@ -282,16 +282,15 @@ def test_repo_id_lets_a_local_folder_follow_its_bases_cards_on_the_hub(hub, tmp_
 @pytest.mark.parametrize(("repository", "charged"), [("meta-llama/llama-releases", False), ("acme/models", True)])
 def test_the_action_knows_its_repository_publishes(tmp_path, monkeypatch, repository, charged):
     """In the Action the publisher is the repository (or, for a pull request, its base repository)."""
-    from scanner.ci.github import run_pull_request
+    from scanner.ci.github import PullRequestOptions, run_pull_request
 
     for var in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
         monkeypatch.delenv(var, raising=False)
     ws = tmp_path / "ws"
     llama3_release(ws / "models")
     out = tmp_path / "out"
-    rc = run_pull_request(
-        None, str(ws), fail_on="never", formats=["json"], output_dir=str(out), repo=repository, log=lambda line: None
-    )
+    options = PullRequestOptions(ws, fail_on="never", formats=("json",), output_dir=out, repo=repository)
+    rc = run_pull_request(options, log=lambda line: None)
     assert rc == 0
     (target,) = json.loads((out / "originscan.json").read_text(encoding="utf-8"))["targets"]
     rules = {f["rule"] for f in target["findings"]}

@@ -127,24 +127,23 @@ def test_action_contract():
 
 def test_outputs_written_by_run_pull_request_match_the_action(tmp_path):
     """Every `steps.scan.outputs.X` the action exposes is a key run_pull_request writes to $GITHUB_OUTPUT."""
-    from scanner.ci.github import run_pull_request
+    from scanner.ci.github import PullRequestOptions, run_pull_request
 
     repo = git.Repo.init(tmp_path / "ws", initial_branch="main")
     (tmp_path / "ws" / "m").mkdir()
     (tmp_path / "ws" / "m" / "README.md").write_text("---\nlicense: apache-2.0\n---\n# m\n")
     out = tmp_path / "out.txt"
-    rc = run_pull_request(
-        None,
-        str(tmp_path / "ws"),
+    options = PullRequestOptions(
+        tmp_path / "ws",
         fail_on="never",
-        formats=["json"],
+        formats=("json",),
         comment=False,
         sarif_path=str(tmp_path / "r.sarif"),
         summary_path=str(tmp_path / "s.md"),
         output_path=str(out),
-        output_dir=str(tmp_path / "reports"),
-        log=lambda _: None,
+        output_dir=tmp_path / "reports",
     )
+    rc = run_pull_request(options, log=lambda _: None)
     assert rc == 0
     written = set(re.findall(r"^([a-z-]+)(?:=|<<)", out.read_text(), re.M))
     wanted = {

@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -345,21 +345,7 @@ def truthy(text: str | bool | None, default: bool = True) -> bool:
     raise UsageError(f"expected true or false, got {text!r}")
 
 
-def _fail_on(value: Any, policy: Policy) -> Severity | None:
-    if value is None:
-        return policy.fail_on
-    if isinstance(value, Severity):
-        return value
-    text = str(value).strip().lower()
-    if text == "never":
-        return None
-    try:
-        return Severity.parse(text)
-    except ValueError as exc:
-        raise UsageError(f"--fail-on: {exc}") from None
-
-
-def _scopes(workspace: Path, paths: Iterable[str] | None) -> list[str]:
+def _scopes(workspace: Path, paths: Iterable[str]) -> list[str]:
     out = []
     for p in paths or ["."]:
         p = str(p).strip()
@@ -375,118 +361,198 @@ def _scopes(workspace: Path, paths: Iterable[str] | None) -> list[str]:
 
 
 # -- the entry point ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PullRequestOptions:
+    """What one pull-request run is asked to do: the `ci pull-request` options, which are the Action's inputs.
+    Files and URLs left None come from the runner's environment (`with_runner_defaults`); the token never does."""
+
+    workspace: Path  # the checkout (GITHUB_WORKSPACE)
+    event_path: str | None = None  # GITHUB_EVENT_PATH; None: scan every model folder in scope
+    policy: str | None = None  # policy file; None: .originscan.yml in the workspace
+    fail_on: str | None = None  # lowest severity of a NEW finding that fails (parse_fail_on); None: the policy's
+    formats: tuple[str, ...] = ("markdown", "json")  # report files to write
+    comment: bool = True  # keep one PR comment up to date
+    sarif_path: str | None = None  # also write SARIF here (for code scanning)
+    paths: tuple[str, ...] = ()  # folders holding model folders; (): the whole checkout
+    output_dir: Path | None = None  # report files; None: $RUNNER_TEMP/originscan-reports
+    summary_path: str | None = None  # GITHUB_STEP_SUMMARY
+    output_path: str | None = None  # GITHUB_OUTPUT
+    api_url: str | None = None  # GITHUB_API_URL
+    repo: str | None = None  # OWNER/NAME (GITHUB_REPOSITORY)
+    token: str | None = field(default=None, repr=False)  # for the PR comment; never printed
+
+    def with_runner_defaults(self) -> PullRequestOptions:
+        env = os.environ
+        return replace(
+            self,
+            summary_path=self.summary_path if self.summary_path is not None else env.get("GITHUB_STEP_SUMMARY"),
+            output_path=self.output_path if self.output_path is not None else env.get("GITHUB_OUTPUT"),
+            api_url=self.api_url or env.get("GITHUB_API_URL") or "https://api.github.com",
+            repo=self.repo or env.get("GITHUB_REPOSITORY"),
+        )
+
+
+class CouldNotRun(Exception):
+    """The job cannot run (bad input, no checkout, git failing): one ::error:: line and exit status 2."""
+
+
+@dataclass
+class _Job:
+    """One run: its options, where its log lines go, and the notes its PR comment carries."""
+
+    opts: PullRequestOptions
+    log: Callable[[str], None]
+    notes: list[str] = field(default_factory=list)
+
+    def warn(self, note: str) -> None:
+        self.notes.append(note)
+        self.log(workflow_command("warning", f"originscan: {_safe(note)}"))
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The options checked and read: the event, the policy and its threshold, the scopes and the report formats."""
+
+    event: Event
+    policy: Policy
+    threshold: Severity | None
+    scopes: list[str]
+    formats: list[str]
+
+
+@dataclass(frozen=True)
+class _Checkout:
+    """The git side: the repository (None for a full scan), the base to compare with (None: every finding is
+    new), and which model folders to scan."""
+
+    repo: Repo | None
+    base_sha: str | None
+    plan: Plan
+
+
 def run_pull_request(
-    event_path: str | os.PathLike[str] | None,
-    workspace: str | os.PathLike[str],
-    *,
-    policy: str | None = None,
-    fail_on: str | Severity | None = None,
-    formats: Iterable[str] = ("markdown", "json"),
-    comment: bool = True,
-    sarif_path: str | os.PathLike[str] | None = None,
-    summary_path: str | None = None,
-    api_url: str | None = None,
-    token: str | None = None,
-    repo: str | None = None,
-    paths: Iterable[str] | None = None,
-    index: Any = None,
-    output_dir: str | os.PathLike[str] | None = None,
-    output_path: str | None = None,
-    log: Callable[[str], None] | None = None,
+    opts: PullRequestOptions, *, index: Index | None = None, log: Callable[[str], None] | None = None
 ) -> int:
     """Run originscan for one GitHub Actions job; returns the exit status (0 pass, 1 new findings at/above
-    `fail_on`, 2 the job could not run). `summary_path`, `output_path`, `api_url` and `repo` default to
-    GITHUB_STEP_SUMMARY, GITHUB_OUTPUT, GITHUB_API_URL and GITHUB_REPOSITORY; the token is never read from the
-    environment here (pass it)."""
+    the threshold, 2 the job could not run)."""
     from scanner import __version__
 
-    log = log or (lambda line: print(line, flush=True))
-    summary_path = summary_path if summary_path is not None else os.environ.get("GITHUB_STEP_SUMMARY")
-    output_path = output_path if output_path is not None else os.environ.get("GITHUB_OUTPUT")
-    api_url = api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com"
-    repo = repo or os.environ.get("GITHUB_REPOSITORY")
-    ws = Path(workspace)
+    job = _Job(opts.with_runner_defaults(), log or (lambda line: print(line, flush=True)))
+    try:
+        inputs = read_inputs(job.opts)
+        checkout = plan_checkout(job, inputs)
+    except (UsageError, CouldNotRun) as exc:
+        return could_not_run_outputs(job, str(exc))
+    reports = scan_plan(job, inputs, checkout, index)
+    written = write_reports(job, reports, inputs.formats)
+    body = pr_comment(
+        reports,
+        inputs.threshold,
+        version=__version__,
+        base=checkout.base_sha,
+        head=inputs.event.head,
+        renamed=checkout.plan.renamed,
+        deleted=checkout.plan.deleted,
+        notes=job.notes,
+        run_url=run_url(),
+    )
+    if inputs.event.kind == "pull_request" and job.opts.comment:
+        post_comment(job, inputs.event, body)
+    return finish(job, reports, inputs.threshold, body, written)
 
-    def fail(message: str) -> int:
-        log(workflow_command("error", f"originscan: {_safe(message)}"))
-        append(summary_path, could_not_run(message))
-        write_outputs(output_path, {"total": 0, "new": 0, **{s.name: 0 for s in SEVERITIES}}, [])
-        return 2
+
+def could_not_run_outputs(job: _Job, message: str) -> int:
+    job.log(workflow_command("error", f"originscan: {_safe(message)}"))
+    append(job.opts.summary_path, could_not_run(message))
+    write_outputs(job.opts.output_path, {"total": 0, "new": 0, **{s.name: 0 for s in SEVERITIES}}, [])
+    return 2
+
+
+def read_inputs(opts: PullRequestOptions) -> _Inputs:
+    """The event, the policy, the threshold, the scopes and the formats, each checked (UsageError: one line)."""
+    from scanner.policy import load_policy, parse_fail_on
+
+    ws = opts.workspace
+    event = read_event(opts.event_path)
+    policy = load_policy(opts.policy, search_dirs=[ws])
+    threshold = parse_fail_on(opts.fail_on) if opts.fail_on is not None else policy.fail_on
+    scopes = _scopes(ws, opts.paths)
+    formats = [f.strip().lower() for f in opts.formats if f and f.strip()]
+    bad = [f for f in formats if f not in BY_NAME]
+    if bad:
+        raise UsageError(f"--formats: unknown format {bad[0]!r} ({', '.join(BY_NAME)})")
+    if not ws.is_dir():
+        raise UsageError(f"workspace {ws}: not a directory")
+    return _Inputs(event, policy, threshold, scopes, formats)
+
+
+def plan_checkout(job: _Job, inputs: _Inputs) -> _Checkout:
+    """The model folders to scan: those the pull request (or push) changed, each with its base folder when the
+    base commit is in the checkout; every model folder in scope otherwise."""
+    ws, event = job.opts.workspace, inputs.event
+    if event.kind not in ("pull_request", "push"):
+        return _Checkout(None, None, Plan(folders={f: None for f in all_model_folders(ws, inputs.scopes)}))
+    import git
 
     try:
-        from scanner.policy import load_policy
-
-        event = read_event(event_path)
-        pol = load_policy(policy, search_dirs=[ws])
-        threshold = _fail_on(fail_on, pol)
-        scopes = _scopes(ws, paths)
-        formats = [f.strip().lower() for f in formats if f and f.strip()]
-        bad = [f for f in formats if f not in BY_NAME]
-        if bad:
-            raise UsageError(f"--formats: unknown format {bad[0]!r} ({', '.join(BY_NAME)})")
-        if not ws.is_dir():
-            raise UsageError(f"workspace {ws}: not a directory")
-    except UsageError as exc:
-        return fail(str(exc))
-
-    notes: list[str] = []
-    plan: Plan | None = None
+        repo = git.Repo(ws)
+    except Exception:
+        raise CouldNotRun(f"workspace {ws} is not a git checkout (use actions/checkout before originscan)") from None
+    head_sha = event.head if event.head and has_commit(repo, event.head) else "HEAD"
     base_sha = event.base
-    repo_git = None
-    if event.kind in ("pull_request", "push"):
-        import git
-
-        try:
-            repo_git = git.Repo(ws)
+    if base_sha and not has_commit(repo, base_sha):
+        try:  # a shallow checkout: ask the remote for the base commit (best effort)
+            repo.git.fetch("--no-tags", "--depth=1", "origin", base_sha)
         except Exception:
-            return fail(f"workspace {ws} is not a git checkout (use actions/checkout before originscan)")
-        head_sha = event.head if event.head and has_commit(repo_git, event.head) else "HEAD"
-        if base_sha and not has_commit(repo_git, base_sha):
-            try:  # a shallow checkout: ask the remote for the base commit (best effort)
-                repo_git.git.fetch("--no-tags", "--depth=1", "origin", base_sha)
-            except Exception:
-                pass
-        if base_sha and has_commit(repo_git, base_sha):
-            try:
-                changes = changed_files(repo_git, base_sha, head_sha)
-                plan = plan_folders(changes, worktree(ws), _commit_tree(repo_git, base_sha), scopes)
-            except Exception as exc:
-                return fail(f"git diff {base_sha[:12]}...{str(head_sha)[:12]} failed: {str(exc).splitlines()[0][:200]}")
-        else:
-            if base_sha:
-                notes.append(
-                    f"base commit {base_sha[:12]} is not in the checkout (use actions/checkout with "
-                    "fetch-depth: 0): every model folder in scope was scanned and every finding counts "
-                    "as new"
-                )
-                log(workflow_command("warning", f"originscan: {notes[-1]}"))
-            base_sha = None
-    if plan is None:
-        plan = Plan(folders={f: None for f in all_model_folders(ws, scopes)})
+            pass
+    if base_sha and has_commit(repo, base_sha):
+        try:
+            changes = changed_files(repo, base_sha, head_sha)
+            plan = plan_folders(changes, worktree(ws), _commit_tree(repo, base_sha), inputs.scopes)
+        except Exception as exc:
+            first = str(exc).splitlines()[0][:200]
+            raise CouldNotRun(f"git diff {base_sha[:12]}...{str(head_sha)[:12]} failed: {first}") from None
+        return _Checkout(repo, base_sha, plan)
+    if base_sha:
+        job.warn(
+            f"base commit {base_sha[:12]} is not in the checkout (use actions/checkout with "
+            "fetch-depth: 0): every model folder in scope was scanned and every finding counts "
+            "as new"
+        )
+    return _Checkout(repo, None, Plan(folders={f: None for f in all_model_folders(ws, inputs.scopes)}))
 
-    # Scan head and base.
+
+def scan_plan(job: _Job, inputs: _Inputs, checkout: _Checkout, index: Index | None) -> list[TargetReport]:
+    """Each planned folder scanned at head (the checkout) and at base (`git archive` into a temporary folder),
+    head findings marked new or existing."""
+    ws, plan = job.opts.workspace, checkout.plan
     reports: list[TargetReport] = []
     tmp = Path(tempfile.mkdtemp(prefix="originscan-base-"))
     try:
         base_root = tmp / (ws.resolve().name or "repo")
         base_folders = sorted({b for b in plan.folders.values() if b is not None})
-        if base_sha and base_folders and repo_git is not None:
+        if checkout.base_sha and base_folders and checkout.repo is not None:
             try:
-                extract_base(repo_git, base_sha, base_folders, base_root)
+                extract_base(checkout.repo, checkout.base_sha, base_folders, base_root)
             except Exception as exc:
-                notes.append(f"the base commit could not be read ({type(exc).__name__}): findings count as new")
-                log(workflow_command("warning", f"originscan: {notes[-1]}"))
+                job.warn(f"the base commit could not be read ({type(exc).__name__}): findings count as new")
                 plan.folders = {h: None for h in plan.folders}
+        # who publishes what is scanned: the repository the pull request merges into, or the one the job runs in
+        repo = job.opts.repo
         publisher = (
-            (event.base_repo, "the pull request's base repository")
-            if event.base_repo
+            (inputs.event.base_repo, "the pull request's base repository")
+            if inputs.event.base_repo
             else ((repo, "GITHUB_REPOSITORY") if repo else None)
         )
         for hf, bf in plan.folders.items():
             target = hf or "."
-            log(f"originscan: scanning {_safe(target)}" + (f" (base: {_safe(bf or '.')})" if bf is not None else ""))
-            head_report = _scan_folder(ws, hf, target, pol, index, publisher)
-            base_report = _scan_folder(base_root, bf, target, pol, index, publisher) if bf is not None else None
+            job.log(
+                f"originscan: scanning {_safe(target)}" + (f" (base: {_safe(bf or '.')})" if bf is not None else "")
+            )
+            head_report = _scan_folder(ws, hf, target, inputs.policy, index, publisher)
+            base_report = (
+                _scan_folder(base_root, bf, target, inputs.policy, index, publisher) if bf is not None else None
+            )
             if base_report is not None and base_report.error:
                 base_report = None
             aliases = (
@@ -498,19 +564,19 @@ def run_pull_request(
             reports.append(head_report)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return reports
 
-    # Reports on disk.
+
+def write_reports(job: _Job, reports: list[TargetReport], formats: list[str]) -> list[str]:
+    """The report files (and the SARIF file asked for), their paths; a file that cannot be written is a note."""
+    from scanner import __version__
     from scanner.knowledge import catalogue
+    from scanner.report.render import render, sarif_log
 
-    out_dir = (
-        Path(output_dir)
-        if output_dir
-        else Path(os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "originscan-reports"
-    )
+    ws, sarif_path = job.opts.workspace, job.opts.sarif_path
+    out_dir = job.opts.output_dir or Path(os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "originscan-reports"
     written: list[str] = []
     try:
-        from scanner.report.render import render, sarif_log
-
         for fmt in formats:
             p = out_dir / f"originscan.{BY_NAME[fmt].extension}"
             if fmt == "sarif":
@@ -527,58 +593,54 @@ def run_pull_request(
             if str(sp) not in written:
                 written.append(str(sp))
     except OSError as exc:
-        notes.append(f"a report file could not be written: {exc.strerror or exc}")
-        log(workflow_command("warning", f"originscan: {_safe(notes[-1])}"))
+        job.warn(f"a report file could not be written: {exc.strerror or exc}")
+    return written
 
-    # Comment, summary, annotations, outputs.
-    body = pr_comment(
-        reports,
-        threshold,
-        version=__version__,
-        base=base_sha,
-        head=event.head,
-        renamed=plan.renamed,
-        deleted=plan.deleted,
-        notes=notes,
-        run_url=run_url(),
-    )
-    if event.kind == "pull_request" and comment:
-        if not token:
-            log(
-                workflow_command(
-                    "notice",
-                    "originscan: no token (a pull request from a fork?): the PR comment was "
-                    "skipped; the report is in the step summary",
-                )
+
+def post_comment(job: _Job, event: Event, body: str) -> None:
+    """Create or update the PR comment; a refusal (a fork's read-only token, no token, the API down) costs a
+    warning, never the report or the verdict."""
+    token, repo = job.opts.token, job.opts.repo
+    if not token:
+        job.log(
+            workflow_command(
+                "notice",
+                "originscan: no token (a pull request from a fork?): the PR comment was "
+                "skipped; the report is in the step summary",
             )
-        elif not (repo and REPO_RE.match(repo)) or event.number is None:
-            log(workflow_command("warning", "originscan: no repository or PR number: the PR comment was skipped"))
-        else:
-            try:
-                api = GitHubAPI(token, api_url, retry=BEST_EFFORT_RETRY)
-                action, cid = upsert_comment(api, repo, event.number, body)
-                log(f"originscan: PR comment {action} ({cid})")
-            except SourceError as exc:  # APIError (a refusal) or no answer at all
-                status = getattr(exc, "status", None)
-                hint = " (a pull request from a fork has a read-only token)" if status == 403 else ""
-                log(
-                    workflow_command(
-                        "warning",
-                        f"originscan: could not post the PR comment: {_safe(exc)}{hint}; "
-                        "the report is in the step summary",
-                    )
-                )
-            except Exception as exc:  # never lose the report or change the verdict over a comment
-                log(
-                    workflow_command(
-                        "warning",
-                        f"originscan: could not post the PR comment "
-                        f"({type(exc).__name__}); the report is in the step summary",
-                    )
-                )
-    append(summary_path, body)
+        )
+        return
+    if not (repo and REPO_RE.match(repo)) or event.number is None:
+        job.log(workflow_command("warning", "originscan: no repository or PR number: the PR comment was skipped"))
+        return
+    try:
+        api = GitHubAPI(token, job.opts.api_url or "https://api.github.com", retry=BEST_EFFORT_RETRY)
+        action, cid = upsert_comment(api, repo, event.number, body)
+        job.log(f"originscan: PR comment {action} ({cid})")
+    except SourceError as exc:  # APIError (a refusal) or no answer at all
+        status = getattr(exc, "status", None)
+        hint = " (a pull request from a fork has a read-only token)" if status == 403 else ""
+        job.log(
+            workflow_command(
+                "warning",
+                f"originscan: could not post the PR comment: {_safe(exc)}{hint}; the report is in the step summary",
+            )
+        )
+    except Exception as exc:  # never lose the report or change the verdict over a comment
+        job.log(
+            workflow_command(
+                "warning",
+                f"originscan: could not post the PR comment ({type(exc).__name__}); the report is in the step summary",
+            )
+        )
+
+
+def finish(job: _Job, reports: list[TargetReport], threshold: Severity | None, body: str, written: list[str]) -> int:
+    """The step summary, the annotations, $GITHUB_OUTPUT and the last log line; the exit status: 1 when a NEW
+    finding is at or above the threshold, 2 when no folder could be scanned."""
+    append(job.opts.summary_path, body)
     for line in annotation_commands(reports, threshold):
-        log(line)
+        job.log(line)
     active = [f for r in reports for f in r.active()]
     new = [f for f in active if f.status != "existing"]
     counts = {
@@ -587,9 +649,10 @@ def run_pull_request(
         **{s.name: sum(1 for f in active if f.severity == s) for s in SEVERITIES},
     }
     counts.update({f"new-{s.name}": sum(1 for f in new if f.severity == s) for s in SEVERITIES})
-    write_outputs(output_path, counts, written, str(sarif_path) if sarif_path and str(sarif_path) in written else None)
+    sarif_path = job.opts.sarif_path
+    write_outputs(job.opts.output_path, counts, written, sarif_path if sarif_path and sarif_path in written else None)
     failing = [f for f in new if threshold is not None and f.severity >= threshold]
-    log(
+    job.log(
         f"originscan: {len(reports)} model folder(s), {len(new)} new and {len(active) - len(new)} existing "
         f"finding(s); {len(failing)} new at {threshold.name if threshold is not None else 'never'} or above"
     )
