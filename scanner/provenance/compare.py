@@ -47,6 +47,7 @@ K_MAX = 256  # and at most
 SUBSET_DIMS = 64  # hidden units read when a token matrix is stored transposed
 
 
+T = TypeVar("T")
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limit: Any = None
@@ -139,47 +140,98 @@ def best_matches(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.nd
     return ranked_matches(spearman_columns(a), spearman_columns(b), chunk)
 
 
-def ranked_matches(za: np.ndarray, zb: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ranked_matches(
+    za: np.ndarray, zb: np.ndarray, chunk: int = 1024, threads: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """best_matches on columns already rank-standardised by spearman_columns (a comparison ranks each sample once
-    and pairs it with several others)."""
+    and pairs it with several others); the chunks of a's units run on `threads` threads."""
     za, zb = without_shared(za, zb)
     n_a, n_b = za.shape[1], zb.shape[1]
     idx = np.empty(n_a, dtype=np.int64)
     val = np.empty(n_a, dtype=np.float32)
     top = np.empty(n_a, dtype=np.float32)  # |c| at each unit's best match
+    starts = list(range(0, n_a, chunk))
+    count_type = np.uint16 if chunk < 1 << 16 else np.uint32
+
+    def scan(group: list[int]) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """Each chunk's rows into idx/val/top, and per chunk: its column maxima, the columns that several of its
+        rows reach, and the first row reaching each of those. One buffer for |c| and one for the tie mask serve
+        every chunk of the group: fresh 16 MB arrays per chunk cost page faults on every call."""
+        c_buf = np.empty((min(chunk, n_a), n_b), dtype=np.float32)
+        reached_buf = np.empty(c_buf.shape, dtype=np.bool_)
+        out = []
+        for s in group:
+            part = za[:, s : s + chunk]
+            c = c_buf[: part.shape[1]]
+            _best_in_rows(part, zb, c, idx[s : s + chunk], val[s : s + chunk], top[s : s + chunk])
+            # The column-wise argmax numpy would compute with a strided copy of c (most of the kernel's time at
+            # hidden 4096) is needed only to break ties: a column maximum and a count of the rows reaching it are
+            # contiguous. The count adds the mask up as bytes into a small integer: count_nonzero widens every
+            # boolean to a machine integer first, at 5 times the cost.
+            col_max = c.max(axis=0)
+            reached = np.equal(c, col_max, out=reached_buf[: c.shape[0]])
+            tied = np.flatnonzero(np.add.reduce(reached.view(np.uint8), axis=0, dtype=count_type) > 1)
+            out.append((s, col_max, tied, reached[:, tied].argmax(axis=0)))
+        return out
+
+    chunks = sorted(
+        (c for part in in_threads([partial(scan, starts[t::threads]) for t in range(threads)], threads) for c in part),
+        key=lambda c: c[0],
+    )
     # Per column of b: the largest |c| over a's units, the chunk that first reached it, and the first row of that
     # chunk reaching it when several do (-1 when one row does: whichever row reaches it is the one).
     back_best = np.full(n_b, -1.0, dtype=np.float32)
     back_chunk = np.zeros(n_b, dtype=np.int64)
     back_first = np.full(n_b, -1, dtype=np.int64)
-    # One buffer for each chunk's |c| and one for its tie mask, reused: fresh 16 MB arrays per chunk cost page
-    # faults on every call.
-    rows = min(chunk, n_a)
-    c_buf = np.empty((rows, n_b), dtype=np.float32)
-    reached_buf = np.empty((rows, n_b), dtype=np.bool_)
-    count_type = np.uint16 if rows < 1 << 16 else np.uint32
-    for s in range(0, n_a, chunk):
-        part = za[:, s : s + chunk]
-        c = c_buf[: part.shape[1]]
-        _best_in_rows(part, zb, c, idx[s : s + chunk], val[s : s + chunk], top[s : s + chunk])
-        # The column-wise argmax numpy would compute with a strided copy of c (most of the kernel's time at hidden
-        # 4096) is needed only to break ties: a column maximum and a count of the rows reaching it are contiguous.
-        col_max = c.max(axis=0)
+    for s, col_max, tied, first_tied in chunks:  # in the order of a's units
         better = col_max > back_best
         back_best[better] = col_max[better]
         back_chunk[better] = s
         back_first[better] = -1
-        reached = np.equal(c, col_max, out=reached_buf[: c.shape[0]])
-        # Rows reaching each column's maximum, added up as bytes into a small integer: count_nonzero widens every
-        # boolean to a machine integer first, at 5 times the cost.
-        count = np.add.reduce(reached.view(np.uint8), axis=0, dtype=count_type)
-        tied = np.flatnonzero(better & (count > 1))
-        if tied.size:
-            back_first[tied] = s + reached[:, tied].argmax(axis=0)
+        keep = better[tied]
+        back_first[tied[keep]] = s + first_tied[keep]
     units = np.arange(n_a)
     first = back_first[idx]
     mutual = (back_chunk[idx] == units - units % chunk) & (top == back_best[idx]) & ((first < 0) | (first == units))
     return idx, val, mutual
+
+
+CANDIDATE_SHARE = 0.75  # see agreement
+
+
+def agreement(halves: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]], threads: int = 1) -> int:
+    """The units of `a` whose best match in `b` is mutual on both halves of the sampled tokens and the same unit:
+    sum((m1 == m2) & mutual1 & mutual2) of ranked_matches on each half (columns ranked by spearman_columns).
+
+    Only units mutual on the first half can count, so the second half is searched from them (while they are at
+    most CANDIDATE_SHARE of the units, as in unrelated models, where about half are): each one's first-half match
+    is a column of b whose first best unit of a must be that unit, and the few units that pass must have it as
+    their best match. The correlations are the same products as the full search's, so the count is too."""
+    (za1, zb1), (za2, zb2) = halves
+    m1, _, mutual1 = ranked_matches(za1, zb1, threads=threads)
+    tested = np.flatnonzero(mutual1)
+    if tested.size > CANDIDATE_SHARE * za1.shape[1]:
+        m2, _, mutual2 = ranked_matches(za2, zb2, threads=threads)
+        return int(np.sum((m1 == m2) & mutual1 & mutual2))
+    za2, zb2 = without_shared(za2, zb2)
+    kept = tested[_first_best(zb2, za2, m1[tested], threads) == tested]
+    return int(np.sum(_first_best(za2, zb2, kept, threads) == m1[kept]))
+
+
+def _first_best(x: np.ndarray, y: np.ndarray, cols: np.ndarray, threads: int, chunk: int = 1024) -> np.ndarray:
+    """For each column of x named in `cols`: the first column of y with the largest |correlation|."""
+    if cols.size == 0:
+        return np.zeros(0, dtype=np.int64)
+
+    def part(s: int) -> np.ndarray:
+        which = cols[s : s + chunk]
+        # A product with one column would be a matrix-vector product, whose sums may round differently from the
+        # full search's matrix products: a second copy of the column keeps it a matrix product.
+        c = np.abs(x[:, which if which.size > 1 else np.repeat(which, 2)].T @ y)
+        best: np.ndarray = c.argmax(axis=1)
+        return best[: which.size]
+
+    return np.concatenate(in_threads([partial(part, s) for s in range(0, cols.size, chunk)], threads))
 
 
 def without_shared(za: np.ndarray, zb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -310,7 +362,7 @@ def _read(view: ModelView, m: TokenMatrix, dims: list[int] | None, tokens: list[
     return view.token_rows(m, tokens, dims)
 
 
-def read_side_by_side(reads: Sequence[Callable[[], np.ndarray]]) -> list[np.ndarray]:
+def read_side_by_side(reads: Sequence[Callable[[], T]]) -> list[T]:
     """Several matrices' samples at once, so that their range reads share the reader pool's connections instead
     of waiting for each other. Each read hands its ranges to the reader pool, so it must not run on it."""
     if len(reads) <= 1:
@@ -320,13 +372,13 @@ def read_side_by_side(reads: Sequence[Callable[[], np.ndarray]]) -> list[np.ndar
 
 
 @lru_cache(maxsize=1)
-def _vector_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="originscan-vectors")
+def _ahead_pool() -> ThreadPoolExecutor:
+    """Reads ahead of need (residual vectors, the next round's rows); each hands its ranges to the reader pool."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="originscan-ahead")
 
 
 COMPUTE_WIDTH = 1024  # hidden size from which a comparison's matches are computed on several threads
-COMPUTE_THREADS = min(4, os.cpu_count() or 1)  # a round has at most 8 kernels (4 pairs, 2 halves)
-T = TypeVar("T")
+COMPUTE_THREADS = min(4, os.cpu_count() or 1)  # a kernel's chunks of 1024 units: 4 at hidden 4096
 
 
 @lru_cache(maxsize=1)
@@ -350,6 +402,17 @@ def in_threads(jobs: Sequence[Callable[[], T]], threads: int) -> list[T]:
     return list(_compute_pool().map(lambda job: job(), jobs))
 
 
+def _last_round(best: _Anchor, k: int, limit: int) -> bool:
+    """Whether a round (k token rows per half, at most `limit`) whose best anchor is `best` settles the question:
+    a derivation beyond doubt, or at 64 rows and more nothing beyond chance, or no more rows to sample."""
+    score = best.agreement / best.units
+    if best.log10_p <= DERIVED_LOG10_P and score >= DERIVED_SCORE:
+        return True
+    if k >= 64 and score < INDEPENDENT_SCORE / 2 and best.log10_p > -2:
+        return True
+    return k >= limit
+
+
 def _chance(b: np.ndarray) -> float:
     """The rate at which a unit's two best matches agree by chance under H0, among b's units (see P0_FACTOR)."""
     units: int = b.shape[1]
@@ -362,12 +425,20 @@ class Comparator:
         self.k_start, self.k_max = k_start, k_max
         self.nonfinite: set[str] = set()  # token matrices skipped for being mostly NaN/Inf
         self._vectors_ahead: Future[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None
+        self._rows_ahead: Future[object] | None = None
 
     # -- anchors -----------------------------------------------------------------------------------------------
-    def _round(self, pairs: list[tuple[TokenMatrix, TokenMatrix]], tokens: np.ndarray) -> list[_Anchor]:
+    def _round(
+        self,
+        pairs: list[tuple[TokenMatrix, TokenMatrix]],
+        tokens: np.ndarray,
+        first_anchor: Callable[[_Anchor], None] = lambda anchor: None,
+    ) -> list[_Anchor]:
         """One anchor per pair whose samples are mostly finite (a matrix mostly NaN/Inf carries no evidence either
         way). Each matrix's sample is read once (all of them at once: remote reads are latency-bound) and ranked
-        once per half, however many pairs it is in; the pairs' matches are then computed side by side."""
+        once per half, however many pairs it is in; each pair's matches are then computed on all the threads.
+        `first_anchor` is told the first pair's anchor while the others compute (to read ahead)."""
+        self._wait_for_rows_ahead()
         half_a, half_b = tokens[0::2].tolist(), tokens[1::2].tolist()
         all_tokens = half_a + half_b
         n = len(half_a)
@@ -391,6 +462,8 @@ class Comparator:
                 self.nonfinite.add(bad)
                 continue
             used.append((ms, mr, dims_s, dims_r, ks, kr))
+        if used:
+            self._read_vectors_ahead()
         threads = compute_threads(samples[used[0][4]].shape[1] if used else 0)
         ranked: dict[tuple[SampleKey, int], np.ndarray] = {}  # each sample's halves, ranked when a pair needs them
         sides: list[tuple[SampleKey, SampleKey]] = []  # per pair: the tested sample (the unit subset, if any), other
@@ -398,41 +471,32 @@ class Comparator:
             swapped = dims_r is not None and dims_s is None
             sides.append((kr, ks) if swapped else (ks, kr))
         anchors: list[_Anchor] = []
-        # Pairs in order, as many at once as both halves of each get a thread: the comparison keeps the first pair
-        # with the least p-value, so once no later pair could reach less even with every unit agreeing, the later
-        # pairs cannot change the round's outcome (a derived model's first pair usually settles it).
-        step = max(1, threads // 2)
-        for start in range(0, len(used), step):
-            batch = range(start, min(start + step, len(used)))
-            halves = [(k, h) for i in batch for k in sides[i] for h in (0, 1)]  # h: first or second half of rows
-            todo = [kh for kh in dict.fromkeys(halves) if kh not in ranked]
+        # Pairs in order, each on all the threads: the comparison keeps the first pair with the least p-value, so
+        # once no later pair could reach less even with every unit agreeing, the later pairs cannot change the
+        # round's outcome (a derived model's first pair usually settles it).
+        for i, (ms, mr, dims_s, dims_r, _ks, _kr) in enumerate(used):
+            todo = [(k, h) for k in sides[i] for h in (0, 1) if (k, h) not in ranked]  # h: first or second half
             ranked.update(
                 zip(
                     todo,
                     in_threads([partial(spearman_columns, samples[k][h * n : (h + 1) * n]) for k, h in todo], threads),
                 )
             )
-            jobs = [
-                partial(ranked_matches, ranked[(sides[i][0], h)], ranked[(sides[i][1], h)])
-                for i in batch
-                for h in (0, 1)
-            ]
-            matches = in_threads(jobs, threads)
-            for j, i in enumerate(batch):
-                ms, mr, dims_s, dims_r, ks, kr = used[i]
-                swapped = dims_r is not None and dims_s is None
-                a, b = samples[sides[i][0]], samples[sides[i][1]]
-                (m1, _, mutual1), (m2, _, mutual2) = matches[2 * j], matches[2 * j + 1]
-                agree = int(np.sum((m1 == m2) & mutual1 & mutual2))
-                units = a.shape[1]
-                tested = np.array(
-                    dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None else range(units))
-                )
-                log10_p = log10_binom_sf(agree, units, _chance(b))
-                anchors.append(_Anchor(agree, units, log10_p, tested, n, (ms.name, mr.name), swapped, (a, b)))
+            tested, other = sides[i]
+            halves = ((ranked[(tested, 0)], ranked[(other, 0)]), (ranked[(tested, 1)], ranked[(other, 1)]))
+            agree = agreement(halves, threads)
+            a, b = samples[tested], samples[other]
+            units = a.shape[1]
+            swapped = dims_r is not None and dims_s is None
+            units_tested = np.array(
+                dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None else range(units))
+            )
+            log10_p = log10_binom_sf(agree, units, _chance(b))
+            anchors.append(_Anchor(agree, units, log10_p, units_tested, n, (ms.name, mr.name), swapped, (a, b)))
+            if i == 0:
+                first_anchor(anchors[0])
             least = min(anchor.log10_p for anchor in anchors)
-            later = range(batch.stop, len(used))
-            if all(self._least_log10_p(samples[sides[i][0]], samples[sides[i][1]]) >= least for i in later):
+            if all(self._least_log10_p(samples[t], samples[o]) >= least for t, o in sides[i + 1 :]):
                 break
         return anchors
 
@@ -449,6 +513,14 @@ class Comparator:
         return sorted(rng.choice(hidden, size=min(hidden, SUBSET_DIMS), replace=False).tolist())
 
     def run(self) -> Outcome:
+        try:
+            return self._run()
+        finally:  # reads ahead end before the views are counted and closed
+            self._wait_for_rows_ahead()
+            if self._vectors_ahead is not None:
+                self._vectors_ahead.exception()
+
+    def _run(self) -> Outcome:
         ss, rs = self.s.structure, self.r.structure
         evidence: list[dict[str, Any]] = []
         if not ss.token_matrices or not rs.token_matrices:
@@ -473,7 +545,7 @@ class Comparator:
         best: _Anchor | None = None
         while True:
             tokens = stream[: 2 * k]
-            results = self._round(pairs, tokens)
+            results = self._round(pairs, tokens, partial(self._read_next_round_ahead, pairs, stream, k, limit))
             if not results:
                 return Outcome(
                     "inconclusive",
@@ -482,17 +554,12 @@ class Comparator:
                     evidence,
                     "token matrices hold mostly non-finite values (NaN/Inf): " + ", ".join(sorted(self.nonfinite)),
                 )
-            self._read_vectors_ahead()
             best = min(results, key=lambda r: r.log10_p)
             score = best.agreement / best.units
             # Keep only the pair that carries the signal once it is clear which one does.
             if score >= DERIVED_SCORE:
                 pairs = [p for p in pairs if (p[0].name, p[1].name) == best.pair]
-            if best.log10_p <= DERIVED_LOG10_P and score >= DERIVED_SCORE:
-                break
-            if k >= 64 and score < INDEPENDENT_SCORE / 2 and best.log10_p > -2:
-                break
-            if k >= limit:
+            if _last_round(best, k, limit):
                 break
             k = min(2 * k, limit)
         score = best.agreement / best.units
@@ -525,13 +592,39 @@ class Comparator:
             verdict, reason = "inconclusive", "weak association: more than chance, less than a derivation"
         return Outcome(verdict, 10 ** max(best.log10_p, -300.0), best.log10_p, evidence, reason)
 
+    def _read_next_round_ahead(
+        self, pairs: list[tuple[TokenMatrix, TokenMatrix]], stream: np.ndarray, k: int, limit: int, first: _Anchor
+    ) -> None:
+        """While a round computes, read the rows the next one will need, when its first pair's anchor says there
+        will be one with the same pairs (a guess: a wrong one costs bytes read ahead for nothing, never a different
+        judgement, since every round reads what it needs in any case)."""
+        if _last_round(first, k, limit) or first.agreement / first.units >= DERIVED_SCORE:
+            return
+        following = stream[: 2 * min(2 * k, limit)].tolist()
+        reads = [
+            partial(view.read_token_rows, [m], following)
+            for view, matrices in ((self.s, [ms for ms, _ in pairs]), (self.r, [mr for _, mr in pairs]))
+            for m in {m.name: m for m in matrices}.values()
+        ]
+        self._rows_ahead = _ahead_pool().submit(read_side_by_side, reads)
+
+    def _wait_for_rows_ahead(self) -> None:
+        """Rows are read once: a round reads only after the read-ahead of its rows has ended. A read-ahead that
+        failed is forgotten: the round's own read of the same rows fails in its place, in order."""
+        if self._rows_ahead is not None:
+            try:
+                self._rows_ahead.result()
+            except Exception:
+                pass
+            self._rows_ahead = None
+
     # -- per-layer evidence --------------------------------------------------------------------------------------
     def _read_vectors_ahead(self) -> None:
         """Once a round has anchors, the residual vectors will be read for evidence (unless the reference's token
         matrix is stored transposed, see _vector_evidence): read them while the rounds compute."""
         sv, rv = self.s.structure.vectors, self.r.structure.vectors
         if self._vectors_ahead is None and sv and rv and not any(m.transposed for m in self.r.structure.token_matrices):
-            self._vectors_ahead = _vector_pool().submit(lambda: (self.r.vectors(rv), self.s.vectors(sv)))
+            self._vectors_ahead = _ahead_pool().submit(lambda: (self.r.vectors(rv), self.s.vectors(sv)))
 
     def _vector_evidence(self, anchor: _Anchor, evidence: list[dict[str, Any]]) -> None:
         """Each suspect residual vector, aligned through the anchor's unit map, against every reference vector."""
