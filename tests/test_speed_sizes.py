@@ -1,5 +1,7 @@
 """Issue 26 (speed at real model sizes): the faster kernel breaks ties as its definition does, the comparison's
-rounds give the same judgement on one thread or two, and start-up imports only what a command needs."""
+rounds give the same judgement on one thread or two, its shortcuts (the second half searched from the first's
+mutual units, later pairs skipped, the next round read ahead) change no count or judgement, and start-up imports
+only what a command needs."""
 
 from __future__ import annotations
 
@@ -102,3 +104,111 @@ def test_a_screen_reads_two_token_matrices_of_a_small_model_in_one_request(hub):
         else:
             assert src.bytes_read - before == 2 * 128 * 64 * 4  # float32 rows, nothing between them
         model.close()
+
+
+def _pairs_of_halves(seed: int, k: int, d: int, derived_share: float) -> list[np.ndarray]:
+    """Two halves of token rows of two models sharing a permuted, noisy copy of `derived_share` of their units,
+    with exact ties (a duplicated unit, a constant unit) on both sides."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(2 * k, d)).astype(np.float32)
+    b = rng.normal(size=(2 * k, d)).astype(np.float32)
+    n = int(derived_share * d)
+    perm = rng.permutation(d)[:n]
+    b[:, perm] = a[:, :n] + rng.normal(scale=0.3, size=(2 * k, n)).astype(np.float32)
+    a[:, [d - 1, d // 2]] = a[:, [1]]
+    a[:, 4] = 0.0
+    b[:, 7] = b[:, 3]
+    return [compare.spearman_columns(x) for x in (a[:k], b[:k], a[k:], b[k:])]
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_agreement_counts_what_both_full_searches_count(share, threads):
+    """The second half searched from the first half's mutual units (unrelated and partly derived models) or in
+    full (most units mutual): the count of units matched the same and mutually on both halves either way."""
+    for seed, (k, d) in enumerate([(32, 1100), (16, 300), (64, 2100)]):
+        za1, zb1, za2, zb2 = _pairs_of_halves(seed, k, d, share)
+        m1, _, mutual1 = compare.ranked_matches(za1, zb1)
+        m2, _, mutual2 = compare.ranked_matches(za2, zb2)
+        want = int(np.sum((m1 == m2) & mutual1 & mutual2))
+        assert compare.agreement(((za1, zb1), (za2, zb2)), threads) == want
+        if share == 1.0:
+            assert want > 0.5 * d
+
+
+def test_candidate_search_is_taken_for_unrelated_units(monkeypatch):
+    searched = []
+    real = compare._first_best
+    monkeypatch.setattr(compare, "_first_best", lambda *a, **k: searched.append(len(a[2])) or real(*a, **k))
+    za1, zb1, za2, zb2 = _pairs_of_halves(1, 32, 1100, 0.0)
+    compare.agreement(((za1, zb1), (za2, zb2)))
+    assert searched and searched[0] < 0.75 * 1100  # the first half's mutual units, then the few that pass
+    searched.clear()
+    za1, zb1, za2, zb2 = _pairs_of_halves(1, 32, 1100, 1.0)
+    compare.agreement(((za1, zb1), (za2, zb2)))
+    assert searched == []  # nearly every unit mutual: the full search is cheaper
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_kernel_on_several_threads_equals_one(threads):
+    za1, zb1, _, _ = _pairs_of_halves(2, 32, 2100, 0.3)
+    one = compare.ranked_matches(za1, zb1, chunk=256)
+    many = compare.ranked_matches(za1, zb1, chunk=256, threads=threads)
+    assert all(np.array_equal(x, y) for x, y in zip(one, many))
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(48, 1500)).astype(np.float32), rng.normal(size=(48, 1300)).astype(np.float32)
+    idx, val, _ = best_matches(a, b, chunk=512)
+    got_idx, got_val = compare.row_matches(a, b, threads, chunk=512)
+    assert np.array_equal(idx, got_idx) and np.array_equal(val, got_val)
+
+
+def _models(tmp_path):
+    from synthetic import add_noise, base_model, permute_residual, save
+
+    base = base_model(1, d=1100, vocab=600, layers=1, inter=8)
+    save(base, tmp_path / "base")
+    save(add_noise(permute_residual(base), 0.05), tmp_path / "copy")
+    save(base_model(2, d=1100, vocab=600, layers=1, inter=8), tmp_path / "other")
+    return tmp_path
+
+
+def test_later_pairs_are_skipped_only_when_they_cannot_win(tmp_path, monkeypatch):
+    """Embedding and head on both sides make four pairs a round. A derived copy's first pair agrees on every unit,
+    so the other three cannot give a smaller p-value and are not computed; an unrelated model's pairs all are.
+    Either way the judgement is the one computing every pair gives."""
+    root = _models(tmp_path)
+    counted = []
+    real = compare.agreement
+    monkeypatch.setattr(compare, "agreement", lambda *a: counted.append(1) or real(*a))
+    judged = {}
+    for skip in (True, False):
+        if not skip:
+            monkeypatch.setattr(compare.Comparator, "_least_log10_p", staticmethod(lambda a, b: -np.inf))
+        for suspect in ("copy", "other"):
+            counted.clear()
+            v = compare.compare_paths(root / suspect, root / "base").to_json()
+            v.pop("seconds")
+            judged[(skip, suspect)] = (v, len(counted))
+    assert judged[(True, "copy")][0] == judged[(False, "copy")][0]
+    assert judged[(True, "copy")][0]["verdict"] == "derived"
+    assert (judged[(True, "copy")][1], judged[(False, "copy")][1]) == (1, 4)  # one round: 1 pair instead of 4
+    assert judged[(True, "other")][0] == judged[(False, "other")][0]
+    assert judged[(True, "other")][1] == judged[(False, "other")][1] == 8  # two rounds of four pairs
+
+
+def test_next_rounds_rows_are_read_ahead_only_when_a_round_follows(tmp_path, monkeypatch):
+    root = _models(tmp_path)
+    ahead = []
+    real = compare.Comparator._read_next_round_ahead
+
+    def spy(self, pairs, stream, k, limit, first):
+        real(self, pairs, stream, k, limit, first)
+        ahead.append((k, self._rows_ahead is not None))
+
+    monkeypatch.setattr(compare.Comparator, "_read_next_round_ahead", spy)
+    derived = compare.compare_paths(root / "copy", root / "base")
+    assert derived.verdict == "derived" and ahead == [(32, False)]  # the first pair settles it: nothing ahead
+    ahead.clear()
+    other = compare.compare_paths(root / "other", root / "base")
+    # 32 rows a half: a round at 64 follows, read ahead; at 64 nothing beyond chance settles it: nothing ahead
+    assert other.verdict == "independent" and ahead == [(32, True), (64, False)]
