@@ -70,11 +70,25 @@ COREML = FileFormat("coreml", (".mlmodel",))
 ZIP = FileFormat("zip", (".zip",), weights=False)
 TAR = FileFormat("tar", (".tar",), weights=False)
 
-FORMATS = (SAFETENSORS, GGUF, TORCH, PICKLE, JOBLIB, NUMPY, KERAS, HDF5, ONNX, FLAX, TFLITE, COREML, ZIP, TAR)
+FORMATS = (  # one a line: a new format is one line here and its row above
+    SAFETENSORS,
+    GGUF,
+    TORCH,
+    PICKLE,
+    JOBLIB,
+    NUMPY,
+    KERAS,
+    HDF5,
+    ONNX,
+    FLAX,
+    TFLITE,
+    COREML,
+    ZIP,
+    TAR,
+)
 """In order of preference where a repo has several: a repo with safetensors and GGUF is compared by its safetensors."""
 
 _BY_SUFFIX = {suffix: fmt for fmt in FORMATS for suffix in fmt.suffixes}
-WEIGHT_SUFFIXES = tuple(s for fmt in FORMATS if fmt.weights for s in fmt.suffixes)
 # Members of a torch zip or nested archive worth opening: anything pickled, and archives that may hold pickles.
 PICKLE_MEMBER_SUFFIXES = tuple(s for fmt in FORMATS if fmt.pickled or not fmt.weights for s in fmt.suffixes)
 

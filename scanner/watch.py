@@ -410,10 +410,14 @@ def evaluate(listed: Listed, ctx: _Context) -> Outcome:
     ):
         return out("listing", "a watched model or one of its owners' repos")
     widths: set[int] = set()
+    known: dict[str, bytes] = {}  # files read here, handed to the snapshot so that it does not fetch them again
     if "config.json" in listed.files and ctx.widths:
-        from scanner.sources.hf import read_text_file
+        from scanner.sources.hf import read_small_file
 
-        text = read_text_file(listed.repo_id, "config.json", ctx.token, ctx.endpoint, revision=listed.sha)
+        data = read_small_file(listed.repo_id, "config.json", ctx.token, ctx.endpoint, revision=listed.sha)
+        if data is not None:
+            known["config.json"] = data
+        text = data.decode("utf-8", errors="replace") if data is not None else None
         try:
             widths = declared_widths(json.loads(text)) if text else set()
         except (ValueError, RecursionError):
@@ -424,10 +428,12 @@ def evaluate(listed: Listed, ctx: _Context) -> Outcome:
                 f"config.json declares width {sorted(widths)}; watched: {sorted(ctx.widths)}",
                 widths=sorted(widths),
             )
-    return _weights(listed, ctx, out, widths)
+    return _weights(listed, ctx, out, widths, known)
 
 
-def _weights(listed: Listed, ctx: _Context, out: Callable[..., Outcome], widths: set[int]) -> Outcome:
+def _weights(
+    listed: Listed, ctx: _Context, out: Callable[..., Outcome], widths: set[int], known: dict[str, bytes]
+) -> Outcome:
     from scanner.provenance.search import find_matches
     from scanner.provenance.views import open_model
     from scanner.sources.hf import HFSource
@@ -439,6 +445,7 @@ def _weights(listed: Listed, ctx: _Context, out: Callable[..., Outcome], widths:
         endpoint=ctx.endpoint,
         cache=False,
         target=f"hf:{listed.repo_id}",
+        known=known,
     ).snapshot()
     if not snap.weight_files():  # gated or private without a token: judged as far as it could be
         why = "; ".join(p.message for p in snap.problems) or "no weight files"

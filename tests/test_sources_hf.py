@@ -55,6 +55,21 @@ def test_snapshot_has_lfs_sha256_and_reads_no_weight_bytes(hub):
     ]
 
 
+def test_a_file_the_caller_read_whole_is_not_downloaded_again(hub):
+    files = _repo(hub)
+    rev = HFSource("acme/m1", cache=False).snapshot().revision
+    config = files["config.json"].encode()
+    hub.stats.reset()
+    snap = HFSource("acme/m1", revision=rev, cache=False, known={"config.json": config}).snapshot()
+    assert snap.jsons["config.json"] == {"vocab_size": 128256}
+    assert not any(p.endswith("/config.json") for p in hub.stats.paths())
+    # Bytes that are not the whole file as listed (cut short, or another version) stand in for nothing.
+    hub.stats.reset()
+    snap = HFSource("acme/m1", revision=rev, cache=False, known={"config.json": config[:-1]}).snapshot()
+    assert snap.jsons["config.json"] == {"vocab_size": 128256}
+    assert sum(p.endswith("/config.json") for p in hub.stats.paths()) == 1
+
+
 def test_range_reads_are_counted_and_pinned(hub):
     _repo(hub)
     snap = HFSource("acme/m1").snapshot()

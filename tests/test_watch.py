@@ -179,6 +179,8 @@ def test_planted_derivatives_are_found_and_independent_models_are_not(world):
     assert report.stats.ruled_out["config"] == 4 and report.stats.ruled_out["listing"] >= 1
     assert report.stats.ruled_out["rows"] == 4  # the independent same-shape models, after row reads
     assert report.stats.requests == server.stats.requests  # the client-side count is the server's
+    for repo in ("indie/same-a-0", "thief/noised", "fan/base-finetune"):  # the width test's config.json serves
+        assert sum(f"/{repo}/resolve/" in p and p.endswith("/config.json") for p in server.stats.paths()) == 1, repo
 
     # Nothing changed: one listing page, no repo read again, nothing reported.
     server.stats.reset()

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
@@ -150,6 +150,11 @@ def _api(endpoint: str | None, token: str | None) -> HfApi:
     return HfApi(endpoint=_endpoint(endpoint), token=token)
 
 
+def hub_api(endpoint: str | None, token: str | None) -> HfApi:
+    """The Hub client this module configures (timeouts, retries, Ctrl-C), for listings beyond one repo (`watch`)."""
+    return _api(endpoint, token)
+
+
 def _status(exc: BaseException) -> int | None:
     resp = getattr(exc, "response", None)
     return getattr(resp, "status_code", None)
@@ -223,9 +228,13 @@ class HFSource:
         target: str | None = None,
         cache: Cache | None | bool = None,
         retry: http.RetryPolicy = http.DEFAULT_RETRY,
+        known: Mapping[str, bytes] | None = None,
     ):
+        """`known`: small files the caller already read whole at `revision` (the watch's config.json), used instead
+        of a second download of the same bytes."""
         self.repo_id = repo_id
         self.revision = revision
+        self.known = dict(known or {})
         self.token = token
         self.endpoint = endpoint
         self.target = target or f"hf:{repo_id}" + (f"@{revision}" if revision else "")
@@ -371,7 +380,9 @@ class HFSource:
                 )
                 continue
             key = entry.sha256 or (f"git-{blob_ids[path]}" if path in blob_ids else None)
-            data = self.cache.get_blob(key) if (self.cache is not None and key) else None
+            data = self.known.get(path)
+            if data is None or len(data) != entry.size:  # only the whole file, as listed, stands in for a download
+                data = self.cache.get_blob(key) if (self.cache is not None and key) else None
             if data is None:
                 try:
                     data = self._download(path, snap.revision, min(entry.size, limit), headers)
@@ -443,6 +454,24 @@ def list_org_models(org: str, token: str | None = None, endpoint: str | None = N
         raise SourceError(f"hf:{org}: listing models failed (HTTP {_status(exc)})", rule="source.unreachable") from None
 
 
+def read_small_file(
+    repo_id: str,
+    path: str,
+    token: str | None = None,
+    endpoint: str | None = None,
+    retry: http.RetryPolicy = http.DEFAULT_RETRY,
+    revision: str | None = None,
+    kind: str = "model",
+) -> bytes | None:
+    """The first MAX_TEXT_BYTES of one file of a Hub repo (`kind` "model" or "dataset") at `revision` (default:
+    main); None when it is absent, gated or unreachable."""
+    source = HFSource(repo_id, token=token, endpoint=endpoint, cache=False, retry=retry)
+    try:
+        return source._download(path, revision, MAX_TEXT_BYTES, _auth_headers(token), repo_type=kind)
+    except (SourceError, OSError):
+        return None
+
+
 def read_text_file(
     repo_id: str,
     path: str,
@@ -452,12 +481,7 @@ def read_text_file(
     revision: str | None = None,
     kind: str = "model",
 ) -> str | None:
-    """One small text file of a Hub repo (`kind` "model" or "dataset") at `revision` (default: main), e.g. a base
-    model's or a dataset's card; None when it is absent, gated or unreachable: such a card is extra evidence, never
-    a reason to fail the scan."""
-    source = HFSource(repo_id, token=token, endpoint=endpoint, cache=False, retry=retry)
-    try:
-        data = source._download(path, revision, MAX_TEXT_BYTES, _auth_headers(token), repo_type=kind)
-    except (SourceError, OSError):
-        return None
-    return data.decode("utf-8", errors="replace")
+    """One small text file of a Hub repo (read_small_file, decoded), e.g. a base model's or a dataset's card; None
+    when it is absent, gated or unreachable: such a card is extra evidence, never a reason to fail the scan."""
+    data = read_small_file(repo_id, path, token, endpoint, retry, revision, kind)
+    return None if data is None else data.decode("utf-8", errors="replace")
