@@ -91,6 +91,11 @@ def test_unsafe_code_readers_cover_every_format_that_can_run_code():
     assert unsafe_formats.handles("m.ONNX") and not unsafe_formats.handles("m.pt")
 
 
+def test_tokenizer_rows_and_card_metadata_come_from_the_one_format_evidence_reads_them_from():
+    # scanner.evidence.gguf reads them (read_gguf_facts); a row claiming them needs a reader there
+    assert {fmt for fmt in FORMATS if {"tokenizer", "metadata"} & fmt.tells} == {GGUF}
+
+
 def test_readers_spend_the_budgets_of_their_rows():
     assert safetensors.MAX_HEADER_BYTES == SAFETENSORS.budgets.header
     assert gguf.MAX_HEADER_BYTES == GGUF.budgets.header
