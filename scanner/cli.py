@@ -287,12 +287,14 @@ def compare(
 
     Exit status: 0 independent, 1 derived, 3 inconclusive (nothing could be decided, e.g. no comparable weights),
     2 usage or input error. The JSON's "verdict" says which, and "exit_status" repeats the number."""
-    from scanner.pipeline import open_snapshot
     from scanner.provenance.compare import compare_snapshots
+    from scanner.sources.resolve import open_source  # not scanner.pipeline, whose checks cost 0.15 s to import
 
     _check_choice(fmt, ("text", "json"), "--format")
     # Local weights are not hashed whole here: that would read every byte the verdict claims not to need.
-    v = compare_snapshots(open_snapshot(suspect, hash_weights=False), open_snapshot(reference, hash_weights=False))
+    v = compare_snapshots(
+        open_source(suspect, hash_weights=False).snapshot(), open_source(reference, hash_weights=False).snapshot()
+    )
     status = COMPARE_STATUS.get(v.verdict, COMPARE_STATUS["inconclusive"])
     if fmt == "json":
         from scanner.report.sanitize import json_ready
@@ -757,17 +759,11 @@ def attribution(
 
 
 @app.command()
-def rules(fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown.")) -> None:
-    """List every rule: id, default severity, one-line doc (json: also its title and fix; markdown: the README's
-    rule table)."""
+def rules(fmt: str = typer.Option("text", "--format", "-f", help="text or json.")) -> None:
+    """List every rule: id, default severity, one-line doc (json: also its title and fix)."""
     from scanner.knowledge import catalogue
 
-    _check_choice(fmt, ("text", "json", "markdown"), "--format")
-    if fmt == "markdown":
-        from scanner.report.readme import rule_table
-
-        typer.echo(rule_table(catalogue().values()), nl=False)
-        return
+    _check_choice(fmt, ("text", "json"), "--format")
     if fmt == "json":
         doc = [
             {"id": r.id, "severity": r.severity.name, "title": r.title, "doc": r.doc, "fix": r.fix}

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scanner.errors import UsageError
-from scanner.findings import TargetReport
 from scanner.pipeline import scan_target
 from scanner.policy import load_policy
 from scanner.provenance.code import CodeStore
 from scanner.provenance.index import Index
 from scanner.provenance.model import LiveModel
+from scanner.results import TargetReport
 from scanner.sources.local import LocalSource
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from scanner.checks.engine import Context, WeightMatch, run_checks
+from scanner.checks.engine import Context, run_checks
 from scanner.errors import SourceError
 from scanner.evidence.card import read_card
 from scanner.evidence.config import match_config
@@ -13,11 +13,13 @@ from scanner.evidence.gguf import read_gguf_facts
 from scanner.evidence.licenses import detect_licenses
 from scanner.evidence.publisher import apply_repo_id, resolve_publisher
 from scanner.evidence.tokenizer import match_tokens, special_tokens
-from scanner.findings import Finding, TargetFacts, TargetReport
+from scanner.findings import Finding
 from scanner.knowledge import finding, knowledge_base
 from scanner.policy import Policy
 from scanner.provenance.code import CodeStore, code_matches
+from scanner.provenance.result import WeightMatch
 from scanner.provenance.verdicts import remembered
+from scanner.results import TargetFacts, TargetReport
 from scanner.sources.interface import Snapshot
 from scanner.sources.resolve import open_source
 

@@ -178,7 +178,7 @@ def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Poli
     policy.allow = [str(x).lower() for x in lic.get("allow") or []]
     policy.deny = [str(x).lower() for x in lic.get("deny") or []]
     if data.get("publisher") is not None:
-        from scanner.evidence.publisher import OWNER, REPO_ID
+        from scanner.sources.origin import OWNER, REPO_ID
 
         pub = str(data["publisher"]).strip()
         if not (OWNER.match(pub) or REPO_ID.match(pub)):

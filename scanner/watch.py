@@ -44,6 +44,8 @@ from scanner import interrupt
 from scanner.errors import SourceError, UsageError
 from scanner.file_formats import tells
 from scanner.provenance.index import Index
+from scanner.provenance.result import OUTCOMES, Verdict, evidence_from_json
+from scanner.shards import in_shard
 
 LISTING_FIELDS = ["sha", "lastModified", "siblings", "cardData", "tags"]  # what the listing-row test reads
 WIDTH_KEYS = frozenset(
@@ -61,6 +63,7 @@ WIDTH_KEYS = frozenset(
 )
 HUB_URL = "https://huggingface.co"
 COULD_NOT_LIST = "could not list the Hub's models"  # how a run whose listing failed says so (cli: exit 2)
+DECLARED_BASES = "declared-bases"  # the report's evidence item listing the bases a suspect's card names
 MAX_ATTEMPTS = 3  # a repo that fails this many runs at the same sha stops holding the cursor back
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (key TEXT PRIMARY KEY, watermark TEXT, updated TEXT);
@@ -139,21 +142,21 @@ class Listed:
 
 
 # -- judgements --------------------------------------------------------------------------------------------------
+MAX_EVIDENCE = 20  # evidence items of a suspect's verdict the report keeps (per-layer vectors can be hundreds)
+
+
 @dataclass
 class Suspect:
+    """A listed repo whose weights derive from a watched model: the verdict itself, and whether its card says so."""
+
     repo: str
     revision: str | None
     watched: str
     watched_target: str
-    verdict: str
-    p_value: float
-    log10_p_value: float
-    score: float
+    verdict: Verdict  # suspect hf:REPO, reference the watched model's registered name
     declared: bool
-    declared_as: list[str]
-    evidence: list[dict[str, Any]]
-    reason: str
-    bytes_read: int
+    declared_as: list[str]  # the bases its card names that are the watched model or a declared derivative of it
+    declared_bases: list[str]  # every base its card names
     links: dict[str, str]
 
     @property
@@ -161,13 +164,63 @@ class Suspect:
         return "declared" if self.declared else "undeclared"
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["status"] = self.status
-        return out
+        """The report's suspect: the verdict's fields flattened in, its first MAX_EVIDENCE evidence items and the
+        card's declared bases as one more item."""
+        v = self.verdict
+        evidence = [e.to_json() for e in v.evidence[:MAX_EVIDENCE]]
+        evidence.append({"kind": DECLARED_BASES, "bases": self.declared_bases})
+        return {
+            "repo": self.repo,
+            "revision": self.revision,
+            "watched": self.watched,
+            "watched_target": self.watched_target,
+            "verdict": v.verdict,
+            "p_value": v.p_value,
+            "log10_p_value": v.log10_p_value,
+            "score": v.score,
+            "declared": self.declared,
+            "declared_as": self.declared_as,
+            "evidence": evidence,
+            "reason": v.reason,
+            "bytes_read": v.bytes_read,
+            "links": self.links,
+            "status": self.status,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Suspect:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        """A suspect of a JSON report (shards to merge). ValueError when it does not fit. The verdict keeps what
+        the report holds: not the weight bytes of the two models, nor the seconds."""
+        try:
+            items = list(d["evidence"])
+            bases = next((list(e["bases"]) for e in items if e.get("kind") == DECLARED_BASES), [])
+            verdict = Verdict(
+                f"hf:{d['repo']}",
+                str(d["watched"]),
+                d["verdict"],
+                float(d["p_value"]),
+                float(d["score"]),
+                int(d["bytes_read"]),
+                0,
+                tuple(evidence_from_json(e) for e in items if e.get("kind") != DECLARED_BASES),
+                str(d["reason"]),
+                log10_p_value=float(d["log10_p_value"]),
+            )
+            if verdict.verdict not in OUTCOMES:
+                raise ValueError(f"verdict {verdict.verdict!r}")
+            return cls(
+                str(d["repo"]),
+                d["revision"],
+                str(d["watched"]),
+                str(d["watched_target"]),
+                verdict,
+                bool(d["declared"]),
+                list(d["declared_as"]),
+                bases,
+                dict(d["links"]),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"a suspect lacks required fields ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass
@@ -475,26 +528,7 @@ def _weights(
         }
         if w.repo_id:
             links["watched"] = f"{HUB_URL}/{w.repo_id}"
-        evidence = list(verdict.evidence[:20])
-        evidence.append({"kind": "declared-bases", "bases": bases})
-        suspects.append(
-            Suspect(
-                listed.repo_id,
-                rev,
-                w.name,
-                w.target,
-                verdict.verdict,
-                verdict.p_value,
-                verdict.log10_p_value,
-                verdict.score,
-                bool(named),
-                named,
-                evidence,
-                verdict.reason,
-                verdict.bytes_read,
-                links,
-            )
-        )
+        suspects.append(Suspect(listed.repo_id, rev, w.name, w.target, verdict, bool(named), named, bases, links))
     if hidden is None and not stats.exact:
         reason = "; ".join(model.problems)[:300] or "no token matrix found in the weights"
         return out("header", reason, weight_bytes_read=bytes_read)
@@ -539,8 +573,7 @@ def _declared_through(
         for s in suspects:
             if s.declared:
                 continue
-            bases = next((e.get("bases", []) for e in s.evidence if e.get("kind") == "declared-bases"), [])
-            through = [b for b in bases if b in known.get(s.watched, set())]
+            through = [b for b in s.declared_bases if b in known.get(s.watched, set())]
             if through:
                 s.declared, s.declared_as, grew = True, through, True
                 known[s.watched].add(s.repo.lower())
@@ -550,9 +583,9 @@ def _declared_through(
 
 
 def _listing(token: str | None, endpoint: str | None) -> Iterator[Any]:
-    from scanner.sources.hf import _api
+    from scanner.sources.hf import hub_api
 
-    return iter(_api(endpoint, token).list_models(sort="lastModified", expand=LISTING_FIELDS))
+    return iter(hub_api(endpoint, token).list_models(sort="lastModified", expand=LISTING_FIELDS))
 
 
 def run_watch(
@@ -570,7 +603,6 @@ def run_watch(
 ) -> WatchReport:
     """Walk the listing down to the high-water mark (or `since`), judging this shard's new and changed repos.
     `progress` is told each judged repo's outcome as it is settled."""
-    from scanner.ci.sweep import shard_of
     from scanner.sources import http
 
     watched = watched_models(index)
@@ -648,7 +680,7 @@ def run_watch(
                     report.complete = True
                     break
                 stats.listed += 1
-                if shard is not None and shard_of(listed.repo_id, shard[1]) != shard[0]:
+                if not in_shard(listed.repo_id, shard):
                     continue
                 stats.in_shard += 1
                 if state.unchanged(listed, key, ctx.widths):
@@ -737,7 +769,7 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         for s in doc["suspects"]:
             Suspect.from_json(s)
-    except (KeyError, TypeError):
+    except ValueError:
         raise UsageError(f"{path}: a suspect in it lacks required fields") from None
     return doc
 

@@ -20,11 +20,12 @@ import numpy as np
 import yaml
 from safetensors.numpy import save_file
 
-from scanner.findings import Finding, TargetReport
+from scanner.findings import Finding
 from scanner.pipeline import scan_target
 from scanner.policy import Policy
 from scanner.provenance.index import Index
 from scanner.provenance.views import open_model
+from scanner.results import TargetReport
 from scanner.sources.local import LocalSource
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -19,9 +19,10 @@ from helpers import make_repo, noised, register, scan, tiny_llm
 
 from scanner.evidence.card import CardFacts
 from scanner.evidence.lineage import LineageInput, infer_lineage
-from scanner.findings import Finding, Severity, TargetFacts, TargetReport
+from scanner.findings import Finding, Severity
 from scanner.knowledge import knowledge_base
 from scanner.provenance.code import CodeStore
+from scanner.results import TargetFacts, TargetReport
 
 HOSTILE = "</text><script>alert(1)</script><svg onload=alert(2)>\x1b[31m"
 UPSTREAM = "acme/base-6l"

@@ -32,7 +32,7 @@ from report_world import HOSTILE, MULTI_HOP_RELEASED, MULTI_HOP_REVISION, UPSTRE
 from scanner.demo import run_demo
 from scanner.evidence.card import CardFacts
 from scanner.evidence.lineage import LineageInput, infer_lineage
-from scanner.findings import Finding, Severity, TargetFacts, TargetReport
+from scanner.findings import Finding, Severity
 from scanner.knowledge import catalogue, knowledge_base
 from scanner.pipeline import released_at, scan_target
 from scanner.policy import load_policy
@@ -41,6 +41,7 @@ from scanner.report.formats import FORMATS
 from scanner.report.paths import local_root, shown_path, shown_report, shown_target
 from scanner.report.render import render
 from scanner.report.run_info import scan_run
+from scanner.results import TargetFacts, TargetReport
 from scanner.sources.interface import Snapshot
 
 SPDX_SCHEMA = Path(__file__).resolve().parent / "data" / "spdx" / "spdx-3.0.1-json-schema.json"

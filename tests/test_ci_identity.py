@@ -9,9 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from scanner.ci.github import mark_status
 from scanner.ci.history import diff_last, record_run
-from scanner.findings import Finding, Severity, TargetReport
+from scanner.findings import Finding, Severity
 from scanner.knowledge import catalogue
 from scanner.report.render import FINGERPRINT_KEY, sarif_log
+from scanner.results import TargetReport
 from scanner.sources.github import GitHubAPI
 
 TOKEN = "ghs_identitySECRET"

@@ -10,9 +10,10 @@ from servers.github_api import GitHubAPIServer
 
 import scanner.sources.resolve as resolve
 from scanner.ci.history import diff_last, merge_reports, record_run, reports_to_json, runs
-from scanner.ci.sweep import ISSUE_MARKER, nightly_issue, parse_shard, select_shard, shard_of, sweep
+from scanner.ci.sweep import ISSUE_MARKER, nightly_issue, sweep
 from scanner.errors import SourceError, UsageError
 from scanner.policy import Policy
+from scanner.shards import parse_shard, select_shard, shard_of
 
 TOKEN = "ghs_nightlySECRET"
 REPO = "acme/compliance"

@@ -24,6 +24,7 @@ from synthetic import base_model
 from scanner.evidence.gguf import facts_from_header, hub_id, read_gguf_facts, tokenizer_vocabulary
 from scanner.provenance.compare import compare_snapshots
 from scanner.provenance.gguf import GGUFError, GGUFModel, gguf_groups, parse_header, read_rows, vocabulary_sha256
+from scanner.provenance.result import WeightsRead
 from scanner.provenance.views import open_model
 from scanner.sources.bytesource import BytesByteSource, FileByteSource
 from scanner.sources.local import LocalSource
@@ -116,8 +117,8 @@ def test_repo_of_quant_variants_reads_the_smallest_good_one(tmp_path, wide):
     assert [g.name for g in gguf_groups({p.name: p.stat().st_size for p in repo.iterdir()})][:1] == ["tiny-Q4_K.gguf"]
     v = compare_snapshots(snap(repo), snap(root / "up"))
     assert v.verdict == "derived"
-    read = [e for e in v.evidence if e["kind"] == "weights-read"]
-    assert read and read[0]["detail"].startswith("tiny-Q4_K.gguf, the smallest readable of 4 GGUF models")
+    read = [e for e in v.evidence if isinstance(e, WeightsRead)]
+    assert read and read[0].detail.startswith("tiny-Q4_K.gguf, the smallest readable of 4 GGUF models")
     # one variant's header and a few hundred rows, nothing of the other variants
     upstream_bytes = (root / "up" / "model.safetensors").stat().st_size
     assert v.bytes_read < 0.5 * (repo / "tiny-Q4_K.gguf").stat().st_size + upstream_bytes
@@ -184,7 +185,7 @@ def test_undecodable_token_matrix_is_inconclusive_never_independent(tmp_path, wi
     w.close()
     v = compare_snapshots(snap(tmp_path / "q"), snap(root / "other"))
     assert v.verdict == "inconclusive"
-    assert "Q8_K" in json.dumps(v.evidence) or "Q8_K" in v.reason
+    assert "Q8_K" in json.dumps(v.to_json()["evidence"]) or "Q8_K" in v.reason
 
 
 # == metadata: a real GGUF header's key/values ======================================================================
@@ -431,7 +432,7 @@ def test_bitsandbytes_quantized_embeddings_are_inconclusive_with_the_reason(tmp_
     )
     v = compare_snapshots(snap(repo), snap(root / "up"))
     assert v.verdict == "inconclusive"
-    assert "bitsandbytes 4-bit" in json.dumps(v.evidence) + v.reason
+    assert "bitsandbytes 4-bit" in json.dumps(v.to_json()["evidence"]) + v.reason
 
 
 # == remote: the local Hub, the real huggingface_hub client, HTTP range reads =======================================

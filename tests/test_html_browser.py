@@ -19,17 +19,16 @@ from pathlib import Path
 import pytest
 from report_world import HOSTILE, UPSTREAM, build
 
-from scanner.checks.engine import WeightMatch
 from scanner.demo import run_demo
-from scanner.findings import TargetFacts, TargetReport
 from scanner.knowledge import catalogue
 from scanner.policy import Policy
-from scanner.provenance.compare import Verdict
+from scanner.provenance.result import Evidence, ReferenceVectors, ResidualVectorMatch, Verdict, WeightMatch
 from scanner.report.lineage_graph import data_links, lineage_links
 from scanner.report.paths import shown_target
 from scanner.report.render import render
 from scanner.report.run_info import scan_run
 from scanner.report.sanitize import visible
+from scanner.results import TargetFacts, TargetReport
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -54,18 +53,13 @@ def swapped_report() -> TargetReport:
     """A model whose decoder layers 2 and 3 were swapped: the plot must single them out, not call them renumbered."""
     roles = ("input_layernorm.weight", "post_attention_layernorm.weight")
     pairs = {0: 0, 1: 1, 2: 3, 3: 2, 4: 4, 5: 5}
-    ev = [{"kind": "reference-vectors", "names": [f"model.layers.{i}.{r}" for i in pairs for r in roles]}]
+    ev: list[Evidence] = [ReferenceVectors(tuple(f"model.layers.{i}.{r}" for i in pairs for r in roles))]
     ev += [
-        {
-            "kind": "residual-vector",
-            "reference_tensor": f"model.layers.{ref}.{r}",
-            "suspect_tensor": f"model.layers.{sus}.{r}",
-            "corr": 0.97,
-        }
+        ResidualVectorMatch(f"model.layers.{sus}.{r}", f"model.layers.{ref}.{r}", 0.97)
         for ref, sus in pairs.items()
         for r in roles
     ]
-    verdict = Verdict("me/swapped", UPSTREAM, "derived", 3e-21, 0.97, 0, 1, ev, "hidden units map one-to-one")
+    verdict = Verdict("me/swapped", UPSTREAM, "derived", 3e-21, 0.97, 0, 1, tuple(ev), "hidden units map one-to-one")
     facts = TargetFacts(
         "me/swapped", "hf", {"license": "apache-2.0"}, None, [], [WeightMatch(UPSTREAM, "apache-2.0", verdict)]
     )

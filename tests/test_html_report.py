@@ -13,13 +13,14 @@ from report_world import CUT_LAYER, HOSTILE, LAYERS, UPSTREAM, build, multi_hop_
 
 from scanner.evidence.card import CardFacts
 from scanner.evidence.lineage import LineageInput, infer_lineage
-from scanner.findings import Finding, Severity, TargetFacts, TargetReport
+from scanner.findings import Finding, Severity
 from scanner.knowledge import catalogue, knowledge_base
 from scanner.report.html_view import OPEN_UP_TO, code_spans
 from scanner.report.layer_plot import layer_plot, split_layer
 from scanner.report.lineage_graph import layout, lineage_links, p_text
 from scanner.report.render import render
 from scanner.report.run_info import ScanRun
+from scanner.results import TargetFacts, TargetReport
 
 
 @pytest.fixture(scope="module")
@@ -94,21 +95,14 @@ def test_pruned_layer_shows_as_missing_and_the_rest_as_shifted_by_one(world):
 
 def _verdict(pairs: dict[int, int], corr: float = 0.99):
     """A derived verdict whose reference layer L is matched by suspect layer pairs[L] (two roles per layer)."""
-    from scanner.provenance.compare import Verdict
+    from scanner.provenance.result import Evidence, ReferenceVectors, ResidualVectorMatch, Verdict
 
     roles = ("input_layernorm.weight", "post_attention_layernorm.weight")
-    ev = [{"kind": "reference-vectors", "names": [f"model.layers.{i}.{r}" for i in range(len(pairs)) for r in roles]}]
+    ev: list[Evidence] = [ReferenceVectors(tuple(f"model.layers.{i}.{r}" for i in range(len(pairs)) for r in roles))]
     for ref, sus in pairs.items():
         for r in roles:
-            ev.append(
-                {
-                    "kind": "residual-vector",
-                    "reference_tensor": f"model.layers.{ref}.{r}",
-                    "suspect_tensor": f"model.layers.{sus}.{r}",
-                    "corr": corr,
-                }
-            )
-    return Verdict("s", "r", "derived", 1e-40, 1.0, 0, 10, ev, "derived")
+            ev.append(ResidualVectorMatch(f"model.layers.{sus}.{r}", f"model.layers.{ref}.{r}", corr))
+    return Verdict("s", "r", "derived", 1e-40, 1.0, 0, 10, tuple(ev), "derived")
 
 
 def test_swapped_layers_are_out_of_order_not_shifted():
@@ -132,34 +126,19 @@ def test_renumbering_without_a_swap_is_shifted_and_weak_cells_are_their_own_colo
 
 def test_plot_row_labels_are_never_cut():
     long_role = "self_attn.rotary_emb.some_really_long_vector_name.weight"
-    from scanner.provenance.compare import Verdict
+    from scanner.provenance.result import ResidualVectorMatch, Verdict
 
-    ev = [
-        {
-            "kind": "residual-vector",
-            "reference_tensor": f"model.layers.0.{long_role}",
-            "suspect_tensor": f"model.layers.0.{long_role}",
-            "corr": 0.95,
-        }
-    ]
+    ev = (ResidualVectorMatch(f"model.layers.0.{long_role}", f"model.layers.0.{long_role}", 0.95),)
     plot = layer_plot("r", Verdict("s", "r", "derived", 1e-9, 1.0, 0, 1, ev, ""))
     assert plot.rows[0][1] == long_role and plot.label_w >= len(long_role) * 7.2
     assert plot.cells[0].x >= plot.label_w
 
 
 def test_identical_files_have_no_layers_but_say_so():
-    from scanner.provenance.compare import Verdict
+    from scanner.provenance.result import IdenticalFiles, Verdict
 
     v = Verdict(
-        "s",
-        "r",
-        "derived",
-        0.0,
-        1.0,
-        0,
-        10,
-        [{"kind": "identical-file", "sha256": ["ab" * 32]}],
-        "weight files are byte-identical",
+        "s", "r", "derived", 0.0, 1.0, 0, 10, (IdenticalFiles(("ab" * 32,)),), "weight files are byte-identical"
     )
     plot = layer_plot("r", v)
     assert not plot.cells and any("byte-identical" in line for line in plot.lines)

@@ -18,18 +18,12 @@ import pytest
 
 from scanner.ci.github import read_event
 from scanner.errors import UsageError
-from scanner.evidence.publisher import (
-    Publisher,
-    apply_repo_id,
-    local_origin,
-    repo_from_cache_path,
-    repo_from_remote,
-    resolve_publisher,
-)
+from scanner.evidence.publisher import Publisher, apply_repo_id, resolve_publisher
 from scanner.pipeline import scan_snapshot, scan_target
 from scanner.policy import Policy, load_policy
 from scanner.sources.interface import Snapshot
 from scanner.sources.local import LocalSource
+from scanner.sources.origin import local_origin, repo_from_cache_path, repo_from_remote
 from tests.helpers import (
     GEMMA2_2B_CONFIG,
     LLAMA3_8B_CONFIG,
@@ -163,7 +157,7 @@ def test_a_folder_that_cannot_be_searched_has_no_known_publisher(tmp_path):
     """A folder readable but not searchable (mode 0644): asking for its .git is refused (PermissionError); the
     publisher is then unknown, and a scan says what it could not read instead of ending in an internal error."""
     repo = make_repo(tmp_path, "locked", card={"license": "mit"})
-    code = "import sys; from pathlib import Path; from scanner.evidence.publisher import local_origin; "
+    code = "import sys; from pathlib import Path; from scanner.sources.origin import local_origin; "
     code += "print(local_origin(Path(sys.argv[1])))"
     repo.chmod(0o644)
     try:

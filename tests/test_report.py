@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from scanner.findings import Finding, Severity, TargetReport
+from scanner.findings import Finding, Severity
 from scanner.knowledge import Rule
 from scanner.report.render import (
     FORMATS,
@@ -20,6 +20,7 @@ from scanner.report.render import (
     render_attribution,
     templates_dir,
 )
+from scanner.results import TargetReport
 
 SCHEMA_PATH = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

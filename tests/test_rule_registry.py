@@ -14,10 +14,11 @@ from servers.hub import make_repo
 import scanner.checks
 from scanner.checks import engine
 from scanner.errors import UsageError
-from scanner.findings import Severity, TargetReport
+from scanner.findings import Severity
 from scanner.knowledge import KnowledgeBaseError, UnknownRuleError, _Entry, _rule, catalogue
 from scanner.pipeline import build_context, scan_target
 from scanner.policy import Policy, load_policy
+from scanner.results import TargetReport
 from scanner.sources.local import LocalSource
 
 SCANNER = Path(scanner.__file__).parent.parent

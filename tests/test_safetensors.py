@@ -11,6 +11,7 @@ from safetensors.numpy import save_file
 from synthetic import base_model, save
 
 from scanner.provenance.compare import compare_paths
+from scanner.provenance.result import IdenticalFiles
 from scanner.provenance.safetensors import SafetensorsError, parse_header, read_rows, read_tensor
 from scanner.sources.bytesource import BytesByteSource, FileByteSource
 
@@ -124,4 +125,4 @@ def test_identical_files_are_decided_from_hashes(tmp_path):
     b = save(base_model(1), tmp_path / "b")
     v = compare_snapshots(LocalSource(str(b)).snapshot(), LocalSource(str(a)).snapshot())
     assert v.verdict == "derived" and v.bytes_read == 0
-    assert v.evidence[0]["kind"] == "identical-file"
+    assert isinstance(v.evidence[0], IdenticalFiles)

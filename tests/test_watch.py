@@ -167,7 +167,7 @@ def test_planted_derivatives_are_found_and_independent_models_are_not(world):
     assert got == PLANTED
     assert report.complete and report.stopped is None and report.watermark
     for s in report.suspects:
-        assert s.log10_p_value < -6 and s.links["repo"].endswith(s.repo) and s.evidence
+        assert s.verdict.log10_p_value < -6 and s.links["repo"].endswith(s.repo) and s.verdict.evidence
     fan2 = next(s for s in report.suspects if s.repo == "fan2/finetune-of-finetune")
     assert fan2.declared_as == ["fan/base-finetune"]  # declared through a declared derivative
     # The owner's own repos are not judged; other widths never had a weight byte read; no weights: listing only.

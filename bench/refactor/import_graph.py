@@ -19,7 +19,7 @@ from pathlib import Path
 
 # Bottom to top; nodes in one layer may import each other as long as that makes no cycle.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "atomic", "interrupt"),  # leaf helpers
+    ("errors", "atomic", "interrupt", "shards"),  # leaf helpers
     ("findings",),  # the finding: what checks produce and every report renders
     ("knowledge",),  # rules/*.yaml, loaded
     ("file_formats",),  # one table of weight and archive formats
@@ -39,8 +39,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 
 @dataclass(frozen=True)
 class Graph:
-    edges: dict[tuple[str, str], int]  # (importer, imported) -> number of import statements
+    edges: dict[tuple[str, str], int]  # (importer, imported) -> number of files of the importer that import it
     nodes: frozenset[str]
+    private: tuple[tuple[str, str], ...] = ()  # (importing module, module._name): a private name borrowed
 
     def layer(self, node: str) -> int | None:
         return next((i for i, names in enumerate(LAYERS) if node in names), None)
@@ -103,7 +104,8 @@ def node_of(module: str) -> str | None:
 
 
 def imports_of(path: Path, module: str) -> list[str]:
-    """Every module `path` imports (absolute names; relative imports resolved against `module`)."""
+    """Every module `path` imports (absolute names; relative imports resolved against `module`). A name imported
+    from a module is listed as module.name too (`from scanner import watch` imports scanner.watch)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     out = []
     for node in ast.walk(tree):
@@ -127,6 +129,7 @@ def graph(root: Path) -> Graph:
     packages = {p.name for p in pkg.iterdir() if p.is_dir() and any(p.glob("*.py"))}  # namespace packages too
     nodes = packages | {p.stem for p in pkg.glob("*.py") if p.stem != "__init__"}
     edges: dict[tuple[str, str], int] = defaultdict(int)
+    private = []
     for path in sorted(pkg.rglob("*.py")):
         rel = path.relative_to(root).with_suffix("")
         module = ".".join(rel.parts)
@@ -135,13 +138,16 @@ def graph(root: Path) -> Graph:
             continue
         seen = set()
         for imported in imports_of(path, module):
+            owner, _, name = imported.rpartition(".")
+            if name.startswith("_") and not name.startswith("__") and owner.startswith("scanner") and owner != module:
+                private.append((module, imported))
             dst = node_of(imported)
             if dst is None or dst == src or dst not in nodes:
                 continue
             seen.add(dst)
         for dst in seen:
             edges[(src, dst)] += 1  # files of `src` that import `dst`
-    return Graph(dict(edges), frozenset(nodes))
+    return Graph(dict(edges), frozenset(nodes), tuple(sorted(set(private))))
 
 
 def main() -> int:
@@ -165,6 +171,9 @@ def main() -> int:
     print(f"cycles: {len(cycles)}")
     for c in cycles:
         print("  " + " <-> ".join(c))
+    print(f"private names imported from another module: {len(g.private)}")
+    for module, name in g.private:
+        print(f"  {module} imports {name}")
     return 0
 
 

@@ -26,16 +26,8 @@ from scanner.findings import Finding
 from scanner.knowledge import KnowledgeBase, License, dataset_knowledge, finding, rule
 from scanner.policy import Policy
 from scanner.provenance.code import CodeMatch
+from scanner.provenance.result import WeightMatch
 from scanner.sources.interface import Snapshot
-
-
-@dataclass
-class WeightMatch:
-    """A registered upstream the weights were compared with (see scanner.provenance.index)."""
-
-    name: str  # the upstream's registered name (usually its Hub id)
-    license: str | None
-    verdict: Any  # scanner.provenance.compare.Verdict
 
 
 @dataclass

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from scanner.checks.engine import Context, check
 from scanner.errors import SourceError
+from scanner.findings import Finding
+from scanner.provenance.result import Relation, WeightsRead
 
-DISGUISE_CORR = 0.9  # matched units this close to the upstream's are a copy, not a fine-tune
-
-
-def _kind(verdict) -> str:
-    if any(e.get("kind") == "identical-file" for e in verdict.evidence):
-        return "weights.exact_copy"
-    anchor = next((e for e in verdict.evidence if e.get("kind") == "token-matrix"), {})
-    if verdict.score >= 0.9 and anchor.get("median_matched_corr", 0) >= DISGUISE_CORR:
-        return "weights.disguised_copy"
-    return "weights.undeclared_derivative"
+# A derivation the card does not declare, by how the weights relate to the upstream (Verdict.relation): the rule
+# and how its message says it.
+UNDECLARED: dict[Relation, tuple[str, str]] = {
+    "copy": ("weights.exact_copy", "are a byte-identical copy of"),
+    "disguised copy": ("weights.disguised_copy", "are a disguised copy of"),
+    "fine-tune": ("weights.undeclared_derivative", "derive from"),
+}
 
 
 @check("weights.base_mismatch", "weights.exact_copy", "weights.disguised_copy", "weights.undeclared_derivative")
-def weight_provenance(ctx: Context):
-    derived = [m for m in ctx.weight_matches if m.verdict.verdict == "derived"]
+def weight_provenance(ctx: Context) -> Iterator[Finding]:
+    derived = [m for m in ctx.weight_matches if m.verdict.derived]
     if not derived:
         return
     declared_hit = any(ctx.lineage.explains(m.name) for m in derived)
@@ -27,7 +29,7 @@ def weight_provenance(ctx: Context):
         if ctx.lineage.explains(m.name):
             continue
         v = m.verdict
-        evidence = dict(
+        evidence: dict[str, Any] = dict(
             upstream=m.name,
             upstream_license=m.license,
             score=v.score,
@@ -35,7 +37,7 @@ def weight_provenance(ctx: Context):
             bytes_read=v.bytes_read,
             weight_bytes=v.weight_bytes,
         )
-        read = [e["detail"] for e in v.evidence if e.get("kind") == "weights-read" and e.get("model") == "suspect"]
+        read = [e.detail for e in v.evidence if isinstance(e, WeightsRead) and e.model == "suspect"]
         if read:  # which of the repo's GGUF variants was compared
             evidence["weights_read"] = read[0]
         if ctx.lineage.declared and not declared_hit:
@@ -47,12 +49,7 @@ def weight_provenance(ctx: Context):
                 **evidence,
             )
             continue
-        rule = _kind(v)
-        what = {
-            "weights.exact_copy": "are a byte-identical copy of",
-            "weights.disguised_copy": "are a disguised copy of",
-            "weights.undeclared_derivative": "derive from",
-        }[rule]
+        rule, what = UNDECLARED[v.relation]
         yield ctx.finding(
             rule,
             f"the weights {what} {m.name} ({m.license or 'licence unknown'}), which the card "
@@ -63,7 +60,7 @@ def weight_provenance(ctx: Context):
 
 
 @check("source.unreadable", "source.malformed", "source.unreachable", "source.too_large", "source.changed")
-def weight_headers(ctx: Context):
+def weight_headers(ctx: Context) -> Iterator[Finding]:
     """Every header of a format that has one (safetensors, GGUF) is validated, registered upstreams or not: a
     malformed file is a finding."""
     from scanner.file_formats import format_of

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 from scanner.atomic import write_text_atomic
 from scanner.ci.actions import BEST_EFFORT_RETRY, REPO_RE, append, run_url, workflow_command
 from scanner.errors import SourceError, UsageError
-from scanner.findings import Severity, TargetReport, match_keys
+from scanner.findings import Severity, match_keys
 from scanner.knowledge import finding
 from scanner.report.ci import annotation_commands, could_not_run, pr_comment
 from scanner.report.formats import BY_NAME
 from scanner.report.sanitize import terminal_safe
+from scanner.results import TargetReport
 from scanner.sources.github import GitHubAPI
 from scanner.sources.model_folders import Tree, all_model_folders, worktree
 

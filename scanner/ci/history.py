@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from scanner.errors import UsageError
-from scanner.findings import DiffEntry, Finding, RunDiff, Severity, TargetReport, match_keys
+from scanner.findings import DiffEntry, Finding, RunDiff, Severity, match_keys
+from scanner.results import TargetReport
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -7,7 +7,6 @@ every shard of a job matrix sees a disjoint part and the union of the shards is 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import threading
@@ -19,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 from scanner import interrupt
 from scanner.ci.actions import BEST_EFFORT_RETRY, append, run_url, workflow_command
 from scanner.errors import SourceError, UsageError
-from scanner.findings import RunDiff, Severity, TargetReport
+from scanner.findings import RunDiff, Severity
 from scanner.knowledge import finding
 from scanner.report.ci import sweep_summary, tracking_issue
 from scanner.report.paths import local_root, shown_report
+from scanner.results import TargetReport
+from scanner.shards import in_shard, select_shard
 
 if TYPE_CHECKING:  # annotations only
     from rich.progress import Progress
@@ -31,31 +32,6 @@ if TYPE_CHECKING:  # annotations only
     from scanner.provenance.index import Index
 
 ISSUE_MARKER = "<!-- originscan-nightly -->"  # the first line of templates/nightly_issue.md.j2
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """ "K/N" (1 ≤ K ≤ N) → (K, N); None → None. One clear error otherwise."""
-    if text is None or text == "":
-        return None
-    try:
-        k, n = (int(x) for x in str(text).split("/"))
-    except ValueError:
-        raise UsageError(f"--shard {text!r}: expected K/N, e.g. 1/4") from None
-    if n < 1 or not 1 <= k <= n:
-        raise UsageError(f"--shard {text!r}: K must be between 1 and N")
-    return k, n
-
-
-def shard_of(target: str, n: int) -> int:
-    """1-based bucket of `target` among `n` (stable across machines, Python versions and runs)."""
-    return int.from_bytes(hashlib.sha256(target.encode("utf-8")).digest()[:8], "big") % n + 1
-
-
-def select_shard(targets: list[str], shard: tuple[int, int] | None) -> list[str]:
-    if shard is None:
-        return list(targets)
-    k, n = shard
-    return [t for t in targets if shard_of(t, n) == k]
 
 
 def _broken(target: str, exc: BaseException, rule: str | None = None) -> TargetReport:
@@ -189,7 +165,7 @@ def sweep(
     targets, failed = list_targets(orgs)
     root = local_root(targets)  # of every listed target, not this shard's: shards show targets alike
     targets = select_shard(targets, shard)
-    failed = [r for r in failed if shard is None or shard_of(r.target, shard[1]) == shard[0]]
+    failed = [r for r in failed if in_shard(r.target, shard)]
     reports = scan_all(targets, policy=policy, index=index, workers=workers, quiet=quiet)
     # as every report format shows them (no absolute local path, relative to the scan root): the shards' JSON then
     # merges to this very run, and same-named folders keep their own history

@@ -754,7 +754,8 @@ def compare_snapshots(suspect: Snapshot, reference: Snapshot) -> Verdict:
         )
     from scanner.provenance.views import open_model  # safetensors (plain or quantized) or GGUF
 
-    s, r = open_model(suspect), open_model(reference)
+    # Side by side: over HTTP each model's shard headers cost requests' latency.
+    s, r = read_side_by_side([partial(open_model, suspect), partial(open_model, reference)])
     try:
         return compare_views(s, r, suspect.target, reference.target)
     finally:

@@ -24,7 +24,6 @@ import numpy as np
 from scanner.provenance.compare import (
     DERIVED_SCORE,
     P0_FACTOR,
-    Verdict,
     compare_views,
     log10_binom_sf,
     one_blas_thread,
@@ -33,6 +32,7 @@ from scanner.provenance.compare import (
 from scanner.provenance.fingerprint import SKETCH_TOKENS_PER_HALF, Sketch, sketch_tokens
 from scanner.provenance.index import Candidate, Index, Registered
 from scanner.provenance.model import SourcedView
+from scanner.provenance.result import IdenticalFiles, Verdict
 
 CHANCE_LOG10 = -3.0  # agreements this unlikely under independence always survive the screen
 
@@ -65,7 +65,7 @@ def identical_verdict(suspect: str, reference: str, shared: set[str], weight_byt
         1.0,
         0,
         weight_bytes,
-        [{"kind": "identical-file", "sha256": sorted(shared)}],
+        (IdenticalFiles(tuple(sorted(shared))),),
         "weight files are byte-identical",
         log10_p_value=-300.0,
     )

@@ -14,9 +14,13 @@ import json
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanner.findings import Finding, Severity
+from scanner.provenance.result import Verdict, WeightMatch
+
+if TYPE_CHECKING:  # annotations only: the index loads numpy, which an unchanged re-scan never needs
+    from scanner.provenance.index import Index
 from scanner.sources.cache import Cache, default_cache
 from scanner.sources.interface import Snapshot
 
@@ -34,7 +38,7 @@ def method_version() -> str:
     return h.hexdigest()
 
 
-def scan_key(snap: Snapshot, index: Any) -> str | None:
+def scan_key(snap: Snapshot, index: Index) -> str | None:
     """The content key of (this snapshot's weights, the registered upstreams, the method); None when a weight
     file's content hash is unknown (then nothing is remembered)."""
     files = snap.weight_files()
@@ -62,15 +66,11 @@ def _finding_record(f: Finding) -> dict[str, Any]:
     }
 
 
-def _restore(record: dict[str, Any]) -> tuple[list[Any], list[Finding]]:
-    from scanner.checks.engine import WeightMatch
-    from scanner.provenance.compare import Verdict
-
-    matches = []
-    for m in record["matches"]:
-        v = Verdict(**m["verdict"])
-        v.bytes_read, v.seconds = 0, 0.0  # reused: nothing was read or computed this time
-        matches.append(WeightMatch(m["name"], m["license"], v))
+def _restore(record: dict[str, Any]) -> tuple[list[WeightMatch], list[Finding]]:
+    # reused: nothing was read or computed this time
+    matches = [
+        WeightMatch(m["name"], m["license"], Verdict.from_json(m["verdict"]).reused()) for m in record["matches"]
+    ]
     findings = [
         Finding(
             f["rule"],
@@ -87,10 +87,10 @@ def _restore(record: dict[str, Any]) -> tuple[list[Any], list[Finding]]:
 
 def remembered(
     snap: Snapshot,
-    index: Any,
-    compute: Callable[[Snapshot, Any], tuple[list[Any], list[Finding]]],
+    index: Index | None,
+    compute: Callable[[Snapshot, Index | None], tuple[list[WeightMatch], list[Finding]]],
     cache: Cache | None = None,
-) -> tuple[list[Any], list[Finding]]:
+) -> tuple[list[WeightMatch], list[Finding]]:
     """compute(snap, index) — the weight matches and their findings — unless remembered for this content."""
     if index is None:
         return compute(snap, index)

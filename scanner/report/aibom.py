@@ -39,9 +39,9 @@ from typing import Any
 
 from scanner.evidence.datasets import DatasetFacts
 from scanner.evidence.signatures import signature_state
-from scanner.findings import TargetFacts, TargetReport
 from scanner.report.lineage_graph import UNKNOWN_LICENSE, Link, concluded_licenses, lineage_links, own_license
 from scanner.report.sanitize import json_ready, visible
+from scanner.results import TargetFacts, TargetReport
 
 # how each evidence class was obtained, and how far it identifies the base (a judgement, stated once)
 _TECHNIQUE = {

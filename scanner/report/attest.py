@@ -16,10 +16,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scanner.findings import TargetReport
 from scanner.report.paths import local_root, shown_report, shown_target
 from scanner.report.run_info import ScanRun
 from scanner.report.sanitize import json_ready
+from scanner.results import TargetReport
 
 # Identifies this predicate's schema (in-toto TypeURI; the spec allows it not to resolve). Its major version changes
 # only when a field changes meaning; fields are only ever added (in-toto's monotonic principle).

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scanner.findings import DiffEntry, Finding, RunDiff, Severity, TargetReport
+from scanner.findings import DiffEntry, Finding, RunDiff, Severity
 from scanner.report.render import Raw, environment, escape_markdown, one_line
 from scanner.report.sanitize import terminal_safe
+from scanner.results import TargetReport
 
 MAX_COMMENT = 60_000  # GitHub refuses bodies over 65 536 characters
 MAX_ROWS_NEW = 100

@@ -14,11 +14,12 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from scanner.findings import Severity, TargetFacts, TargetReport
+from scanner.findings import Severity
 from scanner.report.layer_plot import CELL_H, CELL_W, layer_plot
 from scanner.report.lineage_graph import concluded_license, data_links, layout, lineage_links, own_license
 from scanner.report.run_info import ScanRun
 from scanner.report.sanitize import visible
+from scanner.results import TargetFacts, TargetReport
 
 SEVERITIES = tuple(s.name for s in sorted(Severity, reverse=True))
 OPEN_UP_TO = 50  # targets whose details start open; a sweep's report beyond that opens on the summary table

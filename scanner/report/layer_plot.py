@@ -12,8 +12,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
+from scanner.provenance.result import (
+    IdenticalFiles,
+    ReferenceVectors,
+    ResidualVectorMatch,
+    TokenMatrixMatch,
+    Verdict,
+    WeightsRead,
+)
 from scanner.report.lineage_graph import p_text
 
 _LAYER = re.compile(r"^(?P<prefix>.*?\.)?(?P<index>\d+)\.(?P<role>.+)$")
@@ -127,36 +134,35 @@ class LayerPlot:
         return out
 
 
-def layer_plot(upstream: str, verdict: Any) -> LayerPlot:
-    ev = verdict.evidence or []
+def layer_plot(upstream: str, verdict: Verdict) -> LayerPlot:
     lines = [f"verdict {verdict.verdict} ({p_text(verdict.p_value)}, score {verdict.score:.2f}): {verdict.reason}"]
-    for e in ev:
-        if e.get("kind") == "identical-file":
-            lines.append(f"byte-identical weight files: {', '.join(str(h)[:16] + '…' for h in e.get('sha256', []))}")
-        elif e.get("kind") == "token-matrix":
+    for e in verdict.evidence:
+        if isinstance(e, IdenticalFiles):
+            lines.append(f"byte-identical weight files: {', '.join(h[:16] + '…' for h in e.sha256)}")
+        elif isinstance(e, TokenMatrixMatch):
             lines.append(
-                f"token matrices {e.get('suspect_tensor')} ↔ {e.get('reference_tensor')}: "
-                f"{e.get('units_consistent')}/{e.get('units_tested')} hidden units map consistently, "
-                f"median |ρ| {e.get('median_matched_corr')}, log10 p {e.get('log10_p')}"
+                f"token matrices {e.suspect_tensor} ↔ {e.reference_tensor}: "
+                f"{e.units_consistent}/{e.units_tested} hidden units map consistently, "
+                f"median |ρ| {e.median_matched_corr}, log10 p {e.log10_p}"
             )
-        elif e.get("kind") == "weights-read":
-            lines.append(f"{e.get('model')}: {e.get('detail')}")
+        elif isinstance(e, WeightsRead):
+            lines.append(f"{e.model}: {e.detail}")
     plot = LayerPlot(upstream, verdict.verdict, verdict.p_value, lines)
 
-    reference_names = next((e.get("names") or [] for e in ev if e.get("kind") == "reference-vectors"), [])
+    reference_names = next((e.names for e in verdict.evidence if isinstance(e, ReferenceVectors)), ())
     best: dict[tuple[int, str], tuple[float, str]] = {}  # reference (layer, role) -> best |corr|, suspect name
-    for e in ev:
-        if e.get("kind") != "residual-vector":
+    for e in verdict.evidence:
+        if not isinstance(e, ResidualVectorMatch):
             continue
-        ref, sus, corr = str(e.get("reference_tensor", "")), str(e.get("suspect_tensor", "")), e.get("corr")
+        ref, sus, corr = e.reference_tensor, e.suspect_tensor, e.corr
         where = split_layer(ref)
         if where is None:
             plot.outside.append(f"{sus} ↔ {ref} (ρ {corr})")
             continue
-        value = abs(float(corr)) if isinstance(corr, (int, float)) else 0.0
+        value = abs(float(corr))
         if where not in best or value > best[where][0]:
             best[where] = (value, sus)
-    expected = {w for w in (split_layer(str(n)) for n in reference_names) if w is not None}
+    expected = {w for w in (split_layer(n) for n in reference_names) if w is not None}
     if not best and not expected:
         return plot
     seen = set(best) | expected

@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.findings import TargetFacts
+from scanner.provenance.result import Verdict
 from scanner.report.sanitize import visible
+from scanner.results import TargetFacts
 
 # evidence classes, weakest first; `Link.strength` is the strongest present
 STRENGTHS = ("declared only", "config", "tokenizer", "code", "weights")
@@ -74,16 +75,12 @@ class Link:
         return " · ".join(dict.fromkeys(p.label for p in self.proofs)) or "declared only"
 
 
-def _weight_rule(verdict: Any) -> str:
-    from scanner.checks.weights import _kind  # the weights check's own copy / derivative distinction
-
-    return _kind(verdict)
-
-
-def _relation(kinds: set[str], card_relation: str | None, declared_count: int, verdict: Any, name_detail: str) -> str:
+def _relation(
+    kinds: set[str], card_relation: str | None, declared_count: int, verdict: Verdict | None, name_detail: str
+) -> str:
     # near-identical weights are a copy when nothing declares the base; a declared base keeps its declared relation
-    rule = _weight_rule(verdict) if verdict is not None else None
-    if rule == "weights.exact_copy" or (rule == "weights.disguised_copy" and not kinds & {"declared", "adapter"}):
+    weights = verdict.relation if verdict is not None else None
+    if weights == "copy" or (weights == "disguised copy" and not kinds & {"declared", "adapter"}):
         return "copy"
     if "adapter" in kinds:
         return "adapter"

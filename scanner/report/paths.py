@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from scanner.findings import TargetReport
+from scanner.results import TargetReport
 
 
 def _is_remote(target: str) -> bool:

@@ -31,11 +31,12 @@ from rich.padding import Padding
 from rich.text import Text
 
 import scanner
-from scanner.findings import Finding, Severity, TargetReport
+from scanner.findings import Finding, Severity
 from scanner.report.formats import BY_NAME, FORMATS
 from scanner.report.paths import local_root, shown_report
 from scanner.report.run_info import ScanRun
 from scanner.report.sanitize import ZWSP, json_ready, terminal_safe, visible
+from scanner.results import TargetReport
 
 TOOL_NAME = "originscan"
 INFORMATION_URI = "https://github.com/originscan/originscan"

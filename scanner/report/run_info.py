@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from scanner.findings import Severity, TargetReport
+from scanner.findings import Severity
 from scanner.report.paths import shown_path
+from scanner.results import TargetReport
 
 if TYPE_CHECKING:
     from scanner.policy import Policy

@@ -148,7 +148,7 @@ class LocalSource:
     @staticmethod
     def _note_origin(snap: Snapshot, root: Path) -> None:
         """Where this folder was published, when it says (a Hub cache path, its git remote): see publisher.py."""
-        from scanner.evidence.publisher import REPO_ID, local_origin
+        from scanner.sources.origin import REPO_ID, local_origin
 
         origin = local_origin(root)
         if origin is None:
