@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from itertools import takewhile
+from pathlib import Path
+
 import pytest
 
 from scanner import file_formats
@@ -125,3 +128,43 @@ def test_a_repo_is_read_in_its_first_format_that_tells_tensors(paths, view):
         assert not model.tensors and model.problems
     finally:
         model.close()
+
+
+# -- the README's table of weight formats restates the table ---------------------------------------------------------
+TELLS = {
+    "tensors": "tensors (compared with upstreams)",
+    "header": "header (validated on every scan)",
+    "tokenizer": "tokenizer",
+    "metadata": "licence and base models",
+    "unsafe_code": "what loading it would run or read",
+}
+WEIGHT_FORMATS_HEADER = "| format | files | what is read | budget per file |\n|---|---|---|---|\n"
+
+
+def _size(n: int) -> str:
+    return f"{n // file_formats.MiB} MiB" if n % file_formats.MiB == 0 else f"{n:,} bytes"
+
+
+def weight_format_table() -> str:
+    rows = []
+    for fmt in FORMATS:
+        files = " ".join(f"`{s}`" for s in fmt.suffixes) + ("" if fmt.weights else " (inside other files)")
+        reads = [TELLS[t] for t in TELLS if t in fmt.tells]
+        if fmt.pickled:
+            reads[-1] += " (its pickle opcodes; never unpickled)"
+        b = fmt.budgets
+        budget = [f"header ≤ {_size(b.header)}"] if b.header else []
+        budget += [f"≤ {_size(b.analysed)} analysed"] if b.analysed else []
+        budget += [f"≤ {_size(b.remote)} when remote"] if b.remote else []
+        what = ", ".join(reads) or (
+            "listed as weights" if fmt.weights else "a member of an archive: analysed if it holds a zip or pickle"
+        )
+        rows.append(f"| {fmt.name} | {files} | {what} | {'; '.join(budget) or '—'} |\n")
+    return WEIGHT_FORMATS_HEADER + "".join(rows)
+
+
+def test_the_readme_lists_the_weight_formats_of_the_table():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index(WEIGHT_FORMATS_HEADER)
+    table = "".join(takewhile(lambda line: line.startswith("|"), readme[start:].splitlines(keepends=True)))
+    assert table == weight_format_table(), "paste weight_format_table() under the README's ## Weight formats"
