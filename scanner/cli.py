@@ -15,9 +15,10 @@ import typer
 from scanner import __version__
 from scanner.atomic import write_text_atomic
 from scanner.errors import SourceError, UsageError
-from scanner.findings import Severity, TargetReport
+from scanner.findings import Severity
 from scanner.report.formats import FORMATS  # the one registry of formats (imports no renderer)
 from scanner.report.run_info import ScanRun, scan_run
+from scanner.results import TargetReport
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from scanner.knowledge import Upstream
@@ -309,19 +310,13 @@ def compare(
         typer.echo(
             f"  read {v.bytes_read:,} of {v.weight_bytes:,} weight bytes ({100 * frac:.3f} %) in {v.seconds:.2f} s"
         )
+        from scanner.provenance.result import IdenticalFiles, ResidualVectorMatch, TokenMatrixMatch, WeightsRead
+
         for e in v.evidence[:12]:
-            if e.get("kind") == "token-matrix":
-                _say(
-                    f"  token matrix {e['suspect_tensor']} ~ {e['reference_tensor']}: "
-                    f"{e['units_consistent']}/{e['units_tested']} units consistent, "
-                    f"median |corr| {e['median_matched_corr']}"
-                )
-            elif e.get("kind") == "residual-vector":
-                _say(f"  {e['suspect_tensor']} ~ {e['reference_tensor']}: corr {e['corr']}")
-            elif e.get("kind") == "identical-file":
-                typer.echo(f"  identical weight files: {', '.join(s[:12] for s in e['sha256'])}")
-            elif e.get("kind") == "weights-read":
-                typer.echo(f"  {e['model']} weights read from {e['detail']}")
+            if isinstance(e, (TokenMatrixMatch, ResidualVectorMatch)):  # tensor names come from the repo
+                _say("  " + e.line())
+            elif isinstance(e, (IdenticalFiles, WeightsRead)):
+                typer.echo("  " + e.line())
     raise typer.Exit(status)
 
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,6 +34,18 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from scanner.provenance.model import ModelView, TokenMatrix, token_stream, token_window
+from scanner.provenance.result import (
+    Conclusion,
+    Evidence,
+    IdenticalFiles,
+    ReadError,
+    ReadProblems,
+    ReferenceVectors,
+    ResidualVectorMatch,
+    TokenMatrixMatch,
+    Verdict,
+    WeightsRead,
+)
 
 if TYPE_CHECKING:  # annotations only
     from scanner.sources.interface import Snapshot
@@ -78,27 +90,6 @@ def one_blas_thread() -> Iterator[None]:
 @lru_cache(maxsize=1)
 def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()  # finds the loaded BLAS libraries once, not on every comparison
-
-
-@dataclass
-class Verdict:
-    suspect: str
-    reference: str
-    verdict: str  # derived | independent | inconclusive
-    p_value: float
-    score: float
-    bytes_read: int
-    weight_bytes: int
-    evidence: list[dict[str, Any]] = field(default_factory=list)
-    reason: str = ""
-    null_hypothesis: str = (
-        "the suspect and reference were initialised independently (same architecture and training data allowed)"
-    )
-    log10_p_value: float = 0.0
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def spearman_columns(x: np.ndarray) -> np.ndarray:
@@ -316,10 +307,10 @@ def best_vector_matches(suspect: list[np.ndarray], reference: dict[str, np.ndarr
 class Outcome:
     """What the comparison itself concluded, before the verdict adds its bookkeeping (bytes read, score)."""
 
-    verdict: str  # "derived" | "independent" | "inconclusive"
+    verdict: Conclusion
     p_value: float
     log10_p: float
-    evidence: list[dict[str, Any]]
+    evidence: list[Evidence]
     reason: str
 
 
@@ -522,7 +513,7 @@ class Comparator:
 
     def _run(self) -> Outcome:
         ss, rs = self.s.structure, self.r.structure
-        evidence: list[dict[str, Any]] = []
+        evidence: list[Evidence] = []
         if not ss.token_matrices or not rs.token_matrices:
             return self._vectors_only(evidence)
         shared_vocab = min(ss.token_matrices[0].vocab, rs.token_matrices[0].vocab)
@@ -564,22 +555,22 @@ class Comparator:
             k = min(2 * k, limit)
         score = best.agreement / best.units
         evidence.append(
-            {
-                "kind": "token-matrix",
-                "suspect_tensor": best.pair[0],
-                "reference_tensor": best.pair[1],
-                "tokens_per_half": best.tokens_per_half,
-                "units_tested": best.units,
-                "units_consistent": best.agreement,
-                "median_matched_corr": round(float(np.median(np.abs(best.corr))), 4),
-                "log10_p": round(best.log10_p, 2),
-                "identity_alignment": bool(np.mean(best.match == best.units_tested) > 0.9)
+            TokenMatrixMatch(
+                suspect_tensor=best.pair[0],
+                reference_tensor=best.pair[1],
+                tokens_per_half=best.tokens_per_half,
+                units_tested=best.units,
+                units_consistent=best.agreement,
+                median_matched_corr=round(float(np.median(np.abs(best.corr))), 4),
+                log10_p=round(best.log10_p, 2),
+                identity_alignment=bool(np.mean(best.match == best.units_tested) > 0.9)
                 if not best.swapped and best.units == (self.r.structure.hidden or -1)
                 else None,
-            }
+            )
         )
         self._vector_evidence(best, evidence)
         hidden_s, hidden_r = ss.hidden, rs.hidden
+        verdict: Conclusion
         if best.log10_p <= DERIVED_LOG10_P and score >= DERIVED_SCORE:
             verdict, reason = "derived", "hidden units of the token matrices map one-to-one onto the reference's"
         elif score < INDEPENDENT_SCORE and best.log10_p > -3:
@@ -626,7 +617,7 @@ class Comparator:
         if self._vectors_ahead is None and sv and rv and not any(m.transposed for m in self.r.structure.token_matrices):
             self._vectors_ahead = _ahead_pool().submit(lambda: (self.r.vectors(rv), self.s.vectors(sv)))
 
-    def _vector_evidence(self, anchor: _Anchor, evidence: list[dict[str, Any]]) -> None:
+    def _vector_evidence(self, anchor: _Anchor, evidence: list[Evidence]) -> None:
         """Each suspect residual vector, aligned through the anchor's unit map, against every reference vector."""
         sv, rv = self.s.structure.vectors, self.r.structure.vectors
         if not sv or not rv or anchor.swapped:
@@ -638,20 +629,14 @@ class Comparator:
             best = best_vector_matches([sus[n][units] for n in sv], {n: v[ref_units] for n, v in ref.items()})
             for name, (rho, rname) in zip(sv, best):
                 evidence.append(
-                    {
-                        "kind": "residual-vector",
-                        "suspect_tensor": name,
-                        "reference_tensor": rname,
-                        "corr": round(rho, 4),
-                        "nonfinite": int(np.sum(~np.isfinite(sus[name]))),
-                    }
+                    ResidualVectorMatch(name, rname, round(rho, 4), nonfinite=int(np.sum(~np.isfinite(sus[name]))))
                 )
             # the reference's own vectors, so a report can show which of its layers nothing matched (pruned)
-            evidence.append({"kind": "reference-vectors", "names": list(rv)})
+            evidence.append(ReferenceVectors(tuple(rv)))
         except (OSError, ValueError, KeyError) as exc:
-            evidence.append({"kind": "error", "detail": str(exc)[:200]})
+            evidence.append(ReadError(str(exc)[:200]))
 
-    def _vectors_only(self, evidence: list[dict[str, Any]]) -> Outcome:
+    def _vectors_only(self, evidence: list[Evidence]) -> Outcome:
         """No token matrix on one side: compare residual vectors under the identity alignment only."""
         ss, rs = self.s.structure, self.r.structure
         if not ss.vectors or not rs.vectors or ss.hidden != rs.hidden:
@@ -664,9 +649,7 @@ class Comparator:
             ss.vectors, best_vector_matches([sus[n] for n in ss.vectors], self.r.vectors(rs.vectors))
         ):
             strong += rho > 0.8
-            evidence.append(
-                {"kind": "residual-vector", "suspect_tensor": name, "reference_tensor": rname, "corr": round(rho, 4)}
-            )
+            evidence.append(ResidualVectorMatch(name, rname, round(rho, 4)))
         if strong >= max(2, len(ss.vectors) // 2):
             return Outcome(
                 "derived",
@@ -685,7 +668,7 @@ def compare_views(
     weight_bytes = suspect.weight_bytes + reference.weight_bytes
 
     def done(
-        verdict: str, p: float, log10_p: float, score: float, evidence: list[dict[str, Any]], reason: str
+        verdict: Conclusion, p: float, log10_p: float, score: float, evidence: list[Evidence], reason: str
     ) -> Verdict:
         return Verdict(
             suspect_name,
@@ -695,7 +678,7 @@ def compare_views(
             round(score, 4),
             suspect.bytes_read + reference.bytes_read,
             weight_bytes,
-            evidence,
+            tuple(evidence),
             reason,
             log10_p_value=round(log10_p, 2),
             seconds=round(time.perf_counter() - started, 3),
@@ -708,7 +691,7 @@ def compare_views(
             0.0,
             -300.0,
             1.0,
-            [{"kind": "identical-file", "sha256": sorted(shared)}],
+            [IdenticalFiles(tuple(sorted(shared)))],
             "weight files are byte-identical",
         )
     problems = suspect.problems + reference.problems
@@ -723,15 +706,16 @@ def compare_views(
     evidence = outcome.evidence
     score = 0.0
     for e in evidence:
-        if e.get("kind") == "token-matrix":
-            score = e["units_consistent"] / max(1, e["units_tested"])
+        if isinstance(e, TokenMatrixMatch):
+            score = e.units_consistent / max(1, e.units_tested)
     if score == 0.0 and outcome.verdict == "derived":
         score = 1.0
     if problems:
-        evidence.append({"kind": "problems", "detail": problems})
-    for role, view in (("suspect", suspect), ("reference", reference)):
-        if view.note:  # which of a repo's GGUF variants or split parts was read
-            evidence.append({"kind": "weights-read", "model": role, "detail": view.note})
+        evidence.append(ReadProblems(tuple(problems)))
+    if suspect.note:  # which of a repo's GGUF variants or split parts was read
+        evidence.append(WeightsRead("suspect", suspect.note))
+    if reference.note:
+        evidence.append(WeightsRead("reference", reference.note))
     return done(outcome.verdict, outcome.p_value, outcome.log10_p, score, evidence, outcome.reason)
 
 
@@ -748,7 +732,7 @@ def compare_snapshots(suspect: Snapshot, reference: Snapshot) -> Verdict:
             1.0,
             0,
             weight_bytes,
-            [{"kind": "identical-file", "sha256": sorted(s_hashes & r_hashes)}],
+            (IdenticalFiles(tuple(sorted(s_hashes & r_hashes))),),
             "weight files are byte-identical",
             log10_p_value=-300.0,
         )
