@@ -595,8 +595,9 @@ def sweep(
 ) -> None:
     """Every model repo of one or more organisations, with history: what is new, fixed and unchanged."""
     from scanner.ci.history import default_history_path, merge_reports
-    from scanner.ci.sweep import new_finding_fails, parse_shard, publish_diff, record_and_diff
+    from scanner.ci.sweep import new_finding_fails, publish_diff, record_and_diff
     from scanner.ci.sweep import sweep as run_sweep
+    from scanner.shards import parse_shard
 
     _check_choice(fmt, FORMATS, "--format")
     pol = _policy(policy, fail_on)
@@ -668,7 +669,7 @@ def watch(
     else:
         if reports:
             raise UsageError("watch takes no arguments without --merge (the watched models come from the index)")
-        from scanner.ci.sweep import parse_shard
+        from scanner.shards import parse_shard
 
         when = None
         if since:
