@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from scanner.evidence.datasets import DatasetFacts
 from scanner.evidence.lineage import Lineage
@@ -10,7 +11,24 @@ from scanner.policy import Policy
 from scanner.sources.interface import Snapshot
 
 
-def attribution_blocks(snap: Snapshot, policy: Policy | None = None) -> list[dict[str, Any]]:
+@dataclass
+class AttributionBlock:
+    """What one licence of the lineage, or one source of training-data terms, asks the derivative to ship."""
+
+    license_id: str
+    license_name: str
+    url: str | None
+    upstream: list[str] = field(default_factory=list)  # where the obligation comes from, one entry per source
+    notice: str | None = None  # to ship in a NOTICE file
+    attribution: str | None = None  # a phrase to display
+    naming: str | Mapping[str, object] | None = None  # a sentence, or the licence's {rule: prefix|contains, text}
+    license_copy: bool = False
+    use_restrictions: bool = False
+    mark_modified: bool = False
+    terms: list[str] = field(default_factory=list)  # what the training data carries
+
+
+def attribution_blocks(snap: Snapshot, policy: Policy | None = None) -> list[AttributionBlock]:
     """`policy` is read for its `publisher:` (a licensor's own release owes its licence nothing)."""
     from scanner.pipeline import build_context
 
@@ -18,54 +36,54 @@ def attribution_blocks(snap: Snapshot, policy: Policy | None = None) -> list[dic
     return lineage_blocks(ctx.lineage) + dataset_blocks(ctx.datasets, ctx.lineage)
 
 
-def lineage_blocks(lineage: Lineage) -> list[dict[str, Any]]:
+def lineage_blocks(lineage: Lineage) -> list[AttributionBlock]:
     """One block per licence binding a scanned model's lineage (the HTML report shows them too)."""
-    blocks: dict[str, dict[str, Any]] = {}
+    blocks: dict[str, AttributionBlock] = {}
     for ob in lineage.obligations():
         lic = ob.license
-        block = blocks.setdefault(
-            lic.id,
-            {
-                "license_id": lic.id,
-                "license_name": lic.name,
-                "url": lic.url,
-                "upstream": [],
-                "notice": lic.conditions.get("notice"),
-                "attribution": lic.conditions.get("attribution"),
-                "naming": lic.conditions.get("naming"),
-                "license_copy": bool(lic.conditions.get("license_copy")),
-                "use_restrictions": bool(lic.conditions.get("use_restrictions")),
-                "mark_modified": bool(lic.conditions.get("mark_modified")),
-            },
-        )
-        block["upstream"].append(f"{ob.source} ({ob.known_from})")
-    for b in blocks.values():
-        b["upstream"] = ", ".join(b["upstream"])
+        if lic.id not in blocks:
+            blocks[lic.id] = AttributionBlock(
+                lic.id,
+                lic.name,
+                lic.url,
+                notice=lic.conditions.get("notice"),
+                attribution=lic.conditions.get("attribution"),
+                naming=lic.conditions.get("naming"),
+                license_copy=bool(lic.conditions.get("license_copy")),
+                use_restrictions=bool(lic.conditions.get("use_restrictions")),
+                mark_modified=bool(lic.conditions.get("mark_modified")),
+            )
+        blocks[lic.id].upstream.append(f"{ob.source} ({ob.known_from})")
     return list(blocks.values())
 
 
-def dataset_blocks(datasets: list[DatasetFacts], lineage: Lineage | None = None) -> list[dict[str, Any]]:
+def dataset_blocks(datasets: list[DatasetFacts], lineage: Lineage | None = None) -> list[AttributionBlock]:
     """The terms training data carries (scanner/evidence/datasets.py): its licences, the terms of the models and
     services that generated it, and the datasets whose terms are unknown (said, never presumed permissive)."""
     from scanner.knowledge import dataset_knowledge
 
     output_terms = dataset_knowledge().output_terms
     bound = {ob.license.id for ob in lineage.obligations()} if lineage is not None else set()
-    blocks: dict[str, dict[str, Any]] = {}
+    blocks: dict[str, AttributionBlock] = {}
 
-    def block(key: str, name: str, url: str | None, license_id: str | None = None, **fields: Any) -> dict[str, Any]:
-        b = blocks.setdefault(
-            key, {"license_id": license_id or name, "license_name": name, "url": url, "upstream": [], "terms": []}
-        )
-        for k, v in fields.items():
-            b.setdefault(k, v)
-        return b
+    def block(
+        key: str,
+        name: str,
+        url: str | None,
+        license_id: str | None = None,
+        attribution: str | None = None,
+        naming: str | Mapping[str, object] | None = None,
+    ) -> AttributionBlock:
+        """The block for `key`, made on first use (one key, one licence and its terms: later calls agree)."""
+        if key not in blocks:
+            blocks[key] = AttributionBlock(license_id or name, name, url, attribution=attribution, naming=naming)
+        return blocks[key]
 
-    def add(b: dict[str, Any], upstream: str, term: str | None = None) -> None:
-        if upstream not in b["upstream"]:
-            b["upstream"].append(upstream)
-        if term and term not in b["terms"]:
-            b["terms"].append(term)
+    def add(b: AttributionBlock, upstream: str, term: str | None = None) -> None:
+        if upstream not in b.upstream:
+            b.upstream.append(upstream)
+        if term and term not in b.terms:
+            b.terms.append(term)
 
     for d in datasets:
         data = f"training data {d.id}" + (f" (via {d.via})" if d.via else "")
@@ -102,19 +120,15 @@ def dataset_blocks(datasets: list[DatasetFacts], lineage: Lineage | None = None)
                 naming=model_lic.conditions.get("naming") if "naming" in terms.applies else None,
             )
             if "derivative" in terms.applies:
-                b.update(
-                    notice=model_lic.conditions.get("notice"),
-                    license_copy=bool(model_lic.conditions.get("license_copy")),
-                    use_restrictions=bool(model_lic.conditions.get("use_restrictions")),
-                    mark_modified=bool(model_lic.conditions.get("mark_modified")),
-                )
+                b.notice = model_lic.conditions.get("notice")
+                b.license_copy = bool(model_lic.conditions.get("license_copy"))
+                b.use_restrictions = bool(model_lic.conditions.get("use_restrictions"))
+                b.mark_modified = bool(model_lic.conditions.get("mark_modified"))
             add(b, made, terms.clause)
     unknown = [d.id for d in datasets if d.unknown]
     if unknown:
         b = block("data:unknown", "Training data whose terms are unknown", None)
         for u in unknown:
             add(b, f"training data {u}")
-        add(b, b["upstream"][0], "not checked and not presumed permissive: check these datasets' licences by hand")
-    for b in blocks.values():
-        b["upstream"] = ", ".join(b["upstream"])
+        add(b, b.upstream[0], "not checked and not presumed permissive: check these datasets' licences by hand")
     return list(blocks.values())

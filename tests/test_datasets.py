@@ -197,11 +197,11 @@ def test_attribution_carries_dataset_and_generator_terms(tmp_path):
 
     card = _card("license: apache-2.0\ndatasets:\n- tatsu-lab/alpaca\n- acme/never-heard-of")
     blocks = attribution_blocks(open_snapshot(str(_folder(tmp_path, card))))
-    by_id = {b["license_id"]: b for b in blocks}
-    assert "non-commercial" in " ".join(by_id["cc-by-nc-4.0"]["terms"])
-    assert by_id["OpenAI Terms of Use"]["terms"][0].startswith("You may not")
+    by_id = {b.license_id: b for b in blocks}
+    assert "non-commercial" in " ".join(by_id["cc-by-nc-4.0"].terms)
+    assert by_id["OpenAI Terms of Use"].terms[0].startswith("You may not")
     unknown = by_id["Training data whose terms are unknown"]
-    assert "acme/never-heard-of" in unknown["upstream"] and "not presumed permissive" in unknown["terms"][0]
+    assert "training data acme/never-heard-of" in unknown.upstream and "not presumed permissive" in unknown.terms[0]
     text = render_attribution(blocks)
     assert "Upstream: training data tatsu-lab/alpaca" in text and "Terms:" in text
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from scanner.attribution import AttributionBlock
 from scanner.findings import Finding, Severity
 from scanner.knowledge import Rule
 from scanner.report.render import (
@@ -353,41 +354,34 @@ def test_html_error_target_escaped():
 
 # -- attribution -------------------------------------------------------------------------------------------------
 BLOCKS = [
-    {
-        "license_id": "llama3",
-        "license_name": "Meta Llama 3 Community License Agreement",
-        "upstream": "meta-llama/Meta-Llama-3-8B (declared base_model)",
-        "notice": "Meta Llama 3 is licensed under the Meta Llama 3 Community License, Copyright © Meta Platforms, "
+    AttributionBlock(
+        "llama3",
+        "Meta Llama 3 Community License Agreement",
+        "https://github.com/meta-llama/llama3/blob/main/LICENSE",
+        upstream=["meta-llama/Meta-Llama-3-8B (declared base_model)"],
+        notice="Meta Llama 3 is licensed under the Meta Llama 3 Community License, Copyright © Meta Platforms, "
         "Inc. All Rights Reserved.",
-        "attribution": "Built with Meta Llama 3",
-        "naming": {"rule": "prefix", "text": "Llama 3"},
-        "license_copy": True,
-        "use_restrictions": True,
-        "url": "https://github.com/meta-llama/llama3/blob/main/LICENSE",
-    },
-    {
-        "license_id": "minicpm",
-        "license_name": "MiniCPM Model License",
-        "upstream": ["openbmb/MiniCPM-Llama3-V-2_5"],
-        "notice": None,
-        "attribution": None,
-        "naming": {"rule": "contains", "text": "MiniCPM"},
-        "license_copy": False,
-        "use_restrictions": False,
-        "url": None,
-    },
-    {
-        "license_id": "apache-2.0",
-        "license_name": "Apache License 2.0",
-        "upstream": "x/y\x1b[2J (config match)",
-        "notice": None,
-        "attribution": None,
-        "naming": "keep the name",
-        "license_copy": True,
-        "use_restrictions": False,
-        "url": None,
-        "mark_modified": True,
-    },
+        attribution="Built with Meta Llama 3",
+        naming={"rule": "prefix", "text": "Llama 3"},
+        license_copy=True,
+        use_restrictions=True,
+    ),
+    AttributionBlock(
+        "minicpm",
+        "MiniCPM Model License",
+        None,
+        upstream=["openbmb/MiniCPM-Llama3-V-2_5"],
+        naming={"rule": "contains", "text": "MiniCPM"},
+    ),
+    AttributionBlock(
+        "apache-2.0",
+        "Apache License 2.0",
+        None,
+        upstream=["x/y\x1b[2J (config match)"],
+        naming="keep the name",
+        license_copy=True,
+        mark_modified=True,
+    ),
 ]
 
 

@@ -18,9 +18,9 @@ import functools
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
@@ -37,6 +37,9 @@ from scanner.report.paths import local_root, shown_report
 from scanner.report.run_info import ScanRun
 from scanner.report.sanitize import ZWSP, json_ready, terminal_safe, visible
 from scanner.results import TargetReport
+
+if TYPE_CHECKING:
+    from scanner.attribution import AttributionBlock
 
 TOOL_NAME = "originscan"
 INFORMATION_URI = "https://github.com/originscan/originscan"
@@ -486,18 +489,11 @@ def render(
     return str(spec.load()(*args, version=version, **options))
 
 
-def render_attribution(blocks: list[dict[str, Any]]) -> str:
-    """The NOTICE / attribution text a derivative must ship: one section per upstream licence (plain text).
-
-    Each block: license_id, license_name, upstream (a string or a list), notice, attribution, naming (a string
-    or {rule: prefix|contains, text}), license_copy, use_restrictions, url, and optionally mark_modified.
-    """
+def render_attribution(blocks: Sequence[AttributionBlock]) -> str:
+    """The NOTICE / attribution text a derivative must ship: one section per upstream licence (plain text)."""
     sections = []
     for b in blocks:
-        upstream = b.get("upstream") or ""
-        if not isinstance(upstream, str):
-            upstream = ", ".join(str(u) for u in upstream)
-        naming = b.get("naming")
+        naming = b.naming
         if isinstance(naming, Mapping):
             text = naming.get("text") or ""
             rule = naming.get("rule")
@@ -514,17 +510,17 @@ def render_attribution(blocks: list[dict[str, Any]]) -> str:
             )
         sections.append(
             {
-                "license_id": b.get("license_id") or "",
-                "license_name": b.get("license_name") or b.get("license_id"),
-                "upstream": upstream,
-                "notice": b.get("notice"),
-                "attribution": b.get("attribution"),
+                "license_id": b.license_id,
+                "license_name": b.license_name or b.license_id,
+                "upstream": ", ".join(b.upstream),
+                "notice": b.notice,
+                "attribution": b.attribution,
                 "naming": naming,
-                "license_copy": bool(b.get("license_copy")),
-                "use_restrictions": bool(b.get("use_restrictions")),
-                "mark_modified": bool(b.get("mark_modified")),
-                "url": b.get("url"),
-                "terms": [str(t) for t in b.get("terms") or []],  # what training data carries (attribution.py)
+                "license_copy": b.license_copy,
+                "use_restrictions": b.use_restrictions,
+                "mark_modified": b.mark_modified,
+                "url": b.url,
+                "terms": b.terms,
             }
         )
     return _template("plain", "attribution.j2").render(blocks=sections)
