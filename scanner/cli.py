@@ -16,7 +16,7 @@ from scanner import __version__
 from scanner.atomic import write_text_atomic
 from scanner.errors import SourceError, UsageError
 from scanner.findings import Severity
-from scanner.report.formats import FORMATS  # the one registry of formats (imports no renderer)
+from scanner.report.formats import FORMAT_CHOICES, FORMATS  # the one registry of formats (imports no renderer)
 from scanner.report.run_info import ScanRun, scan_run
 from scanner.results import TargetReport
 
@@ -160,7 +160,7 @@ def scan(
         None, "--policy", help="Policy file (default: .originscan.yml next to the model, up to its git root, or here)."
     ),
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
-    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
+    fmt: str = typer.Option("text", "--format", "-f", help=f"{FORMAT_CHOICES}."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
     fail_on: str | None = typer.Option(None, "--fail-on", help="Lowest severity that fails (default high)."),
     repo_id: str | None = typer.Option(None, "--repo-id", help=REPO_ID_HELP),
@@ -531,7 +531,7 @@ def ci_pull_request(
         "markdown,json",
         "--formats",
         envvar="ORIGINSCAN_FORMATS",
-        help="Report files to write: markdown, json, sarif, html, text.",
+        help=f"Report files to write: {FORMAT_CHOICES}.",
     ),
     comment: str = typer.Option(
         "true", "--comment", envvar="ORIGINSCAN_COMMENT", help="true/false: keep one PR comment up to date."
@@ -577,7 +577,7 @@ def sweep(
     orgs: list[str] = typer.Argument(..., help="hf:ORG / github:ORG (or, with --merge, shard JSON reports)."),
     policy: Path | None = typer.Option(None, "--policy", help="Policy file (default: ./.originscan.yml)."),
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
-    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
+    fmt: str = typer.Option("text", "--format", "-f", help=f"{FORMAT_CHOICES}."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
     fail_on: str | None = typer.Option(
         None, "--fail-on", help="Lowest severity that fails; with history, only NEW findings count."
@@ -773,7 +773,7 @@ def rules(fmt: str = typer.Option("text", "--format", "-f", help="text or json."
 
 @app.command()
 def demo(
-    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown, sarif, html, cyclonedx or spdx."),
+    fmt: str = typer.Option("text", "--format", "-f", help=f"{FORMAT_CHOICES}."),
 ) -> None:
     """Run the main job on the bundled example repos."""
     from scanner.demo import examples_dir, run_demo

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from itertools import takewhile
 
+import yaml
 from helpers import REPO_ROOT, run_cli
 
 from scanner.findings import Severity
 from scanner.knowledge import Rule, catalogue
-from scanner.report.formats import FORMATS
+from scanner.report.formats import FORMAT_CHOICES, FORMATS
 from scanner.report.readme import RULE_TABLE_HEADER, rule_table
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
@@ -70,3 +71,13 @@ def test_the_format_table_lists_every_registered_format_in_order():
 def test_a_format_missing_from_the_readme_is_caught():
     one_less = README.replace("\n| `sarif` |", "\n| sarif |", 1)
     assert [name for name, _ in readme_formats(one_less)] != list(FORMATS)
+
+
+def test_the_action_and_the_cli_name_every_format():
+    """The Action's `formats` input and the CLI's --format help list the registry's formats, in its order."""
+    action = yaml.safe_load((REPO_ROOT / "action.yml").read_text(encoding="utf-8"))
+    assert f"({FORMAT_CHOICES})" in action["inputs"]["formats"]["description"]
+    assert FORMAT_CHOICES == ", ".join(FORMATS[:-1]) + f" or {FORMATS[-1]}"
+    for command in (["scan"], ["ci", "pull-request"]):
+        shown = " ".join(re.sub(r"[│|]", " ", run_cli(*command, "--help").stdout).split())
+        assert FORMAT_CHOICES in shown, command

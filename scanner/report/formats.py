@@ -34,3 +34,4 @@ _REGISTRY = (
 )
 BY_NAME = {f.name: f for f in _REGISTRY}
 FORMATS = tuple(BY_NAME)
+FORMAT_CHOICES = f"{', '.join(FORMATS[:-1])} or {FORMATS[-1]}"  # as help texts list them
