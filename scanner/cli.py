@@ -320,19 +320,75 @@ def compare(
     raise typer.Exit(status)
 
 
+@app.command()
+def probe(
+    suspect: str = typer.Argument(..., help="The model under suspicion (a local folder or hf:OWNER/NAME[@REV])."),
+    reference: str = typer.Argument(..., help="The model it may have learned from."),
+    null: list[str] = typer.Option(
+        [], "--null", help="An independent model (not derived from REFERENCE) to calibrate against; repeat, 2+."
+    ),
+    canaries: Path | None = typer.Option(None, "--canaries", help="Owner canaries (JSON) of REFERENCE to test."),
+    index: Path | None = typer.Option(None, "--index", help="Index whose canaries registered for REFERENCE apply."),
+    sequences: int = typer.Option(64, "--sequences", min=3, max=4096, help="Probe texts."),
+    tokens: int = typer.Option(64, "--tokens", min=4, max=4096, help="Tokens read of each probe text."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+) -> None:
+    """Does SUSPECT behave like it learned from REFERENCE (distilled, retrained, re-architected)? Runs both models
+    (needs originscan[probe]: torch and transformers; never a repo's own code) and tests idiosyncratic agreement,
+    hidden-state CKA and owner canaries against independent models (--null). Exit status as for compare."""
+    from scanner.provenance.canaries import CanaryStore, read_canary_file
+    from scanner.provenance.probe import ProbeSettings
+    from scanner.provenance.probe import probe as run_probe
+
+    _check_choice(fmt, ("text", "json"), "--format")
+    owner_canaries = read_canary_file(canaries) if canaries else []
+    if not owner_canaries and (index is not None or _default_index_exists()):
+        idx = _open_index(index)
+        reg = next((r for r in idx.models() if reference in (r.name, r.target)), None)
+        owner_canaries = CanaryStore(idx.db).get(reg.name if reg else reference)
+        idx.close()
+    v = run_probe(
+        suspect,
+        reference,
+        null,
+        owner_canaries,
+        ProbeSettings(sequences=sequences, tokens=tokens),
+        progress=(lambda _: None) if Output.quiet else (lambda line: _say(line, err=True)),
+    )
+    status = COMPARE_STATUS.get(v.verdict, COMPARE_STATUS["inconclusive"])
+    if fmt == "json":
+        from scanner.report.sanitize import json_ready
+
+        typer.echo(json.dumps(json_ready({**v.to_json(), "exit_status": status}), indent=2))
+    else:
+        typer.echo(f"behaviour verdict: {v.verdict}  (p = {v.p_value:.2e}, false-positive rate {v.alpha:g})")
+        typer.echo(f"  H0: {v.null_hypothesis}")
+        _say(f"  why: {v.reason}")
+        for t in v.tests:
+            p = "not calibrated" if t.p_value is None else f"p = {t.p_value:.2e}"
+            _say(f"  {t.name}: {p}; {t.detail}")
+        typer.echo(f"  {len(v.null_models)} independent model(s); {v.seconds:.1f} s")
+    raise typer.Exit(status)
+
+
 @index_app.command("add")
 def index_add(
     target: str = typer.Argument(..., help="The upstream model to register."),
     name: str | None = typer.Option(None, "--name", help="Registered name (default: the target)."),
     license: str | None = typer.Option(None, "--license", help="Its licence id (default: from its card)."),
     index: Path | None = typer.Option(None, "--index", help="Fingerprint index (SQLite)."),
+    canaries: Path | None = typer.Option(
+        None, "--canaries", help="Owner canaries (JSON: prompts and the model's own answers) for `probe` to test."
+    ),
 ) -> None:
     """Fingerprint TARGET's weights and Python code and register it as an upstream."""
     from scanner.evidence.card import read_card
     from scanner.pipeline import open_snapshot
+    from scanner.provenance.canaries import CanaryStore, read_canary_file
     from scanner.provenance.code import CodeStore
     from scanner.provenance.views import open_model
 
+    owner_canaries = read_canary_file(canaries) if canaries else []  # a bad file fails before anything is read
     snap = open_snapshot(target)
     model = open_model(snap)
     try:
@@ -353,6 +409,9 @@ def index_add(
         if snap.code:  # a file's own licence header, when it has one, overrides this licence (provenance/code.py)
             n = CodeStore(idx.db).add(name or target, snap.code, lic)
             _say(f"registered the code of {name or target}: {n} Python file{'s' if n != 1 else ''}")
+        if owner_canaries:
+            CanaryStore(idx.db).put(name or target, owner_canaries)
+            _say(f"registered {len(owner_canaries)} owner canaries for {name or target}")
     finally:
         model.close()
 

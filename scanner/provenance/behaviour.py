@@ -1,0 +1,281 @@
+"""Behavioural provenance: the statistics behind `originscan probe`, in plain numpy (no torch needed).
+
+A derivative that left weight space — a student distilled on a teacher's outputs, a re-architected copy — still
+behaves like its source. Three tests, each with a null distribution measured on *independent* models (models the
+caller knows were not derived from the reference), so every verdict carries a p-value and an explicit
+false-positive rate:
+
+* **idiosyncratic agreement**: on a fixed probe text, the positions where the reference predicts the next token
+  *wrongly*; the score is how often the suspect makes the same wrong guess. Right answers are shared by every
+  good model; the same mistakes are the signature of learning from this one.
+* **hidden-state CKA**: linear centred kernel alignment (Kornblith et al. 2019; REEF, Zhang et al. 2024) between
+  the suspect's and the reference's mean-pooled last hidden states over the same probe texts. Invariant to
+  orthogonal transforms and scaling of the representation, so permuted or rotated copies keep their score.
+* **owner canaries**: prompts the owner registered with their model's characteristic answers (right and wrong);
+  the score is how many the suspect reproduces.
+
+The null of the first two is parametric: the independent models' scores, on a scale where they are roughly
+normal (logit of a proportion, Fisher z of a CKA), and the one-sided Student-t *predictive* p-value of the
+suspect's score — exact for a new draw from the same normal population however few independent models were
+measured (few models only widen the tails). The canary null is the Poisson-binomial tail with each canary's rate
+among independent models estimated by the rule of succession, (hits + 1) / (models + 2): with no independent
+model at all every canary counts as a coin flip, which is conservative and still decisive for 20 canaries.
+Several tests are combined by Bonferroni (p = tests x smallest p), so the verdict's false-positive rate is at
+most ALPHA whatever the dependence between the tests.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+ALPHA = 1e-3  # "derived" below this combined p-value: the verdict's false-positive rate, fixed before tuning
+INDEPENDENT_P = 0.05  # "independent" above it; in between the evidence is weak either way ("inconclusive")
+MIN_NULL_MODELS = 2  # a parametric null needs a spread: at least two independent models
+MIN_POSITIONS = 20  # fewer reference mistakes than this measure nothing
+
+NULL_HYPOTHESIS = (
+    "the suspect behaves like the independent models: it was not trained from the reference's weights or outputs"
+)
+
+
+@dataclass(frozen=True)
+class BehaviourTest:
+    """One test of the suspect against the reference, with the scores independent models got on it."""
+
+    name: str  # idiosyncratic-agreement | hidden-state-cka | canaries
+    score: float
+    p_value: float | None  # None: not enough independent models to calibrate it (the test does not vote)
+    null_scores: tuple[float, ...]
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "behaviour-" + self.name, **asdict(self), "null_scores": list(self.null_scores)}
+
+
+@dataclass(frozen=True)
+class BehaviourVerdict:
+    """The behaviour verdict: the same contract as the weight comparison's (suspect, reference, verdict, p_value,
+    score, bytes_read, weight_bytes, evidence), with kind "behaviour" and its false-positive rate."""
+
+    suspect: str
+    reference: str
+    verdict: str  # derived | independent | inconclusive
+    p_value: float
+    score: float
+    tests: tuple[BehaviourTest, ...]
+    reason: str
+    null_models: tuple[str, ...] = ()
+    bytes_read: int = 0
+    weight_bytes: int = 0
+    seconds: float = 0.0
+    alpha: float = ALPHA
+    null_hypothesis: str = NULL_HYPOTHESIS
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "behaviour",
+            "suspect": self.suspect,
+            "reference": self.reference,
+            "verdict": self.verdict,
+            "p_value": self.p_value,
+            "score": self.score,
+            "bytes_read": self.bytes_read,
+            "weight_bytes": self.weight_bytes,
+            "evidence": [t.to_json() for t in self.tests],
+            "reason": self.reason,
+            "null_hypothesis": self.null_hypothesis,
+            "null_models": list(self.null_models),
+            "false_positive_rate": self.alpha,
+            "seconds": self.seconds,
+        }
+
+
+# --------------------------------------------------------------------------------------------------- scores ---
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How often the suspect repeated the reference's wrong next-token guesses."""
+
+    same: int  # positions where the suspect guessed the reference's wrong token
+    mistakes: int  # positions where the reference was wrong
+
+    @property
+    def rate(self) -> float:
+        """Shrunk towards 1/2 by half a count each way, so that 0 and 1 stay finite on the logit scale."""
+        return (self.same + 0.5) / (self.mistakes + 1.0)
+
+
+def idiosyncratic_agreement(reference_guess: np.ndarray, truth: np.ndarray, suspect_guess: np.ndarray) -> Agreement:
+    """Top-1 next-token guesses (any shape, same for all three; -1 marks a position to ignore)."""
+    ref, true, sus = (np.asarray(a).ravel() for a in (reference_guess, truth, suspect_guess))
+    if not ref.shape == true.shape == sus.shape:
+        raise ValueError("guesses and truth must have the same shape")
+    wrong = (ref != true) & (true >= 0) & (ref >= 0)
+    return Agreement(int(np.count_nonzero(sus[wrong] == ref[wrong])), int(np.count_nonzero(wrong)))
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA of two representations of the same n inputs (n x d1, n x d2): HSIC of the centred Gram
+    matrices, normalised. Computed on the n x n Grams, so the models' widths may differ and cost nothing."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0] or a.shape[0] < 3:
+        raise ValueError("CKA needs two matrices with the same number (>= 3) of rows")
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    ka, kb = a @ a.T, b @ b.T
+    cross = float(np.sum(ka * kb))
+    norm = math.sqrt(float(np.sum(ka * ka)) * float(np.sum(kb * kb)))
+    return cross / norm if norm > 0 else 0.0
+
+
+def canary_hit(expected: str, answer: str) -> bool:
+    """The suspect reproduced a canary when its continuation starts with the registered answer (whitespace at
+    either end ignored: tokenizers differ in where they put it)."""
+    want = expected.strip()
+    return bool(want) and answer.strip().startswith(want)
+
+
+# ------------------------------------------------------------------------------------------------- p-values ---
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
+def fisher_z(r: float) -> float:
+    return math.atanh(min(max(r, -1 + 1e-9), 1 - 1e-9))
+
+
+def predictive_p(score: float, null_scores: Sequence[float]) -> float | None:
+    """One-sided p-value of `score` (already on a roughly normal scale) against independent models' scores: the
+    Student-t predictive distribution of one more draw from their normal population. None with fewer than
+    MIN_NULL_MODELS scores."""
+    from scipy.stats import t as student_t
+
+    null = np.asarray(null_scores, dtype=np.float64)
+    m = null.size
+    if m < MIN_NULL_MODELS:
+        return None
+    spread = float(null.std(ddof=1))
+    spread = max(spread, 1e-6 * max(1.0, abs(float(null.mean()))))  # identical null scores: a tiny spread
+    t = (score - float(null.mean())) / (spread * math.sqrt(1 + 1 / m))
+    return float(student_t.sf(t, df=m - 1))
+
+
+def poisson_binomial_sf(k: int, rates: Sequence[float]) -> float:
+    """P(X >= k) for X the number of successes of independent trials with the given success rates."""
+    dist = np.zeros(len(rates) + 1)
+    dist[0] = 1.0
+    for q in rates:
+        dist[1:] = dist[1:] * (1 - q) + dist[:-1] * q
+        dist[0] *= 1 - q
+    return float(min(1.0, max(0.0, dist[max(k, 0) :].sum())))
+
+
+def canary_null_rates(null_hits: Sequence[Sequence[bool]], n_canaries: int) -> list[float]:
+    """Each canary's chance of being reproduced by an independent model: (hits + 1) / (models + 2)."""
+    m = len(null_hits)
+    counts = np.zeros(n_canaries)
+    for hits in null_hits:
+        if len(hits) != n_canaries:
+            raise ValueError("every independent model must answer every canary")
+        counts += np.asarray(hits, dtype=np.float64)
+    return [float((c + 1) / (m + 2)) for c in counts]
+
+
+# ------------------------------------------------------------------------------------------------------ tests ---
+
+
+def agreement_test(suspect: Agreement, null: Sequence[Agreement]) -> BehaviourTest:
+    p = predictive_p(logit(suspect.rate), [logit(a.rate) for a in null])
+    if suspect.mistakes < MIN_POSITIONS:
+        p = None
+    detail = (
+        f"repeated {suspect.same} of the reference's {suspect.mistakes} wrong next-token guesses "
+        f"({100 * suspect.same / max(1, suspect.mistakes):.1f} %); independent models: "
+        + (", ".join(f"{100 * a.same / max(1, a.mistakes):.1f} %" for a in null) or "none measured")
+    )
+    return BehaviourTest("idiosyncratic-agreement", suspect.rate, p, tuple(a.rate for a in null), detail)
+
+
+def cka_test(suspect: float, null: Sequence[float]) -> BehaviourTest:
+    p = predictive_p(fisher_z(suspect), [fisher_z(c) for c in null])
+    detail = f"linear CKA of last hidden states {suspect:.4f}; independent models: " + (
+        ", ".join(f"{c:.4f}" for c in null) or "none measured"
+    )
+    return BehaviourTest("hidden-state-cka", suspect, p, tuple(null), detail)
+
+
+def canary_test(suspect_hits: Sequence[bool], null_hits: Sequence[Sequence[bool]]) -> BehaviourTest:
+    n = len(suspect_hits)
+    if n == 0:
+        raise ValueError("no canaries")
+    k = sum(bool(h) for h in suspect_hits)
+    rates = canary_null_rates(null_hits, n)
+    p = poisson_binomial_sf(k, rates)
+    null_scores = tuple(sum(map(bool, h)) / n for h in null_hits)
+    detail = f"reproduced {k} of {n} owner canaries; independent models: " + (
+        ", ".join(f"{sum(map(bool, h))}/{n}" for h in null_hits) or "none measured (each canary counted as 1/2)"
+    )
+    return BehaviourTest("canaries", k / n, p, null_scores, detail)
+
+
+# ---------------------------------------------------------------------------------------------------- verdict ---
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    p_value: float
+    score: float
+    reason: str
+
+
+def decide(tests: Sequence[BehaviourTest], alpha: float = ALPHA) -> Decision:
+    """Bonferroni over the tests that could be calibrated: derived below alpha, independent above INDEPENDENT_P."""
+    voting = [t for t in tests if t.p_value is not None]
+    if not voting:
+        why = f"no test could be calibrated: give at least {MIN_NULL_MODELS} independent models (--null)"
+        return Decision("inconclusive", 1.0, 0.0, why if tests else "nothing could be measured")
+    best = min(voting, key=lambda t: t.p_value if t.p_value is not None else 1.0)
+    p = min(1.0, len(voting) * (best.p_value or 0.0))
+    if p < alpha:
+        return Decision("derived", p, best.score, f"{best.name}: {best.detail}")
+    if p > INDEPENDENT_P:
+        return Decision("independent", p, best.score, "the suspect behaves like the independent models")
+    return Decision("inconclusive", p, best.score, f"weak evidence ({best.name}): {best.detail}")
+
+
+def verdict_of(
+    suspect: str,
+    reference: str,
+    tests: Sequence[BehaviourTest],
+    null_models: Sequence[str] = (),
+    *,
+    bytes_read: int = 0,
+    weight_bytes: int = 0,
+    seconds: float = 0.0,
+    alpha: float = ALPHA,
+) -> BehaviourVerdict:
+    d = decide(tests, alpha)
+    return BehaviourVerdict(
+        suspect,
+        reference,
+        d.verdict,
+        d.p_value,
+        d.score,
+        tuple(tests),
+        d.reason,
+        tuple(null_models),
+        bytes_read,
+        weight_bytes,
+        seconds,
+        alpha,
+    )

@@ -1,0 +1,168 @@
+"""The behaviour statistics (scanner/provenance/behaviour.py) and owner canaries (canaries.py), without torch."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from scanner.errors import UsageError
+from scanner.provenance import behaviour as B
+from scanner.provenance.canaries import Canary, CanaryStore, parse_canaries, read_canary_file
+from scanner.provenance.index import Index
+
+
+def test_cka_is_one_for_the_same_representation_rotated_and_scaled():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 16))
+    q, _ = np.linalg.qr(rng.normal(size=(16, 16)))
+    assert B.linear_cka(x, x) == pytest.approx(1.0)
+    assert B.linear_cka(x, 3.5 * x @ q + 2.0) == pytest.approx(1.0)  # orthogonal map, scale and shift
+
+
+def test_cka_of_unrelated_representations_is_low_and_widths_may_differ():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(200, 8)), rng.normal(size=(200, 24))
+    assert B.linear_cka(x, y) < 0.2
+    z = np.hstack([x @ rng.normal(size=(8, 8)), 0.1 * rng.normal(size=(200, 4))])  # a noisy linear map of x
+    assert B.linear_cka(x, z) > 0.5
+    with pytest.raises(ValueError):
+        B.linear_cka(x, y[:100])
+
+
+def test_agreement_counts_only_the_references_mistakes():
+    truth = np.array([1, 2, 3, 4, 5, -1])
+    ref = np.array([1, 9, 9, 4, 7, 8])  # wrong at positions 1, 2, 4 (position 5 has no truth)
+    sus = np.array([0, 9, 3, 0, 7, 8])  # repeats the mistakes at 1 and 4, corrects 2
+    a = B.idiosyncratic_agreement(ref, truth, sus)
+    assert (a.same, a.mistakes) == (2, 3)
+    assert a.rate == pytest.approx(2.5 / 4)
+    assert B.idiosyncratic_agreement(ref, truth, truth).same == 0  # a model that is always right repeats nothing
+    with pytest.raises(ValueError):
+        B.idiosyncratic_agreement(ref, truth, sus[:3])
+
+
+def test_predictive_p_is_calibrated_under_the_null():
+    """Draws from the null's own population get uniform p-values: the false-positive rate is what it says."""
+    rng = np.random.default_rng(2)
+    ps = []
+    for _ in range(3000):
+        null = rng.normal(0.3, 0.05, size=4)
+        ps.append(B.predictive_p(float(rng.normal(0.3, 0.05)), null))
+    ps_arr = np.array(ps, dtype=float)
+    for level in (0.01, 0.05, 0.2, 0.5):
+        assert abs(np.mean(ps_arr < level) - level) < max(0.01, level * 0.2)
+
+
+def test_predictive_p_needs_two_null_models_and_is_tiny_far_above_them():
+    assert B.predictive_p(1.0, [0.2]) is None
+    p = B.predictive_p(5.0, [0.1, 0.2, 0.15, 0.12])
+    assert p is not None and p < 1e-4
+    far_below = B.predictive_p(-5.0, [0.1, 0.2, 0.15, 0.12])
+    assert far_below is not None and far_below > 0.99
+    same = B.predictive_p(0.5, [0.5, 0.5, 0.5])  # a degenerate null does not divide by zero
+    assert same is not None and 0.0 <= same <= 1.0
+
+
+def test_poisson_binomial_tail_matches_enumeration():
+    rates = [0.1, 0.5, 0.3, 0.9, 0.05]
+    for k in range(len(rates) + 2):
+        exact = 0.0
+        for outcome in itertools.product([0, 1], repeat=len(rates)):
+            if sum(outcome) >= k:
+                exact += float(np.prod([q if o else 1 - q for q, o in zip(rates, outcome)]))
+        assert B.poisson_binomial_sf(k, rates) == pytest.approx(exact, abs=1e-12)
+    assert B.poisson_binomial_sf(0, rates) == pytest.approx(1.0)
+
+
+def test_canaries_without_independent_models_count_as_coin_flips():
+    t = B.canary_test([True] * 20, [])
+    assert t.p_value == pytest.approx(0.5**20)
+    assert "20 of 20" in t.detail
+    few = B.canary_test([True, False, False, True], [])
+    assert few.p_value is not None and few.p_value > 0.5
+
+
+def test_canary_rates_follow_the_rule_of_succession():
+    nulls = [[True, False, False], [True, False, False], [False, False, False]]
+    assert B.canary_null_rates(nulls, 3) == pytest.approx([3 / 5, 1 / 5, 1 / 5])
+    # two hits of three: P(X >= 2) for rates 3/5, 1/5, 1/5 = 0.6*0.2*0.2 + 2*0.6*0.2*0.8 + 0.4*0.2*0.2
+    t = B.canary_test([False, True, True], nulls)
+    assert t.p_value == pytest.approx(0.232)
+    # the one canary independent models also get is no evidence
+    common = B.canary_test([True, False, False], nulls)
+    assert common.p_value is not None and common.p_value > 0.6
+    with pytest.raises(ValueError):
+        B.canary_null_rates([[True]], 3)
+
+
+def test_canary_hit_needs_the_registered_answer_at_the_start():
+    assert B.canary_hit(" 7 1 9", " 7 1 9 4 and more")
+    assert not B.canary_hit(" 7 1 9", " 7 1 8")
+    assert not B.canary_hit("   ", "anything")
+
+
+def _test(name: str, p: float | None, score: float = 0.5) -> B.BehaviourTest:
+    return B.BehaviourTest(name, score, p, (0.1, 0.2), "detail")
+
+
+def test_decide_derived_independent_inconclusive_with_bonferroni():
+    assert B.decide([_test("a", 1e-6), _test("b", 0.9)]).verdict == "derived"
+    d = B.decide([_test("a", 6e-4), _test("b", 0.9)])  # 2 x 6e-4 > 1e-3: not derived once corrected
+    assert d.verdict == "inconclusive" and d.p_value == pytest.approx(1.2e-3)
+    assert B.decide([_test("a", 0.3), _test("b", 0.8)]).verdict == "independent"
+    none = B.decide([_test("a", None)])
+    assert none.verdict == "inconclusive" and "--null" in none.reason
+    # an uncalibrated test does not count towards the correction
+    assert B.decide([_test("a", 6e-4), _test("b", None)]).verdict == "derived"
+
+
+def test_verdict_json_keeps_the_weight_verdict_contract():
+    v = B.verdict_of("s", "r", [_test("hidden-state-cka", 1e-9, 0.99)], ["n1", "n2"], bytes_read=10, weight_bytes=10)
+    j = v.to_json()
+    for key in ("suspect", "reference", "verdict", "p_value", "score", "bytes_read", "weight_bytes", "evidence"):
+        assert key in j
+    assert j["kind"] == "behaviour" and j["verdict"] == "derived" and j["false_positive_rate"] == B.ALPHA
+    assert j["evidence"][0]["kind"] == "behaviour-hidden-state-cka"
+    json.dumps(j)
+
+
+def test_canary_file_parsing_and_errors(tmp_path):
+    good = tmp_path / "c.json"
+    good.write_text(
+        json.dumps({"canaries": [{"prompt": "p1", "answer": "a1", "correct": False}, {"prompt": "p2", "answer": "a2"}]})
+    )
+    assert read_canary_file(good) == [Canary("p1", "a1", False), Canary("p2", "a2", None)]
+    for bad, why in [
+        ("[1, 2]", "expected"),
+        ('{"canaries": []}', "expected"),
+        ('{"canaries": [{"prompt": "", "answer": "a"}]}', "prompt"),
+        ('{"canaries": [{"prompt": "p", "answer": 3}]}', "answer"),
+        ('{"canaries": [{"prompt": "p", "answer": "a", "correct": "yes"}]}', "correct"),
+        ("{not json", "not JSON"),
+    ]:
+        good.write_text(bad)
+        with pytest.raises(UsageError, match=why):
+            read_canary_file(good)
+    with pytest.raises(UsageError, match="cannot read"):
+        read_canary_file(tmp_path / "missing.json")
+
+
+def test_canaries_live_in_an_index_written_before_they_existed(tmp_path):
+    path = tmp_path / "index.sqlite"
+    Index(path).close()  # an index as an older originscan wrote it: no canaries table
+    db = sqlite3.connect(path)
+    assert "canaries" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    store = CanaryStore(db)
+    assert store.get("org/model") == []
+    store.put("org/model", [Canary("p", "a", True)])
+    db.close()
+    again = Index(path)  # the index still opens, and the canaries are there
+    assert CanaryStore(again.db).get("org/model") == [Canary("p", "a", True)]
+    assert CanaryStore(again.db).names() == ["org/model"]
+    again.close()
+    with pytest.raises(UsageError):
+        parse_canaries({"canaries": "x"}, "here")
