@@ -718,13 +718,15 @@ def watch(
     import datetime as dt
     import tempfile
 
-    from scanner.watch import COULD_NOT_LIST, Outcome, WatchState, load_report, merge_reports, render_text, run_watch
+    from scanner.report.watch import watch_text
+    from scanner.watch import COULD_NOT_LIST, Outcome, WatchState, run_watch
+    from scanner.watch_report import load_report, merge_reports
 
     _check_choice(fmt, ("text", "json"), "--format")
     if merge:
         if shard:
             raise UsageError("--merge and --shard do not go together")
-        doc = merge_reports([load_report(p) for p in reports or []])
+        report = merge_reports([load_report(p) for p in reports or []])
     else:
         if reports:
             raise UsageError("watch takes no arguments without --merge (the watched models come from the index)")
@@ -768,19 +770,18 @@ def watch(
             finally:
                 st.close()
                 idx.close()
-        doc = report.to_json()
-    _write(json.dumps(doc, indent=2) if fmt == "json" else render_text(doc), output)
-    stopped = doc.get("stopped") or ""
+    _write(json.dumps(report.to_json(), indent=2) if fmt == "json" else watch_text(report), output)
+    stopped = report.stopped or ""
     if COULD_NOT_LIST in stopped:
         _say(f"originscan watch: {stopped}", err=True)
-        if not doc["stats"].get("listed"):
+        if not report.stats.listed:
             raise typer.Exit(2)  # nothing was looked at: not "no suspects"
     if tracking_issues:
         from scanner.ci.actions import run_url
         from scanner.ci.watch_issues import file_issues
 
         for res in file_issues(
-            doc["suspects"],
+            report.suspects,
             os.environ.get("GITHUB_API_URL") or "https://api.github.com",
             os.environ.get("GITHUB_TOKEN"),
             os.environ.get("GITHUB_REPOSITORY", ""),
@@ -788,7 +789,7 @@ def watch(
             log=lambda line: _say(line, err=True),
         ):
             _say(f"originscan watch: issue #{res['number']} {res['action']} for {res['repo']}", err=True)
-    raise typer.Exit(1 if any(not s["declared"] for s in doc["suspects"]) else 0)
+    raise typer.Exit(1 if report.undeclared else 0)
 
 
 @app.command()

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,8 @@ from scanner import interrupt
 from scanner.errors import SourceError, UsageError
 from scanner.file_formats import tells
 from scanner.provenance.index import Index
-from scanner.provenance.result import OUTCOMES, Verdict, evidence_from_json
 from scanner.shards import in_shard
+from scanner.watch_report import Suspect, Watched, WatchReport
 
 LISTING_FIELDS = ["sha", "lastModified", "siblings", "cardData", "tags"]  # what the listing-row test reads
 WIDTH_KEYS = frozenset(
@@ -63,7 +63,6 @@ WIDTH_KEYS = frozenset(
 )
 HUB_URL = "https://huggingface.co"
 COULD_NOT_LIST = "could not list the Hub's models"  # how a run whose listing failed says so (cli: exit 2)
-DECLARED_BASES = "declared-bases"  # the report's evidence item listing the bases a suspect's card names
 MAX_ATTEMPTS = 3  # a repo that fails this many runs at the same sha stops holding the cursor back
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (key TEXT PRIMARY KEY, watermark TEXT, updated TEXT);
@@ -88,24 +87,6 @@ def default_state_path() -> Path:
 
 
 # -- what is watched ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Watched:
-    name: str
-    target: str
-    license: str | None
-    key: str  # fingerprint content key
-    kind: str  # rows | hashes
-    hidden: int | None
-    vocab: int | None
-
-    @property
-    def repo_id(self) -> str | None:
-        """The Hub repo id of a watched `hf:` target (revision dropped)."""
-        if not self.target.startswith("hf:"):
-            return None
-        return self.target[3:].split("@", 1)[0]
-
-
 def watched_models(index: Index) -> list[Watched]:
     return [
         Watched(c.reg.name, c.reg.target, c.reg.license, c.reg.fingerprint, c.kind, c.hidden, c.vocab)
@@ -142,87 +123,6 @@ class Listed:
 
 
 # -- judgements --------------------------------------------------------------------------------------------------
-MAX_EVIDENCE = 20  # evidence items of a suspect's verdict the report keeps (per-layer vectors can be hundreds)
-
-
-@dataclass
-class Suspect:
-    """A listed repo whose weights derive from a watched model: the verdict itself, and whether its card says so."""
-
-    repo: str
-    revision: str | None
-    watched: str
-    watched_target: str
-    verdict: Verdict  # suspect hf:REPO, reference the watched model's registered name
-    declared: bool
-    declared_as: list[str]  # the bases its card names that are the watched model or a declared derivative of it
-    declared_bases: list[str]  # every base its card names
-    links: dict[str, str]
-
-    @property
-    def status(self) -> str:
-        return "declared" if self.declared else "undeclared"
-
-    def to_json(self) -> dict[str, Any]:
-        """The report's suspect: the verdict's fields flattened in, its first MAX_EVIDENCE evidence items and the
-        card's declared bases as one more item."""
-        v = self.verdict
-        evidence = [e.to_json() for e in v.evidence[:MAX_EVIDENCE]]
-        evidence.append({"kind": DECLARED_BASES, "bases": self.declared_bases})
-        return {
-            "repo": self.repo,
-            "revision": self.revision,
-            "watched": self.watched,
-            "watched_target": self.watched_target,
-            "verdict": v.verdict,
-            "p_value": v.p_value,
-            "log10_p_value": v.log10_p_value,
-            "score": v.score,
-            "declared": self.declared,
-            "declared_as": self.declared_as,
-            "evidence": evidence,
-            "reason": v.reason,
-            "bytes_read": v.bytes_read,
-            "links": self.links,
-            "status": self.status,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Suspect:
-        """A suspect of a JSON report (shards to merge). ValueError when it does not fit. The verdict keeps what
-        the report holds: not the weight bytes of the two models, nor the seconds."""
-        try:
-            items = list(d["evidence"])
-            bases = next((list(e["bases"]) for e in items if e.get("kind") == DECLARED_BASES), [])
-            verdict = Verdict(
-                f"hf:{d['repo']}",
-                str(d["watched"]),
-                d["verdict"],
-                float(d["p_value"]),
-                float(d["score"]),
-                int(d["bytes_read"]),
-                0,
-                tuple(evidence_from_json(e) for e in items if e.get("kind") != DECLARED_BASES),
-                str(d["reason"]),
-                log10_p_value=float(d["log10_p_value"]),
-            )
-            if verdict.verdict not in OUTCOMES:
-                raise ValueError(f"verdict {verdict.verdict!r}")
-            return cls(
-                str(d["repo"]),
-                d["revision"],
-                str(d["watched"]),
-                str(d["watched_target"]),
-                verdict,
-                bool(d["declared"]),
-                list(d["declared_as"]),
-                bases,
-                dict(d["links"]),
-            )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"a suspect lacks required fields ({type(exc).__name__}: {exc})") from None
-
-
 @dataclass
 class Outcome:
     repo: str
@@ -313,7 +213,7 @@ class WatchState:
             return False
         sha, stage, seen_widths, seen_key, attempts = row
         if stage == "error":
-            return attempts >= MAX_ATTEMPTS
+            return int(attempts) >= MAX_ATTEMPTS
         if seen_key == key or stage == "listing":
             return True
         # A width judgement holds for any watched set that has none of those widths.
@@ -373,65 +273,6 @@ class WatchState:
 
 # -- one run ------------------------------------------------------------------------------------------------------
 @dataclass
-class WatchStats:
-    listed: int = 0  # listing rows read (this shard's and others')
-    in_shard: int = 0
-    unchanged: int = 0  # judged before at the same sha: 0 requests
-    evaluated: int = 0
-    ruled_out: dict[str, int] = field(default_factory=lambda: {"listing": 0, "config": 0, "header": 0, "rows": 0})
-    errors: int = 0
-    requests: int = 0
-    weight_bytes_read: int = 0
-    compared: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
-class WatchReport:
-    watched: list[Watched]
-    shard: str | None
-    started: str
-    complete: bool = False
-    stopped: str | None = None
-    watermark: str | None = None
-    stats: WatchStats = field(default_factory=WatchStats)
-    suspects: list[Suspect] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        from scanner import __version__
-
-        return {
-            "tool": "originscan",
-            "version": __version__,
-            "kind": "watch",
-            "shard": self.shard,
-            "started": self.started,
-            "complete": self.complete,
-            "stopped": self.stopped,
-            "watermark": self.watermark,
-            "watched": [
-                {
-                    "name": w.name,
-                    "target": w.target,
-                    "license": w.license,
-                    "kind": w.kind,
-                    "hidden": w.hidden,
-                    "vocab": w.vocab,
-                }
-                for w in self.watched
-            ],
-            "stats": asdict(self.stats),
-            "suspects": [s.to_json() for s in sorted(self.suspects, key=lambda s: (s.declared, s.repo, s.watched))],
-            "errors": self.errors,
-        }
-
-    @property
-    def undeclared(self) -> list[Suspect]:
-        return [s for s in self.suspects if not s.declared]
-
-
-@dataclass
 class _Context:
     watched: list[Watched]
     widths: set[int]
@@ -444,9 +285,10 @@ class _Context:
 
     def index(self) -> Index:
         # sqlite3 connections belong to their thread: each worker opens its own view of the index.
-        if not hasattr(self.local, "index"):
-            self.local.index = Index(self.index_path)
-        return self.local.index
+        index: Index | None = getattr(self.local, "index", None)
+        if index is None:
+            index = self.local.index = Index(self.index_path)
+        return index
 
 
 def evaluate(listed: Listed, ctx: _Context) -> Outcome:
@@ -585,7 +427,11 @@ def _declared_through(
 def _listing(token: str | None, endpoint: str | None) -> Iterator[Any]:
     from scanner.sources.hf import hub_api
 
-    return iter(hub_api(endpoint, token).list_models(sort="lastModified", expand=LISTING_FIELDS))
+    # The Hub sorts by its own field name, which the client passes on as it is (its annotation knows only snake_case
+    # aliases); the expand names are the Hub's too.
+    sort: Any = "lastModified"
+    expand: Any = LISTING_FIELDS
+    return iter(hub_api(endpoint, token).list_models(sort=sort, expand=expand))
 
 
 def run_watch(
@@ -627,14 +473,14 @@ def run_watch(
     first = http.SENT.count
     started = time.perf_counter()
     top: dt.datetime | None = None
-    pending: dict[Future, Listed] = {}
+    pending: dict[Future[Outcome], Listed] = {}
 
     retry_later = 0
     outcomes: dict[str, Outcome] = {}
 
-    refused_before: dict[Future, int] = {}  # requests refused for the budget when each evaluation started
+    refused_before: dict[Future[Outcome], int] = {}  # requests refused for the budget when each evaluation started
 
-    def settle(done: Iterable[Future]) -> None:
+    def settle(done: Iterable[Future[Outcome]]) -> None:
         nonlocal retry_later
         for fut in done:
             listed = pending.pop(fut)
@@ -727,101 +573,12 @@ def run_watch(
     return report
 
 
-# -- shards and output --------------------------------------------------------------------------------------------
-def merge_reports(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One report from shard JSON reports: suspects and errors joined, counts added, complete only if all were."""
-    if not docs:
-        raise UsageError("watch --merge: no shard reports given")
-    out = dict(docs[0])
-    out["shard"] = None
-    out["complete"] = all(d.get("complete") for d in docs)
-    stops = [(f"shard {d['shard']}: " if d.get("shard") else "") + d["stopped"] for d in docs if d.get("stopped")]
-    out["stopped"] = "; ".join(stops) or None
-    stats: dict[str, Any] = {}
-    for d in docs:
-        for k, v in (d.get("stats") or {}).items():
-            if isinstance(v, dict):
-                stats[k] = {kk: stats.get(k, {}).get(kk, 0) + vv for kk, vv in v.items()}
-            elif k in ("listed", "seconds"):
-                stats[k] = max(stats.get(k, 0), v)  # every shard reads the same listing; they run side by side
-            else:
-                stats[k] = stats.get(k, 0) + v
-    out["stats"] = stats
-    seen = set()
-    out["suspects"] = []
-    for d in docs:
-        for s in d.get("suspects", []):
-            if (s["repo"], s["watched"]) not in seen:
-                seen.add((s["repo"], s["watched"]))
-                out["suspects"].append(s)
-    out["suspects"].sort(key=lambda s: (s["declared"], s["repo"], s["watched"]))
-    out["errors"] = [e for d in docs for e in d.get("errors", [])]
-    return out
-
-
-def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a watch report ({type(exc).__name__})") from None
-    if not isinstance(doc, dict) or doc.get("kind") != "watch" or not isinstance(doc.get("suspects"), list):
-        raise UsageError(f"{path}: not an originscan watch JSON report")
-    try:
-        for s in doc["suspects"]:
-            Suspect.from_json(s)
-    except ValueError:
-        raise UsageError(f"{path}: a suspect in it lacks required fields") from None
-    return doc
-
-
-def render_text(doc: dict[str, Any]) -> str:
-    from scanner.report.sanitize import terminal_safe as sanitize
-
-    s = doc["stats"]
-    lines = [
-        f"originscan watch: {len(doc['watched'])} watched model(s)"
-        + (f", shard {doc['shard']}" if doc.get("shard") else "")
-    ]
-    for sus in doc["suspects"]:
-        tag = "DECLARED  " if sus["declared"] else "UNDECLARED"
-        lines.append(
-            f"  {tag} {sanitize(sus['repo'])} derives from {sanitize(sus['watched'])} "
-            f"(p = 10^{sus['log10_p_value']:.1f}, score {sus['score']:.2f}) {sus['links']['repo']}"
-        )
-        if sus["declared"]:
-            lines.append(f"             its card names {', '.join(sanitize(b) for b in sus['declared_as'])}")
-    if not doc["suspects"]:
-        judged = s.get("listed") or doc.get("complete")
-        lines.append("  no suspects" if judged else "  nothing was listed, so no repo was judged (not a pass)")
-    for e in doc.get("errors", [])[:20]:
-        lines.append(f"  could not judge {sanitize(e['repo'])}: {sanitize(e['message'])}")
-    r = s.get("ruled_out", {})
-    lines.append(
-        f"listed {s['listed']}, this shard {s['in_shard']}, unchanged {s['unchanged']}, judged "
-        f"{s['evaluated']} (ruled out by listing {r.get('listing', 0)}, config {r.get('config', 0)}, "
-        f"header {r.get('header', 0)}, rows {r.get('rows', 0)}), errors {s['errors']}; {s['requests']} "
-        f"requests, {s['weight_bytes_read']:,} weight bytes, {s['seconds']:.1f} s"
-    )
-    lines.append(
-        "run complete: the cursor moved to " + str(doc.get("watermark"))
-        if doc.get("complete")
-        else f"run stopped ({doc.get('stopped')}): the next run resumes where this one stopped"
-    )
-    return "\n".join(lines) + "\n"
-
-
 __all__ = [
     "run_watch",
     "WatchState",
-    "WatchReport",
-    "Watched",
-    "Suspect",
     "Listed",
     "evaluate",
     "declared_widths",
     "declared_bases",
-    "merge_reports",
-    "load_report",
-    "render_text",
     "default_state_path",
 ]

@@ -24,7 +24,8 @@ from scanner.ci.watch_issues import file_issues
 from scanner.provenance.index import Index
 from scanner.provenance.pack import export_pack
 from scanner.provenance.views import open_model
-from scanner.watch import WatchState, declared_bases, declared_widths, merge_reports, run_watch
+from scanner.watch import WatchState, declared_bases, declared_widths, run_watch
+from scanner.watch_report import Suspect, WatchReport, merge_reports
 
 T0 = 1_790_000_000  # file times: a repo's lastModified is its newest file's mtime
 SHAPE_A = dict(vocab=512, d=64, inter=128)
@@ -258,9 +259,11 @@ def test_shards_split_the_work_and_merge_to_the_whole(world):
         state.close()
     a, b = ({s["repo"] for s in d["suspects"]} for d in docs)
     assert a and b and not a & b and a | b == set(PLANTED)
-    merged = merge_reports(docs)
+    merged = merge_reports([WatchReport.from_json(d) for d in docs]).to_json()
     assert {s["repo"] for s in merged["suspects"]} == set(PLANTED) and merged["complete"]
     assert merged["stats"]["in_shard"] == docs[0]["stats"]["in_shard"] + docs[1]["stats"]["in_shard"]
+    for d in docs:  # a report read back is the report written
+        assert WatchReport.from_json(d).to_json() == {**d, "version": merged["version"]}
 
 
 def test_cli_json_exit_status_merge_and_tracking_issues(world, tmp_path):
@@ -314,7 +317,9 @@ def test_cli_json_exit_status_merge_and_tracking_issues(world, tmp_path):
         assert len(issues) == len(undeclared)  # declared derivatives get no issue
         assert all(any(repo in i["title"] for i in issues) for repo in undeclared)
         issues[0]["state"] = "closed"  # handled by the owner
-        again = file_issues(doc["suspects"], api.url, "t0k", "acme/models")  # the next night finds them again
+        again = file_issues(
+            [Suspect.from_json(s) for s in doc["suspects"]], api.url, "t0k", "acme/models"
+        )  # the next night finds them again
         assert [a["action"] for a in again] == ["updated"] * 6 and len(api.issues["acme/models"]) == 6
         assert api.issues["acme/models"][0]["state"] == "closed"
 

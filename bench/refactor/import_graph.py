@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("provenance",),  # weights: fingerprints, comparison, the index, verdicts
     ("evidence",),  # facts read from a snapshot
     ("checks",),  # facts -> findings
-    ("results",),  # what a scan of one target produced (findings and facts)
+    ("results", "watch_report"),  # what a scan of one target produced (findings and facts); what a watch found
     ("pipeline",),  # snapshot -> results
     ("attribution",),  # the NOTICE text a derivative must ship
     ("report",),  # results -> text, json, html, ...

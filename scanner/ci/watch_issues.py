@@ -17,6 +17,7 @@ from scanner.ci.actions import BEST_EFFORT_RETRY, workflow_command
 from scanner.errors import SourceError
 from scanner.report.ci import watch_issue
 from scanner.sources.github import GitHubAPI
+from scanner.watch_report import Suspect
 
 MARKER_PREFIX = "<!-- originscan-watch "
 
@@ -26,17 +27,17 @@ def marker(repo: str, watched: str) -> str:
     return f"{MARKER_PREFIX}{digest} -->"
 
 
-def title(s: dict[str, Any]) -> str:
-    return f"originscan watch: {s['repo']} appears to derive from {s['watched']} (undeclared)"[:250]
+def title(s: Suspect) -> str:
+    return f"originscan watch: {s.repo} appears to derive from {s.watched} (undeclared)"[:250]
 
 
-def body(s: dict[str, Any], run_url: str | None = None) -> str:
+def body(s: Suspect, run_url: str | None = None) -> str:
     """The issue body (templates/watch_issue.md.j2), its first line the suspect's marker."""
-    return watch_issue(s, marker(s["repo"], s["watched"]), run_url)
+    return watch_issue(s, marker(s.repo, s.watched), run_url)
 
 
 def file_issues(
-    suspects: list[dict[str, Any]],
+    suspects: list[Suspect],
     api_url: str,
     token: str | None,
     repo: str,
@@ -46,7 +47,7 @@ def file_issues(
 ) -> list[dict[str, Any]]:
     """Open or update one issue per undeclared suspect. Returns [{"action", "number", "repo", "watched"}]."""
     log = log or (lambda line: print(line, flush=True))
-    undeclared = [s for s in suspects if not s.get("declared")]
+    undeclared = [s for s in suspects if not s.declared]
     if not undeclared:
         return []
     if not token or not repo:
@@ -61,18 +62,16 @@ def file_issues(
             if "pull_request" not in issue and text.startswith(MARKER_PREFIX):
                 existing.setdefault(text.split("\n", 1)[0].strip(), issue)
         for s in undeclared:
-            mark = marker(s["repo"], s["watched"])
+            mark = marker(s.repo, s.watched)
             payload = {"title": title(s), "body": body(s, run_url)}
             if mark in existing:
                 num = existing[mark]["number"]
                 api.send("PATCH", f"/repos/{repo}/issues/{num}", payload)
-                done.append({"action": "updated", "number": num, "repo": s["repo"], "watched": s["watched"]})
+                done.append({"action": "updated", "number": num, "repo": s.repo, "watched": s.watched})
             else:
                 made = api.send("POST", f"/repos/{repo}/issues", payload) or {}
                 existing[mark] = made
-                done.append(
-                    {"action": "created", "number": made.get("number"), "repo": s["repo"], "watched": s["watched"]}
-                )
+                done.append({"action": "created", "number": made.get("number"), "repo": s.repo, "watched": s.watched})
     except (SourceError, OSError, ValueError) as exc:  # APIError or no answer: the report is elsewhere
         log(workflow_command("warning", f"originscan watch: could not file the suspects: {exc}"))
     return done

@@ -15,6 +15,7 @@ from scanner.findings import DiffEntry, Finding, RunDiff, Severity
 from scanner.report.render import Raw, environment, escape_markdown, one_line
 from scanner.report.sanitize import terminal_safe
 from scanner.results import TargetReport
+from scanner.watch_report import MAX_EVIDENCE, Suspect
 
 MAX_COMMENT = 60_000  # GitHub refuses bodies over 65 536 characters
 MAX_ROWS_NEW = 100
@@ -171,20 +172,18 @@ def tracking_issue(
     return body
 
 
-def watch_issue(suspect: Mapping[str, Any], marker: str, run_url: str | None = None) -> str:
-    """One watch suspect's issue (the suspect as `watch --format json` writes it)."""
-    evidence = suspect.get("evidence") or []
-    bases = next((e.get("bases") for e in evidence if e.get("kind") == "declared-bases"), None) or []
+def watch_issue(suspect: Suspect, marker: str, run_url: str | None = None) -> str:
+    """One watch suspect's issue: the verdict, the bases its card declares, the evidence as rows of its JSON."""
     rows = [
-        (e.get("kind", ""), ", ".join(f"{k}={v}" for k, v in e.items() if k != "kind"))
-        for e in evidence
-        if e.get("kind") != "declared-bases"
+        (e.kind, ", ".join(f"{k}={v}" for k, v in e.to_json().items() if k != "kind"))
+        for e in suspect.verdict.evidence[:MAX_EVIDENCE]
     ][:MAX_EVIDENCE_ROWS]
     return _render(
         "watch_issue.md.j2",
         s=suspect,
+        v=suspect.verdict,
         marker=Raw(marker),
-        bases=bases,
+        bases=suspect.declared_bases,
         rows=rows,
         run_url=Raw(run_url) if run_url else None,
     )
