@@ -30,11 +30,12 @@ out = []
 for s, r in json.load(sys.stdin):
     t = time.perf_counter()
     v = compare_paths(s, r)
+    evidence = v.to_json()["evidence"]  # the JSON contract: the same in every version, typed evidence or not
     out.append({"verdict": v.verdict, "p_value": v.p_value, "log10_p": v.log10_p_value, "score": v.score,
                 "bytes_read": v.bytes_read, "seconds": time.perf_counter() - t,
-                "vectors": [(e["suspect_tensor"], e["reference_tensor"], e["corr"]) for e in v.evidence
+                "vectors": [(e["suspect_tensor"], e["reference_tensor"], e["corr"]) for e in evidence
                             if e.get("kind") == "residual-vector"],
-                "anchor": [e for e in v.evidence if e.get("kind") == "token-matrix"]})
+                "anchor": [e for e in evidence if e.get("kind") == "token-matrix"]})
 json.dump(out, sys.stdout)
 """
 
