@@ -213,10 +213,6 @@ class Verdict:
         """The token-matrix evidence the verdict stands on, when there is one."""
         return next((e for e in self.evidence if isinstance(e, TokenMatrixMatch)), None)
 
-    def of_kind(self, kind: type[Any]) -> list[Any]:
-        """The evidence items of one type, in order."""
-        return [e for e in self.evidence if isinstance(e, kind)]
-
     @property
     def relation(self) -> Relation:
         """How the suspect relates to the reference: a byte-identical or disguised copy, a fine-tune (any other
