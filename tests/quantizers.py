@@ -44,9 +44,9 @@ def mlx_model(t: dict[str, np.ndarray], bits: int = 4, group: int = 64) -> dict[
 
 def fp8_e4m3(x: np.ndarray) -> np.ndarray:
     """Round to the nearest E4M3 value; returns the uint8 codes."""
-    from scanner.provenance.safetensors import FP8_TABLES
+    from scanner.provenance.safetensors import fp8_table
 
-    table = FP8_TABLES["f8e4m3"]
+    table = fp8_table("f8e4m3")
     finite = np.where(np.isfinite(table), table, np.inf)
     order = np.argsort(finite)
     idx = np.searchsorted(finite[order], x.ravel()).clip(1, 255)

@@ -41,7 +41,7 @@ from safetensors.numpy import load_file, save_file  # noqa: E402
 
 from scanner.provenance.compare import compare_views  # noqa: E402
 from scanner.provenance.quantized import unpack_mlx  # noqa: E402
-from scanner.provenance.safetensors import FP8_TABLES  # noqa: E402
+from scanner.provenance.safetensors import fp8_table  # noqa: E402
 from scanner.provenance.views import open_model  # noqa: E402
 from scanner.sources.local import LocalSource  # noqa: E402
 
@@ -187,7 +187,7 @@ def read_fp8_aware(folder: Path) -> dict[str, np.ndarray]:
     for k, e in header.items():
         a, b = e["data_offsets"]
         if e["dtype"] == "F8_E4M3":
-            out[k] = FP8_TABLES["f8e4m3"][np.frombuffer(body[a:b], np.uint8)].reshape(e["shape"])
+            out[k] = fp8_table("f8e4m3")[np.frombuffer(body[a:b], np.uint8)].reshape(e["shape"])
         elif e["dtype"] == "F32":
             out[k] = np.frombuffer(body[a:b], np.float32).reshape(e["shape"])
         elif e["dtype"] == "F16":

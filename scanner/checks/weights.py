@@ -70,7 +70,7 @@ def weight_headers(ctx: Context) -> Iterator[Finding]:
         fmt = format_of(f.path)
         if fmt is None or fmt not in HEADER_READERS or f.lfs_pointer:
             continue
-        parse_header, malformed = HEADER_READERS[fmt]
+        parse_header, malformed = HEADER_READERS[fmt]()
         try:
             src = ctx.snap.open(f.path)
         except OSError as exc:

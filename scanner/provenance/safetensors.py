@@ -6,6 +6,7 @@ Every field is checked because the file comes from whoever uploaded it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -13,11 +14,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scanner.file_formats import SAFETENSORS
+
+if TYPE_CHECKING:
+    import numpy as np
 from scanner.sources.bytesource import ByteSource, coalesce_ranges
 
 MAX_HEADER_BYTES = SAFETENSORS.budgets.header
@@ -71,9 +73,12 @@ DTYPES: dict[str, tuple[int, str | None]] = {
 }
 
 
+# numpy is imported by the functions that decode, not by the module: validating a header (every scan) needs none.
 def _fp8_table(exp_bits: int, man_bits: int, bias: int, ieee: bool) -> np.ndarray:
     """All 256 values of an 8-bit float (OCP FP8: E4M3FN has NaN but no infinities, E5M2 is IEEE-like).
     A lookup table is all decoding takes; written here rather than adding a dependency for it."""
+    import numpy as np
+
     b = np.arange(256)
     e, m = (b >> man_bits) & ((1 << exp_bits) - 1), b & ((1 << man_bits) - 1)
     frac = m / (1 << man_bits)
@@ -86,7 +91,14 @@ def _fp8_table(exp_bits: int, man_bits: int, bias: int, ieee: bool) -> np.ndarra
     return (np.where(b >> 7, -1.0, 1.0) * val).astype(np.float32)
 
 
-FP8_TABLES = {"f8e4m3": _fp8_table(4, 3, 7, ieee=False), "f8e5m2": _fp8_table(5, 2, 15, ieee=True)}
+FP8_FORMATS = {"f8e4m3": (4, 3, 7, False), "f8e5m2": (5, 2, 15, True)}  # (exponent, mantissa bits, bias, IEEE)
+
+
+@functools.cache
+def fp8_table(code: str) -> np.ndarray:
+    """The lookup table of an FP8 dtype code of DTYPES (made on first use)."""
+    exp_bits, man_bits, bias, ieee = FP8_FORMATS[code]
+    return _fp8_table(exp_bits, man_bits, bias, ieee=ieee)
 
 
 class SafetensorsError(ValueError):
@@ -241,8 +253,10 @@ def decode(raw: bytes, dtype: str) -> np.ndarray:
     code = DTYPES[dtype][1]
     if code is None:
         raise SafetensorsError(f"dtype {dtype} cannot be compared numerically")
-    if code in FP8_TABLES:
-        return FP8_TABLES[code][np.frombuffer(raw, dtype=np.uint8)]
+    import numpy as np
+
+    if code in FP8_FORMATS:
+        return fp8_table(code)[np.frombuffer(raw, dtype=np.uint8)]
     if code == "bf16":
         bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
         return bits.view(np.float32)
@@ -274,6 +288,8 @@ def read_rows_of(
     spans.sort()
     runs = coalesce_ranges([(a, b) for a, b, _, _ in spans], src.read_cost(screening))
     data = parallel(lambda run: src.read(run[0], run[1] - run[0]), runs)  # several in flight (thread-safe sources)
+    import numpy as np
+
     found: dict[tuple[int, int], np.ndarray] = {}
     k = 0
     for start, end, i, r in spans:  # spans and runs are both in file order

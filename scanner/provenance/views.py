@@ -10,24 +10,48 @@ fingerprint index and the scan all open weights through `open_model`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from scanner.file_formats import FORMATS, GGUF, SAFETENSORS, FileFormat, format_of
-from scanner.provenance import gguf, safetensors
-from scanner.provenance.gguf import GGUFModel
-from scanner.provenance.model import SourcedView
-from scanner.provenance.quantized import DequantizingModel
 from scanner.sources.bytesource import ByteSource
 from scanner.sources.interface import Snapshot
 
-TENSOR_READERS: dict[FileFormat, Callable[[Snapshot], SourcedView]] = {
-    SAFETENSORS: DequantizingModel.from_snapshot,
-    GGUF: GGUFModel.from_snapshot,
-}
-# A header parser, and the error it raises for a file that breaks its format (any other OSError: could not read).
-HEADER_READERS: dict[FileFormat, tuple[Callable[[ByteSource, str], object], type[ValueError]]] = {
-    SAFETENSORS: (safetensors.parse_header, safetensors.SafetensorsError),
-    GGUF: (gguf.parse_header, gguf.GGUFError),
-}
+if TYPE_CHECKING:
+    from scanner.provenance.model import SourcedView
+
+# The readers load with their first use (functions, not module imports): a scan that validates a safetensors
+# header imports neither the GGUF reader nor the tensor views and numpy.
+HeaderReader = tuple[Callable[[ByteSource, str], object], type[ValueError]]
+
+
+def _safetensors_view(snap: Snapshot) -> SourcedView:
+    from scanner.provenance.quantized import DequantizingModel
+
+    return DequantizingModel.from_snapshot(snap)
+
+
+def _gguf_view(snap: Snapshot) -> SourcedView:
+    from scanner.provenance.gguf import GGUFModel
+
+    return GGUFModel.from_snapshot(snap)
+
+
+def _safetensors_header() -> HeaderReader:
+    from scanner.provenance import safetensors
+
+    return safetensors.parse_header, safetensors.SafetensorsError
+
+
+def _gguf_header() -> HeaderReader:
+    from scanner.provenance import gguf
+
+    return gguf.parse_header, gguf.GGUFError
+
+
+TENSOR_READERS: dict[FileFormat, Callable[[Snapshot], SourcedView]] = {SAFETENSORS: _safetensors_view, GGUF: _gguf_view}
+# Each format's header parser and the error it raises for a file that breaks its format (any other OSError: could
+# not read), as a function that loads them.
+HEADER_READERS: dict[FileFormat, Callable[[], HeaderReader]] = {SAFETENSORS: _safetensors_header, GGUF: _gguf_header}
 
 
 def open_model(snap: Snapshot) -> SourcedView:
@@ -35,4 +59,4 @@ def open_model(snap: Snapshot) -> SourcedView:
     for fmt in FORMATS:
         if fmt in present and fmt in TENSOR_READERS:
             return TENSOR_READERS[fmt](snap)
-    return DequantizingModel.from_snapshot(snap)  # nothing readable: an empty view that says why (pickles, pointers)
+    return _safetensors_view(snap)  # nothing readable: an empty view that says why (pickles, pointers)
