@@ -42,7 +42,7 @@ COMMAND_TIMEOUT = 300  # seconds per command (a hang is an output too: "timeout"
 # What differs between two runs of the same code: replaced by a placeholder before comparing. Each pattern names a
 # run-time value, never a judgement (a verdict, p-value, score, byte count or finding is left as it is).
 NORMALISE: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<time>"),
+    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d| UTC)?"), "<time>"),
     (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"), "<uuid>"),
     (re.compile(r'"seconds": [0-9.e-]+'), '"seconds": <s>'),
     (re.compile(r"\b\d+(?:\.\d+)? ?(?:ms|s)\b(?! \w)"), "<duration>"),
@@ -289,11 +289,16 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(SETS), help=f"comma-separated sets (default: all of {', '.join(SETS)})")
     ap.add_argument("--show", type=int, default=5, help="differing outputs to show (first lines of each diff)")
     ap.add_argument("--keep", type=Path, default=None, help="work in this (new) folder and keep it")
+    ap.add_argument("--compare-only", type=Path, default=None, help="only compare the outputs kept in this folder")
     args = ap.parse_args()
     chosen = [s for s in args.only.split(",") if s]
     if unknown := set(chosen) - set(SETS):
         ap.error(f"unknown set(s): {', '.join(sorted(unknown))}")
     head, base = args.head.resolve(), args.base.resolve()
+    if args.compare_only is not None:
+        got = kept_outputs(args.compare_only.resolve())
+        report(got, chosen, args.show, say=print)
+        return 0 if got["base"] == got["head"] else 1
     work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="originscan-same-"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -328,6 +333,19 @@ def main() -> int:
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def kept_outputs(work: Path) -> dict[str, dict[str, str]]:
+    """The normalised outputs of a run kept with --keep (commands that did not finish count as 'not run')."""
+    names = [str(j["name"]) for j in json.loads((work / "spec-base.json").read_text())["jobs"]]
+    got = {}
+    for label in ("base", "head"):
+        out = work / "out" / label
+        rcs = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
+        if (out / "realworld.json").exists():
+            rcs.update(json.loads((out / "realworld.json").read_text()))
+        got[label] = outputs(out, names + [n for n in rcs if n.startswith("realworld-")], rcs, work)
+    return got
 
 
 def report(got: dict[str, dict[str, str]], chosen: list[str], show: int, say: Callable[[str], object]) -> None:
