@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from scanner.findings import Finding, Severity
 from scanner.provenance.result import Verdict, WeightMatch
+from scanner.sources.cache import Cache, default_cache
+from scanner.sources.interface import Snapshot
 
 if TYPE_CHECKING:  # annotations only: the index loads numpy, which an unchanged re-scan never needs
     from scanner.provenance.index import Index
-from scanner.sources.cache import Cache, default_cache
-from scanner.sources.interface import Snapshot
 
 RECORD = "verdicts-v1-"  # cache key prefix
 
