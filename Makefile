@@ -50,7 +50,7 @@ bench-pickles: $(STAMP)
 CODE_VENV := bench/.venv-code
 bench-code: $(STAMP)
 	test -x $(CODE_VENV)/bin/python || $(PYTHON) -m venv $(CODE_VENV)
-	$(CODE_VENV)/bin/python -m pip install --quiet numpy copydetect pycode_similar
+	$(CODE_VENV)/bin/python -m pip install --quiet numpy pyyaml copydetect pycode_similar
 	-$(BIN)/python bench/code/fetch_real_pairs.py  # fills the real-pair cache; run.py lists what is still missing
 	$(CODE_VENV)/bin/python bench/code/run.py
 

@@ -58,6 +58,20 @@ def test_a_file_has_the_format_of_its_last_suffix(path, fmt):
     assert format_of(path) is fmt
 
 
+def test_is_weight_file_is_format_of_a_weight_row():
+    names = [
+        "README",
+        "x.v1/README",
+        "d/.npy",
+        "model.bin.txt",
+        "a.",
+        *(f"d/m{s.upper()}" for f in FORMATS for s in f.suffixes),
+    ]
+    for path in names:
+        fmt = format_of(path)
+        assert is_weight_file(path) == (fmt is not None and fmt.weights), path
+
+
 def test_weight_files_are_the_weight_rows_and_archives_are_not():
     assert is_weight_file("model.safetensors") and is_weight_file("flax_model.msgpack")
     assert not is_weight_file("bundle.zip") and not is_weight_file("dump.tar")

@@ -1,7 +1,8 @@
 """How scanner/provenance/code.py's thresholds were chosen: a grid over the matcher's parameters, scored on the
 TUNING half of the real pairs only (the held-out half is never read here).
 
-    .venv/bin/python bench/code/tune.py
+    .venv/bin/python bench/code/tune.py            (the definition matcher's grid)
+    .venv/bin/python bench/code/tune.py --small    (the small-file rule: every tuning file's rare shared features)
 
 For each setting: the weakest tuning copy and the strongest tuning independent pair, in copied statements (the
 file-level score), and how many tuning copies clear the strongest independent pair. The setting kept is the one
@@ -29,7 +30,37 @@ GRID = {
 }
 
 
+def small_files() -> None:
+    """Each tuning suspect file's rare evidence against its reference (summed rarity of the shared settings and
+    imports, and its share of the file's own), largest files first: MIN_RARE_EVIDENCE and RARE_SHARE are read off
+    the files of at most SMALL_FILE_STATEMENTS statements."""
+    usable = [p for p in load_pairs() if p.half == "tuning" and not missing([p])]
+    rows = []
+    for p in usable:
+        upstream = code.UpstreamCode(
+            {"r": [code.fingerprint(r.path, cached_path(r).read_text(encoding="utf-8")) for r in p.reference]}
+        )
+        for r in p.suspect:
+            fp = code.fingerprint(r.path, cached_path(r).read_text(encoding="utf-8"))
+            shared, _ = code.small_file_evidence(fp, upstream).get("r", ((), False))
+            score = sum(f.rarity for f in shared)
+            total = sum(code.rarity(f.key) for f in fp.features)
+            rows.append((fp.statements, p.label, score, score / total if total else 0.0, p.id, shared))
+    print(f"{'stmts':>5} {'label':<11} {'evidence':>8} {'share':>5}  pair: shared features (rarity)")
+    for stmts, label, score, share, pid, shared in sorted(rows, key=lambda r: -r[0]):
+        mark = "*" if stmts <= code.SMALL_FILE_STATEMENTS else " "
+        feats = ", ".join(f"{f.key[:40]} ({f.rarity:.1f})" for f in shared[:4])
+        print(f"{stmts:>5}{mark}{label:<11} {score:>8.1f} {share:>5.0%}  {pid}: {feats}")
+    small = [r for r in rows if r[0] <= code.SMALL_FILE_STATEMENTS]
+    indep = max((r[2] for r in small if r[1] == "independent"), default=0.0)
+    copies = [r[2] for r in small if r[1] == "copied"]
+    print(f"* small files: strongest independent {indep:.1f}, copies {sorted(copies)}")
+
+
 def main() -> None:
+    if "--small" in sys.argv:
+        small_files()
+        return
     pairs = [p for p in load_pairs() if p.half == "tuning"]
     usable = [p for p in pairs if not missing([p])]
     print(f"tuning half: {len(pairs)} pairs, {len(usable)} in the cache")

@@ -72,7 +72,26 @@ def _evidence(m: CodeMatch) -> dict[str, Any]:
             }
             for d in m.definitions
         ],
+        shared_settings=[
+            {
+                "feature": f.key,
+                "line": f.suspect_line,
+                "upstream_path": f.upstream_path,
+                "upstream_line": f.upstream_line,
+                "rarity": round(f.rarity, 2),
+            }
+            for f in m.shared
+        ],
     )
+
+
+def _what(m: CodeMatch) -> str:
+    """What was copied: the definitions, or for a small file its rare settings and imports with both lines."""
+    n = len(m.definitions)
+    if n or not m.small_file_copied:
+        return f"copies {n} definition{'s' if n != 1 else ''} ({m.copied_statements:.0f} statements)"
+    shared = "; ".join(f"{f.key} (line {f.suspect_line} ← {f.upstream_path}:{f.upstream_line})" for f in m.shared[:6])
+    return f"is a small file that shares {len(m.shared)} rare settings and imports ({shared})"
 
 
 @check("code.copied_undeclared")
@@ -80,14 +99,14 @@ def copied_code(ctx: Context) -> Iterator[Finding]:
     for m in ctx.code_matches:
         if _declares(ctx, m.upstream):
             continue
-        n = len(m.definitions)
         yield ctx.finding(
             "code.copied_undeclared",
-            f"{m.suspect_path} copies {n} definition{'s' if n != 1 else ''} ({m.copied_statements:.0f} statements) "
-            f"from {m.upstream} ({m.upstream_path}, {m.license or 'licence unknown'}), which the card does not "
-            f"name: {_definitions(m)}",
+            f"{m.suspect_path} {_what(m)} from {m.upstream} ({m.upstream_path}, {m.license or 'licence unknown'}), "
+            f"which the card does not name" + (f": {_definitions(m)}" if m.definitions else ""),
             path=m.suspect_path,
-            line=m.definitions[0].suspect_lines[0] if m.definitions else None,
+            line=m.definitions[0].suspect_lines[0]
+            if m.definitions
+            else (m.shared[0].suspect_line if m.shared else None),
             **_evidence(m),
         )
 

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
+import hashlib
 import io
 import json
 import keyword
+import math
 import re
 import sqlite3
 import tokenize
@@ -38,8 +41,22 @@ MIN_TILE = 10  # tokens in a shared stretch before it counts: shorter ones are i
 MIN_DEF_TOKENS = 80  # a copy needs a definition this long (tokens) copied: short ones match idioms by chance
 MIN_SMALL_TOKENS = 25  # shorter definitions (a one-line forward()) are never judged; 25-80 only beside a long one
 DEF_CONTAINMENT = 0.7  # share of a suspect definition's tokens inside shared stretches for it to count as copied
+# A definition long enough to anchor a copy must have this share of its tokens from ONE upstream definition: a copied
+# definition comes from a definition, while a patchwork of short idioms from a dozen (the residual `x = x + f(norm(x))`
+# of every transformer block) is independent code in the same style. Tuning half: copies' anchors 0.75 and up, the
+# strongest independent one (torchvision's VisionTransformer.forward against timm's) 0.53; set mid-gap.
+ANCHOR_FROM_ONE = 0.65
 MIN_COPIED_STATEMENTS = 6  # normalised statements in copied definitions before a file counts as a copy
-FORMAT = 2  # stored fingerprint layout; rows of another layout are left out until the upstream is registered again
+# Files too small to hold a definition of MIN_DEF_TOKENS (a 12-line config class, a stub) are judged by what they
+# share that is rare: literal settings (`query_num = 64`) and import lines, weighed by how few of the `transformers`
+# model directories hold them (rules/code_background.json, an IDF background of independent code). Fixed on the
+# tuning half (bench/code/tune.py --small): its small copy with no long definition scores 15.8, its strongest
+# independent small file 4.5; MIN_RARE_EVIDENCE sits mid-gap, above what one feature can weigh (ln 566 = 6.3), so
+# one shared rarity (an unusual import) is never enough alone.
+SMALL_FILE_STATEMENTS = 30  # normalised statements: a file this small is judged by its rare shared settings too
+MIN_RARE_EVIDENCE = 10.0  # summed rarity (natural-log IDF) of what a small file shares with one upstream
+RARE_SHARE = 0.5  # ... which must also be at least this share of the rarity of everything the small file sets
+FORMAT = 3  # stored fingerprint layout; rows of another layout are left out until the upstream is registered again
 MAX_CODE_BYTES = 1024 * 1024  # a modelling file is tens of KB; past this a file is not hand-written code
 MAX_TOKENS = 200_000
 MAX_SEED_PLACES = 200  # a 10-token stretch found in more places of the upstream code than this is not evidence
@@ -93,6 +110,25 @@ class Definition:
 
 
 @dataclass(frozen=True)
+class Feature:
+    """A literal setting (`bind query_num=64`) or import (`import-line transformers: A, B, C`) and its line."""
+
+    key: str
+    line: int
+
+
+@dataclass(frozen=True)
+class SharedFeature:
+    """A rare feature a small suspect file shares with an upstream file, with both lines."""
+
+    key: str
+    suspect_line: int
+    upstream_path: str
+    upstream_line: int
+    rarity: float  # log of (background directories + 1) / (directories holding it + 1)
+
+
+@dataclass(frozen=True)
 class CodeFingerprint:
     """The definitions of one Python file, with the notices its header carries."""
 
@@ -102,6 +138,7 @@ class CodeFingerprint:
     notices: tuple[str, ...] = ()  # copyright / licence lines of the header comments, as written
     license: str | None = None  # licence the header names, when it names one
     error: str | None = None  # why the file was only partly read, if it was
+    features: tuple[Feature, ...] = ()  # literal settings and import lines, for small files
 
     @property
     def tokens(self) -> int:
@@ -116,6 +153,7 @@ class CodeFingerprint:
             "notices": list(self.notices),
             "license": self.license,
             "error": self.error,
+            "features": [[f.key, f.line] for f in self.features],
         }
 
     @classmethod
@@ -129,6 +167,7 @@ class CodeFingerprint:
             tuple(str(n) for n in d.get("notices") or ()),
             d.get("license"),
             d.get("error"),
+            tuple(Feature(str(k), int(n)) for k, n in d.get("features") or ()),
         )
 
 
@@ -142,9 +181,10 @@ class CopiedDefinition:
     upstream_name: str
     upstream_lines: tuple[int, int]
     statements: int  # normalised statements of the suspect's definition
-    containment: float  # share of the suspect definition's tokens in stretches shared with the upstream
+    containment: float  # share of the suspect definition's tokens (template stretches aside) shared with the upstream
     survived: float  # share of the upstream definition's tokens found in the suspect definition
     also_from: tuple[str, ...] = ()  # further upstream definitions that parts of it came from (`path:name`)
+    stock_share: float = 0.0  # share of its tokens in the background's template stretches (neutral)
 
     @property
     def copied_statements(self) -> float:
@@ -161,14 +201,20 @@ class CodeMatch:
     suspect_statements: int  # all normalised statements of the suspect file
     notices_missing: tuple[str, ...] = ()  # upstream notice lines the suspect does not carry
     license: str | None = None  # the upstream code's licence
+    shared: tuple[SharedFeature, ...] = ()  # a small file's rare settings and imports found in the upstream
+    small_file_copied: bool = False  # the small-file rule holds (MIN_RARE_EVIDENCE and RARE_SHARE)
 
     @property
     def copied_statements(self) -> float:
         return sum(d.copied_statements for d in self.definitions)
 
     @property
+    def rare_evidence(self) -> float:
+        return sum(f.rarity for f in self.shared)
+
+    @property
     def copied(self) -> bool:
-        return self.copied_statements >= MIN_COPIED_STATEMENTS
+        return self.copied_statements >= MIN_COPIED_STATEMENTS or self.small_file_copied
 
     @property
     def similarity(self) -> float:
@@ -177,7 +223,9 @@ class CodeMatch:
 
     @property
     def upstream_paths(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(d.upstream_path for d in self.definitions))
+        return tuple(
+            dict.fromkeys([*(d.upstream_path for d in self.definitions), *(f.upstream_path for f in self.shared)])
+        )
 
     @property
     def upstream_path(self) -> str:
@@ -401,8 +449,114 @@ def _spans(tree: ast.Module) -> list[_Span]:
     return spans
 
 
-def _definitions(source: str) -> tuple[tuple[Definition, ...], int, str | None]:
-    """The file's definitions with their normalised tokens, its statement count and any tokenizer error."""
+_TRIVIAL = frozenset({0, 1, -1, 2})  # numbers every file sets (`dim=1`, `num_layers=2`) are not settings
+
+
+def _literal(node: ast.expr) -> str | None:
+    """A number or string as written in a setting (`448`, `'gelu'`); None for anything else and for trivia."""
+    sign = ""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        sign, node = "-", node.operand
+    if not isinstance(node, ast.Constant) or isinstance(node.value, bool) or node.value is None:
+        return None
+    value = node.value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return None if (-value if sign else value) in _TRIVIAL else sign + repr(value)
+    if isinstance(value, str) and not sign and len(value) >= 3:
+        return repr(value)
+    return None
+
+
+def _target_name(node: ast.expr) -> str | None:
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
+def features(tree: ast.Module | None) -> tuple[Feature, ...]:
+    """Literal settings (a name or key bound to a number or string: assignments, parameter defaults, dict entries;
+    not keyword arguments of calls, which are the called API's vocabulary, `mode='full'`) and imports (an import line of three or more names, or a name from a module three levels deep). Names
+    stay as written here: a setting's name is part of what was copied, and its rarity decides what it is worth."""
+    if tree is None:
+        return ()
+    out: dict[str, int] = {}
+
+    def bind(name: str | None, value: ast.expr, line: int) -> None:
+        if name and (lit := _literal(value)) is not None:
+            out.setdefault(f"bind {name}={lit}", line)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                bind(_target_name(target), node.value, node.lineno)
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            bind(_target_name(node.target), node.value, node.lineno)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args.posonlyargs + node.args.args
+            for arg, default in zip(args[len(args) - len(node.args.defaults) :], node.args.defaults):
+                bind(arg.arg, default, default.lineno)
+            for arg, kw_default in zip(node.args.kwonlyargs, node.args.kw_defaults):
+                if kw_default is not None:
+                    bind(arg.arg, kw_default, kw_default.lineno)
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    bind(key.value, value, value.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [a.name for a in node.names]
+            if len(names) >= 3:  # the same names in the same order: a copied line, unless the background has it
+                out.setdefault(f"import-line {node.module}: {', '.join(names)}", node.lineno)
+            if node.module.count(".") >= 2:
+                for name in names:
+                    out.setdefault(f"import {node.module}.{name}", node.lineno)
+    return tuple(Feature(k, line) for k, line in sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class Background:
+    """Independent code by many authors (rules/code_background.json, built by bench/code/background.py)."""
+
+    directories: int
+    features: dict[str, int]  # feature hash -> directories holding it (two or more)
+    stock: frozenset[str]  # hashes of MIN_TILE-token stretches found in many directories: templates, not evidence
+
+
+@functools.cache
+def background() -> Background:
+    from scanner.knowledge import data_dir  # imported here: the matcher itself needs no knowledge base
+
+    with open(data_dir("rules") / "code_background.json", encoding="utf-8") as fh:
+        data = json.load(fh)
+    stock = str(data.get("stock", ""))
+    return Background(
+        int(data["directories"]),
+        {str(k): int(v) for k, v in data["features"].items()},
+        frozenset(stock[i : i + STRETCH_HASH_CHARS] for i in range(0, len(stock), STRETCH_HASH_CHARS)),
+    )
+
+
+STRETCH_HASH_CHARS = 12
+STOCK_TILE = 20  # tokens in a template stretch: templates repeat at length; idioms in short stretches (MIN_TILE)
+
+
+def stretch_hash(tokens: Sequence[str]) -> str:
+    """A normalised stretch's hash as the background stores it (48 bits: tens of thousands stored, no collisions
+    to speak of)."""
+    return hashlib.blake2b(" ".join(tokens).encode("utf-8"), digest_size=STRETCH_HASH_CHARS // 2).hexdigest()
+
+
+def feature_hash(key: str) -> str:
+    """The background stores features by hash: counts, not the background's text."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def rarity(key: str) -> float:
+    """Inverse document frequency against the background: a feature it lacks counts as found in one directory."""
+    bg = background()
+    return math.log((bg.directories + 1) / (bg.features.get(feature_hash(key), 1) + 1))
+
+
+def _definitions(source: str) -> tuple[tuple[Definition, ...], int, str | None, tuple[Feature, ...]]:
+    """The file's definitions with their normalised tokens, its statement count, any tokenizer error and its
+    features."""
     tree, parsed = _parse_prefix(source)
     toks, where, error = normalised_tokens(source, tree)
     spans = _spans(tree) if tree is not None else []
@@ -434,7 +588,7 @@ def _definitions(source: str) -> tuple[tuple[Definition, ...], int, str | None]:
                 tuple(where[t][0] for t in idx),
             )
         )
-    return tuple(defs), sum(d.statements for d in defs), error
+    return tuple(defs), sum(d.statements for d in defs), error, features(tree)
 
 
 def fingerprint(path: str, source: str) -> CodeFingerprint:
@@ -442,9 +596,9 @@ def fingerprint(path: str, source: str) -> CodeFingerprint:
     if len(source) > MAX_CODE_BYTES:
         cut = source.rfind("\n", 0, MAX_CODE_BYTES) + 1 or MAX_CODE_BYTES  # whole lines, so the rest still parses
         source, error = source[:cut], f"only the first {cut} characters were read"
-    defs, statements, tok_error = _definitions(source)
+    defs, statements, tok_error, feats = _definitions(source)
     notices, lic = _header(source)
-    return CodeFingerprint(path, defs, statements, notices, lic, error or tok_error)
+    return CodeFingerprint(path, defs, statements, notices, lic, error or tok_error, feats)
 
 
 def _norm(text: str) -> str:
@@ -481,9 +635,16 @@ def _seeds(ids: Sequence[int]) -> list[tuple[int, ...]]:
 
 class UpstreamCode:
     """Every definition of every registered upstream file, indexed by its MIN_TILE-token stretches. A stretch found
-    in two or more upstreams is common stock: it never starts a shared stretch."""
+    in two or more upstreams, or in many directories of the background, is common stock: it never starts a shared
+    stretch."""
 
-    def __init__(self, upstreams: dict[str, list[CodeFingerprint]], licenses: dict[str, str | None] | None = None):
+    def __init__(
+        self,
+        upstreams: dict[str, list[CodeFingerprint]],
+        licenses: dict[str, str | None] | None = None,
+        *,
+        stock: frozenset[str] | None = None,
+    ):
         self.vocabulary = _Vocabulary()
         self.entries: list[_Entry] = []
         self.files = {(name, fp.path): fp for name, fps in upstreams.items() for fp in fps}
@@ -501,10 +662,26 @@ class UpstreamCode:
                         self.where.setdefault(seed, []).append((e, pos))
                         if owners.setdefault(seed, name) != name:
                             self.common.add(seed)
+        # a feature of two or more upstreams is common stock too
+        feature_owners: dict[str, set[str]] = {}
+        for (name, _), fp in self.files.items():
+            for f in fp.features:
+                feature_owners.setdefault(f.key, set()).add(name)
+        self.common_features = {k for k, names in feature_owners.items() if len(names) > 1}
         # a stretch repeated in very many places is boilerplate, and would make tiling quadratic on hostile input
         self.common.update(seed for seed, at in self.where.items() if len(at) > MAX_SEED_PLACES)
+        self.stock = background().stock if stock is None else stock
         for seed in self.common:
             del self.where[seed]
+
+    def stock_positions(self, tokens: Sequence[str]) -> set[int]:
+        """Positions of `tokens` inside a background template stretch."""
+        out: set[int] = set()
+        if self.stock:
+            for i in range(len(tokens) - STOCK_TILE + 1):
+                if stretch_hash(tokens[i : i + STOCK_TILE]) in self.stock:
+                    out.update(range(i, i + STOCK_TILE))
+        return out
 
 
 def _tiles(a: Sequence[int], b: Sequence[int], starts: list[tuple[int, int]]) -> tuple[set[int], set[int]]:
@@ -544,9 +721,12 @@ def copied_definitions(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str
     anchored: set[str] = set()  # upstreams a long definition was copied from
     for d in suspect.definitions:
         ids = code.vocabulary.encode(d.tokens)
+        # the background's template stretches are neutral: neither evidence of copying nor against it
+        neutral = code.stock_positions(d.tokens)
         significant = sum(t not in (";", "{", "}") for t in d.tokens)
-        if significant < MIN_SMALL_TOKENS:
-            continue
+        if sum(t not in (";", "{", "}") for i, t in enumerate(d.tokens) if i not in neutral) < MIN_SMALL_TOKENS:
+            continue  # nothing of its own to judge
+        own = len(ids) - len(neutral)
         seeds = _seeds(ids)
         repeated = {seed for seed, n in Counter(seeds).items() if n > MAX_SEED_PLACES}  # boilerplate on this side
         starts: dict[int, list[tuple[int, int]]] = {}
@@ -564,14 +744,14 @@ def copied_definitions(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str
                 by_upstream.setdefault(entry.upstream, []).append((e, covered_a, covered_b))
         for name, hits in by_upstream.items():
             union = set().union(*(h[1] for h in hits))
-            containment = len(union) / len(ids)
+            containment = len(union - neutral) / own
             if containment < DEF_CONTAINMENT:
                 continue
-            if significant >= MIN_DEF_TOKENS:
+            top = max(len(h[1]) for h in hits)
+            if significant >= MIN_DEF_TOKENS and max(len(h[1] - neutral) for h in hits) >= ANCHOR_FROM_ONE * own:
                 anchored.add(name)
             # the upstream definition most of it came from; between near-equals (identical helpers are common),
             # the one with the suspect definition's own name, then its method name
-            top = max(len(h[1]) for h in hits)
             hits.sort(
                 key=lambda h: (
                     len(h[1]) < 0.95 * top,
@@ -598,6 +778,7 @@ def copied_definitions(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str
                     containment,
                     len(covered_b) / max(1, len(entry.ids)),
                     also,
+                    len(neutral) / len(ids),
                 )
             )
     return {name: defs for name, defs in out.items() if name in anchored}
@@ -607,17 +788,52 @@ def matches(
     suspect: CodeFingerprint, code: UpstreamCode, suspect_source: str | None = None, *, copied_only: bool = True
 ) -> list[CodeMatch]:
     """What the suspect file copies from each upstream (only the upstreams it copies from, unless told otherwise)."""
+    found = copied_definitions(suspect, code)
+    small = small_file_evidence(suspect, code) if suspect.statements <= SMALL_FILE_STATEMENTS else {}
     out = []
-    for name, defs in copied_definitions(suspect, code).items():
-        paths = dict.fromkeys(d.upstream_path for d in defs)
+    for name in dict.fromkeys([*found, *small]):
+        defs = found.get(name, [])
+        shared, small_copied = small.get(name, ((), False))
+        paths = dict.fromkeys([*(d.upstream_path for d in defs), *(f.upstream_path for f in shared)])
         files = [code.files[(name, p)] for p in paths]
         missing: tuple[str, ...] = ()
         if suspect_source is not None:
             missing = tuple(dict.fromkeys(n for fp in files for n in missing_notices(fp, suspect_source)))
         lic = next((fp.license for fp in files if fp.license), None) or code.licenses.get(name)
-        m = CodeMatch(name, suspect.path, tuple(defs), suspect.statements, missing, lic)
+        m = CodeMatch(name, suspect.path, tuple(defs), suspect.statements, missing, lic, shared, small_copied)
         if m.copied or not copied_only:
             out.append(m)
+    return out
+
+
+def _one_per_name(found: dict[str, Feature], weights: dict[str, float]) -> dict[str, float]:
+    """Features with the weight each adds: several values of one setting (`type='array'`, `type='integer'`) are one
+    vocabulary, not several settings, so only the rarest of them counts."""
+    best: dict[str, tuple[float, str]] = {}
+    for key in found:
+        name = key.partition("=")[0] if key.startswith("bind ") else key
+        best[name] = max(best.get(name, (-1.0, "")), (weights[key], key))
+    return {key: w for w, key in best.values()}
+
+
+def small_file_evidence(
+    suspect: CodeFingerprint, code: UpstreamCode
+) -> dict[str, tuple[tuple[SharedFeature, ...], bool]]:
+    """For each upstream, the rare features a small suspect file shares with it (any of its files), and whether
+    they add up to a copy: rare enough in all (MIN_RARE_EVIDENCE) and most of what the file sets (RARE_SHARE), so
+    a stub that only shares `use_cache=True` and `from torch import nn` is not one."""
+    weights = {f.key: rarity(f.key) for f in suspect.features}
+    total = sum(_one_per_name({f.key: f for f in suspect.features}, weights).values())
+    out: dict[str, tuple[tuple[SharedFeature, ...], bool]] = {}
+    for (name, path), fp in code.files.items():
+        theirs = {f.key: f.line for f in fp.features}
+        both = {f.key: f for f in suspect.features if f.key in theirs and f.key not in code.common_features}
+        shared = [
+            SharedFeature(k, both[k].line, path, theirs[k], w) for k, w in _one_per_name(both, weights).items() if w > 0
+        ]
+        if shared and sum(s.rarity for s in shared) > sum(s.rarity for s in out.get(name, ((), False))[0]):
+            score = sum(s.rarity for s in shared)
+            out[name] = (tuple(shared), score >= MIN_RARE_EVIDENCE and score >= RARE_SHARE * total)
     return out
 
 
