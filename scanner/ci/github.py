@@ -463,6 +463,7 @@ def run_pull_request(
 
 
 def could_not_run_outputs(job: _Job, message: str) -> int:
+    """A job that could not run: one ::error:: line, the step summary says why, every output count is 0."""
     job.log(workflow_command("error", f"originscan: {_safe(message)}"))
     append(job.opts.summary_path, could_not_run(message))
     write_outputs(job.opts.output_path, {"total": 0, "new": 0, **{s.name: 0 for s in SEVERITIES}}, [])
