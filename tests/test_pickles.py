@@ -8,7 +8,9 @@ the way torch.save writes them, without torch.
 from __future__ import annotations
 
 import bz2
+import gzip
 import io
+import lzma
 import os
 import pickle
 import struct
@@ -315,9 +317,14 @@ def test_zip_bomb_member_stops_at_the_budget_and_its_head_is_analysed(monkeypatc
     assert r.error and "budget" in r.error and r.unsafe == ["os system"]
 
 
-def test_compressed_bomb_head_is_analysed(monkeypatch):
+COMPRESSORS = [zlib.compress, bz2.compress, gzip.compress, lzma.compress]  # joblib's zlib, bz2, gzip and xz
+COMPRESSOR_IDS = ["zlib", "bz2", "gzip", "xz"]
+
+
+@pytest.mark.parametrize("compress", COMPRESSORS, ids=COMPRESSOR_IDS)
+def test_compressed_bomb_head_is_analysed(monkeypatch, compress):
     monkeypatch.setattr(pickles, "MAX_PICKLE_BYTES", 1 << 20)
-    r = analyse(zlib.compress(pkl(call("os", "system")) + b"\0" * (8 << 20)))
+    r = analyse(compress(pkl(call("os", "system")) + b"\0" * (8 << 20)))
     assert r.error and "budget" in r.error and r.unsafe == ["os system"]
 
 
@@ -343,7 +350,7 @@ class _RecordingSource(BytesByteSource):
         return super()._read(offset, length)
 
 
-@pytest.mark.parametrize("compress", [zlib.compress, bz2.compress], ids=["zlib", "bz2"])
+@pytest.mark.parametrize("compress", COMPRESSORS, ids=COMPRESSOR_IDS)
 def test_compressed_joblib_style_pickle_is_read(compress):
     assert_unsafe(compress(pkl(call("os", "system"))), "os system")
     assert_safe(compress(state_dict("w")))
