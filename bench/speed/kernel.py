@@ -2,10 +2,15 @@
 
     .venv/bin/python bench/speed/kernel.py [--hidden 4096 5120] [--repeat 7] [--old PATH]
 
-Prints milliseconds per call (min / median, one BLAS thread as in a comparison) for 32, 64 and 128 token rows
-per half, and checks that old and new return identical arrays — on random samples, and on the cases where ties
-decide: constant columns, duplicated units (exact ties in the correlation matrix), rounded values (rank ties),
-non-finite values, widths that are not a multiple of the chunk.
+Prints CPU milliseconds per call (min / median, one BLAS thread as in a comparison; CPU, not wall: a shared
+machine's load inflates wall time many times over) for 32, 64 and 128 token rows per half, and checks that old and
+new return identical arrays — on random samples, and on the cases where ties decide: constant columns, duplicated
+units (exact ties in the correlation matrix), rounded values (rank ties), non-finite values, widths that are not a
+multiple of the chunk.
+
+Then one pair's whole test on two unrelated samples (both halves ranked, then the agreement count), as the old code
+computes it (a full search of each half) and as the new one does (`agreement`: the second half searched from the
+first's mutual units), on one thread and on two: milliseconds of CPU (all threads), and whether the counts agree.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import importlib.util
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -59,6 +65,21 @@ def adversarial(rng: np.random.Generator, k: int, da: int, db: int) -> list[tupl
     return cases
 
 
+def full_searches(module: ModuleType, halves: tuple) -> int:
+    """The agreement count as the old code computes it: each half ranked and searched in full."""
+    (a1, b1), (a2, b2) = halves
+    m1, _, u1 = module.best_matches(a1, b1)
+    m2, _, u2 = module.best_matches(a2, b2)
+    return int(np.sum((m1 == m2) & u1 & u2))
+
+
+def candidate_search(module: ModuleType, halves: tuple, threads: int) -> int:
+    """The agreement count as the new code computes it: the four samples ranked, then `agreement`."""
+    (a1, b1), (a2, b2) = halves
+    ranked = [module.spearman_columns(x) for x in (a1, b1, a2, b2)]
+    return int(module.agreement(((ranked[0], ranked[1]), (ranked[2], ranked[3])), threads))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hidden", type=int, nargs="+", default=[4096, 5120])
@@ -81,7 +102,7 @@ def main() -> int:
         print(f"identical results: {checked - mismatches} of {checked} cases ({mismatches} differ)")
         print(f"machine: {machine_load()}")
         print(
-            f"{'hidden':>6} {'rows/half':>9} {'old ms (min / median)':>22} {'new ms (min / median)':>22} {'ratio':>6}"
+            f"{'hidden':>6} {'rows/half':>9} {'old CPU ms (min / med)':>22} {'new CPU ms (min / med)':>22} {'ratio':>6}"
         )
         for d in args.hidden:
             for k in (32, 64, 128):
@@ -90,13 +111,37 @@ def main() -> int:
                 times: dict[str, list[float]] = {"old": [], "new": []}
                 for _ in range(args.repeat):
                     for label, module in (("old", old), ("new", new)):
-                        t0 = time.perf_counter()
+                        t0 = time.process_time()
                         module.best_matches(a, b)
-                        times[label].append(time.perf_counter() - t0)
+                        times[label].append(time.process_time() - t0)
                 ratio = np.median(times["new"]) / np.median(times["old"])
                 print(
                     f"{d:>6} {k:>9} {spread(times['old'], 1000, 1):>22} {spread(times['new'], 1000, 1):>22} "
                     f"{ratio:>6.2f}"
+                )
+        print("\none pair, both halves (unrelated samples): CPU ms, all threads (min / median)")
+        print(f"{'hidden':>6} {'rows/half':>9} {'old':>16} {'new, 1 thread':>16} {'new, 2 threads':>16} {'same':>5}")
+        for d in args.hidden:
+            for k in (32, 64):
+                x = [rng.standard_normal((k, d)).astype(np.float32) for _ in range(4)]
+                halves = ((x[0], x[1]), (x[2], x[3]))
+                runs = {
+                    "old": partial(full_searches, old, halves),
+                    "1": partial(candidate_search, new, halves, 1),
+                    "2": partial(candidate_search, new, halves, 2),
+                }
+                cpu: dict[str, list[float]] = {label: [] for label in runs}
+                counts = set()
+                for _ in range(args.repeat):
+                    for label, run in runs.items():
+                        c0 = time.process_time()
+                        counts.add(run())
+                        cpu[label].append(time.process_time() - c0)
+                same = len(counts) == 1
+                mismatches += not same
+                print(
+                    f"{d:>6} {k:>9} {spread(cpu['old'], 1000, 1):>16} {spread(cpu['1'], 1000, 1):>16} "
+                    f"{spread(cpu['2'], 1000, 1):>16} {'yes' if same else 'NO':>5}"
                 )
     return 1 if mismatches else 0
 
