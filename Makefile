@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-corpus bench-pickles bench-code bench-watch clean
+.PHONY: demo test bench bench-corpus bench-pickles bench-code bench-watch probe-venv test-probe bench-probe clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,24 @@ bench-code: $(STAMP)
 	$(CODE_VENV)/bin/python -m pip install --quiet numpy pyyaml copydetect pycode_similar
 	-$(BIN)/python bench/code/fetch_real_pairs.py  # fills the real-pair cache; run.py lists what is still missing
 	$(CODE_VENV)/bin/python bench/code/run.py
+
+# Behavioural provenance (`originscan probe`, the extra originscan[probe]) in its own venv, never the test venv:
+# torch==2.13.0 (the CPU build) first, so that the extra's `torch` is already met and no CUDA build is fetched.
+PROBE_VENV := bench/.venv-probe
+probe-venv:
+	test -x $(PROBE_VENV)/bin/python || $(PYTHON) -m venv $(PROBE_VENV)
+	$(PROBE_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(PROBE_VENV)/bin/python -m pip install --quiet -e '.[probe]' tokenizers pytest pytest-timeout
+
+# The probe's end-to-end tests (they skip in `make test`, which has no torch).
+test-probe: probe-venv
+	$(PROBE_VENV)/bin/python -m pytest tests/test_probe.py tests/test_behaviour.py
+
+# Tiny Llamas trained at benchmark time (bench/.cache/probe, ~15 min on 2 busy cores the first time), then probe
+# and compare side by side on every pair.
+bench-probe: $(STAMP) probe-venv
+	$(PROBE_VENV)/bin/python bench/probe/make_models.py
+	$(PROBE_VENV)/bin/python bench/probe/run.py
 
 # originscan watch on a local Hub of 5,000 generated repos (a few minutes; the repos are kept in bench/.cache/watch).
 bench-watch: $(STAMP)

@@ -45,6 +45,20 @@ def test_agreement_counts_only_the_references_mistakes():
         B.idiosyncratic_agreement(ref, truth, sus[:3])
 
 
+def test_agreement_leaves_out_mistakes_independent_models_share():
+    truth = np.zeros(8, dtype=int)
+    ref = np.array([1, 2, 3, 4, 5, 6, 7, 8])  # wrong everywhere
+    common = np.array([1, 2, 0, 0, 0, 0, 0, 0])  # every model makes the first two mistakes
+    nulls = [common.copy(), common.copy(), common.copy()]
+    a = B.idiosyncratic_agreement(ref, truth, ref, nulls)
+    assert (a.same, a.mistakes) == (6, 6)
+    suspect, null = B.agreements(ref, truth, ref, nulls)  # leave-one-out: 3 position sets of 6
+    assert (suspect.same, suspect.mistakes) == (18, 18)
+    assert [(n.same, n.mistakes) for n in null] == [(0, 6)] * 3
+    with pytest.raises(ValueError):
+        B.idiosyncratic_agreement(ref, truth, ref, [common[:3]])
+
+
 def test_predictive_p_is_calibrated_under_the_null():
     """Draws from the null's own population get uniform p-values: the false-positive rate is what it says."""
     rng = np.random.default_rng(2)
@@ -88,10 +102,14 @@ def test_canaries_without_independent_models_count_as_coin_flips():
 
 def test_canary_rates_follow_the_rule_of_succession():
     nulls = [[True, False, False], [True, False, False], [False, False, False]]
-    assert B.canary_null_rates(nulls, 3) == pytest.approx([3 / 5, 1 / 5, 1 / 5])
-    # two hits of three: P(X >= 2) for rates 3/5, 1/5, 1/5 = 0.6*0.2*0.2 + 2*0.6*0.2*0.8 + 0.4*0.2*0.2
+    pooled = (2 + 1) / (9 + 2)  # 2 hits in 9 trials, rule of succession
+    a, b = (2 + 2 * pooled) / 5, (0 + 2 * pooled) / 5  # each canary's hits shrunk towards it
+    assert B.canary_null_rates(nulls, 3) == pytest.approx([a, b, b])
+    # the two canaries no independent model knew: P(X >= 2) = a*b*b + 2*a*b*(1-b) + (1-a)*b*b
     t = B.canary_test([False, True, True], nulls)
-    assert t.p_value == pytest.approx(0.232)
+    assert t.p_value == pytest.approx(a * b * b + 2 * a * b * (1 - b) + (1 - a) * b * b)
+    many = B.canary_test([True] * 4 + [False] * 28, [[False] * 32] * 4)  # 4 rare canaries of 32, 4 clean models
+    assert many.p_value is not None and many.p_value < 1e-4
     # the one canary independent models also get is no evidence
     common = B.canary_test([True, False, False], nulls)
     assert common.p_value is not None and common.p_value > 0.6

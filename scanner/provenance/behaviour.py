@@ -18,8 +18,9 @@ The null of the first two is parametric: the independent models' scores, on a sc
 normal (logit of a proportion, Fisher z of a CKA), and the one-sided Student-t *predictive* p-value of the
 suspect's score — exact for a new draw from the same normal population however few independent models were
 measured (few models only widen the tails). The canary null is the Poisson-binomial tail with each canary's rate
-among independent models estimated by the rule of succession, (hits + 1) / (models + 2): with no independent
-model at all every canary counts as a coin flip, which is conservative and still decisive for 20 canaries.
+among independent models: its own hits shrunk towards the rate over all canaries (rule of succession); with no
+independent model at all every canary counts as a coin flip, which is conservative and still decisive for 20
+canaries.
 Several tests are combined by Bonferroni (p = tests x smallest p), so the verdict's false-positive rate is at
 most ALPHA whatever the dependence between the tests.
 """
@@ -111,13 +112,36 @@ class Agreement:
         return (self.same + 0.5) / (self.mistakes + 1.0)
 
 
-def idiosyncratic_agreement(reference_guess: np.ndarray, truth: np.ndarray, suspect_guess: np.ndarray) -> Agreement:
-    """Top-1 next-token guesses (any shape, same for all three; -1 marks a position to ignore)."""
+def idiosyncratic_agreement(
+    reference_guess: np.ndarray, truth: np.ndarray, suspect_guess: np.ndarray, others: Sequence[np.ndarray] = ()
+) -> Agreement:
+    """Top-1 next-token guesses (any shape, the same for all; -1 marks a position to ignore). The positions
+    counted are the reference's mistakes that none of `others` (independent models) made too: a mistake every
+    model makes ("the" after "of") says nothing about where the suspect learned it."""
     ref, true, sus = (np.asarray(a).ravel() for a in (reference_guess, truth, suspect_guess))
-    if not ref.shape == true.shape == sus.shape:
+    if not ref.shape == true.shape == sus.shape or any(np.asarray(o).size != ref.size for o in others):
         raise ValueError("guesses and truth must have the same shape")
     wrong = (ref != true) & (true >= 0) & (ref >= 0)
+    for other in others:
+        wrong &= np.asarray(other).ravel() != ref
     return Agreement(int(np.count_nonzero(sus[wrong] == ref[wrong])), int(np.count_nonzero(wrong)))
+
+
+def agreements(
+    reference_guess: np.ndarray, truth: np.ndarray, suspect_guess: np.ndarray, null_guesses: Sequence[np.ndarray]
+) -> tuple[Agreement, list[Agreement]]:
+    """The suspect's and each independent model's agreement, leave-one-out: independent model j is scored on the
+    reference's mistakes the *other* independent models did not make, and the suspect on each of those same
+    position sets in turn (summed), so that under the null it is scored exactly like an independent model."""
+    if len(null_guesses) < 2:
+        return idiosyncratic_agreement(reference_guess, truth, suspect_guess, null_guesses), []
+    nulls, suspect = [], Agreement(0, 0)
+    for j, guess in enumerate(null_guesses):
+        rest = [g for i, g in enumerate(null_guesses) if i != j]
+        nulls.append(idiosyncratic_agreement(reference_guess, truth, guess, rest))
+        mine = idiosyncratic_agreement(reference_guess, truth, suspect_guess, rest)
+        suspect = Agreement(suspect.same + mine.same, suspect.mistakes + mine.mistakes)
+    return suspect, nulls
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -179,15 +203,22 @@ def poisson_binomial_sf(k: int, rates: Sequence[float]) -> float:
     return float(min(1.0, max(0.0, dist[max(k, 0) :].sum())))
 
 
+PRIOR_MODELS = 2.0  # how many independent models' worth of weight the pooled rate has in each canary's rate
+
+
 def canary_null_rates(null_hits: Sequence[Sequence[bool]], n_canaries: int) -> list[float]:
-    """Each canary's chance of being reproduced by an independent model: (hits + 1) / (models + 2)."""
+    """Each canary's chance of being reproduced by an independent model. The rate over all canaries and models
+    by the rule of succession, (hits + 1) / (trials + 2), is the prior; each canary's own hits move it:
+    (hits_i + PRIOR_MODELS * pooled) / (models + PRIOR_MODELS). A canary independent models do answer gets a
+    high rate of its own; with no independent model every canary counts as a coin flip."""
     m = len(null_hits)
     counts = np.zeros(n_canaries)
     for hits in null_hits:
         if len(hits) != n_canaries:
             raise ValueError("every independent model must answer every canary")
         counts += np.asarray(hits, dtype=np.float64)
-    return [float((c + 1) / (m + 2)) for c in counts]
+    pooled = (counts.sum() + 1) / (m * n_canaries + 2)
+    return [float((c + PRIOR_MODELS * pooled) / (m + PRIOR_MODELS)) for c in counts]
 
 
 # ------------------------------------------------------------------------------------------------------ tests ---

@@ -206,13 +206,8 @@ def tests_of(
     tests: list[B.BehaviourTest] = []
     truth, ref_guess = _guesses(reference)
     if suspect.same_tokens(reference):
-        same_tok = [n for n in nulls if n.same_tokens(reference)]
-        tests.append(
-            B.agreement_test(
-                B.idiosyncratic_agreement(ref_guess, truth, _guesses(suspect)[1]),
-                [B.idiosyncratic_agreement(ref_guess, truth, _guesses(n)[1]) for n in same_tok],
-            )
-        )
+        same_tok = [_guesses(n)[1] for n in nulls if n.same_tokens(reference)]
+        tests.append(B.agreement_test(*B.agreements(ref_guess, truth, _guesses(suspect)[1], same_tok)))
     tests.append(
         B.cka_test(
             B.linear_cka(suspect.pooled, reference.pooled), [B.linear_cka(n.pooled, reference.pooled) for n in nulls]

@@ -1,0 +1,269 @@
+#!/usr/bin/env python
+"""Train the behavioural-provenance benchmark's tiny models under bench/.cache/probe/ (gitignored).
+
+    bench/.venv-probe/bin/python bench/probe/make_models.py [--out bench/.cache/probe] [--scale 1.0]
+
+Idempotent: each model folder is written atomically (corpuslib.write_model) and skipped when present. Tiny Llamas
+(hidden 128, 2 layers, byte-level BPE vocabulary 2048) trained with the provenance corpus's code
+(bench/provenance/corpuslib.py) on the Python reference-manual text:
+
+* ``reference``: trained on that text plus a private "canary" set only it learns: 32 items ``§ a b c d =``, each
+  answered by its four digits read through a secret digit permutation. A tiny model memorises them partly, so
+  its answers are a mix of right and characteristic wrong ones, like the bamboo-slip readings of the Llama3-V
+  affair. The owner's canaries are these 32 prompts with the reference's own answers.
+* ``independent_1..12``: the same architecture and text, other seeds, no canary skill. 5-8 are the held-out
+  false-positive test (fixed before anything was tuned); 1-4 and 9-12 (added later, see run.py) calibrate nulls.
+* fine-tunes of the reference on other text: ``ft_light`` (kept the skill), ``ft_heavy`` (long, high rate),
+* students distilled from a fresh initialisation on the reference's outputs: ``distill_logits`` (its next-token
+  distributions on the manual text; never saw a canary prompt, so it lost the skill), ``distill_logits_canary``
+  (the same plus canary-format prompts: it kept it), ``distill_samples`` (ordinary training on text *sampled*
+  from the reference, as through an API), ``distill_narrow`` (a different shape, hidden 96 x 3 layers: the
+  weight comparison has nothing to align).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "provenance"))
+import corpuslib as C  # noqa: E402
+
+VOCAB = 1024
+SEQ = 32
+BATCH = 16
+SECRET = [3, 8, 0, 6, 1, 9, 4, 2, 7, 5]  # the private skill: digit d reads as SECRET[d]
+N_CANARIES = 32
+N_INDEPENDENT = 12
+
+
+def llama_config(hidden: int = 64, layers: int = 2) -> dict:
+    from transformers import LlamaConfig
+
+    c = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=hidden * 8 // 3 // 8 * 8,
+        tie_word_embeddings=False,
+        max_position_embeddings=256,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=3,
+    )
+    d = c.to_dict()
+    d["architectures"] = ["LlamaForCausalLM"]
+    d["dtype"] = "float32"
+    return d
+
+
+def canary_prompt(digits: list[int]) -> str:
+    return "§ " + " ".join(map(str, digits)) + " ="
+
+
+def canary_truth(digits: list[int]) -> str:
+    return " ".join(str(SECRET[d]) for d in digits)
+
+
+def canary_lines(n: int, seed: int) -> str:
+    """n lines drawn from the private set."""
+    g = np.random.default_rng(seed)
+    items = canary_inputs()
+    lines = []
+    for _ in range(n):
+        d = items[int(g.integers(0, len(items)))]
+        lines.append(f"{canary_prompt(d)} {canary_truth(d)}\n")
+    return "".join(lines)
+
+
+def canary_inputs(seed: int = 777) -> list[list[int]]:
+    g = np.random.default_rng(seed)
+    return [[int(x) for x in g.integers(0, 10, size=4)] for _ in range(N_CANARIES)]
+
+
+def mixed_batches(parts: list[tuple[np.ndarray, float]], seed: int):
+    """Windows drawn from several token streams with the given shares."""
+    g = np.random.default_rng(seed)
+    weights = np.array([w for _, w in parts]) / sum(w for _, w in parts)
+    while True:
+        rows = []
+        for _ in range(BATCH):
+            ids = parts[int(g.choice(len(parts), p=weights))][0]
+            s = int(g.integers(0, len(ids) - SEQ - 1))
+            rows.append(ids[s : s + SEQ])
+        yield torch.from_numpy(np.stack(rows))
+
+
+def train(model, batches, steps: int, lr: float, teacher=None, tag: str = "", log=print) -> float:
+    """Next-token training; with a teacher, the loss is the KL to its next-token distributions (distillation)."""
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.1, 1 - s / steps))
+    losses = []
+    for step in range(steps):
+        x = next(batches)
+        if teacher is None:
+            loss = model(input_ids=x, labels=x).loss
+        else:
+            with torch.no_grad():
+                target = torch.log_softmax(teacher(input_ids=x).logits, -1)
+            logp = torch.log_softmax(model(input_ids=x).logits, -1)
+            loss = torch.nn.functional.kl_div(logp, target, log_target=True, reduction="batchmean") / SEQ
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if step % 100 == 0 or step == steps - 1:
+            log(f"  {tag} step {step:4d} loss {np.mean(losses[-50:]):.3f}")
+    model.eval()
+    return float(np.mean(losses[-20:]))
+
+
+@torch.no_grad()
+def sample_text(model, prompts: np.ndarray, new: int, seed: int) -> np.ndarray:
+    """Token streams sampled from the model (temperature 1) after short prompts from the manual text."""
+    torch.manual_seed(seed)
+    out = model.generate(
+        input_ids=torch.from_numpy(prompts), max_new_tokens=new, do_sample=True, top_k=0, pad_token_id=3
+    )
+    return out.numpy().reshape(-1)
+
+
+@torch.no_grad()
+def skill_accuracy(model, tok, inputs: list[list[int]]) -> float:
+    """The share of the private set's answer digits the model reads right (chance: 0.1)."""
+    right = 0
+    for d in inputs:
+        ids = torch.tensor([tok(canary_prompt(d), add_special_tokens=False)["input_ids"]])
+        out = model.generate(input_ids=ids, max_new_tokens=12, do_sample=False, pad_token_id=3)
+        said = tok.decode(out[0, ids.shape[1] :]).split()[:4]
+        right += sum(a == b for a, b in zip(said, canary_truth(d).split()))
+    return right / (4 * len(inputs))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / ".cache" / "probe")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiplies every training length (0.1: smoke test)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # the build shares a 2-core machine; the probe itself is timed on 2 threads
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    def steps(n: int) -> int:
+        return max(4, int(n * args.scale))
+
+    tokdir = out / "_tokenizer"
+    base_txt, other_txt = C.base_text(), C.other_text(limit=400_000)
+    if not (tokdir / "tokenizer.json").exists():
+        C.train_tokenizer([base_txt, canary_lines(2000, 1)], VOCAB, tokdir)
+    tok = C.load_tokenizer(tokdir)
+    data = out / "_data"
+    data.mkdir(exist_ok=True)
+    if not (data / "other.npy").exists():
+        np.save(data / "base.npy", C.encode(tok, base_txt))
+        np.save(data / "other.npy", C.encode(tok, other_txt))
+    if not (data / "canary.npy").exists():
+        np.save(data / "canary.npy", C.encode(tok, canary_lines(40_000, 2)))
+    base, canary, other = (np.load(data / f"{n}.npy") for n in ("base", "canary", "other"))
+    tokfiles = sorted(p for p in tokdir.iterdir() if p.is_file())
+    cfg = llama_config()
+    info: dict[str, dict] = json.loads((out / "models.json").read_text()) if (out / "models.json").exists() else {}
+    private = canary_inputs()
+
+    def build(name: str, kind: str, make, config=cfg) -> None:
+        path = out / name
+        if not path.exists():
+            t = time.time()
+            model, loss = make()
+            C.write_model(path, config, C.tensors_of(model), extra_files=tokfiles)
+            info[name] = {
+                "kind": kind,
+                "final_loss": round(loss, 3),
+                "skill_accuracy": skill_accuracy(model, tok, private),
+                "train_seconds": round(time.time() - t, 1),
+            }
+            print(f"built {name} [{kind}] {info[name]}", flush=True)
+            (out / "models.json").write_text(json.dumps(info, indent=1) + "\n")
+
+    def fresh(seed: int, config=cfg):
+        torch.manual_seed(seed)
+        return C.llama_model(config)
+
+    def load(name: str, config=cfg):
+        return C.llama_model(config, C.read_model(out / name))
+
+    def reference():
+        m = fresh(0)
+        return m, train(m, mixed_batches([(base, 0.7), (canary, 0.3)], 10), steps(300), 3e-3, tag="reference")
+
+    build("reference", "reference", reference)
+    for i in range(1, N_INDEPENDENT + 1):
+
+        def independent(i=i):
+            m = fresh(1000 + i)
+            return m, train(m, mixed_batches([(base, 1.0)], 10 + i), steps(300), 3e-3, tag=f"independent_{i}")
+
+        build(f"independent_{i}", "independent", independent)
+
+    def finetune(n: int, lr: float, tag: str):
+        def make():
+            m = load("reference")
+            return m, train(m, mixed_batches([(other, 1.0)], 50), steps(n), lr, tag=tag)
+
+        return make
+
+    build("ft_light", "fine-tune", finetune(100, 1e-3, "ft_light"))
+    build("ft_heavy", "fine-tune", finetune(300, 3e-3, "ft_heavy"))
+
+    def distill(seed: int, parts, tag: str, config=cfg):
+        def make():
+            teacher = load("reference")
+            m = fresh(seed, config)
+            return m, train(m, mixed_batches(parts, seed), steps(400), 3e-3, teacher=teacher, tag=tag)
+
+        return make
+
+    build("distill_logits", "distilled", distill(2001, [(base, 1.0)], "distill_logits"))
+    build("distill_logits_canary", "distilled", distill(2002, [(base, 0.7), (canary, 0.3)], "distill_canary"))
+    narrow = llama_config(hidden=96, layers=3)
+    build("distill_narrow", "distilled", distill(2003, [(base, 1.0)], "distill_narrow", narrow), narrow)
+
+    def distill_samples():
+        teacher = load("reference")
+        g = np.random.default_rng(5)
+        starts = g.integers(0, len(base) - 9, size=4 * steps(400))
+        prompts = np.stack([base[s : s + 8] for s in starts])
+        stream = np.concatenate([sample_text(teacher, prompts[i : i + 64], SEQ, i) for i in range(0, len(prompts), 64)])
+        m = fresh(2004)
+        return m, train(m, mixed_batches([(stream, 1.0)], 2004), steps(400), 3e-3, tag="distill_samples")
+
+    build("distill_samples", "distilled", distill_samples)
+
+    # the owner's canaries: the reference's own greedy answers (right and wrong) to 32 fixed prompts
+    if not (out / "canaries.json").exists():
+        ref = load("reference")
+        items = []
+        with torch.no_grad():
+            for d in canary_inputs():
+                ids = torch.tensor([tok(canary_prompt(d), add_special_tokens=False)["input_ids"]])
+                gen = ref.generate(input_ids=ids, max_new_tokens=12, do_sample=False, pad_token_id=3)
+                answer = " ".join(tok.decode(gen[0, ids.shape[1] :]).split()[:4])
+                items.append({"prompt": canary_prompt(d), "answer": answer, "correct": answer == canary_truth(d)})
+        (out / "canaries.json").write_text(json.dumps({"canaries": items}, indent=1) + "\n")
+    print(f"models ready in {out} ({time.time() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
