@@ -101,12 +101,16 @@ def _source(target: str) -> tuple[str, str | None]:
     return str(path), None
 
 
-def load_model(target: str) -> tuple[Any, Any, Any]:
-    """(model, tokenizer, device) for a causal language model transformers knows without the repo's code."""
-    torch, transformers = _imports()
+def check_model(target: str) -> None:
+    """A UsageError unless `target` is a causal LM that transformers knows without the repo's code: every model
+    of a probe is checked before any is run, so a bad argument costs no inference."""
+    _, transformers = _imports()
     source, revision = _source(target)
+    local = revision is None and Path(source).is_dir()
     try:
-        config = transformers.AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False)
+        config = transformers.AutoConfig.from_pretrained(
+            source, revision=revision, trust_remote_code=False, local_files_only=local
+        )
     except (ValueError, KeyError) as exc:
         raise UsageError(f"{target}: unsupported architecture ({str(exc).splitlines()[0][:160]})") from None
     except OSError as exc:
@@ -117,6 +121,13 @@ def load_model(target: str) -> tuple[Any, Any, Any]:
     if config.model_type not in CAUSAL or (named and not set(named) & set(CAUSAL.values())):
         what = ", ".join(named) or config.model_type
         raise UsageError(f"{target}: unsupported architecture {what} (probe runs causal language models)")
+
+
+def load_model(target: str) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, device) for a causal language model transformers knows without the repo's code."""
+    torch, transformers = _imports()
+    check_model(target)
+    source, revision = _source(target)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     local = revision is None and Path(source).is_dir()  # a local folder never falls back to the Hub
     try:
@@ -237,8 +248,8 @@ def probe(
     started = time.perf_counter()
     _imports()  # the missing extra is the first thing said, before any model is looked at
     targets = list(dict.fromkeys([reference, suspect, *nulls]))
-    for target in targets:  # a missing folder or pickle-only model is reported before any model is run
-        _source(target)
+    for target in targets:  # a missing folder, pickle-only or unknown model is reported before any model is run
+        check_model(target)
     texts = probe_texts(settings, text)
     measured: dict[str, Behaviour] = {}
     for target in targets:
