@@ -815,11 +815,17 @@ def attribution(
 
 
 @app.command()
-def rules(fmt: str = typer.Option("text", "--format", "-f", help="text or json.")) -> None:
-    """List every rule: id, default severity, one-line doc (json: also its title and fix)."""
+def rules(fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown.")) -> None:
+    """List every rule: id, default severity, one-line doc (json: also its title and fix; markdown: the README's
+    rule table)."""
     from scanner.knowledge import catalogue
 
-    _check_choice(fmt, ("text", "json"), "--format")
+    _check_choice(fmt, ("text", "json", "markdown"), "--format")
+    if fmt == "markdown":
+        from scanner.report.readme import rule_table
+
+        typer.echo(rule_table(catalogue().values()), nl=False)
+        return
     if fmt == "json":
         doc = [
             {"id": r.id, "severity": r.severity.name, "title": r.title, "doc": r.doc, "fix": r.fix}
