@@ -1,8 +1,9 @@
 """The small-file rule against code it has never seen: every small Python file (at most SMALL_FILE_STATEMENTS
 statements) of the packages installed beside this interpreter, matched by its rare settings and imports against
-every file of every OTHER package. Each hit is printed for reading by hand: packages by one author or one
-generator (protobuf's `*_pb2.py`, meson's `__config__.py`) and files adapted from another package are real shared
-code; the rest are false positives of the rule.
+every file of every OTHER package. Files whose first lines say a tool wrote them (protoc's `DO NOT EDIT`) are not
+judged, as in the scanner. Each hit is printed for reading by hand: packages by one author or one project, files
+from one template (meson's `__config__.py`) and files adapted from another package are real shared code; the rest
+are false positives of the rule.
 
     .venv/bin/python bench/code/small_files.py [site-packages folder]
 """
@@ -29,11 +30,13 @@ def main() -> None:
         if "_vendor" in rel.parts or rel.parts[0] in ("pip", "setuptools"):  # vendored copies of other packages
             continue
         try:
-            tree = ast.parse(f.read_text(encoding="utf-8"))
+            text = f.read_text(encoding="utf-8")
+            tree = ast.parse(text)
         except (SyntaxError, UnicodeDecodeError, ValueError):
             continue
         body = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
-        files[rel] = (rel.parts[0].split("-")[0], code.features(tree), code._count(body))
+        size = code._count(body) if not code.is_generated(text) else code.SMALL_FILE_STATEMENTS + 1  # never judged
+        files[rel] = (rel.parts[0].split("-")[0], code.features(tree), size)
     holders: dict[str, set[Path]] = defaultdict(set)
     for rel, (_, feats, _) in files.items():
         for x in feats:

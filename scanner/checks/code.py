@@ -106,7 +106,7 @@ def copied_code(ctx: Context) -> Iterator[Finding]:
             path=m.suspect_path,
             line=m.definitions[0].suspect_lines[0]
             if m.definitions
-            else (m.shared[0].suspect_line if m.shared else None),
+            else min((f.suspect_line for f in m.shared), default=None),
             **_evidence(m),
         )
 
