@@ -6,8 +6,9 @@ caller knows were not derived from the reference), so every verdict carries a p-
 false-positive rate:
 
 * **idiosyncratic agreement**: on a fixed probe text, the positions where the reference predicts the next token
-  *wrongly*; the score is how often the suspect makes the same wrong guess. Right answers are shared by every
-  good model; the same mistakes are the signature of learning from this one.
+  *wrongly* and the independent models do not make the same mistake; the score is how often the suspect makes
+  it. Right answers and common mistakes are shared by every good model; the reference's own mistakes are the
+  signature of learning from it.
 * **hidden-state CKA**: linear centred kernel alignment (Kornblith et al. 2019; REEF, Zhang et al. 2024) between
   the suspect's and the reference's mean-pooled last hidden states over the same probe texts. Invariant to
   orthogonal transforms and scaling of the representation, so permuted or rotated copies keep their score.
@@ -229,8 +230,8 @@ def agreement_test(suspect: Agreement, null: Sequence[Agreement]) -> BehaviourTe
     if suspect.mistakes < MIN_POSITIONS:
         p = None
     detail = (
-        f"repeated {suspect.same} of the reference's {suspect.mistakes} wrong next-token guesses "
-        f"({100 * suspect.same / max(1, suspect.mistakes):.1f} %); independent models: "
+        f"repeated {100 * suspect.same / max(1, suspect.mistakes):.1f} % of the reference's wrong next-token guesses "
+        f"that independent models did not make ({suspect.mistakes} counted); independent models: "
         + (", ".join(f"{100 * a.same / max(1, a.mistakes):.1f} %" for a in null) or "none measured")
     )
     return BehaviourTest("idiosyncratic-agreement", suspect.rate, p, tuple(a.rate for a in null), detail)
