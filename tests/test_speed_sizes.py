@@ -212,3 +212,23 @@ def test_next_rounds_rows_are_read_ahead_only_when_a_round_follows(tmp_path, mon
     other = compare.compare_paths(root / "other", root / "base")
     # 32 rows a half: a round at 64 follows, read ahead; at 64 nothing beyond chance settles it: nothing ahead
     assert other.verdict == "independent" and ahead == [(32, True), (64, False)]
+
+
+def test_one_blas_thread_also_holds_a_blas_loaded_after_the_first_comparison():
+    """scipy brings an OpenBLAS of its own: imported after a comparison has looked at the loaded libraries, it is
+    held to one thread as well (the look is taken again once modules were imported since)."""
+    code = (
+        "import threadpoolctl\n"
+        "from scanner.provenance.compare import one_blas_thread\n"
+        "with one_blas_thread():\n    pass\n"
+        "before = len(threadpoolctl.threadpool_info())\n"
+        "import scipy.linalg\n"
+        "with threadpoolctl.threadpool_limits(2, user_api='blas'):\n"
+        "    with one_blas_thread():\n"
+        "        inside = [p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']\n"
+        "print(before, len(inside), sorted(set(inside)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    before, libraries, threads = out.stdout.split(maxsplit=2)
+    assert int(libraries) > int(before)  # scipy's BLAS is a second library
+    assert threads.strip() == "[1]"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -87,9 +88,16 @@ def one_blas_thread() -> Iterator[None]:
                 _blas_limit = None
 
 
-@lru_cache(maxsize=1)
+_controller: tuple[int, ThreadpoolController] | None = None  # (modules imported when it looked, the controller)
+
+
 def _blas_controller() -> ThreadpoolController:
-    return ThreadpoolController()  # finds the loaded BLAS libraries once, not on every comparison
+    """The loaded BLAS libraries, looked up again only when modules were imported since the last look (an import can
+    load another BLAS: scipy brings its own OpenBLAS), not on every comparison. Called under _blas_lock."""
+    global _controller
+    if _controller is None or _controller[0] != len(sys.modules):
+        _controller = (len(sys.modules), ThreadpoolController())
+    return _controller[1]
 
 
 def spearman_columns(x: np.ndarray) -> np.ndarray:
