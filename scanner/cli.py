@@ -334,8 +334,9 @@ def probe(
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> None:
     """Does SUSPECT behave like it learned from REFERENCE (distilled, retrained, re-architected)? Runs both models
-    (needs originscan[probe]: torch and transformers; never a repo's own code) and tests idiosyncratic agreement,
-    hidden-state CKA and owner canaries against independent models (--null). Exit status as for compare."""
+    (needs the extra originscan\\[probe]: torch, transformers; never a repo's own code) and tests idiosyncratic
+    agreement, hidden-state CKA and owner canaries against independent models (--null). Exit status as for
+    compare."""
     from scanner.provenance.canaries import CanaryStore, read_canary_file
     from scanner.provenance.probe import ProbeSettings
     from scanner.provenance.probe import probe as run_probe
