@@ -23,6 +23,7 @@ from scanner.results import TargetReport
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from scanner.knowledge import Upstream
     from scanner.policy import Policy
+    from scanner.provenance.behaviour import BehaviourVerdict
     from scanner.provenance.index import Index
 
 app = typer.Typer(
@@ -167,11 +168,18 @@ def scan(
     attest: Path | None = typer.Option(
         None, "--attest", help="Also write an in-toto statement of this scan to FILE (subjects: the files, sha256)."
     ),
+    probe_results: list[Path] = typer.Option(
+        [],
+        "--probe-results",
+        metavar="FILE",
+        help="Behaviour verdicts on the scanned model (what `originscan probe -f json` wrote): lineage evidence.",
+    ),
 ) -> None:
     """Scan model repos for licence, attribution and provenance problems."""
     from scanner.pipeline import scan_target
 
     _check_choice(fmt, FORMATS, "--format")
+    behaviour = _probe_results(probe_results)
     repo_id = _repo_id(repo_id, targets)
     targets = _model_folders(targets)
     pol = _policy(policy, fail_on, targets)
@@ -181,7 +189,7 @@ def scan(
     usage_errors = []
     for t in targets:
         try:
-            reports.append(scan_target(t, pol, idx, repo_id=repo_id))
+            reports.append(scan_target(t, pol, idx, repo_id=repo_id, behaviour=behaviour))
         except UsageError as exc:
             usage_errors.append(str(exc))
     if usage_errors and not reports:
@@ -192,6 +200,22 @@ def scan(
     for e in usage_errors:
         _say(f"originscan: {e}", err=True)
     raise typer.Exit(2 if usage_errors else exit_status(reports, pol.fail_on))
+
+
+def _probe_results(paths: list[Path]) -> list[BehaviourVerdict]:
+    """`scan --probe-results FILE`: the behaviour verdicts in each file; one that does not read is a usage error."""
+    from scanner.provenance.behaviour import MAX_RESULTS_BYTES, read_probe_results
+
+    out = []
+    for path in paths:
+        try:
+            with path.open("rb") as f:
+                raw = f.read(MAX_RESULTS_BYTES + 1)
+            out += read_probe_results(raw.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise UsageError(f"--probe-results {path}: {why[:300]}") from None
+    return out
 
 
 def _attest(path: Path, reports: list[TargetReport], run: ScanRun) -> None:

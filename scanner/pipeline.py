@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from scanner.checks.engine import Context, run_checks
@@ -16,6 +17,7 @@ from scanner.evidence.tokenizer import match_tokens, special_tokens
 from scanner.findings import Finding
 from scanner.knowledge import finding, knowledge_base
 from scanner.policy import Policy
+from scanner.provenance.behaviour import BehaviourVerdict
 from scanner.provenance.code import CodeStore, code_matches
 from scanner.provenance.result import WeightMatch
 from scanner.provenance.verdicts import remembered
@@ -123,8 +125,12 @@ def build_context(snap: Snapshot, policy: Policy) -> Context:
     )
 
 
-def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) -> TargetReport:
+def scan_snapshot(
+    snap: Snapshot, policy: Policy, index: Index | None = None, behaviour: Sequence[BehaviourVerdict] = ()
+) -> TargetReport:
+    """`behaviour`: verdicts `originscan probe` gave on this model (scan --probe-results), lineage evidence."""
     ctx = build_context(snap, policy)
+    ctx.behaviour_verdicts = list(behaviour)
     # reused while neither the weights nor the registered upstreams changed (scanner/provenance/verdicts.py)
     ctx.weight_matches, weight_problems = remembered(snap, index, weight_matches)
     if index is not None and snap.code:
@@ -147,6 +153,7 @@ def scan_snapshot(snap: Snapshot, policy: Policy, index: Index | None = None) ->
         datasets=ctx.datasets,
         files=list(snap.files.values()),
         publisher=ctx.publisher,
+        behaviour_verdicts=ctx.behaviour_verdicts,
     )
     return TargetReport(snap.target, findings, revision=snap.revision, facts=facts)
 
@@ -166,13 +173,19 @@ def released_at(snap: Snapshot) -> str | None:
         return None
 
 
-def scan_target(target: str, policy: Policy, index: Index | None = None, repo_id: str | None = None) -> TargetReport:
+def scan_target(
+    target: str,
+    policy: Policy,
+    index: Index | None = None,
+    repo_id: str | None = None,
+    behaviour: Sequence[BehaviourVerdict] = (),
+) -> TargetReport:
     """Never raises for a bad repo: an unreadable target becomes a report with one source finding.
-    `repo_id`: the Hub repo a local folder is the published content of (--repo-id)."""
+    `repo_id`: the Hub repo a local folder is the published content of (--repo-id); `behaviour`: probe verdicts."""
     try:
         snap = open_snapshot(target)
     except SourceError as exc:
         return TargetReport(target, [finding(exc.rule, str(exc))], error=str(exc))
     if repo_id:
         apply_repo_id(snap, repo_id)
-    return scan_snapshot(snap, policy, index)
+    return scan_snapshot(snap, policy, index, behaviour)

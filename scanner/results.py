@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # annotations only (all of them lower layers): a report that 
     from scanner.evidence.datasets import DatasetFacts
     from scanner.evidence.lineage import Lineage
     from scanner.evidence.publisher import Publisher
+    from scanner.provenance.behaviour import BehaviourVerdict
     from scanner.provenance.code import CodeMatch
     from scanner.provenance.result import WeightMatch
     from scanner.sources.interface import RepoFile
@@ -29,6 +30,7 @@ class TargetFacts:
     weight_files: list[RepoFile] = field(default_factory=list)
     weight_matches: list[WeightMatch] = field(default_factory=list)
     code_matches: list[CodeMatch] = field(default_factory=list)
+    behaviour_verdicts: list[BehaviourVerdict] = field(default_factory=list)  # `probe` results given to the scan
     config: dict[str, Any] = field(default_factory=dict)  # config.json as parsed (architecture for the model cards)
     card_body: str = ""  # the card's Markdown below its metadata (intended use, limitations)
     released: str | None = None  # ISO 8601 UTC: when the scanned revision was published (Hub) or last changed (folder)

@@ -25,6 +25,7 @@ from scanner.evidence.tokenizer import TokenMatch
 from scanner.findings import Finding
 from scanner.knowledge import KnowledgeBase, License, dataset_knowledge, finding, rule
 from scanner.policy import Policy
+from scanner.provenance.behaviour import BehaviourVerdict
 from scanner.provenance.code import CodeMatch
 from scanner.provenance.result import WeightMatch
 from scanner.sources.interface import Snapshot
@@ -42,6 +43,7 @@ class Context:
     special_tokens: dict[str, int]
     weight_matches: list[WeightMatch] = field(default_factory=list)
     code_matches: list[CodeMatch] = field(default_factory=list)  # shipped Python files copied from upstream code
+    behaviour_verdicts: list[BehaviourVerdict] = field(default_factory=list)  # `probe` results given to the scan
     fetch_card: CardFetcher | None = None  # reads a declared base's card; None: from the Hub for hf: scans only
     gguf: GGUFFacts | None = None  # what the repo's GGUF header says about itself (GGUF repos only)
     publisher: Publisher = field(default_factory=Publisher)  # who publishes what is scanned (evidence/publisher.py)
@@ -75,6 +77,7 @@ class Context:
                 adapter_base=adapter_base if isinstance(adapter_base, str) else None,
                 gguf_bases=self.gguf.base_models if self.gguf else [],
                 weight_derived=[m.name for m in self.weight_matches if m.verdict.verdict == "derived"],
+                behaviour_derived=[v.reference for v in self.behaviour_verdicts if v.verdict == "derived"],
                 fetch_card=self.fetch_card or (hub_base_cards() if self._on_the_hub() else None),
             ),
             self.kb,

@@ -8,6 +8,7 @@
 
 Evidence kinds (`Evidence.kind`), strongest first:
     weights     the weight index calls the weights derived from the upstream
+    behaviour   `originscan probe` found the model behaves like a derivative of it (scan --probe-results)
     declared    the card's base_model names it (its id, an alias, a mirror, a vendor variant or a re-upload name)
     adapter     adapter_config.json's base_model_name_or_path names it
     gguf        a GGUF file's own metadata names it (general.base_model.N.repo_url, written by llama.cpp's converter)
@@ -54,6 +55,7 @@ class Confidence(IntEnum):
 
 STRENGTH = {
     "weights": Confidence.high,
+    "behaviour": Confidence.high,  # a calibrated test with a false-positive rate, as the weight verdict
     "declared": Confidence.high,
     "adapter": Confidence.high,
     "gguf": Confidence.high,
@@ -224,6 +226,7 @@ class LineageInput:
     adapter_base: str | None = None  # adapter_config.json base_model_name_or_path
     gguf_bases: list[str] = field(default_factory=list)  # Hub ids a GGUF header names as its base models
     weight_derived: list[str] = field(default_factory=list)  # registered upstream names the weights derive from
+    behaviour_derived: list[str] = field(default_factory=list)  # references a behaviour verdict calls it derived from
     prose: list[ParentMention] | None = None  # parents the card's prose names; None: read them from the card
     fetch_card: CardFetcher | None = None  # follows unknown declared bases' own cards; None = offline
 
@@ -360,6 +363,9 @@ def infer_lineage(src: LineageInput, kb: KnowledgeBase) -> Lineage:
     for name in src.weight_derived:
         if (hit := name_match(kb, name)) is not None:
             _add(hit.upstream, Evidence("weights", f"the weights derive from {name}"))
+    for name in src.behaviour_derived:
+        if (hit := name_match(kb, name)) is not None:
+            _add(hit.upstream, Evidence("behaviour", f"the model behaves like a derivative of {name} (probe)"))
 
     # vendor releases: the upstream's own organisation (or the upstream itself, for a local checkout)
     self_family = self_up.family if self_up else None

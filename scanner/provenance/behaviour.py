@@ -28,6 +28,7 @@ most ALPHA whatever the dependence between the tests.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -95,6 +96,97 @@ class BehaviourVerdict:
             "false_positive_rate": self.alpha,
             "seconds": self.seconds,
         }
+
+
+# ------------------------------------------------------------------------------------------- reading back ---
+MAX_RESULTS_BYTES = 4 << 20  # a probe results file is a few kB per verdict; more is not one
+VERDICTS = ("derived", "independent", "inconclusive")
+
+
+def _number(d: dict[str, Any], key: str, *, probability: bool = False, optional: bool = False) -> float | None:
+    value = d.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{key} is not a number")
+    if probability and not 0.0 <= value <= 1.0:
+        raise ValueError(f"{key} {value} is not a probability")
+    return float(value)
+
+
+def _text(d: dict[str, Any], key: str, *, limit: int = 4000, required: bool = True) -> str:
+    value = d.get(key, None if required else "")
+    if not isinstance(value, str) or (required and not value.strip()) or len(value) > limit:
+        raise ValueError(f"{key} is missing or not a string of at most {limit} characters")
+    return value
+
+
+def _test_from_json(item: Any) -> BehaviourTest:
+    kind = item.get("kind") if isinstance(item, dict) else None
+    if not isinstance(kind, str) or not kind.startswith("behaviour-"):
+        raise ValueError("an evidence item is not a behaviour test")
+    nulls = item.get("null_scores", [])
+    if not isinstance(nulls, list) or len(nulls) > 10_000:
+        raise ValueError("null_scores is not a list")
+    return BehaviourTest(
+        kind.removeprefix("behaviour-")[:100],
+        _number(item, "score") or 0.0,
+        _number(item, "p_value", probability=True, optional=True),
+        tuple(_number({"null_scores": x}, "null_scores") or 0.0 for x in nulls),
+        _text(item, "detail", required=False),
+    )
+
+
+def verdict_from_json(d: Any) -> BehaviourVerdict:
+    """A behaviour verdict from what `BehaviourVerdict.to_json()` wrote; ValueError naming the first field that
+    does not fit (the file may come from anywhere: every value is checked, nothing is trusted)."""
+    if not isinstance(d, dict) or d.get("kind") != "behaviour":
+        raise ValueError('not a behaviour verdict (no "kind": "behaviour")')
+    if d.get("verdict") not in VERDICTS:
+        raise ValueError(f"verdict {str(d.get('verdict'))[:40]!r} is not one of {', '.join(VERDICTS)}")
+    evidence = d.get("evidence", [])
+    models = d.get("null_models", [])
+    if not isinstance(evidence, list) or len(evidence) > 100:
+        raise ValueError("evidence is not a list of behaviour tests")
+    if not isinstance(models, list) or len(models) > 10_000 or not all(isinstance(m, str) for m in models):
+        raise ValueError("null_models is not a list of names")
+    return BehaviourVerdict(
+        _text(d, "suspect", limit=1000),
+        _text(d, "reference", limit=1000),
+        d["verdict"],
+        _number(d, "p_value", probability=True) or 0.0,
+        _number(d, "score") or 0.0,
+        tuple(_test_from_json(t) for t in evidence),
+        _text(d, "reason", required=False),
+        tuple(m[:1000] for m in models),
+        alpha=_number(d, "false_positive_rate", probability=True) or 0.0,
+    )
+
+
+def read_probe_results(text: str) -> list[BehaviourVerdict]:
+    """The verdicts in what `originscan probe -f json` wrote: one verdict object or a list of them."""
+    if len(text) > MAX_RESULTS_BYTES:
+        raise ValueError(f"more than {MAX_RESULTS_BYTES} bytes: not probe results")
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        data = json.loads(text, parse_constant=no_constants)
+    except RecursionError:
+        raise ValueError("nested too deeply to be probe results") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg}, line {exc.lineno})") from None
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise ValueError("no verdict in it")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(verdict_from_json(item))
+        except ValueError as exc:
+            raise ValueError(f"verdict {i + 1}: {exc}" if len(items) > 1 else str(exc)) from None
+    return out
 
 
 # --------------------------------------------------------------------------------------------------- scores ---

@@ -49,6 +49,7 @@ _TECHNIQUE = {
     "config": ("manifest-analysis", "0.5"),
     "tokenizer": ("manifest-analysis", "0.7"),
     "code": ("source-code-analysis", "0.8"),
+    "behaviour": ("dynamic-analysis", "0.9"),  # the model was run (originscan probe)
     "weights": ("binary-analysis", "0.99"),
 }
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")

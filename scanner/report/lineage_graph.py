@@ -18,12 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scanner.knowledge import name_match
+from scanner.provenance.behaviour import BehaviourVerdict
 from scanner.provenance.result import Verdict
 from scanner.report.sanitize import visible
 from scanner.results import TargetFacts
 
 # evidence classes, weakest first; `Link.strength` is the strongest present
-STRENGTHS = ("declared only", "config", "tokenizer", "code", "weights")
+STRENGTHS = ("declared only", "config", "tokenizer", "code", "behaviour", "weights")
 _CLASS = {
     "declared": "declared only",
     "adapter": "declared only",
@@ -35,6 +37,7 @@ _CLASS = {
     "tokenizer": "tokenizer",
     "weights": "weights",
     "code": "code",
+    "behaviour": "behaviour",
 }
 _CARD_RELATION = {"adapter": "adapter", "merge": "merge", "quantized": "quantization", "finetune": "fine-tune"}
 UNKNOWN_LICENSE = "unknown"
@@ -59,7 +62,7 @@ class Link:
     license: str  # the parent's licence id, or UNKNOWN_LICENSE
     proofs: list[Proof] = field(default_factory=list)
     declared: bool = False  # the card (or adapter config, name, base cards) accounts for the parent
-    p_value: float | None = None  # the weight verdict's, when there is one
+    p_value: float | None = None  # the weight verdict's, else the behaviour verdict's, when there is one
     hops: int = 1  # distance of the parent from the scanned model
 
     @property
@@ -119,6 +122,7 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
     card_relation = card_relation.strip().lower() if isinstance(card_relation, str) else None
     derived = {m.name.lower(): m for m in facts.weight_matches if m.verdict.verdict == "derived"}
     copied = [m for m in facts.code_matches if m.copied]
+    behaving = {v.reference.lower(): v for v in facts.behaviour_verdicts if v.verdict == "derived"}
     links: list[Link] = []
     seen: set[str] = set()
     declared_count = len(lineage.declared) if lineage else 0
@@ -136,6 +140,24 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
             if m.upstream.lower() in wanted
         ]
 
+    def behaviour_of(*names: str) -> BehaviourVerdict | None:
+        return next((behaving[n.lower()] for n in names if n.lower() in behaving), None)
+
+    def behaviour_proofs(v: BehaviourVerdict | None) -> list[Proof]:
+        if v is None:
+            return []
+        return [
+            Proof(
+                "behaviour",
+                f"behaviour {p_text(v.p_value)}",
+                f"the model behaves like a derivative of {v.reference} (originscan probe): {v.reason}",
+            )
+        ]
+
+    # the knowledge-base upstream each derived behaviour verdict's reference names (an id, an alias, a mirror, …)
+    behaving_upstream = {
+        h.upstream.id: v for v in behaving.values() if lineage and (h := name_match(lineage.kb, v.reference))
+    }
     for c in lineage.candidates if lineage else []:
         up = c.upstream
         names = {i.lower() for i in up.ids}
@@ -143,14 +165,19 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
             continue
         verdict_match = next((derived[n] for n in names if n in derived), None)
         verdict = verdict_match.verdict if verdict_match else None
+        behaviour = behaviour_of(*up.ids) or behaving_upstream.get(up.id)
+        if behaviour is not None:
+            seen.add(behaviour.reference.lower())
         proofs = []
         for e in c.evidence:
             label = _CLASS.get(e.kind, "declared only")
             short = e.kind if label != "declared only" else "declared"
             if e.kind == "weights" and verdict is not None:
                 short = f"weights {p_text(verdict.p_value)}"
+            if e.kind == "behaviour" and behaviour is not None:
+                continue  # the verdict's own proof below says more
             proofs.append(Proof(label, short, e.detail))
-        proofs += code_proofs(*up.ids)
+        proofs += code_proofs(*up.ids) + behaviour_proofs(behaviour)
         name_ev = c.evidence_of("name")
         relation = _relation(set(c.kinds), card_relation, declared_count, verdict, name_ev.detail if name_ev else "")
         license_id = c.license.id if c.license else (up.license or UNKNOWN_LICENSE)
@@ -181,7 +208,7 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
                 license_id,
                 proofs,
                 declared=c.accounted,
-                p_value=verdict.p_value if verdict else None,
+                p_value=verdict.p_value if verdict else (behaviour.p_value if behaviour else None),
                 hops=max(1, len(chain)),
             )
         )
@@ -200,7 +227,8 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
                     f"the weights derive from {m.name}: {m.verdict.reason}",
                 )
             )
-        proofs += code_proofs(b)
+        behaviour = behaviour_of(b)
+        proofs += code_proofs(b) + behaviour_proofs(behaviour)
         links.append(
             Link(
                 facts.name,
@@ -209,7 +237,7 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
                 (m.license if m else None) or UNKNOWN_LICENSE,
                 proofs,
                 declared=True,
-                p_value=m.verdict.p_value if m else None,
+                p_value=m.verdict.p_value if m else (behaviour.p_value if behaviour else None),
             )
         )
     for key, m in derived.items():
@@ -218,7 +246,7 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
         seen.add(key)
         v = m.verdict
         proofs = [Proof("weights", f"weights {p_text(v.p_value)}", f"the weights derive from {m.name}: {v.reason}")]
-        proofs += code_proofs(m.name)
+        proofs += code_proofs(m.name) + behaviour_proofs(behaviour_of(m.name))
         links.append(
             Link(
                 facts.name,
@@ -227,6 +255,20 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
                 m.license or UNKNOWN_LICENSE,
                 proofs,
                 p_value=v.p_value,
+            )
+        )
+    for key, bv in behaving.items():  # a reference nothing else links: the probe's verdict alone
+        if key in seen:
+            continue
+        seen.add(key)
+        links.append(
+            Link(
+                facts.name,
+                bv.reference,
+                "fine-tune",
+                UNKNOWN_LICENSE,
+                behaviour_proofs(bv) + code_proofs(bv.reference),
+                p_value=bv.p_value,
             )
         )
     for cm in copied:
@@ -337,6 +379,7 @@ EDGE_KINDS = (
     ("strength-config", "the config matches"),
     ("strength-tokenizer", "the tokenizer matches"),
     ("strength-code", "modelling code copied from it"),
+    ("strength-behaviour", "it behaves like a derivative of it: originscan probe (p-value in the box)"),
     ("strength-weights", "the weights derive from it (p-value in the box)"),
     ("data-used", "trained on this dataset, or a dataset built from it"),
     ("data-generated", "the dataset was generated by it"),
