@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,16 @@ def test_a_derived_behaviour_verdict_is_an_undeclared_base_finding(tmp_path, der
     assert f["evidence"]["p_value"] == derived.p_value and f["evidence"]["tests"] == ["idiosyncratic-agreement"]
 
 
+def test_a_hub_target_names_the_upstream_by_its_id(derived):
+    for given, named in [
+        (f"hf:{LLAMA}", LLAMA),
+        (f"hf:{LLAMA}@0123abc", LLAMA),
+        ("./models/teacher", "./models/teacher"),
+        ("github:acme/teacher", "github:acme/teacher"),
+    ]:
+        assert replace(derived, reference=given).reference_id == named
+
+
 def test_a_derived_verdict_against_another_base_than_the_declared_one_is_a_mismatch(tmp_path):
     v = probe_verdict("./student", TEACHER, copies=0.8)
     report = scan_target(
@@ -102,7 +113,10 @@ def test_quiet_when_independent_or_declared(tmp_path, derived, independent):
     assert not [f for f in plain.findings if f.rule.startswith("weights.")]
     assert plain.facts is not None and not lineage_links(plain.facts)
     declared = scan_target(
-        str(student(tmp_path / "d", {"license": "llama3", "base_model": LLAMA})), Policy(), None, behaviour=[derived]
+        str(student(tmp_path / "d", {"license": "llama3", "base_model": LLAMA})),
+        Policy(),
+        None,
+        behaviour=[derived, replace(derived, reference=f"hf:{LLAMA}@main")],
     )
     assert not [f for f in declared.findings if f.rule.startswith("weights.")]
     assert declared.facts is not None

@@ -77,7 +77,7 @@ class Context:
                 adapter_base=adapter_base if isinstance(adapter_base, str) else None,
                 gguf_bases=self.gguf.base_models if self.gguf else [],
                 weight_derived=[m.name for m in self.weight_matches if m.verdict.verdict == "derived"],
-                behaviour_derived=[v.reference for v in self.behaviour_verdicts if v.verdict == "derived"],
+                behaviour_derived=[v.reference_id for v in self.behaviour_verdicts if v.verdict == "derived"],
                 fetch_card=self.fetch_card or (hub_base_cards() if self._on_the_hub() else None),
             ),
             self.kb,

@@ -61,7 +61,7 @@ def _from_weights(ctx: Context, m: WeightMatch) -> Derivation:
 
 
 def _from_behaviour(ctx: Context, v: BehaviourVerdict) -> Derivation:
-    hit = name_match(ctx.kb, v.reference)
+    hit = name_match(ctx.kb, v.reference_id)
     evidence: dict[str, Any] = dict(
         evidence_kind="behaviour",
         false_positive_rate=v.alpha,
@@ -69,7 +69,7 @@ def _from_behaviour(ctx: Context, v: BehaviourVerdict) -> Derivation:
         probed_suspect=v.suspect,
     )
     return Derivation(
-        v.reference,
+        v.reference_id,
         hit.upstream.license if hit is not None else None,
         "fine-tune",
         v.p_value,
@@ -94,7 +94,7 @@ def derivations(ctx: Context) -> list[Derivation]:
     out = [_from_weights(ctx, m) for m in ctx.weight_matches if m.verdict.derived]
     by_weights = [d.upstream for d in out]
     for v in ctx.behaviour_verdicts:
-        if v.verdict == "derived" and not any(_same_upstream(ctx, v.reference, w) for w in by_weights):
+        if v.verdict == "derived" and not any(_same_upstream(ctx, v.reference_id, w) for w in by_weights):
             out.append(_from_behaviour(ctx, v))
     return out
 

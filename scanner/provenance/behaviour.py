@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -78,6 +79,12 @@ class BehaviourVerdict:
     seconds: float = 0.0
     alpha: float = ALPHA
     null_hypothesis: str = NULL_HYPOTHESIS
+
+    @property
+    def reference_id(self) -> str:
+        """The reference as the lineage names an upstream: a Hub id without `hf:` and its revision; else as given."""
+        m = re.fullmatch(r"\s*hf:/*([^@\s]+?)/*(?:@\S*)?\s*", self.reference)
+        return m.group(1) if m else self.reference
 
     def to_json(self) -> dict[str, Any]:
         return {

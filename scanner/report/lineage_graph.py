@@ -122,7 +122,7 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
     card_relation = card_relation.strip().lower() if isinstance(card_relation, str) else None
     derived = {m.name.lower(): m for m in facts.weight_matches if m.verdict.verdict == "derived"}
     copied = [m for m in facts.code_matches if m.copied]
-    behaving = {v.reference.lower(): v for v in facts.behaviour_verdicts if v.verdict == "derived"}
+    behaving = {v.reference_id.lower(): v for v in facts.behaviour_verdicts if v.verdict == "derived"}
     links: list[Link] = []
     seen: set[str] = set()
     declared_count = len(lineage.declared) if lineage else 0
@@ -150,13 +150,13 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
             Proof(
                 "behaviour",
                 f"behaviour {p_text(v.p_value)}",
-                f"the model behaves like a derivative of {v.reference} (originscan probe): {v.reason}",
+                f"the model behaves like a derivative of {v.reference_id} (originscan probe): {v.reason}",
             )
         ]
 
     # the knowledge-base upstream each derived behaviour verdict's reference names (an id, an alias, a mirror, …)
     behaving_upstream = {
-        h.upstream.id: v for v in behaving.values() if lineage and (h := name_match(lineage.kb, v.reference))
+        h.upstream.id: v for v in behaving.values() if lineage and (h := name_match(lineage.kb, v.reference_id))
     }
     for c in lineage.candidates if lineage else []:
         up = c.upstream
@@ -167,7 +167,7 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
         verdict = verdict_match.verdict if verdict_match else None
         behaviour = behaviour_of(*up.ids) or behaving_upstream.get(up.id)
         if behaviour is not None:
-            seen.add(behaviour.reference.lower())
+            seen.add(behaviour.reference_id.lower())
         proofs = []
         for e in c.evidence:
             label = _CLASS.get(e.kind, "declared only")
@@ -264,10 +264,10 @@ def lineage_links(facts: TargetFacts) -> list[Link]:
         links.append(
             Link(
                 facts.name,
-                bv.reference,
+                bv.reference_id,
                 "fine-tune",
                 UNKNOWN_LICENSE,
-                behaviour_proofs(bv) + code_proofs(bv.reference),
+                behaviour_proofs(bv) + code_proofs(bv.reference_id),
                 p_value=bv.p_value,
             )
         )
