@@ -161,23 +161,11 @@ def examples_jobs(work: Path, state: Path) -> list[dict]:
 
 
 def fixture_pairs(manifest: dict) -> list[tuple[str, str]]:
-    """The derived and independent pairs of tests/test_provenance_fixtures.py."""
-    models = manifest["models"]
-    bases = [m["name"] for m in models if m["base"] is None]
+    """The derived and independent pairs of tests/test_provenance_fixtures.py, by bench/speed/same_verdicts.py's rule."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "speed"))
+    from same_verdicts import fixture_pairs as pairs_of
 
-    def parents(m: dict) -> list[str]:
-        return m["base"] if isinstance(m["base"], list) else [m["base"]] if m["base"] else []
-
-    derived = [(m["name"], p) for m in models for p in parents(m)]
-    independent = [
-        (m["name"], b)
-        for m in models
-        for b in bases
-        if b != m["name"]
-        and b not in parents(m)
-        and not (m["base"] is None and bases.index(b) < bases.index(m["name"]))
-    ]
-    return derived + independent
+    return pairs_of(manifest)
 
 
 def fixtures_jobs(work: Path, state: Path) -> list[dict]:

@@ -35,9 +35,10 @@ print(json.dumps(out))
 """
 
 
-def fixture_pairs() -> list[tuple[str, str]]:
-    """The derived and independent pairs the fixture test compares (same rule as tests/test_provenance_fixtures)."""
-    models = json.loads((FIXTURES / "manifest.json").read_text())["models"]
+def fixture_pairs(manifest: dict | None = None) -> list[tuple[str, str]]:
+    """The derived and independent pairs the fixture test compares (same rule as tests/test_provenance_fixtures);
+    bench/refactor/same_outputs.py takes its pairs from here too."""
+    models = (manifest or json.loads((FIXTURES / "manifest.json").read_text()))["models"]
     bases = [m["name"] for m in models if m["base"] is None]
 
     def parents(m: dict) -> list[str]:
