@@ -368,10 +368,10 @@ def _fetch_card(dataset_id: str, token: str | None, endpoint: str) -> tuple[HubD
     from scanner.sources import hf, http
 
     before = _sent()
-    api = hf._api(endpoint, token)
+    api = hf.hub_api(endpoint, token)
     label = f"hf:datasets/{dataset_id}"
     try:
-        info = hf._hf_call(label, api.dataset_info, dataset_id)
+        info = hf.hub_call(label, api.dataset_info, dataset_id)
     except RepositoryNotFoundError as exc:
         why = "not found" if hf._status(exc) == 404 else f"not visible (HTTP {hf._status(exc)})"
         return _failed(dataset_id, why, before), {"fetched": time.time(), "error": why}

@@ -79,23 +79,23 @@ class _Hub:
     """The few Hub calls an update makes, counted."""
 
     def __init__(self, token: str | None):
-        from scanner.sources.hf import _api
+        from scanner.sources.hf import hub_api
 
         self.token = token
-        self.api = _api(None, token)
+        self.api = hub_api(None, token)
         self.requests = 0
 
     def revision(self, repo_id: str) -> str | None:
-        from scanner.sources.hf import _hf_call
+        from scanner.sources.hf import hub_call
 
         self.requests += 1
-        return _hf_call(f"hf:{repo_id}", self.api.model_info, repo_id, expand=["sha"]).sha
+        return hub_call(f"hf:{repo_id}", self.api.model_info, repo_id, expand=["sha"]).sha
 
     def weight_files(self, repo_id: str, revision: str | None) -> tuple[str | None, list[WeightFile]]:
-        from scanner.sources.hf import _hf_call
+        from scanner.sources.hf import hub_call
 
         self.requests += 1
-        info = _hf_call(f"hf:{repo_id}", self.api.model_info, repo_id, revision=revision, files_metadata=True)
+        info = hub_call(f"hf:{repo_id}", self.api.model_info, repo_id, revision=revision, files_metadata=True)
         files = []
         for s in info.siblings or []:
             if is_weight_file(s.rfilename):
@@ -108,10 +108,10 @@ class _Hub:
         from huggingface_hub import hf_hub_url
 
         from scanner.sources import http
-        from scanner.sources.hf import _auth_headers, _endpoint
+        from scanner.sources.hf import hub_auth_headers, hub_endpoint
 
-        url = hf_hub_url(repo_id, f.path, revision=revision or "main", endpoint=_endpoint(None))
-        return http.HTTPRangeByteSource(url, f.size, name=f"{repo_id}/{f.path}", headers=_auth_headers(self.token))
+        url = hf_hub_url(repo_id, f.path, revision=revision or "main", endpoint=hub_endpoint(None))
+        return http.HTTPRangeByteSource(url, f.size, name=f"{repo_id}/{f.path}", headers=hub_auth_headers(self.token))
 
 
 def _hub_error(exc: BaseException) -> tuple[str, str] | None:

@@ -136,7 +136,7 @@ def _bounded_transport() -> Any:
     return Transport()
 
 
-def _endpoint(endpoint: str | None) -> str:
+def hub_endpoint(endpoint: str | None) -> str:
     """HF_ENDPOINT read at call time (huggingface_hub reads it once, at import)."""
     from huggingface_hub import constants
 
@@ -147,11 +147,12 @@ def _api(endpoint: str | None, token: str | None) -> HfApi:
     _configure_hf_client()
     from huggingface_hub import HfApi
 
-    return HfApi(endpoint=_endpoint(endpoint), token=token)
+    return HfApi(endpoint=hub_endpoint(endpoint), token=token)
 
 
 def hub_api(endpoint: str | None, token: str | None) -> HfApi:
-    """The Hub client this module configures (timeouts, retries, Ctrl-C), for listings beyond one repo (`watch`)."""
+    """The Hub client this module configures (timeouts, retries, Ctrl-C), for calls beyond one repo's snapshot
+    (watch listings, index updates, dataset look-ups)."""
     return _api(endpoint, token)
 
 
@@ -160,7 +161,7 @@ def _status(exc: BaseException) -> int | None:
     return getattr(resp, "status_code", None)
 
 
-def _hf_call(
+def hub_call(
     label: str, fn: Callable[..., T], *args: Any, retry: http.RetryPolicy = http.DEFAULT_RETRY, **kwargs: Any
 ) -> T:
     """Retry a huggingface_hub call on 429/5xx/network errors (the library does not for model_info)."""
@@ -185,7 +186,7 @@ def _hf_call(
     return http.retrying(once, label, retry)
 
 
-def _auth_headers(token: str | None) -> dict[str, str]:
+def hub_auth_headers(token: str | None) -> dict[str, str]:
     from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # re-exported lazily
 
     headers = build_hf_headers(token=token)
@@ -258,7 +259,7 @@ class HFSource:
         record = self.cache.get_record("hf", self.repo_id, self.revision) if self.cache else None
         try:
             if record is not None:
-                cheap = _hf_call(
+                cheap = hub_call(
                     label, api.model_info, self.repo_id, revision=self.revision, expand=["sha"], retry=self.retry
                 )
                 if cheap.sha and cheap.sha == record.get("revision") and record_is_current(record.get("snapshot")):
@@ -266,7 +267,7 @@ class HFSource:
                     snap.meta["cache"] = "hit"
                     self._set_opener(snap)
                     return snap
-            info = _hf_call(
+            info = hub_call(
                 label, api.model_info, self.repo_id, revision=self.revision, files_metadata=True, retry=self.retry
             )
         except (TypeError, ValueError, KeyError, AttributeError) as exc:  # huggingface_hub parsing a hostile answer
@@ -312,9 +313,9 @@ class HFSource:
     def _set_opener(self, snap: Snapshot) -> None:
         from huggingface_hub import hf_hub_url
 
-        endpoint = _endpoint(self.endpoint)
+        endpoint = hub_endpoint(self.endpoint)
         rev = snap.revision or self.revision or "main"
-        headers = _auth_headers(self.token)
+        headers = hub_auth_headers(self.token)
 
         def opener(path: str) -> http.HTTPRangeByteSource:
             entry = snap.files.get(path)
@@ -365,7 +366,7 @@ class HFSource:
         if bad:
             snap.problem("source.malformed", f"the Hub's file listing has {bad} malformed entries; they were skipped")
         self._set_opener(snap)
-        headers = _auth_headers(self.token)
+        headers = hub_auth_headers(self.token)
         denied = False
         for path in sorted(snap.files):
             if not (_wants(path) or snap.wants_text(path)) or denied:
@@ -425,7 +426,7 @@ class HFSource:
             self.repo_id,
             path,
             revision=revision or self.revision or "main",
-            endpoint=_endpoint(self.endpoint),
+            endpoint=hub_endpoint(self.endpoint),
             repo_type=repo_type,
         )
         label = f"{self.target}: {path}"
@@ -449,7 +450,7 @@ def list_org_models(org: str, token: str | None = None, endpoint: str | None = N
 
     api = _api(endpoint, token)
     try:
-        return _hf_call(f"hf:{org}", lambda: sorted(m.id for m in api.list_models(author=org)))
+        return hub_call(f"hf:{org}", lambda: sorted(m.id for m in api.list_models(author=org)))
     except HfHubHTTPError as exc:
         raise SourceError(f"hf:{org}: listing models failed (HTTP {_status(exc)})", rule="source.unreachable") from None
 
@@ -467,7 +468,7 @@ def read_small_file(
     main); None when it is absent, gated or unreachable."""
     source = HFSource(repo_id, token=token, endpoint=endpoint, cache=False, retry=retry)
     try:
-        return source._download(path, revision, MAX_TEXT_BYTES, _auth_headers(token), repo_type=kind)
+        return source._download(path, revision, MAX_TEXT_BYTES, hub_auth_headers(token), repo_type=kind)
     except (SourceError, OSError):
         return None
 
