@@ -204,6 +204,8 @@ def scan(
 
 def _probe_results(paths: list[Path]) -> list[BehaviourVerdict]:
     """`scan --probe-results FILE`: the behaviour verdicts in each file; one that does not read is a usage error."""
+    if not paths:
+        return []  # the statistics module loads numpy: not for a scan without probe results
     from scanner.provenance.behaviour import MAX_RESULTS_BYTES, read_probe_results
 
     out = []

@@ -17,7 +17,6 @@ from scanner.evidence.tokenizer import match_tokens, special_tokens
 from scanner.findings import Finding
 from scanner.knowledge import finding, knowledge_base
 from scanner.policy import Policy
-from scanner.provenance.behaviour import BehaviourVerdict
 from scanner.provenance.code import CodeStore, code_matches
 from scanner.provenance.result import WeightMatch
 from scanner.provenance.verdicts import remembered
@@ -26,6 +25,7 @@ from scanner.sources.interface import Snapshot
 from scanner.sources.resolve import open_source
 
 if TYPE_CHECKING:
+    from scanner.provenance.behaviour import BehaviourVerdict
     from scanner.provenance.index import Index
 
 

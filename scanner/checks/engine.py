@@ -12,7 +12,7 @@ import os
 import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanner.evidence.card import CardFacts
 from scanner.evidence.config import ConfigMatch
@@ -25,10 +25,12 @@ from scanner.evidence.tokenizer import TokenMatch
 from scanner.findings import Finding
 from scanner.knowledge import KnowledgeBase, License, dataset_knowledge, finding, rule
 from scanner.policy import Policy
-from scanner.provenance.behaviour import BehaviourVerdict
 from scanner.provenance.code import CodeMatch
 from scanner.provenance.result import WeightMatch
 from scanner.sources.interface import Snapshot
+
+if TYPE_CHECKING:  # numpy: a scan without probe results (or an index) loads none of it
+    from scanner.provenance.behaviour import BehaviourVerdict
 
 
 @dataclass

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanner.checks.engine import Context, check
 from scanner.errors import SourceError
 from scanner.findings import Finding
 from scanner.knowledge import name_match
-from scanner.provenance.behaviour import BehaviourVerdict
 from scanner.provenance.result import Relation, WeightMatch, WeightsRead
+
+if TYPE_CHECKING:  # numpy: loaded only when probe results were given
+    from scanner.provenance.behaviour import BehaviourVerdict
 
 # A derivation the card does not declare, by how the weights relate to the upstream (Verdict.relation): the rule
 # and how its message says it.

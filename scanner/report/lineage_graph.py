@@ -16,13 +16,15 @@ average position of the nodes that point at them, widths from the label lengths 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanner.knowledge import name_match
-from scanner.provenance.behaviour import BehaviourVerdict
 from scanner.provenance.result import Verdict
 from scanner.report.sanitize import visible
 from scanner.results import TargetFacts
+
+if TYPE_CHECKING:  # numpy: a report without behaviour verdicts loads none of it
+    from scanner.provenance.behaviour import BehaviourVerdict
 
 # evidence classes, weakest first; `Link.strength` is the strongest present
 STRENGTHS = ("declared only", "config", "tokenizer", "code", "behaviour", "weights")
