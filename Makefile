@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/originscan demo
 
-# Lint and formatting (ruff) and strict types on the typed core (mypy; the modules are listed in pyproject.toml) before the tests.
+# Lint and formatting (ruff) and strict types on all of scanner/ and the bench scripts pyproject.toml lists (mypy) before the tests.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
