@@ -272,7 +272,9 @@ def outputs(out: Path, names: list[str], rcs: dict[str, object], work: Path) -> 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--base", type=Path, default=Path("/tmp/originscan-base"), help="the tree before the change")
+    ap.add_argument(
+        "--base", type=Path, required=True, help="the tree before the change (e.g. `git worktree add /tmp/base REV`)"
+    )
     ap.add_argument("--head", type=Path, default=ROOT, help="the tree after it (default: this checkout)")
     ap.add_argument("--only", default=",".join(SETS), help=f"comma-separated sets (default: all of {', '.join(SETS)})")
     ap.add_argument("--show", type=int, default=5, help="differing outputs to show (first lines of each diff)")
