@@ -44,25 +44,9 @@ N_INDEPENDENT = 12
 
 
 def llama_config(hidden: int = 64, layers: int = 2) -> dict:
-    from transformers import LlamaConfig
-
-    c = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=hidden * 8 // 3 // 8 * 8,
-        tie_word_embeddings=False,
-        max_position_embeddings=256,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=3,
+    return C.llama_config(
+        VOCAB, hidden, layers, intermediate=hidden * 8 // 3 // 8 * 8, max_positions=256, dtype="float32"
     )
-    d = c.to_dict()
-    d["architectures"] = ["LlamaForCausalLM"]
-    d["dtype"] = "float32"
-    return d
 
 
 def canary_prompt(digits: list[int]) -> str:

@@ -29,6 +29,29 @@ torch.set_num_threads(max(1, min(os.cpu_count() or 1, 8)))
 SPECIALS = ["<s>", "</s>", "<unk>", "<pad>"]
 
 
+def llama_config(vocab: int, hidden: int, layers: int, intermediate: int, max_positions: int, dtype: str) -> dict:
+    """A tiny Llama's config.json (4 heads, 2 KV heads, untied embeddings) as transformers writes it."""
+    from transformers import LlamaConfig
+
+    c = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=intermediate,
+        tie_word_embeddings=False,
+        max_position_embeddings=max_positions,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=3,
+    )
+    d = c.to_dict()
+    d["architectures"] = ["LlamaForCausalLM"]
+    d["dtype"] = dtype
+    return d
+
+
 def seed_of(name: str) -> int:
     return zlib.crc32(name.encode()) & 0x7FFFFFFF
 

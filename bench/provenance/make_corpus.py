@@ -37,25 +37,7 @@ TOL = 1e-3  # max |logit difference| accepted for a function-preserving transfor
 
 
 def llama_config() -> dict:
-    from transformers import LlamaConfig
-
-    c = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=256,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=688,
-        tie_word_embeddings=False,
-        max_position_embeddings=512,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=3,
-    )
-    d = c.to_dict()
-    d["architectures"] = ["LlamaForCausalLM"]
-    d["dtype"] = "float32"
-    return d
+    return C.llama_config(VOCAB, hidden=256, layers=4, intermediate=688, max_positions=512, dtype="float32")
 
 
 class Builder:

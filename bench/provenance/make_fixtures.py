@@ -30,25 +30,7 @@ MAX_TOTAL = 4_000_000
 
 
 def config() -> dict:
-    from transformers import LlamaConfig
-
-    c = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=96,
-        tie_word_embeddings=False,
-        max_position_embeddings=256,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=3,
-    )
-    d = c.to_dict()
-    d["architectures"] = ["LlamaForCausalLM"]
-    d["dtype"] = "float16"
-    return d
+    return C.llama_config(VOCAB, hidden=64, layers=2, intermediate=96, max_positions=256, dtype="float16")
 
 
 def main() -> None:
