@@ -22,6 +22,7 @@ LABELS_DIR = Path(__file__).resolve().parent / "real_pairs"
 LABELS: tuple[str, ...] = ("copied", "independent")
 HALVES: tuple[str, ...] = ("tuning", "held-out")
 Half = Literal["tuning", "held-out"]
+FIRST_BATCH = "first"  # pairs labelled before batches were named (no "batch" in their file)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Pair:
     evidence: str
     copied_definitions: tuple[CopiedDefinition, ...]
     source: str
+    batch: str = FIRST_BATCH  # when the pair was labelled ("2026-12"): a fresh batch is reported apart
 
     @property
     def half(self) -> Half:
@@ -171,6 +173,7 @@ def parse_pair(raw: Mapping[str, Any]) -> Pair:
             CopiedDefinition(d["suspect"], d["reference"]) for d in raw.get("copied_definitions", [])
         ),
         source=raw["source"],
+        batch=str(raw.get("batch") or FIRST_BATCH),
     )
 
 

@@ -1,15 +1,16 @@
 """Copied-code benchmark: originscan side by side with copydetect, pycode-similar and difflib.
 
     make bench-code                                   (builds bench/.venv-code with copydetect and pycode_similar)
-    bench/.venv-code/bin/python bench/code/run.py [--real | --synthetic] [--details]
+    bench/.venv-code/bin/python bench/code/run.py [--real | --synthetic] [--half tuning] [--batch B] [--details]
 
 Table 1, real pairs: the labelled pairs of `bench/code/real_pairs/` (real files from public repositories, read from
 the cache that `fetch_real_pairs.py` fills; pairs whose files are not there are listed and left out). Each pair is a
 suspect file set against a reference file set, labelled copied or independent, in a fixed half (held-out when the
-SHA-256 of the pair id is odd). originscan decides with the thresholds in scanner/provenance/code.py, fixed on the
-tuning half; every baseline's threshold is the lowest that keeps the tuning half free of false positives (its score
-must exceed every tuning independent pair's). Held-out figures come first. "recall@0FP (oracle)" puts the threshold
-just above the held-out half's own worst independent pair, after seeing the answers.
+SHA-256 of the pair id is odd) and a batch (when it was labelled: a fresh batch is reported on rows of its own).
+originscan decides with the thresholds in scanner/provenance/code.py, fixed on the tuning half; every baseline with
+BASELINE_THRESHOLDS below, the lowest that kept the tuning half free of false positives (its score must exceed every
+tuning independent pair's), fixed from a tuning run. Held-out figures come first. "recall@0FP (oracle)" puts the
+threshold just above that half's own worst independent pair, after seeing the answers.
 
 Table 2, synthetic obfuscation: real modelling files of the `transformers` wheel (downloaded into bench/.cache/code)
 disguised by tests/obfuscate.py as positives, files of other lineages as negatives.
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the obfuscator is shared with the tes
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from obfuscate import obfuscate  # noqa: E402
-from real_pairs import Pair, cached_path, load_pairs, missing  # noqa: E402
+from real_pairs import FIRST_BATCH, Pair, cached_path, load_pairs, missing  # noqa: E402
 
 from scanner.provenance import code  # noqa: E402
 
@@ -127,8 +128,14 @@ def _found(rows: list[Scored], decide: Callable[[Scored], bool], label: str) -> 
     return sum(decide(r) for r in rows if r.pair.label == label)
 
 
-def real_table(tools: list[str], details: bool, only: str | None = None) -> None:
-    pairs = [p for p in load_pairs() if only is None or p.half == only]
+# Each baseline decides with the lowest threshold that keeps the tuning half free of false positives, fixed here
+# from a --half tuning run (which prints what the tuning half asks for now, so a stale value shows), so that a run
+# on the held-out half alone decides exactly as a run on both.
+BASELINE_THRESHOLDS = {"copydetect": 0.265403, "pycode-similar": 0.480337, "difflib": 0.123752}
+
+
+def real_table(tools: list[str], details: bool, only: str | None = None, batch: str | None = None) -> None:
+    pairs = [p for p in load_pairs() if (only is None or p.half == only) and (batch is None or p.batch == batch)]
     absent = missing(pairs)
     absent_keys = {r.key for r in absent}
     usable = [p for p in pairs if not any(r.key in absent_keys for r in p.files)]
@@ -152,7 +159,7 @@ def real_table(tools: list[str], details: bool, only: str | None = None) -> None
                 s = float(code.MIN_COPIED_STATEMENTS)  # ranks at the threshold for the oracle column
             rows.append(Scored(p, s, seconds, decision))
         scored[name] = rows
-    # originscan decides with its own fixed thresholds; each baseline with the lowest threshold clean on tuning
+    # originscan decides with its own fixed thresholds; each baseline with its threshold fixed on the tuning half
     decide: dict[str, Callable[[Scored], bool]] = {}
     thresholds: dict[str, str] = {}
     for name, rows in scored.items():
@@ -162,42 +169,61 @@ def real_table(tools: list[str], details: bool, only: str | None = None) -> None
                 f">= {code.MIN_COPIED_STATEMENTS} copied statements, or a file of <= {code.SMALL_FILE_STATEMENTS} "
                 f"statements sharing rare settings >= {code.MIN_RARE_EVIDENCE} (fixed in code.py)"
             )
-        else:
-            worst = max((r.score for r in rows if r.pair.half == "tuning" and not r.pair.copied), default=0.0)
-            decide[name] = lambda r, w=worst: r.score > w
-            thresholds[name] = f"> {worst:.3f} (worst tuning independent pair)"
+            continue
+        fixed = BASELINE_THRESHOLDS[name]
+        decide[name] = lambda r, w=fixed: r.score > w
+        thresholds[name] = f"> {fixed:.6f} (fixed on the tuning half"
+        tuning = [r.score for r in rows if r.pair.half == "tuning" and not r.pair.copied]
+        if tuning:
+            thresholds[name] += f"; this run's tuning independents ask for > {max(tuning):.6f}"
+        thresholds[name] += ")"
     print("thresholds: " + "; ".join(f"{n} {t}" for n, t in thresholds.items()))
     sets = sorted({p.set for p in usable})
-    head = f"{'half':<9} {'set':<28} {'copies':>6} {'indep':>5}" + "".join(f" {n + ' found/FP':>22}" for n in tools)
-    print(head)
+    batches = sorted({p.batch for p in usable}, key=lambda b: (b != FIRST_BATCH, b))
+    head = f"{'half':<9} {'batch':<6} {'set':<28} {'copies':>6} {'indep':>5}"
+    print(head + "".join(f" {n + ' found/FP':>22}" for n in tools))
+
+    def row(half: str, label_batch: str, label_set: str, in_set: list[Pair]) -> None:
+        ids = {p.id for p in in_set}
+        n_copy = sum(p.copied for p in in_set)
+        line = f"{half:<9} {label_batch:<6} {label_set:<28} {n_copy:>6} {len(in_set) - n_copy:>5}"
+        for name in tools:
+            rows = [r for r in scored[name] if r.pair.id in ids]
+            found = _found(rows, decide[name], "copied")
+            fp = _found(rows, decide[name], "independent")
+            line += f" {f'{found}/{n_copy}, {fp} FP':>22}"
+        print(line)
+
     for half in ("held-out", "tuning"):
-        for s in sets + ["all"]:
-            in_set = [p for p in usable if p.half == half and (s == "all" or p.set == s)]
-            if not in_set:
-                continue
-            ids = {p.id for p in in_set}
-            n_copy = sum(p.copied for p in in_set)
-            line = f"{half:<9} {s:<28} {n_copy:>6} {len(in_set) - n_copy:>5}"
-            for name in tools:
-                rows = [r for r in scored[name] if r.pair.id in ids]
-                found = _found(rows, decide[name], "copied")
-                fp = _found(rows, decide[name], "independent")
-                line += f" {f'{found}/{n_copy}, {fp} FP':>22}"
-            print(line)
-    print(f"{'tool':<15} {'held-out recall@0FP (oracle)':>29} {'ms/pair':>8} {'median':>8} {'slowest':>8}")
+        in_half = [p for p in usable if p.half == half]
+        for b in batches:
+            in_batch = [p for p in in_half if p.batch == b]
+            for s in sets:
+                if in_set := [p for p in in_batch if p.set == s]:
+                    row(half, b, s, in_set)
+            if in_batch:
+                row(half, b, "all", in_batch)
+        if len(batches) > 1 and in_half:
+            row(half, "all", "all", in_half)
+    halves = [h for h in ("held-out", "tuning") if any(p.half == h for p in usable)]
+    print(
+        f"{'tool':<15}" + "".join(f" {h + ' recall@0FP (oracle)':>29}" for h in halves) + "  ms/pair   median  slowest"
+    )
     for name, rows in scored.items():
-        held = [r for r in rows if r.pair.half == "held-out"]
-        worst = max((r.score for r in held if not r.pair.copied), default=0.0)
-        copies = [r for r in held if r.pair.copied]
-        oracle = sum(r.score > worst for r in copies) / max(1, len(copies))
+        line = f"{name:<15}"
+        for h in halves:
+            in_half = [r for r in rows if r.pair.half == h]
+            worst = max((r.score for r in in_half if not r.pair.copied), default=0.0)
+            copies = [r for r in in_half if r.pair.copied]
+            line += f" {sum(r.score > worst for r in copies) / max(1, len(copies)):>29.0%}"
         times = sorted(1000 * r.seconds for r in rows)
         ms = sum(times) / len(times)
-        print(f"{name:<15} {oracle:>29.0%} {ms:>8.1f} {times[len(times) // 2]:>8.1f} {times[-1]:>8.1f}")
+        print(f"{line} {ms:>8.1f} {times[len(times) // 2]:>8.1f} {times[-1]:>8.1f}")
     if "originscan" in scored:
         print("originscan scores (copied statements), by pair:")
-        for r in sorted(scored["originscan"], key=lambda r: (r.pair.half, r.pair.label, -r.score)):
+        for r in sorted(scored["originscan"], key=lambda r: (r.pair.half, r.pair.batch, r.pair.label, -r.score)):
             verdict = "copy" if r.copied else "-"
-            print(f"  {r.pair.half:<9} {r.pair.label:<12} {r.score:>7.1f} {verdict:<4}  {r.pair.id}")
+            print(f"  {r.pair.half:<9} {r.pair.batch:<6} {r.pair.label:<12} {r.score:>7.1f} {verdict:<4}  {r.pair.id}")
     if details:
         print("copied definitions reported by originscan (suspect lines <- reference lines), against the labels:")
         for p in usable:
@@ -306,10 +332,11 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true", help="only the synthetic table")
     ap.add_argument("--details", action="store_true", help="list the copied definitions found in every pair")
     ap.add_argument("--half", choices=("tuning", "held-out"), help="only this half of the real pairs (for tuning)")
+    ap.add_argument("--batch", help='only the real pairs of this batch ("2026-12"; "first": those without a batch)')
     args = ap.parse_args()
     tools = args.tools.split(",")
     if not args.synthetic:
-        real_table(tools, args.details, args.half)
+        real_table(tools, args.details, args.half, args.batch)
     if not args.real:
         synthetic_table(tools)
 
