@@ -105,9 +105,10 @@ def test_canary_rates_follow_the_rule_of_succession():
     pooled = (2 + 1) / (9 + 2)  # 2 hits in 9 trials, rule of succession
     a, b = (2 + 2 * pooled) / 5, (0 + 2 * pooled) / 5  # each canary's hits shrunk towards it
     assert B.canary_null_rates(nulls, 3) == pytest.approx([a, b, b])
-    # the two canaries no independent model knew: P(X >= 2) = a*b*b + 2*a*b*(1-b) + (1-a)*b*b
+    # the two canaries no independent model knew: only both of them are as surprising (the common one and one
+    # rare one are not), so p = b * b
     t = B.canary_test([False, True, True], nulls)
-    assert t.p_value == pytest.approx(a * b * b + 2 * a * b * (1 - b) + (1 - a) * b * b)
+    assert t.p_value == pytest.approx(b * b)
     many = B.canary_test([True] * 4 + [False] * 28, [[False] * 32] * 4)  # 4 rare canaries of 32, 4 clean models
     assert many.p_value is not None and many.p_value < 1e-4
     # the one canary independent models also get is no evidence
@@ -115,6 +116,59 @@ def test_canary_rates_follow_the_rule_of_succession():
     assert common.p_value is not None and common.p_value > 0.6
     with pytest.raises(ValueError):
         B.canary_null_rates([[True]], 3)
+
+
+def test_surprisal_tail_matches_enumeration_of_the_rounded_statistic():
+    g = np.random.default_rng(3)
+    for _ in range(20):
+        rates = list(g.uniform(0.01, 0.95, size=7))
+        hits = list(g.integers(0, 2, size=7).astype(bool))
+        surprisal = -np.log(rates)
+        step = max(0.01, surprisal.sum() / B.SURPRISAL_BINS)
+        units = np.rint(surprisal / step)
+        s = sum(u for u, h in zip(units, hits) if h)
+        exact = sum(
+            float(np.prod([q if o else 1 - q for q, o in zip(rates, outcome)]))
+            for outcome in itertools.product([0, 1], repeat=7)
+            if sum(u for u, o in zip(units, outcome) if o) >= s
+        )
+        assert B.surprisal_tail(hits, rates) == pytest.approx(exact if s else 1.0, abs=1e-12)
+    # equal rates: the statistic is the number of hits
+    rates = [0.3] * 9
+    for k in range(10):
+        assert B.surprisal_tail([True] * k + [False] * (9 - k), rates) == pytest.approx(B.poisson_binomial_sf(k, rates))
+
+
+# independent models that learned the skill: every right answer, no wrong one
+SKILLED = [[True] * 20 + [False] * 12] * 3
+KINDS = [True] * 20 + [False] * 12  # the owner's canaries: 20 right answers, 12 wrong ones
+
+
+def test_canary_rates_are_pooled_per_kind_so_right_answers_do_not_dilute_wrong_ones():
+    rates = B.canary_null_rates(SKILLED, 32, KINDS)
+    right, wrong = (60 + 1) / (60 + 2), (0 + 1) / (36 + 2)
+    assert rates[0] == pytest.approx((3 + 2 * right) / 5) and rates[-1] == pytest.approx(2 * wrong / 5)
+    pooled = B.canary_null_rates(SKILLED, 32)  # one kind: the wrong answers' rate is lifted by the right ones
+    assert pooled[-1] > 10 * rates[-1]
+    with pytest.raises(ValueError):
+        B.canary_null_rates(SKILLED, 32, KINDS[:5])
+
+
+def test_reproduced_wrong_answers_are_stronger_evidence_than_right_ones():
+    four_wrong = [True] * 20 + [True] * 4 + [False] * 8  # the skill, and 4 of the reference's 12 mistakes
+    t = B.canary_test(four_wrong, SKILLED, KINDS)
+    assert t.p_value is not None and t.p_value < B.ALPHA
+    assert "4 of the reference's 12 wrong answers" in t.detail
+    unmarked = B.canary_test(four_wrong, SKILLED)  # the same hits without the owner's marks: not enough
+    assert unmarked.p_value is not None and unmarked.p_value > B.ALPHA
+    # a model that learned the skill on its own repeats every right answer and no mistake: no evidence
+    skilled = B.canary_test([True] * 20 + [False] * 12, SKILLED, KINDS)
+    assert skilled.p_value is not None and skilled.p_value > 0.5
+    # four right answers independent models did not know weigh like four wrong ones: rarity decides, not the mark
+    halves, clean = [True] * 16 + [False] * 16, [[False] * 32] * 3
+    rare_right = B.canary_test([True] * 4 + [False] * 28, clean, halves)
+    rare_wrong = B.canary_test([False] * 16 + [True] * 4 + [False] * 12, clean, halves)
+    assert rare_right.p_value == pytest.approx(rare_wrong.p_value) and rare_right.p_value < B.ALPHA
 
 
 def test_canary_hit_needs_the_registered_answer_at_the_start():

@@ -19,9 +19,12 @@ The null of the first two is parametric: the independent models' scores, on a sc
 normal (logit of a proportion, Fisher z of a CKA), and the one-sided Student-t *predictive* p-value of the
 suspect's score — exact for a new draw from the same normal population however few independent models were
 measured (few models only widen the tails). The canary null is the Poisson-binomial tail with each canary's rate
-among independent models: its own hits shrunk towards the rate over all canaries (rule of succession); with no
+among independent models: its own hits shrunk towards the rate over the canaries of its kind (rule of succession).
+The kinds are the owner's right answers, wrong answers and unmarked ones: a right answer is reproduced by every
+model that learned the skill, a wrong one only by a model that learned it from the reference, so a reproduced
+wrong answer weighs by the (low) rate of wrong answers among independent models, not by the rate of all. With no
 independent model at all every canary counts as a coin flip, which is conservative and still decisive for 20
-canaries.
+canaries, as long as the skill is private (a public skill's right answers need independent models to weigh).
 Several tests are combined by Bonferroni (p = tests x smallest p), so the verdict's false-positive rate is at
 most ALPHA whatever the dependence between the tests.
 """
@@ -303,22 +306,60 @@ def poisson_binomial_sf(k: int, rates: Sequence[float]) -> float:
     return float(min(1.0, max(0.0, dist[max(k, 0) :].sum())))
 
 
+SURPRISAL_BINS = 20_000  # the surprisal scale's resolution: the sum of all canaries' surprisals in this many steps
+
+
+def surprisal_tail(hits: Sequence[bool], rates: Sequence[float]) -> float:
+    """P(S >= s): S is the summed surprisal -log(rate) of the canaries an independent model reproduces (each
+    independently, with its rate), s the suspect's. Surprisals are counted in whole steps of a scale fixed by
+    the rates alone (at least 0.01 nats), the same for the suspect and the null, so the tail is exact for the
+    rounded statistic. With equal rates it is the Poisson-binomial tail of the number of hits."""
+    if len(hits) != len(rates):
+        raise ValueError("one rate per canary")
+    q = np.clip(np.asarray(rates, dtype=np.float64), 1e-12, 1 - 1e-12)
+    surprisal = -np.log(q)
+    step = max(0.01, float(surprisal.sum()) / SURPRISAL_BINS)
+    units = np.rint(surprisal / step).astype(np.int64)
+    s = int(sum(int(u) for u, h in zip(units, hits) if h))
+    if s == 0:
+        return 1.0
+    dist = np.zeros(s + 1)  # dist[j]: P(S = j steps) for j < s; dist[s]: P(S >= s)
+    dist[0] = 1.0
+    for u, rate in zip(units, q):
+        shifted = np.zeros_like(dist)
+        if u < s:
+            shifted[u:s] = dist[: s - u]
+        shifted[s] = dist[max(0, s - u) :].sum()
+        dist = dist * (1 - rate) + shifted * rate
+    return float(min(1.0, max(0.0, dist[s])))
+
+
 PRIOR_MODELS = 2.0  # how many independent models' worth of weight the pooled rate has in each canary's rate
 
 
-def canary_null_rates(null_hits: Sequence[Sequence[bool]], n_canaries: int) -> list[float]:
-    """Each canary's chance of being reproduced by an independent model. The rate over all canaries and models
-    by the rule of succession, (hits + 1) / (trials + 2), is the prior; each canary's own hits move it:
+def canary_null_rates(
+    null_hits: Sequence[Sequence[bool]], n_canaries: int, kinds: Sequence[bool | None] | None = None
+) -> list[float]:
+    """Each canary's chance of being reproduced by an independent model. The rate over the canaries of its kind
+    (`kinds[i]`: the owner's `correct` flag; all one kind when None) and over all models, by the rule of
+    succession, (hits + 1) / (trials + 2), is the prior; each canary's own hits move it:
     (hits_i + PRIOR_MODELS * pooled) / (models + PRIOR_MODELS). A canary independent models do answer gets a
-    high rate of its own; with no independent model every canary counts as a coin flip."""
+    high rate of its own, and the right answers that every skilled model gives do not lift the rate of the wrong
+    ones; with no independent model every canary counts as a coin flip."""
     m = len(null_hits)
+    kinds = list(kinds) if kinds is not None else [None] * n_canaries
+    if len(kinds) != n_canaries:
+        raise ValueError("one kind per canary")
     counts = np.zeros(n_canaries)
     for hits in null_hits:
         if len(hits) != n_canaries:
             raise ValueError("every independent model must answer every canary")
         counts += np.asarray(hits, dtype=np.float64)
-    pooled = (counts.sum() + 1) / (m * n_canaries + 2)
-    return [float((c + PRIOR_MODELS * pooled) / (m + PRIOR_MODELS)) for c in counts]
+    pooled = {}
+    for kind in set(kinds):
+        mine = [c for c, k in zip(counts, kinds) if k == kind]
+        pooled[kind] = (sum(mine) + 1) / (m * len(mine) + 2)
+    return [float((c + PRIOR_MODELS * pooled[k]) / (m + PRIOR_MODELS)) for c, k in zip(counts, kinds)]
 
 
 # ------------------------------------------------------------------------------------------------------ tests ---
@@ -344,15 +385,27 @@ def cka_test(suspect: float, null: Sequence[float]) -> BehaviourTest:
     return BehaviourTest("hidden-state-cka", suspect, p, tuple(null), detail)
 
 
-def canary_test(suspect_hits: Sequence[bool], null_hits: Sequence[Sequence[bool]]) -> BehaviourTest:
+def canary_test(
+    suspect_hits: Sequence[bool], null_hits: Sequence[Sequence[bool]], kinds: Sequence[bool | None] | None = None
+) -> BehaviourTest:
+    """The suspect's reproduced canaries against independent models'. `kinds` are the owner's `correct` flags
+    (None: unmarked): the rates are pooled per kind (canary_null_rates). The p-value is the chance that an
+    independent model reproduces canaries at least as unlikely as the suspect's: the Poisson-binomial tail of
+    the summed surprisal -log(rate) of its hits, so one reproduced wrong answer (rare under the null) weighs more
+    than one right answer (common under the null)."""
     n = len(suspect_hits)
     if n == 0:
         raise ValueError("no canaries")
     k = sum(bool(h) for h in suspect_hits)
-    rates = canary_null_rates(null_hits, n)
-    p = poisson_binomial_sf(k, rates)
+    rates = canary_null_rates(null_hits, n, kinds)
+    p = surprisal_tail(suspect_hits, rates)
     null_scores = tuple(sum(map(bool, h)) / n for h in null_hits)
-    detail = f"reproduced {k} of {n} owner canaries; independent models: " + (
+    kinds_ = list(kinds) if kinds is not None else [None] * n
+    wrong = [h for h, c in zip(suspect_hits, kinds_) if c is False]
+    detail = f"reproduced {k} of {n} owner canaries" + (
+        f" ({sum(map(bool, wrong))} of the reference's {len(wrong)} wrong answers)" if wrong else ""
+    )
+    detail += "; independent models: " + (
         ", ".join(f"{sum(map(bool, h))}/{n}" for h in null_hits) or "none measured (each canary counted as 1/2)"
     )
     return BehaviourTest("canaries", k / n, p, null_scores, detail)

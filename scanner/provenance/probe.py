@@ -230,6 +230,7 @@ def tests_of(
             B.canary_test(
                 [B.canary_hit(a, s) for a, s in zip(answers, suspect.canary_answers)],
                 [[B.canary_hit(a, s) for a, s in zip(answers, n.canary_answers)] for n in nulls],
+                [c.correct for c in canaries],
             )
         )
     return tests
