@@ -23,7 +23,8 @@ from real_pairs import FileRef, Pair, Release, cached_path, git_blob_of, load_pa
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-VERSION = re.compile(r"^\d+(\.\d+)+([a-z]+\d*)?(\.post\d+)?$")
+# a release version; calendar versions such as espnet's "202402" have no dot
+VERSION = re.compile(r"^\d+(\.\d+)*([a-z]+\d*)?(\.post\d+)?$")
 # "name (path:first-last)"; the lines are left out only where the file was not available to the labeller
 DEFINITION = re.compile(r"^(?P<name>[\w.<>]+) \((?P<path>[^:()]+)(:(?P<first>\d+)-(?P<last>\d+))?\)$")
 KEYS = {"id", "label", "set", "difficulty", "suspect", "reference", "evidence", "source"}
