@@ -930,6 +930,9 @@ def main() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_sigint)
     try:
+        from scanner.cli_params import install
+
+        install()  # str, Path and flag values coerced without pydantic
         rc = app(standalone_mode=False)
         if rc == INTERRUPTED:  # typer turns KeyboardInterrupt into Exit(130)
             _interrupted()

@@ -87,3 +87,57 @@ def test_a_gguf_scan_still_reads_the_gguf_header(tmp_path):
     assert {"gguf", "scanner.provenance.gguf", "numpy"} <= set(imported)
     findings = [f for t in json.loads(report.read_text())["targets"] for f in t["findings"]]
     assert any("llama3" in json.dumps(f).lower() for f in findings), findings
+
+
+def test_plain_option_coercion_gives_what_typer_gives(tmp_path):
+    """scanner/cli_params.py coerces str, Path and flag values without pydantic: for every parameter of every
+    command it takes over, each value gives what typer's own coercion gives (the value, or the same error)."""
+    import typer.main
+    from typer._click import Context
+    from typer._coercion import build_runtime_param
+
+    from scanner.cli import app
+    from scanner.cli_params import plain_runtime_param
+
+    readable = tmp_path / "f.txt"
+    readable.write_text("x")
+    singles = ["", "x", " a b ", "-", "hf:o/n@main", str(tmp_path), str(readable), str(tmp_path / "missing"), "a\x00b"]
+    values = [*singles, Path("."), readable, b"bytes", 7, tuple(singles[:4]), [readable, "x"], ("x", b"y"), ()]
+
+    def outcome(runtime, value, param, ctx):
+        try:
+            return "ok", runtime.coerce(value, param=param, ctx=ctx)
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+
+    taken = 0
+    commands = [typer.main.get_command(app)]
+    while commands:
+        command = commands.pop()
+        commands += getattr(command, "commands", {}).values()
+        ctx = Context(command)
+        for param in [*command.params, command.get_help_option(ctx)]:
+            plain = plain_runtime_param(param.type_descriptor)
+            if plain is None:
+                continue
+            taken += 1
+            own = build_runtime_param(param.type_descriptor)
+            for value in [None, True, False, *values]:
+                assert outcome(plain, value, param, ctx) == outcome(own, value, param, ctx), (param.name, value)
+    assert taken >= 40  # every str/Path option of every command, and the flags
+
+
+def test_int_options_keep_typers_coercion():
+    """An int option with a range is not taken over (typer checks the range): `--workers 0` is refused as before."""
+    import typer.main
+
+    from scanner.cli import app
+    from scanner.cli_params import plain_runtime_param
+
+    sweep = typer.main.get_command(app).commands["sweep"]
+    workers = next(p for p in sweep.params if p.name == "workers")
+    assert plain_runtime_param(workers.type_descriptor) is None
+    out = subprocess.run([sys.executable, "-m", "scanner.cli", "sweep", "--workers", "0", "hf:x"], capture_output=True,
+                         text=True, timeout=120, cwd=REPO_ROOT)  # fmt: skip
+    assert out.returncode == 2 and "Invalid value for '--workers'" in out.stderr, out.stderr
+    assert "greater than or equal to 1" in out.stderr, out.stderr

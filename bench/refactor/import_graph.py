@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("attribution",),  # the NOTICE text a derivative must ship
     ("report",),  # results -> text, json, html, ...
     ("demo", "watch", "ci"),  # consumers of the core
-    ("cli",),
+    ("cli", "cli_params"),  # the command line; its option values coerced without pydantic
 )
 
 
