@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from scanner.knowledge import Upstream
     from scanner.policy import Policy
     from scanner.provenance.behaviour import BehaviourVerdict
+    from scanner.provenance.canaries import Canary
     from scanner.provenance.index import Index
 
 app = typer.Typer(
@@ -348,7 +349,7 @@ def compare(
 
 @app.command()
 def probe(
-    suspect: str = typer.Argument(..., help="The model under suspicion (a local folder or hf:OWNER/NAME[@REV])."),
+    suspect: str = typer.Argument(..., help="The model under suspicion (a local folder, a .gguf file or hf:OWNER/NAME[@REV])."),
     reference: str = typer.Argument(..., help="The model it may have learned from."),
     null: list[str] = typer.Option(
         [], "--null", help="An independent model (not derived from REFERENCE) to calibrate against; repeat, 2+."
@@ -357,6 +358,9 @@ def probe(
     index: Path | None = typer.Option(None, "--index", help="Index whose canaries registered for REFERENCE apply."),
     sequences: int = typer.Option(64, "--sequences", min=3, max=4096, help="Probe texts."),
     tokens: int = typer.Option(64, "--tokens", min=4, max=4096, help="Tokens read of each probe text."),
+    gguf_runtime: str = typer.Option(
+        "auto", "--gguf-runtime", help="GGUF models: auto (llama.cpp when installed), llama.cpp or transformers."
+    ),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> None:
     """Does SUSPECT behave like it learned from REFERENCE (distilled, retrained, re-architected)? Runs both models
@@ -368,6 +372,7 @@ def probe(
     from scanner.provenance.probe import probe as run_probe
 
     _check_choice(fmt, ("text", "json"), "--format")
+    _check_choice(gguf_runtime, ("auto", "llama.cpp", "transformers"), "--gguf-runtime")
     owner_canaries = read_canary_file(canaries) if canaries else []
     if not owner_canaries and (index is not None or _default_index_exists()):
         idx = _open_index(index)
@@ -381,6 +386,7 @@ def probe(
         owner_canaries,
         ProbeSettings(sequences=sequences, tokens=tokens),
         progress=(lambda _: None) if Output.quiet else (lambda line: _say(line, err=True)),
+        gguf_runtime=gguf_runtime,
     )
     status = COMPARE_STATUS.get(v.verdict, COMPARE_STATUS["inconclusive"])
     if fmt == "json":
@@ -681,7 +687,7 @@ def sweep(
 ) -> None:
     """Every model repo of one or more organisations, with history: what is new, fixed and unchanged."""
     from scanner.ci.history import default_history_path, merge_reports
-    from scanner.ci.sweep import new_finding_fails, publish_diff, record_and_diff
+    from scanner.ci.sweep import new_finding_fails, publish_diff, record_and_diff, screen_note
     from scanner.ci.sweep import sweep as run_sweep
     from scanner.shards import parse_shard
 
@@ -697,6 +703,9 @@ def sweep(
         diff = record_and_diff(db, reports) if db else None
     else:
         idx = _open_index(index) if (index or _default_index_exists()) else None
+        note = screen_note(idx)
+        if note:
+            _say(note, err=True)
         reports, diff = run_sweep(
             orgs,
             policy=pol,
@@ -737,11 +746,26 @@ def watch(
     tracking_issues: bool = typer.Option(
         False, "--tracking-issues", help="One GitHub issue per undeclared suspect (GITHUB_TOKEN, GITHUB_REPOSITORY)."
     ),
+    probe: bool = typer.Option(
+        False,
+        "--probe",
+        help="Run each suspect, and repos the weights cleared, against the watched model's canaries and behaviour "
+        "(needs originscan\\[probe]).",
+    ),
+    probe_null: list[str] | None = typer.Option(
+        None, "--probe-null", help="With --probe: an independent model for the behaviour test's null; repeat, 2+."
+    ),
+    probe_max_gb: float = typer.Option(
+        2.0, "--probe-max-gb", min=0.0, help="With --probe: the most safetensors GB downloaded for one repo."
+    ),
+    probe_max_repos: int = typer.Option(
+        100, "--probe-max-repos", min=0, help="With --probe: cleared repos run against canaries, at most, per run."
+    ),
 ) -> None:
     """Public Hub repos created or changed since the last run that derive from the watched models.
 
-    Exit status 1 when an undeclared derivative was found, 2 when the Hub's listing could not be read at all,
-    0 otherwise."""
+    Exit status 1 when an undeclared derivative was found (by its weights, or with --probe by its behaviour), 2 when
+    the Hub's listing could not be read at all, 0 otherwise."""
     import datetime as dt
     import tempfile
 
@@ -750,6 +774,15 @@ def watch(
     from scanner.watch_report import load_report, merge_reports
 
     _check_choice(fmt, ("text", "json"), "--format")
+    if probe_null and not probe:
+        raise UsageError("--probe-null goes with --probe")
+    if probe:
+        from scanner.watch_probe import check_nulls, require_extra
+
+        if merge:
+            raise UsageError("--probe and --merge do not go together (each shard probes its own suspects)")
+        require_extra()  # one line, exit 2, before anything is listed
+        check_nulls(probe_null or [])
     if merge:
         if shard:
             raise UsageError("--merge and --shard do not go together")
@@ -774,12 +807,21 @@ def watch(
                 import_pack(idx, pack, pack_sha256)
             else:
                 idx = _open_index(index)
+            owner_canaries = _watched_canaries(idx) if probe else {}
+            if probe and not any(owner_canaries.values()) and not probe_null:
+                raise UsageError(
+                    "watch --probe: no watched model has canaries (index add … --canaries FILE) and no "
+                    "--probe-null models were given: nothing to test"
+                )
             st = WatchState(state)
             steps = _Steps("watch", None, _progress_mode(), out_err=True)
+            outcomes: list[Outcome] = []
 
             def judged(o: Outcome) -> None:  # one line per judged repo in a CI log, the bar's count on a terminal
                 what = "SUSPECT" if o.suspects else o.stage
                 steps.line(f"originscan watch: {o.repo}: {what}: {o.reason}"[:300])
+                if probe:
+                    outcomes.append(o)
 
             try:
                 with steps:
@@ -793,6 +835,23 @@ def watch(
                         owners=owner or (),
                         token=os.environ.get("HF_TOKEN") or None,
                         progress=judged,
+                    )
+                if probe:
+                    from scanner.watch_probe import ProbeOptions, probe_report
+
+                    options = ProbeOptions(
+                        max_bytes=int(probe_max_gb * 1e9),
+                        max_repos=probe_max_repos,
+                        nulls=tuple(probe_null or ()),
+                        token=os.environ.get("HF_TOKEN") or None,
+                    )
+                    quiet = Output.quiet
+                    probe_report(
+                        report,
+                        outcomes,
+                        owner_canaries,
+                        options,
+                        progress=lambda line: None if quiet else _say(f"originscan watch: {line}"[:300], err=True),
                     )
             finally:
                 st.close()
@@ -816,7 +875,16 @@ def watch(
             log=lambda line: _say(line, err=True),
         ):
             _say(f"originscan watch: issue #{res['number']} {res['action']} for {res['repo']}", err=True)
-    raise typer.Exit(1 if report.undeclared else 0)
+    raise typer.Exit(1 if report.undeclared or report.undeclared_behaviour else 0)
+
+
+def _watched_canaries(idx: Index) -> dict[str, list[Canary]]:
+    """The owner canaries registered for each watched model (`index add … --canaries`)."""
+    from scanner.provenance.canaries import CanaryStore
+    from scanner.watch import watched_models
+
+    store = CanaryStore(idx.db)
+    return {w.name: store.get(w.name) for w in watched_models(idx)}
 
 
 @app.command()

@@ -49,9 +49,10 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
         return [], [not_compared(snap, f"the fingerprint index {index.path} registers no upstream")]
     # The weight readers (numpy under them) load only when weights are compared, not when no index is given or
     # when the verdicts are remembered (an unchanged re-scan).
-    from scanner.provenance.search import find_matches
+    from scanner.provenance.search import find_matches, first_read_bytes
     from scanner.provenance.views import open_model
 
+    snap.first_read = first_read_bytes(snap.jsons.get("config.json"))  # a small model's header and head rows
     model = open_model(snap)
     try:
         matches, stats = find_matches(model, index, snap.target)

@@ -176,6 +176,20 @@ def sweep(
     return reports, diff
 
 
+def screen_note(index: Index | None) -> str | None:
+    """One line when registered upstreams have no head sketch (an index written before it existed, whose stored
+    rows do not hold it): each repo's screen against them reads scattered token rows instead of the rows that come
+    with its header. None when every comparable upstream has one."""
+    missing = index.without_heads() if index is not None else []
+    if not missing:
+        return None
+    named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return (
+        f"originscan sweep: {len(missing)} registered upstream(s) have no head sketch ({named}): their screens read "
+        "scattered token rows, a few requests per repo more; `originscan index add` each again to add it"
+    )
+
+
 def record_and_diff(history_db: str | Path, reports: list[TargetReport]) -> RunDiff:
     """Diff `reports` with the last stored run, then store them as the newest run."""
     from scanner.ci.history import diff_last, record_run

@@ -17,6 +17,10 @@ Fields (format 2; format 1 blobs — the same layout without `format`, `kind`, `
   sketch        a few reference units' columns, rank-standardised over the two halves of the first sampled
                 token ids: the screen that rules out most same-shape upstreams in milliseconds (scanner.provenance
                 .search). Small (about 16 KB) and stored apart from the rows.
+  heads         the same for token ids 0 .. HEAD_ROWS-1, one per token matrix (embedding and head): those rows
+                sit at the start of a matrix as stored, so a small suspect's first read (its header and what
+                follows) holds them and the screen needs no request of its own. Stored apart from the rows (the
+                index's facts), never in the blob: the comparison reads only the sampled rows.
 
 Issue #12 (GGUF, quantised weights) extends this record: a new `kind` or new optional fields, a new `format`.
 """
@@ -36,6 +40,7 @@ from scanner.provenance.model import SourcedView, TensorShape, TokenMatrix, toke
 FORMAT = 2
 SKETCH_TOKENS_PER_HALF = 64  # token ids per half in the sketch (the comparison's second step reads as many)
 SKETCH_UNITS = 64  # reference units kept in the sketch
+HEAD_ROWS = 96  # token ids 0..95 in a head sketch: 48 per half, 12 KB of a hidden-64 fp16 matrix
 WHOLE_MATRIX_BYTES = 256 * 1024  # token matrices up to this size are read whole when fingerprinting
 EMBED_HINTS = ("embed", "wte", "tok_embeddings", "word_embeddings", "token_embd")
 
@@ -61,9 +66,11 @@ class StoredMatrix:
 
 @dataclass
 class Sketch:
-    vocab: int  # token ids are token_stream(vocab)[: 2 * SKETCH_TOKENS_PER_HALF]; half A even positions, B odd
+    """Half A is the even positions of its token ids, half B the odd ones."""
+
+    vocab: int  # token ids: token_stream(vocab)[: 2 * SKETCH_TOKENS_PER_HALF], or 0 .. HEAD_ROWS-1 for a head
     units: np.ndarray  # int64 reference unit ids
-    z: np.ndarray  # float16 (2, SKETCH_TOKENS_PER_HALF, len(units)): rank-standardised columns per half
+    z: np.ndarray  # float16 (2, tokens per half, len(units)): rank-standardised columns per half
 
     def tokens(self) -> np.ndarray:
         return sketch_tokens(self.vocab)
@@ -80,6 +87,37 @@ class Sketch:
                 return cls(int(d["vocab"][0]), d["units"].astype(np.int64), d["z"].astype(np.float16))
         except Exception as exc:  # zipfile/ValueError/KeyError: a damaged blob is one error, not a traceback
             raise FingerprintError(f"sketch cannot be decoded ({type(exc).__name__})") from None
+
+
+def heads_to_bytes(heads: list[Sketch]) -> bytes:
+    """One blob for a model's head sketches (one per token matrix)."""
+    arrays: dict[str, np.ndarray] = {}
+    for i, h in enumerate(heads):
+        arrays.update({f"vocab{i}": np.array([h.vocab], dtype=np.int64), f"units{i}": h.units, f"z{i}": h.z})
+    buf = io.BytesIO()
+    np.savez(buf, count=np.array([len(heads)], dtype=np.int64), **arrays)  # type: ignore[arg-type]  # as in to_bytes
+    return buf.getvalue()
+
+
+def heads_from_bytes(blob: bytes, hidden: int | None) -> list[Sketch]:
+    """The head sketches of heads_to_bytes, each checked against HEAD_ROWS and `hidden`."""
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as d:
+            heads = [
+                Sketch(int(d[f"vocab{i}"][0]), d[f"units{i}"].astype(np.int64), d[f"z{i}"].astype(np.float16))
+                for i in range(int(d["count"][0]))
+            ]
+    except Exception as exc:  # zipfile/ValueError/KeyError: a damaged blob is one error, not a traceback
+        raise FingerprintError(f"head sketches cannot be decoded ({type(exc).__name__})") from None
+    for h in heads:
+        if (
+            h.z.shape != (2, HEAD_ROWS // 2, len(h.units))
+            or h.vocab < HEAD_ROWS
+            or not hidden
+            or (len(h.units) and not 0 <= h.units.min() <= h.units.max() < hidden)
+        ):
+            raise FingerprintError("a head sketch does not match its hidden size or HEAD_ROWS")
+    return heads
 
 
 @dataclass
@@ -110,6 +148,7 @@ class Fingerprint:
     vectors: dict[str, np.ndarray] = field(default_factory=dict)  # insertion order = layer order
     sketch: Sketch | None = None
     format: int = FORMAT
+    heads: list[Sketch] = field(default_factory=list)  # not in to_bytes: the index stores them with the facts
 
     @property
     def file_hashes(self) -> set[str]:
@@ -232,13 +271,27 @@ def sketch_units(hidden: int) -> np.ndarray:
 
 
 def make_sketch(vocab: int, rows: np.ndarray) -> Sketch:
-    """`rows`: the reference's rows at sketch_tokens(vocab), in that order, all hidden units."""
+    """`rows`: the reference's rows at sketch_tokens(vocab) (or at 0 .. HEAD_ROWS-1 for a head sketch), in that
+    order, all hidden units."""
     from scanner.provenance.compare import spearman_columns
 
     units = sketch_units(rows.shape[1])
     cols = rows[:, units].astype(np.float32)
     z = np.stack([spearman_columns(cols[0::2]), spearman_columns(cols[1::2])])
     return Sketch(vocab, units, z.astype(np.float16))
+
+
+def heads_from_rows(fp: Fingerprint) -> list[Sketch]:
+    """Head sketches from a fingerprint's stored rows, when they hold ids 0 .. HEAD_ROWS-1 of every stored token
+    matrix (a fingerprint of a vocabulary up to FingerprintPlan.stream_rows keeps all rows): an index written
+    before heads existed gains them without reading the upstream again. [] when any matrix lacks them."""
+    heads = []
+    for m in fp.matrices:
+        pos = {int(t): i for i, t in enumerate(m.tokens)}
+        if m.vocab < HEAD_ROWS or any(t not in pos for t in range(HEAD_ROWS)):
+            return []
+        heads.append(make_sketch(m.vocab, m.rows[[pos[t] for t in range(HEAD_ROWS)]].astype(np.float32)))
+    return heads
 
 
 def _input_embedding(matrices: list[TokenMatrix]) -> TokenMatrix:
@@ -299,7 +352,28 @@ def build(
             sketch = make_sketch(m.vocab, rows[[pos[int(t)] for t in sketch_tokens(m.vocab)]].astype(np.float32))
     each = max((model.tensors[n].nbytes for n in s.vectors), default=0)
     vectors = {n: model.vector(n).astype(np.float32) for n in _pick_vectors(s.vectors, each, plan.vector_bytes)}
-    return Fingerprint("rows", s.hidden, chosen[0].vocab, skey, model.weight_bytes, files, matrices, vectors, sketch)
+    fp = Fingerprint("rows", s.hidden, chosen[0].vocab, skey, model.weight_bytes, files, matrices, vectors, sketch)
+    fp.heads = _heads(model, matrices)
+    return fp
+
+
+def _heads(model: SourcedView, stored: list[StoredMatrix]) -> list[Sketch]:
+    """A head sketch of every token matrix, whichever the plan stores: a suspect screens the matrix it stores first,
+    which may be the head of an upstream whose fingerprint keeps only the embedding. Rows the fingerprint holds are
+    not read again; the others are a contiguous read per matrix (HEAD_ROWS rows)."""
+    kept = {m.name: m for m in stored}
+    heads = []
+    for m in model.structure.token_matrices:
+        if m.vocab < HEAD_ROWS:
+            return []
+        have = kept.get(m.name)
+        pos = {int(t): i for i, t in enumerate(have.tokens)} if have is not None else {}
+        if have is not None and all(t in pos for t in range(HEAD_ROWS)):
+            rows = have.rows[[pos[t] for t in range(HEAD_ROWS)]]
+        else:
+            rows = model.token_rows(m, list(range(HEAD_ROWS))).astype(np.float16)
+        heads.append(make_sketch(m.vocab, rows.astype(np.float32)))
+    return heads
 
 
 def hashes_only(files: list[WeightFile], weight_bytes: int, shapes: list[tuple[int, ...]] | None = None) -> Fingerprint:

@@ -8,9 +8,11 @@ Tables
   models        name → fingerprint key, licence, target, revision (one row per registered name)
   fingerprints  key → the rows (`data`, see scanner.provenance.fingerprint), decoded only for the few upstreams
                 that survive the screen, one at a time
-  facts         key → header facts (kind, hidden, vocab, shape_key) and the sketch (small): a scan filters and
-                screens on these without touching a fingerprint blob (a separate table, so SQLite never walks
-                a blob's overflow pages to reach them)
+  facts         key → header facts (kind, hidden, vocab, shape_key), the sketch and the head sketches (small): a
+                scan filters and screens on these without touching a fingerprint blob (a separate table, so
+                SQLite never walks a blob's overflow pages to reach them). `heads` is NULL in an index written
+                before head sketches existed until it is opened once (filled from the stored rows where they
+                hold a head's rows), and empty where they do not: such an upstream is screened on the sketch.
   files         weight-file sha256 → fingerprint key: the exact-copy check is one indexed query.
   upstreams     what the last `index update` found per upstream (revision, state, where the weights came from),
                 so an unchanged upstream costs one revision check and an unverifiable one is reported once.
@@ -27,7 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
-from scanner.provenance.fingerprint import Fingerprint, Sketch, WeightFile, build, content_key_of
+from scanner.provenance.fingerprint import (
+    Fingerprint,
+    FingerprintError,
+    Sketch,
+    WeightFile,
+    build,
+    content_key_of,
+    heads_from_bytes,
+    heads_from_rows,
+    heads_to_bytes,
+)
 from scanner.provenance.model import ModelView, SourcedView, Structure, TokenMatrix
 from scanner.sources.cache import default_index_path
 
@@ -40,7 +52,7 @@ CREATE TABLE IF NOT EXISTS fingerprints (
   key TEXT PRIMARY KEY, data BLOB NOT NULL, created TEXT
 );
 CREATE TABLE IF NOT EXISTS facts (
-  key TEXT PRIMARY KEY, kind TEXT NOT NULL, hidden INTEGER, vocab INTEGER, shape_key TEXT, sketch BLOB
+  key TEXT PRIMARY KEY, kind TEXT NOT NULL, hidden INTEGER, vocab INTEGER, shape_key TEXT, sketch BLOB, heads BLOB
 );
 CREATE TABLE IF NOT EXISTS files (
   sha256 TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (sha256, key)
@@ -93,6 +105,11 @@ class StoredModel(ModelView):
         return self._weight_bytes
 
 
+def _heads_blob(heads: list[Sketch]) -> bytes:
+    """b"" (not NULL) when there are none: NULL marks an entry the migration has not looked at yet."""
+    return heads_to_bytes(heads) if heads else b""
+
+
 @dataclass
 class Registered:
     name: str
@@ -139,36 +156,65 @@ class Index:
         self.db.close()
 
     def _migrate(self) -> None:
-        """Index files written before the facts table get their facts from their blobs, once."""
+        """Index files written before the facts table get their facts from their blobs, and those written before
+        head sketches their heads (from the stored rows, where they hold them), once."""
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(facts)")}
+        if "heads" not in columns:
+            with self.db:
+                self.db.execute("ALTER TABLE facts ADD COLUMN heads BLOB")
         missing = self.db.execute("SELECT key, data FROM fingerprints WHERE key NOT IN (SELECT key FROM facts)")
         rows = missing.fetchall()
-        if not rows:
-            return
-        with self.db:
-            for key, data in rows:
-                try:
-                    fp = Fingerprint.from_bytes(data)
-                except ValueError:
-                    continue  # no facts: never a candidate, still listed
-                self._write_facts(key, fp)
+        if rows:
+            with self.db:
+                for key, data in rows:
+                    try:
+                        fp = Fingerprint.from_bytes(data)
+                    except ValueError:
+                        continue  # no facts: never a candidate, still listed
+                    self._write_facts(key, fp)
+        headless = self.db.execute(
+            "SELECT f.key, f.data FROM fingerprints f JOIN facts x ON x.key = f.key WHERE x.heads IS NULL"
+        ).fetchall()
+        if headless:
+            with self.db:
+                for key, data in headless:
+                    try:
+                        heads = heads_from_rows(Fingerprint.from_bytes(data))
+                    except ValueError:
+                        heads = []  # an undecodable blob is never compared either
+                    self.db.execute("UPDATE facts SET heads=? WHERE key=?", (_heads_blob(heads), key))
 
     def _write_facts(self, key: str, fp: Fingerprint) -> None:
+        heads = fp.heads or (heads_from_rows(fp) if fp.kind == "rows" else [])
         self.db.execute(
-            "INSERT OR REPLACE INTO facts(key, kind, hidden, vocab, shape_key, sketch) VALUES (?,?,?,?,?,?)",
-            (key, fp.kind, fp.hidden, fp.vocab, fp.shape_key, fp.sketch.to_bytes() if fp.sketch else None),
+            "INSERT OR REPLACE INTO facts(key, kind, hidden, vocab, shape_key, sketch, heads) VALUES (?,?,?,?,?,?,?)",
+            (
+                key,
+                fp.kind,
+                fp.hidden,
+                fp.vocab,
+                fp.shape_key,
+                fp.sketch.to_bytes() if fp.sketch else None,
+                _heads_blob(heads),
+            ),
         )
         for h in fp.file_hashes:
             self.db.execute("INSERT OR IGNORE INTO files(sha256, key) VALUES (?,?)", (h, key))
 
     # -- writing -----------------------------------------------------------------------------------------------
     def add(self, name: str, model: SourcedView, license: str | None, target: str, revision: str | None) -> bool:
-        """Register a model. Returns False when its fingerprint was already stored (nothing re-read)."""
+        """Register a model. Returns False when its fingerprint was already stored (nothing re-read); one stored
+        without head sketches (an older index whose rows do not hold them) is built again to gain them."""
         key = content_key(model)
-        if self.has_fingerprint(key):
+        if self.has_fingerprint(key) and not self._lacks_heads(key):
             self.register(name, key, license, target, revision, model.weight_bytes)
             return False
         self.put(name, build(model), license, target, revision, key=key)
         return True
+
+    def _lacks_heads(self, key: str) -> bool:
+        row = self.db.execute("SELECT kind, heads FROM facts WHERE key=?", (key,)).fetchone()
+        return row is not None and row[0] == "rows" and not row[1]
 
     def has_fingerprint(self, key: str, kind: str | None = None) -> bool:
         row = self.db.execute("SELECT kind FROM facts WHERE key=?", (key,)).fetchone()
@@ -217,6 +263,8 @@ class Index:
                 (key, data if data is not None else fp.to_bytes(), _now()),
             )
             self._write_facts(key, fp)
+        elif fp.heads and self._lacks_heads(key):
+            self.db.execute("UPDATE facts SET heads=? WHERE key=?", (_heads_blob(fp.heads), key))
         self._register(name, key, license, target, revision, fp.weight_bytes)
         return key
 
@@ -290,6 +338,25 @@ class Index:
     def sketch(self, key: str) -> Sketch | None:
         row = self.db.execute("SELECT sketch FROM facts WHERE key=?", (key,)).fetchone()
         return Sketch.from_bytes(row[0]) if row and row[0] else None
+
+    def heads(self, key: str) -> list[Sketch]:
+        """The head sketches of one upstream, one per token matrix; [] when it has none (or they do not decode:
+        the sketch screen, then the full test, decide)."""
+        row = self.db.execute("SELECT heads, hidden FROM facts WHERE key=?", (key,)).fetchone()
+        if not row or not row[0]:
+            return []
+        try:
+            return heads_from_bytes(row[0], row[1])
+        except FingerprintError:
+            return []
+
+    def without_heads(self) -> list[str]:
+        """Registered upstreams with comparable rows but no head sketch: screened on scattered rows (the sketch)."""
+        rows = self.db.execute(
+            "SELECT m.name FROM models m JOIN facts f ON f.key = m.fingerprint "
+            "WHERE f.kind = 'rows' AND (f.heads IS NULL OR length(f.heads) = 0) ORDER BY m.name"
+        )
+        return [r[0] for r in rows]
 
     def fingerprint(self, key: str) -> Fingerprint:
         return Fingerprint.from_bytes(*self.blob(key))

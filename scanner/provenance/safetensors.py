@@ -192,7 +192,7 @@ def _parse_header(src: ByteSource, file: str) -> tuple[list[TensorInfo], dict[st
         raise SafetensorsError(f"{file}: {src.size} bytes, too short for a safetensors header")
     # Over HTTP the header and what follows it come in one request (most headers are shorter than HEAD_BYTES, and
     # the rows read next may lie in the rest); a local read reads the length alone.
-    n = int.from_bytes(src.read_head(8 + HEAD_BYTES if src.request_cost else 8)[:8], "little")
+    n = int.from_bytes(src.read_head(8 + (src.head_bytes or HEAD_BYTES) if src.request_cost else 8)[:8], "little")
     if n < 2 or 8 + n > src.size:
         raise SafetensorsError(f"{file}: header length {n} is impossible for a {src.size}-byte file")
     if n > MAX_HEADER_BYTES:

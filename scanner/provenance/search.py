@@ -4,10 +4,17 @@
   2. Header facts rule out the rest cheaply: an upstream with another hidden size, or with no comparable
      fingerprint (hashes only), cannot be the suspect's source by this test. Vocabulary size and layer count
      are not used to rule out: vocabulary extension and layer pruning are derivations the full test finds.
-  3. The sketch: for a few reference units, the suspect unit that correlates best on each half of the first
-     sampled token ids (the rows the full test reads first anyway, so no extra bytes). A derived model maps
-     them to the same suspect unit on both halves; an independent one agrees by chance (about 1/d). Upstreams
-     with fewer agreements than a derivation would show are ruled out: milliseconds each, no blob decoded.
+  3. The screen: for a few reference units, the suspect unit that correlates best on each half of a set of
+     token ids. A derived model maps them to the same suspect unit on both halves; an independent one agrees
+     by chance (about 1/d). Upstreams with fewer agreements than a derivation would show are ruled out:
+     milliseconds each, no blob decoded. The token ids are
+       - the head, ids 0 .. HEAD_ROWS-1 (the upstream's head sketches, one per token matrix): the first rows of
+         a matrix as stored, so for a small model they come with the header in the file's first read
+         (`first_read_bytes` sizes it) and the screen costs no request; the suspect screens the token matrices
+         whose head rows came with the header, else the one stored first (one contiguous read);
+       - else the first sampled ids of the token stream (the sketch), scattered over the vocabulary: for an
+         upstream registered before head sketches existed whose stored rows do not hold its head, and for a
+         suspect whose token matrices are all stored transposed.
   4. The full test (scanner.provenance.compare) on the survivors, decoding one stored fingerprint at a time.
 
 The screen only rules out what the full test would not call derived: its bar (half the agreement rate the
@@ -29,12 +36,17 @@ from scanner.provenance.compare import (
     one_blas_thread,
     spearman_columns,
 )
-from scanner.provenance.fingerprint import SKETCH_TOKENS_PER_HALF, Sketch, sketch_tokens
+from scanner.provenance.fingerprint import HEAD_ROWS, Sketch, sketch_tokens
 from scanner.provenance.index import Candidate, Index, Registered
-from scanner.provenance.model import SourcedView
+from scanner.provenance.model import SourcedView, TokenMatrix
 from scanner.provenance.result import IdenticalFiles, Verdict
+from scanner.provenance.safetensors import HEAD_BYTES, TensorInfo
 
 CHANCE_LOG10 = -3.0  # agreements this unlikely under independence always survive the screen
+# A small safetensors header: a few hundred bytes for the embedding, head and final norm, then about 100 bytes per
+# tensor and 9-12 tensors per layer (1,184 bytes for a one-layer Llama; Qwen2's biases make 12).
+HEADER_BYTES = 2048
+HEADER_BYTES_PER_LAYER = 1280
 
 
 @dataclass
@@ -43,6 +55,8 @@ class SearchStats:
     exact: int = 0
     ruled_out_by_headers: int = 0
     screened_out: int = 0
+    head_screens: int = 0  # upstreams screened on the head rows (no scattered reads)
+    sketch_screens: int = 0  # upstreams screened on the sketch (scattered rows): no head sketch to screen on
     compared: int = 0
     survivors: list[str] = field(default_factory=list)
 
@@ -69,6 +83,72 @@ def identical_verdict(suspect: str, reference: str, shared: set[str], weight_byt
         "weight files are byte-identical",
         log10_p_value=-300.0,
     )
+
+
+def first_read_bytes(config: object) -> int | None:
+    """Bytes the first read of a weight file should take so that the head screen needs no request of its own: the
+    header and HEAD_ROWS rows of the token matrix stored first, sized from config.json's hidden size, layer count
+    and dtype (hints only: a wrong one costs a request, never a wrong answer) and never over safetensors' usual
+    head. None without a usable hidden size (the usual head is read)."""
+    if not isinstance(config, dict):
+        return None
+
+    def number(*keys: str) -> int | None:
+        value = next((config[k] for k in keys if k in config), None)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    hidden = number("hidden_size", "d_model", "n_embd")
+    if hidden is None:
+        return None
+    layers = number("num_hidden_layers", "n_layer", "num_layers") or 0
+    itemsize = 4 if config.get("torch_dtype") == "float32" else 2
+    return min(HEAD_BYTES, HEADER_BYTES + HEADER_BYTES_PER_LAYER * layers + HEAD_ROWS * hidden * itemsize)
+
+
+def _head_place(model: SourcedView, m: TokenMatrix) -> tuple[str, int, int] | None:
+    """(file, offset, bytes) of a matrix's head rows as stored, for a plain safetensors matrix; else None."""
+    t = model.tensors.get(m.name)
+    if not isinstance(t, TensorInfo) or not t.shape or t.shape[0] != m.vocab:
+        return None
+    return t.file, t.start, HEAD_ROWS * (t.nbytes // m.vocab)
+
+
+class _SuspectHead:
+    """The suspect's side of the head screen: its rank-standardised rows 0 .. HEAD_ROWS-1 of the token matrices
+    whose head rows came with the header (free), else of the one stored first (one contiguous read)."""
+
+    def __init__(self, model: SourcedView):
+        self.model = model
+        self._halves: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._done = False
+
+    def halves(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        if not self._done:
+            self._halves, self._done = self._compute(), True
+        return self._halves
+
+    def _in_memory(self, m: TokenMatrix) -> bool:
+        place = _head_place(self.model, m)
+        src = self.model.sources.get(place[0]) if place else None
+        return place is not None and src is not None and src.holds(place[1], place[2])
+
+    def _compute(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        plain = [m for m in self.model.structure.token_matrices if not m.transposed and m.vocab >= HEAD_ROWS]
+        if not plain:
+            return None  # a transposed matrix's head rows are scattered: the sketch screen decides
+        free = [m for m in plain if self._in_memory(m)]
+        chosen = free or [min(plain, key=lambda m: _head_place(self.model, m) or ("", 0, 0))]
+        out = []
+        for m in chosen:
+            try:
+                with self.model.screens():
+                    rows = self.model.token_rows(m, list(range(HEAD_ROWS)))
+            except (OSError, ValueError, IndexError):  # unreadable here: the full test reads and reports it
+                return None
+            if np.mean(~np.isfinite(rows)) > 0.5:
+                continue
+            out.append((spearman_columns(rows[0::2]), spearman_columns(rows[1::2])))
+        return out or None
 
 
 class _SuspectSketch:
@@ -110,7 +190,7 @@ def _agreements(halves: list[tuple[np.ndarray, np.ndarray]], sketch: Sketch) -> 
     za, zb = sketch.z[0].astype(np.float32), sketch.z[1].astype(np.float32)
     best = 0
     for sa, sb in halves:
-        if sa.shape[0] != SKETCH_TOKENS_PER_HALF:
+        if sa.shape[0] != sketch.z.shape[1]:
             continue
         a = np.abs(sa.T @ za).argmax(axis=0)
         b = np.abs(sb.T @ zb).argmax(axis=0)
@@ -145,8 +225,10 @@ def find_matches(model: SourcedView, index: Index, target: str) -> tuple[list[tu
 
     suspect = _SuspectSketch(model)
     with one_blas_thread():  # small products: threads only add synchronisation (see compare.one_blas_thread)
-        survivors = _screen(comparable, index, suspect, hidden, stats)
+        survivors = _screen(comparable, index, _SuspectHead(model), suspect, hidden, stats)
 
+    if survivors:
+        _read_small_files_whole(model)
     for reg, view in index.iter_views(survivors):
         out.append((reg, compare_views(model, view, target, reg.name)))
         stats.compared += 1
@@ -155,11 +237,48 @@ def find_matches(model: SourcedView, index: Index, target: str) -> tuple[list[tu
     return out, stats
 
 
+def _passes_heads(halves: list[tuple[np.ndarray, np.ndarray]], heads: list[Sketch], hidden: int) -> bool:
+    """Whether any of the upstream's token matrices (its head sketches) agrees with the suspect's head rows as a
+    derivation would; a head that does not fit (a damaged entry) passes: the full test decides."""
+    for head in heads:
+        try:
+            if _agreements(halves, head) >= screen_threshold(len(head.units), hidden):
+                return True
+        except ValueError:
+            return True
+    return False
+
+
+def _read_small_files_whole(model: SourcedView) -> None:
+    """Before the full test of a survivor: a remote file smaller than what a screen's request is worth is read whole,
+    in one request for what its first read did not bring (the full test would read its token rows and each
+    residual vector apart: 5 requests for a one-layer model). Its answer is the same; only the reads differ."""
+    for src in model.sources.values():
+        cost = src.read_cost(True)
+        if cost and src.size <= cost and not src.holds(0, src.size):
+            src.read_head(src.size)
+
+
 def _screen(
-    comparable: list[Candidate], index: Index, suspect: _SuspectSketch, hidden: int, stats: SearchStats
+    comparable: list[Candidate],
+    index: Index,
+    head: _SuspectHead,
+    suspect: _SuspectSketch,
+    hidden: int,
+    stats: SearchStats,
 ) -> list[Registered]:
     survivors: list[Registered] = []
     for c in comparable:
+        heads = index.heads(c.reg.fingerprint)
+        halves_at_head = head.halves() if heads else None
+        if halves_at_head is not None:
+            stats.head_screens += 1
+            if _passes_heads(halves_at_head, heads, hidden):
+                survivors.append(c.reg)
+            else:
+                stats.screened_out += 1
+            continue
+        stats.sketch_screens += 1
         sketch = index.sketch(c.reg.fingerprint) if c.kind == "rows" else None
         halves = suspect.halves(sketch.vocab) if sketch is not None else None
         if sketch is None or halves is None:
@@ -177,4 +296,4 @@ def _screen(
     return survivors
 
 
-__all__ = ["find_matches", "SearchStats", "screen_threshold", "identical_verdict"]
+__all__ = ["find_matches", "first_read_bytes", "SearchStats", "screen_threshold", "identical_verdict"]

@@ -26,6 +26,9 @@ class ByteSource(ABC):
         self.bytes_read = 0
         self._lock = threading.Lock()
         self._head = b""  # the file's first bytes, when read_head kept them
+        # How many bytes a format's first read of the file takes (None: the format's own default); a screen sizes
+        # it to bring a small model's header and the token rows it compares in one request (Snapshot.first_read).
+        self.head_bytes: int | None = None
         # The content's sha256 when the source knew it for free, and the cache where facts derived from that
         # content (a parsed safetensors header) are kept: set by Snapshot.open, None when unknown.
         self.sha256: str | None = None
@@ -51,6 +54,10 @@ class ByteSource(ABC):
         if len(data) > len(self._head):
             self._head = data
         return data
+
+    def holds(self, offset: int, length: int) -> bool:
+        """Whether bytes [offset, offset+length) were already read with the head (reading them again is free)."""
+        return 0 <= offset and offset + length <= len(self._head)
 
     def _read_counted(self, offset: int, length: int) -> bytes:
         data = self._read(offset, length)

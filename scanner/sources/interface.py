@@ -88,11 +88,15 @@ class Snapshot:
     problems: list[Finding] = field(default_factory=list)  # source.* findings raised while reading
     opener: Callable[[str], ByteSource] | None = None  # opens a weight file for range reads
     meta: dict[str, Any] = field(default_factory=dict)  # source-specific facts (hub tags, gated, …)
+    # Bytes the first range read of each weight file takes (None: its format's default): the index screen sets it
+    # so that a small model's header and the token rows it screens arrive in one request (search.first_read_bytes).
+    first_read: int | None = None
 
     def open(self, path: str) -> ByteSource:
         if self.opener is None:
             raise OSError(f"{self.target}: weights of {path} cannot be read from this source")
         src = self.opener(path)
+        src.head_bytes = self.first_read
         entry = self.files.get(path)
         if entry is not None and entry.sha256 and not entry.lfs_pointer:
             from scanner.sources.cache import default_cache

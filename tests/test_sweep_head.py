@@ -1,0 +1,280 @@
+"""The head screen of a cold indexed sweep: a small suspect's header and its first token rows come in one read, the
+screen needs no request of its own, and only a survivor reads more (issue #26: <= 3 requests per repo).
+
+Real parts: safetensors files, the real huggingface_hub client against the local Hub (tests/servers/hub.py), which
+counts every request, and real SQLite indexes, among them one as the previous release wrote it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import disguise, run_cli, save_tensors, tiny_llm
+from servers.hub import make_repo
+
+from scanner.pipeline import scan_target
+from scanner.policy import Policy
+from scanner.provenance.fingerprint import (
+    HEAD_ROWS,
+    REMOTE_PLAN,
+    FingerprintPlan,
+    build,
+    heads_from_bytes,
+    heads_to_bytes,
+)
+from scanner.provenance.index import Index
+from scanner.provenance.safetensors import HEAD_BYTES
+from scanner.provenance.search import find_matches, first_read_bytes
+from scanner.provenance.views import open_model
+from scanner.sources.hf import HFSource
+from scanner.sources.local import LocalSource
+
+FIXTURES = Path(__file__).parent / "fixtures" / "provenance"
+MODELS = json.loads((FIXTURES / "manifest.json").read_text())["models"]
+BASES = [m["name"] for m in MODELS if m["base"] is None]
+SHAPE = dict(vocab=512, d=64, inter=128, layers=1)
+
+
+def _untied(seed: int) -> dict[str, np.ndarray]:
+    """A one-layer Llama with its own LM head, float16: the head is stored first ('lm_head' sorts before 'model.')."""
+    t = tiny_llm(seed, **SHAPE)
+    t["lm_head.weight"] = np.random.default_rng(seed + 1).normal(0, 1, (SHAPE["vocab"], SHAPE["d"]))
+    return {k: v.astype(np.float16) for k, v in t.items()}
+
+
+def _local(path: Path):
+    return open_model(LocalSource(str(path)).snapshot())
+
+
+def _register(index: Index, name: str, path: Path, plan: FingerprintPlan = FingerprintPlan()) -> None:
+    model = _local(path)
+    try:
+        index.put(name, build(model, plan), "apache-2.0", f"hf:test/{name}", None)
+    finally:
+        model.close()
+
+
+def _search(index: Index, path: Path, target: str):
+    model = _local(path)
+    try:
+        matches, stats = find_matches(model, index, target)
+    finally:
+        model.close()
+    return {reg.name for reg, v in matches if v.verdict == "derived"}, stats
+
+
+def _save(root: Path, name: str, tensors: dict[str, np.ndarray]) -> Path:
+    save_tensors(tensors, root / name / "model.safetensors")
+    return root / name
+
+
+# -- the first read's size ------------------------------------------------------------------------------------------
+def test_first_read_bytes_holds_a_small_models_header_and_head_rows():
+    assert first_read_bytes({"hidden_size": 64}) == 2048 + HEAD_ROWS * 64 * 2
+    assert first_read_bytes({"d_model": 64, "num_hidden_layers": 2, "torch_dtype": "float32"}) == (
+        2048 + 2 * 1280 + HEAD_ROWS * 64 * 4
+    )
+    assert first_read_bytes({"hidden_size": 4096, "num_hidden_layers": 32}) == HEAD_BYTES  # never over the usual
+
+
+@pytest.mark.parametrize("config", [None, {}, {"hidden_size": "64"}, {"hidden_size": True}, {"hidden_size": -1}, []])
+def test_first_read_bytes_leaves_the_usual_head_without_a_hidden_size(config):
+    assert first_read_bytes(config) is None
+
+
+# -- heads in the fingerprint and the index ---------------------------------------------------------------------------
+def test_every_token_matrix_gets_a_head_even_where_the_plan_keeps_one(tmp_path):
+    """`index update` keeps only the input embedding's rows, but a suspect screens the matrix it stores first (its
+    head, for an untied model): both heads are kept, or a derivative would be ruled out against the wrong one."""
+    model = _local(_save(tmp_path, "up", _untied(7)))
+    try:
+        fp = build(model, REMOTE_PLAN)
+    finally:
+        model.close()
+    assert len(fp.matrices) == 1 and len(fp.heads) == 2
+    again = heads_from_bytes(heads_to_bytes(fp.heads), fp.hidden)
+    assert [h.z.tolist() for h in again] == [h.z.tolist() for h in fp.heads]
+    with pytest.raises(ValueError):
+        heads_from_bytes(heads_to_bytes(fp.heads), 8)  # units beyond the hidden size: refused, not trusted
+
+
+def test_a_derivative_stored_head_first_is_found_against_an_update_fingerprint(tmp_path):
+    index = Index(tmp_path / "index.sqlite")
+    source = _untied(7)
+    _register(index, "acme/source", _save(tmp_path, "source", source), REMOTE_PLAN)
+    for seed in range(6):
+        _register(index, f"acme/same-{seed}", _save(tmp_path, f"same-{seed}", _untied(100 + seed)), REMOTE_PLAN)
+    got, stats = _search(index, _save(tmp_path, "suspect", disguise(source)), "local:suspect")
+    assert got == {"acme/source"}
+    assert stats.head_screens == 7 and stats.sketch_screens == 0 and stats.screened_out >= 5
+    none, clean = _search(index, _save(tmp_path, "clean", _untied(999)), "local:clean")
+    assert none == set() and clean.head_screens == 7 and clean.screened_out >= 6
+
+
+@pytest.mark.parametrize("plan", [FingerprintPlan(), REMOTE_PLAN], ids=["index-add", "index-update"])
+def test_the_trained_fixtures_are_found_through_the_head_screen(plan, tmp_path):
+    """Every derivative class of the trained fixtures (continued pre-training, pruning, vocabulary extension, a
+    merge, ...) passes the head screen against its base; a transposed suspect has no contiguous head rows and is
+    screened on the sketch."""
+    index = Index(tmp_path / "index.sqlite")
+    for b in BASES:
+        _register(index, b, FIXTURES / b, plan)
+    for m in MODELS:
+        parents = set(m["base"] if isinstance(m["base"], list) else [m["base"]] if m["base"] else [])
+        expect = parents | ({m["name"]} if m["name"] in BASES else set())
+        got, stats = _search(index, FIXTURES / m["name"], f"local:{m['name']}")
+        assert got == expect, f"{m['name']} ({m.get('class')}): derived from {sorted(got)}, expected {sorted(expect)}"
+        if m.get("class") == "transposed":
+            assert stats.sketch_screens > 0 and stats.head_screens == 0
+        else:
+            assert stats.head_screens > 0 and stats.sketch_screens == 0, m["name"]
+
+
+def _drop_heads(path: Path) -> None:
+    """The index file as the release before head sketches wrote it: no `heads` column."""
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE facts DROP COLUMN heads")
+    db.commit()
+    db.close()
+
+
+def test_an_older_index_gains_heads_from_its_rows_on_first_open(tmp_path):
+    index = Index(tmp_path / "index.sqlite")
+    source = _untied(7)
+    _register(index, "acme/source", _save(tmp_path, "source", source))  # index add: every row of a 512 vocabulary
+    index.close()
+    _drop_heads(tmp_path / "index.sqlite")
+    index = Index(tmp_path / "index.sqlite")
+    assert index.without_heads() == [] and len(index.heads(index.models()[0].fingerprint)) == 2
+    got, stats = _search(index, _save(tmp_path, "suspect", disguise(source)), "local:suspect")
+    assert got == {"acme/source"} and stats.head_screens == 1 and stats.sketch_screens == 0
+
+
+def test_an_older_index_without_head_rows_falls_back_to_the_sketch_and_says_so(tmp_path):
+    from scanner.ci.sweep import screen_note
+
+    index = Index(tmp_path / "index.sqlite")
+    source = _untied(7)
+    _register(index, "acme/source", _save(tmp_path, "source", source), REMOTE_PLAN)  # rows of 192 scattered ids
+    assert screen_note(index) is None
+    index.close()
+    _drop_heads(tmp_path / "index.sqlite")
+    index = Index(tmp_path / "index.sqlite")
+    assert index.without_heads() == ["acme/source"]  # its stored rows do not hold ids 0..95
+    note = screen_note(index)
+    assert note is not None and "1 registered upstream(s) have no head sketch (acme/source)" in note
+    got, stats = _search(index, _save(tmp_path, "suspect", disguise(source)), "local:suspect")
+    assert got == {"acme/source"} and stats.sketch_screens == 1 and stats.head_screens == 0
+    # registering it again reads it again and adds the heads (an unchanged fingerprint is otherwise not re-read)
+    model = _local(tmp_path / "source")
+    try:
+        assert index.add("acme/source", model, "apache-2.0", "hf:test/acme/source", None)
+    finally:
+        model.close()
+    assert index.without_heads() == [] and screen_note(index) is None
+
+
+def test_a_damaged_heads_entry_is_screened_on_the_sketch(tmp_path):
+    index = Index(tmp_path / "index.sqlite")
+    source = _untied(7)
+    _register(index, "acme/source", _save(tmp_path, "source", source))
+    index.db.execute("UPDATE facts SET heads=?", (b"PK\x03\x04 not a zip",))
+    index.db.commit()
+    got, stats = _search(index, _save(tmp_path, "suspect", disguise(source)), "local:suspect")
+    assert got == {"acme/source"} and stats.sketch_screens == 1
+
+
+# -- over the network: requests and bytes -------------------------------------------------------------------------
+def _hub_repo(hub, repo_id: str, tensors: dict[str, np.ndarray], config: dict | None) -> None:
+    files: dict[str, bytes | str] = {"README.md": "---\nlicense: apache-2.0\n---\n# m\n"}
+    if config is not None:
+        files["config.json"] = json.dumps(config)
+    folder = make_repo(hub.root, repo_id, files)
+    save_tensors(tensors, folder / "model.safetensors")
+    hub.commit(hub.repo(repo_id))
+
+
+def _weight_reads(hub) -> tuple[int, int]:
+    s = hub.stats
+    return sum(1 for p in s.paths("GET") if p.endswith(".safetensors")), s.weight_bytes_served
+
+
+CONFIG = {"model_type": "llama", "hidden_size": 64, "vocab_size": 512}
+
+
+def test_a_sweep_screen_costs_one_weight_request_and_a_survivor_one_more(hub, tmp_path):
+    source = _untied(7)
+    _hub_repo(hub, "up/source", source, CONFIG)
+    for seed in range(3):
+        _hub_repo(hub, f"up/same-{seed}", _untied(100 + seed), CONFIG)
+    _hub_repo(hub, "org/copy", {k: v.astype(np.float16) for k, v in disguise(source).items()}, CONFIG)
+    _hub_repo(hub, "org/clean", _untied(999), CONFIG)
+    index = Index(tmp_path / "index.sqlite")
+    for name in ["up/source", *(f"up/same-{s}" for s in range(3))]:
+        model = open_model(HFSource(name).snapshot())
+        try:
+            index.add(name, model, "apache-2.0", f"hf:{name}", None)
+        finally:
+            model.close()
+    size = (hub.root / "org/clean/model.safetensors").stat().st_size
+    policy = Policy()
+
+    hub.stats.reset()
+    clean = scan_target("hf:org/clean", policy, index)
+    assert not [m for m in clean.facts.weight_matches if m.verdict.verdict == "derived"]
+    assert _weight_reads(hub) == (1, 8 + first_read_bytes(CONFIG))  # the header and 96 rows: 7 % of the file
+    assert 8 + first_read_bytes(CONFIG) < size // 10
+
+    hub.stats.reset()
+    copy = scan_target("hf:org/copy", policy, index)
+    assert [m.name for m in copy.facts.weight_matches if m.verdict.verdict == "derived"] == ["up/source"]
+    # the head, then the rest whole for the full test (not 5 reads)
+    assert _weight_reads(hub) == (2, (hub.root / "org/copy/model.safetensors").stat().st_size)
+
+
+def test_without_a_hidden_size_the_first_read_is_the_usual_head(hub, tmp_path):
+    """No config.json: the first read is not sized for the head screen (safetensors' usual head); the screen still
+    finds its rows in it for a model this small, and rules the unrelated upstream out."""
+    _hub_repo(hub, "up/source", _untied(7), CONFIG)
+    _hub_repo(hub, "org/clean", _untied(999), None)
+    index = Index(tmp_path / "index.sqlite")
+    _register(index, "up/source", hub.root / "up/source")
+    hub.stats.reset()
+    report = scan_target("hf:org/clean", Policy(), index)
+    assert not report.facts.weight_matches
+    assert _weight_reads(hub) == (1, 8 + HEAD_BYTES)
+
+
+def test_the_sweep_says_when_upstreams_have_no_head_sketch(hub, tmp_path):
+    source = _untied(7)
+    _hub_repo(hub, "org/copy", disguise(source), CONFIG)
+    index_path = tmp_path / "index.sqlite"
+    index = Index(index_path)
+    _register(index, "up/source", _save(tmp_path, "source", source), REMOTE_PLAN)
+    index.close()
+    quiet = run_cli("sweep", "hf:org", "--index", str(index_path), "--no-history", "-q", "-f", "json")
+    assert "no head sketch" not in quiet.stderr
+    _drop_heads(index_path)
+    loud = run_cli("sweep", "hf:org", "--index", str(index_path), "--no-history", "-q", "-f", "json")
+    assert "1 registered upstream(s) have no head sketch (up/source)" in loud.stderr
+    for out in (quiet, loud):  # the same finding either way
+        [target] = json.loads(out.stdout)["targets"]
+        assert "weights.disguised_copy" in {f["rule"] for f in target["findings"]}
+
+
+def test_a_survivor_larger_than_a_screen_request_is_not_read_whole(hub, tmp_path, monkeypatch):
+    from scanner.sources import http
+
+    monkeypatch.setattr(http.HTTPRangeByteSource, "screen_request_cost", 64 * 1024)  # under the 214 KB file
+    source = _untied(7)
+    _hub_repo(hub, "org/copy", {k: v.astype(np.float16) for k, v in disguise(source).items()}, CONFIG)
+    index = Index(tmp_path / "index.sqlite")
+    _register(index, "up/source", _save(tmp_path, "source", source))
+    hub.stats.reset()
+    copy = scan_target("hf:org/copy", Policy(), index)
+    assert [m.name for m in copy.facts.weight_matches if m.verdict.verdict == "derived"] == ["up/source"]
+    reads, served = _weight_reads(hub)
+    assert reads > 2 and served < (hub.root / "org/copy/model.safetensors").stat().st_size
