@@ -193,7 +193,7 @@ def hub_auth_headers(token: str | None) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() in ("authorization", "user-agent")}
 
 
-def _check_served(resp: requests.Response, revision: str | None, size: int | None, label: str) -> None:
+def _check_served(resp: http.Answer | requests.Response, revision: str | None, size: int | None, label: str) -> None:
     """The Hub names the commit it served (X-Repo-Commit) and an LFS file's size (X-Linked-Size), on the answer
     itself or on the redirect to the CDN: a repo listed at one commit must not be read at another, and an LFS file
     must have the size the listing gave it."""
@@ -323,7 +323,7 @@ class HFSource:
                 raise OSError(f"{self.target}: no file {path}")
             url = hf_hub_url(self.repo_id, path, revision=rev, endpoint=endpoint)
 
-            def check(resp: requests.Response) -> None:
+            def check(resp: http.Answer) -> None:
                 _check_served(resp, rev, entry.size, f"{self.target}: {path}")
 
             return http.HTTPRangeByteSource(url, entry.size, name=path, headers=headers, retry=self.retry, check=check)
