@@ -291,6 +291,145 @@ def test_a_patchwork_of_short_idioms_from_many_definitions_is_no_anchor():
     assert code.copied_definitions(code.fingerprint("s.py", patchwork), one)["up"][0].upstream_name == "theirs"
 
 
+# A long function of our own, for the kept-core rule: a conversation preprocessor (written for this test)
+_PREPROCESS = textwrap.dedent(
+    """
+    import torch
+
+
+    def build_targets(conversations, tokenizer, roles, ignore_index=-100, max_len=2048):
+        texts = []
+        for turns in conversations:
+            if turns and turns[0]["from"] != roles["human"]:
+                turns = turns[1:]
+            parts = []
+            for k, turn in enumerate(turns):
+                speaker = roles[turn["from"]]
+                assert speaker == roles["human" if k % 2 == 0 else "gpt"], f"turn {k} out of order"
+                parts.append(speaker + ": " + turn["value"].strip())
+            texts.append(tokenizer.sep.join(parts) + tokenizer.sep)
+        ids = tokenizer(texts, return_tensors="pt", padding="longest", max_length=max_len, truncation=True).input_ids
+        targets = ids.clone()
+        for text, target in zip(texts, targets):
+            total = int(target.ne(tokenizer.pad_token_id).sum())
+            rounds = text.split(tokenizer.sep + roles["human"])
+            cursor = 1
+            target[:cursor] = ignore_index
+            for chunk in rounds:
+                if not chunk:
+                    break
+                pieces = chunk.split(roles["gpt"] + ": ")
+                if len(pieces) != 2:
+                    break
+                pieces[0] += roles["gpt"] + ": "
+                chunk_len = len(tokenizer(chunk).input_ids)
+                prompt_len = len(tokenizer(pieces[0]).input_ids) - 2
+                target[cursor : cursor + prompt_len] = ignore_index
+                cursor += chunk_len
+            target[cursor:] = ignore_index
+            if cursor < max_len and cursor != total:
+                target[:] = ignore_index
+        return dict(input_ids=ids, labels=targets, attention_mask=ids.ne(tokenizer.pad_token_id))
+    """
+)
+
+# the same function renamed, with its middle kept and a third of new code inserted around it (image tokens,
+# a system prompt, a length check of its own): most of it is not the upstream's, a long core is
+_PREPROCESS_PARTIAL = textwrap.dedent(
+    """
+    import torch
+
+
+    def make_labels(dialogs, tok, speakers, image_token="<image>", system="", skip=-100, limit=2048):
+        prompts = []
+        for dialog in dialogs:
+            header = system + tok.sep if system else ""
+            pieces = []
+            for n, item in enumerate(dialog):
+                who = speakers[item["from"]]
+                value = item["value"].replace(image_token, "").strip()
+                if image_token in item["value"]:
+                    value = image_token + " " + value
+                pieces.append(who + ": " + value)
+            prompts.append(header + tok.sep.join(pieces) + tok.sep)
+        if any(len(p) > 40 * limit for p in prompts):
+            raise ValueError("a dialog is far longer than the model's context")
+        ids = tok(prompts, return_tensors="pt", padding="longest", max_length=limit, truncation=True).input_ids
+        labels = ids.clone()
+        for prompt, label in zip(prompts, labels):
+            total = int(label.ne(tok.pad_token_id).sum())
+            rounds = prompt.split(tok.sep + speakers["human"])
+            cursor = 1
+            label[:cursor] = skip
+            for chunk in rounds:
+                if not chunk:
+                    break
+                pieces = chunk.split(speakers["gpt"] + ": ")
+                if len(pieces) != 2:
+                    break
+                pieces[0] += speakers["gpt"] + ": "
+                chunk_len = len(tok(chunk).input_ids)
+                prompt_len = len(tok(pieces[0]).input_ids) - 2
+                label[cursor : cursor + prompt_len] = skip
+                cursor += chunk_len
+            image_positions = (label == tok.convert_tokens_to_ids(image_token)).nonzero()
+            label[image_positions] = skip
+            if cursor > limit:
+                print(f"dialog truncated at {limit} tokens; {cursor - limit} label tokens lost")
+        masks = ids.ne(tok.pad_token_id)
+        return {"input_ids": ids, "labels": labels, "attention_mask": masks, "image_token": image_token}
+    """
+)
+
+
+def test_a_long_definition_partly_kept_counts_by_its_kept_core():
+    up = code.UpstreamCode({"up": [code.fingerprint("u.py", _PREPROCESS)]}, stock=frozenset())
+    suspect = code.fingerprint("s.py", _PREPROCESS_PARTIAL)
+    (d,) = code.definition_candidates(suspect, up)["up"]
+    assert d.containment < code.DEF_CONTAINMENT  # most of it is new code: the share kept alone would not do
+    assert d.kept_core >= code.CORE_TOKENS and d.counts and d.anchors
+    (m,) = code.matches(suspect, up, _PREPROCESS_PARTIAL)
+    assert m.copied and [(x.suspect_name, x.upstream_name) for x in m.definitions] == [("make_labels", "build_targets")]
+    # the kept core is the labelling loop: both reported ranges reach into it
+    loop = _PREPROCESS_PARTIAL.splitlines().index("    for prompt, label in zip(prompts, labels):") + 1
+    their_loop = _PREPROCESS.splitlines().index("    for text, target in zip(texts, targets):") + 1
+    assert m.definitions[0].suspect_lines[1] > loop and m.definitions[0].upstream_lines[1] > their_loop
+
+
+def test_short_shared_runs_make_no_kept_core():
+    # the same function with its statements written another way keeps only short runs (the tokenizer call, the
+    # splitting of a round): no run of CORE_RUN tokens, so no kept core, however many short ones
+    rewritten = textwrap.dedent(
+        """
+        def labels_for(batch, tokenizer, names, pad=-100, size=2048):
+            texts = [tokenizer.sep.join(names[t["from"]] + ": " + t["value"].strip() for t in b) for b in batch]
+            ids = tokenizer(texts, return_tensors="pt", padding="longest", max_length=size, truncation=True).input_ids
+            out = torch.full_like(ids, pad)
+            for row, text in enumerate(texts):
+                start = 1
+                for chunk in text.split(tokenizer.sep + names["human"]):
+                    head, _, answer = chunk.partition(names["gpt"] + ": ")
+                    n_head = len(tokenizer(head).input_ids)
+                    n_all = len(tokenizer(chunk).input_ids)
+                    out[row, start + n_head : start + n_all] = ids[row, start + n_head : start + n_all]
+                    start += n_all
+            return {"input_ids": ids, "labels": out}
+        """
+    )
+    up = code.UpstreamCode({"up": [code.fingerprint("u.py", _PREPROCESS)]}, stock=frozenset())
+    suspect = code.fingerprint("s.py", rewritten)
+    (d,) = code.definition_candidates(suspect, up)["up"]  # it shares stretches with the upstream ...
+    assert d.kept_core < code.CORE_TOKENS and not d.counts, d  # ... but no long ones
+    assert not code.matches(suspect, up)
+
+
+def test_a_repeated_statement_is_no_kept_core():
+    # a long shared run of one repeated statement holds a handful of distinct stretches, not a core
+    up = code.UpstreamCode({"up": [code.fingerprint("u.py", "def g():\n" + "    y = 2\n" * 150)]}, stock=frozenset())
+    (d,) = code.definition_candidates(code.fingerprint("s.py", "def f():\n" + "    x = 1\n" * 300), up)["up"]
+    assert d.kept_core < code.CORE_TOKENS and not d.counts
+
+
 def test_template_stretches_of_the_background_are_neutral():
     # a definition made only of stretches the background holds in many directories is the team's template: with
     # those stretches as stock it is not judged at all; without them it is a copy

@@ -220,6 +220,8 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
         ms = sum(times) / len(times)
         print(f"{line} {ms:>8.1f} {times[len(times) // 2]:>8.1f} {times[-1]:>8.1f}")
     if "originscan" in scored:
+        margins([p for p in usable if p.half == "tuning"], sources)
+    if "originscan" in scored:
         print("originscan scores (copied statements), by pair:")
         for r in sorted(scored["originscan"], key=lambda r: (r.pair.half, r.pair.batch, r.pair.label, -r.score)):
             verdict = "copy" if r.copied else "-"
@@ -242,6 +244,47 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
                         f"{d.upstream_name} ({d.upstream_path}:{d.upstream_lines[0]}-{d.upstream_lines[1]}) "
                         f"{d.containment:.0%} of it, {d.statements} statements"
                     )
+
+
+def _pair_evidence(suspect: Files, reference: Files) -> dict[str, float]:
+    """The strongest value of each quantity originscan's thresholds judge, over the pair's suspect definitions and
+    files, before any threshold: what a named threshold's margin is measured on."""
+    upstream = code.UpstreamCode({"reference": [code.fingerprint(p, s) for p, s in reference]})
+    out = {"copied statements": originscan(suspect, reference), "rare evidence (small files)": 0.0}
+    out |= {"containment (long definitions)": 0.0, "share from one (anchors)": 0.0, "kept core (tokens)": 0.0}
+    for path, text in suspect:
+        fp = code.fingerprint(path, text)
+        for d in code.definition_candidates(fp, upstream).get("reference", []):
+            out["kept core (tokens)"] = max(out["kept core (tokens)"], d.kept_core)
+            if d.long:
+                out["containment (long definitions)"] = max(out["containment (long definitions)"], d.containment)
+                out["share from one (anchors)"] = max(out["share from one (anchors)"], d.from_one)
+        if fp.statements <= code.SMALL_FILE_STATEMENTS and not fp.generated:
+            shared, _ = code.small_file_evidence(fp, upstream).get("reference", ((), False))
+            out["rare evidence (small files)"] = max(out["rare evidence (small files)"], sum(f.rarity for f in shared))
+    return out
+
+
+def margins(tuning: list[Pair], sources: dict[str, tuple[Files, Files]]) -> None:
+    """Each named threshold beside the strongest tuning independent pair and the weakest tuning copies (the pair's
+    strongest value), so that the margin each threshold keeps is printed, not remembered."""
+    if not tuning:
+        return
+    named = {
+        "copied statements": f"MIN_COPIED_STATEMENTS {code.MIN_COPIED_STATEMENTS}",
+        "containment (long definitions)": f"DEF_CONTAINMENT {code.DEF_CONTAINMENT}",
+        "share from one (anchors)": f"ANCHOR_FROM_ONE {code.ANCHOR_FROM_ONE}",
+        "kept core (tokens)": f"CORE_TOKENS {code.CORE_TOKENS} (runs of >= {code.CORE_RUN})",
+        "rare evidence (small files)": f"MIN_RARE_EVIDENCE {code.MIN_RARE_EVIDENCE}",
+    }
+    evidence = {p.id: _pair_evidence(*sources[p.id]) for p in tuning}
+    print("tuning half, each threshold's margin (the pair's strongest value):")
+    print(f"  {'quantity':<31} {'threshold':<34} {'strongest independent':<58} weakest copies")
+    for key, threshold in named.items():
+        indep = max(((evidence[p.id][key], p.id) for p in tuning if not p.copied), default=(0.0, "-"))
+        copies = sorted((evidence[p.id][key], p.id) for p in tuning if p.copied)[:3]
+        weakest = ", ".join(f"{v:.2f} {pid}" for v, pid in copies)
+        print(f"  {key:<31} {threshold:<34} {f'{indep[0]:.2f} {indep[1]}':<58} {weakest}")
 
 
 # -- table 2: synthetic obfuscation of real transformers modelling files ---------------------------------------------

@@ -52,6 +52,16 @@ DEF_CONTAINMENT = 0.7  # share of a suspect definition's tokens inside shared st
 # of every transformer block) is independent code in the same style. Tuning half: copies' anchors 0.75 and up, the
 # strongest independent one (torchvision's VisionTransformer.forward against timm's) 0.53; set mid-gap.
 ANCHOR_FROM_ONE = 0.65
+# A long definition partly kept (its core copied, new code inserted, parts dropped; or lifted code that is mostly
+# template stock around the upstream's own glue) counts as copied, and anchors, when the stretches it shares with ONE
+# upstream definition that are at least CORE_RUN tokens long (template tokens count towards a stretch's length, not
+# towards the core) hold CORE_TOKENS of its non-template tokens, whatever share of it they are. Fixed on the tuning
+# half (bench/code/run.py --half tuning prints it): the strongest tuning independent holds 50 such tokens
+# (mPLUG-Owl2's QWenLMHeadModel.forward against LLaVA's MPT: an LM-head template) and the cross-lineage transformers
+# files of the synthetic table at most 45; runs of 20 tokens reach 93 there (a sinusoidal-embedding helper), runs of
+# 30 stay clear. CORE_TOKENS is twice the strongest independent.
+CORE_RUN = 30
+CORE_TOKENS = 100
 MIN_COPIED_STATEMENTS = 6  # normalised statements in copied definitions before a file counts as a copy
 # Files too small to hold a definition of MIN_DEF_TOKENS (a 12-line config class, a stub) are judged by what they
 # share that is rare: literal settings (`query_num = 64`) and import lines, weighed by how few of the `transformers`
@@ -195,10 +205,23 @@ class CopiedDefinition:
     survived: float  # share of the upstream definition's tokens found in the suspect definition
     also_from: tuple[str, ...] = ()  # further upstream definitions that parts of it came from (`path:name`)
     stock_share: float = 0.0  # share of its tokens in the background's template stretches (neutral)
+    from_one: float = 0.0  # share of its non-template tokens shared with the one upstream definition named
+    kept_core: int = 0  # its non-template tokens in stretches of >= CORE_RUN tokens shared with that definition
+    long: bool = False  # at least MIN_DEF_TOKENS significant tokens: long enough to anchor a copy
 
     @property
     def copied_statements(self) -> float:
         return self.statements * self.containment
+
+    @property
+    def counts(self) -> bool:
+        """Most of it is shared (DEF_CONTAINMENT), or a long core of it is (CORE_TOKENS)."""
+        return self.containment >= DEF_CONTAINMENT or self.kept_core >= CORE_TOKENS
+
+    @property
+    def anchors(self) -> bool:
+        """It is long and came from one upstream definition: its upstream's other definitions may count too."""
+        return self.counts and self.long and (self.from_one >= ANCHOR_FROM_ONE or self.kept_core >= CORE_TOKENS)
 
 
 @dataclass(frozen=True)
@@ -699,9 +722,27 @@ class UpstreamCode:
         return out
 
 
-def _tiles(a: Sequence[int], b: Sequence[int], starts: list[tuple[int, int]]) -> tuple[set[int], set[int]]:
+@dataclass(frozen=True)
+class _Tiling:
+    covered_a: set[int]
+    covered_b: set[int]
+    tiles: list[tuple[int, int, int]]  # (length, a position, b position) of each tile kept
+
+    def kept_core(self, a: Sequence[int], neutral: set[int]) -> int:
+        """Positions of a outside `neutral` that lie in tiles of at least CORE_RUN tokens; a tile that repeats
+        itself (`x = 1` five hundred times) counts no more than its distinct MIN_TILE-token stretches."""
+        core = 0
+        for n, i, _ in self.tiles:
+            if n >= CORE_RUN:
+                distinct = len(set(_seeds(a[i : i + n])))
+                core += min(len(set(range(i, i + n)) - neutral), distinct + MIN_TILE - 1)
+        return core
+
+
+def _tiles(a: Sequence[int], b: Sequence[int], starts: list[tuple[int, int]]) -> _Tiling:
     """Greedy string tiling from the shared MIN_TILE-token stretches (a position, b position): the longest maximal
-    shared stretches first, each token of either side used once. Returns the covered positions of a and of b."""
+    shared stretches first, each token of either side used once. Returns the covered positions of a and of b, and
+    the tiles."""
     seen = set(starts)
     found = []
     for i, j in starts:
@@ -714,12 +755,14 @@ def _tiles(a: Sequence[int], b: Sequence[int], starts: list[tuple[int, int]]) ->
     found.sort(key=lambda x: (-x[0], x[1], x[2]))
     used_a: set[int] = set()
     used_b: set[int] = set()
+    kept = []
     for n, i, j in found:
         span_a, span_b = range(i, i + n), range(j, j + n)
         if used_a.isdisjoint(span_a) and used_b.isdisjoint(span_b):
             used_a.update(span_a)
             used_b.update(span_b)
-    return used_a, used_b
+            kept.append((n, i, j))
+    return _Tiling(used_a, used_b, kept)
 
 
 def _span(lines: Sequence[int], covered: Iterable[int], fallback: tuple[int, int]) -> tuple[int, int]:
@@ -728,12 +771,19 @@ def _span(lines: Sequence[int], covered: Iterable[int], fallback: tuple[int, int
 
 
 def copied_definitions(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str, list[CopiedDefinition]]:
-    """For each upstream, the suspect definitions it holds most of (containment of the suspect definition in the
-    upstream's definitions, any of them, many-to-many). Definitions below the containment floor are left out, and
-    short definitions (`super().__init__(); self.x = x` looks alike everywhere) count only for an upstream that a
-    long definition was copied from."""
+    """For each upstream, the suspect definitions it holds most of, or a long core of (`CopiedDefinition.counts`).
+    Short definitions (`super().__init__(); self.x = x` looks alike everywhere) and partial ones count only for an
+    upstream that a long definition was copied from (`CopiedDefinition.anchors`)."""
+    candidates = definition_candidates(suspect, code)
+    anchored = {name for name, defs in candidates.items() if any(d.anchors for d in defs)}
+    out = {name: [d for d in defs if d.counts] for name, defs in candidates.items() if name in anchored}
+    return {name: defs for name, defs in out.items() if defs}
+
+
+def definition_candidates(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str, list[CopiedDefinition]]:
+    """For each upstream, every suspect definition that shares a stretch with it, measured (containment in the
+    upstream's definitions, any of them, many-to-many; share from one; kept core) but not yet judged."""
     out: dict[str, list[CopiedDefinition]] = {}
-    anchored: set[str] = set()  # upstreams a long definition was copied from
     for d in suspect.definitions:
         ids = code.vocabulary.encode(d.tokens)
         # the background's template stretches are neutral: neither evidence of copying nor against it
@@ -751,36 +801,30 @@ def copied_definitions(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str
             for e, j in code.where.get(seed, ()):
                 starts.setdefault(e, []).append((i, j))
         best = sorted(starts, key=lambda e: -len(starts[e]))[:MAX_CANDIDATES]
-        by_upstream: dict[str, list[tuple[int, set[int], set[int]]]] = {}
+        by_upstream: dict[str, list[tuple[int, _Tiling]]] = {}
         for e in best:
-            entry = code.entries[e]
-            covered_a, covered_b = _tiles(ids, entry.ids, starts[e])
-            if covered_a:
-                by_upstream.setdefault(entry.upstream, []).append((e, covered_a, covered_b))
+            tiling = _tiles(ids, code.entries[e].ids, starts[e])
+            if tiling.covered_a:
+                by_upstream.setdefault(code.entries[e].upstream, []).append((e, tiling))
         for name, hits in by_upstream.items():
-            union = set().union(*(h[1] for h in hits))
-            containment = len(union - neutral) / own
-            if containment < DEF_CONTAINMENT:
-                continue
-            top = max(len(h[1]) for h in hits)
-            if significant >= MIN_DEF_TOKENS and max(len(h[1] - neutral) for h in hits) >= ANCHOR_FROM_ONE * own:
-                anchored.add(name)
+            union = set().union(*(t.covered_a for _, t in hits))
+            top = max(len(t.covered_a) for _, t in hits)
             # the upstream definition most of it came from; between near-equals (identical helpers are common),
             # the one with the suspect definition's own name, then its method name
             hits.sort(
                 key=lambda h: (
-                    len(h[1]) < 0.95 * top,
+                    len(h[1].covered_a) < 0.95 * top,
                     code.entries[h[0]].definition.name != d.name,
                     code.entries[h[0]].definition.name.rpartition(".")[2] != d.name.rpartition(".")[2],
-                    -len(h[1]),
+                    -len(h[1].covered_a),
                 )
             )
-            e, covered_a, covered_b = hits[0]
+            e, tiling = hits[0]
             entry = code.entries[e]
             also = tuple(
                 f"{code.entries[h[0]].path}:{code.entries[h[0]].definition.name}"
                 for h in hits[1:]
-                if len(h[1] - covered_a) >= MIN_TILE
+                if len(h[1].covered_a - tiling.covered_a) >= MIN_TILE
             )
             out.setdefault(name, []).append(
                 CopiedDefinition(
@@ -788,15 +832,18 @@ def copied_definitions(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str
                     _span(d.token_lines, union, d.lines),
                     entry.path,
                     entry.definition.name,
-                    _span(entry.definition.token_lines, covered_b, entry.definition.lines),
+                    _span(entry.definition.token_lines, tiling.covered_b, entry.definition.lines),
                     d.statements,
-                    containment,
-                    len(covered_b) / max(1, len(entry.ids)),
+                    len(union - neutral) / own,
+                    len(tiling.covered_b) / max(1, len(entry.ids)),
                     also,
                     len(neutral) / len(ids),
+                    from_one=max(len(t.covered_a - neutral) for _, t in hits) / own,
+                    kept_core=max(t.kept_core(ids, neutral) for _, t in hits),
+                    long=significant >= MIN_DEF_TOKENS,
                 )
             )
-    return {name: defs for name, defs in out.items() if name in anchored}
+    return out
 
 
 def matches(
