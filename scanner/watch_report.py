@@ -8,10 +8,13 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanner.errors import UsageError
 from scanner.provenance.result import OUTCOMES, Verdict, evidence_from_json
+
+if TYPE_CHECKING:  # the statistics module loads numpy: only `watch --probe` and a report with probes need it
+    from scanner.provenance.behaviour import BehaviourVerdict
 
 DECLARED_BASES = "declared-bases"  # the report's evidence item listing the bases a suspect's card names
 
@@ -115,6 +118,69 @@ class Suspect:
             raise ValueError(f"a suspect lacks required fields ({type(exc).__name__}: {exc})") from None
 
 
+WEIGHTS_DERIVED = "derived"  # Probed.weights: the repo is a weight suspect of the watched model
+WEIGHTS_NO_MATCH = "no match"  # … or the weight screen found nothing
+
+
+@dataclass
+class Probed:
+    """`watch --probe`: a repo run against a watched model's behaviour (scanner/watch_probe.py). A weight suspect
+    gets the behaviour test beside its weight verdict; a repo the weight screen cleared gets the owner's canaries."""
+
+    repo: str
+    revision: str | None
+    watched: str
+    weights: str  # WEIGHTS_DERIVED | WEIGHTS_NO_MATCH
+    declared: bool  # its card names the watched model (or a declared derivative of it)
+    behaviour: BehaviourVerdict | None  # None: not probed, `skipped` says why
+    skipped: str | None = None
+
+    @property
+    def undeclared_behaviour(self) -> bool:
+        """Found by its behaviour alone, and its card does not say so."""
+        return (
+            self.weights != WEIGHTS_DERIVED
+            and not self.declared
+            and self.behaviour is not None
+            and self.behaviour.verdict == "derived"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repo": self.repo,
+            "revision": self.revision,
+            "watched": self.watched,
+            "weights": self.weights,
+            "declared": self.declared,
+            "behaviour": self.behaviour.to_json() if self.behaviour else None,
+            "skipped": self.skipped,
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> Probed:
+        """ValueError when it does not fit (a shard's report may come from anywhere)."""
+        from scanner.provenance.behaviour import verdict_from_json
+
+        if not isinstance(d, dict):
+            raise ValueError("a probed repo is not an object")
+        try:
+            weights = d["weights"]
+            if weights not in (WEIGHTS_DERIVED, WEIGHTS_NO_MATCH):
+                raise ValueError(f"weights {str(weights)[:40]!r}")
+            skipped = d.get("skipped")
+            return cls(
+                str(d["repo"]),
+                None if d.get("revision") is None else str(d["revision"]),
+                str(d["watched"]),
+                weights,
+                bool(d["declared"]),
+                verdict_from_json(d["behaviour"]) if d.get("behaviour") is not None else None,
+                None if skipped is None else str(skipped),
+            )
+        except KeyError as exc:
+            raise ValueError(f"a probed repo lacks {exc}") from None
+
+
 @dataclass
 class WatchStats:
     """What a run looked at and what that cost."""
@@ -144,10 +210,12 @@ class WatchReport:
     stats: WatchStats = field(default_factory=WatchStats)
     suspects: list[Suspect] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    probed: list[Probed] | None = None  # None: the run was not asked to probe (`watch --probe`)
 
     def to_json(self) -> dict[str, Any]:
         from scanner import __version__
 
+        probed = {} if self.probed is None else {"probed": [p.to_json() for p in self.probed]}
         return {
             "tool": "originscan",
             "version": __version__,
@@ -171,6 +239,7 @@ class WatchReport:
             "stats": asdict(self.stats),
             "suspects": [s.to_json() for s in self.ordered_suspects()],
             "errors": self.errors,
+            **probed,
         }
 
     def ordered_suspects(self) -> list[Suspect]:
@@ -180,6 +249,17 @@ class WatchReport:
     @property
     def undeclared(self) -> list[Suspect]:
         return [s for s in self.suspects if not s.declared]
+
+    @property
+    def undeclared_behaviour(self) -> list[Probed]:
+        """Repos whose weights did not match but whose behaviour did, with no card saying so."""
+        return [p for p in self.probed or [] if p.undeclared_behaviour]
+
+    def behaviour_of(self, suspect: Suspect) -> Probed | None:
+        return next(
+            (p for p in self.probed or [] if (p.repo, p.watched) == (suspect.repo, suspect.watched)),
+            None,
+        )
 
     @classmethod
     def from_json(cls, doc: Any) -> WatchReport:
@@ -194,6 +274,9 @@ class WatchReport:
             raw = dict(doc.get("stats") or {})
             stats = WatchStats(**{f.name: raw[f.name] for f in fields(WatchStats) if f.name in raw})
             errors = [{"repo": str(e["repo"]), "message": str(e["message"])} for e in doc.get("errors") or []]
+            probed = doc.get("probed")
+            if probed is not None and not isinstance(probed, list):
+                raise ValueError("probed is not a list")
             return cls(
                 watched,
                 doc.get("shard"),
@@ -204,6 +287,7 @@ class WatchReport:
                 stats,
                 [Suspect.from_json(s) for s in doc["suspects"]],
                 errors,
+                None if probed is None else [Probed.from_json(p) for p in probed],
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"a field is missing or of another type ({type(exc).__name__}: {exc})") from None
@@ -230,6 +314,12 @@ def merge_reports(reports: list[WatchReport]) -> WatchReport:
     for r in reports:
         for s in r.suspects:
             suspects.setdefault((s.repo, s.watched), s)
+    probed: dict[tuple[str, str], Probed] | None = None
+    for r in reports:
+        if r.probed is not None:
+            probed = probed or {}
+            for p in r.probed:
+                probed.setdefault((p.repo, p.watched), p)
     return WatchReport(
         first.watched,
         None,
@@ -240,6 +330,7 @@ def merge_reports(reports: list[WatchReport]) -> WatchReport:
         stats,
         list(suspects.values()),
         [e for r in reports for e in r.errors],
+        None if probed is None else list(probed.values()),
     )
 
 
@@ -252,13 +343,16 @@ def load_report(path: str | os.PathLike[str]) -> WatchReport:
         raise UsageError(f"{path}: not an originscan watch JSON report")
     try:
         return WatchReport.from_json(doc)
-    except ValueError:
-        raise UsageError(f"{path}: a suspect in it lacks required fields") from None
+    except ValueError as exc:
+        raise UsageError(f"{path}: a suspect or probed repo in it does not read ({str(exc)[:200]})") from None
 
 
 __all__ = [
     "DECLARED_BASES",
     "MAX_EVIDENCE",
+    "Probed",
+    "WEIGHTS_DERIVED",
+    "WEIGHTS_NO_MATCH",
     "Suspect",
     "WatchReport",
     "WatchStats",
