@@ -278,3 +278,35 @@ def test_a_survivor_larger_than_a_screen_request_is_not_read_whole(hub, tmp_path
     assert [m.name for m in copy.facts.weight_matches if m.verdict.verdict == "derived"] == ["up/source"]
     reads, served = _weight_reads(hub)
     assert reads > 2 and served < (hub.root / "org/copy/model.safetensors").stat().st_size
+
+
+def test_a_repo_without_weights_costs_its_info_and_card_only(hub, tmp_path):
+    """Nothing to screen: no weight request, no weights finding, whatever is registered."""
+    make_repo(hub.root, "org/card-only", {"README.md": "---\nlicense: apache-2.0\n---\n# m\n"})
+    hub.commit(hub.repo("org/card-only"))
+    index = Index(tmp_path / "index.sqlite")
+    _register(index, "up/source", _save(tmp_path, "source", _untied(7)))
+    hub.stats.reset()
+    report = scan_target("hf:org/card-only", Policy(), index)
+    assert not [f for f in report.findings if f.rule.startswith("weights.")]
+    assert _weight_reads(hub) == (0, 0) and hub.stats.requests == 2  # model info, README.md
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cache", "no-cache"])
+def test_workers_wanting_one_content_download_it_once(hub, cached):
+    """Eight repos ship the same LICENSE, each its own card; eight threads snapshot them at once while the server
+    answers slowly. With a cache the shared LICENSE is downloaded once (the others wait and read it from the cache);
+    every card, and without a cache every LICENSE, is downloaded once per repo."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for i in range(8):
+        make_repo(hub.root, f"org/m{i}", {"README.md": f"# model {i}\n", "LICENSE": "Apache License\nVersion 2.0\n"})
+        hub.commit(hub.repo(f"org/m{i}"))
+    hub.fault("slow", match="/resolve/", times=-1, delay=0.2)
+    hub.stats.reset()
+    with ThreadPoolExecutor(8) as pool:
+        snaps = list(pool.map(lambda i: HFSource(f"org/m{i}", cache=None if cached else False).snapshot(), range(8)))
+    assert all(s.texts["LICENSE"].startswith("Apache License") for s in snaps)
+    paths = hub.stats.paths("GET")
+    assert sum(p.endswith("/LICENSE") for p in paths) == (1 if cached else 8)
+    assert sum(p.endswith("/README.md") for p in paths) == 8

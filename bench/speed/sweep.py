@@ -6,13 +6,15 @@ The repos are bench/sweep/bench_sweep.py's (hidden 64, vocabulary 512, fp16, one
 copy of an upstream), generated in a temporary folder outside the repository. Per code version: the upstreams are
 registered (`index add`, not counted), then one sweep with an empty cache and `--index`. The server counts
 requests (all of them, and those for weight files), weight bytes served, and the findings are compared: the new
-code must report the same (target, rule) pairs as the old.
+code must report the same (target, rule) pairs as the old. Requests and bytes do not depend on the machine's load;
+wall time does, so the sweep's CPU seconds (user + system of the sweep process) are printed beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import sys
 import tempfile
@@ -80,11 +82,14 @@ def main() -> int:
                 report = cache / "sweep.json"
                 hub.stats.reset()
                 t = time.perf_counter()
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 out = code.cli(
                     "sweep", "hf:benchorg", "--workers", str(args.workers), "--quiet", "--format", "json",
                     "-o", str(report), "--index", index, timeout=3600, **env,
                 )  # fmt: skip
                 wall = time.perf_counter() - t
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
                 if out.returncode not in (0, 1):
                     raise SystemExit(f"{code.label}: sweep failed ({out.returncode}): {out.stderr.strip()[-300:]}")
                 targets = json.loads(report.read_text())["targets"]
@@ -95,13 +100,13 @@ def main() -> int:
                 breakdown[code.label] = ", ".join(f"{k} {n / len(targets):.2f}" for k, n in sorted(kinds.items()))
                 rules = Counter(rule for _, rule in findings[code.label] if rule.startswith("weights."))
                 rows.append(
-                    f"{code.label:4} {wall:>7.1f} {len(targets):>6} {s.requests / len(targets):>9.2f} "
+                    f"{code.label:4} {wall:>7.1f} {cpu:>7.1f} {len(targets):>6} {s.requests / len(targets):>9.2f} "
                     f"{weight_requests / len(targets):>13.2f} {s.weight_bytes_served:>13,} "
                     f"{100 * s.weight_bytes_served / weights:>7.1f}% {dict(sorted(rules.items()))}"
                 )
         print(f"machine: {machine_load()}")
         print(
-            f"{'code':4} {'wall s':>7} {'repos':>6} {'req/repo':>9} {'weight req/repo':>13} {'weight bytes':>13} "
+            f"{'code':4} {'wall s':>7} {'CPU s':>7} {'repos':>6} {'req/repo':>9} {'weight req/repo':>13} {'weight bytes':>13} "
             f"{'share':>8} weights.* findings"
         )
         for row in rows:

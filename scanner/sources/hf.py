@@ -13,7 +13,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
@@ -212,6 +213,33 @@ def _check_served(resp: http.Answer | requests.Response, revision: str | None, s
         )
 
 
+_fetch_lock = threading.Lock()
+_fetching: dict[str, tuple[threading.Lock, int]] = {}  # content key -> (its lock, threads holding or awaiting it)
+
+
+@contextmanager
+def one_fetch(key: str | None) -> Iterator[None]:
+    """Threads of one process wanting the same small file by content (sweep workers, each reading the LICENSE
+    every repo of an organisation ships) take turns: the first downloads it into the cache, the others then find
+    it there instead of downloading it too. None: no key or no cache, nothing to share."""
+    if key is None:
+        yield
+        return
+    with _fetch_lock:
+        lock, users = _fetching.get(key, (threading.Lock(), 0))
+        _fetching[key] = (lock, users + 1)
+    try:
+        with lock:
+            yield
+    finally:
+        with _fetch_lock:
+            lock, users = _fetching[key]
+            if users == 1:
+                del _fetching[key]
+            else:
+                _fetching[key] = (lock, users - 1)
+
+
 def _wants(path: str) -> bool:
     return path in SMALL_JSON_FILES or is_text_file(path)
 
@@ -382,27 +410,28 @@ class HFSource:
                 continue
             key = entry.sha256 or (f"git-{blob_ids[path]}" if path in blob_ids else None)
             data = self.known.get(path)
-            if data is None or len(data) != entry.size:  # only the whole file, as listed, stands in for a download
-                data = self.cache.get_blob(key) if (self.cache is not None and key) else None
-            if data is None:
-                try:
-                    data = self._download(path, snap.revision, min(entry.size, limit), headers)
-                except SourceError as exc:
-                    if exc.rule == "source.unverifiable":
-                        snap.problem(
-                            "source.unverifiable",
-                            f"{self.target}: {path} is not readable without "
-                            "access (gated or private); set HF_TOKEN to a token that has been granted "
-                            "access",
-                            path=path,
-                            gated=snap.meta.get("gated"),
-                        )
-                        denied = True  # one finding, not one per file
-                    else:
-                        snap.problem(exc.rule, str(exc), path=path)
-                    continue
-                if self.cache is not None and key and len(data) == entry.size:
-                    self.cache.put_blob(data, key)
+            with one_fetch(key if self.cache is not None else None):
+                if data is None or len(data) != entry.size:  # only the whole file, as listed, stands in for a download
+                    data = self.cache.get_blob(key) if (self.cache is not None and key) else None
+                if data is None:
+                    try:
+                        data = self._download(path, snap.revision, min(entry.size, limit), headers)
+                    except SourceError as exc:
+                        if exc.rule == "source.unverifiable":
+                            snap.problem(
+                                "source.unverifiable",
+                                f"{self.target}: {path} is not readable without "
+                                "access (gated or private); set HF_TOKEN to a token that has been granted "
+                                "access",
+                                path=path,
+                                gated=snap.meta.get("gated"),
+                            )
+                            denied = True  # one finding, not one per file
+                        else:
+                            snap.problem(exc.rule, str(exc), path=path)
+                        continue
+                    if self.cache is not None and key and len(data) == entry.size:
+                        self.cache.put_blob(data, key)
             if path in SMALL_JSON_FILES:
                 value = parse_json(data, path, snap)
                 if value is not None:
