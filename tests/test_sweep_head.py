@@ -310,3 +310,47 @@ def test_workers_wanting_one_content_download_it_once(hub, cached):
     paths = hub.stats.paths("GET")
     assert sum(p.endswith("/LICENSE") for p in paths) == (1 if cached else 8)
     assert sum(p.endswith("/README.md") for p in paths) == 8
+
+
+def test_a_pack_carries_the_head_sketches_and_refuses_tampered_ones(tmp_path):
+    """`index update` builds, shards import a pack: the heads travel with it (an update fingerprint's rows cannot
+    give them back); a pack without them (written before them) still imports, screened on the sketch."""
+    import zipfile
+
+    from scanner.provenance.pack import PackError, export_pack, import_pack
+
+    index = Index(tmp_path / "index.sqlite")
+    _register(index, "acme/source", _save(tmp_path, "source", _untied(7)), REMOTE_PLAN)
+    export_pack(index, tmp_path / "pack.zip")
+    shard = Index(tmp_path / "shard.sqlite")
+    import_pack(shard, tmp_path / "pack.zip")
+    key = shard.models()[0].fingerprint
+    assert shard.without_heads() == [] and shard.heads_bytes(key) == index.heads_bytes(key)
+
+    def rewrite(name: str, change) -> Path:
+        out = tmp_path / name
+        with zipfile.ZipFile(tmp_path / "pack.zip") as src, zipfile.ZipFile(out, "w") as dst:
+            manifest = json.loads(src.read("manifest.json"))
+            for member in src.namelist():
+                if member != "manifest.json":
+                    data = change(member, src.read(member), manifest)
+                    if data is not None:
+                        dst.writestr(member, data)
+            dst.writestr("manifest.json", json.dumps(manifest))
+        return out
+
+    def tamper(member, data, manifest):
+        return data[:-1] + bytes([data[-1] ^ 1]) if member.endswith(".heads") else data
+
+    with pytest.raises(PackError, match="head sketches do not match"):
+        import_pack(Index(tmp_path / "t.sqlite"), rewrite("tampered.zip", tamper))
+
+    def older(member, data, manifest):
+        for e in manifest["fingerprints"]:
+            for k in ("heads", "heads_sha256", "heads_size"):
+                e.pop(k, None)
+        return None if member.endswith(".heads") else data
+
+    old = Index(tmp_path / "old.sqlite")
+    import_pack(old, rewrite("older.zip", older))
+    assert old.without_heads() == ["acme/source"]

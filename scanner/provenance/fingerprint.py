@@ -130,7 +130,8 @@ class FingerprintPlan:
     all_matrices: bool = True  # False: only the input embedding (one matrix is enough to align on)
 
 
-# What `index update` reads of a remote upstream: ≤ 2 MB for an 8B model (hidden 4096, bf16).
+# What `index update` reads of a remote upstream: ≤ 2 MB for an 8B model (hidden 4096, bf16), and the head rows of
+# every token matrix for its head sketches (96 rows each, one read per matrix: 1.5 MB for an untied 8B model).
 REMOTE_PLAN = FingerprintPlan(
     stream_rows=2 * SKETCH_TOKENS_PER_HALF, window_rows=64, vector_bytes=256 * 1024, all_matrices=False
 )

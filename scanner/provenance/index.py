@@ -339,6 +339,10 @@ class Index:
         row = self.db.execute("SELECT sketch FROM facts WHERE key=?", (key,)).fetchone()
         return Sketch.from_bytes(row[0]) if row and row[0] else None
 
+    def heads_bytes(self, key: str) -> bytes | None:
+        row = self.db.execute("SELECT heads FROM facts WHERE key=?", (key,)).fetchone()
+        return bytes(row[0]) if row and row[0] else None
+
     def heads(self, key: str) -> list[Sketch]:
         """The head sketches of one upstream, one per token matrix; [] when it has none (or they do not decode:
         the sketch screen, then the full test, decide)."""

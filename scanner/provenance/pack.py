@@ -5,10 +5,13 @@ A pack is a ZIP archive (stored, not compressed: the fingerprints are compressed
   manifest.json           {"format": "originscan-fingerprint-pack", "version": 1, "originscan": "0.1.0",
                            "created": ISO time, "models": [{name, license, target, revision, fingerprint}],
                            "fingerprints": [{key, kind, data, data_sha256, data_size,
-                                             sketch, sketch_sha256, sketch_size}],
+                                             sketch, sketch_sha256, sketch_size,
+                                             heads, heads_sha256, heads_size}],
                            "upstreams": [{id, revision, state, origin, detail, checked}]}
   fingerprints/KEY.npz    a fingerprint (scanner.provenance.fingerprint, read with allow_pickle=False)
   fingerprints/KEY.sketch the screen's sketch for it
+  fingerprints/KEY.heads  its head sketches (optional: a pack written before them has none, and an upstream
+                          whose stored rows do not hold them is then screened on the sketch)
 
 Every member is checked against the size and sha256 the manifest gives, every fingerprint is decoded and its
 content key recomputed from its weight-file hashes before anything is written; one mismatch rejects the whole
@@ -31,7 +34,7 @@ from typing import Any
 
 from scanner import __version__
 from scanner.errors import UsageError
-from scanner.provenance.fingerprint import Fingerprint, FingerprintError
+from scanner.provenance.fingerprint import Fingerprint, FingerprintError, heads_from_bytes
 from scanner.provenance.index import Index, UpstreamState
 
 FORMAT_NAME = "originscan-fingerprint-pack"
@@ -84,6 +87,11 @@ def export_pack(index: Index, path: str | os.PathLike[str]) -> PackSummary:
                     sketch_name = f"fingerprints/{key}.sketch"
                     entry.update(sketch=sketch_name, sketch_sha256=_sha(sketch), sketch_size=len(sketch))
                     zf.writestr(sketch_name, sketch)
+                heads = index.heads_bytes(key)
+                if heads:
+                    heads_name = f"fingerprints/{key}.heads"
+                    entry.update(heads=heads_name, heads_sha256=_sha(heads), heads_size=len(heads))
+                    zf.writestr(heads_name, heads)
                 entries.append(entry)
             manifest = {
                 "format": FORMAT_NAME,
@@ -179,6 +187,13 @@ def import_pack(index: Index, path: str | os.PathLike[str], expect_sha256: str |
                         raise PackError(f"{where}: sketch does not match its sha256 (corrupted or tampered)")
                 try:
                     fp = Fingerprint.from_bytes(data, sketch)
+                    if e.get("heads") is not None:
+                        heads = _read(zf, _field(e, "heads", str, where), MAX_MEMBER_BYTES, where)
+                        if len(heads) != _field(e, "heads_size", int, where) or _sha(heads) != _field(
+                            e, "heads_sha256", str, where
+                        ):
+                            raise PackError(f"{where}: head sketches do not match their sha256 (corrupted or tampered)")
+                        fp.heads = heads_from_bytes(heads, fp.hidden)
                 except FingerprintError as exc:
                     raise PackError(f"{where}: {exc}") from None
                 if fp.file_hashes and fp.key() != key:
