@@ -149,6 +149,7 @@ class Index:
         self.path = Path(path) if path else default_index_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30)
+        self._heads: dict[str, list[Sketch]] = {}  # decoded head sketches by fingerprint key
         self.db.executescript(SCHEMA)
         self._migrate()
 
@@ -345,14 +346,19 @@ class Index:
 
     def heads(self, key: str) -> list[Sketch]:
         """The head sketches of one upstream, one per token matrix; [] when it has none (or they do not decode:
-        the sketch screen, then the full test, decide)."""
+        the sketch screen, then the full test, decide). Decoded once per key: a sweep screens every repo against
+        them (a key's heads never change once written)."""
+        if key in self._heads:
+            return self._heads[key]
         row = self.db.execute("SELECT heads, hidden FROM facts WHERE key=?", (key,)).fetchone()
         if not row or not row[0]:
             return []
         try:
-            return heads_from_bytes(row[0], row[1])
+            heads = heads_from_bytes(row[0], row[1])
         except FingerprintError:
             return []
+        self._heads[key] = heads
+        return heads
 
     def without_heads(self) -> list[str]:
         """Registered upstreams with comparable rows but no head sketch: screened on scattered rows (the sketch)."""
