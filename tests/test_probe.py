@@ -178,12 +178,12 @@ def test_probe_tests_owner_canaries_registered_in_the_index(models, tmp_path):
 def test_probe_input_errors_are_one_line(models, tmp_path):
     ref = str(models["reference"])
     assert "no such model folder" in _one_error_line(run_cli("-q", "probe", str(tmp_path / "missing"), ref))
-    bert = tmp_path / "bert"
-    bert.mkdir()
-    (bert / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
-    save_tensors(tiny_llm(seed=2), bert / "model.safetensors")
-    (bert / "tokenizer.json").write_text((models["reference"] / "tokenizer.json").read_text())
-    assert "unsupported architecture" in _one_error_line(run_cli("-q", "probe", str(bert), ref))
+    t5 = tmp_path / "t5"  # an encoder-decoder: neither a causal language model nor an encoder probe runs
+    t5.mkdir()
+    (t5 / "config.json").write_text(json.dumps({"model_type": "t5", "architectures": ["T5ForConditionalGeneration"]}))
+    save_tensors(tiny_llm(seed=2), t5 / "model.safetensors")
+    (t5 / "tokenizer.json").write_text((models["reference"] / "tokenizer.json").read_text())
+    assert "unsupported architecture" in _one_error_line(run_cli("-q", "probe", str(t5), ref))
     remote = tmp_path / "remote"
     remote.mkdir()
     (remote / "config.json").write_text(json.dumps({"model_type": "acme-secret", "auto_map": {"AutoModel": "x.Y"}}))

@@ -4,6 +4,13 @@ Models load through `transformers` with trust_remote_code=False and safetensors 
 runs, nothing is unpickled. Each model reads the same probe texts; from one forward pass we keep its top-1
 next-token guesses and its mean-pooled last hidden state per text, and its greedy answers to the canaries. The
 statistics live in scanner/provenance/behaviour.py (numpy only, tested without torch).
+
+Which tests run depends on the model:
+* causal language models (safetensors, or GGUF through transformers' GGUF loader): all three.
+* GGUF through llama.cpp (scanner/provenance/probe_llamacpp.py): all three, from llama.cpp's logits and its
+  mean-pooled embeddings (scanner/provenance/probe_gguf.py says what each GGUF runtime runs).
+* encoders (BERT-like models transformers knows, e.g. sentence-transformers checkpoints): hidden-state CKA only,
+  the texts read with the encoder's own special tokens; they predict no next token and answer no canary.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ class Behaviour:
     canary_answers: tuple[str, ...]
     weight_bytes: int
     seconds: float
+    kind: str = "causal"  # causal | encoder (an encoder has no next-token guesses and answers no canary)
+    runtime: str = "transformers"  # transformers | llama.cpp
 
     def same_tokens(self, other: Behaviour) -> bool:
         return self.tokens.shape == other.tokens.shape and bool(np.array_equal(self.tokens, other.tokens))
@@ -66,6 +75,18 @@ def probe_texts(settings: ProbeSettings, text: str | None = None) -> list[str]:
     return cuts
 
 
+@dataclass(frozen=True)
+class ModelPlan:
+    """How a target will be run, decided before any model is: every model of a probe is checked first."""
+
+    target: str
+    kind: str  # causal | encoder
+    runtime: str  # transformers | llama.cpp
+    source: str  # what from_pretrained loads (a folder or a Hub id), or the GGUF file for llama.cpp
+    revision: str | None = None
+    gguf_file: str | None = None  # the GGUF file's name in `source`, for transformers' GGUF loader
+
+
 def _imports() -> tuple[Any, Any]:
     try:
         import torch
@@ -79,6 +100,8 @@ def _imports() -> tuple[Any, Any]:
 
 def _weight_bytes(target: str) -> int:
     path = Path(target)
+    if path.is_file():
+        return path.stat().st_size
     return sum(f.stat().st_size for f in path.glob("*.safetensors")) if path.is_dir() else 0
 
 
@@ -101,10 +124,31 @@ def _source(target: str) -> tuple[str, str | None]:
     return str(path), None
 
 
-def check_model(target: str) -> None:
-    """A UsageError unless `target` is a causal LM that transformers knows without the repo's code: every model
-    of a probe is checked before any is run, so a bad argument costs no inference."""
+def _check_gguf(target: str, path: Path, runtime: str) -> ModelPlan:
+    """A GGUF file: checked with originscan's bounded header parser, then for what the chosen runtime runs."""
+    from scanner.provenance import probe_gguf as G
+
+    facts = G.read_facts(path)
+    if runtime == "auto":
+        runtime = "llama.cpp" if G.have_llama_cpp() else "transformers"
+    if runtime == "llama.cpp":
+        if not G.have_llama_cpp():
+            raise UsageError("--gguf-runtime llama.cpp needs llama-cpp-python: pip install llama-cpp-python")
+        return ModelPlan(target, "causal", "llama.cpp", str(path))
+    G.check_for_transformers(facts, G.transformers_gguf())
+    return ModelPlan(target, "causal", "transformers", str(path.parent), gguf_file=path.name)
+
+
+def check_model(target: str, gguf_runtime: str = "auto") -> ModelPlan:
+    """How `target` will be run; a UsageError unless it is a causal LM or an encoder that transformers knows
+    without the repo's code, or a GGUF file a GGUF runtime runs: every model of a probe is checked before any is
+    run, so a bad argument costs no inference."""
     _, transformers = _imports()
+    from scanner.provenance.probe_gguf import gguf_target
+
+    gguf_path = gguf_target(target)
+    if gguf_path is not None:
+        return _check_gguf(target, gguf_path, gguf_runtime)
     source, revision = _source(target)
     local = revision is None and Path(source).is_dir()
     try:
@@ -116,39 +160,49 @@ def check_model(target: str) -> None:
     except OSError as exc:
         raise UsageError(f"{target}: cannot read the model ({str(exc).splitlines()[0][:160]})") from None
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES as CAUSAL
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as MASKED
 
     named = [a for a in (getattr(config, "architectures", None) or []) if isinstance(a, str)]
-    if config.model_type not in CAUSAL or (named and not set(named) & set(CAUSAL.values())):
-        what = ", ".join(named) or config.model_type
-        raise UsageError(f"{target}: unsupported architecture {what} (probe runs causal language models)")
+    if config.model_type in CAUSAL and (not named or set(named) & set(CAUSAL.values())):
+        return ModelPlan(target, "causal", "transformers", source, revision)
+    if config.model_type in MASKED and not getattr(config, "is_encoder_decoder", False):
+        return ModelPlan(target, "encoder", "transformers", source, revision)
+    what = ", ".join(named) or config.model_type
+    raise UsageError(f"{target}: unsupported architecture {what} (probe runs causal language models and encoders)")
 
 
-def load_model(target: str) -> tuple[Any, Any, Any]:
-    """(model, tokenizer, device) for a causal language model transformers knows without the repo's code."""
+def load_model(plan: ModelPlan) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, device) for a model transformers runs without the repo's code (a GGUF file through
+    transformers' GGUF loader, which dequantises it)."""
     torch, transformers = _imports()
-    check_model(target)
-    source, revision = _source(target)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    source, revision = plan.source, plan.revision
     local = revision is None and Path(source).is_dir()  # a local folder never falls back to the Hub
+    weights: dict[str, Any] = {"gguf_file": plan.gguf_file} if plan.gguf_file else {"use_safetensors": True}
+    auto = transformers.AutoModelForCausalLM if plan.kind == "causal" else transformers.AutoModel
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
-            source, revision=revision, trust_remote_code=False, local_files_only=local
+            source, revision=revision, trust_remote_code=False, local_files_only=local, **_only_gguf(weights)
         )
-        model, info = transformers.AutoModelForCausalLM.from_pretrained(
+        model, info = auto.from_pretrained(
             source,
             revision=revision,
             trust_remote_code=False,
-            use_safetensors=True,
             local_files_only=local,
             output_loading_info=True,
             dtype=torch.float32 if device == "cpu" else torch.bfloat16,
+            **weights,
         )
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise UsageError(f"{target}: cannot load the model ({str(exc).splitlines()[0][:160]})") from None
-    missing = [k for k in info.get("missing_keys", []) if "rotary" not in k]
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, NotImplementedError) as exc:
+        raise UsageError(f"{plan.target}: cannot load the model ({str(exc).splitlines()[0][:160]})") from None
+    missing = [k for k in info.get("missing_keys", []) if "rotary" not in k and "pooler" not in k]
     if missing or info.get("mismatched_keys"):
-        raise UsageError(f"{target}: its weights do not fit its architecture (missing {', '.join(missing[:3])})")
+        raise UsageError(f"{plan.target}: its weights do not fit its architecture (missing {', '.join(missing[:3])})")
     return model.to(device).eval(), tokenizer, device
+
+
+def _only_gguf(weights: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in weights.items() if k == "gguf_file"}
 
 
 def measure(
@@ -156,13 +210,24 @@ def measure(
     texts: Sequence[str],
     canaries: Sequence[Canary] = (),
     settings: ProbeSettings = ProbeSettings(),
+    gguf_runtime: str = "auto",
+    plan: ModelPlan | None = None,
 ) -> Behaviour:
     """Run one model over the probe texts and the canary prompts."""
+    plan = plan or check_model(target, gguf_runtime)
+    if plan.runtime == "llama.cpp":
+        from scanner.provenance.probe_llamacpp import measure_llama_cpp
+
+        started = time.perf_counter()
+        tokens, guesses, hidden, answers = measure_llama_cpp(plan.source, texts, canaries, settings.tokens)
+        seconds = time.perf_counter() - started
+        return Behaviour(target, tokens, guesses, hidden, answers, _weight_bytes(target), seconds, runtime="llama.cpp")
     torch, _ = _imports()
     started = time.perf_counter()
-    model, tokenizer, device = load_model(target)
+    model, tokenizer, device = load_model(plan)
+    encoder = plan.kind == "encoder"
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    rows = [tokenizer(t, add_special_tokens=False)["input_ids"][: settings.tokens] for t in texts]
+    rows = [tokenizer(t, add_special_tokens=encoder)["input_ids"][: settings.tokens] for t in texts]
     length = max(len(r) for r in rows)
     tokens = np.full((len(rows), length), -1, dtype=np.int64)
     for i, r in enumerate(rows):
@@ -175,11 +240,12 @@ def measure(
             mask = torch.from_numpy(block >= 0).to(device)
             ids = torch.from_numpy(np.where(block >= 0, block, pad)).to(device)
             out = model(input_ids=ids, attention_mask=mask.long(), output_hidden_states=True)
-            guess = out.logits.argmax(-1).masked_fill(~mask, -1)
-            guesses[lo : lo + len(block)] = guess.cpu().numpy()
+            if not encoder:
+                guess = out.logits.argmax(-1).masked_fill(~mask, -1)
+                guesses[lo : lo + len(block)] = guess.cpu().numpy()
             hidden = out.hidden_states[-1].float() * mask[..., None]
             pooled.append((hidden.sum(1) / mask.sum(1, keepdim=True)).cpu().numpy())
-        answers = tuple(_answer(model, tokenizer, device, c, torch) for c in canaries)
+        answers = () if encoder else tuple(_answer(model, tokenizer, device, c, torch) for c in canaries)
     return Behaviour(
         target,
         tokens,
@@ -188,6 +254,7 @@ def measure(
         answers,
         _weight_bytes(target),
         time.perf_counter() - started,
+        kind=plan.kind,
     )
 
 
@@ -213,23 +280,26 @@ def _guesses(b: Behaviour) -> tuple[np.ndarray, np.ndarray]:
 def tests_of(
     suspect: Behaviour, reference: Behaviour, nulls: Sequence[Behaviour], canaries: Sequence[Canary]
 ) -> list[B.BehaviourTest]:
-    """The behaviour tests of suspect against reference, each calibrated on the independent models."""
+    """The behaviour tests of suspect against reference, each calibrated on the independent models. Next-token
+    agreement and canaries need two causal language models (and agreement the same tokenisation); CKA runs on any
+    two models, encoders included."""
     tests: list[B.BehaviourTest] = []
     truth, ref_guess = _guesses(reference)
-    if suspect.same_tokens(reference):
-        same_tok = [_guesses(n)[1] for n in nulls if n.same_tokens(reference)]
+    causal = suspect.kind == reference.kind == "causal"
+    if causal and suspect.same_tokens(reference):
+        same_tok = [_guesses(n)[1] for n in nulls if n.kind == "causal" and n.same_tokens(reference)]
         tests.append(B.agreement_test(*B.agreements(ref_guess, truth, _guesses(suspect)[1], same_tok)))
     tests.append(
         B.cka_test(
             B.linear_cka(suspect.pooled, reference.pooled), [B.linear_cka(n.pooled, reference.pooled) for n in nulls]
         )
     )
-    if canaries:
+    if canaries and causal:
         answers = [c.answer for c in canaries]
         tests.append(
             B.canary_test(
                 [B.canary_hit(a, s) for a, s in zip(answers, suspect.canary_answers)],
-                [[B.canary_hit(a, s) for a, s in zip(answers, n.canary_answers)] for n in nulls],
+                [[B.canary_hit(a, s) for a, s in zip(answers, n.canary_answers)] for n in nulls if n.kind == "causal"],
                 [c.correct for c in canaries],
             )
         )
@@ -244,18 +314,19 @@ def probe(
     settings: ProbeSettings = ProbeSettings(),
     text: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    gguf_runtime: str = "auto",
 ) -> B.BehaviourVerdict:
     """The behaviour verdict on one pair, calibrated on the independent models `nulls`."""
     started = time.perf_counter()
     _imports()  # the missing extra is the first thing said, before any model is looked at
     targets = list(dict.fromkeys([reference, suspect, *nulls]))
-    for target in targets:  # a missing folder, pickle-only or unknown model is reported before any model is run
-        check_model(target)
+    # a missing folder, pickle-only or unknown model, or a GGUF file no runtime runs, is reported before any model is
+    plans = {target: check_model(target, gguf_runtime) for target in targets}
     texts = probe_texts(settings, text)
     measured: dict[str, Behaviour] = {}
     for target in targets:
-        progress(f"probing {target}")
-        measured[target] = measure(target, texts, canaries, settings)
+        progress(f"probing {target} ({plans[target].kind}, {plans[target].runtime})")
+        measured[target] = measure(target, texts, canaries, settings, plan=plans[target])
     ref, sus = measured[reference], measured[suspect]
     null = [measured[n] for n in dict.fromkeys(nulls) if n not in (reference, suspect)]
     return B.verdict_of(

@@ -1,0 +1,104 @@
+"""GGUF files run as they are, quantised, in llama.cpp (llama-cpp-python): the measurements of `originscan probe`.
+
+The same measurements as the transformers runtime (scanner/provenance/probe.py), from llama.cpp's own outputs:
+each probe text tokenised by the file's tokenizer without a BOS token (as the transformers runtime reads it), its
+top-1 next-token guess at every position from the logits, its last hidden state (llama.cpp's embedding output,
+after the final norm, as transformers' last hidden state) averaged over the text's tokens, and greedy answers to
+the canary prompts. Two contexts over one memory-mapped model: one keeps every position's logits, the other
+every position's embedding (llama.cpp gives one or the other per context).
+
+llama-cpp-python is not an originscan dependency (PyPI has no prebuilt wheel for it: pip compiles llama.cpp,
+several minutes); `probe --gguf-runtime auto` uses it when it is installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from scanner.errors import UsageError
+from scanner.provenance.canaries import Canary
+
+
+def _open(path: str, n_ctx: int, embedding: bool) -> Any:
+    import llama_cpp
+
+    try:
+        return llama_cpp.Llama(
+            model_path=path,
+            n_ctx=n_ctx,
+            n_batch=n_ctx,
+            n_ubatch=n_ctx,
+            n_gpu_layers=-1,  # every layer on the GPU where this build has one; nothing changes on a CPU build
+            n_threads=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            logits_all=not embedding,
+            embedding=embedding,
+            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise UsageError(f"{path}: llama.cpp cannot load it ({str(exc).splitlines()[0][:160]})") from None
+
+
+@contextlib.contextmanager
+def _model(path: str, n_ctx: int, embedding: bool) -> Iterator[Any]:
+    llm = _open(path, n_ctx, embedding)
+    try:
+        yield llm
+    finally:
+        llm.close()
+
+
+def _tokens(llm: Any, text: str, limit: int) -> list[int]:
+    return list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))[:limit]
+
+
+def _last_hidden(llm: Any, tokens: list[int]) -> np.ndarray:
+    """Every position's embedding (n x hidden) of one text, from a fresh sequence."""
+    import llama_cpp
+
+    llm.reset()
+    llm.eval(tokens)
+    ptr = llama_cpp.llama_get_embeddings(llm.ctx)
+    return np.ctypeslib.as_array(ptr, shape=(len(tokens) * llm.n_embd(),)).reshape(len(tokens), -1).copy()
+
+
+def _greedy(llm: Any, prompt: str, room: int) -> str:
+    """The greedy continuation of `prompt`, `room` tokens at most, cut at the end-of-text token."""
+    llm.reset()
+    llm.eval(list(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)))
+    out: list[int] = []
+    for _ in range(room):
+        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        if nxt == llm.token_eos():
+            break
+        out.append(nxt)
+        llm.eval([nxt])
+    return bytes(llm.detokenize(out)).decode("utf-8", errors="replace")
+
+
+def measure_llama_cpp(
+    path: str, texts: Sequence[str], canaries: Sequence[Canary], max_tokens: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(tokens, next-token guesses, mean-pooled last hidden states, canary answers), as probe.Behaviour keeps them."""
+    n_ctx = max(64, max_tokens + 64)  # the canary prompts and their answers fit beside the longest text
+    with _model(path, n_ctx, embedding=False) as llm:
+        rows = [_tokens(llm, t, max_tokens) for t in texts]
+        if not all(rows):
+            raise UsageError(f"{path}: its tokenizer reads a probe text as no tokens")
+        length = max(len(r) for r in rows)
+        tokens = np.full((len(rows), length), -1, dtype=np.int64)
+        guesses = np.full_like(tokens, -1)
+        for i, r in enumerate(rows):
+            tokens[i, : len(r)] = r
+            llm.reset()
+            llm.eval(r)
+            guesses[i, : len(r)] = np.argmax(llm.scores[: len(r)], axis=-1)
+        answers = tuple(_greedy(llm, c.prompt, len(_tokens(llm, c.answer, n_ctx)) + 2) for c in canaries)
+    with _model(path, n_ctx, embedding=True) as llm:
+        pooled = np.stack([_last_hidden(llm, r).mean(axis=0) for r in rows]).astype(np.float64)
+    return tokens, guesses, pooled, answers

@@ -1,0 +1,321 @@
+"""`originscan probe` on GGUF files, and on encoders.
+
+The header checks and refusals run in every `make test` (no torch: the GGUF files are written by the `gguf`
+package, the checks use originscan's own header parser). The end-to-end probes build tiny Llamas with transformers,
+convert them to GGUF at test time (tests/hf_to_gguf.py: F16 and Q8_0, quantised by gguf's own quantiser) and run
+them through each GGUF runtime that is installed; they skip where torch and transformers do not import
+(`make test-probe` runs them).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+from ggufs import llama_tokens, write_gguf
+from helpers import run_cli, tiny_llm
+
+from scanner.errors import UsageError
+from scanner.provenance import probe_gguf as G
+
+HAVE_TORCH = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "tokenizers"))
+HAVE_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
+needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="torch/transformers not installed (originscan[probe])")
+
+# what transformers 5.25's GGUF loader lists (the torch tests use the installed version's own tables)
+RUNS = G.TransformersGGUF(frozenset({"llama", "mistral", "qwen2", "qwen2_moe", "t5", "gemma3"}), frozenset({"gpt2"}))
+
+
+def _gguf(
+    path: Path, arch: str = "llama", qtype=gguf.GGMLQuantizationType.F16, tokenizer: str = "gpt2", **meta
+) -> Path:
+    """A real GGUF file written by gguf's writer: a tiny Llama's tensors under `arch`, with a tokenizer."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tokens, types = llama_tokens(320, {"<s>": 0, "</s>": 1})
+    w = gguf.GGUFWriter(path, arch)
+    for key, value in meta.items():
+        w.add_uint32(key, value)
+    w.add_tokenizer_model(tokenizer)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2)
+    for name, value in tiny_llm(seed=1, d=64, inter=128).items():
+        value = value.astype(np.float32)
+        gname = names.get_name(name.removesuffix(".weight")) + ".weight"
+        if value.ndim == 1:
+            w.add_tensor(gname, value)
+        else:
+            w.add_tensor(gname, gguf.quants.quantize(value, qtype), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+# -- torch-free: which file, and what each runtime runs -------------------------------------------------------------
+
+
+def test_a_gguf_file_or_a_folder_with_one_is_a_gguf_target(tmp_path):
+    f = _gguf(tmp_path / "one" / "m.gguf")
+    assert G.gguf_target(str(f)) == f
+    assert G.gguf_target(str(f.parent)) == f
+    assert G.gguf_target("hf:acme/model") is None
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st" / "model.safetensors").write_bytes(b"")
+    (tmp_path / "st" / "extra.gguf").write_bytes(b"")
+    assert G.gguf_target(str(tmp_path / "st")) is None  # a safetensors folder is probed as such
+    _gguf(tmp_path / "one" / "other.gguf")
+    with pytest.raises(UsageError, match="2 GGUF files; name the one to probe"):
+        G.gguf_target(str(tmp_path / "one"))
+
+
+def test_a_llama_gguf_passes_the_transformers_check(tmp_path):
+    facts = G.read_facts(_gguf(tmp_path / "m.gguf", qtype=gguf.GGMLQuantizationType.Q8_0))
+    assert facts.architecture == "llama" and facts.tokenizer == "gpt2"
+    assert "Q8_0" in facts.tensor_types and "F32" in facts.tensor_types
+    G.check_for_transformers(facts, RUNS)  # no error
+
+
+@pytest.mark.parametrize(
+    ("arch", "why"),
+    [
+        ("rwkv6", "GGUF architecture 'rwkv6' is not one the transformers GGUF runtime runs"),
+        ("t5", "GGUF architecture 't5' is not one"),  # in transformers' table, but not a causal language model
+    ],
+)
+def test_an_architecture_transformers_does_not_run_causally_is_refused(tmp_path, arch, why):
+    facts = G.read_facts(_gguf(tmp_path / "m.gguf", arch=arch))
+    assert facts.architecture == arch
+    with pytest.raises(UsageError, match=why) as err:
+        G.check_for_transformers(facts, RUNS)
+    assert "\n" not in str(err.value) and "gemma3, llama, mistral, qwen2, qwen2_moe" in str(err.value)
+
+
+def test_a_quantisation_type_gguf_cannot_dequantise_is_refused(tmp_path):
+    """Q8_1 (llama.cpp's intermediate type): a real block layout that gguf.quants has no dequantiser for."""
+    tokens, types = llama_tokens(320)
+    path = tmp_path / "q81.gguf"
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_1]
+    w.add_tensor(
+        "token_embd.weight",
+        np.zeros((320, 64 // block * size), dtype=np.uint8),
+        raw_dtype=gguf.GGMLQuantizationType.Q8_1,
+    )
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(UsageError, match="tensors of type Q8_1, which the transformers GGUF runtime cannot dequantise"):
+        G.check_for_transformers(G.read_facts(path), RUNS)
+
+
+def test_a_tokenizer_transformers_cannot_build_is_refused(tmp_path):
+    path = _gguf(tmp_path / "m.gguf", tokenizer="rwkv")
+    with pytest.raises(UsageError, match="GGUF tokenizer 'rwkv' is not one transformers builds"):
+        G.check_for_transformers(G.read_facts(path), RUNS)
+
+
+def test_files_a_runtime_should_never_open_are_one_line(tmp_path):
+    no_tok = tmp_path / "notok.gguf"
+    write_gguf(no_tok, tiny_llm(seed=1, d=64, inter=128))
+    with pytest.raises(UsageError, match="no tokenizer in the GGUF file"):
+        G.read_facts(no_tok)
+    split = _gguf(tmp_path / "split.gguf", **{"split.count": 3})
+    with pytest.raises(UsageError, match="one of 3 split GGUF files; merge them first"):
+        G.read_facts(split)
+    good = _gguf(tmp_path / "good.gguf").read_bytes()
+    (tmp_path / "cut.gguf").write_bytes(good[: len(good) // 2])
+    with pytest.raises(UsageError, match="truncated|outside"):
+        G.read_facts(tmp_path / "cut.gguf")
+    hostile = bytearray(good)
+    hostile[8:16] = (1 << 40).to_bytes(8, "little")  # a tensor count the runtimes' readers would try to honour
+    (tmp_path / "hostile.gguf").write_bytes(bytes(hostile))
+    with pytest.raises(UsageError, match="header claims"):
+        G.read_facts(tmp_path / "hostile.gguf")
+    (tmp_path / "text.gguf").write_text("not a model at all, just text in a file")
+    with pytest.raises(UsageError, match="not a GGUF file"):
+        G.read_facts(tmp_path / "text.gguf")
+
+
+# -- end to end: GGUF derivatives through the real runtimes ---------------------------------------------------------
+
+
+def _tokenizer(folder: Path) -> None:
+    """A byte-level BPE with <s> </s> <unk> <pad> as its first ids, trained on the probe text (as the benchmark's)."""
+    import pydoc_data.topics as topics
+
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    text = " ".join(topics.topics[k] for k in sorted(topics.topics))[:200_000]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        [text[i : i + 4000] for i in range(0, len(text), 4000)],
+        vocab_size=512,
+        special_tokens=["<s>", "</s>", "<unk>", "<pad>"],
+        show_progress=False,
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
+    tok.save_pretrained(str(folder))
+
+
+def _llama(folder: Path, seed: int, tokenizer: Path, base: Path | None = None, noise: float = 0.0) -> Path:
+    """A random tiny Llama (hidden 64, rows that fit Q8_0 blocks) or a noised copy of `base`, as safetensors."""
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    if base is not None:
+        model = LlamaForCausalLM.from_pretrained(str(base), use_safetensors=True)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(noise * p.std() * torch.randn_like(p))
+    else:
+        config = LlamaConfig(
+            vocab_size=512,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            tie_word_embeddings=False,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=3,
+        )
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    for f in tokenizer.iterdir():
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    if not HAVE_TORCH:
+        pytest.skip("torch/transformers not installed (originscan[probe])")
+    from hf_to_gguf import hf_llama_to_gguf
+
+    Q = gguf.GGMLQuantizationType
+    root = tmp_path_factory.mktemp("probe_gguf")
+    _tokenizer(root / "tok")
+    out = {"reference": _llama(root / "reference", 0, root / "tok")}
+    for i in range(1, 6):  # 1-4 calibrate (a Student-t null on 3 models is too wide for p < 1e-3); 5 is tested
+        out[f"independent_{i}"] = _llama(root / f"independent_{i}", i, root / "tok")
+    noised = _llama(root / "noised", 9, root / "tok", base=out["reference"], noise=0.05)
+    out["reference_q8"] = hf_llama_to_gguf(out["reference"], root / "gguf" / "reference-Q8_0.gguf", Q.Q8_0)
+    out["noised_f16"] = hf_llama_to_gguf(noised, root / "gguf" / "noised-F16.gguf", Q.F16)
+    out["independent_5_q8"] = hf_llama_to_gguf(out["independent_5"], root / "gguf" / "independent_5-Q8_0.gguf", Q.Q8_0)
+    return out
+
+
+def _probe(*args: str) -> tuple[int, dict, str]:
+    proc = run_cli("probe", *args, "--sequences", "16", "--tokens", "32", "--format", "json", timeout=300)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else {}, proc.stderr
+
+
+RUNTIMES = [
+    "transformers",
+    pytest.param("llama.cpp", marks=pytest.mark.skipif(not HAVE_LLAMA_CPP, reason="no llama-cpp-python")),
+]
+
+
+@needs_torch
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_gguf_derivatives_of_the_reference_are_found_and_an_independent_gguf_is_not(models, runtime):
+    nulls = [a for i in (1, 2, 3, 4) for a in ("--null", str(models[f"independent_{i}"]))]
+    ref = str(models["reference"])
+    for derivative in ("reference_q8", "noised_f16"):  # the reference quantised; a noised copy converted to F16
+        rc, v, err = _probe(str(models[derivative]), ref, *nulls, "--gguf-runtime", runtime)
+        assert rc == 1 and v["verdict"] == "derived" and v["p_value"] < v["false_positive_rate"], v
+        assert f"(causal, {runtime})" in err  # the progress line says which runtime ran the GGUF file
+        kinds = {e["kind"] for e in v["evidence"]}  # the GGUF tokenizer reads the texts as the reference's does
+        assert kinds == {"behaviour-idiosyncratic-agreement", "behaviour-hidden-state-cka"}, v
+    rc, v, _ = _probe(str(models["independent_5_q8"]), ref, *nulls, "--gguf-runtime", runtime)
+    assert v["verdict"] != "derived" and rc in (0, 3), v
+
+
+@needs_torch
+def test_the_gguf_file_runs_like_the_model_it_was_converted_from(models):
+    """Through transformers' GGUF loader the Q8_0 file reads the texts as the safetensors model's tokenizer does and
+    guesses the same next tokens at almost every position."""
+    from scanner.provenance.probe import ProbeSettings, measure, probe_texts
+
+    texts = probe_texts(ProbeSettings(sequences=8))
+    a = measure(str(models["reference"]), texts)
+    b = measure(str(models["reference_q8"]), texts, gguf_runtime="transformers")
+    assert b.runtime == "transformers" and b.weight_bytes == models["reference_q8"].stat().st_size
+    assert a.same_tokens(b)
+    valid = a.guesses >= 0
+    assert np.mean(a.guesses[valid] == b.guesses[valid]) > 0.95
+
+
+@needs_torch
+def test_a_gguf_architecture_the_installed_transformers_does_not_run_is_one_error_line(models, tmp_path):
+    bad = _gguf(tmp_path / "rwkv.gguf", arch="rwkv6")
+    proc = run_cli("-q", "probe", str(bad), str(models["reference"]), "--gguf-runtime", "transformers")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "GGUF architecture 'rwkv6' is not one the transformers GGUF runtime runs" in lines[0]
+
+
+# -- encoders: hidden-state CKA only --------------------------------------------------------------------------------
+
+
+def _bert(folder: Path, seed: int, tokenizer: Path, base: Path | None = None, noise: float = 0.0) -> Path:
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    if base is not None:
+        model = BertModel.from_pretrained(str(base), use_safetensors=True)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(noise * p.std() * torch.randn_like(p))
+    else:
+        config = BertConfig(
+            vocab_size=512,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=128,
+            max_position_embeddings=128,
+            pad_token_id=3,
+        )
+        model = BertModel(config)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    for f in tokenizer.iterdir():
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@needs_torch
+def test_an_encoder_is_probed_by_cka_alone_and_a_noised_copy_is_found(tmp_path):
+    _tokenizer(tmp_path / "tok")
+    ref = _bert(tmp_path / "reference", 0, tmp_path / "tok")
+    copy = _bert(tmp_path / "copy", 9, tmp_path / "tok", base=ref, noise=0.05)
+    independents = [_bert(tmp_path / f"independent_{i}", i, tmp_path / "tok") for i in range(1, 6)]
+    nulls = [a for p in independents[:4] for a in ("--null", str(p))]
+    rc, v, err = _probe(str(copy), str(ref), *nulls)
+    assert "(encoder, transformers)" in err
+    assert [e["kind"] for e in v["evidence"]] == ["behaviour-hidden-state-cka"], v  # no next token, no canary
+    assert rc == 1 and v["verdict"] == "derived", v
+    rc, v, _ = _probe(str(independents[4]), str(ref), *nulls)
+    assert v["verdict"] != "derived" and rc in (0, 3), v
