@@ -430,6 +430,98 @@ def test_a_repeated_statement_is_no_kept_core():
     assert d.kept_core < code.CORE_TOKENS and not d.counts
 
 
+# An upstream helper of our own with its documentation, and a rewrite of it that keeps the documentation
+_EMA = textwrap.dedent(
+    """
+    import copy
+
+
+    class ShadowWeights:
+        def restore(self, params):
+            \"\"\"
+            Put back the weights saved by `save`, after a validation pass with the averaged ones.
+            Call `save` before swapping the averaged weights in, or this has nothing to put back.
+            \"\"\"
+            if self.saved is None:
+                raise RuntimeError("nothing saved to restore")
+            for kept, p in zip(self.saved, params):
+                p.data.copy_(kept.data)
+
+        def load(self, state):
+            # a deep copy, so that the caller's dictionary keeps its own tensors untouched
+            state = copy.deepcopy(state)
+            assert 0.0 <= state["decay"] <= 1.0, "decay out of range"
+            self.decay = state["decay"]
+            # see https://example.org/a/very/long/address/with/many/words/in/its/path/for/the/test
+            self.shadow = state["shadow"]
+    """
+)
+_EMA_REWRITTEN = textwrap.dedent(
+    """
+    class EMA:
+        def put_back(self, parameters) -> None:
+            \"\"\"
+            Put back the weights saved by `save`, after a validation pass with the averaged ones.
+            Call `save` before swapping the averaged weights in, or this has nothing to put back.
+            \"\"\"
+            if not self.stash:
+                raise ValueError("call save() first")
+            for p, q in zip(parameters, self.stash):
+                p.data = q.data.clone()
+            self.stash = []
+
+        def load_state(self, sd: dict) -> None:
+            # a deep copy, so that the caller's dictionary keeps its own tensors untouched
+            sd = dict(copy.deepcopy(sd))
+            if not 0.0 <= sd.get("decay", self.decay) <= 1.0:
+                raise ValueError("bad decay")
+            self.decay, self.shadow = sd.get("decay", self.decay), sd["shadow"]
+            # see https://example.org/a/very/long/address/with/many/words/in/its/path/for/the/test
+    """
+)
+
+
+def test_the_upstreams_own_comments_and_docstrings_kept_in_rewritten_code_are_a_copy():
+    up = code.UpstreamCode({"up": [code.fingerprint("ema.py", _EMA)]}, stock=frozenset())
+    suspect = code.fingerprint("training.py", _EMA_REWRITTEN)
+    assert not code.copied_definitions(suspect, up)  # the statements were rewritten: no definition matches
+    (m,) = code.matches(suspect, up, _EMA_REWRITTEN)
+    assert m.copied and m.prose_copied and len(m.prose) == code.MIN_SHARED_PROSE
+    mine, theirs = _EMA_REWRITTEN.splitlines(), _EMA.splitlines()
+    for f in m.prose:  # each kept line with both line numbers
+        assert f.upstream_path == "ema.py"
+        assert (
+            " ".join(mine[f.suspect_line - 1].split()).lower() == " ".join(theirs[f.upstream_line - 1].split()).lower()
+        )
+    # the web address alone is no prose (two authors cite one page alike)
+    assert not any("example.org" in f.key or f.key == "prose see" for f in m.prose)
+
+
+def test_few_shared_or_common_prose_lines_are_not_a_copy():
+    up_fp = code.fingerprint("ema.py", _EMA)
+    up = code.UpstreamCode({"up": [up_fp]}, stock=frozenset())
+    # two kept lines are not enough alone (a sentence quoted from a common source)
+    two = _EMA_REWRITTEN.replace("# a deep copy, so that the caller's dictionary keeps its own tensors untouched", "")
+    assert len(code.shared_prose(code.fingerprint("s.py", two), up)["up"]) == 2
+    assert not code.matches(code.fingerprint("s.py", two), up)
+    # lines of two registered upstreams are common stock
+    both = code.UpstreamCode({"up": [up_fp], "other": [code.fingerprint("o.py", _EMA_REWRITTEN)]}, stock=frozenset())
+    assert code.shared_prose(code.fingerprint("s.py", _EMA_REWRITTEN), both) == {}
+    # a line the background holds in many directories (a transformers docstring example) is no evidence
+    template = 'prose >>> inputs = tokenizer("hello, my dog is cute", return_tensors="pt")'
+    assert code.in_background(template)
+    doc = '"""\n>>> inputs = tokenizer("Hello, my dog is cute", return_tensors="pt")\n"""\n'
+    assert template in {f.key for f in code.fingerprint("d.py", doc).prose}
+    with_template = code.UpstreamCode({"up": [code.fingerprint("u.py", doc)]}, stock=frozenset())
+    assert code.shared_prose(code.fingerprint("s.py", doc), with_template) == {}
+    # short lines and notices are not prose
+    lines = {
+        f.key
+        for f in code.fingerprint("n.py", "# Copyright 2024 The Example Authors, all rights kept here\n# a b c\n").prose
+    }
+    assert lines == set()
+
+
 def test_template_stretches_of_the_background_are_neutral():
     # a definition made only of stretches the background holds in many directories is the team's template: with
     # those stretches as stock it is not judged at all; without them it is a copy
@@ -635,6 +727,20 @@ def test_small_config_copy_fires_with_its_shared_settings(tmp_path, index):
     assert "bind latent_queries=96 (line 8 ← configuration_towerlm.py:9)" in hit.message and hit.line == 3
     # with only a common setting in common it stays quiet
     quiet = _repo(tmp_path / "quiet", {"config.py": "class C:\n    use_cache = True\n    tile_side = 336\n"}, "# Q\n")
+    assert_quiet(scan(quiet, index=index), "code.copied_undeclared")
+
+
+def test_rewritten_code_keeping_the_upstreams_prose_fires_with_each_line(tmp_path, index):
+    code.CodeStore(index.db).add("example/shadow-weights", {"ema.py": _EMA}, "mit")
+    repo = _repo(tmp_path / "ema", {"training.py": _EMA_REWRITTEN}, "---\nlicense: mit\n---\n# Trainer\n")
+    hit = assert_fires(scan(repo, index=index), "code.copied_undeclared")[0]
+    assert hit.evidence["upstream"] == "example/shadow-weights" and hit.evidence["definitions"] == []
+    assert len(hit.evidence["kept_prose"]) == 3 and "keeps 3 of the upstream's own comment and docstring" in hit.message
+    first = hit.evidence["kept_prose"][0]
+    assert (first["line"], first["upstream_path"], first["upstream_line"]) == (hit.line, "ema.py", 8)
+    # two kept lines stay quiet
+    two = _EMA_REWRITTEN.replace("# a deep copy, so that the caller's dictionary keeps its own tensors untouched", "")
+    quiet = _repo(tmp_path / "two", {"training.py": two}, "---\nlicense: mit\n---\n# Trainer\n")
     assert_quiet(scan(quiet, index=index), "code.copied_undeclared")
 
 

@@ -167,7 +167,8 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
             decide[name] = lambda r: bool(r.copied)
             thresholds[name] = (
                 f">= {code.MIN_COPIED_STATEMENTS} copied statements, or a file of <= {code.SMALL_FILE_STATEMENTS} "
-                f"statements sharing rare settings >= {code.MIN_RARE_EVIDENCE} (fixed in code.py)"
+                f"statements sharing rare settings >= {code.MIN_RARE_EVIDENCE}, or >= {code.MIN_SHARED_PROSE} "
+                "of the upstream's own comment/docstring lines kept (fixed in code.py)"
             )
             continue
         fixed = BASELINE_THRESHOLDS[name]
@@ -233,6 +234,11 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
             for lab in p.copied_definitions:
                 print(f"    label: {lab.suspect}  <-  {lab.reference}")
             for m in originscan_match(*sources[p.id]):
+                for f in m.prose:
+                    print(
+                        f"    keeps: {f.key[6:66]!r} ({m.suspect_path}:{f.suspect_line} <- {f.upstream_path}:"
+                        f"{f.upstream_line}){' [decides]' if m.prose_copied else ''}"
+                    )
                 for f in m.shared:
                     print(
                         f"    shares: {f.key[:60]} ({m.suspect_path}:{f.suspect_line} <- {f.upstream_path}:"
@@ -252,6 +258,7 @@ def _pair_evidence(suspect: Files, reference: Files) -> dict[str, float]:
     upstream = code.UpstreamCode({"reference": [code.fingerprint(p, s) for p, s in reference]})
     out = {"copied statements": originscan(suspect, reference), "rare evidence (small files)": 0.0}
     out |= {"containment (long definitions)": 0.0, "share from one (anchors)": 0.0, "kept core (tokens)": 0.0}
+    out["prose lines kept"] = float(max((len(m.prose) for m in originscan_match(suspect, reference)), default=0))
     for path, text in suspect:
         fp = code.fingerprint(path, text)
         for d in code.definition_candidates(fp, upstream).get("reference", []):
@@ -276,6 +283,7 @@ def margins(tuning: list[Pair], sources: dict[str, tuple[Files, Files]]) -> None
         "share from one (anchors)": f"ANCHOR_FROM_ONE {code.ANCHOR_FROM_ONE}",
         "kept core (tokens)": f"CORE_TOKENS {code.CORE_TOKENS} (runs of >= {code.CORE_RUN})",
         "rare evidence (small files)": f"MIN_RARE_EVIDENCE {code.MIN_RARE_EVIDENCE}",
+        "prose lines kept": f"MIN_SHARED_PROSE {code.MIN_SHARED_PROSE} (of >= {code.PROSE_WORDS} words)",
     }
     evidence = {p.id: _pair_evidence(*sources[p.id]) for p in tuning}
     print("tuning half, each threshold's margin (the pair's strongest value):")

@@ -8,7 +8,7 @@ from typing import Any
 
 from scanner.checks.engine import Context, check
 from scanner.findings import Finding
-from scanner.provenance.code import CodeMatch, CopiedDefinition
+from scanner.provenance.code import MIN_COPIED_STATEMENTS, CodeMatch, CopiedDefinition
 
 
 def _declares(ctx: Context, upstream: str) -> bool:
@@ -82,16 +82,34 @@ def _evidence(m: CodeMatch) -> dict[str, Any]:
             }
             for f in m.shared
         ],
+        kept_prose=[
+            {
+                "text": f.key.removeprefix("prose "),
+                "line": f.suspect_line,
+                "upstream_path": f.upstream_path,
+                "upstream_line": f.upstream_line,
+            }
+            for f in m.prose
+        ],
     )
 
 
 def _what(m: CodeMatch) -> str:
-    """What was copied: the definitions, or for a small file its rare settings and imports with both lines."""
+    """What was copied: the definitions, for a small file its rare settings and imports, or the upstream's own
+    comment and docstring lines kept in rewritten code, with both lines."""
     n = len(m.definitions)
-    if n or not m.small_file_copied:
+    if n and m.copied_statements >= MIN_COPIED_STATEMENTS or not (m.small_file_copied or m.prose_copied):
         return f"copies {n} definition{'s' if n != 1 else ''} ({m.copied_statements:.0f} statements)"
-    shared = "; ".join(f"{f.key} (line {f.suspect_line} ← {f.upstream_path}:{f.upstream_line})" for f in m.shared[:6])
-    return f"is a small file that shares {len(m.shared)} rare settings and imports ({shared})"
+    if m.small_file_copied:
+        shared = "; ".join(
+            f"{f.key} (line {f.suspect_line} ← {f.upstream_path}:{f.upstream_line})" for f in m.shared[:6]
+        )
+        return f"is a small file that shares {len(m.shared)} rare settings and imports ({shared})"
+    kept = "; ".join(
+        f"'{f.key.removeprefix('prose ')[:60]}' (line {f.suspect_line} ← {f.upstream_path}:{f.upstream_line})"
+        for f in m.prose[:4]
+    )
+    return f"keeps {len(m.prose)} of the upstream's own comment and docstring lines ({kept})"
 
 
 @check("code.copied_undeclared")
@@ -106,7 +124,7 @@ def copied_code(ctx: Context) -> Iterator[Finding]:
             path=m.suspect_path,
             line=m.definitions[0].suspect_lines[0]
             if m.definitions
-            else min((f.suspect_line for f in m.shared), default=None),
+            else min((f.suspect_line for f in (*m.shared, *m.prose)), default=None),
             **_evidence(m),
         )
 

@@ -69,6 +69,15 @@ MIN_COPIED_STATEMENTS = 6  # normalised statements in copied definitions before 
 # tuning half (bench/code/tune.py --small): its small copy with no long definition scores 15.8, its strongest
 # independent small file 4.5; MIN_RARE_EVIDENCE sits mid-gap, above what one feature can weigh (ln 566 = 6.3), so
 # one shared rarity (an unusual import) is never enough alone.
+# Prose kept: comment and docstring lines of PROSE_WORDS words or more (web addresses and notices aside) that a
+# suspect file shares verbatim with one upstream, none of them in two or more directories of the background (whose
+# docstring templates repeat) nor in two registered upstreams. A copier who rewrites the statements but keeps the
+# upstream's own sentences copied them. Fixed on the tuning half (run.py --half tuning prints it): no tuning
+# independent pair shares a single such line (28 pairs, some of them implementations of one API, such as two
+# EMA helpers), the copies that share any share 1 to 110; MIN_SHARED_PROSE asks for three, so that one or two
+# sentences quoted from a common source (a paper, a library's documentation) are never enough alone.
+PROSE_WORDS = 6
+MIN_SHARED_PROSE = 3
 SMALL_FILE_STATEMENTS = 30  # normalised statements: a file this small is judged by its rare shared settings too
 MIN_RARE_EVIDENCE = 10.0  # summed rarity (natural-log IDF) of what a small file shares with one upstream
 RARE_SHARE = 0.5  # ... which must also be at least this share of the rarity of everything the small file sets
@@ -157,6 +166,7 @@ class CodeFingerprint:
     error: str | None = None  # why the file was only partly read, if it was
     features: tuple[Feature, ...] = ()  # literal settings and import lines, for small files
     generated: bool = False  # its header says a tool wrote it (protoc's `DO NOT EDIT`): its literals are the tool's
+    prose: tuple[Feature, ...] = ()  # comment and docstring lines (`prose <normalised text>`) and their lines
 
     @property
     def tokens(self) -> int:
@@ -173,6 +183,7 @@ class CodeFingerprint:
             "error": self.error,
             "features": [[f.key, f.line] for f in self.features],
             "generated": self.generated,
+            "prose": [[f.key, f.line] for f in self.prose],
         }
 
     @classmethod
@@ -188,6 +199,7 @@ class CodeFingerprint:
             d.get("error"),
             tuple(Feature(str(k), int(n)) for k, n in d.get("features") or ()),
             bool(d.get("generated")),
+            tuple(Feature(str(k), int(n)) for k, n in d.get("prose") or ()),  # rows stored before it have none
         )
 
 
@@ -236,6 +248,7 @@ class CodeMatch:
     license: str | None = None  # the upstream code's licence
     shared: tuple[SharedFeature, ...] = ()  # a small file's rare settings and imports found in the upstream
     small_file_copied: bool = False  # the small-file rule holds (MIN_RARE_EVIDENCE and RARE_SHARE)
+    prose: tuple[SharedFeature, ...] = ()  # the upstream's own comment and docstring lines the suspect keeps
 
     @property
     def copied_statements(self) -> float:
@@ -246,8 +259,12 @@ class CodeMatch:
         return sum(f.rarity for f in self.shared)
 
     @property
+    def prose_copied(self) -> bool:
+        return len(self.prose) >= MIN_SHARED_PROSE
+
+    @property
     def copied(self) -> bool:
-        return self.copied_statements >= MIN_COPIED_STATEMENTS or self.small_file_copied
+        return self.copied_statements >= MIN_COPIED_STATEMENTS or self.small_file_copied or self.prose_copied
 
     @property
     def similarity(self) -> float:
@@ -256,9 +273,8 @@ class CodeMatch:
 
     @property
     def upstream_paths(self) -> tuple[str, ...]:
-        return tuple(
-            dict.fromkeys([*(d.upstream_path for d in self.definitions), *(f.upstream_path for f in self.shared)])
-        )
+        shared = (*self.shared, *self.prose)
+        return tuple(dict.fromkeys([*(d.upstream_path for d in self.definitions), *(f.upstream_path for f in shared)]))
 
     @property
     def upstream_path(self) -> str:
@@ -543,6 +559,37 @@ def features(tree: ast.Module | None) -> tuple[Feature, ...]:
     return tuple(Feature(k, line) for k, line in sorted(out.items()))
 
 
+_URL = re.compile(r"\S+://\S+|www\.\S+")
+_WORD = re.compile(r"[a-z]{2,}")
+
+
+def prose(tree: ast.Module | None, source: str) -> tuple[Feature, ...]:
+    """Comment lines and docstring lines of PROSE_WORDS words or more, lower-cased with their whitespace collapsed
+    and web addresses taken out (two authors cite one paper alike); not notice lines, nor lines under a
+    `# Copied from` marker."""
+    skip = _copied_from_lines(tree, source)
+    texts: list[tuple[str, int]] = []
+    if tree is not None:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+                first = node.body[0]
+                if _is_docstring(first):
+                    doc = first.value.value  # type: ignore[attr-defined]
+                    texts.extend((line, first.lineno + i) for i, line in enumerate(doc.splitlines()))
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                texts.append((tok.string.lstrip("#"), tok.start[0]))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass  # the comments read so far still count
+    out: dict[str, int] = {}
+    for text, line in texts:
+        norm = " ".join(_URL.sub(" ", text).split()).lower()
+        if line not in skip and len(_WORD.findall(norm)) >= PROSE_WORDS and not _NOTICE.search(norm):
+            out.setdefault(f"prose {norm}", line)
+    return tuple(Feature(k, line) for k, line in sorted(out.items()))
+
+
 @dataclass(frozen=True)
 class Background:
     """Independent code by many authors (rules/code_background.json, built by bench/code/background.py)."""
@@ -587,9 +634,16 @@ def rarity(key: str) -> float:
     return math.log((bg.directories + 1) / (bg.features.get(feature_hash(key), 1) + 1))
 
 
-def _definitions(source: str) -> tuple[tuple[Definition, ...], int, str | None, tuple[Feature, ...]]:
-    """The file's definitions with their normalised tokens, its statement count, any tokenizer error and its
-    features."""
+def in_background(key: str) -> bool:
+    """The background holds the feature in two or more directories (it keeps no others)."""
+    return feature_hash(key) in background().features
+
+
+def _definitions(
+    source: str,
+) -> tuple[tuple[Definition, ...], int, str | None, tuple[Feature, ...], tuple[Feature, ...]]:
+    """The file's definitions with their normalised tokens, its statement count, any tokenizer error, its features
+    and its prose."""
     tree, parsed = _parse_prefix(source)
     toks, where, error = normalised_tokens(source, tree)
     spans = _spans(tree) if tree is not None else []
@@ -621,7 +675,7 @@ def _definitions(source: str) -> tuple[tuple[Definition, ...], int, str | None, 
                 tuple(where[t][0] for t in idx),
             )
         )
-    return tuple(defs), sum(d.statements for d in defs), error, features(tree)
+    return tuple(defs), sum(d.statements for d in defs), error, features(tree), prose(tree, source)
 
 
 def fingerprint(path: str, source: str) -> CodeFingerprint:
@@ -629,9 +683,9 @@ def fingerprint(path: str, source: str) -> CodeFingerprint:
     if len(source) > MAX_CODE_BYTES:
         cut = source.rfind("\n", 0, MAX_CODE_BYTES) + 1 or MAX_CODE_BYTES  # whole lines, so the rest still parses
         source, error = source[:cut], f"only the first {cut} characters were read"
-    defs, statements, tok_error, feats = _definitions(source)
+    defs, statements, tok_error, feats, lines = _definitions(source)
     notices, lic = _header(source)
-    return CodeFingerprint(path, defs, statements, notices, lic, error or tok_error, feats, is_generated(source))
+    return CodeFingerprint(path, defs, statements, notices, lic, error or tok_error, feats, is_generated(source), lines)
 
 
 def is_generated(source: str) -> bool:
@@ -704,6 +758,9 @@ class UpstreamCode:
         feature_owners: dict[str, set[str]] = {}
         for (name, _), fp in self.files.items():
             for f in fp.features:
+                feature_owners.setdefault(f.key, set()).add(name)
+        for (name, _), fp in self.files.items():
+            for f in fp.prose:
                 feature_owners.setdefault(f.key, set()).add(name)
         self.common_features = {k for k, names in feature_owners.items() if len(names) > 1}
         # a stretch repeated in very many places is boilerplate, and would make tiling quadratic on hostile input
@@ -854,17 +911,19 @@ def matches(
     small = {}
     if suspect.statements <= SMALL_FILE_STATEMENTS and not suspect.generated:
         small = small_file_evidence(suspect, code)
+    kept = shared_prose(suspect, code)
     out = []
-    for name in dict.fromkeys([*found, *small]):
+    for name in dict.fromkeys([*found, *small, *kept]):
         defs = found.get(name, [])
         shared, small_copied = small.get(name, ((), False))
-        paths = dict.fromkeys([*(d.upstream_path for d in defs), *(f.upstream_path for f in shared)])
+        lines = kept.get(name, ())
+        paths = dict.fromkeys([*(d.upstream_path for d in defs), *(f.upstream_path for f in (*shared, *lines))])
         files = [code.files[(name, p)] for p in paths]
         missing: tuple[str, ...] = ()
         if suspect_source is not None:
             missing = tuple(dict.fromkeys(n for fp in files for n in missing_notices(fp, suspect_source)))
         lic = next((fp.license for fp in files if fp.license), None) or code.licenses.get(name)
-        m = CodeMatch(name, suspect.path, tuple(defs), suspect.statements, missing, lic, shared, small_copied)
+        m = CodeMatch(name, suspect.path, tuple(defs), suspect.statements, missing, lic, shared, small_copied, lines)
         if m.copied or not copied_only:
             out.append(m)
     return out
@@ -899,6 +958,20 @@ def small_file_evidence(
             score = sum(s.rarity for s in shared)
             out[name] = (tuple(shared), score >= MIN_RARE_EVIDENCE and score >= RARE_SHARE * total)
     return out
+
+
+def shared_prose(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str, tuple[SharedFeature, ...]]:
+    """For each upstream, the prose lines of the suspect found in its files (each line once), leaving out those of
+    two or more registered upstreams and those the background holds in two or more directories."""
+    out: dict[str, dict[str, SharedFeature]] = {}
+    mine = {f.key: f.line for f in suspect.prose if f.key not in code.common_features and not in_background(f.key)}
+    for (name, path), fp in code.files.items():
+        for f in fp.prose:
+            if f.key in mine:
+                out.setdefault(name, {}).setdefault(
+                    f.key, SharedFeature(f.key, mine[f.key], path, f.line, rarity(f.key))
+                )
+    return {name: tuple(sorted(lines.values(), key=lambda f: f.suspect_line)) for name, lines in out.items()}
 
 
 def compare(
