@@ -11,7 +11,9 @@
        - the head, ids 0 .. HEAD_ROWS-1 (the upstream's head sketches, one per token matrix): the first rows of
          a matrix as stored, so for a small model they come with the header in the file's first read
          (`first_read_bytes` sizes it) and the screen costs no request; the suspect screens the token matrices
-         whose head rows came with the header, else the one stored first (one contiguous read);
+         whose head rows came with the header, else the one stored first (one contiguous read). What it
+         cannot see: a derivative whose matrix stored first was re-initialised whole while another kept the
+         upstream's rows, when only the first came with the header (the sketch screened every matrix);
        - else the first sampled ids of the token stream (the sketch), scattered over the vocabulary: for an
          upstream registered before head sketches existed whose stored rows do not hold its head, and for a
          suspect whose token matrices are all stored transposed.
