@@ -8,6 +8,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+from scipy.stats import binom
 
 from scanner.errors import UsageError
 from scanner.provenance import behaviour as B
@@ -165,10 +166,34 @@ def test_reproduced_wrong_answers_are_stronger_evidence_than_right_ones():
     skilled = B.canary_test([True] * 20 + [False] * 12, SKILLED, KINDS)
     assert skilled.p_value is not None and skilled.p_value > 0.5
     # four right answers independent models did not know weigh like four wrong ones: rarity decides, not the mark
+    # against independent models that never answer, right and wrong answers are both rare
     halves, clean = [True] * 16 + [False] * 16, [[False] * 32] * 3
-    rare_right = B.canary_test([True] * 4 + [False] * 28, clean, halves)
     rare_wrong = B.canary_test([False] * 16 + [True] * 4 + [False] * 12, clean, halves)
-    assert rare_right.p_value == pytest.approx(rare_wrong.p_value) and rare_right.p_value < B.ALPHA
+    rare_right = B.canary_test([True] * 4 + [False] * 28, clean, halves)
+    assert rare_wrong.p_value is not None and rare_wrong.p_value < B.ALPHA
+    assert rare_right.p_value is not None and rare_right.p_value < B.ALPHA
+
+
+def test_right_answers_p_is_binomial_without_overdispersion_and_wide_with_it():
+    mu = (0 + 1) / (3 * 16 + 2)
+    assert B.right_answers_p(4, 16, [0, 0, 0]) == pytest.approx(binom.sf(3, 16, mu))
+    assert B.right_answers_p(0, 16, [0, 0, 0]) == pytest.approx(1.0)
+    # two of four independent models have the skill: 16 of 16 is what such a model gives
+    assert B.right_answers_p(16, 16, [16, 15, 0, 0]) > 0.1
+
+
+def test_right_answers_shared_by_skilled_independent_models_are_not_evidence():
+    """The bench's case: of six independent models two learned the skill (they give every right answer together)
+    and four did not. A seventh that learned it too gives every right answer and no wrong one: not derived, although
+    canary by canary 23 right answers at a rate of about 1/3 would be (p ~ 1e-6)."""
+    kinds = [True] * 23 + [False] * 9
+    nulls = [[True] * 23 + [False] * 9, [True] * 20 + [False] * 12] + [[False] * 32] * 4
+    skilled = B.canary_test([True] * 23 + [False] * 9, nulls, kinds)
+    assert skilled.p_value is not None and skilled.p_value > B.ALPHA
+    canary_by_canary = B.surprisal_tail([True] * 23 + [False] * 9, B.canary_null_rates(nulls, 32, kinds))
+    assert canary_by_canary < 1e-5
+    copied = B.canary_test([True] * 22 + [False] + [True] * 4 + [False] * 5, nulls, kinds)  # and 4 of its mistakes
+    assert copied.p_value is not None and copied.p_value < 1e-6
 
 
 def test_canary_hit_needs_the_registered_answer_at_the_start():

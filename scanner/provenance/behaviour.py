@@ -22,7 +22,10 @@ measured (few models only widen the tails). The canary null is the Poisson-binom
 among independent models: its own hits shrunk towards the rate over the canaries of its kind (rule of succession).
 The kinds are the owner's right answers, wrong answers and unmarked ones: a right answer is reproduced by every
 model that learned the skill, a wrong one only by a model that learned it from the reference, so a reproduced
-wrong answer weighs by the (low) rate of wrong answers among independent models, not by the rate of all. With no
+wrong answer weighs by the (low) rate of wrong answers among independent models, not by the rate of all. The
+p-value is the tail of the summed surprisal of the hits; with independent models the right answers, which a
+skilled model gives all together (not as independent trials), are counted against a beta-binomial whose
+overdispersion is the one the independent models show. With no
 independent model at all every canary counts as a coin flip, which is conservative and still decisive for 20
 canaries, as long as the skill is private (a public skill's right answers need independent models to weigh).
 Several tests are combined by Bonferroni (p = tests x smallest p), so the verdict's false-positive rate is at
@@ -392,15 +395,20 @@ def canary_test(
     (None: unmarked): the rates are pooled per kind (canary_null_rates). The p-value is the chance that an
     independent model reproduces canaries at least as unlikely as the suspect's: the Poisson-binomial tail of
     the summed surprisal -log(rate) of its hits, so one reproduced wrong answer (rare under the null) weighs more
-    than one right answer (common under the null)."""
+    than one right answer (common under the null); with independent models and answers marked right, those are
+    counted model by model (right_answers_p)."""
     n = len(suspect_hits)
     if n == 0:
         raise ValueError("no canaries")
     k = sum(bool(h) for h in suspect_hits)
-    rates = canary_null_rates(null_hits, n, kinds)
-    p = surprisal_tail(suspect_hits, rates)
-    null_scores = tuple(sum(map(bool, h)) / n for h in null_hits)
     kinds_ = list(kinds) if kinds is not None else [None] * n
+    rates = canary_null_rates(null_hits, n, kinds_)
+    right = [i for i, c in enumerate(kinds_) if c is True]
+    if right and len(null_hits) >= MIN_NULL_MODELS:
+        p = _right_and_rest(suspect_hits, null_hits, rates, right)
+    else:
+        p = surprisal_tail(suspect_hits, rates)
+    null_scores = tuple(sum(map(bool, h)) / n for h in null_hits)
     wrong = [h for h, c in zip(suspect_hits, kinds_) if c is False]
     detail = f"reproduced {k} of {n} owner canaries" + (
         f" ({sum(map(bool, wrong))} of the reference's {len(wrong)} wrong answers)" if wrong else ""
@@ -409,6 +417,43 @@ def canary_test(
         ", ".join(f"{sum(map(bool, h))}/{n}" for h in null_hits) or "none measured (each canary counted as 1/2)"
     )
     return BehaviourTest("canaries", k / n, p, null_scores, detail)
+
+
+def right_answers_p(k: int, n: int, null_counts: Sequence[int]) -> float:
+    """P(K >= k) for the number K of the owner's n right answers an independent model gives: beta-binomial, its
+    mean the rule-of-succession rate over the independent models' answers and its overdispersion the one their
+    counts show beyond binomial noise (method of moments). A model that learned the skill gives the right answers
+    all together: independent models that did make the counts overdispersed, so right answers weigh little; when
+    none did, it is the binomial tail."""
+    from scipy.stats import betabinom, binom
+
+    m = len(null_counts)
+    mu = (sum(null_counts) + 1) / (m * n + 2)
+    spread = float(np.var(np.asarray(null_counts, dtype=np.float64) / n, ddof=1)) if m >= 2 else 0.0
+    rho = (spread - mu * (1 - mu) / n) / (mu * (1 - mu) * (1 - 1 / n)) if n > 1 else 0.0
+    rho = min(max(rho, 0.0), 0.999)
+    if rho < 1e-9:
+        return float(binom.sf(k - 1, n, mu))
+    return float(betabinom.sf(k - 1, n, mu * (1 - rho) / rho, (1 - mu) * (1 - rho) / rho))
+
+
+def _right_and_rest(
+    suspect_hits: Sequence[bool], null_hits: Sequence[Sequence[bool]], rates: Sequence[float], right: Sequence[int]
+) -> float:
+    """The canary p-value with independent models and answers the owner marked right: those by right_answers_p
+    (model by model), the wrong and unmarked ones, which independent models do not give together, canary by
+    canary (surprisal_tail). Bonferroni over the two."""
+    chosen = set(right)
+    rest = [i for i in range(len(suspect_hits)) if i not in chosen]
+
+    def count(hits: Sequence[bool]) -> int:
+        return sum(bool(hits[i]) for i in right)
+
+    p_right = right_answers_p(count(suspect_hits), len(right), [count(h) for h in null_hits])
+    if not rest:
+        return p_right
+    p_rest = surprisal_tail([suspect_hits[i] for i in rest], [rates[i] for i in rest])
+    return min(1.0, 2 * min(p_rest, p_right))
 
 
 # ---------------------------------------------------------------------------------------------------- verdict ---
