@@ -1,17 +1,19 @@
-"""Where a remote compare at a real model size spends its CPU: py-spy samples of every thread, summed by function.
+"""Where a remote compare at a real model size spends its CPU, by function, over every thread.
 
-    .venv/bin/python bench/speed/profile_compare.py [--shape llama3-8b] [--pair indie/other] [--py-spy PATH]
+    .venv/bin/python bench/speed/profile_compare.py [--shape llama3-8b] [--pair indie/other] [--yappi DIR]
 
 Serves the same sparse repos as shapes.py (tests/servers/hub.py), runs `originscan compare hf:PAIR hf:upstream/base`
-once cold under `py-spy record` (non-idle samples only, so time waiting on the network is left out), and prints the
-functions with the most samples of their own and the most samples including what they call, each as a share of
-all samples. py-spy is a tool, not a dependency: install it anywhere (`pip install py-spy`) and pass --py-spy.
+once cold under yappi with its CPU clock (each thread's CPU time, so neither waiting on the network nor the shared
+machine's load counts, as it would in a sampling profiler's wall-clock samples), and prints the command's CPU
+seconds, the functions with the most CPU of their own and the most including what they call, and the CPU spent in
+imports. yappi is a tool, not a dependency: `pip install --target DIR yappi` and pass --yappi DIR. The profiler's
+own cost inflates Python-heavy code (imports most), so shares, not seconds, are what to compare.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
+import json
 import os
 import shutil
 import subprocess
@@ -25,54 +27,45 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench" / "speed")]
 from servers.hub import HubServer  # noqa: E402
 from shapes import MODELS, SHAPES, give_hashes, write_model  # noqa: E402
 
+# Runs in the child: the CLI under yappi; at exit every function's CPU (own, inclusive, calls) goes to a JSON file.
+CHILD = """
+import atexit, json, runpy, sys, yappi
+out = sys.argv.pop(1)
+yappi.set_clock_type("cpu")
+yappi.start(builtins=False, profile_threads=True)
+def dump():
+    yappi.stop()
+    rows = [(f"{s.module.rsplit('/', 1)[-1]}:{s.name}", s.tsub, s.ttot, s.ncall) for s in yappi.get_func_stats()]
+    json.dump(rows, open(out, "w"))
+atexit.register(dump)
+sys.argv[0] = "originscan"
+runpy.run_module("scanner.cli", run_name="__main__", alter_sys=True)
+"""
 
-def frame_name(frame: str) -> str:
-    """'fn (path/to/mod.py:12)' -> 'mod.py:fn' (line numbers differ per sample)."""
-    fn, _, where = frame.partition(" (")
-    return f"{Path(where.rsplit(':', 1)[0]).name}:{fn}" if where else fn
 
-
-# Leaf frames that are waits, not work: py-spy's idle test misses threads blocked inside these.
-WAITING = frozenset(
-    {"thread.py:_worker", "threading.py:Condition.wait", "socket.py:SocketIO.readinto", "queue.py:Queue.get"}
-)
-
-
-def summarise(raw: Path, top: int, rate: int) -> None:
-    own: collections.Counter[str] = collections.Counter()
-    inclusive: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        n = int(count)
-        frames = [frame_name(f) for f in stack.split(";")[1:]]  # the first frame names the thread
-        if frames and frames[-1] in WAITING:
-            continue  # py-spy took a thread blocked in a queue, lock or socket for a busy one
-        total += n
-        if frames:
-            own[frames[-1]] += n
-        for f in set(frames):
-            inclusive[f] += n
-    print(f"{total} busy samples ({total / rate:.2f} s of CPU at {rate} Hz)")
-    for title, counter in (("own", own), ("inclusive", inclusive)):
-        print(f"\n-- top {top} by {title} samples")
-        for name, n in counter.most_common(top):
-            print(f"{100 * n / total:6.1f}%  {name}")
+def summarise(rows: list[tuple[str, float, float, int]], cpu: float, top: int) -> None:
+    print(f"command CPU (user + system, every thread, under the profiler): {cpu:.2f} s")
+    merged: dict[str, list[float]] = {}
+    for name, own, inclusive, calls in rows:  # the same name in several modules of one file name: summed
+        m = merged.setdefault(name, [0.0, 0.0, 0])
+        m[0] += own
+        m[1] = max(m[1], inclusive)  # recursion and re-entry make sums of inclusive times meaningless
+        m[2] += calls
+    total = sum(m[0] for m in merged.values()) or 1.0
+    imports = merged.get("<frozen importlib._bootstrap>:_find_and_load", [0.0, 0.0, 0])[1]
+    print(f"profiled CPU {total:.2f} s; in imports {imports:.2f} s ({100 * imports / total:.0f} %)")
+    for title, key in (("own", 0), ("inclusive", 1)):
+        print(f"\n-- top {top} by {title} CPU (share of the profiled CPU, seconds, calls)")
+        for name, m in sorted(merged.items(), key=lambda kv: -kv[1][key])[:top]:
+            print(f"{100 * m[key] / total:6.1f}%  {m[key]:7.3f} s  {int(m[2]):>7}  {name}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape", choices=list(SHAPES), default="llama3-8b")
     ap.add_argument("--pair", choices=["mallory/copy", "indie/other"], default="indie/other")
-    ap.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
-    ap.add_argument("--rate", type=int, default=500)
-    ap.add_argument(
-        "--all-threads", action="store_true", help="every thread py-spy deems busy, not only the one holding the GIL"
-    )
+    ap.add_argument("--yappi", type=Path, default=None, help="folder yappi is installed in (pip install --target)")
     ap.add_argument("--top", type=int, default=35)
-    ap.add_argument("--save", type=Path, default=None, help="keep py-spy's raw samples (collapsed stacks) here")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="originscan-profile-"))
     try:
@@ -82,19 +75,18 @@ def main() -> None:
             give_hashes(hub, tmp / "hub")
             cache = tmp / "cache"
             env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="0")
-            env.update(ORIGINSCAN_CACHE=str(cache), HF_HOME=str(cache / "hf"), PYTHONPATH=str(ROOT))
-            raw = tmp / "samples.txt"
-            cmd = [args.py_spy, "record", "--format", "raw", "--rate", str(args.rate), "-o", str(raw), "--"]
-            cmd += [sys.executable, "-m", "scanner.cli", "compare", f"hf:{args.pair}", "hf:upstream/base"]
-            if not args.all_threads:  # threads waiting for the GIL look busy to py-spy: sample its holder only
-                cmd.insert(2, "--gil")
-            out = subprocess.run(cmd + ["--format", "json"], env=env, capture_output=True, text=True, cwd=ROOT)
+            paths = [str(ROOT)] + ([str(args.yappi)] if args.yappi else [])
+            env.update(ORIGINSCAN_CACHE=str(cache), HF_HOME=str(cache / "hf"), PYTHONPATH=os.pathsep.join(paths))
+            stats = tmp / "stats.json"
+            cmd = [sys.executable, "-c", CHILD, str(stats), "compare", f"hf:{args.pair}", "hf:upstream/base"]
+            before = os.times()
+            out = subprocess.run([*cmd, "--format", "json"], env=env, capture_output=True, text=True, cwd=ROOT)
+            after = os.times()
             if out.returncode not in (0, 1):
                 raise SystemExit(f"compare failed ({out.returncode}): {out.stderr[-800:]}")
+            cpu = after.children_user - before.children_user + after.children_system - before.children_system
             print(f"{args.shape} {args.pair} vs upstream/base: {hub.stats.requests} requests")
-            summarise(raw, args.top, args.rate)
-            if args.save:
-                shutil.copy(raw, args.save)
+            summarise(json.loads(stats.read_text()), cpu, args.top)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -16,7 +16,7 @@ import time
 import urllib.parse
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import requests
@@ -334,6 +334,15 @@ class Answer:
     history: tuple[Answer, ...] = ()
 
 
+@dataclass(frozen=True)
+class Hop:
+    """Where a range answer came from after its redirects: the URL and the headers sent there (never shown: they
+    may hold a token, the URL a signature)."""
+
+    url: str = field(repr=False)
+    headers: Mapping[str, str] = field(repr=False)
+
+
 def _timeout(value: Any) -> urllib3.Timeout:
     """requests' timeout forms: (connect, read) or one number for both."""
     if isinstance(value, urllib3.Timeout):
@@ -344,18 +353,18 @@ def _timeout(value: Any) -> urllib3.Timeout:
 
 def range_get(
     url: str, headers: Mapping[str, str], timeout: Any, retry: RetryPolicy, label: str
-) -> tuple[urllib3.BaseHTTPResponse, Answer]:
+) -> tuple[urllib3.BaseHTTPResponse, Answer, Hop]:
     """A GET for a byte range through urllib3's pool, redirects followed, with `request`'s guarantees: a timeout on
     every call, the same retries of 429/5xx and network faults, the request budget and the host breaker on every
     hop. requests would add about a millisecond of CPU per call on top of urllib3's third of one (settings merged,
     hooks, cookies, a Response built): a comparison at 8B makes 650 of them. Returns the streamed answer (any
-    status that is not retried; the caller reads or closes it) and its Answer. The Authorization header is dropped
-    on a redirect to another origin, as requests drops it; no .netrc is ever read."""
+    status that is not retried; the caller reads or closes it), its Answer and the Hop that gave it. The
+    Authorization header is dropped on a redirect to another origin, as requests drops it; no .netrc is ever read."""
     sent = urllib3.HTTPHeaderDict({"User-Agent": USER_AGENT, "Accept": "*/*"})
     sent.update(headers)  # case-insensitive: the caller's User-Agent replaces ours, as in a requests Session
     limits = _timeout(timeout)
 
-    def once() -> tuple[urllib3.BaseHTTPResponse, Answer]:
+    def once() -> tuple[urllib3.BaseHTTPResponse, Answer, Hop]:
         at, ask = url, sent
         history: tuple[Answer, ...] = ()
         for _ in range(MAX_REDIRECTS + 1):
@@ -391,7 +400,7 @@ def range_get(
                 raise Retryable(f"HTTP {resp.status}", retry_after)
             location = resp.headers.get("Location")
             if resp.status not in (301, 302, 303, 307, 308) or not location:
-                return resp, answer
+                return resp, answer, Hop(at, ask)
             resp.drain_conn()
             resp.release_conn()
             following = urllib.parse.urljoin(at, location)
@@ -575,6 +584,11 @@ class HTTPRangeByteSource(ByteSource):
         self._timeout = timeout
         self.requests = 0  # HTTP range requests made, resumes included
         self.resumes = 0
+        # Where the file's redirects led (the Hub sends every download to a CDN, by a signed URL valid for an hour
+        # or so) and the redirects' answers: later ranges go there directly, one request each instead of two and
+        # none to the Hub's download endpoint; an answer there other than 206 (expired, moved) sends the read back
+        # through the redirects once.
+        self._redirected: tuple[Hop, tuple[Answer, ...]] | None = None
 
     def __repr__(self) -> str:  # never shows headers (they may hold a token)
         return f"HTTPRangeByteSource({self.name!r}, size={self.size})"
@@ -609,9 +623,27 @@ class HTTPRangeByteSource(ByteSource):
         self.requests += 1
         deadline = time.monotonic() + request_seconds()
         label = f"{self.name}: range {start}-{end}"
-        resp, answer = range_get(self.url, headers, self._timeout, self._retry, label)
+        redirected = self._redirected
+        if redirected is not None:
+            hop, history = redirected
+            again = {**hop.headers, "Range": headers["Range"]}
+            resp, _, _ = range_get(hop.url, again, self._timeout, self._retry, label)
+            if resp.status == 206:
+                return self._consume(resp, Answer(resp.status, resp.headers, history), start, end, buf, deadline)
+            resp.close()
+            resp.release_conn()
+            self._redirected = None
+            self.requests += 1
+        resp, answer, hop = range_get(self.url, headers, self._timeout, self._retry, label)
+        self._consume(resp, answer, start, end, buf, deadline)
+        if answer.history:
+            self._redirected = hop, answer.history
+
+    def _consume(
+        self, resp: urllib3.BaseHTTPResponse, answer: Answer, start: int, end: int, buf: bytearray, deadline: float
+    ) -> None:
         try:
-            self._take(resp, answer, start, end, buf, label, deadline)
+            self._take(resp, answer, start, end, buf, f"{self.name}: range {start}-{end}", deadline)
         except BaseException:
             resp.close()  # an answer not read to its end leaves its connection unusable
             raise
