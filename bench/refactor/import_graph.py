@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline",),  # snapshot -> results
     ("attribution",),  # the NOTICE text a derivative must ship
     ("report",),  # results -> text, json, html, ...
-    ("demo", "watch", "ci"),  # consumers of the core
+    ("demo", "watch", "watch_probe", "ci"),  # consumers of the core
     ("cli", "cli_params"),  # the command line; its option values coerced without pydantic
 )
 
