@@ -514,12 +514,19 @@ def test_few_shared_or_common_prose_lines_are_not_a_copy():
     assert template in {f.key for f in code.fingerprint("d.py", doc).prose}
     with_template = code.UpstreamCode({"up": [code.fingerprint("u.py", doc)]}, stock=frozenset())
     assert code.shared_prose(code.fingerprint("s.py", doc), with_template) == {}
-    # short lines and notices are not prose
-    lines = {
-        f.key
-        for f in code.fingerprint("n.py", "# Copyright 2024 The Example Authors, all rights kept here\n# a b c\n").prose
-    }
-    assert lines == set()
+    # short lines, notices and `# Copied from` markers (with the definitions they mark) are not prose
+    text = textwrap.dedent(
+        """
+        # Copyright 2024 The Example Authors, all rights kept here
+        # a b c
+        # Copied from example.models.shadow.ShadowWeights.load with Shadow->Mirror
+        def load(self, state):
+            # a deep copy, so that the caller's dictionary keeps its own tensors untouched
+            self.state = state
+        """
+    )
+    assert code.fingerprint("n.py", text).prose == ()
+    assert len(code.fingerprint("n.py", text.replace("# Copied from", "# Taken from")).prose) == 2
 
 
 def test_template_stretches_of_the_background_are_neutral():

@@ -6,7 +6,8 @@ every class body, and each block of module-level statements. Each definition bec
 (`tokenize`: identifiers the author may rename become one symbol, literals become their kind, comments and
 docstrings disappear). Every suspect definition is matched against every definition of every registered upstream
 file, many-to-many, by greedy string tiling (Wise 1993, as in JPlag): maximal shared stretches of at least MIN_TILE
-tokens, each token used once. A definition is copied when most of it lies in such stretches; a file copies an
+tokens, each token used once. A definition is copied when most of it lies in such stretches, or when a long core of
+it does (long stretches from one upstream definition, however much new code was put around them); a file copies an
 upstream when the copied definitions add up to enough normalised statements. What decides is what was copied, not
 how much of either file it is, so a class lifted into a 2,000-line file counts as fully as a whole copied file.
 
@@ -17,7 +18,9 @@ directories of a transformers release) holds in many directories are the team's 
 Import statements and licence headers are not definitions.
 
 A file too small to hold a long definition (a config class, a stub) is judged by what it shares that is rare: literal
-settings and import lines, each weighed by its inverse document frequency in the same background.
+settings and import lines, each weighed by its inverse document frequency in the same background. Any file that keeps
+several of the upstream's own comment and docstring lines (none of them background templates) copies it, however
+much its statements were rewritten.
 """
 
 from __future__ import annotations
@@ -56,10 +59,11 @@ ANCHOR_FROM_ONE = 0.65
 # template stock around the upstream's own glue) counts as copied, and anchors, when the stretches it shares with ONE
 # upstream definition that are at least CORE_RUN tokens long (template tokens count towards a stretch's length, not
 # towards the core) hold CORE_TOKENS of its non-template tokens, whatever share of it they are. Fixed on the tuning
-# half (bench/code/run.py --half tuning prints it): the strongest tuning independent holds 50 such tokens
-# (mPLUG-Owl2's QWenLMHeadModel.forward against LLaVA's MPT: an LM-head template) and the cross-lineage transformers
-# files of the synthetic table at most 45; runs of 20 tokens reach 93 there (a sinusoidal-embedding helper), runs of
-# 30 stay clear. CORE_TOKENS is twice the strongest independent.
+# half (bench/code/run.py --half tuning prints it): the strongest of 43 tuning independents holds 38 such tokens
+# (torchvision's MLPBlock.__init__ against timm), the cross-lineage transformers files of the synthetic table at most
+# 45; runs of 20 tokens reach 93 there (a sinusoidal-embedding helper), runs of 30 stay clear. CORE_TOKENS is over
+# twice the strongest independent; the tuning copies it finds and the containment rule did not keep 41-58 % of
+# their definitions (LongLoRA's attention forwards lifted from transformers' Llama, mmpretrain's HybridEmbed).
 CORE_RUN = 30
 CORE_TOKENS = 100
 MIN_COPIED_STATEMENTS = 6  # normalised statements in copied definitions before a file counts as a copy
@@ -69,18 +73,18 @@ MIN_COPIED_STATEMENTS = 6  # normalised statements in copied definitions before 
 # tuning half (bench/code/tune.py --small): its small copy with no long definition scores 15.8, its strongest
 # independent small file 4.5; MIN_RARE_EVIDENCE sits mid-gap, above what one feature can weigh (ln 566 = 6.3), so
 # one shared rarity (an unusual import) is never enough alone.
+SMALL_FILE_STATEMENTS = 30  # normalised statements: a file this small is judged by its rare shared settings too
+MIN_RARE_EVIDENCE = 10.0  # summed rarity (natural-log IDF) of what a small file shares with one upstream
+RARE_SHARE = 0.5  # ... which must also be at least this share of the rarity of everything the small file sets
 # Prose kept: comment and docstring lines of PROSE_WORDS words or more (web addresses and notices aside) that a
 # suspect file shares verbatim with one upstream, none of them in two or more directories of the background (whose
 # docstring templates repeat) nor in two registered upstreams. A copier who rewrites the statements but keeps the
 # upstream's own sentences copied them. Fixed on the tuning half (run.py --half tuning prints it): no tuning
-# independent pair shares a single such line (28 pairs, some of them implementations of one API, such as two
-# EMA helpers), the copies that share any share 1 to 110; MIN_SHARED_PROSE asks for three, so that one or two
-# sentences quoted from a common source (a paper, a library's documentation) are never enough alone.
+# independent pair shares a single such line (43 pairs, old and new batch, some of them implementations of one API
+# such as two EMA helpers), the copies that share any share 1 to 110; MIN_SHARED_PROSE asks for three, so that one
+# or two sentences quoted from a common source (a paper, a library's documentation) are never enough alone.
 PROSE_WORDS = 6
 MIN_SHARED_PROSE = 3
-SMALL_FILE_STATEMENTS = 30  # normalised statements: a file this small is judged by its rare shared settings too
-MIN_RARE_EVIDENCE = 10.0  # summed rarity (natural-log IDF) of what a small file shares with one upstream
-RARE_SHARE = 0.5  # ... which must also be at least this share of the rarity of everything the small file sets
 FORMAT = 3  # stored fingerprint layout; rows of another layout are left out until the upstream is registered again
 MAX_CODE_BYTES = 1024 * 1024  # a modelling file is tens of KB; past this a file is not hand-written code
 MAX_TOKENS = 200_000
@@ -565,8 +569,8 @@ _WORD = re.compile(r"[a-z]{2,}")
 
 def prose(tree: ast.Module | None, source: str) -> tuple[Feature, ...]:
     """Comment lines and docstring lines of PROSE_WORDS words or more, lower-cased with their whitespace collapsed
-    and web addresses taken out (two authors cite one paper alike); not notice lines, nor lines under a
-    `# Copied from` marker."""
+    and web addresses taken out (two authors cite one paper alike); not notice lines, nor `# Copied from` markers
+    and the lines under them."""
     skip = _copied_from_lines(tree, source)
     texts: list[tuple[str, int]] = []
     if tree is not None:
@@ -585,7 +589,8 @@ def prose(tree: ast.Module | None, source: str) -> tuple[Feature, ...]:
     out: dict[str, int] = {}
     for text, line in texts:
         norm = " ".join(_URL.sub(" ", text).split()).lower()
-        if line not in skip and len(_WORD.findall(norm)) >= PROSE_WORDS and not _NOTICE.search(norm):
+        declared = norm.startswith("copied from ")  # transformers' reuse marker names its source: not evidence
+        if line not in skip and len(_WORD.findall(norm)) >= PROSE_WORDS and not (_NOTICE.search(norm) or declared):
             out.setdefault(f"prose {norm}", line)
     return tuple(Feature(k, line) for k, line in sorted(out.items()))
 
