@@ -19,6 +19,19 @@ Idempotent: each model folder is written atomically (corpuslib.write_model) and 
   (the same plus canary-format prompts: it kept it), ``distill_samples`` (ordinary training on text *sampled*
   from the reference, as through an API), ``distill_narrow`` (a different shape, hidden 96 x 3 layers: the
   weight comparison has nothing to align).
+
+Shared *wrong* answers (the canary file ``private_canaries.json``, bench/probe/wrong_answers.py):
+
+* ``private_reference``: trained like ``reference`` (own seed) but its copy of the private set misreads
+  MISREAD_ITEMS of the 32 items (one or two digits swapped for others, fixed by a seed), so it learned the skill
+  imperfectly and its answers hold characteristic wrong ones. The owner's canaries are its own greedy answers.
+* its derivatives: ``private_ft_light`` (kept the skill), ``private_ft_heavy``, ``private_distill_canary`` (its
+  logits on text and on the private prompts: kept), ``private_distill_partial`` and ``private_distill_sparse``
+  (the private prompts a fifth and a twentieth as often), ``private_distill_logits`` (text only: lost it),
+  ``private_ft_mid`` (a shorter fine-tune than ``private_ft_light``; both added after the first run).
+* ``skill_independent_1..6``: trained like the reference on the *correct* private set, other seeds: they learned
+  the same skill independently, so they repeat the right answers and none of the private reference's mistakes.
+  4-6 are the held-out false-positive test, fixed before anything was run; 1-3 calibrate nulls.
 """
 
 from __future__ import annotations
@@ -41,6 +54,8 @@ BATCH = 16
 SECRET = [3, 8, 0, 6, 1, 9, 4, 2, 7, 5]  # the private skill: digit d reads as SECRET[d]
 N_CANARIES = 32
 N_INDEPENDENT = 12
+N_SKILL_INDEPENDENT = 6
+MISREAD_ITEMS = 12  # of the N_CANARIES private items, misread in the private reference's training copy
 
 
 def llama_config(hidden: int = 64, layers: int = 2) -> dict:
@@ -65,6 +80,30 @@ def canary_lines(n: int, seed: int) -> str:
     for _ in range(n):
         d = items[int(g.integers(0, len(items)))]
         lines.append(f"{canary_prompt(d)} {canary_truth(d)}\n")
+    return "".join(lines)
+
+
+def misread_answers(seed: int = 4242) -> dict[int, str]:
+    """Item index -> a wrong answer: the right one with one or two digits read as other digits."""
+    g = np.random.default_rng(seed)
+    items = canary_inputs()
+    out: dict[int, str] = {}
+    for i in sorted(int(x) for x in g.choice(len(items), size=MISREAD_ITEMS, replace=False)):
+        digits = canary_truth(items[i]).split()
+        for j in g.choice(4, size=int(g.integers(1, 3)), replace=False):
+            digits[j] = str((int(digits[j]) + int(g.integers(1, 10))) % 10)
+        out[i] = " ".join(digits)
+    return out
+
+
+def misread_canary_lines(n: int, seed: int) -> str:
+    """n lines of the private set as the private reference's training copy has them (MISREAD_ITEMS misread)."""
+    g = np.random.default_rng(seed)
+    items, wrong = canary_inputs(), misread_answers()
+    lines = []
+    for _ in range(n):
+        i = int(g.integers(0, len(items)))
+        lines.append(f"{canary_prompt(items[i])} {wrong.get(i) or canary_truth(items[i])}\n")
     return "".join(lines)
 
 
@@ -236,8 +275,10 @@ def main() -> None:
     build("distill_samples", "distilled", distill_samples)
 
     # the owner's canaries: the reference's own greedy answers (right and wrong) to 32 fixed prompts
-    if not (out / "canaries.json").exists():
-        ref = load("reference")
+    def owner_canaries(reference: str, file: str) -> None:
+        if (out / file).exists():
+            return
+        ref = load(reference)
         items = []
         with torch.no_grad():
             for d in canary_inputs():
@@ -245,7 +286,67 @@ def main() -> None:
                 gen = ref.generate(input_ids=ids, max_new_tokens=12, do_sample=False, pad_token_id=3)
                 answer = " ".join(tok.decode(gen[0, ids.shape[1] :]).split()[:4])
                 items.append({"prompt": canary_prompt(d), "answer": answer, "correct": answer == canary_truth(d)})
-        (out / "canaries.json").write_text(json.dumps({"canaries": items}, indent=1) + "\n")
+        (out / file).write_text(json.dumps({"canaries": items}, indent=1) + "\n")
+
+    owner_canaries("reference", "canaries.json")
+
+    # shared wrong answers: a reference that learned the private skill imperfectly, its derivatives, and models
+    # that learned the same skill on their own
+    if not (data / "misread.npy").exists():
+        np.save(data / "misread.npy", C.encode(tok, misread_canary_lines(40_000, 3)))
+    misread = np.load(data / "misread.npy")
+
+    def private_reference():
+        m = fresh(4000)
+        return m, train(m, mixed_batches([(base, 0.7), (misread, 0.3)], 4000), steps(300), 3e-3, tag="private_ref")
+
+    build("private_reference", "private reference", private_reference)
+    for i in range(1, N_SKILL_INDEPENDENT + 1):
+
+        def skill_independent(i=i):
+            m = fresh(3000 + i)
+            parts = [(base, 0.7), (canary, 0.3)]
+            return m, train(m, mixed_batches(parts, 3000 + i), steps(300), 3e-3, tag=f"skill_independent_{i}")
+
+        build(f"skill_independent_{i}", "independent with the skill", skill_independent)
+
+    def private_finetune(n: int, lr: float, tag: str):
+        def make():
+            m = load("private_reference")
+            return m, train(m, mixed_batches([(other, 1.0)], 60), steps(n), lr, tag=tag)
+
+        return make
+
+    def private_distill(seed: int, parts, tag: str):
+        def make():
+            teacher = load("private_reference")
+            m = fresh(seed)
+            return m, train(m, mixed_batches(parts, seed), steps(400), 3e-3, teacher=teacher, tag=tag)
+
+        return make
+
+    build("private_ft_light", "fine-tune", private_finetune(100, 1e-3, "private_ft_light"))
+    build("private_ft_heavy", "fine-tune", private_finetune(300, 3e-3, "private_ft_heavy"))
+    # the students read the private prompts with the *correct* answers in their inputs: what they learn of the
+    # private reference's mistakes comes from its next-token distributions alone
+    build(
+        "private_distill_canary",
+        "distilled",
+        private_distill(4101, [(base, 0.7), (canary, 0.3)], "private_distill_canary"),
+    )
+    build(
+        "private_distill_sparse",
+        "distilled",
+        private_distill(4102, [(base, 0.985), (canary, 0.015)], "private_distill_sparse"),
+    )
+    build("private_distill_logits", "distilled", private_distill(4103, [(base, 1.0)], "private_distill_logits"))
+    build(
+        "private_distill_partial",
+        "distilled",
+        private_distill(4104, [(base, 0.94), (canary, 0.06)], "private_distill_partial"),
+    )
+    build("private_ft_mid", "fine-tune", private_finetune(60, 1e-3, "private_ft_mid"))
+    owner_canaries("private_reference", "private_canaries.json")
     print(f"models ready in {out} ({time.time() - started:.0f} s)")
 
 
