@@ -529,6 +529,63 @@ def test_few_shared_or_common_prose_lines_are_not_a_copy():
     assert len(code.fingerprint("n.py", text.replace("# Copied from", "# Taken from")).prose) == 2
 
 
+_TEMPLATE = """\
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+"""
+_GLUE = """\
+        if input_ids is not None and inputs_embeds is not None:
+            raise ValueError("give input_ids or inputs_embeds, not both")
+        hidden = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
+        hidden = hidden * self.embed_scale + self.pos(torch.arange(hidden.shape[1], device=hidden.device))
+        mask = self.mask_for(attention_mask, hidden.shape[:2], hidden.dtype, past_key_values)
+        for layer in self.layers[: self.config.num_hidden_layers]:
+            hidden = layer(hidden, mask, past_key_values, output_attentions=output_attentions)[0]
+"""
+_NEW = """\
+        if self.stage is not None and not self.stage.is_first:
+            hidden = self.stage.receive(batch_size=input_ids.shape[0], dtype=self.dtype)
+            self.stage.log(f"stage {self.stage.index} received {tuple(hidden.shape)}")
+        shard = self.layers[self.stage.first_layer : self.stage.last_layer] if self.stage else self.layers
+        self.stage_layers = shard
+"""
+
+
+def _forward(*blocks: str) -> str:
+    head = "def forward(self, input_ids, attention_mask, inputs_embeds, past_key_values, output_attentions, use_cache,"
+    return "import torch\n\n\nclass M:\n    " + head + " return_dict):\n" + "".join(blocks) + "        return hidden\n"
+
+
+def _template_stock() -> frozenset[str]:
+    tokens = code.fingerprint("t.py", _forward(_TEMPLATE)).definitions[-1].tokens
+    n = code.STOCK_TILE
+    return frozenset(code.stretch_hash(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def test_lifted_code_around_a_template_counts_by_the_upstreams_own_glue_it_keeps():
+    # the upstream's forward: a template (in many background directories) followed by its own glue; the suspect lifts
+    # it and adds as much code of its own (a pipeline stage): the template is neutral, the glue is the kept core
+    up = code.UpstreamCode({"up": [code.fingerprint("u.py", _forward(_TEMPLATE, _GLUE))]}, stock=_template_stock())
+    lifted = code.fingerprint("s.py", _forward(_TEMPLATE, _NEW, _GLUE))
+    (d,) = code.definition_candidates(lifted, up)["up"]
+    assert d.stock_share > 0.2 and d.containment < code.DEF_CONTAINMENT
+    assert d.kept_core >= code.CORE_TOKENS and d.anchors
+    assert code.matches(lifted, up)
+
+
+def test_a_template_shared_with_code_of_ones_own_makes_no_kept_core():
+    # the same template with the suspect's own code after it: a long shared run, but all of it template
+    up = code.UpstreamCode({"up": [code.fingerprint("u.py", _forward(_TEMPLATE, _GLUE))]}, stock=_template_stock())
+    own = code.fingerprint("s.py", _forward(_TEMPLATE, _NEW))
+    (d,) = code.definition_candidates(own, up)["up"]
+    assert d.kept_core < code.MIN_TILE and not d.counts  # a token or two where the run ends, no more
+    assert not code.matches(own, up)
+    # without the stock the template alone would be a long run of the core
+    bare = code.UpstreamCode({"up": [code.fingerprint("u.py", _forward(_TEMPLATE, _GLUE))]}, stock=frozenset())
+    assert code.definition_candidates(own, bare)["up"][0].kept_core >= code.CORE_RUN
+
+
 def test_template_stretches_of_the_background_are_neutral():
     # a definition made only of stretches the background holds in many directories is the team's template: with
     # those stretches as stock it is not judged at all; without them it is a copy
