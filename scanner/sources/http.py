@@ -351,6 +351,12 @@ def _timeout(value: Any) -> urllib3.Timeout:
     return urllib3.Timeout(connect=connect, read=read)
 
 
+def discard(resp: urllib3.BaseHTTPResponse) -> None:
+    """An answer whose body is not wanted: its connection is closed (reading the rest could take forever)."""
+    resp.close()
+    resp.release_conn()
+
+
 def range_get(
     url: str, headers: Mapping[str, str], timeout: Any, retry: RetryPolicy, label: str
 ) -> tuple[urllib3.BaseHTTPResponse, Answer, Hop]:
@@ -396,13 +402,12 @@ def range_get(
             answer = Answer(resp.status, resp.headers, history)
             if resp.status in RETRY_STATUSES:
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                resp.close()
+                discard(resp)
                 raise Retryable(f"HTTP {resp.status}", retry_after)
             location = resp.headers.get("Location")
             if resp.status not in (301, 302, 303, 307, 308) or not location:
                 return resp, answer, Hop(at, ask)
-            resp.drain_conn()
-            resp.release_conn()
+            discard(resp)  # a redirect's body is never read: it might not end
             following = urllib.parse.urljoin(at, location)
             strip = range_session().should_strip_auth(at, following)  # type: ignore[no-untyped-call]
             if "Authorization" in ask and strip:
@@ -630,8 +635,7 @@ class HTTPRangeByteSource(ByteSource):
             resp, _, _ = range_get(hop.url, again, self._timeout, self._retry, label)
             if resp.status == 206:
                 return self._consume(resp, Answer(resp.status, resp.headers, history), start, end, buf, deadline)
-            resp.close()
-            resp.release_conn()
+            discard(resp)
             self._redirected = None
             self.requests += 1
         resp, answer, hop = range_get(self.url, headers, self._timeout, self._retry, label)
