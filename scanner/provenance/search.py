@@ -230,7 +230,8 @@ def find_matches(model: SourcedView, index: Index, target: str) -> tuple[list[tu
         survivors = _screen(comparable, index, _SuspectHead(model), suspect, hidden, stats)
 
     if survivors:
-        _read_small_files_whole(model)
+        names = {r.name for r in survivors}
+        _before_full_test(model, suspect, {c.vocab for c in comparable if c.reg.name in names and c.vocab})
     for reg, view in index.iter_views(survivors):
         out.append((reg, compare_views(model, view, target, reg.name)))
         stats.compared += 1
@@ -251,14 +252,18 @@ def _passes_heads(halves: list[tuple[np.ndarray, np.ndarray]], heads: list[Sketc
     return False
 
 
-def _read_small_files_whole(model: SourcedView) -> None:
-    """Before the full test of a survivor: a remote file smaller than what a screen's request is worth is read whole,
-    in one request for what its first read did not bring (the full test would read its token rows and each
-    residual vector apart: 5 requests for a one-layer model). Its answer is the same; only the reads differ."""
+def _before_full_test(model: SourcedView, suspect: _SuspectSketch, vocabs: set[int]) -> None:
+    """What a survivor's full test reads first, read as a screen reads (by ByteSource.screen_request_cost): the full
+    test's own reads would take a request per few scattered rows and per residual vector. A remote file smaller than
+    a screen request's worth is read whole, in one request for what its first read did not bring (5 requests for
+    a one-layer model before); of a larger one, the rows at the first sampled ids, all matrices together (what the
+    sketch screen read, and the full test then found read). The answer is the same; only the reads differ."""
     for src in model.sources.values():
         cost = src.read_cost(True)
         if cost and src.size <= cost and not src.holds(0, src.size):
             src.read_head(src.size)
+    for vocab in sorted(vocabs):  # the sketch's rows of each survivor's vocabulary: read once, kept by the model
+        suspect.halves(vocab)
 
 
 def _screen(
