@@ -146,6 +146,38 @@ def test_files_a_runtime_should_never_open_are_one_line(tmp_path):
         G.read_facts(tmp_path / "text.gguf")
 
 
+def _behaviour(name: str, kind: str, seed: int, base=None):
+    """Made-up measurements of one model: 32 texts of 40 tokens, a 64-wide pooled state (a noised base's copy)."""
+    from scanner.provenance.probe import Behaviour
+
+    g = np.random.default_rng(seed)
+    pooled = g.normal(size=(32, 64)) if base is None else base.pooled + 0.05 * g.normal(size=(32, 64))
+    tokens = np.tile(np.arange(40), (32, 1))
+    guesses = g.integers(0, 50, size=(32, 40)) if kind == "causal" else np.full((32, 40), -1)
+    return Behaviour(name, tokens, guesses, pooled, ("7 7",) if kind == "causal" else (), 0, 0.0, kind=kind)
+
+
+def test_encoders_are_tested_by_cka_alone_and_causal_models_by_every_test():
+    from scanner.provenance.canaries import Canary
+    from scanner.provenance.probe import tests_of
+
+    canaries = [Canary("§ 1 =", "7 7", False)]
+    for kind, expected in (
+        ("encoder", ["hidden-state-cka"]),
+        ("causal", ["idiosyncratic-agreement", "hidden-state-cka", "canaries"]),
+    ):
+        ref = _behaviour("ref", kind, 0)
+        nulls = [_behaviour(f"n{i}", kind, i) for i in range(1, 6)]
+        copy = _behaviour("copy", kind, 9, base=ref)
+        tests = tests_of(copy, ref, nulls, canaries)
+        assert [t.name for t in tests] == expected
+        (cka,) = [t for t in tests if t.name == "hidden-state-cka"]
+        assert cka.score > 0.99 and max(cka.null_scores) < 0.9 and cka.p_value is not None and cka.p_value < 1e-3
+    # a causal suspect against an encoder reference: CKA still compares them, nothing else can
+    encoder_ref = _behaviour("ref", "encoder", 0)
+    assert [t.name for t in tests_of(_behaviour("c", "causal", 5), encoder_ref, [], canaries)] == ["hidden-state-cka"]
+
+
 # -- end to end: GGUF derivatives through the real runtimes ---------------------------------------------------------
 
 
