@@ -354,3 +354,21 @@ def test_a_pack_carries_the_head_sketches_and_refuses_tampered_ones(tmp_path):
     old = Index(tmp_path / "old.sqlite")
     import_pack(old, rewrite("older.zip", older))
     assert old.without_heads() == ["acme/source"]
+
+
+def test_a_config_that_understates_the_width_costs_a_request_not_an_answer(hub, tmp_path):
+    """config.json says hidden 16 for a hidden-64 model: the first read holds the header but not the 96 rows, which
+    come in one more contiguous read; the unrelated upstream is still ruled out and the copy still found."""
+    source = _untied(7)
+    wrong = {**CONFIG, "hidden_size": 16}
+    _hub_repo(hub, "org/clean", _untied(999), wrong)
+    _hub_repo(hub, "org/copy", {k: v.astype(np.float16) for k, v in disguise(source).items()}, wrong)
+    index = Index(tmp_path / "index.sqlite")
+    _register(index, "up/source", _save(tmp_path, "source", source))
+    hub.stats.reset()
+    clean = scan_target("hf:org/clean", Policy(), index)
+    assert not [m for m in clean.facts.weight_matches if m.verdict.verdict == "derived"]
+    reads, served = _weight_reads(hub)
+    assert reads == 2 and served < (hub.root / "org/clean/model.safetensors").stat().st_size // 10
+    copy = scan_target("hf:org/copy", Policy(), index)
+    assert [m.name for m in copy.facts.weight_matches if m.verdict.verdict == "derived"] == ["up/source"]
