@@ -7,6 +7,8 @@ TUNING half of the real pairs only (the held-out half is never read here).
 For each setting: the weakest tuning copy and the strongest tuning independent pair, in copied statements (the
 file-level score), and how many tuning copies clear the strongest independent pair. The setting kept is the one
 with the widest gap between the copies found and the independent pairs, the file threshold sitting in that gap.
+The later thresholds (CORE_TOKENS for a kept core, MIN_SHARED_PROSE for kept comment and docstring lines) were read
+off `run.py --half tuning`, which prints every named threshold beside the strongest tuning independent pair.
 """
 
 from __future__ import annotations
