@@ -8,8 +8,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from scanner.errors import UsageError
 from scanner.findings import Finding, Severity
 
@@ -151,6 +149,8 @@ def load_policy(path: str | None, search_dirs: list[Path] | None = None) -> Poli
                 break
         if chosen is None:
             return Policy()
+    import yaml  # only when there is a policy file
+
     where = str(chosen)
     try:
         text = chosen.read_text(encoding="utf-8")

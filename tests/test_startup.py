@@ -141,3 +141,22 @@ def test_int_options_keep_typers_coercion():
                          text=True, timeout=120, cwd=REPO_ROOT)  # fmt: skip
     assert out.returncode == 2 and "Invalid value for '--workers'" in out.stderr, out.stderr
     assert "greater than or equal to 1" in out.stderr, out.stderr
+
+
+# What the re-scan of an unchanged local folder does without: option values need no pydantic (scanner/cli_params.py),
+# the knowledge base and the card's front matter come from the parsed cache (scanner/parsed_cache.py), so neither
+# PyYAML nor huggingface_hub's card data is imported, and nothing talks to the Hub.
+RESCAN_SKIPS = ("pydantic", "typer._adapters", "yaml", "huggingface_hub", "filelock", "requests", "httpx", "scipy")
+
+
+def test_a_rescan_loads_no_pydantic_yaml_or_hub_client(tmp_path):
+    folder = model_folder(tmp_path, "st")
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64, "vocab_size": 512}))
+    save_file(base_model(1, d=64, vocab=512, layers=1), str(folder / "model.safetensors"))
+    env = scan_env(tmp_path)
+    first, imported = run_cli(["scan", str(folder)], env, RESCAN_SKIPS)
+    assert {"yaml", "huggingface_hub"} <= set(imported)  # the first scan parses the card and the knowledge base
+    assert "pydantic" not in imported
+    again, imported = run_cli(["scan", str(folder)], env, RESCAN_SKIPS)
+    assert imported == [], f"the re-scan imported {imported}"
+    assert again == first and "weights.not_compared" in "\n".join(again)  # the same report

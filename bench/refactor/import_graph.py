@@ -19,7 +19,7 @@ from pathlib import Path
 
 # Bottom to top; nodes in one layer may import each other as long as that makes no cycle.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "atomic", "interrupt", "shards"),  # leaf helpers
+    ("errors", "atomic", "interrupt", "shards", "user_cache", "parsed_cache"),  # leaf helpers
     ("findings",),  # the finding: what checks produce and every report renders
     ("knowledge",),  # rules/*.yaml, loaded
     ("file_formats",),  # one table of weight and archive formats

@@ -6,9 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-from huggingface_hub import ModelCardData
-
+from scanner.parsed_cache import cached_parse
 from scanner.sources.interface import Snapshot
 
 CARD_NAMES = ("README.md", "readme.md", "README.MD", "Readme.md")
@@ -77,52 +75,11 @@ class YAMLBudgetError(ValueError):
     """The front matter is over a budget (size, nodes, aliases); it is not parsed."""
 
 
-class _BudgetLoader(yaml.SafeLoader):
-    """yaml.SafeLoader (safe constructors only) that refuses documents with too many nodes or aliases."""
-
-    def __init__(self, stream: str):
-        super().__init__(stream)
-        self._nodes = self._aliases = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        self._nodes += 1
-        if self.check_event(yaml.AliasEvent):
-            self._aliases += 1
-            if self._aliases > MAX_YAML_ALIASES:
-                raise YAMLBudgetError(f"more than {MAX_YAML_ALIASES} aliases (an alias bomb?)")
-        if self._nodes > MAX_YAML_NODES:
-            raise YAMLBudgetError(f"more than {MAX_YAML_NODES} YAML nodes")
-        return super().compose_node(parent, index)
-
-    def compose_document(self) -> yaml.Node | None:
-        node = super().compose_document()
-        # Aliases share nodes, so a few of them nest into billions of nodes for whatever walks the value later.
-        if node is not None and _expanded_size(node, {}) > MAX_YAML_NODES:
-            raise YAMLBudgetError(f"aliases expand to more than {MAX_YAML_NODES} nodes (an alias bomb)")
-        return node
-
-
-def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
-    """Nodes in `node` with every alias expanded, counted once per distinct node (memoized)."""
-    if id(node) in memo:
-        return memo[id(node)]
-    memo[id(node)] = MAX_YAML_NODES + 1  # a recursive alias (a node inside itself) counts as too many
-    size = 1
-    if isinstance(node, yaml.SequenceNode):
-        size += sum(_expanded_size(child, memo) for child in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
-    memo[id(node)] = size
-    return size
-
-
 def load_yaml(text: str) -> Any:
-    """yaml.safe_load with budgets on nodes and aliases."""
-    loader = _BudgetLoader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
+    """yaml.safe_load with budgets on nodes and aliases (scanner/evidence/card_yaml.py)."""
+    from scanner.evidence.card_yaml import load_budgeted
+
+    return load_budgeted(text)
 
 
 def split_front_matter(text: str) -> tuple[str, str, int] | None:
@@ -148,6 +105,24 @@ def split_front_matter(text: str) -> tuple[str, str, int] | None:
         pos += 1
 
 
+# The modules whose code decides card_metadata's result (the key of its cache entries).
+CARD_PARSER = ("yaml", "huggingface_hub", "scanner.evidence.card", "scanner.evidence.card_yaml")
+
+
+def card_metadata(block: str) -> dict[str, Any]:
+    """The front matter as huggingface_hub's card data gives it back; raises on bad YAML, a budget, or what the card
+    data refuses."""
+    from huggingface_hub import ModelCardData
+
+    data = load_yaml(block)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError("the metadata block is not a mapping")
+    out = ModelCardData(**data, ignore_metadata_errors=False).to_dict()
+    return out if isinstance(out, dict) else {}
+
+
 def read_card(snap: Snapshot) -> CardFacts:
     found = snap.text(*CARD_NAMES)
     if found is None:
@@ -165,14 +140,10 @@ def read_card(snap: Snapshot) -> CardFacts:
     try:
         if len(block) > MAX_FRONT_MATTER_CHARS:
             raise YAMLBudgetError(f"{len(block)} characters, over the {MAX_FRONT_MATTER_CHARS} budget")
-        data = load_yaml(block)
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ValueError("the metadata block is not a mapping")
-        card_data = ModelCardData(**data, ignore_metadata_errors=False)
-        data = card_data.to_dict()
-        facts.metadata = data if isinstance(data, dict) else {}
+        # parsed once per distinct front matter: a re-scan imports neither PyYAML nor huggingface_hub
+        facts.metadata = cached_parse(
+            "card", block.encode("utf-8", "surrogatepass"), lambda: card_metadata(block), depends=CARD_PARSER
+        )
     except Exception as exc:  # YAML errors, budgets, and the card data's own ValueError/TypeError on hostile input
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         facts.error = f"YAML front matter could not be parsed: {first[:160]}"

@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING, Any
 import platformdirs
 
 from scanner.atomic import write_bytes_atomic
+from scanner.user_cache import ENV, OFF_VALUES, cache_root, platform_cache_dir
 
 if TYPE_CHECKING:  # interface imports this module
     from scanner.sources.interface import Snapshot
 
-ENV = "ORIGINSCAN_CACHE"
-OFF_VALUES = {"off", "0", "no", "false", "none"}
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
@@ -124,7 +123,7 @@ def default_cache_dir() -> Path:
     env = os.environ.get(ENV)
     if env and env.strip().lower() not in OFF_VALUES:
         return Path(env).expanduser()
-    return Path(platformdirs.user_cache_dir("originscan", appauthor=False))
+    return platform_cache_dir()
 
 
 def default_index_path() -> Path:
@@ -136,10 +135,8 @@ def default_index_path() -> Path:
 
 def default_cache() -> Cache | None:
     """The user's cache, or None when `ORIGINSCAN_CACHE=off`."""
-    env = os.environ.get(ENV)
-    if env is not None and env.strip().lower() in OFF_VALUES:
-        return None
-    return Cache(default_cache_dir())
+    root = cache_root()
+    return None if root is None else Cache(root)
 
 
 def resolve_cache(cache: Cache | None | bool) -> Cache | None:
