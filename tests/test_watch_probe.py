@@ -103,6 +103,31 @@ def test_behaviour_only_suspects_count_as_undeclared_and_the_json_reads_back():
         WatchReport.from_json(bad)
 
 
+def test_candidates_are_every_suspect_and_cleared_repos_for_models_with_canaries_up_to_the_limit():
+    from scanner.watch import Outcome
+    from scanner.watch_probe import candidates
+
+    r = report(suspects=[suspect("zed/copy", False, [])])
+    judged = [
+        Outcome("zed/copy", "abc", None, "rows", "derived", suspects=r.suspects),
+        Outcome("kid/a", "1", None, "config", "config.json declares width [48]"),
+        Outcome("kid/b", "2", None, "rows", "independent after the full test"),
+        Outcome("kid/c", "3", None, "header", "weights of hidden size 96"),
+        Outcome("misc/none", "4", None, "listing", "no safetensors or GGUF weight file"),
+        Outcome("bad/one", "5", None, "error", "HTTP 500"),
+    ]
+    todo, over = candidates(r, judged, {"acme/base"}, max_repos=2)
+    assert [(c.repo, c.weights, c.declared) for c in todo] == [
+        ("zed/copy", WEIGHTS_DERIVED, False),
+        ("kid/a", WEIGHTS_NO_MATCH, None),
+        ("kid/b", WEIGHTS_NO_MATCH, None),
+    ]
+    assert [(p.repo, p.skipped) for p in over] == [("kid/c", "over --probe-max-repos 2")]
+    # no watched model with canaries: the suspects alone (for the behaviour tests with --probe-null)
+    todo, over = candidates(r, judged, set(), max_repos=2)
+    assert [c.repo for c in todo] == ["zed/copy"] and over == []
+
+
 # -- with torch: real models on the local Hub --------------------------------------------------------------------
 N_CANARIES = 24
 WORDS = ("if", "for", "while", "try", "with", "class", "def", "del")
