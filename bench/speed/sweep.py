@@ -6,7 +6,7 @@ The repos are bench/sweep/bench_sweep.py's (hidden 64, vocabulary 512, fp16, one
 copy of an upstream), generated in a temporary folder outside the repository. Per code version: the upstreams are
 registered (`index add`, not counted), then one sweep with an empty cache and `--index`. The server counts
 requests (all of them, and those for weight files), weight bytes served, and the findings are compared: the new
-code must report the same (target, rule) pairs as the old. Requests and bytes do not depend on the machine's load;
+code must report the same (target, rule, p-value) triples as the old. Requests and bytes do not depend on the machine's load;
 wall time does, so the sweep's CPU seconds (user + system of the sweep process) are printed beside it.
 """
 
@@ -58,7 +58,7 @@ def main() -> int:
             f"{args.repos} repos ({weights / 1e6:.0f} MB of weights), {args.upstreams} upstreams registered, "
             f"{args.workers} workers (ready in {time.perf_counter() - t0:.0f} s)"
         )
-        findings: dict[str, set[tuple[str, str]]] = {}
+        findings: dict[str, set[tuple[str, str, float | None]]] = {}
         breakdown: dict[str, str] = {}
         rows = []
         with HubServer(root) as hub:
@@ -93,12 +93,16 @@ def main() -> int:
                 if out.returncode not in (0, 1):
                     raise SystemExit(f"{code.label}: sweep failed ({out.returncode}): {out.stderr.strip()[-300:]}")
                 targets = json.loads(report.read_text())["targets"]
-                findings[code.label] = {(t["target"], f["rule"]) for t in targets for f in t["findings"]}
+                findings[code.label] = {
+                    (t["target"], f["rule"], (f.get("evidence") or {}).get("p_value"))
+                    for t in targets
+                    for f in t["findings"]
+                }
                 s = hub.stats
                 weight_requests = sum(1 for p in s.paths("GET") if p.endswith(".safetensors"))
                 kinds = Counter(request_kind(p) for p in s.paths())
                 breakdown[code.label] = ", ".join(f"{k} {n / len(targets):.2f}" for k, n in sorted(kinds.items()))
-                rules = Counter(rule for _, rule in findings[code.label] if rule.startswith("weights."))
+                rules = Counter(rule for _, rule, _ in findings[code.label] if rule.startswith("weights."))
                 rows.append(
                     f"{code.label:4} {wall:>7.1f} {cpu:>7.1f} {len(targets):>6} {s.requests / len(targets):>9.2f} "
                     f"{weight_requests / len(targets):>13.2f} {s.weight_bytes_served:>13,} "
