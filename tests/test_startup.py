@@ -160,3 +160,19 @@ def test_a_rescan_loads_no_pydantic_yaml_or_hub_client(tmp_path):
     again, imported = run_cli(["scan", str(folder)], env, RESCAN_SKIPS)
     assert imported == [], f"the re-scan imported {imported}"
     assert again == first and "weights.not_compared" in "\n".join(again)  # the same report
+
+
+def test_a_json_or_sarif_rescan_loads_no_template_engine_or_rich(tmp_path):
+    """JSON and SARIF are built as data: Jinja2 and rich load only for a template or a text report."""
+    folder = model_folder(tmp_path, "st")
+    save_file(base_model(1, d=64, vocab=512, layers=1), str(folder / "model.safetensors"))
+    env = scan_env(tmp_path)
+    watch = ("jinja2", "markupsafe", "rich", *RESCAN_SKIPS)
+    for fmt in ("json", "sarif", "json"):
+        report = tmp_path / f"r.{fmt}"
+        printed, imported = run_cli(["-q", "scan", str(folder), "-f", fmt, "-o", str(report)], env, watch)
+        assert printed == ["exit 0"] and json.loads(report.read_text())
+        assert not {"jinja2", "markupsafe", "rich"} & set(imported), imported
+    assert imported == [], imported  # the second json scan: nothing heavy at all
+    printed, imported = run_cli(["scan", str(folder)], env, watch)
+    assert {"jinja2", "rich"} <= set(imported) and any("weights.not_compared" in line for line in printed)

@@ -23,13 +23,6 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
-from markupsafe import Markup
-from rich.console import Console
-from rich.markup import escape as rich_escape
-from rich.padding import Padding
-from rich.text import Text
-
 import scanner
 from scanner.findings import Finding, Severity
 from scanner.report.formats import BY_NAME, FORMATS
@@ -38,7 +31,9 @@ from scanner.report.run_info import ScanRun
 from scanner.report.sanitize import ZWSP, json_ready, terminal_safe, visible
 from scanner.results import TargetReport
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # Jinja2 and rich load with the first template or text report: JSON and SARIF need neither
+    from jinja2 import Environment, Template
+
     from scanner.attribution import AttributionBlock
 
 TOOL_NAME = "originscan"
@@ -126,6 +121,8 @@ def rule_code(rule: str) -> str:
 
 
 def _rich_escape(text: Any) -> str:
+    from rich.markup import escape as rich_escape
+
     return rich_escape(terminal_safe(text))
 
 
@@ -134,6 +131,8 @@ def _plain(text: Any) -> str:
 
 
 def _finalizer(escape: Callable[[Any], str]) -> Callable[[Any], Any]:
+    from markupsafe import Markup
+
     def finalize(value: Any) -> Any:
         if value is None:
             return ""
@@ -147,6 +146,8 @@ def _finalizer(escape: Callable[[Any], str]) -> Callable[[Any], Any]:
 def _html_autoescape(name: str | None) -> bool:
     # select_autoescape matches on the *extension* (".html"); our templates are named html.j2, so a name whose
     # dotted parts include "html" is escaped too.
+    from jinja2 import select_autoescape
+
     if name is None:
         return False
     return select_autoescape(["html", "j2.html"])(name) or "html" in Path(name).name.lower().split(".")
@@ -155,6 +156,8 @@ def _html_autoescape(name: str | None) -> bool:
 @functools.cache
 def environment(kind: str) -> Environment:
     """The Jinja2 environment for one family of templates: "html", "markdown", "text" or "plain"."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
     common: dict[str, Any] = dict(
         loader=FileSystemLoader(str(templates_dir())),
         undefined=StrictUndefined,
@@ -284,6 +287,10 @@ def render_json(reports: list[TargetReport], catalogue: Mapping[str, Any], *, ve
 def render_text(
     reports: list[TargetReport], catalogue: Mapping[str, Any], *, version: str, color: bool = False, width: int = 100
 ) -> str:
+    from rich.console import Console
+    from rich.padding import Padding
+    from rich.text import Text
+
     targets = _view(reports, catalogue)
     for t in targets:
         for f in t["active"]:
