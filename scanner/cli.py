@@ -349,7 +349,9 @@ def compare(
 
 @app.command()
 def probe(
-    suspect: str = typer.Argument(..., help="The model under suspicion (a local folder, a .gguf file or hf:OWNER/NAME[@REV])."),
+    suspect: str = typer.Argument(
+        ..., help="The model under suspicion (a local folder, a .gguf file or hf:OWNER/NAME[@REV])."
+    ),
     reference: str = typer.Argument(..., help="The model it may have learned from."),
     null: list[str] = typer.Option(
         [], "--null", help="An independent model (not derived from REFERENCE) to calibrate against; repeat, 2+."
