@@ -372,3 +372,65 @@ def test_a_config_that_understates_the_width_costs_a_request_not_an_answer(hub, 
     assert reads == 2 and served < (hub.root / "org/clean/model.safetensors").stat().st_size // 10
     copy = scan_target("hf:org/copy", Policy(), index)
     assert [m.name for m in copy.facts.weight_matches if m.verdict.verdict == "derived"] == ["up/source"]
+
+
+CHILD = """
+import json, sys
+from scanner.provenance.index import Index
+from scanner.provenance.search import find_matches
+from scanner.provenance.views import open_model
+from scanner.sources.local import LocalSource
+
+index = Index(sys.argv[1])
+model = open_model(LocalSource(sys.argv[2]).snapshot())
+matches, stats = find_matches(model, index, "local:suspect")
+print(json.dumps({
+    "without": index.without_heads(),
+    "heads": {m.name: len(index.heads(m.fingerprint)) for m in index.models()},
+    "derived": sorted(r.name for r, v in matches if v.verdict == "derived"),
+    "head_screens": stats.head_screens,
+}))
+"""
+
+
+def test_a_read_only_index_written_before_heads_derives_them_in_memory(tmp_path):
+    """An older index the user cannot write (a shared or cached file): it opens, the heads its rows hold are derived
+    for the run, the others are screened on the sketch, and nothing is written."""
+    import subprocess
+    import sys
+
+    from helpers import REPO_ROOT, without_root_override
+
+    source = _untied(7)
+    path = tmp_path / "ro" / "index.sqlite"
+    path.parent.mkdir()
+    index = Index(path)
+    _register(index, "acme/add", _save(tmp_path, "source", source))
+    _register(index, "acme/update", _save(tmp_path, "other", _untied(50)), REMOTE_PLAN)
+    index.close()
+    _drop_heads(path)
+    before = path.read_bytes()
+    suspect = _save(tmp_path, "suspect", disguise(source))
+    path.chmod(0o444)
+    path.parent.chmod(0o555)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(path), str(suspect)],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            preexec_fn=without_root_override,
+            timeout=120,
+        )
+    finally:
+        path.parent.chmod(0o755)
+        path.chmod(0o644)
+    assert out.returncode == 0, out.stderr[-500:]
+    got = json.loads(out.stdout)
+    assert got == {
+        "without": ["acme/update"],
+        "heads": {"acme/add": 2, "acme/update": 0},
+        "derived": ["acme/add"],
+        "head_screens": 1,
+    }
+    assert path.read_bytes() == before

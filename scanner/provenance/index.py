@@ -160,9 +160,14 @@ class Index:
         """Index files written before the facts table get their facts from their blobs, and those written before
         head sketches their heads (from the stored rows, where they hold them), once."""
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(facts)")}
-        if "heads" not in columns:
-            with self.db:
-                self.db.execute("ALTER TABLE facts ADD COLUMN heads BLOB")
+        self._heads_column = "heads" in columns
+        if not self._heads_column:
+            try:
+                with self.db:
+                    self.db.execute("ALTER TABLE facts ADD COLUMN heads BLOB")
+                self._heads_column = True
+            except sqlite3.OperationalError:
+                pass  # a read-only index written before head sketches: they are derived below and kept in memory
         missing = self.db.execute("SELECT key, data FROM fingerprints WHERE key NOT IN (SELECT key FROM facts)")
         rows = missing.fetchall()
         if rows:
@@ -173,17 +178,26 @@ class Index:
                     except ValueError:
                         continue  # no facts: never a candidate, still listed
                     self._write_facts(key, fp)
+        where = "x.heads IS NULL" if self._heads_column else "x.kind = 'rows'"
         headless = self.db.execute(
-            "SELECT f.key, f.data FROM fingerprints f JOIN facts x ON x.key = f.key WHERE x.heads IS NULL"
+            f"SELECT f.key, f.data FROM fingerprints f JOIN facts x ON x.key = f.key WHERE {where}"
         ).fetchall()
         if headless:
-            with self.db:
-                for key, data in headless:
-                    try:
-                        heads = heads_from_rows(Fingerprint.from_bytes(data))
-                    except ValueError:
-                        heads = []  # an undecodable blob is never compared either
-                    self.db.execute("UPDATE facts SET heads=? WHERE key=?", (_heads_blob(heads), key))
+            derived: dict[str, list[Sketch]] = {}
+            for key, data in headless:
+                try:
+                    derived[key] = heads_from_rows(Fingerprint.from_bytes(data))
+                except ValueError:
+                    derived[key] = []  # an undecodable blob is never compared either
+            self._heads.update((key, heads) for key, heads in derived.items() if heads)  # written or not
+            try:
+                if self._heads_column:
+                    with self.db:
+                        self.db.executemany(
+                            "UPDATE facts SET heads=? WHERE key=?", [(_heads_blob(h), k) for k, h in derived.items()]
+                        )
+            except sqlite3.OperationalError:
+                pass  # a read-only index: derived again when it is next opened
 
     def _write_facts(self, key: str, fp: Fingerprint) -> None:
         heads = fp.heads or (heads_from_rows(fp) if fp.kind == "rows" else [])
@@ -214,6 +228,8 @@ class Index:
         return True
 
     def _lacks_heads(self, key: str) -> bool:
+        if key in self._heads or not self._heads_column:
+            return False
         row = self.db.execute("SELECT kind, heads FROM facts WHERE key=?", (key,)).fetchone()
         return row is not None and row[0] == "rows" and not row[1]
 
@@ -341,6 +357,8 @@ class Index:
         return Sketch.from_bytes(row[0]) if row and row[0] else None
 
     def heads_bytes(self, key: str) -> bytes | None:
+        if key in self._heads or not self._heads_column:
+            return _heads_blob(self._heads[key]) if key in self._heads else None
         row = self.db.execute("SELECT heads FROM facts WHERE key=?", (key,)).fetchone()
         return bytes(row[0]) if row and row[0] else None
 
@@ -348,8 +366,8 @@ class Index:
         """The head sketches of one upstream, one per token matrix; [] when it has none (or they do not decode:
         the sketch screen, then the full test, decide). Decoded once per key: a sweep screens every repo against
         them (a key's heads never change once written)."""
-        if key in self._heads:
-            return self._heads[key]
+        if key in self._heads or not self._heads_column:
+            return self._heads.get(key, [])
         row = self.db.execute("SELECT heads, hidden FROM facts WHERE key=?", (key,)).fetchone()
         if not row or not row[0]:
             return []
@@ -362,11 +380,12 @@ class Index:
 
     def without_heads(self) -> list[str]:
         """Registered upstreams with comparable rows but no head sketch: screened on scattered rows (the sketch)."""
+        empty = "(f.heads IS NULL OR length(f.heads) = 0)" if self._heads_column else "1"
         rows = self.db.execute(
-            "SELECT m.name FROM models m JOIN facts f ON f.key = m.fingerprint "
-            "WHERE f.kind = 'rows' AND (f.heads IS NULL OR length(f.heads) = 0) ORDER BY m.name"
+            "SELECT m.name, m.fingerprint FROM models m JOIN facts f ON f.key = m.fingerprint "
+            f"WHERE f.kind = 'rows' AND {empty} ORDER BY m.name"
         )
-        return [r[0] for r in rows]
+        return [name for name, key in rows if key not in self._heads]
 
     def fingerprint(self, key: str) -> Fingerprint:
         return Fingerprint.from_bytes(*self.blob(key))
