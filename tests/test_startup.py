@@ -176,3 +176,22 @@ def test_a_json_or_sarif_rescan_loads_no_template_engine_or_rich(tmp_path):
     assert imported == [], imported  # the second json scan: nothing heavy at all
     printed, imported = run_cli(["scan", str(folder)], env, watch)
     assert {"jinja2", "rich"} <= set(imported) and any("weights.not_compared" in line for line in printed)
+
+
+def test_an_indexed_rescan_takes_the_verdict_from_the_cache_without_numpy(tmp_path):
+    """With an index, the first scan compares the weights (numpy, the search); the re-scan of the unchanged folder
+    takes the verdict from the verdict cache, and opening the index and listing its upstreams load no numpy
+    (the stored-fingerprint model lives in scanner/provenance/stored.py)."""
+    upstream = tmp_path / "up"
+    upstream.mkdir()
+    save_file(base_model(2, d=64, vocab=512, layers=1), str(upstream / "model.safetensors"))
+    folder = model_folder(tmp_path, "st")
+    save_file(base_model(1, d=64, vocab=512, layers=1), str(folder / "model.safetensors"))
+    env = {**scan_env(tmp_path), "ORIGINSCAN_INDEX": str(tmp_path / "index.sqlite")}
+    printed, _ = run_cli(["-q", "index", "add", str(upstream)], env, ())
+    assert printed[-1] == "exit 0", printed
+    first, imported = run_cli(["scan", str(folder)], env, ("numpy", *WEIGHT_READERS, *RESCAN_SKIPS))
+    assert {"numpy", "scanner.provenance.compare"} <= set(imported)  # compared: the verdict is computed
+    again, imported = run_cli(["scan", str(folder)], env, ("numpy", *WEIGHT_READERS, *RESCAN_SKIPS))
+    assert imported == ["scanner.provenance.index"], imported  # the index opened, nothing decoded or compared
+    assert again == first

@@ -6,6 +6,7 @@
   re-scan           `originscan scan FOLDER` of an unchanged local model folder, its cache already warm (the first
                     scan is not counted): a safetensors model (hidden 256, vocabulary 8,000, two layers) with a card
                     and a config, generated in a temporary folder; no fingerprint index
+  re-scan, json     the same re-scan with `-f json` (CI's format: no template engine, no rich)
   re-scan, indexed  the same with a fingerprint index that registers one other model (ORIGINSCAN_INDEX): the
                     weights' verdict comes from the verdict cache
 
@@ -72,6 +73,7 @@ def main() -> None:
         commands = {
             "--version": ("plain", ["--version"]),
             "re-scan": ("plain", ["scan", str(folder)]),
+            "re-scan, json": ("plain", ["scan", str(folder), "-f", "json"]),
             "re-scan, indexed": ("indexed", ["scan", str(folder)]),
         }
         for c in codes:  # the first runs fill each version's caches (bytecode, snapshot, verdicts): not timed

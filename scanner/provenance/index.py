@@ -26,22 +26,14 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from scanner.provenance.fingerprint import (
-    Fingerprint,
-    FingerprintError,
-    Sketch,
-    WeightFile,
-    build,
-    content_key_of,
-    heads_from_bytes,
-    heads_from_rows,
-    heads_to_bytes,
-)
-from scanner.provenance.model import ModelView, SourcedView, Structure, TokenMatrix
 from scanner.sources.cache import default_index_path
+
+if TYPE_CHECKING:  # loaded where a fingerprint is decoded or built: listing and opening the index needs no numpy
+    from scanner.provenance.fingerprint import Fingerprint, Sketch
+    from scanner.provenance.model import SourcedView
+    from scanner.provenance.stored import StoredModel
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -64,6 +56,8 @@ CREATE TABLE IF NOT EXISTS upstreams (
 
 
 def content_key(model: SourcedView) -> str:
+    from scanner.provenance.fingerprint import content_key_of
+
     return content_key_of(model.file_hashes, model.tensors)
 
 
@@ -71,42 +65,10 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-class StoredModel(ModelView):
-    """A registered upstream, served from its stored fingerprint: comparing against it reads no weights."""
-
-    def __init__(self, fp: Fingerprint | bytes):
-        fp = fp if isinstance(fp, Fingerprint) else Fingerprint.from_bytes(fp)
-        self.fingerprint = fp
-        matrices = [TokenMatrix(m.name, m.vocab, False) for m in fp.matrices]
-        self.structure = Structure(fp.hidden, matrices, list(fp.vectors))
-        self.file_hashes = fp.file_hashes
-        self.problems = []
-        self._weight_bytes = fp.weight_bytes
-        # float16 as stored; a block is widened to float32 only when the comparison asks for it
-        self._rows = {m.name: m.rows for m in fp.matrices}
-        self._pos = {m.name: {int(t): j for j, t in enumerate(m.tokens)} for m in fp.matrices}
-
-    def token_rows(self, matrix: TokenMatrix, tokens: list[int], dims: list[int] | None = None) -> np.ndarray:
-        block = self._rows[matrix.name][[self._pos[matrix.name][t] for t in tokens]].astype(np.float32)
-        return block if dims is None else block[:, dims]
-
-    def available_tokens(self, matrix: TokenMatrix) -> set[int]:
-        return set(self._pos[matrix.name])
-
-    def vector(self, name: str) -> np.ndarray:
-        return self.fingerprint.vectors[name]
-
-    @property
-    def bytes_read(self) -> int:
-        return 0
-
-    @property
-    def weight_bytes(self) -> int:
-        return self._weight_bytes
-
-
 def _heads_blob(heads: list[Sketch]) -> bytes:
     """b"" (not NULL) when there are none: NULL marks an entry the migration has not looked at yet."""
+    from scanner.provenance.fingerprint import heads_to_bytes
+
     return heads_to_bytes(heads) if heads else b""
 
 
@@ -171,6 +133,8 @@ class Index:
         missing = self.db.execute("SELECT key, data FROM fingerprints WHERE key NOT IN (SELECT key FROM facts)")
         rows = missing.fetchall()
         if rows:
+            from scanner.provenance.fingerprint import Fingerprint
+
             with self.db:
                 for key, data in rows:
                     try:
@@ -183,6 +147,8 @@ class Index:
             f"SELECT f.key, f.data FROM fingerprints f JOIN facts x ON x.key = f.key WHERE {where}"
         ).fetchall()
         if headless:
+            from scanner.provenance.fingerprint import Fingerprint, heads_from_rows
+
             derived: dict[str, list[Sketch]] = {}
             for key, data in headless:
                 try:
@@ -200,6 +166,8 @@ class Index:
                 pass  # a read-only index: derived again when it is next opened
 
     def _write_facts(self, key: str, fp: Fingerprint) -> None:
+        from scanner.provenance.fingerprint import heads_from_rows
+
         heads = fp.heads or (heads_from_rows(fp) if fp.kind == "rows" else [])
         self.db.execute(
             "INSERT OR REPLACE INTO facts(key, kind, hidden, vocab, shape_key, sketch, heads) VALUES (?,?,?,?,?,?,?)",
@@ -220,6 +188,8 @@ class Index:
     def add(self, name: str, model: SourcedView, license: str | None, target: str, revision: str | None) -> bool:
         """Register a model. Returns False when its fingerprint was already stored (nothing re-read); one stored
         without head sketches (an older index whose rows do not hold them) is built again to gain them."""
+        from scanner.provenance.fingerprint import build
+
         key = content_key(model)
         if self.has_fingerprint(key) and not self._lacks_heads(key):
             self.register(name, key, license, target, revision, model.weight_bytes)
@@ -353,6 +323,8 @@ class Index:
         ]
 
     def sketch(self, key: str) -> Sketch | None:
+        from scanner.provenance.fingerprint import Sketch
+
         row = self.db.execute("SELECT sketch FROM facts WHERE key=?", (key,)).fetchone()
         return Sketch.from_bytes(row[0]) if row and row[0] else None
 
@@ -371,6 +343,8 @@ class Index:
         row = self.db.execute("SELECT heads, hidden FROM facts WHERE key=?", (key,)).fetchone()
         if not row or not row[0]:
             return []
+        from scanner.provenance.fingerprint import FingerprintError, heads_from_bytes
+
         try:
             heads = heads_from_bytes(row[0], row[1])
         except FingerprintError:
@@ -388,6 +362,8 @@ class Index:
         return [name for name, key in rows if key not in self._heads]
 
     def fingerprint(self, key: str) -> Fingerprint:
+        from scanner.provenance.fingerprint import Fingerprint
+
         return Fingerprint.from_bytes(*self.blob(key))
 
     def blob(self, key: str) -> tuple[bytes, bytes | None]:
@@ -400,6 +376,8 @@ class Index:
         return row[0], row[1]
 
     def view(self, reg: Registered) -> StoredModel:
+        from scanner.provenance.stored import StoredModel
+
         return StoredModel(self.fingerprint(reg.fingerprint))
 
     def kind(self, key: str) -> str | None:
@@ -412,4 +390,4 @@ class Index:
             yield reg, self.view(reg)
 
 
-__all__ = ["Index", "Registered", "Candidate", "UpstreamState", "StoredModel", "WeightFile", "default_index_path"]
+__all__ = ["Index", "Registered", "Candidate", "UpstreamState", "default_index_path"]
