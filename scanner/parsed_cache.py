@@ -25,6 +25,9 @@ from scanner.atomic import write_bytes_atomic
 from scanner.user_cache import cache_root
 
 AREA = "parsed"
+# The knowledge base's largest file is ~0.1 MB as JSON; a hostile card's aliases may expand to far more (its loader's
+# node budget): such a value is parsed every time rather than stored.
+MAX_ENTRY_CHARS = 2 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -90,9 +93,9 @@ def _store(path: Path, kind: str, value: Any) -> None:
         data = json.dumps({"kind": kind, "value": value}, allow_nan=False)  # ASCII: lone surrogates escaped
     except (TypeError, ValueError, RecursionError):  # a date, bytes, NaN...: not JSON, parsed again every time
         return
-    if same_json(json.loads(data)["value"], value):
-        try:
-            write_bytes_atomic(path, data.encode("ascii"))
+    if len(data) <= MAX_ENTRY_CHARS and same_json(json.loads(data)["value"], value):
+        try:  # not fsynced: an entry lost or cut short by a crash does not read, and is parsed again
+            write_bytes_atomic(path, data.encode("ascii"), durable=False)
         except OSError:  # a read-only or full cache costs only speed
             pass
 

@@ -62,6 +62,18 @@ def test_what_json_cannot_carry_is_parsed_every_time(tmp_path):
     assert entries(cache) == []
 
 
+def test_a_value_over_the_entry_limit_is_parsed_every_time(monkeypatch):
+    cache = Path(os.environ["ORIGINSCAN_CACHE"])
+    monkeypatch.setattr("scanner.parsed_cache.MAX_ENTRY_CHARS", 1000)
+    parse, calls = counting({"rows": ["x" * 10] * 200})
+    for _ in range(2):
+        assert cached_parse("test", b"big", parse, depends=()) == {"rows": ["x" * 10] * 200}
+    assert calls == [1, 1] and entries(cache) == []
+    parse, calls = counting({"rows": ["x" * 10] * 20})  # under the limit: stored
+    cached_parse("test", b"small", parse, depends=())
+    assert len(entries(cache)) == 1
+
+
 def test_a_parse_that_raises_stores_nothing(tmp_path):
     cache = Path(os.environ["ORIGINSCAN_CACHE"])
 
