@@ -243,6 +243,11 @@ class WatchState:
             )
         return attempts
 
+    def forget(self, repos: Iterable[str]) -> None:
+        """Drop these repos' judgements: the next run judges them whole."""
+        with self.db:
+            self.db.executemany("DELETE FROM seen WHERE repo=?", [(r,) for r in repos])
+
     def declared_derivatives(self, watched: str) -> set[str]:
         """Repos already found to derive from `watched` with the card saying so."""
         out = set()
@@ -479,6 +484,7 @@ def run_watch(
     outcomes: dict[str, Outcome] = {}
 
     refused_before: dict[Future[Outcome], int] = {}  # requests refused for the budget when each evaluation started
+    cut_short: set[str] = set()  # repos whose judgement may have lost a request; judged again next run
 
     def settle(done: Iterable[Future[Outcome]]) -> None:
         nonlocal retry_later
@@ -488,6 +494,7 @@ def run_watch(
                 # A request refused for the budget while this repo was judged may have been one whose failure is
                 # tolerated (a card, a config): the judgement may lack it. Not recorded; the next run judges it.
                 report.stopped = f"request budget of {budget} spent"
+                cut_short.add(listed.repo_id.lower())
                 continue
             try:
                 o = fut.result()
@@ -556,6 +563,12 @@ def run_watch(
         settle(wait(list(pending)).done)
     for o in _declared_through(report.suspects, ctx.declared_derivatives, outcomes):
         state.record(o, key)
+    # An undeclared suspect whose card names a repo cut short in this run may be declared through it (a fine-tune of
+    # a declared fine-tune): its judgement waits for that repo's, so it is forgotten and judged again next run.
+    waiting = {s.repo for s in report.suspects if not s.declared and {b.lower() for b in s.declared_bases} & cut_short}
+    if waiting:
+        report.suspects = [s for s in report.suspects if s.repo not in waiting]
+        state.forget(waiting)
     if report.stopped:
         report.complete = False
     if report.complete and top is not None and retry_later == 0:
