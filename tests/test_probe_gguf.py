@@ -267,19 +267,41 @@ RUNTIMES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def safetensors_measured(models):
+    """The reference and the four null models as published (safetensors), measured once for every runtime's test."""
+    from scanner.provenance.probe import ProbeSettings, measure, probe_texts
+
+    texts = probe_texts(ProbeSettings(sequences=16, tokens=32))
+    names = ["reference", *(f"independent_{i}" for i in (1, 2, 3, 4))]
+    return texts, {n: measure(str(models[n]), texts, settings=ProbeSettings(sequences=16, tokens=32)) for n in names}
+
+
 @needs_torch
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_gguf_derivatives_of_the_reference_are_found_and_an_independent_gguf_is_not(models, runtime):
+def test_gguf_derivatives_of_the_reference_are_found_and_an_independent_gguf_is_not(
+    models, safetensors_measured, runtime
+):
+    """GGUF suspects against the safetensors reference, calibrated on safetensors independents: the command once
+    (the reference quantised to Q8_0), then every suspect through the same functions in-process."""
+    from scanner.provenance.behaviour import verdict_of
+    from scanner.provenance.probe import ProbeSettings, measure, tests_of
+
     nulls = [a for i in (1, 2, 3, 4) for a in ("--null", str(models[f"independent_{i}"]))]
-    ref = str(models["reference"])
-    for derivative in ("reference_q8", "noised_f16"):  # the reference quantised; a noised copy converted to F16
-        rc, v, err = _probe(str(models[derivative]), ref, *nulls, "--gguf-runtime", runtime)
-        assert rc == 1 and v["verdict"] == "derived" and v["p_value"] < v["false_positive_rate"], v
-        assert f"(causal, {runtime})" in err  # the progress line says which runtime ran the GGUF file
-        kinds = {e["kind"] for e in v["evidence"]}  # the GGUF tokenizer reads the texts as the reference's does
-        assert kinds == {"behaviour-idiosyncratic-agreement", "behaviour-hidden-state-cka"}, v
-    rc, v, _ = _probe(str(models["independent_5_q8"]), ref, *nulls, "--gguf-runtime", runtime)
-    assert v["verdict"] != "derived" and rc in (0, 3), v
+    rc, v, err = _probe(str(models["reference_q8"]), str(models["reference"]), *nulls, "--gguf-runtime", runtime)
+    assert rc == 1 and v["verdict"] == "derived" and v["p_value"] < v["false_positive_rate"], v
+    assert f"(causal, {runtime})" in err  # the progress line says which runtime ran the GGUF file
+    texts, st = safetensors_measured
+    ref, null = st["reference"], [st[f"independent_{i}"] for i in (1, 2, 3, 4)]
+    settings = ProbeSettings(sequences=16, tokens=32)
+    for name, expect in (("reference_q8", "derived"), ("noised_f16", "derived"), ("independent_5_q8", "not derived")):
+        suspect = measure(str(models[name]), texts, settings=settings, gguf_runtime=runtime)
+        assert suspect.runtime == runtime
+        tests = tests_of(suspect, ref, null, ())
+        # the GGUF tokenizer reads the texts as the reference's does, so next-token agreement runs beside CKA
+        assert [t.name for t in tests] == ["idiosyncratic-agreement", "hidden-state-cka"], name
+        verdict = verdict_of(name, "reference", tests).verdict
+        assert verdict == "derived" if expect == "derived" else verdict != "derived", (name, tests)
 
 
 @needs_torch
@@ -298,12 +320,24 @@ def test_the_gguf_file_runs_like_the_model_it_was_converted_from(models):
 
 
 @needs_torch
-def test_a_gguf_architecture_the_installed_transformers_does_not_run_is_one_error_line(models, tmp_path):
-    bad = _gguf(tmp_path / "rwkv.gguf", arch="rwkv6")
-    proc = run_cli("-q", "probe", str(bad), str(models["reference"]), "--gguf-runtime", "transformers")
+@pytest.mark.parametrize(
+    ("runtime", "arch", "why"),
+    [
+        ("transformers", "rwkv6", "GGUF architecture 'rwkv6' is not one the transformers GGUF runtime runs"),
+        pytest.param(
+            "llama.cpp",
+            "acme-secret",
+            "llama.cpp cannot load this GGUF file (architecture 'acme-secret')",
+            marks=pytest.mark.skipif(not HAVE_LLAMA_CPP, reason="no llama-cpp-python"),
+        ),
+    ],
+)
+def test_a_gguf_architecture_the_runtime_does_not_run_is_one_error_line(models, tmp_path, runtime, arch, why):
+    bad = _gguf(tmp_path / "bad.gguf", arch=arch)
+    proc = run_cli("-q", "probe", str(bad), str(models["reference"]), "--gguf-runtime", runtime)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "GGUF architecture 'rwkv6' is not one the transformers GGUF runtime runs" in lines[0]
+    assert len(lines) == 1 and why in lines[0], proc.stderr
 
 
 # -- encoders: hidden-state CKA only --------------------------------------------------------------------------------

@@ -134,6 +134,9 @@ def _check_gguf(target: str, path: Path, runtime: str) -> ModelPlan:
     if runtime == "llama.cpp":
         if not G.have_llama_cpp():
             raise UsageError("--gguf-runtime llama.cpp needs llama-cpp-python: pip install llama-cpp-python")
+        from scanner.provenance.probe_llamacpp import check_llama_cpp
+
+        check_llama_cpp(str(path), facts.architecture)
         return ModelPlan(target, "causal", "llama.cpp", str(path))
     G.check_for_transformers(facts, G.transformers_gguf())
     return ModelPlan(target, "causal", "transformers", str(path.parent), gguf_file=path.name)
@@ -178,11 +181,11 @@ def load_model(plan: ModelPlan) -> tuple[Any, Any, Any]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     source, revision = plan.source, plan.revision
     local = revision is None and Path(source).is_dir()  # a local folder never falls back to the Hub
-    weights: dict[str, Any] = {"gguf_file": plan.gguf_file} if plan.gguf_file else {"use_safetensors": True}
+    gguf: dict[str, Any] = {"gguf_file": plan.gguf_file} if plan.gguf_file else {}  # the tokenizer is in it too
     auto = transformers.AutoModelForCausalLM if plan.kind == "causal" else transformers.AutoModel
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
-            source, revision=revision, trust_remote_code=False, local_files_only=local, **_only_gguf(weights)
+            source, revision=revision, trust_remote_code=False, local_files_only=local, **gguf
         )
         model, info = auto.from_pretrained(
             source,
@@ -191,7 +194,7 @@ def load_model(plan: ModelPlan) -> tuple[Any, Any, Any]:
             local_files_only=local,
             output_loading_info=True,
             dtype=torch.float32 if device == "cpu" else torch.bfloat16,
-            **weights,
+            **(gguf or {"use_safetensors": True}),
         )
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, NotImplementedError) as exc:
         raise UsageError(f"{plan.target}: cannot load the model ({str(exc).splitlines()[0][:160]})") from None
@@ -199,10 +202,6 @@ def load_model(plan: ModelPlan) -> tuple[Any, Any, Any]:
     if missing or info.get("mismatched_keys"):
         raise UsageError(f"{plan.target}: its weights do not fit its architecture (missing {', '.join(missing[:3])})")
     return model.to(device).eval(), tokenizer, device
-
-
-def _only_gguf(weights: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in weights.items() if k == "gguf_file"}
 
 
 def measure(

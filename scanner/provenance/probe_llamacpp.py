@@ -14,6 +14,7 @@ several minutes); `probe --gguf-runtime auto` uses it when it is installed.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -24,24 +25,46 @@ from scanner.errors import UsageError
 from scanner.provenance.canaries import Canary
 
 
+def _quiet() -> contextlib.redirect_stderr[io.StringIO]:
+    """llama.cpp's log lines (llama-cpp-python prints them to sys.stderr, warnings among its "errors") are dropped
+    while a model loads: originscan says what went wrong in one line, from the exception."""
+    return contextlib.redirect_stderr(io.StringIO())
+
+
+def check_llama_cpp(path: str, architecture: str) -> None:
+    """A UsageError unless llama.cpp loads the file's architecture and vocabulary (no weights are read): every
+    model of a probe is checked before any is run."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    with _quiet():
+        model = llama_cpp.llama_model_load_from_file(path.encode(), params)
+    if not model:
+        raise UsageError(f"{path}: llama.cpp cannot load this GGUF file (architecture {architecture!r})")
+    llama_cpp.llama_model_free(model)
+
+
 def _open(path: str, n_ctx: int, embedding: bool) -> Any:
     import llama_cpp
 
     try:
-        return llama_cpp.Llama(
-            model_path=path,
-            n_ctx=n_ctx,
-            n_batch=n_ctx,
-            n_ubatch=n_ctx,
-            n_gpu_layers=-1,  # every layer on the GPU where this build has one; nothing changes on a CPU build
-            n_threads=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            logits_all=not embedding,
-            embedding=embedding,
-            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE,
-            verbose=False,
-        )
+        with _quiet():
+            llm = llama_cpp.Llama(
+                model_path=path,
+                n_ctx=n_ctx,
+                n_batch=n_ctx,
+                n_ubatch=n_ctx,
+                n_gpu_layers=-1,  # every layer on the GPU where this build has one; nothing changes on a CPU build
+                n_threads=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+                logits_all=True,  # every position's logits, or (embedding) every position's hidden state
+                embedding=embedding,
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE,
+                verbose=False,
+            )
     except (ValueError, RuntimeError) as exc:
         raise UsageError(f"{path}: llama.cpp cannot load it ({str(exc).splitlines()[0][:160]})") from None
+    return llm
 
 
 @contextlib.contextmanager
