@@ -71,6 +71,9 @@ test-probe: probe-venv
 bench-probe: $(STAMP) probe-venv
 	$(PROBE_VENV)/bin/python bench/probe/make_models.py
 	$(PROBE_VENV)/bin/python bench/probe/run.py
+	$(PROBE_VENV)/bin/python bench/probe/gguf_runtimes.py  # + llama.cpp when llama-cpp-python is installed there
+	$(PROBE_VENV)/bin/python bench/probe/fetch_encoders.py
+	$(PROBE_VENV)/bin/python bench/probe/encoders.py
 	$(PROBE_VENV)/bin/python bench/probe/wrong_answers.py
 
 # originscan watch on a local Hub of 5,000 generated repos (a few minutes; the repos are kept in bench/.cache/watch).
