@@ -59,7 +59,7 @@ ANCHOR_FROM_ONE = 0.65
 # template stock around the upstream's own glue) counts as copied, and anchors, when the stretches it shares with ONE
 # upstream definition that are at least CORE_RUN tokens long (template tokens count towards a stretch's length, not
 # towards the core) hold CORE_TOKENS of its non-template tokens, whatever share of it they are. Fixed on the tuning
-# half (bench/code/run.py --half tuning prints it): the strongest of 43 tuning independents holds 38 such tokens
+# half (bench/code/run.py --half tuning prints it): the strongest of 44 tuning independents holds 38 such tokens
 # (torchvision's MLPBlock.__init__ against timm), the cross-lineage transformers files of the synthetic table at most
 # 45; runs of 20 tokens reach 93 there (a sinusoidal-embedding helper), runs of 30 stay clear. CORE_TOKENS is over
 # twice the strongest independent; the tuning copies it finds and the containment rule did not keep 41-58 % of
@@ -80,7 +80,7 @@ RARE_SHARE = 0.5  # ... which must also be at least this share of the rarity of 
 # suspect file shares verbatim with one upstream, none of them in two or more directories of the background (whose
 # docstring templates repeat) nor in two registered upstreams. A copier who rewrites the statements but keeps the
 # upstream's own sentences copied them. Fixed on the tuning half (run.py --half tuning prints it): no tuning
-# independent pair shares a single such line (43 pairs, old and new batch, some of them implementations of one API
+# independent pair shares a single such line (44 pairs, old and new batch, some of them implementations of one API
 # such as two EMA helpers), the copies that share any share 1 to 110; MIN_SHARED_PROSE asks for three, so that one
 # or two sentences quoted from a common source (a paper, a library's documentation) are never enough alone.
 PROSE_WORDS = 6
