@@ -14,7 +14,9 @@ out, in this order:
   header   the snapshot (file list with LFS sha256s, card, small JSON) and the weight headers, through
            views.open_model (safetensors, quantized or GGUF): exact copies by sha256, other hidden sizes from
            tensor shapes.
-  rows     search.find_matches: the sketch screen on 128 token rows, then the full test on the survivors.
+  rows     search.find_matches: the screen on the head rows (token ids 0-95, read with the header where they fit)
+           or, for an upstream registered without them, on 128 sampled token rows; then the full test on the
+           survivors.
 
 The cursor, the judged shas and the runs are kept in SQLite (`WatchState`). A run stops before the request budget
 is spent, or when the listing fails after retries; the high-water mark only moves when a run reached it, so the
