@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
@@ -142,14 +143,11 @@ class _SuspectHead:
         chosen = free or [min(plain, key=lambda m: _head_place(self.model, m) or ("", 0, 0))]
         out = []
         for m in chosen:
-            try:
-                with self.model.screens():
-                    rows = self.model.token_rows(m, list(range(HEAD_ROWS)))
-            except (OSError, ValueError, IndexError):  # unreadable here: the full test reads and reports it
+            halves = _screen_halves(self.model, m, list(range(HEAD_ROWS)))
+            if halves is False:
                 return None
-            if np.mean(~np.isfinite(rows)) > 0.5:
-                continue
-            out.append((spearman_columns(rows[0::2]), spearman_columns(rows[1::2])))
+            if halves is not None:
+                out.append(halves)
         return out or None
 
 
@@ -177,15 +175,27 @@ class _SuspectSketch:
         for m in self.model.structure.token_matrices:
             if m.transposed or max(tokens) >= m.vocab:
                 return None  # scattered ids from a transposed matrix would cost whole rows: the full test decides
-            try:
-                with self.model.screens():  # once per repo over many repos: requests count more than bytes
-                    rows = self.model.token_rows(m, tokens)
-            except (OSError, ValueError, IndexError):  # unreadable here: the full test reads and reports it
+            halves = _screen_halves(self.model, m, tokens)
+            if halves is False:
                 return None
-            if np.mean(~np.isfinite(rows)) > 0.5:
-                continue
-            out.append((spearman_columns(rows[0::2]), spearman_columns(rows[1::2])))
+            if halves is not None:
+                out.append(halves)
         return out or None
+
+
+def _screen_halves(
+    model: SourcedView, m: TokenMatrix, tokens: list[int]
+) -> tuple[np.ndarray, np.ndarray] | None | Literal[False]:
+    """A matrix's rows at `tokens`, rank-standardised per half (even and odd places); None for a matrix mostly
+    not finite (nothing to screen on), False when the rows cannot be read here (the full test reads and reports it)."""
+    try:
+        with model.screens():  # once per repo over many repos: requests count more than bytes
+            rows = model.token_rows(m, tokens)
+    except (OSError, ValueError, IndexError):
+        return False
+    if np.mean(~np.isfinite(rows)) > 0.5:
+        return None
+    return spearman_columns(rows[0::2]), spearman_columns(rows[1::2])
 
 
 def _agreements(halves: list[tuple[np.ndarray, np.ndarray]], sketch: Sketch) -> int:
