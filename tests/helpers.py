@@ -325,3 +325,32 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def save_tiny_torch_model(
+    folder: Path,
+    seed: int,
+    tokenizer: Path,
+    model_class: Any,
+    config: Any,
+    base: Path | None = None,
+    noise: float = 0.0,
+) -> Path:
+    """A randomly initialised `model_class(config)`, or a copy of `base` with Gaussian noise of `noise` times each
+    tensor's spread, saved as safetensors beside the files of `tokenizer` (the probe's tests; needs torch)."""
+    import shutil
+
+    import torch
+
+    torch.manual_seed(seed)
+    if base is not None:
+        model = model_class.from_pretrained(str(base), use_safetensors=True)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(noise * p.std() * torch.randn_like(p))
+    else:
+        model = model_class(config)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    for f in tokenizer.iterdir():
+        shutil.copy(f, folder / f.name)
+    return folder

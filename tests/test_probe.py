@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, save_tensors, tiny_llm
+from helpers import run_cli, save_tensors, save_tiny_torch_model, tiny_llm
 
 from scanner.provenance.canaries import Canary, CanaryStore
 
@@ -95,32 +95,18 @@ def _tokenizer(folder: Path) -> None:
 
 def _llama(folder: Path, seed: int, tokenizer: Path, base: Path | None = None, noise: float = 0.0) -> Path:
     """A random tiny Llama (or a noised copy of `base`), saved as safetensors with the shared tokenizer."""
-    import shutil
-
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(seed)
-    if base is not None:
-        model = LlamaForCausalLM.from_pretrained(str(base), use_safetensors=True)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(noise * p.std() * torch.randn_like(p))
-    else:
-        config = LlamaConfig(
-            vocab_size=400,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=128,
-        )
-        model = LlamaForCausalLM(config)
-    model.save_pretrained(str(folder), safe_serialization=True)
-    for f in tokenizer.iterdir():
-        shutil.copy(f, folder / f.name)
-    return folder
+    config = LlamaConfig(
+        vocab_size=400,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    return save_tiny_torch_model(folder, seed, tokenizer, LlamaForCausalLM, config, base, noise)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import gguf
 import numpy as np
 import pytest
 from ggufs import llama_tokens, write_gguf
-from helpers import run_cli, tiny_llm
+from helpers import run_cli, save_tiny_torch_model, tiny_llm
 
 from scanner.errors import UsageError
 from scanner.provenance import probe_gguf as G
@@ -204,36 +204,22 @@ def _tokenizer(folder: Path) -> None:
 
 def _llama(folder: Path, seed: int, tokenizer: Path, base: Path | None = None, noise: float = 0.0) -> Path:
     """A random tiny Llama (hidden 64, rows that fit Q8_0 blocks) or a noised copy of `base`, as safetensors."""
-    import shutil
-
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(seed)
-    if base is not None:
-        model = LlamaForCausalLM.from_pretrained(str(base), use_safetensors=True)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(noise * p.std() * torch.randn_like(p))
-    else:
-        config = LlamaConfig(
-            vocab_size=512,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=128,
-            tie_word_embeddings=False,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=3,
-        )
-        model = LlamaForCausalLM(config)
-    model.save_pretrained(str(folder), safe_serialization=True)
-    for f in tokenizer.iterdir():
-        shutil.copy(f, folder / f.name)
-    return folder
+    config = LlamaConfig(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=False,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=3,
+    )
+    return save_tiny_torch_model(folder, seed, tokenizer, LlamaForCausalLM, config, base, noise)
 
 
 @pytest.fixture(scope="module")
@@ -344,32 +330,19 @@ def test_a_gguf_architecture_the_runtime_does_not_run_is_one_error_line(models, 
 
 
 def _bert(folder: Path, seed: int, tokenizer: Path, base: Path | None = None, noise: float = 0.0) -> Path:
-    import shutil
-
-    import torch
+    """A random tiny BERT encoder or a noised copy of `base`, as safetensors."""
     from transformers import BertConfig, BertModel
 
-    torch.manual_seed(seed)
-    if base is not None:
-        model = BertModel.from_pretrained(str(base), use_safetensors=True)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(noise * p.std() * torch.randn_like(p))
-    else:
-        config = BertConfig(
-            vocab_size=512,
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=128,
-            max_position_embeddings=128,
-            pad_token_id=3,
-        )
-        model = BertModel(config)
-    model.save_pretrained(str(folder), safe_serialization=True)
-    for f in tokenizer.iterdir():
-        shutil.copy(f, folder / f.name)
-    return folder
+    config = BertConfig(
+        vocab_size=512,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=128,
+        pad_token_id=3,
+    )
+    return save_tiny_torch_model(folder, seed, tokenizer, BertModel, config, base, noise)
 
 
 @needs_torch
