@@ -291,45 +291,44 @@ def test_a_patchwork_of_short_idioms_from_many_definitions_is_no_anchor():
     assert code.copied_definitions(code.fingerprint("s.py", patchwork), one)["up"][0].upstream_name == "theirs"
 
 
-# A long function of our own, for the kept-core rule: a conversation preprocessor (written for this test)
+# A long function of our own, for the kept-core rule: labels only the assistant's answers of a chat, found by
+# character spans mapped through the tokenizer's offsets (written for this test)
 _PREPROCESS = textwrap.dedent(
     """
     import torch
 
 
     def build_targets(conversations, tokenizer, roles, ignore_index=-100, max_len=2048):
-        texts = []
-        for turns in conversations:
-            if turns and turns[0]["from"] != roles["human"]:
-                turns = turns[1:]
-            parts = []
-            for k, turn in enumerate(turns):
-                speaker = roles[turn["from"]]
-                assert speaker == roles["human" if k % 2 == 0 else "gpt"], f"turn {k} out of order"
-                parts.append(speaker + ": " + turn["value"].strip())
-            texts.append(tokenizer.sep.join(parts) + tokenizer.sep)
-        ids = tokenizer(texts, return_tensors="pt", padding="longest", max_length=max_len, truncation=True).input_ids
-        targets = ids.clone()
+        texts, spans = [], []
+        for conversation in conversations:
+            text, answers = "", []
+            for message in conversation:
+                prefix = roles[message["role"]] + " says: "
+                body = message["content"].strip()
+                if message["role"] == "assistant":
+                    answers.append((len(text) + len(prefix), len(text) + len(prefix) + len(body)))
+                text += prefix + body + "\\n"
+            texts.append(text)
+            spans.append(answers)
+        batch = tokenizer(
+            texts, return_offsets_mapping=True, padding="longest", max_length=max_len, truncation=True,
+            return_tensors="pt",
+        )
+        ids = batch["input_ids"]
+        targets = torch.full_like(ids, ignore_index)
+        row = 0
         for text, target in zip(texts, targets):
-            total = int(target.ne(tokenizer.pad_token_id).sum())
-            rounds = text.split(tokenizer.sep + roles["human"])
-            cursor = 1
-            target[:cursor] = ignore_index
-            for chunk in rounds:
-                if not chunk:
-                    break
-                pieces = chunk.split(roles["gpt"] + ": ")
-                if len(pieces) != 2:
-                    break
-                pieces[0] += roles["gpt"] + ": "
-                chunk_len = len(tokenizer(chunk).input_ids)
-                prompt_len = len(tokenizer(pieces[0]).input_ids) - 2
-                target[cursor : cursor + prompt_len] = ignore_index
-                cursor += chunk_len
-            target[cursor:] = ignore_index
-            if cursor < max_len and cursor != total:
+            offsets = batch["offset_mapping"][row].tolist()
+            for start, end in spans[row]:
+                for position, (first, last) in enumerate(offsets):
+                    if last <= first:
+                        continue
+                    if first >= start and last <= end:
+                        target[position] = ids[row, position]
+            if int((target != ignore_index).sum()) == 0 or len(text) > 8 * max_len:
                 target[:] = ignore_index
-        return dict(input_ids=ids, labels=targets, attention_mask=ids.ne(tokenizer.pad_token_id))
+            row += 1
+        return dict(input_ids=ids, labels=targets, attention_mask=batch["attention_mask"])
     """
 )
 
@@ -341,42 +340,43 @@ _PREPROCESS_PARTIAL = textwrap.dedent(
 
 
     def make_labels(dialogs, tok, speakers, image_token="<image>", system="", skip=-100, limit=2048):
-        prompts = []
+        prompts, ranges = [], []
         for dialog in dialogs:
-            header = system + tok.sep if system else ""
-            pieces = []
-            for n, item in enumerate(dialog):
-                who = speakers[item["from"]]
-                value = item["value"].replace(image_token, "").strip()
-                if image_token in item["value"]:
-                    value = image_token + " " + value
-                pieces.append(who + ": " + value)
-            prompts.append(header + tok.sep.join(pieces) + tok.sep)
+            header = system + "\\n" if system else ""
+            prompt, keep = header, []
+            for turn in dialog:
+                lead = speakers[turn["role"]] + " says: "
+                content = turn["content"].strip()
+                if image_token in content:
+                    content = image_token + " " + content.replace(image_token, "").strip()
+                if turn["role"] == "assistant":
+                    keep.append((len(prompt) + len(lead), len(prompt) + len(lead) + len(content)))
+                prompt += lead + content + "\\n"
+            prompts.append(prompt)
+            ranges.append(keep)
         if any(len(p) > 40 * limit for p in prompts):
             raise ValueError("a dialog is far longer than the model's context")
-        ids = tok(prompts, return_tensors="pt", padding="longest", max_length=limit, truncation=True).input_ids
-        labels = ids.clone()
+        enc = tok(
+            prompts, return_offsets_mapping=True, padding="longest", max_length=limit, truncation=True,
+            return_tensors="pt",
+        )
+        ids = enc["input_ids"]
+        labels = torch.full_like(ids, skip)
+        row = 0
         for prompt, label in zip(prompts, labels):
-            total = int(label.ne(tok.pad_token_id).sum())
-            rounds = prompt.split(tok.sep + speakers["human"])
-            cursor = 1
-            label[:cursor] = skip
-            for chunk in rounds:
-                if not chunk:
-                    break
-                pieces = chunk.split(speakers["gpt"] + ": ")
-                if len(pieces) != 2:
-                    break
-                pieces[0] += speakers["gpt"] + ": "
-                chunk_len = len(tok(chunk).input_ids)
-                prompt_len = len(tok(pieces[0]).input_ids) - 2
-                label[cursor : cursor + prompt_len] = skip
-                cursor += chunk_len
-            image_positions = (label == tok.convert_tokens_to_ids(image_token)).nonzero()
+            offsets = enc["offset_mapping"][row].tolist()
+            for start, end in ranges[row]:
+                for position, (first, last) in enumerate(offsets):
+                    if last <= first:
+                        continue
+                    if first >= start and last <= end:
+                        label[position] = ids[row, position]
+            image_positions = (ids[row] == tok.convert_tokens_to_ids(image_token)).nonzero()
             label[image_positions] = skip
-            if cursor > limit:
-                print(f"dialog truncated at {limit} tokens; {cursor - limit} label tokens lost")
-        masks = ids.ne(tok.pad_token_id)
+            if label.ne(skip).sum() == 0:
+                print(f"dialog {row} has no answer left to learn from after truncation at {limit} tokens")
+            row += 1
+        masks = enc["attention_mask"].bool()
         return {"input_ids": ids, "labels": labels, "attention_mask": masks, "image_token": image_token}
     """
 )
@@ -398,21 +398,25 @@ def test_a_long_definition_partly_kept_counts_by_its_kept_core():
 
 def test_short_shared_runs_make_no_kept_core():
     # the same function with its statements written another way keeps only short runs (the tokenizer call, the
-    # splitting of a round): no run of CORE_RUN tokens, so no kept core, however many short ones
+    # span test): no run of CORE_RUN tokens, so no kept core, however many short ones
     rewritten = textwrap.dedent(
         """
         def labels_for(batch, tokenizer, names, pad=-100, size=2048):
-            texts = [tokenizer.sep.join(names[t["from"]] + ": " + t["value"].strip() for t in b) for b in batch]
-            ids = tokenizer(texts, return_tensors="pt", padding="longest", max_length=size, truncation=True).input_ids
+            texts = ["".join(names[m["role"]] + " says: " + m["content"].strip() + "\\n" for m in b) for b in batch]
+            enc = tokenizer(texts, return_offsets_mapping=True, padding="longest", max_length=size, truncation=True)
+            ids = torch.tensor(enc["input_ids"])
             out = torch.full_like(ids, pad)
             for row, text in enumerate(texts):
-                start = 1
-                for chunk in text.split(tokenizer.sep + names["human"]):
-                    head, _, answer = chunk.partition(names["gpt"] + ": ")
-                    n_head = len(tokenizer(head).input_ids)
-                    n_all = len(tokenizer(chunk).input_ids)
-                    out[row, start + n_head : start + n_all] = ids[row, start + n_head : start + n_all]
-                    start += n_all
+                at = 0
+                for m in batch[row]:
+                    line = names[m["role"]] + " says: " + m["content"].strip() + "\\n"
+                    lo, hi = at + len(line) - len(m["content"].strip()) - 1, at + len(line) - 1
+                    at += len(line)
+                    if m["role"] != "assistant":
+                        continue
+                    for k, (a, b) in enumerate(enc["offset_mapping"][row]):
+                        if b > a and lo <= a and b <= hi:
+                            out[row, k] = ids[row, k]
             return {"input_ids": ids, "labels": out}
         """
     )
