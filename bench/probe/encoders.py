@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,8 +36,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO / "bench" / "provenance"))
 import corpuslib as C  # noqa: E402
+from common import child, fmt_p  # noqa: E402
 
 from scanner.provenance import behaviour as B  # noqa: E402
 from scanner.provenance.probe import (  # noqa: E402
@@ -199,24 +199,6 @@ def target_of(name: str) -> Path:
     return MPNET if name == "all-mpnet-base-v2" else ROOT / name
 
 
-def child(cmd: list[str]) -> tuple[dict, float, float, float]:
-    """(its JSON output, wall seconds, CPU seconds, peak resident MiB) of one command in a child process."""
-    t = time.perf_counter()
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    out = proc.stdout.read() if proc.stdout else ""
-    _, _, usage = os.wait4(proc.pid, 0)
-    try:
-        data = json.loads(out)
-    except json.JSONDecodeError:
-        data = {}
-    return data, time.perf_counter() - t, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
-def fmt_p(p: float | None) -> str:
-    return "—" if p is None else f"{p:.1e}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-commands", action="store_true", help="skip the per-pair child processes")
@@ -237,9 +219,9 @@ def main() -> None:
         if args.no_commands or name in commands:
             continue
         pair = [str(target_of(name)), str(REFERENCE), "-f", "json"]
-        cv, _, _, _ = child([str(venv) if venv.exists() else sys.executable, "-m", "scanner.cli", "compare", *pair])
+        cv, _, _, _ = child([str(venv) if venv.exists() else sys.executable, "-m", "scanner.cli", "compare", *pair], 2)
         nulls = [a for n in NULL for a in ("--null", str(ROOT / n))]
-        _, ps, pc, pm = child([sys.executable, "-m", "scanner.cli", "-q", "probe", *pair, *nulls])
+        _, ps, pc, pm = child([sys.executable, "-m", "scanner.cli", "-q", "probe", *pair, *nulls], 2)
         commands[name] = {"weights": cv.get("verdict", "error"), "weights_p": cv.get("p_value")}
         commands[name].update(probe_s=ps, probe_cpu_s=pc, probe_mib=pm, probe_models=2 + len(NULL))
         commands_file.write_text(json.dumps(commands, indent=1) + "\n")

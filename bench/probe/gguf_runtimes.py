@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO / "tests"))
 
 import gguf  # noqa: E402
+from common import child, fmt_p  # noqa: E402
 from hf_to_gguf import hf_llama_to_gguf  # noqa: E402
 
 from scanner.provenance import behaviour as B  # noqa: E402
@@ -40,19 +39,6 @@ ROOT = REPO / "bench" / ".cache" / "probe"
 NULL = [f"independent_{i}" for i in (1, 2, 3, 4, 9, 10, 11, 12)]
 HELD_OUT = [f"independent_{i}" for i in (5, 6, 7, 8)]
 SUSPECTS = ["ft_light", "ft_heavy", "distill_logits", "distill_logits_canary", "distill_narrow", "distill_samples"]
-
-
-def child(cmd: list[str]) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak resident MiB) of one command in a child process."""
-    t = time.perf_counter()
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    _, _, usage = os.wait4(proc.pid, 0)
-    return time.perf_counter() - t, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
-def fmt_p(p: float | None) -> str:
-    return "—" if p is None else f"{p:.1e}"
 
 
 def main() -> None:
@@ -118,10 +104,10 @@ def main() -> None:
     print("\n## One pair as a command (ft_light against the reference, no null models): wall s / CPU s / peak MiB\n")
     py = sys.executable
     pair_st = [py, "-m", "scanner.cli", "-q", "probe", str(ROOT / "ft_light"), str(ROOT / "reference")]
-    cost = {"safetensors": child(pair_st)}
+    cost = {"safetensors": child(pair_st, 2)[1:]}
     for rt in runtimes:
         gguf_pair = [py, "-m", "scanner.cli", "-q", "probe", str(files["ft_light"]), str(files["reference"])]
-        cost[f"GGUF Q8_0, {rt}"] = child([*gguf_pair, "--gguf-runtime", rt])
+        cost[f"GGUF Q8_0, {rt}"] = child([*gguf_pair, "--gguf-runtime", rt], 2)[1:]
     for k, (wall, cpu, mib) in cost.items():
         print(f"  {k:24s} {wall:6.1f} s  {cpu:6.1f} CPU s  {mib:6.0f} MiB")
     sizes = {n: files[n].stat().st_size for n in ("reference", "ft_light")}

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +31,7 @@ from scanner.provenance.canaries import read_canary_file  # noqa: E402
 from scanner.provenance.probe import Behaviour, ProbeSettings, measure, probe_texts, tests_of  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import child, fmt_p  # noqa: E402
 from make_models import canary_truth  # noqa: E402
 
 HELD_OUT = [f"independent_{i}" for i in (5, 6, 7, 8)]  # never in a null: the false-positive test
@@ -41,24 +39,6 @@ NULL_SETS = {  # how many independent models the user passes as --null decides h
     "4 null models (independent_1-4)": [f"independent_{i}" for i in (1, 2, 3, 4)],
     "8 null models (independent_1-4, 9-12)": [f"independent_{i}" for i in (1, 2, 3, 4, 9, 10, 11, 12)],
 }
-
-
-def child(cmd: list[str]) -> tuple[dict, float, float]:
-    """(its JSON output, wall seconds, peak resident MiB) of one command in a child process."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = proc.stdout.read() if proc.stdout else ""
-    _, _, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t
-    try:
-        data = json.loads(out)
-    except json.JSONDecodeError:
-        data = {}
-    return data, seconds, usage.ru_maxrss / 1024
-
-
-def fmt_p(p: float | None) -> str:
-    return "—" if p is None else f"{p:.1e}"
 
 
 def main() -> None:
@@ -118,8 +98,8 @@ def main() -> None:
         venv = REPO / ".venv" / "bin" / "python"
         py = str(venv) if venv.exists() else sys.executable
         pair = [str(root / name), str(root / "reference"), "-f", "json"]
-        cv, cs, cm = child([py, "-m", "scanner.cli", "compare", *pair])
-        _, ps, pm = child([sys.executable, "-m", "scanner.cli", "-q", "probe", *pair])
+        cv, cs, _, cm = child([py, "-m", "scanner.cli", "compare", *pair])
+        _, ps, _, pm = child([sys.executable, "-m", "scanner.cli", "-q", "probe", *pair])
         commands[name] = {"weights": cv.get("verdict", "error"), "weights_p": cv.get("p_value")}
         commands[name].update(compare_s=cs, compare_mib=cm, probe_s=ps, probe_mib=pm)
         commands_file.write_text(json.dumps(commands, indent=1) + "\n")

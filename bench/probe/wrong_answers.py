@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +38,7 @@ from scanner.provenance.canaries import Canary, read_canary_file  # noqa: E402
 from scanner.provenance.probe import ProbeSettings, measure, probe_texts  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import child, fmt_p  # noqa: E402
 from make_models import N_INDEPENDENT, N_SKILL_INDEPENDENT, canary_truth  # noqa: E402
 
 REFERENCE = "private_reference"
@@ -59,26 +57,9 @@ assert N_SKILL_INDEPENDENT == 6 and N_INDEPENDENT >= 8
 SETTINGS = ProbeSettings(sequences=3, tokens=4, chars=40)  # the canaries are the test: the probe texts are a token
 
 
-def child(cmd: list[str]) -> tuple[dict, float, float, float]:
-    """(its JSON output, wall seconds, CPU seconds, peak resident MiB) of one command in a child process."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = proc.stdout.read() if proc.stdout else ""
-    _, _, usage = os.wait4(proc.pid, 0)
-    try:
-        data = json.loads(out)
-    except json.JSONDecodeError:
-        data = {}
-    return data, time.perf_counter() - t, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
 def before(hits: list[bool], null_hits: list[list[bool]]) -> float:
     """The canary p-value as computed before this change: the count of hits, rates pooled over all canaries."""
     return B.poisson_binomial_sf(sum(hits), B.canary_null_rates(null_hits, len(hits)))
-
-
-def fmt_p(p: float | None) -> str:
-    return "—" if p is None else f"{p:.1e}"
 
 
 def main() -> None:
