@@ -22,6 +22,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
 from real_pairs import cached_path, load_pairs, missing  # noqa: E402
+from run import selected  # noqa: E402  (the tuning half, blind batches left out)
 
 from scanner.provenance import code  # noqa: E402
 
@@ -36,7 +37,7 @@ def small_files() -> None:
     """Each tuning suspect file's rare evidence against its reference (summed rarity of the shared settings and
     imports, and its share of the file's own), largest files first: MIN_RARE_EVIDENCE and RARE_SHARE are read off
     the files of at most SMALL_FILE_STATEMENTS statements."""
-    usable = [p for p in load_pairs() if p.half == "tuning" and not missing([p])]
+    usable = [p for p in selected(load_pairs(), "tuning") if not missing([p])]
     rows = []
     for p in usable:
         upstream = code.UpstreamCode(
@@ -63,7 +64,7 @@ def main() -> None:
     if "--small" in sys.argv:
         small_files()
         return
-    pairs = [p for p in load_pairs() if p.half == "tuning"]
+    pairs = selected(load_pairs(), "tuning")
     usable = [p for p in pairs if not missing([p])]
     print(f"tuning half: {len(pairs)} pairs, {len(usable)} in the cache")
     fps = {
