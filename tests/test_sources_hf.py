@@ -11,7 +11,7 @@ from servers.fixtures import HF_TOKEN_OK
 from servers.hub import make_repo
 
 from scanner.errors import SourceError
-from scanner.sources.hf import HFSource, list_org_models
+from scanner.sources.hf import LISTING_PAGE, HFSource, list_org_models
 from scanner.sources.resolve import list_org, open_source
 
 WEIGHTS = os.urandom(64 * 1024)
@@ -144,13 +144,25 @@ def test_malformed_and_too_large_json_become_findings(hub, monkeypatch):
 
 
 def test_org_listing_follows_pagination(hub):
-    for i in range(hub.PAGE + 7):
+    hub.MAX_PAGE = 5  # the most the server gives in one answer (the Hub's 1000, scaled down)
+    for i in range(hub.MAX_PAGE + 2):
         make_repo(hub.root, f"bigorg/m{i:03d}", {"README.md": "x"})
     make_repo(hub.root, "other/m", {"README.md": "x"})
     ids = list_org_models("bigorg")
-    assert len(ids) == hub.PAGE + 7 and ids[0] == "bigorg/m000"
+    assert len(ids) == hub.MAX_PAGE + 2 and ids[0] == "bigorg/m000"
     assert len([p for p in hub.stats.paths() if p.startswith("/api/models?")]) == 2
     assert list_org("hf:bigorg")[:2] == ["hf:bigorg/m000", "hf:bigorg/m001"]
+
+
+def test_org_listing_asks_for_full_pages(hub):
+    """The listing asks for LISTING_PAGE repos a page: an org larger than the server's default page (what a client
+    that names no `limit` gets) is one request, not one per default page."""
+    for i in range(hub.PAGE + 7):
+        make_repo(hub.root, f"bigorg/m{i:03d}", {"README.md": "x"})
+    ids = list_org_models("bigorg")
+    assert len(ids) == hub.PAGE + 7
+    listings = [p for p in hub.stats.paths() if p.startswith("/api/models?")]
+    assert len(listings) == 1 and f"limit={LISTING_PAGE}" in listings[0]
 
 
 def test_rescan_of_unchanged_repo_is_one_cheap_call(hub):

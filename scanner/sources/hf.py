@@ -473,13 +473,27 @@ class HFSource:
         raise SourceError(f"{label}: connection kept failing", rule="source.unreachable")
 
 
-def list_org_models(org: str, token: str | None = None, endpoint: str | None = None) -> list[str]:
-    """Repo ids (`org/name`) of every model of a user or organisation."""
-    from huggingface_hub.errors import HfHubHTTPError
+# Repos per page of an organisation's listing: the most the Hub gives in one answer (`limit` is a page size there,
+# the `Link` header names the next page; see tests/servers/hub.py for the sources). HfApi.list_models(limit=…) would
+# cap the whole listing instead, so the pages are walked with huggingface_hub's own paginate.
+LISTING_PAGE = 1000
 
-    api = _api(endpoint, token)
+
+def list_org_models(org: str, token: str | None = None, endpoint: str | None = None) -> list[str]:
+    """Repo ids (`org/name`) of every model of a user or organisation: one request per LISTING_PAGE repos."""
+    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import build_hf_headers, paginate  # type: ignore[attr-defined]  # re-exported lazily
+
+    _configure_hf_client()
+    url = f"{hub_endpoint(endpoint)}/api/models"
+    params = {"author": org, "limit": LISTING_PAGE}
+
+    def ids() -> list[str]:
+        items = paginate(url, params=params, headers=build_hf_headers(token=token))
+        return sorted({item["id"] for item in items if isinstance(item, dict) and isinstance(item.get("id"), str)})
+
     try:
-        return hub_call(f"hf:{org}", lambda: sorted(m.id for m in api.list_models(author=org)))
+        return hub_call(f"hf:{org}", ids)
     except HfHubHTTPError as exc:
         raise SourceError(f"hf:{org}: listing models failed (HTTP {_status(exc)})", rule="source.unreachable") from None
 

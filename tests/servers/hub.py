@@ -304,7 +304,15 @@ class Repo:
 class HubServer(BaseServer):
     """`HubServer(root, tokens={"hf_ok"})`: repos under root; tokens that may read gated/private repos."""
 
+    # The Hub's model listing is paged, the next page named by `Link: <…>; rel="next"` (huggingface/hub-docs
+    # docs/hub/api.md @0011475e, "GET /api/models"; huggingface_hub's utils/_pagination.py follows it); `limit` is
+    # the page size, the next link carrying on past it (huggingface/huggingface.js packages/hub/src/lib/list-models.ts
+    # @02bbeee5 asks limit=500 a page and follows the links), at most 1000 a page as observed
+    # (https://www.browse.sh/skills/huggingface.co/browse-latest-models-brgzzx: "limit is per-page; observed max is
+    # 1000 per request"). The page size without `limit` is not documented: PAGE here, small so that tests of a
+    # client that names no limit see several pages.
     PAGE = 50
+    MAX_PAGE = 1000
 
     def __init__(self, root: str | os.PathLike[str], tokens: set[str] | None = None):
         super().__init__()
@@ -487,10 +495,14 @@ class HubHandler(BaseHandler):
         ids = [r for r in self.server_obj.repo_ids() if author is None or r.split("/")[0] == author]
         ids = [r for r in ids if not self.server_obj.repo(r).private or self._auth_token() in self.server_obj.tokens]
         start = int(q.get("cursor", ["0"])[0] or 0)
-        page = ids[start : start + self.server_obj.PAGE]
+        asked = q.get("limit", [""])[0]
+        size = min(int(asked), self.server_obj.MAX_PAGE) if asked.isdigit() and int(asked) > 0 else self.server_obj.PAGE
+        page = ids[start : start + size]
         headers = {}
-        if start + self.server_obj.PAGE < len(ids):
-            nxt = f"{self.server_obj.url}/api/models?cursor={start + self.server_obj.PAGE}"
+        if start + size < len(ids):
+            nxt = f"{self.server_obj.url}/api/models?cursor={start + size}"
+            if asked:
+                nxt += f"&limit={quote(asked)}"
             if author:
                 nxt += f"&author={quote(author)}"
             headers["Link"] = f'<{nxt}>; rel="next"'
