@@ -184,3 +184,20 @@ def test_rescan_of_unchanged_repo_is_one_cheap_call(hub):
     assert changed.meta["cache"] == "miss" and changed.revision != first.revision
     fetched = [p.rsplit("/", 1)[1] for p in hub.stats.paths() if "/resolve/" in p]
     assert fetched == ["README.md"]
+
+
+def test_scan_asks_for_the_card_only_when_the_file_list_has_one(hub):
+    """The card is one request of a repo's three in a sweep: a repo whose file list shows no README.md costs none,
+    one that has it costs exactly one (never a second look-up of the same card)."""
+    from scanner.pipeline import scan_target
+    from scanner.policy import Policy
+
+    files = {"LICENSE": "Apache License 2.0\n", "config.json": json.dumps({"vocab_size": 128})}
+    make_repo(hub.root, "acme/no-card", files)
+    make_repo(hub.root, "acme/card", {**files, "README.md": "---\nlicense: apache-2.0\n---\n# A model\n"})
+    for name, cards in (("no-card", 0), ("card", 1)):
+        hub.stats.reset()
+        report = scan_target(f"hf:acme/{name}", Policy())
+        assert report.error is None
+        asked = [p for p in hub.stats.paths() if p.lower().endswith("readme.md")]
+        assert len(asked) == cards and all(p.startswith(f"/acme/{name}/resolve/") for p in asked)
