@@ -200,13 +200,13 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
     print("thresholds: " + "; ".join(f"{n} {t}" for n, t in thresholds.items()))
     sets = sorted({p.set for p in usable})
     batches = sorted({p.batch for p in usable}, key=lambda b: (b != FIRST_BATCH, b))
-    head = f"{'half':<9} {'batch':<6} {'set':<28} {'copies':>6} {'indep':>5}"
+    head = f"{'half':<9} {'batch':<8} {'set':<28} {'copies':>6} {'indep':>5}"
     print(head + "".join(f" {n + ' found/FP':>22}" for n in tools))
 
     def row(half: str, label_batch: str, label_set: str, in_set: list[Pair]) -> None:
         ids = {p.id for p in in_set}
         n_copy = sum(p.copied for p in in_set)
-        line = f"{half:<9} {label_batch:<6} {label_set:<28} {n_copy:>6} {len(in_set) - n_copy:>5}"
+        line = f"{half:<9} {label_batch:<8} {label_set:<28} {n_copy:>6} {len(in_set) - n_copy:>5}"
         for name in tools:
             rows = [r for r in scored[name] if r.pair.id in ids]
             found = _found(rows, decide[name], "copied")
@@ -245,7 +245,7 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
         print("originscan scores (copied statements), by pair:")
         for r in sorted(scored["originscan"], key=lambda r: (r.pair.half, r.pair.batch, r.pair.label, -r.score)):
             verdict = "copy" if r.copied else "-"
-            print(f"  {r.pair.half:<9} {r.pair.batch:<6} {r.pair.label:<12} {r.score:>7.1f} {verdict:<4}  {r.pair.id}")
+            print(f"  {r.pair.half:<9} {r.pair.batch:<8} {r.pair.label:<12} {r.score:>7.1f} {verdict:<4}  {r.pair.id}")
     if details:
         print("copied definitions reported by originscan (suspect lines <- reference lines), against the labels:")
         for p in usable:
@@ -462,7 +462,7 @@ def main() -> None:
         choices=("tuning", "held-out"),
         help=f"only this half of the real pairs (tuning: never the blind batches {', '.join(sorted(BLIND_BATCHES))})",
     )
-    ap.add_argument("--batch", help='only the real pairs of this batch ("2026-12"; "first": those without a batch)')
+    ap.add_argument("--batch", help='only the real pairs of this batch ("2026-12b"; "first": those without one)')
     args = ap.parse_args()
     tools = args.tools.split(",")
     if not args.synthetic:
