@@ -162,11 +162,14 @@ def sweep(
     history of its own: merge the shards (`history.merge_reports`) and call `record_and_diff` once."""
     if not orgs:
         raise UsageError("sweep: name at least one organisation (hf:ORG or github:ORG)")
-    targets, failed = list_targets(orgs)
-    root = local_root(targets)  # of every listed target, not this shard's: shards show targets alike
-    targets = select_shard(targets, shard)
-    failed = [r for r in failed if in_shard(r.target, shard)]
-    reports = scan_all(targets, policy=policy, index=index, workers=workers, quiet=quiet)
+    from scanner.sources.hf import listed_commits
+
+    with listed_commits():  # the listing's commits stand in for each unchanged repo's own sha request
+        targets, failed = list_targets(orgs)
+        root = local_root(targets)  # of every listed target, not this shard's: shards show targets alike
+        targets = select_shard(targets, shard)
+        failed = [r for r in failed if in_shard(r.target, shard)]
+        reports = scan_all(targets, policy=policy, index=index, workers=workers, quiet=quiet)
     # as every report format shows them (no absolute local path, relative to the scan root): the shards' JSON then
     # merges to this very run, and same-named folders keep their own history
     reports = sorted((shown_report(r, root=root) for r in reports + failed), key=lambda r: r.target)

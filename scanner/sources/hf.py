@@ -3,7 +3,8 @@
 What a snapshot costs: one `model_info(files_metadata=True)` call (file list with sizes and LFS sha256, so an
 exact-copy check reads 0 weight bytes), one GET per small file (card, SMALL_JSON_FILES, LICENSE/NOTICE/USE_POLICY),
 and nothing else; weights are read later by HTTP Range through `Snapshot.open`. With a cache, a rescan of an
-unchanged repo is one `model_info(expand=["sha"])` call and 0 weight bytes.
+unchanged repo is one `model_info(expand=["sha"])` call and 0 weight bytes; in a sweep, none (its organisation's
+listing gave the commit: `listed_commits`).
 """
 
 from __future__ import annotations
@@ -240,6 +241,23 @@ def one_fetch(key: str | None) -> Iterator[None]:
                 _fetching[key] = (lock, users - 1)
 
 
+_listed: dict[str, str] | None = None  # repo id -> the commit its organisation's listing gave, inside listed_commits
+
+
+@contextmanager
+def listed_commits() -> Iterator[None]:
+    """Within: an organisation's listing (list_org_models) keeps the commit the Hub gave for each repo, and the
+    snapshot of an unpinned repo trusts it instead of asking model_info(expand=["sha"]): a cached record at that
+    commit is used with no request of its own (a sweep of unchanged repos costs its listing), one at another commit
+    is read again at once. A repo pushed after the listing is scanned as listed, its push seen by the next run."""
+    global _listed
+    _listed = {}
+    try:
+        yield
+    finally:
+        _listed = None
+
+
 def _wants(path: str) -> bool:
     return path in SMALL_JSON_FILES or is_text_file(path)
 
@@ -285,12 +303,15 @@ class HFSource:
         api = _api(self.endpoint, self.token)
         label = self.target
         record = self.cache.get_record("hf", self.repo_id, self.revision) if self.cache else None
+        listed = _listed.get(self.repo_id) if _listed is not None and self.revision is None else None
         try:
             if record is not None:
-                cheap = hub_call(
-                    label, api.model_info, self.repo_id, revision=self.revision, expand=["sha"], retry=self.retry
+                sha = listed or (
+                    hub_call(
+                        label, api.model_info, self.repo_id, revision=self.revision, expand=["sha"], retry=self.retry
+                    ).sha
                 )
-                if cheap.sha and cheap.sha == record.get("revision") and record_is_current(record.get("snapshot")):
+                if sha and sha == record.get("revision") and record_is_current(record.get("snapshot")):
                     snap = snapshot_from_record(self.target, "hf", record["snapshot"])
                     snap.meta["cache"] = "hit"
                     self._set_opener(snap)
@@ -486,11 +507,22 @@ def list_org_models(org: str, token: str | None = None, endpoint: str | None = N
 
     _configure_hf_client()
     url = f"{hub_endpoint(endpoint)}/api/models"
-    params = {"author": org, "limit": LISTING_PAGE}
+    # `sha` (the main branch's commit; an expand key of the Hub's listing, as huggingface.js's MODEL_EXPANDABLE_KEYS
+    # lists) lets a sweep skip each unchanged repo's own sha request (listed_commits)
+    params: dict[str, Any] = {"author": org, "limit": LISTING_PAGE}
+    if _listed is not None:
+        params["expand"] = ["sha"]
 
     def ids() -> list[str]:
         items = paginate(url, params=params, headers=build_hf_headers(token=token))
-        return sorted({item["id"] for item in items if isinstance(item, dict) and isinstance(item.get("id"), str)})
+        found = {}
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                sha = item.get("sha")
+                found[item["id"]] = sha if isinstance(sha, str) and COMMIT.fullmatch(sha) else None
+        if _listed is not None:
+            _listed.update({rid: sha for rid, sha in found.items() if sha})
+        return sorted(found)
 
     try:
         return hub_call(f"hf:{org}", ids)

@@ -496,6 +496,7 @@ class HubHandler(BaseHandler):
         ids = [r for r in ids if not self.server_obj.repo(r).private or self._auth_token() in self.server_obj.tokens]
         start = int(q.get("cursor", ["0"])[0] or 0)
         asked = q.get("limit", [""])[0]
+        expand = q.get("expand", [])
         size = min(int(asked), self.server_obj.MAX_PAGE) if asked.isdigit() and int(asked) > 0 else self.server_obj.PAGE
         page = ids[start : start + size]
         headers = {}
@@ -505,7 +506,11 @@ class HubHandler(BaseHandler):
                 nxt += f"&limit={quote(asked)}"
             if author:
                 nxt += f"&author={quote(author)}"
+            nxt += "".join(f"&expand={quote(e)}" for e in expand)
             headers["Link"] = f'<{nxt}>; rel="next"'
+        if expand:  # as the Hub: `_id`, `id` and the fields asked for (`sha`: the main branch's commit)
+            srv = self.server_obj
+            return self._json(200, [srv.info(srv.repo(r), False, expand) for r in page], headers)
         self._json(
             200,
             [
