@@ -370,6 +370,19 @@ def read_side_by_side(reads: Sequence[Callable[[], T]]) -> list[T]:
         return list(pool.map(lambda read: read(), reads))
 
 
+class ReadsInOrder:
+    """Reads started at once, one thread each, in the order given, each result a future: the threads start in that
+    order, so their ranges reach the reader pool's queue in about that order too, and what a comparison needs first
+    arrives first while the rest is still on its way. `close` waits for every read (before the views close)."""
+
+    def __init__(self, reads: Sequence[Callable[[], Any]]):
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(reads)), thread_name_prefix="originscan-sample")
+        self.futures: list[Future[Any]] = [self._pool.submit(read) for read in reads]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
 @lru_cache(maxsize=1)
 def _ahead_pool() -> ThreadPoolExecutor:
     """Reads ahead of need (residual vectors, the next round's rows); each hands its ranges to the reader pool."""
@@ -412,6 +425,11 @@ def _last_round(best: _Anchor, k: int, limit: int) -> bool:
     return k >= limit
 
 
+# What any pair can promise at most (see Comparator._anchors): every pair tests at least one unit, whose
+# chance agreement is at most 1/2, so its least p-value is at most 1/2, log10 -0.30103; a margin below that.
+PAIR_PROMISE = -0.3
+
+
 def _chance(b: np.ndarray) -> float:
     """The rate at which a unit's two best matches agree by chance under H0, among b's units (see P0_FACTOR)."""
     units: int = b.shape[1]
@@ -424,7 +442,8 @@ class Comparator:
         self.k_start, self.k_max = k_start, k_max
         self.nonfinite: set[str] = set()  # token matrices skipped for being mostly NaN/Inf
         self._vectors_ahead: Future[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None
-        self._rows_ahead: Future[object] | None = None
+        # The next round's rows, read while a round computes: per (side, matrix name) the read of its rows.
+        self._rows_ahead: tuple[ReadsInOrder, dict[tuple[str, str], Future[Any]]] | None = None
 
     # -- anchors -----------------------------------------------------------------------------------------------
     def _round(
@@ -434,10 +453,10 @@ class Comparator:
         first_anchor: Callable[[_Anchor], None] = lambda anchor: None,
     ) -> list[_Anchor]:
         """One anchor per pair whose samples are mostly finite (a matrix mostly NaN/Inf carries no evidence either
-        way). Each matrix's sample is read once (all of them at once: remote reads are latency-bound) and ranked
-        once per half, however many pairs it is in; each pair's matches are then computed on all the threads.
-        `first_anchor` is told the first pair's anchor while the others compute (to read ahead)."""
-        self._wait_for_rows_ahead()
+        way). Each matrix's sample is read once (all of them at once, in the order the pairs need them: remote reads
+        are latency-bound) and ranked once per half, however many pairs it is in; each pair's matches are computed
+        on all the threads as soon as its two samples are in, while the others' are still read. `first_anchor` is
+        told the first pair's anchor while the others compute (to read ahead)."""
         half_a, half_b = tokens[0::2].tolist(), tokens[1::2].tolist()
         all_tokens = half_a + half_b
         n = len(half_a)
@@ -451,52 +470,95 @@ class Comparator:
         for ms, mr, dims_s, dims_r in plans:  # in the order the pairs read them (the first error is the same)
             keys.setdefault(_sample_key("s", ms, dims_s), (self.s, ms, dims_s))
             keys.setdefault(_sample_key("r", mr, dims_r), (self.r, mr, dims_r))
-        samples = dict(zip(keys, read_side_by_side([partial(_read, *v, all_tokens) for v in keys.values()])))
-        finite = {key: bool(np.mean(~np.isfinite(x)) <= 0.5) for key, x in samples.items()}
-        used = []
-        for ms, mr, dims_s, dims_r in plans:
+        ahead, self._rows_ahead = self._rows_ahead, None  # this round's rows, read ahead by the previous round
+
+        def sample(key: SampleKey) -> np.ndarray:
+            view, m, dims = keys[key]
+            read = ahead[1].get((key[0], m.name)) if ahead is not None else None
+            if read is not None:  # rows are read once: the read-ahead of this matrix's rows ends first ...
+                try:
+                    read.result()
+                except Exception:
+                    pass  # ... and one that failed is forgotten: this read fails in its place, in order
+            return _read(view, m, dims, all_tokens)
+
+        reads = ReadsInOrder([partial(sample, key) for key in keys])
+        try:
+            return self._anchors(plans, dict(zip(keys, reads.futures)), n, first_anchor)
+        finally:
+            reads.close()
+            if ahead is not None:
+                ahead[0].close()
+
+    def _anchors(
+        self,
+        plans: list[tuple[TokenMatrix, TokenMatrix, list[int] | None, list[int] | None]],
+        reading: dict[SampleKey, Future[np.ndarray]],
+        n: int,
+        first_anchor: Callable[[_Anchor], None],
+    ) -> list[_Anchor]:
+        """The round's anchors from its samples as they arrive (see _round), pair by pair in order."""
+        samples: dict[SampleKey, np.ndarray] = {}
+        finite: dict[SampleKey, bool] = {}
+
+        def usable(key: SampleKey) -> bool:
+            if key not in samples:
+                samples[key] = reading[key].result()  # waits for the read; its error, if any
+                finite[key] = bool(np.mean(~np.isfinite(samples[key])) <= 0.5)
+            return finite[key]
+
+        def used_from(i: int) -> list[tuple[SampleKey, SampleKey]]:
+            """(tested, other) sample keys of the pairs from the i-th on whose samples are mostly finite."""
+            sides = []
+            for ms, mr, dims_s, dims_r in plans[i:]:
+                ks, kr = _sample_key("s", ms, dims_s), _sample_key("r", mr, dims_r)
+                if usable(ks) and usable(kr):
+                    swapped = dims_r is not None and dims_s is None
+                    sides.append((kr, ks) if swapped else (ks, kr))
+            return sides
+
+        ranked: dict[tuple[SampleKey, int], np.ndarray] = {}  # each sample's halves, ranked when a pair needs them
+        anchors: list[_Anchor] = []
+        threads = 0
+        for i, (ms, mr, dims_s, dims_r) in enumerate(plans):
             ks, kr = _sample_key("s", ms, dims_s), _sample_key("r", mr, dims_r)
-            bad = next((m.name for m, k in ((ms, ks), (mr, kr)) if not finite[k]), None)
+            bad = next((m.name for m, k in ((ms, ks), (mr, kr)) if not usable(k)), None)
             if bad is not None:
                 self.nonfinite.add(bad)
                 continue
-            used.append((ms, mr, dims_s, dims_r, ks, kr))
-        if used:
-            self._read_vectors_ahead()
-        threads = compute_threads(samples[used[0][4]].shape[1] if used else 0)
-        ranked: dict[tuple[SampleKey, int], np.ndarray] = {}  # each sample's halves, ranked when a pair needs them
-        sides: list[tuple[SampleKey, SampleKey]] = []  # per pair: the tested sample (the unit subset, if any), other
-        for _ms, _mr, dims_s, dims_r, ks, kr in used:
+            threads = threads or compute_threads(samples[ks].shape[1])
             swapped = dims_r is not None and dims_s is None
-            sides.append((kr, ks) if swapped else (ks, kr))
-        anchors: list[_Anchor] = []
-        # Pairs in order, each on all the threads: the comparison keeps the first pair with the least p-value, so
-        # once no later pair could reach less even with every unit agreeing, the later pairs cannot change the
-        # round's outcome (a derived model's first pair usually settles it).
-        for i, (ms, mr, dims_s, dims_r, _ks, _kr) in enumerate(used):
-            todo = [(k, h) for k in sides[i] for h in (0, 1) if (k, h) not in ranked]  # h: first or second half
+            tested, other = (kr, ks) if swapped else (ks, kr)
+            todo = [(k, h) for k in (tested, other) for h in (0, 1) if (k, h) not in ranked]  # h: first or second half
             ranked.update(
                 zip(
                     todo,
                     in_threads([partial(spearman_columns, samples[k][h * n : (h + 1) * n]) for k, h in todo], threads),
                 )
             )
-            tested, other = sides[i]
             halves = ((ranked[(tested, 0)], ranked[(other, 0)]), (ranked[(tested, 1)], ranked[(other, 1)]))
             agree = agreement(halves, threads)
             a, b = samples[tested], samples[other]
             units = a.shape[1]
-            swapped = dims_r is not None and dims_s is None
             units_tested = np.array(
                 dims_s if dims_s is not None else (dims_r if swapped and dims_r is not None else range(units))
             )
             log10_p = log10_binom_sf(agree, units, _chance(b))
             anchors.append(_Anchor(agree, units, log10_p, units_tested, n, (ms.name, mr.name), swapped, (a, b)))
-            if i == 0:
+            if len(anchors) == 1:
                 first_anchor(anchors[0])
+                self._read_vectors_ahead()  # after the next round's rows: the vectors are needed last
+            # The comparison keeps the first pair with the least p-value, so once no later pair could reach less
+            # even with every unit agreeing, the later pairs cannot change the round's outcome (a derived model's
+            # first pair usually settles it). Every pair can promise at most log10(0.5) (one unit agreeing at a
+            # chance of at most 1/2), so above that bound the later pairs need not even have been read to go on.
             least = min(anchor.log10_p for anchor in anchors)
-            if all(self._least_log10_p(samples[t], samples[o]) >= least for t, o in sides[i + 1 :]):
+            if least <= PAIR_PROMISE and all(
+                self._least_log10_p(samples[t], samples[o]) >= least for t, o in used_from(i + 1)
+            ):
                 break
+        for key in reading:  # every sample was read, as each pair's would be: a failed read fails the round
+            reading[key].result()
         return anchors
 
     @staticmethod
@@ -600,21 +662,17 @@ class Comparator:
         if _last_round(first, k, limit) or first.agreement / first.units >= DERIVED_SCORE:
             return
         following = stream[: 2 * min(2 * k, limit)].tolist()
-        reads = [
-            partial(view.read_token_rows, [m], following)
-            for view, matrices in ((self.s, [ms for ms, _ in pairs]), (self.r, [mr for _, mr in pairs]))
-            for m in {m.name: m for m in matrices}.values()
-        ]
-        self._rows_ahead = _ahead_pool().submit(read_side_by_side, reads)
+        reads: dict[tuple[str, str], Callable[[], None]] = {}
+        for ms, mr in pairs:  # in the order the pairs need them
+            reads.setdefault(("s", ms.name), partial(self.s.read_token_rows, [ms], following))
+            reads.setdefault(("r", mr.name), partial(self.r.read_token_rows, [mr], following))
+        started = ReadsInOrder(list(reads.values()))
+        self._rows_ahead = started, dict(zip(reads, started.futures))
 
     def _wait_for_rows_ahead(self) -> None:
-        """Rows are read once: a round reads only after the read-ahead of its rows has ended. A read-ahead that
-        failed is forgotten: the round's own read of the same rows fails in its place, in order."""
+        """Reads ahead that no round took end before the views are counted and closed (errors are forgotten)."""
         if self._rows_ahead is not None:
-            try:
-                self._rows_ahead.result()
-            except Exception:
-                pass
+            self._rows_ahead[0].close()
             self._rows_ahead = None
 
     # -- per-layer evidence --------------------------------------------------------------------------------------
