@@ -263,15 +263,38 @@ def _first_best(x: np.ndarray, y: np.ndarray, cols: np.ndarray, threads: int, ch
     if cols.size == 0:
         return np.zeros(0, dtype=np.int64)
 
-    def part(s: int) -> np.ndarray:
+    def part(s: int, c_buf: np.ndarray) -> np.ndarray:
         which = cols[s : s + chunk]
         # A product with one column would be a matrix-vector product, whose sums may round differently from the
         # full search's matrix products: a second copy of the column keeps it a matrix product.
-        c = np.abs(x[:, which if which.size > 1 else np.repeat(which, 2)].T @ y)
+        both = which if which.size > 1 else np.repeat(which, 2)
+        c = c_buf[: both.size]
+        np.matmul(x[:, both].T, y, out=c)
+        np.abs(c, out=c)
         best: np.ndarray = c.argmax(axis=1)
         return best[: which.size]
 
-    return np.concatenate(in_threads([partial(part, s) for s in range(0, cols.size, chunk)], threads))
+    return np.concatenate(
+        _chunks_in_threads(part, list(range(0, cols.size, chunk)), (max(2, min(chunk, cols.size)), y.shape[1]), threads)
+    )
+
+
+def _chunks_in_threads(
+    work: Callable[[int, np.ndarray], T], starts: list[int], shape: tuple[int, int], threads: int
+) -> list[T]:
+    """work(start, buffer) for each chunk start, in order, the starts shared out over `threads` threads; each
+    thread's chunks use one float32 buffer of `shape` for their products: a fresh 16 MB array per chunk costs page
+    faults (as much CPU as the product's passes) on every call."""
+
+    def run(group: list[int]) -> list[T]:
+        buf = np.empty(shape, dtype=np.float32)
+        return [work(s, buf) for s in group]
+
+    n = max(1, min(threads, len(starts)))
+    found: list[T] = [None] * len(starts)  # type: ignore[list-item]  # every slot is filled below
+    for t, results in enumerate(in_threads([partial(run, starts[t::n]) for t in range(n)], threads)):
+        found[t::n] = results
+    return found
 
 
 def without_shared(za: np.ndarray, zb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -310,12 +333,12 @@ def row_matches(a: np.ndarray, b: np.ndarray, threads: int = 1, chunk: int = 102
     val = np.empty(n_a, dtype=np.float32)
     top = np.empty(n_a, dtype=np.float32)
 
-    def rows(s: int) -> None:
+    def rows(s: int, c_buf: np.ndarray) -> None:
         part = za[:, s : s + chunk]
-        c = np.empty((part.shape[1], zb.shape[1]), dtype=np.float32)
+        c = c_buf[: part.shape[1]]
         _best_in_rows(part, zb, c, idx[s : s + chunk], val[s : s + chunk], top[s : s + chunk])
 
-    in_threads([partial(rows, s) for s in range(0, n_a, chunk)], threads)
+    _chunks_in_threads(rows, list(range(0, n_a, chunk)), (min(chunk, n_a), zb.shape[1]), threads)
     return idx, val
 
 
