@@ -1,14 +1,15 @@
-"""Cold indexed `originscan sweep` of small repos, old code and new side by side in one run.
+"""Indexed `originscan sweep` of small repos, cold and warm, old code and new side by side in one run.
 
     .venv/bin/python bench/speed/sweep.py [--repos 1000] [--upstreams 10] [--workers 8] [--old PATH]
 
 The repos are bench/sweep/bench_sweep.py's (hidden 64, vocabulary 512, fp16, one layer; every 50th a disguised
 copy of an upstream), generated in a temporary folder outside the repository. Per code version: the upstreams are
-registered (`index add`, not counted), then one sweep with an empty cache and `--index`. The server counts
-requests (all of them, and those for weight files), weight bytes served, and the findings are compared: the new
-code must report the same (rule, p-value) pairs as the old for every repo, and the last line says for how many it
-does. Requests and bytes do not depend on the machine's load; wall time does, so the sweep's CPU seconds (user +
-system of the sweep process) are printed beside it.
+registered (`index add`, not counted), then one sweep with an empty cache and `--index` (cold) and the same sweep
+again with nothing changed (warm). The server counts requests (all of them, by kind, and those for weight files)
+and weight bytes served. Findings are compared repo by repo (every rule and p-value): old cold against new cold,
+and each code's warm run against its cold one; the last lines say for how many repos they are the same (exit 1
+if any differs). Requests and bytes do not depend on the machine's load; wall time does, so the sweep's CPU
+seconds (user + system of the sweep process) are printed beside it.
 """
 
 from __future__ import annotations
@@ -81,60 +82,65 @@ def main() -> int:
                     out = code.cli("index", "add", f"hf:upstreams/base-{j}", "--index", index, **env)
                     if out.returncode != 0:
                         raise SystemExit(f"{code.label}: index add failed: {out.stderr.strip()[-300:]}")
-                report = cache / "sweep.json"
-                hub.stats.reset()
-                t = time.perf_counter()
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                out = code.cli(
-                    "sweep", "hf:benchorg", "--workers", str(args.workers), "--quiet", "--format", "json",
-                    "-o", str(report), "--index", index, timeout=3600, **env,
-                )  # fmt: skip
-                wall = time.perf_counter() - t
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-                if out.returncode not in (0, 1):
-                    raise SystemExit(f"{code.label}: sweep failed ({out.returncode}): {out.stderr.strip()[-300:]}")
-                targets = json.loads(report.read_text())["targets"]
-                findings[code.label] = {
-                    (t["target"], f["rule"], (f.get("evidence") or {}).get("p_value"))
-                    for t in targets
-                    for f in t["findings"]
-                }
-                per_repo[code.label] = {
-                    t["target"]: {(f["rule"], (f.get("evidence") or {}).get("p_value")) for f in t["findings"]}
-                    for t in targets
-                }
-                s = hub.stats
-                weight_requests = sum(1 for p in s.paths("GET") if p.endswith(".safetensors"))
-                kinds = Counter(request_kind(p) for p in s.paths())
-                breakdown[code.label] = f"{s.requests} requests for {len(targets)} repos: " + ", ".join(
-                    f"{k} {n} ({n / len(targets):.3f}/repo)" for k, n in sorted(kinds.items())
-                )
-                rules = Counter(rule for _, rule, _ in findings[code.label] if rule.startswith("weights."))
-                rows.append(
-                    f"{code.label:4} {wall:>7.1f} {cpu:>7.1f} {len(targets):>6} {s.requests / len(targets):>9.2f} "
-                    f"{weight_requests / len(targets):>13.2f} {s.weight_bytes_served:>13,} "
-                    f"{100 * s.weight_bytes_served / weights:>7.1f}% {dict(sorted(rules.items()))}"
-                )
+                for run in ("cold", "warm"):  # warm: the same sweep again, nothing changed (cache and index kept)
+                    key = f"{code.label} {run}"
+                    report = cache / f"sweep-{run}.json"
+                    hub.stats.reset()
+                    t = time.perf_counter()
+                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    out = code.cli(
+                        "sweep", "hf:benchorg", "--workers", str(args.workers), "--quiet", "--format", "json",
+                        "-o", str(report), "--index", index, timeout=3600, **env,
+                    )  # fmt: skip
+                    wall = time.perf_counter() - t
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                    if out.returncode not in (0, 1):
+                        raise SystemExit(f"{key}: sweep failed ({out.returncode}): {out.stderr.strip()[-300:]}")
+                    targets = json.loads(report.read_text())["targets"]
+                    findings[key] = {
+                        (t["target"], f["rule"], (f.get("evidence") or {}).get("p_value"))
+                        for t in targets
+                        for f in t["findings"]
+                    }
+                    per_repo[key] = {
+                        t["target"]: {(f["rule"], (f.get("evidence") or {}).get("p_value")) for f in t["findings"]}
+                        for t in targets
+                    }
+                    s = hub.stats
+                    weight_requests = sum(1 for p in s.paths("GET") if p.endswith(".safetensors"))
+                    kinds = Counter(request_kind(p) for p in s.paths())
+                    breakdown[key] = f"{s.requests} requests for {len(targets)} repos: " + ", ".join(
+                        f"{k} {n} ({n / len(targets):.3f}/repo)" for k, n in sorted(kinds.items())
+                    )
+                    rules = Counter(rule for _, rule, _ in findings[key] if rule.startswith("weights."))
+                    rows.append(
+                        f"{key:9} {wall:>7.1f} {cpu:>7.1f} {len(targets):>6} {s.requests / len(targets):>9.3f} "
+                        f"{weight_requests / len(targets):>13.3f} {s.weight_bytes_served:>13,} "
+                        f"{100 * s.weight_bytes_served / weights:>7.1f}% {dict(sorted(rules.items()))}"
+                    )
         print(f"machine: {machine_load()}")
         print(
-            f"{'code':4} {'wall s':>7} {'CPU s':>7} {'repos':>6} {'req/repo':>9} {'weight req/repo':>13} {'weight bytes':>13} "
+            f"{'code run':9} {'wall s':>7} {'CPU s':>7} {'repos':>6} {'req/repo':>9} {'weight req/repo':>13} {'weight bytes':>13} "
             f"{'share':>8} weights.* findings"
         )
         for row in rows:
             print(row)
         for label, text in breakdown.items():
             print(f"{label}: {text}")
-        if len(findings) == 2:
-            only_old, only_new = findings["old"] - findings["new"], findings["new"] - findings["old"]
-            repos = sorted(set(per_repo["old"]) | set(per_repo["new"]))
-            same = sum(per_repo["old"].get(r) == per_repo["new"].get(r) for r in repos)
+        failed = False
+        pairs = [("old cold", "new cold"), ("old cold", "old warm"), ("new cold", "new warm")]
+        for a, b in [(a, b) for a, b in pairs if a in per_repo and b in per_repo]:
+            only_a, only_b = findings[a] - findings[b], findings[b] - findings[a]
+            repos = sorted(set(per_repo[a]) | set(per_repo[b]))
+            same = sum(per_repo[a].get(r) == per_repo[b].get(r) for r in repos)
             print(
-                f"findings: {len(findings['new'])} new, {len(findings['old'])} old; only old {sorted(only_old)[:10]}, "
-                f"only new {sorted(only_new)[:10]}"
+                f"findings per repo (every rule and p-value), {a} vs {b}: {same} of {len(repos)} repos the same "
+                f"({len(findings[a])} and {len(findings[b])} findings; only {a}: {sorted(only_a)[:5]}, "
+                f"only {b}: {sorted(only_b)[:5]})"
             )
-            print(f"findings per repo (every rule and p-value), old vs new: {same} of {len(repos)} repos the same")
-            return 1 if only_old or only_new or same != len(repos) else 0
+            failed |= bool(only_a or only_b) or same != len(repos)
+        return 1 if failed else 0
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
