@@ -63,6 +63,53 @@ def test_best_matches_equals_its_definition(seed):
     assert best_matches(a, derived)[2].mean() > 0.5  # mutual matches are the signal, not an artefact
 
 
+def _reference_spearman(x: np.ndarray) -> np.ndarray:
+    """spearman_columns by its definition: each column's stable ranks (double argsort), standardised in float32."""
+    x = np.where(np.isfinite(x), x, 0.0)
+    r = x.argsort(axis=0, kind="stable").argsort(axis=0, kind="stable").astype(np.float32)
+    r -= r.mean(axis=0, keepdims=True)
+    n = np.linalg.norm(r, axis=0, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, r / np.where(n > 0, n, 1.0), 0.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 32, 64, 128, compare.EXACT_RANK_ROWS, compare.EXACT_RANK_ROWS + 1, 512])
+def test_spearman_columns_equals_its_definition_bit_for_bit(rows):
+    """The integer-key sort and the shared column of standardised ranks (up to EXACT_RANK_ROWS) give the very
+    floats of the definition: ties keep their order, -0.0 ranks with 0.0, NaN/Inf rank as 0, tiny and huge values
+    keep their order; past EXACT_RANK_ROWS each column is standardised on its own."""
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, 96)).astype(np.float32)
+    x[:, 0] = 1.0  # constant: every value tied
+    x[:, 1] = np.round(x[:, 1] * 2) / 2  # many ties
+    x[::2, 2], x[1::2, 2] = -0.0, 0.0  # equal values with different bits
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.03] = -np.inf
+    x[:, 3] *= np.float32(1e-40)  # subnormal
+    x[:, 4] *= np.float32(1e37)
+    got, want = spearman_columns(x), _reference_spearman(x)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_stable_order_is_the_stable_argsort():
+    rng = np.random.default_rng(3)
+    rows = np.round(rng.standard_normal((50, 40)).astype(np.float32) * 3) / 3
+    rows[:, ::5] = -rows[:, ::5]
+    rows[7] = 0.0
+    rows[8, ::2] = -0.0
+    assert np.array_equal(compare._stable_order(rows), (rows + np.float32(0.0)).argsort(axis=1, kind="stable"))
+
+
+def test_log10_binom_sf_is_the_binomial_tail():
+    from math import comb, log10
+
+    for k, n, p in [(1, 40, 0.25), (3, 40, 0.25), (40, 40, 0.25), (0, 40, 0.25), (5, 200, 10 / 200), (2, 9, 0.5)]:
+        want = log10(sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+        assert compare.log10_binom_sf(k, n, p) == pytest.approx(want, abs=1e-9)
+        assert compare.log10_binom_sf(k, n, p) == compare.log10_binom_sf(k, n, p)  # remembered: the same float
+
+
 def test_best_vector_matches_equals_pairwise_spearman():
     rng = np.random.default_rng(1)
     ref = {f"layers.{i}.norm": rng.normal(size=300) for i in range(12)}

@@ -232,3 +232,55 @@ def test_one_blas_thread_also_holds_a_blas_loaded_after_the_first_comparison():
     before, libraries, threads = out.stdout.split(maxsplit=2)
     assert int(libraries) > int(before)  # scipy's BLAS is a second library
     assert threads.strip() == "[1]"
+
+
+def test_each_pair_is_computed_once_its_two_samples_are_in_and_a_later_failed_read_still_fails(tmp_path, monkeypatch):
+    """A round's samples are read in the order its pairs need them, and a pair is computed as soon as its two are
+    in: the first pair's agreement comes before the last sample has arrived. A read that fails still fails the
+    comparison as it did when every sample was read first, also when the first pair settles it (derived)."""
+    import threading
+
+    from scanner.provenance.model import LiveModel
+
+    root = _models(tmp_path)
+    real_rows = LiveModel.token_rows
+    last_read_may_end = threading.Event()
+    events: list[str] = []
+
+    def slow_last(self, matrix, tokens, dims=None):
+        # the suspect's last matrix: the last sample a round reads (pairs in order: first with first, ...)
+        if self is last_view[0] and matrix.name == self.structure.token_matrices[-1].name:
+            assert last_read_may_end.wait(30)
+            events.append("last sample")
+        return real_rows(self, matrix, tokens, dims)
+
+    real_agreement = compare.agreement
+
+    def agreement(*args):
+        events.append("agreement")
+        last_read_may_end.set()  # only now may the last sample arrive
+        return real_agreement(*args)
+
+    last_view: list[object] = [None]
+    real_init = compare.Comparator.__init__
+
+    def init(self, suspect, reference, *a, **k):
+        last_view[0] = suspect
+        real_init(self, suspect, reference, *a, **k)
+
+    monkeypatch.setattr(LiveModel, "token_rows", slow_last)
+    monkeypatch.setattr(compare, "agreement", agreement)
+    monkeypatch.setattr(compare.Comparator, "__init__", init)
+    other = compare.compare_paths(root / "other", root / "base")
+    assert other.verdict == "independent"
+    assert events[:2] == ["agreement", "last sample"]  # the first pair did not wait for the last sample
+
+    def failing(self, matrix, tokens, dims=None):
+        if self is last_view[0] and matrix.name == self.structure.token_matrices[-1].name:
+            raise OSError("connection reset reading the head")
+        return real_rows(self, matrix, tokens, dims)
+
+    monkeypatch.setattr(LiveModel, "token_rows", failing)
+    for suspect in ("copy", "other"):
+        v = compare.compare_paths(root / suspect, root / "base")
+        assert v.verdict == "inconclusive" and "connection reset reading the head" in v.reason
