@@ -43,7 +43,7 @@ def main() -> None:
             if "This file was automatically generated from" in text[:2000]:
                 continue
             fp = code.fingerprint(f.name, text)
-            keys.update(x.key for x in (*fp.features, *fp.prose))  # settings, imports, comment/docstring lines
+            keys.update(x.key for x in (*fp.features, *fp.prose, *fp.skeleton))  # settings, imports, prose, skeleton
             for defn in fp.definitions if f.name.startswith("modeling_") else ():
                 t = defn.tokens
                 n = code.STOCK_TILE
@@ -57,7 +57,8 @@ def main() -> None:
             {
                 "about": "Inverse-document-frequency background for scanner/provenance/code.py's small-file rule: "
                 "the number of model directories of the transformers wheel named in `source` whose hand-written "
-                "Python files (modular-generated ones left out) hold each literal setting, import or prose line, keyed by "
+                "Python files (modular-generated ones left out) hold each literal setting, import, prose line or skeleton item "
+                "(statement, class header, signature), keyed by "
                 "code.feature_hash; only those in two or more. `stock`: the hashes (code.stretch_hash, 12 hex digits each, concatenated) of "
                 "the normalised stretches of code.STOCK_TILE tokens found in `stock_directories` or more directories. "
                 "Built by bench/code/background.py.",

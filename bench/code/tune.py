@@ -3,6 +3,7 @@ TUNING half of the real pairs only (the held-out half is never read here).
 
     .venv/bin/python bench/code/tune.py            (the definition matcher's grid)
     .venv/bin/python bench/code/tune.py --small    (the small-file rule: every tuning file's rare shared features)
+    .venv/bin/python bench/code/tune.py --skeleton (the skeleton rule: every small tuning file's shared skeleton)
 
 For each setting: the weakest tuning copy and the strongest tuning independent pair, in copied statements (the
 file-level score), and how many tuning copies clear the strongest independent pair. The setting kept is the one
@@ -60,9 +61,35 @@ def small_files() -> None:
     print(f"* small files: strongest independent {indep:.1f}, copies {sorted(copies)}")
 
 
+def skeletons() -> None:
+    """Each small tuning suspect file's skeleton evidence against its reference (summed rarity of the shared rare
+    items, their share of the file's own, the parts they lie in): SKELETON_EVIDENCE, SKELETON_SHARE and
+    SKELETON_PARTS are read off these beside bench/code/skeleton_null.py's nulls."""
+    usable = [p for p in selected(load_pairs(), "tuning") if not missing([p])]
+    rows = []
+    for p in usable:
+        reference = [code.fingerprint(r.path, cached_path(r).read_text(encoding="utf-8")) for r in p.reference]
+        files = {("r", fp.path): fp.skeleton for fp in reference}
+        for r in p.suspect:
+            fp = code.fingerprint(r.path, cached_path(r).read_text(encoding="utf-8"))
+            if fp.statements > code.SMALL_FILE_STATEMENTS or fp.generated:
+                continue
+            shared, copied = code.skeleton_evidence(fp, files).get("r", ((), False))
+            score = sum(f.rarity for f in shared)
+            total = sum(w for w, _ in code.skeleton_weights(fp.skeleton).values())
+            spread = len({code.skeleton_part(code._parts(fp), f.suspect_line) for f in shared})
+            rows.append((p.label, score, score / total if total else 0.0, spread, copied, p.id, fp.statements))
+    print(f"{'label':<11} {'stmts':>5} {'evidence':>8} {'share':>5} {'parts':>5} fires  pair")
+    for label, score, share, spread, copied, pid, stmts in sorted(rows, key=lambda r: (r[0], -r[1])):
+        print(f"{label:<11} {stmts:>5} {score:>8.1f} {share:>5.0%} {spread:>5} {'yes' if copied else '-':<5}  {pid}")
+
+
 def main() -> None:
     if "--small" in sys.argv:
         small_files()
+        return
+    if "--skeleton" in sys.argv:
+        skeletons()
         return
     pairs = selected(load_pairs(), "tuning")
     usable = [p for p in pairs if not missing([p])]

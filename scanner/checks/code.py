@@ -8,7 +8,7 @@ from typing import Any
 
 from scanner.checks.engine import Context, check
 from scanner.findings import Finding
-from scanner.provenance.code import MIN_COPIED_STATEMENTS, CodeMatch, CopiedDefinition
+from scanner.provenance.code import MIN_COPIED_STATEMENTS, CodeMatch, CopiedDefinition, background, held_by
 
 
 def _declares(ctx: Context, upstream: str) -> bool:
@@ -82,6 +82,16 @@ def _evidence(m: CodeMatch) -> dict[str, Any]:
             }
             for f in m.shared
         ],
+        kept_skeleton=[
+            {
+                "item": f.key,
+                "line": f.suspect_line,
+                "upstream_path": f.upstream_path,
+                "upstream_line": f.upstream_line,
+                "rarity": round(f.rarity, 2),
+            }
+            for f in m.skeleton
+        ],
         kept_prose=[
             {
                 "text": f.key.removeprefix("prose "),
@@ -94,12 +104,31 @@ def _evidence(m: CodeMatch) -> dict[str, Any]:
     )
 
 
+def _held(key: str) -> str:
+    n = held_by(key)
+    return "in at most 1" if n <= 1 else f"in {n}"
+
+
 def _what(m: CodeMatch) -> str:
     """What was copied: the definitions, for a small file its rare settings and imports, or the upstream's own
     comment and docstring lines kept in rewritten code, with both lines."""
     n = len(m.definitions)
-    if n and m.copied_statements >= MIN_COPIED_STATEMENTS or not (m.small_file_copied or m.prose_copied):
+    if (
+        n
+        and m.copied_statements >= MIN_COPIED_STATEMENTS
+        or not (m.small_file_copied or m.prose_copied or m.skeleton_copied)
+    ):
         return f"copies {n} definition{'s' if n != 1 else ''} ({m.copied_statements:.0f} statements)"
+    if m.skeleton_copied:
+        kept = "; ".join(
+            f"{f.key.removeprefix('stmt ')} (line {f.suspect_line} ← {f.upstream_path}:{f.upstream_line}, "
+            f"{_held(f.key)} of {background().directories} background directories)"
+            for f in m.skeleton[:6]
+        )
+        return (
+            f"is a small file that keeps the skeleton of one upstream file: {len(m.skeleton)} statements, class "
+            f"headers and signatures no common idiom has ({kept})"
+        )
     if m.small_file_copied:
         shared = "; ".join(
             f"{f.key} (line {f.suspect_line} ← {f.upstream_path}:{f.upstream_line})" for f in m.shared[:6]
@@ -124,7 +153,7 @@ def copied_code(ctx: Context) -> Iterator[Finding]:
             path=m.suspect_path,
             line=m.definitions[0].suspect_lines[0]
             if m.definitions
-            else min((f.suspect_line for f in (*m.shared, *m.prose)), default=None),
+            else min((f.suspect_line for f in (*m.shared, *m.prose, *m.skeleton)), default=None),
             **_evidence(m),
         )
 

@@ -37,7 +37,7 @@ import re
 import sqlite3
 import tokenize
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,12 @@ RARE_SHARE = 0.5  # ... which must also be at least this share of the rarity of 
 # or two sentences quoted from a common source (a paper, a library's documentation) are never enough alone.
 PROSE_WORDS = 6
 MIN_SHARED_PROSE = 3
+# A skeleton kept: a small file (SMALL_FILE_STATEMENTS) whose statements, class headers and signatures (`skeleton()`)
+# are mostly found in ONE upstream file, counting only items rarer than the background's idioms, weighed by rarity.
+SKELETON_STOCK = math.log(566 / 21)  # items in 20 or more of the 565 background directories weigh nothing
+SKELETON_EVIDENCE = 15.0  # summed rarity of the shared items
+SKELETON_SHARE = 0.6  # ... at least this share of the rarity of the suspect's whole skeleton
+SKELETON_PARTS = 2  # ... found in this many of its parts (the import lines, each top-level class or function)
 FORMAT = 3  # stored fingerprint layout; rows of another layout are left out until the upstream is registered again
 MAX_CODE_BYTES = 1024 * 1024  # a modelling file is tens of KB; past this a file is not hand-written code
 MAX_TOKENS = 200_000
@@ -171,6 +177,7 @@ class CodeFingerprint:
     features: tuple[Feature, ...] = ()  # literal settings and import lines, for small files
     generated: bool = False  # its header says a tool wrote it (protoc's `DO NOT EDIT`): its literals are the tool's
     prose: tuple[Feature, ...] = ()  # comment and docstring lines (`prose <normalised text>`) and their lines
+    skeleton: tuple[Feature, ...] = ()  # its statements, class headers and signatures, normalised (`skeleton()`)
 
     @property
     def tokens(self) -> int:
@@ -188,6 +195,7 @@ class CodeFingerprint:
             "features": [[f.key, f.line] for f in self.features],
             "generated": self.generated,
             "prose": [[f.key, f.line] for f in self.prose],
+            "skeleton": [[f.key, f.line] for f in self.skeleton],
         }
 
     @classmethod
@@ -204,6 +212,7 @@ class CodeFingerprint:
             tuple(Feature(str(k), int(n)) for k, n in d.get("features") or ()),
             bool(d.get("generated")),
             tuple(Feature(str(k), int(n)) for k, n in d.get("prose") or ()),  # rows stored before it have none
+            tuple(Feature(str(k), int(n)) for k, n in d.get("skeleton") or ()),  # nor a skeleton
         )
 
 
@@ -253,6 +262,8 @@ class CodeMatch:
     shared: tuple[SharedFeature, ...] = ()  # a small file's rare settings and imports found in the upstream
     small_file_copied: bool = False  # the small-file rule holds (MIN_RARE_EVIDENCE and RARE_SHARE)
     prose: tuple[SharedFeature, ...] = ()  # the upstream's own comment and docstring lines the suspect keeps
+    skeleton: tuple[SharedFeature, ...] = ()  # a small file's rare skeleton items found in one upstream file
+    skeleton_copied: bool = False  # the skeleton rule holds (SKELETON_EVIDENCE, SKELETON_SHARE, SKELETON_PARTS)
 
     @property
     def copied_statements(self) -> float:
@@ -268,7 +279,12 @@ class CodeMatch:
 
     @property
     def copied(self) -> bool:
-        return self.copied_statements >= MIN_COPIED_STATEMENTS or self.small_file_copied or self.prose_copied
+        return (
+            self.copied_statements >= MIN_COPIED_STATEMENTS
+            or self.small_file_copied
+            or self.prose_copied
+            or self.skeleton_copied
+        )
 
     @property
     def similarity(self) -> float:
@@ -277,7 +293,7 @@ class CodeMatch:
 
     @property
     def upstream_paths(self) -> tuple[str, ...]:
-        shared = (*self.shared, *self.prose)
+        shared = (*self.shared, *self.prose, *self.skeleton)
         return tuple(dict.fromkeys([*(d.upstream_path for d in self.definitions), *(f.upstream_path for f in shared)]))
 
     @property
@@ -595,6 +611,123 @@ def prose(tree: ast.Module | None, source: str) -> tuple[Feature, ...]:
     return tuple(Feature(k, line) for k, line in sorted(out.items()))
 
 
+class _Masked(ast.NodeTransformer):
+    """Names the file binds (and names it imports from a sibling module, `from .config import Config`) become `v`,
+    literals their kind, as in the token stream: what a renaming copier changes is left out of a skeleton item."""
+
+    def __init__(self, own: set[str]):
+        self.own = own
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        return ast.Name("v", node.ctx) if node.id in self.own else node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
+        node.value = self.visit(node.value)
+        if node.attr in self.own and isinstance(node.value, ast.Name) and node.value.id in _SELF:
+            node.attr = "v"
+        return node
+
+    def visit_Constant(self, node: ast.Constant) -> ast.Constant:
+        v = node.value
+        if isinstance(v, bool) or v is None or v is Ellipsis:
+            return node
+        return ast.Constant(0 if isinstance(v, (int, float, complex)) else "s")
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.Constant:
+        return ast.Constant("s")
+
+
+def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """`def v(embed_dim, vision_dim=0)`: the parameters as written (callers pass them by name: the interface), the
+    name kept only when it is a protocol's (`__init__`), `self` and annotations left out."""
+    a = node.args
+    plain = a.posonlyargs + a.args
+    defaults = [None] * (len(plain) - len(a.defaults)) + list(a.defaults)
+    params = [x.arg + ("=" + _default(d) if d is not None else "") for x, d in zip(plain, defaults)]
+    params = [p for p in params if p.partition("=")[0] not in _SELF]
+    if a.vararg:
+        params.append("*" + a.vararg.arg)
+    params += [x.arg + ("=" + _default(d) if d is not None else "") for x, d in zip(a.kwonlyargs, a.kw_defaults)]
+    if a.kwarg:
+        params.append("**" + a.kwarg.arg)
+    name = node.name if node.name.startswith("__") and node.name.endswith("__") else "v"
+    return f"def {name}({', '.join(params)})"
+
+
+def _default(node: ast.expr) -> str:
+    if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, bool)):
+        return repr(node.value)
+    return "0" if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) else "x"
+
+
+def skeleton(tree: ast.Module | None, source: str) -> tuple[Feature, ...]:
+    """The file's skeleton, one item per statement, in source order: import lines of three or more names, class
+    headers (`class (LlamaPreTrainedModel)`: the bases as written, the file's own names masked), signatures
+    (`_signature`), every other statement normalised (`stmt self.v = LlamaForCausalLM(v)`), a compound statement by
+    its header (`if v is None`). Docstrings and code under `# Copied from` markers are not in it. What an item is
+    worth is its rarity in the background: `super().__init__(v)` and `pass` are everybody's. It masks `tree` in
+    place: the file's last reader."""
+    if tree is None:
+        return ()
+    skip = _copied_from_lines(tree, source)
+    own = _own_names(tree, source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:  # a sibling module's names: a copier renames them
+            own.update(a.asname or a.name for a in node.names)
+    masked = _Masked(own)
+    out: list[Feature] = []
+
+    def add(key: str, node: ast.stmt) -> None:
+        if node.lineno not in skip:
+            out.append(Feature(key, node.lineno))
+
+    def shape(node: ast.AST) -> str:
+        return " ".join(ast.unparse(masked.visit(node)).split())
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if _is_docstring(node):
+                continue
+            if isinstance(node, ast.ImportFrom):
+                names = [a.name for a in node.names]
+                if node.level == 0 and node.module and len(names) >= 3:
+                    add(f"import-line {node.module}: {', '.join(names)}", node)
+            elif isinstance(node, ast.Import):
+                continue
+            elif isinstance(node, ast.ClassDef):
+                bases = ", ".join([shape(b) for b in node.bases] + [f"{k.arg}={shape(k.value)}" for k in node.keywords])
+                add(f"class ({bases})", node)
+                visit(node.body)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                add(_signature(node), node)
+                visit(node.body)
+            elif isinstance(node, (ast.If, ast.While)):
+                add(f"stmt {type(node).__name__.lower()} {shape(node.test)}", node)
+                visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, (ast.For, ast.AsyncFor)):
+                add(f"stmt for {shape(node.target)} in {shape(node.iter)}", node)
+                visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, (ast.With, ast.AsyncWith)):
+                add(f"stmt with {', '.join(shape(i) for i in node.items)}", node)
+                visit(node.body)
+            elif isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+                visit(node.body)  # type: ignore[attr-defined]
+                for h in node.handlers:  # type: ignore[attr-defined]
+                    visit(h.body)
+                visit(node.orelse)  # type: ignore[attr-defined]
+                visit(node.finalbody)  # type: ignore[attr-defined]
+            elif isinstance(node, ast.Match):
+                for case in node.cases:
+                    visit(case.body)
+            else:
+                add(f"stmt {shape(node)}", node)
+
+    visit(tree.body)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Background:
     """Independent code by many authors (rules/code_background.json, built by bench/code/background.py)."""
@@ -639,6 +772,11 @@ def rarity(key: str) -> float:
     return math.log((bg.directories + 1) / (bg.features.get(feature_hash(key), 1) + 1))
 
 
+def held_by(key: str) -> int:
+    """Background directories holding the feature; 1 stands for one or none (it keeps counts of two or more)."""
+    return background().features.get(feature_hash(key), 1)
+
+
 def in_background(key: str) -> bool:
     """The background holds the feature in two or more directories (it keeps no others)."""
     return feature_hash(key) in background().features
@@ -646,9 +784,9 @@ def in_background(key: str) -> bool:
 
 def _definitions(
     source: str,
-) -> tuple[tuple[Definition, ...], int, str | None, tuple[Feature, ...], tuple[Feature, ...]]:
-    """The file's definitions with their normalised tokens, its statement count, any tokenizer error, its features
-    and its prose."""
+) -> tuple[tuple[Definition, ...], int, str | None, tuple[Feature, ...], tuple[Feature, ...], tuple[Feature, ...]]:
+    """The file's definitions with their normalised tokens, its statement count, any tokenizer error, its features,
+    its prose and its skeleton."""
     tree, parsed = _parse_prefix(source)
     toks, where, error = normalised_tokens(source, tree)
     spans = _spans(tree) if tree is not None else []
@@ -680,7 +818,8 @@ def _definitions(
                 tuple(where[t][0] for t in idx),
             )
         )
-    return tuple(defs), sum(d.statements for d in defs), error, features(tree), prose(tree, source)
+    feats, lines = features(tree), prose(tree, source)
+    return tuple(defs), sum(d.statements for d in defs), error, feats, lines, skeleton(tree, source)
 
 
 def fingerprint(path: str, source: str) -> CodeFingerprint:
@@ -688,9 +827,11 @@ def fingerprint(path: str, source: str) -> CodeFingerprint:
     if len(source) > MAX_CODE_BYTES:
         cut = source.rfind("\n", 0, MAX_CODE_BYTES) + 1 or MAX_CODE_BYTES  # whole lines, so the rest still parses
         source, error = source[:cut], f"only the first {cut} characters were read"
-    defs, statements, tok_error, feats, lines = _definitions(source)
+    defs, statements, tok_error, feats, lines, items = _definitions(source)
     notices, lic = _header(source)
-    return CodeFingerprint(path, defs, statements, notices, lic, error or tok_error, feats, is_generated(source), lines)
+    return CodeFingerprint(
+        path, defs, statements, notices, lic, error or tok_error, feats, is_generated(source), lines, items
+    )
 
 
 def is_generated(source: str) -> bool:
@@ -765,7 +906,7 @@ class UpstreamCode:
             for f in fp.features:
                 feature_owners.setdefault(f.key, set()).add(name)
         for (name, _), fp in self.files.items():
-            for f in fp.prose:
+            for f in (*fp.prose, *fp.skeleton):
                 feature_owners.setdefault(f.key, set()).add(name)
         self.common_features = {k for k, names in feature_owners.items() if len(names) > 1}
         # a stretch repeated in very many places is boilerplate, and would make tiling quadratic on hostile input
@@ -914,21 +1055,37 @@ def matches(
     """What the suspect file copies from each upstream (only the upstreams it copies from, unless told otherwise)."""
     found = copied_definitions(suspect, code)
     small = {}
+    skel: dict[str, tuple[tuple[SharedFeature, ...], bool]] = {}
     if suspect.statements <= SMALL_FILE_STATEMENTS and not suspect.generated:
         small = small_file_evidence(suspect, code)
+        skel = skeleton_evidence(suspect, {k: fp.skeleton for k, fp in code.files.items()}, code.common_features)
     kept = shared_prose(suspect, code)
     out = []
-    for name in dict.fromkeys([*found, *small, *kept]):
+    for name in dict.fromkeys([*found, *small, *kept, *skel]):
         defs = found.get(name, [])
         shared, small_copied = small.get(name, ((), False))
         lines = kept.get(name, ())
-        paths = dict.fromkeys([*(d.upstream_path for d in defs), *(f.upstream_path for f in (*shared, *lines))])
+        items, skeleton_copied = skel.get(name, ((), False))
+        kept_lines = (*shared, *lines, *items)
+        paths = dict.fromkeys([*(d.upstream_path for d in defs), *(f.upstream_path for f in kept_lines)])
         files = [code.files[(name, p)] for p in paths]
         missing: tuple[str, ...] = ()
         if suspect_source is not None:
             missing = tuple(dict.fromkeys(n for fp in files for n in missing_notices(fp, suspect_source)))
         lic = next((fp.license for fp in files if fp.license), None) or code.licenses.get(name)
-        m = CodeMatch(name, suspect.path, tuple(defs), suspect.statements, missing, lic, shared, small_copied, lines)
+        m = CodeMatch(
+            name,
+            suspect.path,
+            tuple(defs),
+            suspect.statements,
+            missing,
+            lic,
+            shared,
+            small_copied,
+            lines,
+            items,
+            skeleton_copied,
+        )
         if m.copied or not copied_only:
             out.append(m)
     return out
@@ -962,6 +1119,70 @@ def small_file_evidence(
         if shared and sum(s.rarity for s in shared) > sum(s.rarity for s in out.get(name, ((), False))[0]):
             score = sum(s.rarity for s in shared)
             out[name] = (tuple(shared), score >= MIN_RARE_EVIDENCE and score >= RARE_SHARE * total)
+    return out
+
+
+def _parts(suspect: CodeFingerprint) -> list[tuple[int, int, str]]:
+    """The suspect's top-level definitions (line ranges and names): the parts a skeleton is made of."""
+    return [(d.lines[0], d.lines[1], d.name) for d in suspect.definitions if "." not in d.name]
+
+
+def skeleton_part(parts: list[tuple[int, int, str]], line: int) -> str:
+    """The top-level definition a line belongs to; `<imports>` for the import lines between them."""
+    return next((name for first, last, name in parts if first <= line <= last), "<imports>")
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_SYNTAX = _KEEP | _SELF | {"v", "stmt", "def", "class", "import-line"}
+
+
+def names_something(key: str) -> bool:
+    """A skeleton item that names something of its own: a library class or function, an attribute of an API, a
+    parameter as written (`self.v = LlamaForCausalLM(v)`, `def v(embed_dim, vision_dim)`). Pure syntax over masked
+    names and builtins (`return self`, `v: list[str] = None`, `def __enter__()`) is anybody's, however rare the
+    background finds it."""
+    names = _IDENTIFIER.findall(_QUOTED.sub(" ", key.partition(" ")[2]))
+    return any(n not in _SYNTAX and not (n.startswith("__") and n.endswith("__")) for n in names)
+
+
+def skeleton_weights(items: Iterable[Feature], common: Collection[str] = ()) -> dict[str, tuple[float, int]]:
+    """Each distinct skeleton item (its first line) with what it is worth: its rarity, or nothing for stock (in
+    SKELETON_STOCK or more background directories), for an item that names nothing, or for one of `common`."""
+    out: dict[str, tuple[float, int]] = {}
+    for f in items:
+        if f.key not in out:
+            w = rarity(f.key) if f.key not in common and names_something(f.key) else 0.0
+            out[f.key] = (w if w >= SKELETON_STOCK else 0.0, f.line)
+    return out
+
+
+def skeleton_evidence(
+    suspect: CodeFingerprint, files: Mapping[tuple[str, str], Sequence[Feature]], common: Collection[str] = ()
+) -> dict[str, tuple[tuple[SharedFeature, ...], bool]]:
+    """For each upstream (`files`: each (upstream, path)'s skeleton; `common`: items of two or more upstreams, left
+    out), the rare skeleton items (`skeleton()`) a small suspect file shares with ONE of its files,
+    and whether they make a copy: rare enough in all (SKELETON_EVIDENCE), most of the rarity of the suspect's own
+    skeleton (SKELETON_SHARE: a stub that kept the upstream's structure and little else), and spread over
+    SKELETON_PARTS of its parts (imports, classes, functions), not one borrowed line. Items of SKELETON_STOCK or more
+    background directories (`super().__init__(v)`, `pass`, `class (PreTrainedModel)`, `config_class = v`) weigh
+    nothing: everybody's idioms."""
+    weights = skeleton_weights(suspect.skeleton, common)
+    total = sum(w for w, _ in weights.values())
+    parts = _parts(suspect)
+    out: dict[str, tuple[tuple[SharedFeature, ...], bool]] = {}
+    for (name, path), items in files.items():
+        theirs: dict[str, int] = {}
+        for f in items:
+            theirs.setdefault(f.key, f.line)
+        shared = tuple(
+            SharedFeature(k, line, path, theirs[k], w) for k, (w, line) in weights.items() if w > 0 and k in theirs
+        )
+        score = sum(f.rarity for f in shared)
+        if shared and score > sum(f.rarity for f in out.get(name, ((), False))[0]):
+            spread = len({skeleton_part(parts, f.suspect_line) for f in shared})
+            copied = score >= SKELETON_EVIDENCE and score >= SKELETON_SHARE * total and spread >= SKELETON_PARTS
+            out[name] = (tuple(sorted(shared, key=lambda f: f.suspect_line)), copied)
     return out
 
 

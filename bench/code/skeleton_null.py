@@ -1,0 +1,192 @@
+"""The skeleton rule (scanner/provenance/code.py, `skeleton_evidence`) against small files it has never seen, written
+independently but in the same idioms: how often does it call one a copy?
+
+    .venv/bin/python bench/code/skeleton_null.py [--list]
+
+Null 1, `transformers` (the wheel bench/code/run.py downloads into bench/.cache/code): every small file (at most
+NULL_LINES lines and SMALL_FILE_STATEMENTS statements, not `__init__.py`, not generated from a modular file) of
+`models/<family>/` against every file of every OTHER family, each file its own upstream. One team wrote them from
+one template (configs, processors, stub modelling files): the hardest null for a rule that must refuse stock.
+Pairs with a declared link are left out: one file names the other's family in a `# Copied from
+transformers.models.<family>.` marker or imports from it (`from ..<family>.`), as modular files do.
+
+Null 2, other packages' small modules: every small module of the wheels in NULL_WHEELS (diffusers, timm, peft;
+fetched with pip into bench/.cache/code when missing) and of the packages installed beside this interpreter,
+against every file of every OTHER package (independent authors, though one project may ship several packages:
+httpx2 and httpcore2 are read by hand), declared links (an import of the other folder, a `# Copied from`) left out.
+
+The background (rules/code_background.json) was built from the same transformers directories, so an item two
+families share counts as rare there (in-sample): null 1 is harsher than unseen code. Each firing pair is printed
+for reading by hand; the strongest values of each quantity the rule judges are printed beside its thresholds.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE))
+
+from run import CACHE, wheel_models  # noqa: E402
+
+from scanner.provenance import code  # noqa: E402
+
+NULL_LINES = 80  # a small file: the skeletons and stubs the rule is for
+NULL_WHEELS = ("diffusers", "timm", "peft")
+
+
+@dataclass
+class Source:
+    family: str  # the folder whose files are one lineage (a transformers model, a package's subpackage)
+    path: str
+    text: str
+    fingerprint: code.CodeFingerprint | None = None  # small files only
+    items: tuple[code.Feature, ...] = ()
+
+
+def _items(text: str) -> tuple[code.Feature, ...]:
+    try:
+        return code.skeleton(ast.parse(text), text)
+    except (SyntaxError, ValueError, RecursionError):
+        return ()
+
+
+def _load(files: Iterator[tuple[str, str, str]]) -> list[Source]:
+    out = []
+    for family, path, text in files:
+        if code.is_generated(text) or "This file was automatically generated from" in text[:2000]:
+            continue  # written from another file by a tool: a declared link to it
+        src = Source(family, path, text)
+        lines = text.count("\n") + 1
+        if lines <= NULL_LINES and not path.endswith("__init__.py"):
+            fp = code.fingerprint(path, text)
+            if fp.statements <= code.SMALL_FILE_STATEMENTS:
+                src.fingerprint, src.items = fp, fp.skeleton
+        if not src.items:
+            src.items = _items(text)
+        out.append(src)
+    return out
+
+
+def transformers_files() -> Iterator[tuple[str, str, str]]:
+    models = wheel_models()
+    for f in sorted(models.glob("*/*.py")):
+        yield f.parent.name, f"models/{f.parent.name}/{f.name}", f.read_text(encoding="utf-8")
+
+
+def wheel_files() -> Iterator[tuple[str, str, str]]:
+    for package in NULL_WHEELS:
+        wheels = sorted(CACHE.glob(f"{package}-*.whl"))
+        if not wheels:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", package, "-d", str(CACHE)],
+                check=True,
+            )
+            wheels = sorted(CACHE.glob(f"{package}-*.whl"))
+        with zipfile.ZipFile(wheels[-1]) as zf:
+            for name in sorted(zf.namelist()):
+                if name.endswith(".py") and name.startswith(package + "/"):
+                    parts = name.split("/")
+                    family = "/".join(parts[:-1]) if len(parts) > 2 else package
+                    yield family, name, zf.read(name).decode("utf-8", "replace")
+    site = Path(sysconfig.get_paths()["purelib"])
+    for f in sorted(site.rglob("*.py")):
+        rel = f.relative_to(site)
+        if len(rel.parts) < 2 or "_vendor" in rel.parts or rel.parts[0] in ("pip", "setuptools"):
+            continue
+        try:
+            yield "/".join(rel.parts[:2]) if len(rel.parts) > 2 else rel.parts[0], str(rel), f.read_text("utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+
+
+def _linked(a: Source, b: Source) -> bool:
+    """One names the other's family: a `# Copied from` marker or an import of it."""
+
+    def names(src: Source, family: str) -> bool:
+        leaf = family.rsplit("/", 1)[-1]
+        dotted = family.replace("/", ".")
+        return bool(
+            re.search(rf"(models\.|\.\.){re.escape(leaf)}\b|\b{re.escape(dotted)}\b", src.text)
+            or re.search(rf"#\s*Copied from \S*\b{re.escape(leaf)}\b", src.text)
+        )
+
+    return names(a, b.family) or names(b, a.family)
+
+
+def null(title: str, sources: list[Source], show: bool, across: Callable[[Source], str]) -> None:
+    """Every small file against every file of another `across` group (a transformers family; a package)."""
+    holders: dict[str, set[int]] = defaultdict(set)
+    for i, s in enumerate(sources):
+        for f in s.items:
+            holders[f.key].add(i)
+    small = [i for i, s in enumerate(sources) if s.fingerprint is not None]
+    compared = fired = linked = 0
+    strongest: dict[str, tuple[float, str]] = {"evidence": (0.0, ""), "share": (0.0, ""), "parts": (0.0, "")}
+    fired_suspects = set()
+    for i in small:
+        s = sources[i]
+        assert s.fingerprint is not None
+        weights = code.skeleton_weights(s.items)
+        total = sum(w for w, _ in weights.values())
+        others = {j for k, (w, _) in weights.items() if w > 0 for j in holders[k] if across(sources[j]) != across(s)}
+        parts = code._parts(s.fingerprint)
+        for j in sorted(others):
+            if _linked(s, sources[j]):
+                linked += 1
+                continue
+            compared += 1
+            o = sources[j]
+            shared, copied = code.skeleton_evidence(s.fingerprint, {("u", o.path): o.items}).get("u", ((), False))
+            score = sum(f.rarity for f in shared)
+            share = score / total if total else 0.0
+            spread = len({code.skeleton_part(parts, f.suspect_line) for f in shared})
+            pair = f"{s.path} ~ {o.path}"
+            # the strongest value of each quantity among pairs that pass the other two thresholds
+            ok_e, ok_s = score >= code.SKELETON_EVIDENCE, share >= code.SKELETON_SHARE
+            ok_p = spread >= code.SKELETON_PARTS
+            if ok_s and ok_p:
+                strongest["evidence"] = max(strongest["evidence"], (score, pair))
+            if ok_e and ok_p:
+                strongest["share"] = max(strongest["share"], (share, pair))
+            if ok_e and ok_s:
+                strongest["parts"] = max(strongest["parts"], (float(spread), pair))
+            if copied:
+                fired += 1
+                fired_suspects.add(i)
+                print(f"  FIRES {score:5.1f} {share:4.0%} {spread} parts  {pair}")
+                if show:
+                    for x in shared:
+                        print(f"        {x.suspect_line:>4} <- {x.upstream_line:<5} {x.rarity:4.1f}  {x.key[:100]}")
+    print(
+        f"{title}: {len(sources)} files, {len(small)} small suspects, {compared} pairs sharing a rare item "
+        f"({linked} with a declared link left out); the rule fires on {fired} pairs "
+        f"({len(fired_suspects)} suspects, {len(fired_suspects) / max(1, len(small)):.1%} of them)"
+    )
+    for key, (value, pair) in strongest.items():
+        print(f"  strongest {key} where the other two thresholds hold: {value:.2f}  {pair}")
+
+
+def main() -> None:
+    show = "--list" in sys.argv
+    print(
+        f"skeleton rule: evidence >= {code.SKELETON_EVIDENCE}, share >= {code.SKELETON_SHARE}, parts >= "
+        f"{code.SKELETON_PARTS}, items rarer than {code.SKELETON_STOCK:.2f} (small: <= {code.SMALL_FILE_STATEMENTS} "
+        f"statements, <= {NULL_LINES} lines here)"
+    )
+    null("null 1, transformers models/<family>/", _load(transformers_files()), show, lambda s: s.family)
+    null("null 2, other packages", _load(wheel_files()), show, lambda s: s.path.split("/")[0])
+
+
+if __name__ == "__main__":
+    main()
