@@ -484,8 +484,9 @@ def _last_round(best: _Anchor, k: int, limit: int) -> bool:
     return k >= limit
 
 
-# What any pair can promise at most (see Comparator._anchors): every pair tests at least one unit, whose
-# chance agreement is at most 1/2, so its least p-value is at most 1/2, log10 -0.30103; a margin below that.
+# Every pair could reach a log10 p-value of log10(1/2) = -0.30103 or less with all its units agreeing (it tests at
+# least one unit, at a chance of at most 1/2). While a round's least log10 p-value is above this bound, some later
+# pair could always reach less: none is skipped, and whether any is can be told before the later samples arrive.
 PAIR_PROMISE = -0.3
 
 
@@ -609,8 +610,8 @@ class Comparator:
                 self._read_vectors_ahead()  # after the next round's rows: the vectors are needed last
             # The comparison keeps the first pair with the least p-value, so once no later pair could reach less
             # even with every unit agreeing, the later pairs cannot change the round's outcome (a derived model's
-            # first pair usually settles it). Every pair can promise at most log10(0.5) (one unit agreeing at a
-            # chance of at most 1/2), so above that bound the later pairs need not even have been read to go on.
+            # first pair usually settles it). Above PAIR_PROMISE that cannot be so yet: go on without waiting for
+            # the later samples.
             least = min(anchor.log10_p for anchor in anchors)
             if least <= PAIR_PROMISE and all(
                 self._least_log10_p(samples[t], samples[o]) >= least for t, o in used_from(i + 1)
