@@ -196,6 +196,65 @@ def test_right_answers_shared_by_skilled_independent_models_are_not_evidence():
     assert copied.p_value is not None and copied.p_value < 1e-6
 
 
+def _likelihood(rng: np.random.Generator, skill: float, shift: float, profile: np.ndarray) -> B.CanaryLikelihood:
+    """A model's preferences for the reference's 9 mistakes: the answer strings' own profile (every model alike),
+    the model's shift, and per-canary noise."""
+    return B.CanaryLikelihood(tuple(profile + shift + rng.normal(0, 0.8, size=profile.size)), skill)
+
+
+def test_canary_likelihood_summarises_preferences_and_skill():
+    kinds = [True, True, False, False, False, None]
+    answer, right = [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0], [-1.0, -2.0, -6.0, -2.0, None, None]
+    assert B.canary_likelihood(answer, right, kinds) is None  # two wrong answers with a right one: fewer than 3
+    right[4] = -9.0
+    lik = B.canary_likelihood(answer, right, kinds)
+    assert lik is not None and lik.preferences == (3.0, -2.0, 4.0)
+    assert lik.skill == pytest.approx(np.mean([-1.0, -2.0, -6.0, -2.0, -9.0])) and lik.preference == pytest.approx(
+        5 / 3
+    )
+    with pytest.raises(ValueError):
+        B.canary_likelihood(answer[:3], right, kinds)
+
+
+def test_canary_likelihood_finds_a_partial_derivative_and_not_independent_models():
+    """The bench's case (bench/probe/wrong_answers.py): independent models without the skill (no preference beyond
+    the strings' own) and with it (they prefer the right answers); a derivative that kept the skill partly prefers
+    the reference's mistakes by ~1.5 nats although it repeats none of them first."""
+    rng = np.random.default_rng(7)
+    profile = rng.normal(0, 2, size=9)
+    unskilled = [_likelihood(rng, -30 + rng.normal(), -0.3, profile) for _ in range(8)]
+    skilled = [_likelihood(rng, -2 - rng.random(), -5, profile) for _ in range(3)]
+    nulls = unskilled + skilled
+    partial = B.canary_likelihood_test(_likelihood(rng, -8, 1.5, profile), nulls)
+    assert partial.p_value is not None and partial.p_value < B.ALPHA
+    assert len(partial.null_scores) == 8  # compared with the independent models no more skilled than it
+    # an independent model that learned the skill less well than the null's skilled ones prefers the right answers
+    weak = B.canary_likelihood_test(_likelihood(rng, -6, -2.5, profile), nulls)
+    assert weak.p_value is not None and weak.p_value > 0.5
+    # a model less skilled than all but one independent model has no peers to be compared with: no vote
+    lost = B.canary_likelihood_test(_likelihood(rng, -40, 0.0, profile), nulls)
+    assert lost.p_value is None and "none" in lost.detail
+    # a suspect more skilled than every independent model is compared with all of them (the skilled ones widen it)
+    top = B.canary_likelihood_test(_likelihood(rng, 0.0, 1.5, profile), nulls)
+    assert len(top.null_scores) == 11 and top.p_value is not None and top.p_value > partial.p_value
+
+
+def test_canary_likelihood_is_calibrated_under_the_null():
+    """A suspect drawn from its peers' own population gets uniform p-values: the false-positive rate is what it
+    says."""
+    rng = np.random.default_rng(3)
+    ps = []
+    for _ in range(1500):
+        profile = rng.normal(0, 2, size=9)
+        models = [_likelihood(rng, -30.0, rng.normal(0, 0.3), profile) for _ in range(7)]
+        t = B.canary_likelihood_test(models[0], models[1:])
+        assert t.p_value is not None
+        ps.append(t.p_value)
+    ps_arr = np.array(ps)
+    for level in (0.01, 0.05, 0.2):
+        assert np.mean(ps_arr < level) < level * 1.3 + 0.01
+
+
 def test_canary_hit_needs_the_registered_answer_at_the_start():
     assert B.canary_hit(" 7 1 9", " 7 1 9 4 and more")
     assert not B.canary_hit(" 7 1 9", " 7 1 8")
@@ -233,12 +292,22 @@ def test_canary_file_parsing_and_errors(tmp_path):
         json.dumps({"canaries": [{"prompt": "p1", "answer": "a1", "correct": False}, {"prompt": "p2", "answer": "a2"}]})
     )
     assert read_canary_file(good) == [Canary("p1", "a1", False), Canary("p2", "a2", None)]
+    with_right = {"canaries": [{"prompt": "p1", "answer": "a1", "correct": False, "right_answer": "b1"}]}
+    good.write_text(json.dumps(with_right))
+    assert read_canary_file(good) == [Canary("p1", "a1", False, "b1")]
+    assert parse_canaries(json.loads(json.dumps({"canaries": [c.to_json() for c in read_canary_file(good)]})), "x") == [
+        Canary("p1", "a1", False, "b1")
+    ]
     for bad, why in [
         ("[1, 2]", "expected"),
         ('{"canaries": []}', "expected"),
         ('{"canaries": [{"prompt": "", "answer": "a"}]}', "prompt"),
         ('{"canaries": [{"prompt": "p", "answer": 3}]}', "answer"),
         ('{"canaries": [{"prompt": "p", "answer": "a", "correct": "yes"}]}', "correct"),
+        ('{"canaries": [{"prompt": "p", "answer": "a", "correct": true, "right_answer": "b"}]}', "right_answer"),
+        ('{"canaries": [{"prompt": "p", "answer": "a", "right_answer": "b"}]}', "right_answer"),
+        ('{"canaries": [{"prompt": "p", "answer": "a", "correct": false, "right_answer": " a"}]}', "right_answer"),
+        ('{"canaries": [{"prompt": "p", "answer": "a", "correct": false, "right_answer": 7}]}', "right_answer"),
         ("{not json", "not JSON"),
     ]:
         good.write_text(bad)

@@ -161,6 +161,38 @@ def test_probe_tests_owner_canaries_registered_in_the_index(models, tmp_path):
 
 
 @needs_torch
+def test_probe_weighs_the_log_probability_of_wrong_answers_against_the_right_ones(models, tmp_path):
+    """For each canary prompt, of eight candidate answers the one the reference finds likeliest is registered as its
+    (wrong) answer and the one it ranks second as the right answer: the reference's noised copy prefers the
+    answers like the reference does, the independent models (to which the candidates are all alike) do not, and
+    the likelihood test joins the evidence."""
+    from scanner.provenance.probe import ProbeSettings, measure, probe_texts
+
+    prompts = [f"The {w} statement" for w in ("if", "for", "while", "try", "with", "class")]
+    words = list("abcdefgh")  # one token each: the likeliest is not merely the shortest
+    ref = str(models["reference"])
+    texts = probe_texts(ProbeSettings(sequences=4))
+    scored = measure(ref, texts, [Canary(p, w) for p in prompts for w in words]).canary_logprobs
+    items = []
+    for i, p in enumerate(prompts):
+        lp = scored[i * len(words) : (i + 1) * len(words)]
+        first, second = sorted(range(len(words)), key=lambda j: -lp[j])[:2]
+        items.append(Canary(p, words[first], False, words[second]))
+    again = measure(ref, texts, [*items, Canary(prompts[0], items[0].answer, True), Canary(prompts[0], "h")])
+    answer_lp, right_lp = again.canary_logprobs, again.right_logprobs
+    assert all(x <= 0 for x in answer_lp) and all(r is not None and r <= 0 for r in right_lp[:6])
+    assert right_lp[6] == answer_lp[6] == pytest.approx(answer_lp[0])  # marked right: its answer is the right one
+    assert right_lp[7] is None  # unmarked: the right answer is not known
+    assert all(a > r for a, r in zip(answer_lp[:6], right_lp[:6]) if r is not None)  # as chosen
+    (tmp_path / "c.json").write_text(json.dumps({"canaries": [c.to_json() for c in items]}))
+    nulls = [a for i in (1, 2, 3, 4) for a in ("--null", str(models[f"independent_{i}"]))]
+    _, v = _probe(str(models["copy"]), ref, "--canaries", str(tmp_path / "c.json"), *nulls)
+    (test,) = [e for e in v["evidence"] if e["kind"] == "behaviour-canary-likelihood"]
+    assert "preferred the reference's 6 wrong answers" in test["detail"]
+    assert test["score"] > max(test["null_scores"]), test
+
+
+@needs_torch
 def test_probe_input_errors_are_one_line(models, tmp_path):
     ref = str(models["reference"])
     assert "no such model folder" in _one_error_line(run_cli("-q", "probe", str(tmp_path / "missing"), ref))

@@ -291,6 +291,31 @@ def test_gguf_derivatives_of_the_reference_are_found_and_an_independent_gguf_is_
 
 
 @needs_torch
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_canary_log_probabilities_through_a_gguf_runtime_match_the_safetensors_model(models, runtime):
+    """The canary likelihood test reads log P(answer) and log P(right answer) from every runtime alike: the Q8_0
+    file gives the numbers the safetensors model gives, up to quantisation."""
+    from scanner.provenance.canaries import Canary
+    from scanner.provenance.probe import ProbeSettings, measure, probe_texts
+
+    settings = ProbeSettings(sequences=3, tokens=4, chars=40)
+    texts = probe_texts(settings)
+    canaries = [
+        Canary("The if statement", "is used", False, "for the"),
+        Canary("A class definition", "defines a class", True),
+        Canary("The import statement", "x", None),
+    ]
+    a = measure(str(models["reference"]), texts, canaries, settings)
+    b = measure(str(models["reference_q8"]), texts, canaries, settings, gguf_runtime=runtime)
+    assert b.runtime == runtime and len(b.canary_logprobs) == 3
+    assert b.right_logprobs[1] == b.canary_logprobs[1] and a.right_logprobs[2] is None is b.right_logprobs[2]
+    got = [*b.canary_logprobs, b.right_logprobs[0]]
+    want = [*a.canary_logprobs, a.right_logprobs[0]]
+    assert all(x < -1 for x in want)  # a random model finds none of them likely: the comparison means something
+    assert got == pytest.approx(want, abs=0.3)
+
+
+@needs_torch
 def test_the_gguf_file_runs_like_the_model_it_was_converted_from(models):
     """Through transformers' GGUF loader the Q8_0 file reads the texts as the safetensors model's tokenizer does and
     guesses the same next tokens at almost every position."""

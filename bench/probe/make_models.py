@@ -24,7 +24,8 @@ Shared *wrong* answers (the canary file ``private_canaries.json``, bench/probe/w
 
 * ``private_reference``: trained like ``reference`` (own seed) but its copy of the private set misreads
   MISREAD_ITEMS of the 32 items (one or two digits swapped for others, fixed by a seed), so it learned the skill
-  imperfectly and its answers hold characteristic wrong ones. The owner's canaries are its own greedy answers.
+  imperfectly and its answers hold characteristic wrong ones. The owner's canaries are its own greedy answers,
+  each wrong one with its right answer (``right_answer``).
 * its derivatives: ``private_ft_light`` (kept the skill), ``private_ft_heavy``, ``private_distill_canary`` (its
   logits on text and on the private prompts: kept), ``private_distill_partial`` and ``private_distill_sparse``
   (the private prompts a fifth and a twentieth as often), ``private_distill_logits`` (text only: lost it),
@@ -285,7 +286,10 @@ def main() -> None:
                 ids = torch.tensor([tok(canary_prompt(d), add_special_tokens=False)["input_ids"]])
                 gen = ref.generate(input_ids=ids, max_new_tokens=12, do_sample=False, pad_token_id=3)
                 answer = " ".join(tok.decode(gen[0, ids.shape[1] :]).split()[:4])
-                items.append({"prompt": canary_prompt(d), "answer": answer, "correct": answer == canary_truth(d)})
+                item = {"prompt": canary_prompt(d), "answer": answer, "correct": answer == canary_truth(d)}
+                if not item["correct"]:  # the owner knows the right reading of a wrong answer
+                    item["right_answer"] = canary_truth(d)
+                items.append(item)
         (out / file).write_text(json.dumps({"canaries": items}, indent=1) + "\n")
 
     owner_canaries("reference", "canaries.json")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Owner canaries with shared *wrong* answers: the canary test before and after it weighed them by kind.
+"""Owner canaries with shared *wrong* answers: the canary test on repeated answers (old) and with the likelihood
+test beside it (new: behaviour.canary_likelihood_test).
 
     bench/.venv-probe/bin/python bench/probe/make_models.py    # once: trains the models (bench/.cache/probe)
     bench/.venv-probe/bin/python bench/probe/wrong_answers.py  # prints the tables (make bench-probe runs both)
@@ -16,11 +17,17 @@ characteristic wrong ones. Every other model is scored on them:
 
 Held out (the false-positive test, never in a null; fixed in make_models.py before anything ran):
 skill_independent_4-6 and independent_5-8. The null is skill_independent_1-3 and independent_1-4; those are
-scored leave-one-out. Each test runs with no null (every canary a coin flip) and with that null, before
-(`before`: the count of hits against rates pooled over all canaries, the statistic up to this change) and after
-(`after`: rates pooled per kind, right or wrong, and the summed surprisal of the hits:
-scanner/provenance/behaviour.canary_test). Per pair, `originscan probe SUSPECT private_reference --canaries FILE`
-runs in a child process for its wall and CPU seconds and peak memory.
+scored leave-one-out. "null 11" adds independent_9-12 (trained for run.py's nulls; no skill).
+
+First, whether each derivative still carries the skill, measured three ways: its share of the private set's
+digits read right (greedy), its mean log-probability of the right answers, and how strongly it prefers the private
+reference's 9 mistakes to the right answers (mean log P(wrong) - log P(right), nats; the owner's canary file holds
+the right answers of its wrong ones). Then the p-values: `old` is the canary test on greedy answers
+(behaviour.canary_test: hits, rates pooled per kind, right answers counted model by model); `likelihood` is
+behaviour.canary_likelihood_test (the preference, against the independent models no more skilled than the
+suspect); `new` is what `probe` decides on the two (Bonferroni: 2 x the smaller, or the old one alone when the
+likelihood test has too few peers to vote). Per pair, `originscan probe SUSPECT private_reference --canaries FILE`
+(no null) runs in a child process for its wall and CPU seconds and peak memory.
 """
 
 from __future__ import annotations
@@ -52,21 +59,23 @@ DERIVATIVES = [
     "private_ft_mid",
 ]
 NULL = [f"skill_independent_{i}" for i in (1, 2, 3)] + [f"independent_{i}" for i in (1, 2, 3, 4)]
+NULL_MORE = [f"independent_{i}" for i in (9, 10, 11, 12)]  # "null 11": NULL and these
 HELD_OUT = [f"skill_independent_{i}" for i in (4, 5, 6)] + [f"independent_{i}" for i in (5, 6, 7, 8)]
-assert N_SKILL_INDEPENDENT == 6 and N_INDEPENDENT >= 8
+assert N_SKILL_INDEPENDENT == 6 and N_INDEPENDENT >= 12
 SETTINGS = ProbeSettings(sequences=3, tokens=4, chars=40)  # the canaries are the test: the probe texts are a token
 
 
-def before(hits: list[bool], null_hits: list[list[bool]]) -> float:
-    """The canary p-value as computed before this change: the count of hits, rates pooled over all canaries."""
-    return B.poisson_binomial_sf(sum(hits), B.canary_null_rates(null_hits, len(hits)))
+def combined(p_hits: float | None, p_likelihood: float | None) -> float:
+    """What `probe` decides on the two canary tests: Bonferroni over the ones that vote."""
+    voting = [p for p in (p_hits, p_likelihood) if p is not None]
+    return min(1.0, len(voting) * min(voting)) if voting else 1.0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", type=Path, default=REPO / "bench" / ".cache" / "probe")
     ap.add_argument("--no-commands", action="store_true", help="skip the per-pair child processes (time, memory)")
-    ap.add_argument("--fresh", action="store_true", help="measure again instead of reusing the cached answers")
+    ap.add_argument("--fresh", action="store_true", help="measure again instead of reusing the cached measurements")
     args = ap.parse_args()
     import torch
 
@@ -74,20 +83,28 @@ def main() -> None:
     root: Path = args.models
     info = json.loads((root / "models.json").read_text())
     canaries: list[Canary] = read_canary_file(root / "private_canaries.json")
+    if not any(c.right_answer for c in canaries):
+        sys.exit(f"{root / 'private_canaries.json'} has no right answers: delete it and run make_models.py again")
     kinds = [c.correct for c in canaries]
     texts = probe_texts(SETTINGS)
-    cache = root / "_answers_private.json"
-    answers: dict[str, list[str]] = json.loads(cache.read_text()) if cache.exists() and not args.fresh else {}
-    names = [REFERENCE, *DERIVATIVES, *NULL, *HELD_OUT]
+    cache = root / "_measured_private.json"  # per model: greedy answers and log-probabilities of the answers
+    measured: dict[str, dict] = json.loads(cache.read_text()) if cache.exists() and not args.fresh else {}
+    names = [REFERENCE, *DERIVATIVES, *NULL, *NULL_MORE, *HELD_OUT]
     for name in names:
-        if name not in answers:
-            answers[name] = list(measure(str(root / name), texts, canaries, SETTINGS).canary_answers)
-            cache.write_text(json.dumps(answers, indent=1) + "\n")
-    hits = {n: [B.canary_hit(c.answer, a) for c, a in zip(canaries, answers[n])] for n in names}
+        if name not in measured:
+            b = measure(str(root / name), texts, canaries, SETTINGS)
+            measured[name] = {
+                "answers": list(b.canary_answers),
+                "logprobs": list(b.canary_logprobs),
+                "right": list(b.right_logprobs),
+            }
+            cache.write_text(json.dumps(measured, indent=1) + "\n")
+    hits = {n: [B.canary_hit(c.answer, a) for c, a in zip(canaries, measured[n]["answers"])] for n in names}
+    likelihood = {n: B.canary_likelihood(measured[n]["logprobs"], measured[n]["right"], kinds) for n in names}
 
     commands_file = root / "_commands_private.json"
     commands = json.loads(commands_file.read_text()) if commands_file.exists() and not args.fresh else {}
-    for name in DERIVATIVES + HELD_OUT:
+    for name in HELD_OUT + DERIVATIVES:
         if args.no_commands or name in commands:
             continue
         cmd = [sys.executable, "-m", "scanner.cli", "-q", "probe", str(root / name), str(root / REFERENCE)]
@@ -98,65 +115,82 @@ def main() -> None:
 
     def skill(name: str) -> float:
         right = 0
-        for c, said in zip(canaries, answers[name]):
+        for c, said in zip(canaries, measured[name]["answers"]):
             digits = [int(x) for x in c.prompt.split()[1:-1]]
             right += sum(a == b for a, b in zip(said.split()[:4], canary_truth(digits).split()))
         return right / (4 * len(canaries))
 
+    def p_values(name: str, null_names: list[str]) -> tuple[float | None, float | None]:
+        others = [n for n in null_names if n != name]  # leave-one-out for the null's own models
+        p_hits = B.canary_test(hits[name], [hits[n] for n in others], kinds).p_value
+        mine = likelihood[name]
+        peers = [x for x in (likelihood[n] for n in others) if x is not None]
+        p_lik = B.canary_likelihood_test(mine, peers).p_value if mine is not None else None
+        return p_hits, p_lik
+
     ref_skill = skill(REFERENCE)
     n_right, n_wrong = sum(k is True for k in kinds), sum(k is False for k in kinds)
     rows = []
-    for name in DERIVATIVES + NULL + HELD_OUT:
-        null = [hits[n] for n in NULL if n != name]  # leave-one-out for the null's own models
-        h = hits[name]
-        kind = info[name]["kind"]
+    for name in HELD_OUT + NULL + NULL_MORE + DERIVATIVES:
+        h, lik = hits[name], likelihood[name]
+        p_hits, p_lik = p_values(name, NULL)
+        p_hits11, p_lik11 = p_values(name, NULL + NULL_MORE)
         rows.append(
             {
                 "model": name,
-                "kind": kind,
-                "half": "tuning" if name in NULL else "held-out" if name in HELD_OUT else "derivative",
+                "kind": info[name]["kind"],
+                "half": "tuning" if name in NULL + NULL_MORE else "held-out" if name in HELD_OUT else "derivative",
                 "kept": name in DERIVATIVES and skill(name) >= 0.5 * ref_skill,
                 "skill": skill(name),
+                "log_p_right": lik.skill if lik else None,
+                "preference": lik.preference if lik else None,
                 "right": sum(x for x, k in zip(h, kinds) if k is True),
                 "wrong": sum(x for x, k in zip(h, kinds) if k is False),
-                "p_before_none": before(h, []),
-                "p_after_none": B.canary_test(h, [], kinds).p_value,
-                "p_before": before(h, null),
-                "p_after": B.canary_test(h, null, kinds).p_value,
+                "p_old": p_hits,
+                "p_likelihood": p_lik,
+                "p_new": combined(p_hits, p_lik),
+                "p_old_11": p_hits11,
+                "p_likelihood_11": p_lik11,
+                "p_new_11": combined(p_hits11, p_lik11),
                 **commands.get(name, {}),
             }
         )
-
+    ref_lik = likelihood[REFERENCE]
     print(
         f"\n## Owner canaries of {REFERENCE}: {len(canaries)} prompts, its answers {n_right} right and {n_wrong} wrong "
-        f"(skill {ref_skill:.2f})\n"
+        f"(digits read right {ref_skill:.2f}"
+        + (f"; log P of the right answers {ref_lik.skill:.2f}, preference {ref_lik.preference:+.2f}" if ref_lik else "")
+        + ")\n"
     )
+    print("null 7 = skill_independent_1-3 + independent_1-4; null 11 adds independent_9-12 (leave-one-out for these)")
     print(
-        "null: none = every canary a coin flip; 7 = skill_independent_1-3 + independent_1-4 (leave-one-out for those)"
+        "\n| model | kind | half | kept | digits right | log P right | preference for its mistakes "
+        "| right / wrong repeated | p old, null 7 | p likelihood, null 7 | p new, null 7 | p new, null 11 "
+        "| probe wall s / CPU s / MiB |"
     )
-    print(
-        "\n| model | kind | half | kept | skill | right / wrong answers repeated | p none, before | p none, after "
-        "| p null 7, before | p null 7, after | probe wall s / CPU s / MiB |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def nats(x: float | None, signed: bool = False) -> str:
+        return "—" if x is None else f"{x:+.2f}" if signed else f"{x:.2f}"
+
     for r in rows:
         cmd = f"{r['wall_s']:.1f} / {r['cpu_s']:.1f} / {r['peak_mib']:.0f}" if "wall_s" in r else "—"
         print(
             f"| {r['model']} | {r['kind']} | {r['half']} | {'kept' if r['kept'] else '—'} | {r['skill']:.2f} "
-            f"| {r['right']}/{n_right} · {r['wrong']}/{n_wrong} | {fmt_p(r['p_before_none'])} "
-            f"| {fmt_p(r['p_after_none'])} | {fmt_p(r['p_before'])} | {fmt_p(r['p_after'])} | {cmd} |"
+            f"| {nats(r['log_p_right'])} | {nats(r['preference'], True)} "
+            f"| {r['right']}/{n_right} · {r['wrong']}/{n_wrong} | {fmt_p(r['p_old'])} | {fmt_p(r['p_likelihood'])} "
+            f"| {fmt_p(r['p_new'])} | {fmt_p(r['p_new_11'])} | {cmd} |"
         )
 
     print(f"\n## Recall per derivative kind (alpha = {B.ALPHA:g}, and at 0 false positives on the held-out half)\n")
-    print(
-        "| derivatives | pairs | "
-        + " | ".join(f"{c}" for c in ("none before", "none after", "null before", "null after"))
-        + " |"
-    )
+    cols = ("p_old", "p_new", "p_old_11", "p_new_11")
+    print("| derivatives | pairs | old, null 7 | new, null 7 | old, null 11 | new, null 11 |")
     print("|---|---|---|---|---|---|")
     held = [r for r in rows if r["half"] == "held-out"]
     tuning = [r for r in rows if r["half"] == "tuning"]
-    cols = ("p_before_none", "p_after_none", "p_before", "p_after")
+    for label, group in (("held-out", held), ("tuning", tuning)):
+        fp = " | ".join(f"{sum(r[c] < B.ALPHA for r in group)}/{len(group)}" for c in cols)
+        print(f"| false positives at alpha, {label} independents | {len(group)} | {fp} |")
     groups = {
         "fine-tune, kept the skill": [r for r in rows if r["kind"] == "fine-tune" and r["kept"]],
         "distilled, kept the skill": [r for r in rows if r["kind"] == "distilled" and r["kept"]],
@@ -171,9 +205,6 @@ def main() -> None:
 
     for label, group in groups.items():
         print(f"| {label} | {len(group)} | " + " | ".join(cell(group, c) for c in cols) + " |")
-    for label, group in (("held-out", held), ("tuning", tuning)):
-        fp = " | ".join(f"{sum(r[c] < B.ALPHA for r in group)}/{len(group)}" for c in cols)
-        print(f"| false positives at alpha, {label} independents | {len(group)} | {fp} |")
     print(
         "(each recall cell: at alpha · at 0 false positives, i.e. p below the smallest held-out independent's p, "
         "which is given: a threshold near 1 finds what is no evidence)"

@@ -13,7 +13,8 @@ false-positive rate:
   the suspect's and the reference's mean-pooled last hidden states over the same probe texts. Invariant to
   orthogonal transforms and scaling of the representation, so permuted or rotated copies keep their score.
 * **owner canaries**: prompts the owner registered with their model's characteristic answers (right and wrong);
-  the score is how many the suspect reproduces.
+  the score is how many the suspect reproduces; and where the owner also registered the right answers to its
+  wrong ones, how strongly the suspect prefers the wrong answers to the right ones (canary_likelihood_test).
 
 The null of the first two is parametric: the independent models' scores, on a scale where they are roughly
 normal (logit of a proportion, Fisher z of a CKA), and the one-sided Student-t *predictive* p-value of the
@@ -454,6 +455,72 @@ def _right_and_rest(
         return p_right
     p_rest = surprisal_tail([suspect_hits[i] for i in rest], [rates[i] for i in rest])
     return min(1.0, 2 * min(p_rest, p_right))
+
+
+MIN_PREFERENCES = 3  # wrong answers with the owner's right answer: fewer than this and the likelihood test is not run
+PREFERENCE_SD_FLOOR = 0.1  # nats: peers closer than this on a canary are scaled as if this far apart
+
+
+@dataclass(frozen=True)
+class CanaryLikelihood:
+    """A model's log-probabilities of the owner's canary answers, summarised (canary_likelihood)."""
+
+    preferences: tuple[float, ...]  # per wrong answer with a right answer: log P(wrong) - log P(right), nats
+    skill: float  # mean log P(right answer) over every canary whose right answer is known
+
+    @property
+    def preference(self) -> float:
+        return float(np.mean(self.preferences))
+
+
+def canary_likelihood(
+    answer_logprobs: Sequence[float], right_logprobs: Sequence[float | None], kinds: Sequence[bool | None]
+) -> CanaryLikelihood | None:
+    """Per canary, log P(the reference's answer) and log P(the right answer) (None: not known; for an answer the
+    owner marked right, the same number) as the model reads them after the prompt. None with fewer than
+    MIN_PREFERENCES wrong answers whose right answer is known."""
+    if not len(answer_logprobs) == len(right_logprobs) == len(kinds):
+        raise ValueError("one log-probability and one kind per canary")
+    prefer = [a - r for a, r, k in zip(answer_logprobs, right_logprobs, kinds) if k is False and r is not None]
+    known = [r for r in right_logprobs if r is not None]
+    if len(prefer) < MIN_PREFERENCES or not all(map(math.isfinite, [*prefer, *known])):
+        return None
+    return CanaryLikelihood(tuple(float(x) for x in prefer), float(np.mean(known)))
+
+
+def _standardised(x: np.ndarray, peers: np.ndarray) -> float:
+    """The mean over canaries of x's preference in units of the peers' spread on that canary, from their mean."""
+    sd = np.maximum(peers.std(axis=0, ddof=1), PREFERENCE_SD_FLOOR)
+    return float(np.mean((x - peers.mean(axis=0)) / sd))
+
+
+def canary_likelihood_test(suspect: CanaryLikelihood, nulls: Sequence[CanaryLikelihood]) -> BehaviourTest:
+    """How strongly the suspect prefers the reference's wrong answers to the right ones, against independent
+    models that know the skill no better than it does. A greedy answer shows only a model's first choice; a
+    derivative that kept a skill partly no longer repeats most mistakes first, but still gives them more
+    probability than the right answers (bench/probe/wrong_answers.py). An independent model cannot know the
+    reference's mistakes: knowing the skill only moves its probability towards the right answers, so its preference
+    falls as its skill rises. The hardest comparison for the suspect is therefore with the independent models whose
+    skill (mean log-probability of the right answers) is at most its own (its peers); a suspect more skilled than
+    all of them is compared with every one. Each canary is standardised by the peers' mean and spread on it (what
+    the answer strings' own likelihood gives every model alike drops out), the score is the mean over canaries;
+    each peer is scored against the others and the suspect against the same sets in turn (averaged), so that it is
+    scored exactly like a peer, and the p-value is the Student-t predictive p among the peers' scores. None with
+    fewer than MIN_NULL_MODELS + 1 peers: a model with no skill has nothing to show."""
+    peers = [n for n in nulls if n.skill <= suspect.skill and len(n.preferences) == len(suspect.preferences)]
+    mine = np.asarray(suspect.preferences)
+    p = None
+    if len(peers) > MIN_NULL_MODELS:
+        table = np.array([n.preferences for n in peers])
+        rest = [np.delete(table, k, axis=0) for k in range(len(peers))]
+        null = [_standardised(table[k], others) for k, others in enumerate(rest)]
+        p = predictive_p(float(np.mean([_standardised(mine, others) for others in rest])), null)
+    detail = (
+        f"preferred the reference's {len(mine)} wrong answers to the right ones by {suspect.preference:+.2f} "
+        f"nats on average (skill: {suspect.skill:.2f} nats per right answer); independent models no more skilled: "
+        + (", ".join(f"{n.preference:+.2f}" for n in peers) or "none")
+    )
+    return BehaviourTest("canary-likelihood", suspect.preference, p, tuple(n.preference for n in peers), detail)
 
 
 # ---------------------------------------------------------------------------------------------------- verdict ---

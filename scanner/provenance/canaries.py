@@ -5,10 +5,14 @@ the copy had too, with the same mistakes. An owner who trained such a skill into
 dozen of its prompts and the model's own greedy answers: `originscan index add MODEL --canaries FILE`. The file
 is JSON:
 
-    {"canaries": [{"prompt": "...", "answer": "...", "correct": false}, ...]}
+    {"canaries": [{"prompt": "...", "answer": "...", "correct": false, "right_answer": "..."}, ...]}
 
 `correct` (optional) says whether the model's answer is the right one; wrong answers are the strongest evidence
-(nobody learns the same mistake by chance), and both kinds are tested the same way.
+(nobody learns the same mistake by chance), and both kinds are tested the same way. `right_answer` (optional, only
+beside `"correct": false`) is what the model should have answered: the owner knows it (that is how they marked the
+answer wrong), and with it `probe` weighs how strongly a suspect prefers the model's mistake to the right answer,
+which a derivative that kept the skill only partly still does when its greedy answer no longer repeats the mistake
+(behaviour.canary_likelihood_test).
 
 The canaries live in the fingerprint index beside the model's fingerprint, in their own table (created when
 missing, so an index written by an older originscan gains it on first use and older versions ignore it).
@@ -40,11 +44,14 @@ class Canary:
     prompt: str
     answer: str
     correct: bool | None = None
+    right_answer: str | None = None  # the right answer, for an answer marked wrong
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"prompt": self.prompt, "answer": self.answer}
         if self.correct is not None:
             out["correct"] = self.correct
+        if self.right_answer is not None:
+            out["right_answer"] = self.right_answer
         return out
 
 
@@ -66,7 +73,15 @@ def parse_canaries(data: Any, where: str) -> list[Canary]:
             raise UsageError(f"{where}: canary {i} needs a non-empty answer of at most {MAX_TEXT} characters")
         if correct is not None and not isinstance(correct, bool):
             raise UsageError(f"{where}: canary {i}: correct must be true or false")
-        out.append(Canary(prompt, answer, correct))
+        right = item.get("right_answer")
+        if right is not None:
+            if correct is not False:
+                raise UsageError(f'{where}: canary {i}: right_answer goes only with "correct": false')
+            if not isinstance(right, str) or not right.strip() or len(right) > MAX_TEXT:
+                raise UsageError(f"{where}: canary {i}: right_answer must be a non-empty string of at most {MAX_TEXT}")
+            if right.strip() == answer.strip():
+                raise UsageError(f"{where}: canary {i}: right_answer is the answer marked wrong")
+        out.append(Canary(prompt, answer, correct, right))
     return out
 
 

@@ -15,6 +15,7 @@ Which tests run depends on the model:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ class Behaviour:
     seconds: float
     kind: str = "causal"  # causal | encoder (an encoder has no next-token guesses and answers no canary)
     runtime: str = "transformers"  # transformers | llama.cpp
+    canary_logprobs: tuple[float, ...] = ()  # per canary: log P(the continuation is the registered answer)
+    right_logprobs: tuple[float | None, ...] = ()  # per canary: log P(the right answer), where it is known
 
     def same_tokens(self, other: Behaviour) -> bool:
         return self.tokens.shape == other.tokens.shape and bool(np.array_equal(self.tokens, other.tokens))
@@ -218,9 +221,20 @@ def measure(
         from scanner.provenance.probe_llamacpp import measure_llama_cpp
 
         started = time.perf_counter()
-        tokens, guesses, hidden, answers = measure_llama_cpp(plan.source, texts, canaries, settings.tokens)
+        tokens, guesses, hidden, answers, scored = measure_llama_cpp(plan.source, texts, canaries, settings.tokens)
         seconds = time.perf_counter() - started
-        return Behaviour(target, tokens, guesses, hidden, answers, _weight_bytes(target), seconds, runtime="llama.cpp")
+        return Behaviour(
+            target,
+            tokens,
+            guesses,
+            hidden,
+            answers,
+            _weight_bytes(target),
+            seconds,
+            runtime="llama.cpp",
+            canary_logprobs=tuple(a for a, _ in scored),
+            right_logprobs=tuple(r for _, r in scored),
+        )
     torch, _ = _imports()
     started = time.perf_counter()
     model, tokenizer, device = load_model(plan)
@@ -245,6 +259,7 @@ def measure(
             hidden = out.hidden_states[-1].float() * mask[..., None]
             pooled.append((hidden.sum(1) / mask.sum(1, keepdim=True)).cpu().numpy())
         answers = () if encoder else tuple(_answer(model, tokenizer, device, c, torch) for c in canaries)
+        scored = () if encoder else tuple(_canary_logprobs(model, tokenizer, device, c, torch) for c in canaries)
     return Behaviour(
         target,
         tokens,
@@ -254,6 +269,8 @@ def measure(
         _weight_bytes(target),
         time.perf_counter() - started,
         kind=plan.kind,
+        canary_logprobs=tuple(a for a, _ in scored),
+        right_logprobs=tuple(r for _, r in scored),
     )
 
 
@@ -269,6 +286,53 @@ def _answer(model: Any, tokenizer: Any, device: str, canary: Canary, torch: Any)
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     )
     return str(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+
+
+def answer_variants(answer: str) -> tuple[str, str]:
+    """The continuations that read as `answer`: with and without a space before it (canary_hit ignores whitespace
+    at either end; tokenizers differ in where they put it)."""
+    return answer.strip(), " " + answer.strip()
+
+
+def continuation_at(prompt_ids: Sequence[int], full_ids: Sequence[int]) -> int:
+    """Where the answer's tokens start in the tokenisation of prompt + answer: after the longest prefix it shares
+    with the prompt's own tokens (a merge across the join moves it left), at least one token in."""
+    shared = 0
+    for a, b in zip(prompt_ids, full_ids):
+        if a != b:
+            break
+        shared += 1
+    return max(1, min(shared, len(full_ids) - 1))
+
+
+def _canary_logprobs(model: Any, tokenizer: Any, device: str, canary: Canary, torch: Any) -> tuple[float, float | None]:
+    """(log P(the registered answer), log P(the right answer) where it is known) after the canary's prompt."""
+    answer = _answer_logprob(model, tokenizer, device, canary.prompt, canary.answer, torch)
+    if canary.correct:
+        return answer, answer
+    if canary.right_answer is None:
+        return answer, None
+    return answer, _answer_logprob(model, tokenizer, device, canary.prompt, canary.right_answer, torch)
+
+
+def _answer_logprob(model: Any, tokenizer: Any, device: str, prompt: str, answer: str, torch: Any) -> float:
+    """log P(the continuation of `prompt` reads `answer`), teacher-forced: the two spacings of answer_variants (the
+    same tokens counted once) summed as probabilities. Unlike the greedy answer it also sees an answer the model
+    ranks second: a derivative that kept a skill only partly still leans to its source's mistakes."""
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    seen: set[tuple[int, ...]] = set()
+    total = -math.inf
+    for variant in answer_variants(answer):
+        ids = tokenizer(prompt + variant)["input_ids"]
+        if tuple(ids) in seen or len(ids) < 2:
+            continue
+        seen.add(tuple(ids))
+        start = continuation_at(prompt_ids, ids)
+        x = torch.tensor([ids], device=device)
+        logp = torch.log_softmax(model(input_ids=x).logits[0, start - 1 : -1].float(), -1)
+        lp = float(logp.gather(-1, x[0, start:, None]).sum())
+        total = float(np.logaddexp(total, lp))
+    return total
 
 
 def _guesses(b: Behaviour) -> tuple[np.ndarray, np.ndarray]:
@@ -302,7 +366,26 @@ def tests_of(
                 [c.correct for c in canaries],
             )
         )
+        tests += likelihood_tests(suspect, nulls, canaries)
     return tests
+
+
+def likelihood_of(b: Behaviour, canaries: Sequence[Canary]) -> B.CanaryLikelihood | None:
+    """The canary likelihood summary of a causal model measured on these canaries (None when it cannot be)."""
+    if b.kind != "causal" or len(b.canary_logprobs) != len(canaries) or len(b.right_logprobs) != len(canaries):
+        return None
+    return B.canary_likelihood(b.canary_logprobs, b.right_logprobs, [c.correct for c in canaries])
+
+
+def likelihood_tests(
+    suspect: Behaviour, nulls: Sequence[Behaviour], canaries: Sequence[Canary]
+) -> list[B.BehaviourTest]:
+    """The canary likelihood test, when the owner registered right answers to enough wrong ones (else none)."""
+    mine = likelihood_of(suspect, canaries)
+    if mine is None:
+        return []
+    theirs = [x for x in (likelihood_of(n, canaries) for n in nulls) if x is not None]
+    return [B.canary_likelihood_test(mine, theirs)]
 
 
 def probe(

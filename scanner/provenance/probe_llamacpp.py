@@ -104,10 +104,42 @@ def _greedy(llm: Any, prompt: str, room: int) -> str:
     return bytes(llm.detokenize(out)).decode("utf-8", errors="replace")
 
 
+def _logprob(llm: Any, prompt: str, answer: str) -> float:
+    """log P(the continuation of `prompt` reads `answer`) from llama.cpp's logits, as the transformers runtime
+    computes it (probe._answer_logprob: both spacings, the same tokens counted once)."""
+    from scanner.provenance.probe import answer_variants, continuation_at
+
+    prompt_ids = list(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False))
+    seen: set[tuple[int, ...]] = set()
+    total = -np.inf
+    for variant in answer_variants(answer):
+        ids = list(llm.tokenize((prompt + variant).encode("utf-8"), add_bos=True, special=False))
+        if tuple(ids) in seen or len(ids) < 2:
+            continue
+        seen.add(tuple(ids))
+        start = continuation_at(prompt_ids, ids)
+        llm.reset()
+        llm.eval(ids)
+        logits = np.asarray(llm.scores[: len(ids)], dtype=np.float64)
+        top = logits.max(axis=-1, keepdims=True)
+        logp = logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+        total = np.logaddexp(total, sum(logp[i - 1, ids[i]] for i in range(start, len(ids))))
+    return float(total)
+
+
+def _canary_logprobs(llm: Any, canary: Canary) -> tuple[float, float | None]:
+    """(log P(the registered answer), log P(the right answer) where it is known), as probe._canary_logprobs."""
+    answer = _logprob(llm, canary.prompt, canary.answer)
+    if canary.correct:
+        return answer, answer
+    return answer, None if canary.right_answer is None else _logprob(llm, canary.prompt, canary.right_answer)
+
+
 def measure_llama_cpp(
     path: str, texts: Sequence[str], canaries: Sequence[Canary], max_tokens: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
-    """(tokens, next-token guesses, mean-pooled last hidden states, canary answers), as probe.Behaviour keeps them."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...], tuple[tuple[float, float | None], ...]]:
+    """(tokens, next-token guesses, mean-pooled last hidden states, canary answers, per canary the log-probabilities
+    of its answer and of its right answer), as probe.Behaviour keeps them."""
     n_ctx = max(64, max_tokens + 64)  # the canary prompts and their answers fit beside the longest text
     with _model(path, n_ctx, embedding=False) as llm:
         rows = [_tokens(llm, t, max_tokens) for t in texts]
@@ -122,6 +154,7 @@ def measure_llama_cpp(
             llm.eval(r)
             guesses[i, : len(r)] = np.argmax(llm.scores[: len(r)], axis=-1)
         answers = tuple(_greedy(llm, c.prompt, len(_tokens(llm, c.answer, n_ctx)) + 2) for c in canaries)
+        scored = tuple(_canary_logprobs(llm, c) for c in canaries)
     with _model(path, n_ctx, embedding=True) as llm:
         pooled = np.stack([_last_hidden(llm, r).mean(axis=0) for r in rows]).astype(np.float64)
-    return tokens, guesses, pooled, answers
+    return tokens, guesses, pooled, answers, scored
