@@ -201,3 +201,20 @@ def test_scan_asks_for_the_card_only_when_the_file_list_has_one(hub):
         assert report.error is None
         asked = [p for p in hub.stats.paths() if p.lower().endswith("readme.md")]
         assert len(asked) == cards and all(p.startswith(f"/acme/{name}/resolve/") for p in asked)
+
+
+@pytest.mark.parametrize("cdn", [True, False])
+def test_weight_reads_through_the_hubs_cdn_redirect_cost_one_hub_request_per_file(hub, cdn):
+    """As on the Hub, an LFS file's resolve URL redirects to a CDN: the redirect is followed once per file and the
+    file's later ranges go to the CDN directly. Served directly (no CDN), every range is a resolve request."""
+    hub.cdn = cdn
+    _repo(hub)
+    snap = HFSource("acme/m1").snapshot()
+    hub.stats.reset()
+    weights = snap.open("model.safetensors")
+    assert weights.read(0, 4) == WEIGHTS[:4] and weights.read(40_000, 10) == WEIGHTS[40_000:40_010]
+    paths = hub.stats.paths()
+    at_cdn = [p for p in paths if p.startswith("/cdn/")]
+    at_hub = [p for p in paths if not p.startswith("/cdn/")]
+    assert all("/resolve/" in p and p.endswith("/model.safetensors") for p in at_hub)
+    assert (len(at_hub), len(at_cdn)) == ((1, 2) if cdn else (2, 0))

@@ -1,14 +1,15 @@
 """Indexed `originscan sweep` of small repos, cold and warm, old code and new side by side in one run.
 
-    .venv/bin/python bench/speed/sweep.py [--repos 1000] [--upstreams 10] [--workers 8] [--old PATH]
+    .venv/bin/python bench/speed/sweep.py [--repos 1000] [--upstreams 10] [--workers 8] [--old PATH] [--cdn]
 
 The repos are bench/sweep/bench_sweep.py's (hidden 64, vocabulary 512, fp16, one layer; every 50th a disguised
 copy of an upstream), generated in a temporary folder outside the repository. Per code version: the upstreams are
 registered (`index add`, not counted), then one sweep with an empty cache and `--index` (cold) and the same sweep
 again with nothing changed (warm). The server counts requests (all of them, by kind, and those for weight files)
-and weight bytes served. Findings are compared repo by repo (every rule and p-value): old cold against new cold,
-and each code's warm run against its cold one; the last lines say for how many repos they are the same (exit 1
-if any differs). Requests and bytes do not depend on the machine's load; wall time does, so the sweep's CPU
+and weight bytes served; with --cdn it redirects LFS downloads to a CDN path as the Hub does, and req/repo counts
+the Hub's requests apart from the CDN's (what the Hub's rate limit sees). Findings are compared repo by repo (every
+rule and p-value): old cold against new cold, and each code's warm run against its cold one; the last lines say for
+how many repos they are the same (exit 1 if any differs). Requests and bytes do not depend on the machine's load; wall time does, so the sweep's CPU
 seconds (user + system of the sweep process) are printed beside it.
 """
 
@@ -35,6 +36,8 @@ from servers.hub import HubServer  # noqa: E402
 def request_kind(path: str) -> str:
     """What a request to the local Hub was for: the listing, a repo's info, its card, its weights, another file."""
     path = path.split("?")[0]
+    if path.startswith("/cdn/"):
+        return "weights from the CDN"
     if path.startswith("/api/"):
         return "listing" if path.rstrip("/").count("/") <= 2 else "info"
     if path.endswith(".safetensors"):
@@ -48,6 +51,11 @@ def main() -> int:
     ap.add_argument("--upstreams", type=int, default=10)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--only", choices=["old", "new"], default=None)
+    ap.add_argument(
+        "--cdn",
+        action="store_true",
+        help="LFS downloads redirected to a CDN path as the Hub does; req/repo then counts the Hub's requests only",
+    )
     add_old_argument(ap)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="originscan-sweep-"))
@@ -65,6 +73,7 @@ def main() -> int:
         breakdown: dict[str, str] = {}
         rows = []
         with HubServer(root) as hub:
+            hub.cdn = args.cdn
             for repo in hub.repo_ids():  # the server hashes every file once: its cost, not the client's
                 hub.commit(hub.repo(repo))
             for code in sides(args.old):
@@ -109,19 +118,20 @@ def main() -> int:
                     }
                     s = hub.stats
                     weight_requests = sum(1 for p in s.paths("GET") if p.endswith(".safetensors"))
+                    cdn = sum(1 for p in s.paths() if p.startswith("/cdn/"))
                     kinds = Counter(request_kind(p) for p in s.paths())
                     breakdown[key] = f"{s.requests} requests for {len(targets)} repos: " + ", ".join(
                         f"{k} {n} ({n / len(targets):.3f}/repo)" for k, n in sorted(kinds.items())
                     )
                     rules = Counter(rule for _, rule, _ in findings[key] if rule.startswith("weights."))
                     rows.append(
-                        f"{key:9} {wall:>7.1f} {cpu:>7.1f} {len(targets):>6} {s.requests / len(targets):>9.3f} "
-                        f"{weight_requests / len(targets):>13.3f} {s.weight_bytes_served:>13,} "
+                        f"{key:9} {wall:>7.1f} {cpu:>7.1f} {len(targets):>6} {(s.requests - cdn) / len(targets):>9.3f} "
+                        f"{cdn / len(targets):>8.3f} {weight_requests / len(targets):>13.3f} {s.weight_bytes_served:>13,} "
                         f"{100 * s.weight_bytes_served / weights:>7.1f}% {dict(sorted(rules.items()))}"
                     )
         print(f"machine: {machine_load()}")
         print(
-            f"{'code run':9} {'wall s':>7} {'CPU s':>7} {'repos':>6} {'req/repo':>9} {'weight req/repo':>13} {'weight bytes':>13} "
+            f"{'code run':9} {'wall s':>7} {'CPU s':>7} {'repos':>6} {'req/repo':>9} {'CDN/repo':>8} {'weight req/repo':>13} {'weight bytes':>13} "
             f"{'share':>8} weights.* findings"
         )
         for row in rows:

@@ -313,6 +313,10 @@ class HubServer(BaseServer):
     # client that names no limit see several pages.
     PAGE = 50
     MAX_PAGE = 1000
+    # True: a model's LFS file is not served by its resolve URL but redirected (302, with the Hub's X-Repo-Commit,
+    # X-Linked-Size and X-Linked-Etag on the redirect) to /cdn/…, which serves the bytes, as the Hub sends LFS
+    # downloads to its CDN: a client then pays one Hub request per file and reads from the CDN.
+    cdn = False
 
     def __init__(self, root: str | os.PathLike[str], tokens: set[str] | None = None):
         super().__init__()
@@ -427,6 +431,9 @@ class HubHandler(BaseHandler):
         m = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path)
         if m:
             return self._resolve(m.group(1), m.group(2), m.group(3))
+        m = re.match(r"^/cdn/([^/]+/[^/]+)/([0-9a-f]{64})/(.+)$", path)
+        if m:
+            return self._cdn(m.group(1), m.group(2), m.group(3))
         return self._error(404, None, "no such endpoint")
 
     def _authorized(self, repo: Repo) -> bool:
@@ -552,7 +559,18 @@ class HubHandler(BaseHandler):
             headers["X-Linked-Size"] = str(len(data))
             headers["X-Linked-Etag"] = f'"{file_sha}"'
             headers["ETag"] = f'"{file_sha}"'
+            if self.server_obj.cdn and kind == "model":
+                headers["Location"] = f"{self.server_obj.url}/cdn/{repo_id}/{file_sha}/{quote(f)}"
+                return self._send(302, b"", headers)
         self._serve_bytes(data, headers, weight=f.lower().endswith(WEIGHT_SUFFIXES))
+
+    def _cdn(self, repo_id: str, file_sha: str, f: str) -> None:
+        """The CDN's answer to a redirect of _resolve's: the file's bytes while its content is the one named."""
+        repo = self.server_obj.repo(repo_id)
+        p = repo.dir / f if repo is not None else None
+        if p is None or ".." in f.split("/") or not p.is_file() or self.server_obj.hashes(p)[0] != file_sha:
+            return self._error(404, None, "no such object")
+        self._serve_bytes(_file_bytes(p), {"ETag": f'"{file_sha}"'}, weight=f.lower().endswith(WEIGHT_SUFFIXES))
 
 
 def datasets_root(root: Path) -> Path:
