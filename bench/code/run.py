@@ -174,7 +174,9 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
             s = TOOLS[name](*sources[p.id])
             seconds = time.perf_counter() - t0
             decision = originscan_copied(*sources[p.id]) if name == "originscan" else None
-            if decision and s < code.MIN_COPIED_STATEMENTS:  # a small file the rare-settings rule calls a copy
+            if (
+                decision and s < code.MIN_COPIED_STATEMENTS
+            ):  # a small file the rare-settings or skeleton rule calls a copy
                 s = float(code.MIN_COPIED_STATEMENTS)  # ranks at the threshold for the oracle column
             rows.append(Scored(p, s, seconds, decision))
         scored[name] = rows
@@ -186,8 +188,10 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
             decide[name] = lambda r: bool(r.copied)
             thresholds[name] = (
                 f">= {code.MIN_COPIED_STATEMENTS} copied statements, or a file of <= {code.SMALL_FILE_STATEMENTS} "
-                f"statements sharing rare settings >= {code.MIN_RARE_EVIDENCE}, or >= {code.MIN_SHARED_PROSE} "
-                "of the upstream's own comment/docstring lines kept (fixed in code.py)"
+                f"statements sharing rare settings >= {code.MIN_RARE_EVIDENCE} or keeping one upstream file's "
+                f"skeleton (rare items >= {code.SKELETON_EVIDENCE}, >= {code.SKELETON_SHARE:.0%} of its own, in >= "
+                f"{code.SKELETON_PARTS} parts), or >= {code.MIN_SHARED_PROSE} of the upstream's own comment/docstring "
+                "lines kept (fixed in code.py)"
             )
             continue
         fixed = BASELINE_THRESHOLDS[name]
@@ -258,6 +262,11 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
                         f"    keeps: {f.key[6:66]!r} ({m.suspect_path}:{f.suspect_line} <- {f.upstream_path}:"
                         f"{f.upstream_line}){' [decides]' if m.prose_copied else ''}"
                     )
+                for f in m.skeleton:
+                    print(
+                        f"    skeleton: {f.key[:60]} ({m.suspect_path}:{f.suspect_line} <- {f.upstream_path}:"
+                        f"{f.upstream_line}, rarity {f.rarity:.1f}){' [decides]' if m.skeleton_copied else ''}"
+                    )
                 for f in m.shared:
                     print(
                         f"    shares: {f.key[:60]} ({m.suspect_path}:{f.suspect_line} <- {f.upstream_path}:"
@@ -276,6 +285,7 @@ def _pair_evidence(suspect: Files, reference: Files) -> dict[str, float]:
     files, before any threshold: what a named threshold's margin is measured on."""
     upstream = code.UpstreamCode({"reference": [code.fingerprint(p, s) for p, s in reference]})
     out = {"copied statements": originscan(suspect, reference), "rare evidence (small files)": 0.0}
+    out["skeleton kept (small files)"] = 0.0
     out |= {"containment (long definitions)": 0.0, "share from one (anchors)": 0.0, "kept core (tokens)": 0.0}
     out["prose lines kept"] = float(max((len(m.prose) for m in originscan_match(suspect, reference)), default=0))
     for path, text in suspect:
@@ -288,6 +298,9 @@ def _pair_evidence(suspect: Files, reference: Files) -> dict[str, float]:
         if fp.statements <= code.SMALL_FILE_STATEMENTS and not fp.generated:
             shared, _ = code.small_file_evidence(fp, upstream).get("reference", ((), False))
             out["rare evidence (small files)"] = max(out["rare evidence (small files)"], sum(f.rarity for f in shared))
+            files = {k: f.skeleton for k, f in upstream.files.items()}
+            kept, _ = code.skeleton_evidence(fp, files, upstream.common_features).get("reference", ((), False))
+            out["skeleton kept (small files)"] = max(out["skeleton kept (small files)"], sum(f.rarity for f in kept))
     return out
 
 
@@ -302,6 +315,7 @@ def margins(tuning: list[Pair], sources: dict[str, tuple[Files, Files]]) -> None
         "share from one (anchors)": f"ANCHOR_FROM_ONE {code.ANCHOR_FROM_ONE}",
         "kept core (tokens)": f"CORE_TOKENS {code.CORE_TOKENS} (runs of >= {code.CORE_RUN})",
         "rare evidence (small files)": f"MIN_RARE_EVIDENCE {code.MIN_RARE_EVIDENCE}",
+        "skeleton kept (small files)": f"SKELETON_EVIDENCE {code.SKELETON_EVIDENCE}",
         "prose lines kept": f"MIN_SHARED_PROSE {code.MIN_SHARED_PROSE} (of >= {code.PROSE_WORDS} words)",
     }
     evidence = {p.id: _pair_evidence(*sources[p.id]) for p in tuning}

@@ -134,6 +134,7 @@ def null(title: str, sources: list[Source], show: bool, across: Callable[[Source
     compared = fired = linked = 0
     strongest: dict[str, tuple[float, str]] = {"evidence": (0.0, ""), "share": (0.0, ""), "parts": (0.0, "")}
     fired_suspects = set()
+    closest: list[tuple[float, float, float, int, str]] = []
     for i in small:
         s = sources[i]
         assert s.fingerprint is not None
@@ -161,6 +162,9 @@ def null(title: str, sources: list[Source], show: bool, across: Callable[[Source
                 strongest["share"] = max(strongest["share"], (share, pair))
             if ok_e and ok_s:
                 strongest["parts"] = max(strongest["parts"], (float(spread), pair))
+            # how close the pair comes: its weakest quantity as a share of that quantity's threshold
+            closeness = min(score / code.SKELETON_EVIDENCE, share / code.SKELETON_SHARE, spread / code.SKELETON_PARTS)
+            closest.append((closeness, score, share, spread, pair))
             if copied:
                 fired += 1
                 fired_suspects.add(i)
@@ -175,6 +179,9 @@ def null(title: str, sources: list[Source], show: bool, across: Callable[[Source
     )
     for key, (value, pair) in strongest.items():
         print(f"  strongest {key} where the other two thresholds hold: {value:.2f}  {pair}")
+    print("  closest pairs (weakest quantity / its threshold; evidence, share, parts):")
+    for closeness, score, share, spread, pair in sorted(closest, reverse=True)[:8]:
+        print(f"    {closeness:4.2f}  {score:5.1f} {share:4.0%} {spread}  {pair}")
 
 
 def main() -> None:
