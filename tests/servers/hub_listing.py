@@ -1,10 +1,11 @@
 """The local Hub with the Hub's model listing as `originscan watch` calls it through `HfApi.list_models`.
 
 `GET /api/models?sort=lastModified&expand=…&limit=…` lists every public repo, newest `lastModified` first (the
-Hub's only order for that sort), in pages of `limit` (at most 1000) linked by `Link: <…>; rel="next"`. `expand`
-picks the fields of each item: `sha`, `lastModified`, `createdAt`, `siblings` (file names only, as on the Hub),
-`cardData` (the README's YAML front matter), `tags` (`base_model:…` from the card, like the Hub adds), `config`
-(`architectures` and `model_type` only), `gated`, `private`, `library_name`.
+Hub's only order for that sort), in pages of `limit` (at most HubServer.MAX_PAGE, 1000, where its sources are
+named) linked by `Link: <…>; rel="next"`. `expand` picks the fields of each item: `sha`, `lastModified`,
+`createdAt`, `siblings` (file names only, as on the Hub), `cardData` (the README's YAML front matter), `tags`
+(`base_model:…` from the card, like the Hub adds), `config` (`architectures` and `model_type` only), `gated`,
+`private`, `library_name`.
 
 A repo's `lastModified` is `ROOT/ORG/NAME.hub.json`'s `lastModified` when set, else its newest file's mtime, so a
 test "pushes" by writing a file. Everything else is HubServer's.
@@ -21,8 +22,6 @@ from urllib.parse import quote, urlencode
 import yaml
 
 from .hub import HubHandler, HubServer, Repo
-
-MAX_LIMIT = 1000
 
 
 def _iso(ts: float) -> str:
@@ -116,9 +115,9 @@ class ListingHubHandler(HubHandler):
         if q.get("sort", [None])[0] != "lastModified" or q.get("author"):
             return super()._list(q)
         expand = q.get("expand", [])
-        limit = max(1, min(MAX_LIMIT, int(q.get("limit", [str(MAX_LIMIT)])[0] or MAX_LIMIT)))
-        start = int(q.get("cursor", ["0"])[0] or 0)
         srv = self.server_obj
+        limit = max(1, min(srv.MAX_PAGE, int(q.get("limit", [str(srv.MAX_PAGE)])[0] or srv.MAX_PAGE)))
+        start = int(q.get("cursor", ["0"])[0] or 0)
         rows = srv.order()
         items = [srv.item(srv.repo(repo_id), expand) for repo_id in rows[start : start + limit]]
         headers = {}
