@@ -13,8 +13,14 @@ After the weight screen (scanner/watch.py) two kinds of repo are run against a w
 A repo is downloaded into a temporary folder before it is run: config.json, the tokenizer files and the top-level
 safetensors, never any other file it ships (no code, no pickle), and only when its safetensors are within the size
 limit (the file sizes come from the Hub's file list first). transformers loads it with trust_remote_code=False.
-A repo that cannot be probed (no safetensors, an architecture transformers does not know, too large, gated) gets
-the reason instead of a verdict; one broken repo never stops the others.
+A repo without safetensors but with GGUF models (a quantised release) has one GGUF file downloaded: the first of
+its models in the weight screen's order (scanner/provenance/gguf.gguf_groups: no projector or imatrix file, a
+clear quantisation type first, then the fewest bytes) that is one file within the size limit. Its header is read
+with originscan's bounded parser before a GGUF runtime opens it (probe.check_model), and it runs through the GGUF
+runtime probe uses (llama.cpp when installed, else transformers' GGUF loader).
+A repo that cannot be probed (no safetensors or GGUF file, an architecture or quantisation type the runtime does
+not run, a split GGUF model, too large, gated) gets the reason instead of a verdict; one broken repo never stops
+the others.
 """
 
 from __future__ import annotations
@@ -113,6 +119,31 @@ class Fetched:
     card: dict[str, Any] | None
     tags: list[str] = field(default_factory=list)
     weight_bytes: int = 0
+    gguf_file: str | None = None  # the GGUF file downloaded (its path in the repo), when the repo has no safetensors
+
+    @property
+    def target(self) -> str:
+        """What probe.measure runs: the folder, or the GGUF file in it."""
+        return str(self.folder / self.gguf_file) if self.gguf_file else str(self.folder)
+
+
+def choose_gguf(files: dict[str, int], max_bytes: int) -> str:
+    """The GGUF file to probe among a repo's files (path -> size): the first model in the weight screen's order
+    that is one file within `max_bytes`; Skip saying why when there is none."""
+    from scanner.provenance.gguf import gguf_groups
+
+    groups = gguf_groups(files)
+    if not groups:
+        raise Skip("no safetensors or GGUF model file (probe never unpickles .bin/.pt files)")
+    single = [g for g in groups if len(g.files) == 1]
+    fits = [g for g in single if g.size <= max_bytes]
+    if fits:
+        return fits[0].files[0]
+    if single:
+        g = min(single, key=lambda g: g.size)
+        raise Skip(f"GGUF file {g.name} of {g.size:,} bytes (its smallest), over the limit of {max_bytes:,}")
+    g = groups[0]
+    raise Skip(f"its GGUF model {g.name} is split into {len(g.files)} files; probe runs one unsplit GGUF file")
 
 
 def fetch(repo: str, revision: str | None, into: Path, options: ProbeOptions) -> Fetched:
@@ -124,10 +155,14 @@ def fetch(repo: str, revision: str | None, into: Path, options: ProbeOptions) ->
         info = hub_call(f"hf:{repo}", api.model_info, repo, revision=revision, files_metadata=True)
     except Exception as exc:  # gated, private, gone, the Hub failing after retries
         raise Skip(f"could not read the repo ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
-    sizes = {s.rfilename: int(s.size or 0) for s in info.siblings or [] if "/" not in s.rfilename}
+    every = {s.rfilename: int(s.size or 0) for s in info.siblings or []}
+    sizes = {f: n for f, n in every.items() if "/" not in f}
     weights = sorted(f for f in sizes if f.endswith(".safetensors"))
+    card = info.card_data.to_dict() if getattr(info, "card_data", None) is not None else None
     if not weights:
-        raise Skip("no top-level safetensors weights (probe never unpickles .bin/.pt files)")
+        gguf_file = choose_gguf(every, options.max_bytes)
+        _download(api, repo, info.sha or revision, [gguf_file], into)
+        return Fetched(into, card, list(info.tags or []), every[gguf_file], gguf_file)
     if "config.json" not in sizes:
         raise Skip("no config.json")
     if not any(f in sizes for f in TOKENIZER_FILES):
@@ -136,12 +171,21 @@ def fetch(repo: str, revision: str | None, into: Path, options: ProbeOptions) ->
     if total > options.max_bytes:
         raise Skip(f"safetensors weights of {total:,} bytes, over the limit of {options.max_bytes:,}")
     wanted = weights + [f for f in (*CONFIG_FILES, *TOKENIZER_FILES) if f in sizes]
+    _download(api, repo, info.sha or revision, wanted, into)
+    return Fetched(into, card, list(info.tags or []), total)
+
+
+def _download(api: Any, repo: str, revision: str | None, files: list[str], into: Path) -> None:
+    """Exactly these files of the repo into `into` (allow_patterns are globs: a name with [ or * is escaped)."""
+    from glob import escape
+
     try:
-        api.snapshot_download(repo, revision=info.sha or revision, allow_patterns=wanted, local_dir=into)
+        api.snapshot_download(repo, revision=revision, allow_patterns=[escape(f) for f in files], local_dir=into)
     except Exception as exc:
         raise Skip(f"could not download it ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
-    card = info.card_data.to_dict() if getattr(info, "card_data", None) is not None else None
-    return Fetched(into, card, list(info.tags or []), total)
+    missing = [f for f in files if not (into / f).is_file()]
+    if missing:
+        raise Skip(f"could not download {missing[0]}")
 
 
 @dataclass
@@ -174,9 +218,7 @@ class _Prober:
         if not target.startswith("hf:"):
             return target
         repo, _, rev = target[3:].partition("@")
-        folder = self.tmp / label
-        fetch(repo, rev or None, folder, self.options)
-        return str(folder)
+        return fetch(repo, rev or None, self.tmp / label, self.options).target
 
     def prepare(self, name: str, progress: Callable[[str], None]) -> _Watched:
         """Measure the watched model and the independent models once, the first time `name` is probed."""
@@ -202,7 +244,7 @@ class _Prober:
 
     def tests(self, suspect: Behaviour, w: _Watched) -> list[BehaviourTest]:
         from scanner.provenance import behaviour as B
-        from scanner.provenance.probe import tests_of
+        from scanner.provenance.probe import likelihood_tests, tests_of
 
         if w.reference is not None:
             return tests_of(suspect, w.reference, w.nulls, w.canaries)
@@ -214,7 +256,8 @@ class _Prober:
                 [B.canary_hit(a, s) for a, s in zip(answers, suspect.canary_answers)],
                 [[B.canary_hit(a, s) for a, s in zip(answers, n.canary_answers)] for n in w.nulls],
                 [c.correct for c in w.canaries],
-            )
+            ),
+            *likelihood_tests(suspect, w.nulls, w.canaries),
         ]
 
     def probe(self, group: Sequence[Candidate], progress: Callable[[str], None]) -> list[Probed]:
@@ -240,9 +283,10 @@ class _Prober:
                 declared = c.declared if c.declared is not None else bool(declares(bases, w.watched, set()))
                 started = time.perf_counter()
                 try:
-                    behaviour = measure(folder, self.texts, w.canaries, self.settings)
-                except UsageError as exc:
-                    out.append(Probed(c.repo, c.revision, c.watched, c.weights, declared, None, str(exc)[:300]))
+                    behaviour = measure(fetched.target, self.texts, w.canaries, self.settings)
+                except UsageError as exc:  # the repo's own file names in the reason, not the temporary folder's
+                    why = str(exc).replace(f"{folder}/", "").replace(folder, "the download")
+                    out.append(Probed(c.repo, c.revision, c.watched, c.weights, declared, None, why[:300]))
                     continue
                 tests = self.tests(behaviour, w)
                 if not tests:
@@ -299,4 +343,4 @@ def probe_report(
     report.probed = probed + over
 
 
-__all__ = ["ProbeOptions", "Skip", "candidates", "check_nulls", "fetch", "probe_report", "require_extra"]
+__all__ = ["ProbeOptions", "Skip", "candidates", "check_nulls", "choose_gguf", "fetch", "probe_report", "require_extra"]

@@ -37,6 +37,8 @@ def _tokenizer(w: gguf.GGUFWriter, folder: Path, vocab_size: int) -> None:
         tokens[i] = token
     types = [int(gguf.TokenType.NORMAL)] * vocab_size
     for added in spec.get("added_tokens", []):
+        if added["id"] >= vocab_size:  # a token the tokenizer added past the model's rows: the model never emits it
+            continue
         tokens[added["id"]] = added["content"]
         types[added["id"]] = int(gguf.TokenType.CONTROL if added.get("special") else gguf.TokenType.USER_DEFINED)
     for i, t in enumerate(tokens):

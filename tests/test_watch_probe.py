@@ -4,7 +4,9 @@ and behaviour (scanner/watch_probe.py), on the local Hub through the real huggin
 Torch-free (every `make test`): the refusal without the extra, and the report's behaviour lines in text and JSON.
 With torch (`make test-probe`): real tiny Llamas on the local Hub — the watched model with its owner canaries, a
 noised copy (a weight suspect), a student of another width trained on the watched model's canary answers (no
-weight match: found by its canaries alone), an independent model of that width, and a repo over the size limit.
+weight match: found by its canaries alone), the same kind of student published only as a GGUF file (downloaded,
+its header checked, run through a GGUF runtime), an independent model of that width, and a repo over the size
+limit.
 """
 
 from __future__ import annotations
@@ -128,6 +130,28 @@ def test_candidates_are_every_suspect_and_cleared_repos_for_models_with_canaries
     assert [c.repo for c in todo] == ["zed/copy"] and over == []
 
 
+def test_a_gguf_release_is_probed_from_one_unsplit_file_within_the_limit_or_says_why_not():
+    from scanner.watch_probe import Skip, choose_gguf
+
+    files = {
+        "mmproj-model-f16.gguf": 10,  # a vision projector: not the language model
+        "model-IQ1_S.gguf": 20,  # a type with no clear name hint: after the clear ones
+        "model-Q4_K_M.gguf": 40,
+        "model-Q8_0.gguf": 70,
+        "README.md": 1,
+    }
+    assert choose_gguf(files, 100) == "model-Q4_K_M.gguf"  # a clear type first, then the fewest bytes
+    assert choose_gguf(files, 30) == "model-IQ1_S.gguf"  # what fits
+    with pytest.raises(Skip, match=r"GGUF file model-IQ1_S.gguf of 20 bytes \(its smallest\), over the limit of 15"):
+        choose_gguf(files, 15)
+    split = {"big/m-00001-of-00002.gguf": 50, "big/m-00002-of-00002.gguf": 50}
+    with pytest.raises(Skip, match=r"split into 2 files; probe runs one unsplit GGUF file"):
+        choose_gguf(split, 10**9)
+    assert choose_gguf({**split, "m-Q4_0.gguf": 30}, 10**9) == "m-Q4_0.gguf"  # an unsplit one beside it
+    with pytest.raises(Skip, match="no safetensors or GGUF model file"):
+        choose_gguf({"pytorch_model.bin": 5, "mmproj.gguf": 3}, 10**9)
+
+
 # -- with torch: real models on the local Hub --------------------------------------------------------------------
 N_CANARIES = 24
 WORDS = ("if", "for", "while", "try", "with", "class", "def", "del")
@@ -188,6 +212,8 @@ def hub(tmp_path_factory):
     if not HAVE_TORCH:
         pytest.skip("torch/transformers not installed (originscan[probe])")
     import torch
+    from gguf import GGMLQuantizationType as Q
+    from hf_to_gguf import hf_llama_to_gguf
     from servers.hub_listing import ListingHubServer
     from test_probe import _llama, _tokenizer
     from transformers import AutoTokenizer, LlamaForCausalLM
@@ -215,8 +241,12 @@ def hub(tmp_path_factory):
     _save(_student(reference, root / "tok", answers, 48, 5, True), hubdir / "kid" / "student", root / "tok")
     (hubdir / "kid" / "student" / "modeling_evil.py").write_text("raise SystemExit('never run')\n")
     _save(_student(reference, root / "tok", answers, 48, 6, False), hubdir / "indie" / "other", root / "tok")
+    # the student again, published only as GGUF (a quantised release: no safetensors, no config.json)
+    gguf_student = _save(_student(reference, root / "tok", answers, 48, 7, True), root / "gguf-student", root / "tok")
+    hf_llama_to_gguf(gguf_student, hubdir / "gg" / "student-GGUF" / "student-Q8_0.gguf", Q.Q8_0)
+    (hubdir / "gg" / "student-GGUF" / "README.md").write_text("---\nlicense: apache-2.0\n---\n")
     nulls = [_llama(root / f"null_{i}", 20 + i, root / "tok") for i in (1, 2)]
-    for i, repo in enumerate(("thief/noised", "kid/student", "indie/other")):
+    for i, repo in enumerate(("thief/noised", "kid/student", "indie/other", "gg/student-GGUF")):
         for p in (hubdir / repo).rglob("*"):
             os.utime(p, (when + 10 + i, when + 10 + i))
     for p in base.rglob("*"):
@@ -249,8 +279,12 @@ def test_watch_probe_finds_the_student_by_its_canaries_and_probes_the_weight_sus
     assert rc == 1, doc
     assert [s["repo"] for s in doc["suspects"]] == ["thief/noised"]  # the weight screen: the copy only
     probed = {p["repo"]: p for p in doc["probed"]}
-    assert set(probed) == {"thief/noised", "kid/student", "indie/other"}
+    assert set(probed) == {"thief/noised", "kid/student", "indie/other", "gg/student-GGUF"}
     copy, student, other = probed["thief/noised"], probed["kid/student"], probed["indie/other"]
+    # the student's GGUF release: its one GGUF file downloaded, its header read, run through a GGUF runtime
+    gguf_student = probed["gg/student-GGUF"]["behaviour"]
+    assert gguf_student is not None, probed["gg/student-GGUF"]
+    assert gguf_student["verdict"] == "derived" and gguf_student["p_value"] < gguf_student["false_positive_rate"]
     assert copy["weights"] == "derived" and copy["behaviour"]["verdict"] == "derived"
     assert student["weights"] == "no match" and not student["declared"]
     v = student["behaviour"]
