@@ -64,7 +64,7 @@ probe-venv:
 
 # The probe's end-to-end tests (they skip in `make test`, which has no torch).
 test-probe: probe-venv
-	$(PROBE_VENV)/bin/python -m pytest tests/test_probe.py tests/test_behaviour.py tests/test_watch_probe.py tests/test_probe_gguf.py
+	$(PROBE_VENV)/bin/python -m pytest tests/test_probe.py tests/test_behaviour.py tests/test_watch_probe.py tests/test_probe_gguf.py tests/test_probe_encoders.py
 
 # Tiny Llamas trained at benchmark time (bench/.cache/probe, ~15 min on 2 busy cores the first time), then probe
 # and compare side by side on every pair.

@@ -400,7 +400,8 @@ def probe(
         typer.echo(f"  H0: {v.null_hypothesis}")
         _say(f"  why: {v.reason}")
         for t in v.tests:
-            p = "not calibrated" if t.p_value is None else f"p = {t.p_value:.2e}"
+            p = f"p = {t.p_value:.2e}" if t.p_value is not None else "not calibrated"
+            p = f"not judged, {t.uncalibrated}" if t.uncalibrated else p
             _say(f"  {t.name}: {p}; {t.detail}")
         typer.echo(f"  {len(v.null_models)} independent model(s); {v.seconds:.1f} s")
     raise typer.Exit(status)

@@ -157,13 +157,13 @@ def _behaviour(name: str, kind: str, seed: int, base=None):
     return Behaviour(name, tokens, guesses, pooled, ("7 7",) if kind == "causal" else (), 0, 0.0, kind=kind)
 
 
-def test_encoders_are_tested_by_cka_alone_and_causal_models_by_every_test():
+def test_encoders_are_tested_by_their_hidden_states_alone_and_causal_models_by_every_test():
     from scanner.provenance.canaries import Canary
     from scanner.provenance.probe import tests_of
 
     canaries = [Canary("§ 1 =", "7 7", False)]
     for kind, expected in (
-        ("encoder", ["hidden-state-cka"]),
+        ("encoder", ["hidden-state-cka", "aligned-dimensions"]),  # one width: their dimensions are lined up
         ("causal", ["idiosyncratic-agreement", "hidden-state-cka", "canaries"]),
     ):
         ref = _behaviour("ref", kind, 0)
@@ -371,7 +371,7 @@ def _bert(folder: Path, seed: int, tokenizer: Path, base: Path | None = None, no
 
 
 @needs_torch
-def test_an_encoder_is_probed_by_cka_alone_and_a_noised_copy_is_found(tmp_path):
+def test_an_encoder_is_probed_by_its_hidden_states_alone_and_a_noised_copy_is_found(tmp_path):
     _tokenizer(tmp_path / "tok")
     ref = _bert(tmp_path / "reference", 0, tmp_path / "tok")
     copy = _bert(tmp_path / "copy", 9, tmp_path / "tok", base=ref, noise=0.05)
@@ -379,7 +379,8 @@ def test_an_encoder_is_probed_by_cka_alone_and_a_noised_copy_is_found(tmp_path):
     nulls = [a for p in independents[:4] for a in ("--null", str(p))]
     rc, v, err = _probe(str(copy), str(ref), *nulls)
     assert "(encoder, transformers)" in err
-    assert [e["kind"] for e in v["evidence"]] == ["behaviour-hidden-state-cka"], v  # no next token, no canary
+    kinds = [e["kind"] for e in v["evidence"]]  # no next token, no canary (tests/test_probe_encoders.py: the rest)
+    assert kinds == ["behaviour-hidden-state-cka", "behaviour-aligned-dimensions"], v
     assert rc == 1 and v["verdict"] == "derived", v
     rc, v, _ = _probe(str(independents[4]), str(ref), *nulls)
     assert v["verdict"] != "derived" and rc in (0, 3), v

@@ -11,12 +11,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def child(cmd: list[str], threads: int | None = None) -> tuple[dict, float, float, float]:
+def child(cmd: list[str], threads: int | None = None, cwd: Path | None = None) -> tuple[dict, float, float, float]:
     """(its JSON output, or {} when it printed none; wall seconds, CPU seconds, peak resident MiB) of one command
-    run in a child process from the repository root; `threads` caps OpenMP's threads in it."""
+    run in a child process from the repository root (or `cwd`: another checkout); `threads` caps OpenMP's threads."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    proc = subprocess.Popen(cmd, cwd=cwd or REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     out = proc.stdout.read() if proc.stdout else ""
     _, _, usage = os.wait4(proc.pid, 0)
     try:

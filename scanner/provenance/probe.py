@@ -9,8 +9,11 @@ Which tests run depends on the model:
 * causal language models (safetensors, or GGUF through transformers' GGUF loader): all three.
 * GGUF through llama.cpp (scanner/provenance/probe_llamacpp.py): all three, from llama.cpp's logits and its
   mean-pooled embeddings (scanner/provenance/probe_gguf.py says what each GGUF runtime runs).
-* encoders (BERT-like models transformers knows, e.g. sentence-transformers checkpoints): hidden-state CKA only,
-  the texts read with the encoder's own special tokens; they predict no next token and answer no canary.
+* encoders (BERT-like models transformers knows, e.g. sentence-transformers checkpoints, and checkpoints saved as
+  a bare base model without a head, e.g. EmbeddingGemma): hidden-state CKA, judged only against independent models
+  at least as good at telling the halves of the probe texts apart (text_halves_auc), and, at the same width, the
+  aligned-dimensions test; the texts are read with the encoder's own special tokens; they predict no next token
+  and answer no canary.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Behaviour:
     runtime: str = "transformers"  # transformers | llama.cpp
     canary_logprobs: tuple[float, ...] = ()  # per canary: log P(the continuation is the registered answer)
     right_logprobs: tuple[float | None, ...] = ()  # per canary: log P(the right answer), where it is known
+    quality: float | None = None  # encoders: text_halves_auc of the probe texts' halves (None: not measured)
 
     def same_tokens(self, other: Behaviour) -> bool:
         return self.tokens.shape == other.tokens.shape and bool(np.array_equal(self.tokens, other.tokens))
@@ -173,6 +177,11 @@ def check_model(target: str, gguf_runtime: str = "auto") -> ModelPlan:
         return ModelPlan(target, "causal", "transformers", source, revision)
     if config.model_type in MASKED and not getattr(config, "is_encoder_decoder", False):
         return ModelPlan(target, "encoder", "transformers", source, revision)
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES as BARE
+
+    if named and set(named) <= set(BARE.values()) and not getattr(config, "is_encoder_decoder", False):
+        # saved without a head (an embedding model such as EmbeddingGemma): its hidden states are its output
+        return ModelPlan(target, "encoder", "transformers", source, revision)
     what = ", ".join(named) or config.model_type
     raise UsageError(f"{target}: unsupported architecture {what} (probe runs causal language models and encoders)")
 
@@ -260,6 +269,7 @@ def measure(
             pooled.append((hidden.sum(1) / mask.sum(1, keepdim=True)).cpu().numpy())
         answers = () if encoder else tuple(_answer(model, tokenizer, device, c, torch) for c in canaries)
         scored = () if encoder else tuple(_canary_logprobs(model, tokenizer, device, c, torch) for c in canaries)
+        quality = _halves_quality(model, tokenizer, device, texts, settings, torch) if encoder else None
     return Behaviour(
         target,
         tokens,
@@ -271,7 +281,34 @@ def measure(
         kind=plan.kind,
         canary_logprobs=tuple(a for a, _ in scored),
         right_logprobs=tuple(r for _, r in scored),
+        quality=quality,
     )
+
+
+def _halves_quality(
+    model: Any, tokenizer: Any, device: str, texts: Sequence[str], settings: ProbeSettings, torch: Any
+) -> float | None:
+    """An encoder's text_halves_auc: each probe text cut at the space nearest its middle, both halves read
+    separately (with the encoder's special tokens, at most `settings.tokens` tokens) and mean-pooled."""
+    cuts = [t.find(" ", len(t) // 2) for t in texts]
+    if len(texts) < 3 or any(c < 1 for c in cuts):
+        return None
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pooled = []
+    for part in ([t[:c] for t, c in zip(texts, cuts)], [t[c + 1 :] for t, c in zip(texts, cuts)]):
+        rows = [tokenizer(t)["input_ids"][: settings.tokens] for t in part]
+        block = np.full((len(rows), max(len(r) for r in rows)), -1, dtype=np.int64)
+        for i, r in enumerate(rows):
+            block[i, : len(r)] = r
+        out = []
+        for lo in range(0, len(rows), settings.batch):
+            piece = block[lo : lo + settings.batch]
+            mask = torch.from_numpy(piece >= 0).to(device)
+            ids = torch.from_numpy(np.where(piece >= 0, piece, pad)).to(device)
+            hidden = model(input_ids=ids, attention_mask=mask.long()).last_hidden_state.float() * mask[..., None]
+            out.append((hidden.sum(1) / mask.sum(1, keepdim=True)).cpu().numpy())
+        pooled.append(np.concatenate(out))
+    return B.text_halves_auc(pooled[0], pooled[1])
 
 
 def _answer(model: Any, tokenizer: Any, device: str, canary: Canary, torch: Any) -> str:
@@ -345,18 +382,27 @@ def tests_of(
 ) -> list[B.BehaviourTest]:
     """The behaviour tests of suspect against reference, each calibrated on the independent models. Next-token
     agreement and canaries need two causal language models (and agreement the same tokenisation); CKA runs on any
-    two models, encoders included."""
+    two models, encoders included; between two encoders it is judged only against independent encoders at least
+    as good as the suspect (B.cka_test), and two encoders of one width get the aligned-dimensions test."""
     tests: list[B.BehaviourTest] = []
     truth, ref_guess = _guesses(reference)
     causal = suspect.kind == reference.kind == "causal"
     if causal and suspect.same_tokens(reference):
         same_tok = [_guesses(n)[1] for n in nulls if n.kind == "causal" and n.same_tokens(reference)]
         tests.append(B.agreement_test(*B.agreements(ref_guess, truth, _guesses(suspect)[1], same_tok)))
-    tests.append(
-        B.cka_test(
-            B.linear_cka(suspect.pooled, reference.pooled), [B.linear_cka(n.pooled, reference.pooled) for n in nulls]
-        )
+    cka, null_cka = (
+        B.linear_cka(suspect.pooled, reference.pooled),
+        [B.linear_cka(n.pooled, reference.pooled) for n in nulls],
     )
+    encoders = suspect.kind == reference.kind == "encoder"
+    if encoders and suspect.quality is not None:
+        qualities = [n.quality for n in nulls if n.quality is not None]
+        tests.append(B.cka_test(cka, null_cka, suspect.quality, qualities))
+    else:
+        tests.append(B.cka_test(cka, null_cka))
+    aligned = B.aligned_dimensions_test(suspect.pooled, reference.pooled) if encoders else None
+    if aligned is not None:
+        tests.append(aligned)
     if canaries and causal:
         answers = [c.answer for c in canaries]
         tests.append(
