@@ -942,9 +942,8 @@ def test_skeleton_copy_fires_with_each_kept_item_and_why_it_is_rare(tmp_path, in
     assert hit.evidence["upstream"] == "example/tilelm" and hit.evidence["definitions"] == []
     assert "keeps the skeleton of one upstream file: 4 statements, class headers and signatures" in hit.message
     n = code.background().directories
-    assert (
-        f"self.v = LlamaForCausalLM(v) (line 14 ← modeling_tilelm.py:16, in at most 1 of {n} background" in hit.message
-    )
+    kept_line = f"self.v = LlamaForCausalLM(v) (line 14 ← modeling_tilelm.py:16, in at most 1 of {n} background"
+    assert kept_line in hit.message
     kept = {k["item"]: k for k in hit.evidence["kept_skeleton"]}
     assert kept["def v(text_width, tower_width, depth=0)"]["upstream_line"] == 20 and hit.line == 2
     quiet = _repo(tmp_path / "own", {"modeling_chat.py": SKELETON_INDEPENDENT}, "---\nlicense: mit\n---\n# Chat\n")

@@ -188,8 +188,8 @@ def main() -> None:
     show = "--list" in sys.argv
     print(
         f"skeleton rule: evidence >= {code.SKELETON_EVIDENCE}, share >= {code.SKELETON_SHARE}, parts >= "
-        f"{code.SKELETON_PARTS}, items rarer than {code.SKELETON_STOCK:.2f} (small: <= {code.SMALL_FILE_STATEMENTS} "
-        f"statements, <= {NULL_LINES} lines here)"
+        f"{code.SKELETON_PARTS}, items in at most {code.SKELETON_STOCK_DIRECTORIES} background directories "
+        f"(small: <= {code.SMALL_FILE_STATEMENTS} statements, <= {NULL_LINES} lines here)"
     )
     null("null 1, transformers models/<family>/", _load(transformers_files()), show, lambda s: s.family)
     null("null 2, other packages", _load(wheel_files()), show, lambda s: s.path.split("/")[0])

@@ -87,8 +87,14 @@ PROSE_WORDS = 6
 MIN_SHARED_PROSE = 3
 # A skeleton kept: a small file (SMALL_FILE_STATEMENTS) whose statements, class headers and signatures (`skeleton()`)
 # are mostly found in ONE upstream file, counting only items rarer than the background's idioms, weighed by rarity.
-SKELETON_STOCK = math.log(566 / 21)  # items in 20 or more of the 565 background directories weigh nothing
-SKELETON_EVIDENCE = 15.0  # summed rarity of the shared items
+# Set before any null was run; bench/code/skeleton_null.py (each small file against every file of another family or
+# package) then found no firing among 157 small transformers files (797 pairs sharing a rare item) nor 1,423 small
+# modules of other packages (49,434 pairs): the strongest null pair passing the other two thresholds keeps 11.3 of
+# rarity (typer's exceptions.py against click's), so SKELETON_EVIDENCE is 33 % above it; the strongest share among
+# pairs passing the others is 0.50, SKELETON_SHARE 20 % above it; many null pairs pass both but lie in one part
+# (configs of one family template). The tuning half has no independent pair sharing a single rare item (0.0).
+SKELETON_STOCK_DIRECTORIES = 20  # an item in more of the background's 565 directories than this is an idiom: no weight
+SKELETON_EVIDENCE = 15.0  # summed rarity of the shared items (an unseen item weighs ln(566/2) = 5.6)
 SKELETON_SHARE = 0.6  # ... at least this share of the rarity of the suspect's whole skeleton
 SKELETON_PARTS = 2  # ... found in this many of its parts (the import lines, each top-level class or function)
 FORMAT = 3  # stored fingerprint layout; rows of another layout are left out until the upstream is registered again
@@ -1148,12 +1154,13 @@ def names_something(key: str) -> bool:
 
 def skeleton_weights(items: Iterable[Feature], common: Collection[str] = ()) -> dict[str, tuple[float, int]]:
     """Each distinct skeleton item (its first line) with what it is worth: its rarity, or nothing for stock (in
-    SKELETON_STOCK or more background directories), for an item that names nothing, or for one of `common`."""
+    more than SKELETON_STOCK_DIRECTORIES background directories), for an item that names nothing, or for one of
+    `common`."""
     out: dict[str, tuple[float, int]] = {}
     for f in items:
         if f.key not in out:
             w = rarity(f.key) if f.key not in common and names_something(f.key) else 0.0
-            out[f.key] = (w if w >= SKELETON_STOCK else 0.0, f.line)
+            out[f.key] = (w if held_by(f.key) <= SKELETON_STOCK_DIRECTORIES else 0.0, f.line)
     return out
 
 
@@ -1161,12 +1168,12 @@ def skeleton_evidence(
     suspect: CodeFingerprint, files: Mapping[tuple[str, str], Sequence[Feature]], common: Collection[str] = ()
 ) -> dict[str, tuple[tuple[SharedFeature, ...], bool]]:
     """For each upstream (`files`: each (upstream, path)'s skeleton; `common`: items of two or more upstreams, left
-    out), the rare skeleton items (`skeleton()`) a small suspect file shares with ONE of its files,
-    and whether they make a copy: rare enough in all (SKELETON_EVIDENCE), most of the rarity of the suspect's own
-    skeleton (SKELETON_SHARE: a stub that kept the upstream's structure and little else), and spread over
-    SKELETON_PARTS of its parts (imports, classes, functions), not one borrowed line. Items of SKELETON_STOCK or more
+    out), the rare skeleton items (`skeleton()`) a small suspect file shares with ONE of its files, and whether they
+    make a copy: rare enough in all (SKELETON_EVIDENCE), most of the rarity of the suspect's own skeleton
+    (SKELETON_SHARE: a stub that kept the upstream's structure and little else), and spread over SKELETON_PARTS of
+    its parts (imports, classes, functions), not one borrowed line. Items of more than SKELETON_STOCK_DIRECTORIES
     background directories (`super().__init__(v)`, `pass`, `class (PreTrainedModel)`, `config_class = v`) weigh
-    nothing: everybody's idioms."""
+    nothing: everybody's idioms (`skeleton_weights`)."""
     weights = skeleton_weights(suspect.skeleton, common)
     total = sum(w for w, _ in weights.values())
     parts = _parts(suspect)
