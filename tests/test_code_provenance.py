@@ -790,6 +790,17 @@ def test_a_small_file_in_the_same_idioms_is_not_a_skeleton_copy():
     assert code.names_something("def v(text_width, tower_width)")
 
 
+def test_a_statement_too_deep_to_normalise_is_left_out_of_the_skeleton():
+    # a 600-term sum parses, but its masked copy is too deep to print: that statement is left out, the rest kept
+    deep = "import torch\n\n\nclass A(torch.nn.Module):\n    x = " + "+".join(["a"] * 600) + "\n"
+    deep += "    def f(self, q):\n        return torch.cat(q)\n"
+    assert [f.key for f in code.fingerprint("deep.py", deep).skeleton] == [
+        "class (torch.nn.Module)",
+        "def v(q)",
+        "stmt return torch.cat(v)",
+    ]
+
+
 def test_the_skeleton_masks_what_a_copier_renames_and_keeps_what_it_calls():
     tree = ast.parse(SKELETON_STUB)
     items = [f.key for f in code.skeleton(tree, SKELETON_STUB)]

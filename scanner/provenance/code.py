@@ -683,52 +683,48 @@ def skeleton(tree: ast.Module | None, source: str) -> tuple[Feature, ...]:
     masked = _Masked(own)
     out: list[Feature] = []
 
-    def add(key: str, node: ast.stmt) -> None:
-        if node.lineno not in skip:
-            out.append(Feature(key, node.lineno))
-
     def shape(node: ast.AST) -> str:
         return " ".join(ast.unparse(masked.visit(node)).split())
+
+    def item(node: ast.stmt) -> str | None:
+        """The statement's item: a compound statement's header only (its blocks are items of their own)."""
+        if isinstance(node, ast.ImportFrom):
+            names = [a.name for a in node.names]
+            ok = node.level == 0 and node.module and len(names) >= 3
+            return f"import-line {node.module}: {', '.join(names)}" if ok else None
+        if isinstance(node, ast.ClassDef):
+            bases = [shape(b) for b in node.bases] + [f"{k.arg}={shape(k.value)}" for k in node.keywords]
+            return f"class ({', '.join(bases)})"
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return _signature(node)
+        if isinstance(node, (ast.If, ast.While)):
+            return f"stmt {type(node).__name__.lower()} {shape(node.test)}"
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            return f"stmt for {shape(node.target)} in {shape(node.iter)}"
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            return f"stmt with {', '.join(shape(i) for i in node.items)}"
+        if isinstance(node, (ast.Import, ast.Try, ast.Match)) or type(node).__name__ == "TryStar":
+            return None
+        return f"stmt {shape(node)}"
+
+    def blocks(node: ast.stmt) -> list[list[ast.stmt]]:
+        if isinstance(node, ast.Match):
+            return [case.body for case in node.cases]
+        handlers = [h.body for h in getattr(node, "handlers", [])]
+        return [getattr(node, "body", []), *handlers, getattr(node, "orelse", []), getattr(node, "finalbody", [])]
 
     def visit(body: list[ast.stmt]) -> None:
         for node in body:
             if _is_docstring(node):
                 continue
-            if isinstance(node, ast.ImportFrom):
-                names = [a.name for a in node.names]
-                if node.level == 0 and node.module and len(names) >= 3:
-                    add(f"import-line {node.module}: {', '.join(names)}", node)
-            elif isinstance(node, ast.Import):
-                continue
-            elif isinstance(node, ast.ClassDef):
-                bases = ", ".join([shape(b) for b in node.bases] + [f"{k.arg}={shape(k.value)}" for k in node.keywords])
-                add(f"class ({bases})", node)
-                visit(node.body)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                add(_signature(node), node)
-                visit(node.body)
-            elif isinstance(node, (ast.If, ast.While)):
-                add(f"stmt {type(node).__name__.lower()} {shape(node.test)}", node)
-                visit(node.body)
-                visit(node.orelse)
-            elif isinstance(node, (ast.For, ast.AsyncFor)):
-                add(f"stmt for {shape(node.target)} in {shape(node.iter)}", node)
-                visit(node.body)
-                visit(node.orelse)
-            elif isinstance(node, (ast.With, ast.AsyncWith)):
-                add(f"stmt with {', '.join(shape(i) for i in node.items)}", node)
-                visit(node.body)
-            elif isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
-                visit(node.body)  # type: ignore[attr-defined]
-                for h in node.handlers:  # type: ignore[attr-defined]
-                    visit(h.body)
-                visit(node.orelse)  # type: ignore[attr-defined]
-                visit(node.finalbody)  # type: ignore[attr-defined]
-            elif isinstance(node, ast.Match):
-                for case in node.cases:
-                    visit(case.body)
-            else:
-                add(f"stmt {shape(node)}", node)
+            try:
+                key = item(node)
+            except RecursionError:  # an expression nested too deep to normalise: left out
+                key = None
+            if key is not None and node.lineno not in skip:
+                out.append(Feature(key, node.lineno))
+            for block in blocks(node):
+                visit(block)
 
     visit(tree.body)
     return tuple(out)
