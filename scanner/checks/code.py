@@ -126,8 +126,8 @@ def _what(m: CodeMatch) -> str:
             for f in m.skeleton[:6]
         )
         return (
-            f"is a small file that keeps the skeleton of one upstream file: {len(m.skeleton)} statements, class "
-            f"headers and signatures no common idiom has ({kept})"
+            f"is a small file that keeps the skeleton of one upstream file: {len(m.skeleton)} of its lines (imports, "
+            f"class headers, signatures, statements) that no common idiom has ({kept})"
         )
     if m.small_file_copied:
         shared = "; ".join(
