@@ -32,9 +32,10 @@ Methods side by side on the same measurements: **old** = hidden-state CKA agains
 probe before this change); **new** = the probe now (CKA judged only when no independent model is weaker than the
 suspect at telling the probe texts' halves apart, plus the aligned-dimensions test at equal width); **new, real
 nulls** = the new probe with the other real independents added to the null (each real model left out of its own
-null). Beside each verdict: the weight comparison (`originscan compare`) on the same pair, and per pair the probe
-command's wall time, CPU seconds and peak memory in a child process on 2 threads (with --baseline, the old
-release's probe command too, on the same pairs and the same machine).
+null). Beside each verdict: the weight comparison (`originscan compare`) on the same pair, and for a small, a
+base-sized and a 300M suspect (--cost-of) the probe command's wall time, CPU seconds and peak memory in a child
+process on 2 threads (with --baseline, the old release's probe command too, on the same pairs and machine). Each
+model's measurement is kept under bench/.cache/probe_encoders/_measured (delete it after changing probe.py).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +59,7 @@ from common import child, fmt_p  # noqa: E402
 
 from scanner.provenance import behaviour as B  # noqa: E402
 from scanner.provenance.probe import (  # noqa: E402
+    Behaviour,
     ProbeSettings,  # noqa: E402
     measure,
     probe_texts,
@@ -225,6 +228,26 @@ def half_of(name: str) -> str:
     return "null (leave-one-out)" if name in NULL else "held-out" if name in HELD_OUT else "derivative"
 
 
+COST_PAIRS = ["noised_05", "all-mpnet-base-v2", "embeddinggemma-300m"]  # a small, a base-sized and a 300M suspect
+
+
+def measured_once(target: Path, name: str, texts: list[str], settings: ProbeSettings) -> Behaviour:
+    """The probe's own measurement of one model, kept under bench/.cache (a model is measured once, by the code of
+    the run that measured it: delete bench/.cache/probe_encoders/_measured after changing probe.py)."""
+    cache = ROOT / "_measured" / f"{name}.npz"
+    if cache.exists():
+        z = np.load(cache)
+        q = float(z["quality"])
+        b = Behaviour(name, z["tokens"], z["guesses"], z["pooled"], (), 0, float(z["seconds"]), "encoder")
+        return replace(b, quality=None if np.isnan(q) else q)
+    b = measure(str(target), texts, settings=settings)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    quality = np.nan if b.quality is None else b.quality
+    np.savez(cache, tokens=b.tokens, guesses=b.guesses, pooled=b.pooled, seconds=b.seconds, quality=quality)
+    print(f"measured {name} in {b.seconds:.1f} s", flush=True)
+    return b
+
+
 def old_tests(suspect, reference, nulls) -> list[B.BehaviourTest]:
     """The probe's encoder tests before this change: hidden-state CKA against the null models, nothing else."""
     return [
@@ -242,6 +265,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-commands", action="store_true", help="skip the per-pair child processes")
     ap.add_argument("--baseline", type=Path, help="a checkout of the old release: its probe command's cost too")
+    ap.add_argument(
+        "--cost-of",
+        nargs="*",
+        default=COST_PAIRS,
+        help="the models whose probe command is timed (default: one per size; the weight verdict runs for all)",
+    )
     args = ap.parse_args()
     if not all((REAL / name).exists() for name in ["all-MiniLM-L6-v2", *REAL_MODELS]):
         raise SystemExit("run bench/probe/fetch_encoders.py first")
@@ -250,11 +279,8 @@ def main() -> None:
     torch.set_num_threads(2)
     settings = ProbeSettings()
     texts = probe_texts(settings)
-    ref = measure(str(REFERENCE), texts, settings=settings)
-    measured = {}
-    for name in kinds:
-        measured[name] = measure(str(target_of(name)), texts, settings=settings)
-        print(f"measured {name} in {measured[name].seconds:.1f} s", flush=True)
+    ref = measured_once(REFERENCE, "all-MiniLM-L6-v2", texts, settings)
+    measured = {name: measured_once(target_of(name), name, texts, settings) for name in kinds}
     commands_file = ROOT / "_commands.json"
     commands = json.loads(commands_file.read_text()) if commands_file.exists() else {}
     venv = REPO / ".venv" / "bin" / "python"
@@ -266,7 +292,7 @@ def main() -> None:
             commands[f"weights:{name}"] = {"verdict": cv.get("verdict", "error"), "p": cv.get("p_value")}
         nulls = [a for n in NULL for a in ("--null", str(ROOT / n))]
         for method, cwd in (("new", REPO), ("old", args.baseline)):
-            if cwd is None or f"{method}:{name}" in commands:
+            if cwd is None or f"{method}:{name}" in commands or name not in args.cost_of:
                 continue
             out, wall, cpu, mib = child([sys.executable, "-m", "scanner.cli", "-q", "probe", *pair, *nulls], 2, cwd)
             commands[f"{method}:{name}"] = {"verdict": out.get("verdict"), "s": wall, "cpu_s": cpu, "mib": mib}
