@@ -258,7 +258,11 @@ def old_tests(suspect, reference, nulls) -> list[B.BehaviourTest]:
 
 
 def cost(c: dict | None) -> str:
-    return f"{c['s']:.1f} / {c['cpu_s']:.1f} / {c['mib']:.0f}" if c else "—"
+    """A probe command's wall s / CPU s / peak MiB; one that printed no verdict refused the pair (the old release
+    knows no encoder saved without a head: "unsupported architecture")."""
+    if not c:
+        return "—"
+    return f"{c['s']:.1f} / {c['cpu_s']:.1f} / {c['mib']:.0f}" + ("" if c.get("verdict") else " (refused)")
 
 
 def main() -> None:
@@ -279,8 +283,7 @@ def main() -> None:
     torch.set_num_threads(2)
     settings = ProbeSettings()
     texts = probe_texts(settings)
-    ref = measured_once(REFERENCE, "all-MiniLM-L6-v2", texts, settings)
-    measured = {name: measured_once(target_of(name), name, texts, settings) for name in kinds}
+    # the commands first: a child forked from a parent that holds the measured models would count their memory
     commands_file = ROOT / "_commands.json"
     commands = json.loads(commands_file.read_text()) if commands_file.exists() else {}
     venv = REPO / ".venv" / "bin" / "python"
@@ -298,6 +301,9 @@ def main() -> None:
             commands[f"{method}:{name}"] = {"verdict": out.get("verdict"), "s": wall, "cpu_s": cpu, "mib": mib}
             print(f"{method} probe command on {name}: {out.get('verdict')} in {wall:.0f} s", flush=True)
         commands_file.write_text(json.dumps(commands, indent=1) + "\n")
+
+    ref = measured_once(REFERENCE, "all-MiniLM-L6-v2", texts, settings)
+    measured = {name: measured_once(target_of(name), name, texts, settings) for name in kinds}
 
     rows = []
     for name, kind in kinds.items():

@@ -289,14 +289,15 @@ def _halves_quality(
     model: Any, tokenizer: Any, device: str, texts: Sequence[str], settings: ProbeSettings, torch: Any
 ) -> float | None:
     """An encoder's text_halves_auc: each probe text cut at the space nearest its middle, both halves read
-    separately (with the encoder's special tokens, at most `settings.tokens` tokens) and mean-pooled."""
+    separately (with the encoder's special tokens, at most half of `settings.tokens` tokens each: the halves cost
+    one more pass of the probe's size) and mean-pooled."""
     cuts = [t.find(" ", len(t) // 2) for t in texts]
     if len(texts) < 3 or any(c < 1 for c in cuts):
         return None
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     pooled = []
     for part in ([t[:c] for t, c in zip(texts, cuts)], [t[c + 1 :] for t, c in zip(texts, cuts)]):
-        rows = [tokenizer(t)["input_ids"][: settings.tokens] for t in part]
+        rows = [tokenizer(t)["input_ids"][: max(2, settings.tokens // 2)] for t in part]
         block = np.full((len(rows), max(len(r) for r in rows)), -1, dtype=np.int64)
         for i, r in enumerate(rows):
             block[i, : len(r)] = r
