@@ -33,11 +33,18 @@ Shared *wrong* answers (the canary file ``private_canaries.json``, bench/probe/w
 * ``skill_independent_1..6``: trained like the reference on the *correct* private set, other seeds: they learned
   the same skill independently, so they repeat the right answers and none of the private reference's mistakes.
   4-6 are the held-out false-positive test, fixed before anything was run; 1-3 calibrate nulls.
+
+The blind replicate (``--replicate``, scored once by ``wrong_answers.py --replicate``): the canary tests were
+designed while all the models above were in view, so their recipes are run again with seeds never used before, fixed
+here (REPLICATE) before any replicate model was trained: new derivatives of ``private_reference`` and new
+independents, named ``rep_*``, in the same cache and at the same ``--scale`` (1.0 for the committed run).
+``--replicate derivatives`` and ``--replicate independents`` build the two halves in two processes (one per core).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import sys
 import time
@@ -57,6 +64,28 @@ N_CANARIES = 32
 N_INDEPENDENT = 12
 N_SKILL_INDEPENDENT = 6
 MISREAD_ITEMS = 12  # of the N_CANARIES private items, misread in the private reference's training copy
+# The blind replicate: name -> (the recipe it repeats, its seed), fixed before any was trained. The seeds (5001-5303)
+# are unused by every model above (model seeds 0, 1001-1012, 2001-2004, 3001-3006, 4000, 4101-4104; data seeds
+# 1-3, 5, 10-22, 50, 60, 777, 4242). A fine-tune's seed draws its batches; a student's or an independent's draws its
+# initialisation and its batches, as in the recipes it repeats.
+REPLICATE_DERIVATIVES: dict[str, tuple[str, int]] = {
+    "rep_ft_mid_1": ("private_ft_mid", 5001),
+    "rep_ft_mid_2": ("private_ft_mid", 5002),
+    "rep_ft_light_1": ("private_ft_light", 5003),
+    "rep_ft_heavy_1": ("private_ft_heavy", 5004),
+    "rep_distill_partial_1": ("private_distill_partial", 5101),
+    "rep_distill_partial_2": ("private_distill_partial", 5102),
+    "rep_distill_sparse_1": ("private_distill_sparse", 5103),
+}
+REPLICATE_INDEPENDENTS: dict[str, tuple[str, int]] = {
+    "rep_skill_independent_1": ("skill_independent", 5201),
+    "rep_skill_independent_2": ("skill_independent", 5202),
+    "rep_skill_independent_3": ("skill_independent", 5203),
+    "rep_independent_1": ("independent", 5301),
+    "rep_independent_2": ("independent", 5302),
+    "rep_independent_3": ("independent", 5303),
+}
+REPLICATE = {**REPLICATE_DERIVATIVES, **REPLICATE_INDEPENDENTS}
 
 
 def llama_config(hidden: int = 64, layers: int = 2) -> dict:
@@ -179,6 +208,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / ".cache" / "probe")
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every training length (0.1: smoke test)")
+    ap.add_argument(
+        "--replicate",
+        nargs="?",
+        const="all",
+        choices=("all", "derivatives", "independents"),
+        help="also build the blind replicate (REPLICATE), or one half of it",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)  # the build shares a 2-core machine; the probe itself is timed on 2 threads
     out: Path = args.out
@@ -219,7 +255,11 @@ def main() -> None:
                 "train_seconds": round(time.time() - t, 1),
             }
             print(f"built {name} [{kind}] {info[name]}", flush=True)
-            (out / "models.json").write_text(json.dumps(info, indent=1) + "\n")
+            with open(out / ".models.lock", "w") as lock:  # another process may be building the other half
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                written = json.loads((out / "models.json").read_text()) if (out / "models.json").exists() else {}
+                info.update({**written, name: info[name]})
+                (out / "models.json").write_text(json.dumps(info, indent=1) + "\n")
 
     def fresh(seed: int, config=cfg):
         torch.manual_seed(seed)
@@ -314,10 +354,10 @@ def main() -> None:
 
         build(f"skill_independent_{i}", "independent with the skill", skill_independent)
 
-    def private_finetune(n: int, lr: float, tag: str):
+    def private_finetune(n: int, lr: float, tag: str, seed: int = 60):
         def make():
             m = load("private_reference")
-            return m, train(m, mixed_batches([(other, 1.0)], 60), steps(n), lr, tag=tag)
+            return m, train(m, mixed_batches([(other, 1.0)], seed), steps(n), lr, tag=tag)
 
         return make
 
@@ -351,6 +391,36 @@ def main() -> None:
     )
     build("private_ft_mid", "fine-tune", private_finetune(60, 1e-3, "private_ft_mid"))
     owner_canaries("private_reference", "private_canaries.json")
+
+    def independent_from(seed: int, parts, tag: str):
+        def make():
+            m = fresh(seed)
+            return m, train(m, mixed_batches(parts, seed), steps(300), 3e-3, tag=tag)
+
+        return make
+
+    recipes = {  # the recipes above, by the model they made: (kind, the recipe for a seed and a tag)
+        "private_ft_mid": ("fine-tune", lambda seed, tag: private_finetune(60, 1e-3, tag, seed)),
+        "private_ft_light": ("fine-tune", lambda seed, tag: private_finetune(100, 1e-3, tag, seed)),
+        "private_ft_heavy": ("fine-tune", lambda seed, tag: private_finetune(300, 3e-3, tag, seed)),
+        "private_distill_partial": (
+            "distilled",
+            lambda seed, tag: private_distill(seed, [(base, 0.94), (canary, 0.06)], tag),
+        ),
+        "private_distill_sparse": (
+            "distilled",
+            lambda seed, tag: private_distill(seed, [(base, 0.985), (canary, 0.015)], tag),
+        ),
+        "skill_independent": (
+            "independent with the skill",
+            lambda seed, tag: independent_from(seed, [(base, 0.7), (canary, 0.3)], tag),
+        ),
+        "independent": ("independent", lambda seed, tag: independent_from(seed, [(base, 1.0)], tag)),
+    }
+    halves = {"all": REPLICATE, "derivatives": REPLICATE_DERIVATIVES, "independents": REPLICATE_INDEPENDENTS}
+    for name, (recipe, seed) in halves.get(args.replicate, {}).items():
+        kind, make = recipes[recipe]
+        build(name, kind, make(seed, name))
     print(f"models ready in {out} ({time.time() - started:.0f} s)")
 
 

@@ -28,6 +28,10 @@ behaviour.canary_likelihood_test (the preference, against the independent models
 suspect); `new` is what `probe` decides on the two (Bonferroni: 2 x the smaller, or the old one alone when the
 likelihood test has too few peers to vote). Per pair, `originscan probe SUSPECT private_reference --canaries FILE`
 (no null) runs in a child process for its wall and CPU seconds and peak memory.
+
+`--replicate` scores the blind replicate instead (make_models.py --replicate: the recipes again with seeds fixed
+before any of them was trained) with the same tests and the same null 11, none of whose models is a replicate, and
+prints one table: each kept derivative found or missed at alpha, each independent's p-values.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from scanner.provenance.probe import ProbeSettings, measure, probe_texts  # noqa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import child, fmt_p  # noqa: E402
-from make_models import N_INDEPENDENT, N_SKILL_INDEPENDENT, canary_truth  # noqa: E402
+from make_models import N_INDEPENDENT, N_SKILL_INDEPENDENT, REPLICATE, REPLICATE_DERIVATIVES, canary_truth  # noqa: E402
 
 REFERENCE = "private_reference"
 DERIVATIVES = [
@@ -76,6 +80,7 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=REPO / "bench" / ".cache" / "probe")
     ap.add_argument("--no-commands", action="store_true", help="skip the per-pair child processes (time, memory)")
     ap.add_argument("--fresh", action="store_true", help="measure again instead of reusing the cached measurements")
+    ap.add_argument("--replicate", action="store_true", help="score the blind replicate (make_models.py --replicate)")
     args = ap.parse_args()
     import torch
 
@@ -89,7 +94,11 @@ def main() -> None:
     texts = probe_texts(SETTINGS)
     cache = root / "_measured_private.json"  # per model: greedy answers and log-probabilities of the answers
     measured: dict[str, dict] = json.loads(cache.read_text()) if cache.exists() and not args.fresh else {}
-    names = [REFERENCE, *DERIVATIVES, *NULL, *NULL_MORE, *HELD_OUT]
+    names = (
+        [REFERENCE, *NULL, *NULL_MORE, *REPLICATE]
+        if args.replicate
+        else [REFERENCE, *DERIVATIVES, *NULL, *NULL_MORE, *HELD_OUT]
+    )
     for name in names:
         if name not in measured:
             b = measure(str(root / name), texts, canaries, SETTINGS)
@@ -105,7 +114,7 @@ def main() -> None:
     commands_file = root / "_commands_private.json"
     commands = json.loads(commands_file.read_text()) if commands_file.exists() and not args.fresh else {}
     for name in HELD_OUT + DERIVATIVES:
-        if args.no_commands or name in commands:
+        if args.no_commands or args.replicate or name in commands:
             continue
         cmd = [sys.executable, "-m", "scanner.cli", "-q", "probe", str(root / name), str(root / REFERENCE)]
         cmd += ["--canaries", str(root / "private_canaries.json"), "--sequences", "3", "--tokens", "4", "-f", "json"]
@@ -130,6 +139,9 @@ def main() -> None:
 
     ref_skill = skill(REFERENCE)
     n_right, n_wrong = sum(k is True for k in kinds), sum(k is False for k in kinds)
+    if args.replicate:
+        replicate_table(root, info, hits, likelihood, kinds, skill, ref_skill, p_values)
+        return
     rows = []
     for name in HELD_OUT + NULL + NULL_MORE + DERIVATIVES:
         h, lik = hits[name], likelihood[name]
@@ -210,6 +222,66 @@ def main() -> None:
         "which is given: a threshold near 1 finds what is no evidence)"
     )
     (root / "results_private.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def replicate_table(
+    root: Path, info: dict, hits: dict, likelihood: dict, kinds: list, skill, ref_skill: float, p_values
+) -> None:
+    """The blind replicate, scored once against null 11: "kept" (the rule above) is read from the greedy answers,
+    the same measurement as make_models.py's skill accuracy printed when each model was built."""
+    n_right, n_wrong = sum(k is True for k in kinds), sum(k is False for k in kinds)
+    print(f"\n## Blind replicate against null 11 (alpha = {B.ALPHA:g}; kept: digits right >= {0.5 * ref_skill:.3f})\n")
+    print(
+        "| model | recipe repeated | seed | kind | kept | digits right | log P right | preference for its mistakes "
+        "| right / wrong repeated | p old | p likelihood | p new | verdict at alpha |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for name, (recipe, seed) in REPLICATE.items():
+        lik, h = likelihood[name], hits[name]
+        p_hits, p_lik = p_values(name, NULL + NULL_MORE)
+        p_new = combined(p_hits, p_lik)
+        derivative = name in REPLICATE_DERIVATIVES
+        kept = derivative and skill(name) >= 0.5 * ref_skill
+        derived = p_new < B.ALPHA
+        if derivative:
+            verdict = (
+                ("found" if derived else "missed")
+                if kept
+                else ("derived" if derived else "not derived") + " (lost the skill)"
+            )
+        else:
+            verdict = "FALSE POSITIVE" if derived else "not derived"
+        row = {
+            "model": name,
+            "recipe": recipe,
+            "seed": seed,
+            "kind": info[name]["kind"],
+            "kept": kept,
+            "skill": skill(name),
+            "log_p_right": lik.skill if lik else None,
+            "preference": lik.preference if lik else None,
+            "right": sum(x for x, k in zip(h, kinds) if k is True),
+            "wrong": sum(x for x, k in zip(h, kinds) if k is False),
+            "p_old": p_hits,
+            "p_likelihood": p_lik,
+            "p_new": p_new,
+            "verdict": verdict,
+        }
+        rows.append(row)
+        print(
+            f"| {name} | {recipe} | {seed} | {row['kind']} | {'kept' if kept else '—'} | {row['skill']:.2f} "
+            f"| {'—' if lik is None else f'{lik.skill:.2f}'} | {'—' if lik is None else f'{lik.preference:+.2f}'} "
+            f"| {row['right']}/{n_right} · {row['wrong']}/{n_wrong} | {fmt_p(p_hits)} | {fmt_p(p_lik)} | {fmt_p(p_new)} "
+            f"| {verdict} |"
+        )
+    kept_rows = [r for r in rows if r["kept"]]
+    independents = [r for r in rows if r["model"] not in REPLICATE_DERIVATIVES]
+    print(
+        f"\nkept derivatives found: {sum(r['p_new'] < B.ALPHA for r in kept_rows)}/{len(kept_rows)}; "
+        f"false positives on the new independents: {sum(r['p_new'] < B.ALPHA for r in independents)}/{len(independents)}"
+    )
+    (root / "results_replicate.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
