@@ -147,7 +147,6 @@ def main() -> None:
         return
     rows = []
     for name in HELD_OUT + NULL + NULL_MORE + DERIVATIVES:
-        h, lik = hits[name], likelihood[name]
         p_hits, p_lik = p_values(name, NULL)
         p_hits11, p_lik11 = p_values(name, NULL + NULL_MORE)
         rows.append(
@@ -156,11 +155,7 @@ def main() -> None:
                 "kind": info[name]["kind"],
                 "half": "tuning" if name in NULL + NULL_MORE else "held-out" if name in HELD_OUT else "derivative",
                 "kept": name in DERIVATIVES and skill(name) >= 0.5 * ref_skill,
-                "skill": skill(name),
-                "log_p_right": lik.skill if lik else None,
-                "preference": lik.preference if lik else None,
-                "right": sum(x for x, k in zip(h, kinds) if k is True),
-                "wrong": sum(x for x, k in zip(h, kinds) if k is False),
+                **measured_fields(name, skill, hits, likelihood, kinds),
                 "p_old": p_hits,
                 "p_likelihood": p_lik,
                 "p_new": combined(p_hits, p_lik),
@@ -227,6 +222,18 @@ def main() -> None:
     (root / "results_private.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
+def measured_fields(name: str, skill, hits: dict, likelihood: dict, kinds: list) -> dict:
+    """What a results row says of a model's answers: its skill, its likelihoods and its repeated answers by kind."""
+    h, lik = hits[name], likelihood[name]
+    return {
+        "skill": skill(name),
+        "log_p_right": lik.skill if lik else None,
+        "preference": lik.preference if lik else None,
+        "right": sum(x for x, k in zip(h, kinds) if k is True),
+        "wrong": sum(x for x, k in zip(h, kinds) if k is False),
+    }
+
+
 def replicate_table(
     root: Path, info: dict, hits: dict, likelihood: dict, kinds: list, skill, ref_skill: float, p_values
 ) -> None:
@@ -241,7 +248,7 @@ def replicate_table(
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name, (recipe, seed) in REPLICATE.items():
-        lik, h = likelihood[name], hits[name]
+        lik = likelihood[name]
         p_hits, p_lik = p_values(name, NULL + NULL_MORE)
         p_new = combined(p_hits, p_lik)
         derivative = name in REPLICATE_DERIVATIVES
@@ -261,11 +268,7 @@ def replicate_table(
             "seed": seed,
             "kind": info[name]["kind"],
             "kept": kept,
-            "skill": skill(name),
-            "log_p_right": lik.skill if lik else None,
-            "preference": lik.preference if lik else None,
-            "right": sum(x for x, k in zip(h, kinds) if k is True),
-            "wrong": sum(x for x, k in zip(h, kinds) if k is False),
+            **measured_fields(name, skill, hits, likelihood, kinds),
             "p_old": p_hits,
             "p_likelihood": p_lik,
             "p_new": p_new,
