@@ -138,8 +138,9 @@ BASELINE_THRESHOLDS = {"copydetect": 0.26540284360189575, "pycode-similar": 0.60
 
 
 # Batches labelled blind, for one evaluation at the end: never tuning material, so `--half tuning` leaves them out
-# (a run naming the batch, or a run of everything, scores them).
-BLIND_BATCHES = frozenset({"2026-12b"})
+# (a run naming the batch, or a run of everything, scores them). 2026-12b was evaluated blind once (closing note of
+# 2026-12-07); its tuning half is tuning material since.
+BLIND_BATCHES = frozenset({"2026-12c"})
 
 
 def selected(pairs: list[Pair], only: str | None = None, batch: str | None = None) -> list[Pair]:
