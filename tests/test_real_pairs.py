@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -72,10 +73,18 @@ def test_ids_are_unique_and_every_file_is_cited_once_with_one_identity(pairs: li
 
 
 def test_the_half_is_the_parity_of_the_sha256_of_the_id(pairs: list[Pair]) -> None:
-    for pair in pairs:
+    for pair in (p for p in pairs if p.batch != real_pairs.TUNING_ONLY_BATCH):
         odd = int(hashlib.sha256(pair.id.encode()).hexdigest(), 16) % 2 == 1
         assert pair.half == ("held-out" if odd else "tuning")
     assert {real_pairs.half(str(i)) for i in range(8)} == set(real_pairs.HALVES)
+
+
+def test_a_pair_of_the_tuning_only_batch_is_tuning_whatever_its_hash(pairs: list[Pair]) -> None:
+    tuning_only = [p for p in pairs if p.batch == real_pairs.TUNING_ONLY_BATCH]
+    assert tuning_only and {p.half for p in tuning_only} == {"tuning"}
+    odd_id = next(str(i) for i in range(8) if real_pairs.half(str(i)) == "held-out")
+    pair = replace(tuning_only[0], id=odd_id)
+    assert pair.half == "tuning" and replace(pair, batch="2026-12").half == "held-out"
 
 
 def test_each_half_holds_both_labels(pairs: list[Pair]) -> None:

@@ -23,6 +23,7 @@ LABELS: tuple[str, ...] = ("copied", "independent")
 HALVES: tuple[str, ...] = ("tuning", "held-out")
 Half = Literal["tuning", "held-out"]
 FIRST_BATCH = "first"  # pairs labelled before batches were named (no "batch" in their file)
+TUNING_ONLY_BATCH = "2026-12t"  # small real pairs labelled for tuning the detector only
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class Pair:
 
     @property
     def half(self) -> Half:
+        if self.batch == TUNING_ONLY_BATCH:  # a tuning-only batch: never reported as held-out
+            return "tuning"
         return half(self.id)
 
     @property
