@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench" / "speed"), str(ROOT / "bench" / "sweep")]
 
-from bench_sweep import generate  # noqa: E402
+from bench_sweep import COPY_EVERY, generate  # noqa: E402
 from common import add_old_argument, machine_load, sides  # noqa: E402
 from servers.hub import HubServer  # noqa: E402
 
@@ -45,6 +45,43 @@ def request_kind(path: str) -> str:
     return "card" if path.endswith("/README.md") else "other files"
 
 
+def beyond_three(log: list[tuple[str, str, int]]) -> str:
+    """The requests beyond a repo's info, card and one weight read, each named: the listing, small files read once
+    for the whole organisation (the same git blob in every repo), and second weight reads by repo (a disguised copy
+    of an upstream, every COPY_EVERY-th, or another repo the screen let through to the full test)."""
+    weights: Counter[str] = Counter()
+    shared: list[str] = []
+    listing = 0
+    cdn = any(request_kind(path) == "weights from the CDN" for _, path, _ in log)
+    for _, path, _ in log:
+        kind = request_kind(path)
+        parts = path.split("?")[0].split("/")
+        if kind == ("weights from the CDN" if cdn else "weights"):  # with --cdn every read reaches the CDN once
+            weights["/".join(parts[2:4] if cdn else parts[1:3])] += 1
+        elif kind == "other files":
+            shared.append(path.rsplit("/", 1)[-1])
+        elif kind == "listing":
+            listing += 1
+    again = sorted(repo for repo, n in weights.items() for _ in range(n - 1))
+    copies = [r for r in again if int(r.rsplit("-", 1)[-1]) % COPY_EVERY == 0]
+    others = [r for r in again if r not in copies]
+    return (
+        f"listing {listing}; small files read once for the organisation {len(shared)} ({', '.join(sorted(shared))}); "
+        f"second weight reads {len(again)}: {len(copies)} of disguised copies (the full test), "
+        f"{len(others)} of other repos the screen passed ({', '.join(others) or 'none'})"
+    )
+
+
+def write_trace(stem: Path, key: str, stats: object) -> None:
+    """Every request of one run, in the order the server answered them, with its kind and Range header."""
+    path = stem.with_name(f"{stem.name}-{key.replace(' ', '-')}.tsv")
+    lines = ["kind\tmethod\tstatus\trange\tpath"]
+    for (method, p, status), rng in zip(stats.log, stats.ranges, strict=True):  # type: ignore[attr-defined]
+        lines.append(f"{request_kind(p)}\t{method}\t{status}\t{rng or ''}\t{p}")
+    path.write_text("\n".join(lines) + "\n")
+    print(f"{key}: {len(lines) - 1} requests traced to {path}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repos", type=int, default=1000)
@@ -55,6 +92,12 @@ def main() -> int:
         "--cdn",
         action="store_true",
         help="LFS downloads redirected to a CDN path as the Hub does; req/repo then counts the Hub's requests only",
+    )
+    ap.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="write every request of each run (method, path, status, Range) to TRACE-<code>-<run>.tsv",
     )
     add_old_argument(ap)
     args = ap.parse_args()
@@ -117,11 +160,15 @@ def main() -> int:
                         for t in targets
                     }
                     s = hub.stats
+                    if args.trace is not None:
+                        write_trace(args.trace, key, s)
                     weight_requests = sum(1 for p in s.paths("GET") if p.endswith(".safetensors"))
                     cdn = sum(1 for p in s.paths() if p.startswith("/cdn/"))
                     kinds = Counter(request_kind(p) for p in s.paths())
-                    breakdown[key] = f"{s.requests} requests for {len(targets)} repos: " + ", ".join(
-                        f"{k} {n} ({n / len(targets):.3f}/repo)" for k, n in sorted(kinds.items())
+                    breakdown[key] = (
+                        f"{s.requests} requests for {len(targets)} repos: "
+                        + ", ".join(f"{k} {n} ({n / len(targets):.3f}/repo)" for k, n in sorted(kinds.items()))
+                        + f"\n  beyond info, card and one weight read per repo: {beyond_three(s.log)}"
                     )
                     rules = Counter(rule for _, rule, _ in findings[key] if rule.startswith("weights."))
                     rows.append(

@@ -51,13 +51,15 @@ class Stats:
         self.requests = 0
         self.connections = 0  # TCP connections accepted
         self.log: list[tuple[str, str, int]] = []  # (method, path, status)
+        self.ranges: list[str | None] = []  # the Range header of each request in `log`, in the same order
         self.bytes_served = 0  # bodies of resolve/raw downloads
         self.weight_bytes_served = 0
 
-    def add(self, method: str, path: str, status: int) -> None:
+    def add(self, method: str, path: str, status: int, rng: str | None = None) -> None:
         with self.lock:
             self.requests += 1
             self.log.append((method, path, status))
+            self.ranges.append(rng)
 
     def connected(self) -> None:
         with self.lock:
@@ -170,7 +172,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         content_type: str = "application/json",
     ) -> None:
         # Counted before the answer goes out, so a client that has its answer always sees the count.
-        self.server_obj.stats.add(self.command, self.path, status)
+        self.server_obj.stats.add(self.command, self.path, status, self.headers.get("Range"))
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         for k, v in (headers or {}).items():
@@ -252,7 +254,7 @@ class BaseHandler(BaseHTTPRequestHandler):
             return self._send(status, body, h, "application/octet-stream")
         if fault is not None and fault.kind == "reset" and len(body) > 1:
             half = len(body) // 2
-            self.server_obj.stats.add(self.command, self.path, status)
+            self.server_obj.stats.add(self.command, self.path, status, self.headers.get("Range"))
             self.server_obj.stats.served(self.path, half, weight)
             self.send_response(status)
             self.send_header("Content-Type", "application/octet-stream")
