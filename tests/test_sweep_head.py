@@ -434,3 +434,121 @@ def test_a_read_only_index_written_before_heads_derives_them_in_memory(tmp_path)
         "head_screens": 1,
     }
     assert path.read_bytes() == before
+
+
+# -- a small weight file read whole is kept by its content hash ----------------------------------------------------
+def _copies(hub, tmp_path, names: list[str]) -> Index:
+    """The same disguised copy (byte for byte) in every repo of `names`, and its upstream registered."""
+    source = _untied(7)
+    copy = {k: v.astype(np.float16) for k, v in disguise(source).items()}
+    for name in names:
+        _hub_repo(hub, name, copy, CONFIG)
+    index = Index(tmp_path / "index.sqlite")
+    _register(index, "up/source", _save(tmp_path, "source", source))
+    return index
+
+
+def _derived(report) -> list[tuple[str, float, float | None]]:
+    return [
+        (m.name, m.verdict.score, m.verdict.log10_p_value)
+        for m in report.facts.weight_matches
+        if m.verdict.verdict == "derived"
+    ]
+
+
+def test_a_repo_holding_content_already_read_whole_reads_none_of_it(hub, tmp_path):
+    """Two repos with the same small weight file (the same LFS sha256): the first survivor's full test reads it
+    whole (2 requests), and the second repo's screen and full test run on the bytes the cache kept for that hash,
+    with the same verdict, score and p-value, and no weight request."""
+    index = _copies(hub, tmp_path, ["org/copy-a", "org/copy-b"])
+    size = (hub.root / "org/copy-a/model.safetensors").stat().st_size
+    hub.stats.reset()
+    first = scan_target("hf:org/copy-a", Policy(), index)
+    assert _weight_reads(hub) == (2, size)
+    hub.stats.reset()
+    second = scan_target("hf:org/copy-b", Policy(), index)
+    assert _weight_reads(hub) == (0, 0)
+    assert _derived(second) == _derived(first) and _derived(first)[0][0] == "up/source"
+
+
+def test_without_a_cache_each_repo_reads_its_own_copy(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("ORIGINSCAN_CACHE", "off")
+    index = _copies(hub, tmp_path, ["org/copy-a", "org/copy-b"])
+    results, reads = [], []
+    for name in ("org/copy-a", "org/copy-b"):
+        hub.stats.reset()
+        results.append(_derived(scan_target(f"hf:{name}", Policy(), index)))
+        reads.append(_weight_reads(hub))
+    assert results[0] == results[1] and reads[0] == reads[1] and reads[0][0] >= 2
+
+
+def test_kept_bytes_that_do_not_match_their_hash_are_read_again(hub, tmp_path):
+    """A cache entry damaged after it was written (its bytes no longer hash to its name) is never served: the repo
+    reads from the Hub, with the same answer."""
+    import hashlib
+    import os
+
+    from scanner.sources.cache import Cache
+
+    index = _copies(hub, tmp_path, ["org/copy-a", "org/copy-b"])
+    first = scan_target("hf:org/copy-a", Policy(), index)
+    sha = hashlib.sha256((hub.root / "org/copy-a/model.safetensors").read_bytes()).hexdigest()
+    cache = Cache(os.environ["ORIGINSCAN_CACHE"])
+    kept = cache.get_blob(sha)
+    assert kept is not None
+    damaged = bytearray(kept)
+    damaged[-1] ^= 0xFF
+    cache.put_blob(bytes(damaged), sha)
+    hub.stats.reset()
+    second = scan_target("hf:org/copy-b", Policy(), index)
+    assert _weight_reads(hub)[0] == 2 and _derived(second) == _derived(first)
+
+
+def test_bytes_that_are_not_the_listed_content_are_not_kept(tmp_path):
+    """What a server sent is kept under the listing's hash only when it has that hash."""
+    from scanner.sources.bytesource import BytesByteSource
+    from scanner.sources.cache import Cache
+
+    class Remote(BytesByteSource):
+        request_cost = 4096
+        screen_request_cost = 1 << 20
+
+    cache = Cache(tmp_path / "cache")
+    data = b"x" * 1000
+    honest, liar = Remote(data), Remote(data)
+    honest.know_content(__import__("hashlib").sha256(data).hexdigest(), cache)
+    liar.know_content("0" * 64, cache)
+    honest.read_head(len(data))
+    liar.read_head(len(data))
+    assert cache.get_blob(honest.sha256 or "") == data and cache.get_blob("0" * 64) is None
+    again = Remote(b"y" * 1000)  # another source of the kept content: served from the cache, no read of its own
+    again.know_content(honest.sha256 or "", cache)
+    assert again.read(0, 1000) == data and again.bytes_read == 0
+
+
+def test_a_file_over_a_screen_request_or_a_local_one_is_not_kept(hub, tmp_path, monkeypatch):
+    """Only a remote file small enough to be read whole is kept: a larger one's reads are sampled rows (nothing
+    whole to keep), and a local file costs no request to read again."""
+    from scanner.sources import http
+
+    monkeypatch.setattr(http.HTTPRangeByteSource, "screen_request_cost", 64 * 1024)  # under the 214 KB file
+    index = _copies(hub, tmp_path, ["org/copy-a", "org/copy-b"])
+    for name in ("org/copy-a", "org/copy-b"):
+        hub.stats.reset()
+        scan_target(f"hf:{name}", Policy(), index)
+        assert _weight_reads(hub)[0] > 2
+    blobs = Path(__import__("os").environ["ORIGINSCAN_CACHE"]) / "blobs"
+    sizes = [p.stat().st_size for p in blobs.rglob("*") if p.is_file()] if blobs.is_dir() else []
+    assert all(s < 64 * 1024 for s in sizes)  # small files (card, config) only, no weight file
+    local = _local(hub.root / "org/copy-a")
+    try:
+        assert _derived_local(local, index) == ["up/source"]
+    finally:
+        local.close()
+    sizes = [p.stat().st_size for p in blobs.rglob("*") if p.is_file()] if blobs.is_dir() else []
+    assert all(s < 64 * 1024 for s in sizes)
+
+
+def _derived_local(model, index: Index) -> list[str]:
+    matches, _ = find_matches(model, index, "local:suspect")
+    return [reg.name for reg, v in matches if v.verdict == "derived"]

@@ -48,10 +48,12 @@ def request_kind(path: str) -> str:
 def beyond_three(log: list[tuple[str, str, int]]) -> str:
     """The requests beyond a repo's info, card and one weight read, each named: the listing, small files read once
     for the whole organisation (the same git blob in every repo), and second weight reads by repo (a disguised copy
-    of an upstream, every COPY_EVERY-th, or another repo the screen let through to the full test)."""
+    of an upstream, every COPY_EVERY-th, or another repo the screen let through to the full test); and the repos whose
+    weights needed no request (their content kept whole from another repo)."""
     weights: Counter[str] = Counter()
     shared: list[str] = []
     listing = 0
+    infos: set[str] = set()
     cdn = any(request_kind(path) == "weights from the CDN" for _, path, _ in log)
     for _, path, _ in log:
         kind = request_kind(path)
@@ -62,13 +64,16 @@ def beyond_three(log: list[tuple[str, str, int]]) -> str:
             shared.append(path.rsplit("/", 1)[-1])
         elif kind == "listing":
             listing += 1
+        elif kind == "info":
+            infos.add(parts[3] + "/" + parts[4])
     again = sorted(repo for repo, n in weights.items() for _ in range(n - 1))
     copies = [r for r in again if int(r.rsplit("-", 1)[-1]) % COPY_EVERY == 0]
     others = [r for r in again if r not in copies]
     return (
         f"listing {listing}; small files read once for the organisation {len(shared)} ({', '.join(sorted(shared))}); "
         f"second weight reads {len(again)}: {len(copies)} of disguised copies (the full test), "
-        f"{len(others)} of other repos the screen passed ({', '.join(others) or 'none'})"
+        f"{len(others)} of other repos the screen passed ({', '.join(others) or 'none'}); "
+        f"repos read with no weight request of their own {len(infos - set(weights))}"
     )
 
 
@@ -99,17 +104,23 @@ def main() -> int:
         default=None,
         help="write every request of each run (method, path, status, Range) to TRACE-<code>-<run>.tsv",
     )
+    ap.add_argument(
+        "--distinct-copies",
+        action="store_true",
+        help="each disguised copy disguised its own way (by default the two copies of an upstream are byte-identical)",
+    )
     add_old_argument(ap)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="originscan-sweep-"))
     try:
         root = tmp / "hub"
         t0 = time.perf_counter()
-        generate(root, args.repos, args.upstreams)
+        generate(root, args.repos, args.upstreams, distinct_copies=args.distinct_copies)
         weights = sum(p.stat().st_size for p in (root / "benchorg").glob("*/model.safetensors"))
         print(
             f"{args.repos} repos ({weights / 1e6:.0f} MB of weights), {args.upstreams} upstreams registered, "
-            f"{args.workers} workers (ready in {time.perf_counter() - t0:.0f} s)"
+            f"{args.workers} workers, {'distinct' if args.distinct_copies else 'byte-identical pairs of'} disguised "
+            f"copies (ready in {time.perf_counter() - t0:.0f} s)"
         )
         findings: dict[str, set[tuple[str, str, float | None]]] = {}
         per_repo: dict[str, dict[str, set[tuple[str, float | None]]]] = {}

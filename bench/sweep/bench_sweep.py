@@ -40,8 +40,10 @@ def card(license: str, name: str) -> str:
     return f"---\nlicense: {license}\n---\n# {name}\n"
 
 
-def generate(root: Path, repos: int, upstreams: int) -> None:
-    done = root / f".complete-{repos}-{upstreams}"
+def generate(root: Path, repos: int, upstreams: int, distinct_copies: bool = False) -> None:
+    """`distinct_copies`: each disguised copy gets its own permutation and noise (seeded by its repo number);
+    otherwise the disguise is fixed, so the copies of one upstream are byte-identical (repos 0 and 500 of 1,000)."""
+    done = root / (f".complete-{repos}-{upstreams}" + ("-distinct" if distinct_copies else ""))
     if done.exists():
         return
     bases = [base_model(1000 + j, **SHAPE) for j in range(upstreams)]
@@ -50,7 +52,11 @@ def generate(root: Path, repos: int, upstreams: int) -> None:
         (folder / "README.md").write_text(card("apache-2.0", f"base-{j}"))
     for i in range(repos):
         if i % COPY_EVERY == 0 and bases:
-            disguised = add_noise(permute_residual(bases[(i // COPY_EVERY) % len(bases)]), 0.05)
+            base = bases[(i // COPY_EVERY) % len(bases)]
+            if distinct_copies:
+                disguised = add_noise(permute_residual(base, seed=1_000_000 + i), 0.05, seed=2_000_000 + i)
+            else:
+                disguised = add_noise(permute_residual(base), 0.05)
             tensors = {k.replace("model.", "vison."): v for k, v in disguised.items()}
         else:
             tensors = base_model(i, **SHAPE)

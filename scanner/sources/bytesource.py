@@ -53,7 +53,35 @@ class ByteSource(ABC):
         data = self.read(0, min(length, self.size))
         if len(data) > len(self._head):
             self._head = data
+            if len(data) == self.size:
+                self._keep_whole(data)
         return data
+
+    def know_content(self, sha256: str, cache: Any) -> None:
+        """The content's sha256 (the listing's word) and the cache where facts about that content are kept. A remote
+        file small enough to be read whole (by a screen's cost) that the cache holds whole, read by any repo with
+        the same content, is served from there: its reads cost no request. The cache checks the bytes against the
+        hash before it hands them over."""
+        self.sha256, self.cache = sha256, cache
+        if cache is None or not self.request_cost or not 0 < self.size <= self.screen_request_cost:
+            return
+        data = cache.get_blob(sha256)
+        if data is not None and len(data) == self.size:
+            self._head = data
+
+    def _keep_whole(self, data: bytes) -> None:
+        """A remote file just read whole is kept by its content hash (when the bytes have it), for the next repo or
+        scan that holds the same content (know_content)."""
+        if not self.request_cost or self.cache is None or self.sha256 is None or self.size > self.screen_request_cost:
+            return
+        import hashlib
+
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            return  # bytes that are not the listed content are never kept under its name
+        try:
+            self.cache.put_blob(data, self.sha256)
+        except OSError:
+            pass  # a cache that cannot be written costs a read next time, nothing else
 
     def holds(self, offset: int, length: int) -> bool:
         """Whether bytes [offset, offset+length) were already read with the head (reading them again is free)."""

@@ -101,8 +101,9 @@ class Snapshot:
         if entry is not None and entry.sha256 and not entry.lfs_pointer:
             from scanner.sources.cache import default_cache
 
-            # Facts about this content (its safetensors header) are then read once, whichever repo holds it.
-            src.sha256, src.cache = entry.sha256, default_cache()
+            # Facts about this content (its safetensors header; a small file read whole) are then read once,
+            # whichever repo holds it.
+            src.know_content(entry.sha256, default_cache())
         return src
 
     def weight_files(self) -> list[RepoFile]:
