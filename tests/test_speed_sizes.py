@@ -149,6 +149,33 @@ def test_candidate_search_is_taken_for_unrelated_units(monkeypatch):
     assert searched == []  # nearly every unit mutual: the full search is cheaper
 
 
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_bound_never_sets_aside_a_first_best_match(share):
+    """_may_be_first_best is False only where _first_best finds another unit; unrelated candidates mostly fail it
+    (the exact search then runs on few), and each candidate that is its column's first best passes it, ties with a
+    sampled unit included."""
+    for seed, (k, d) in enumerate([(32, 1100), (8, 300), (64, 4096), (16, 200)]):
+        _, _, za2, zb2 = _pairs_of_halves(seed, k, d, share)
+        za2, zb2 = compare.without_shared(za2, zb2)
+        rng = np.random.default_rng(seed)
+        rows = rng.permutation(d)
+        cols = compare._first_best(za2, zb2, rows, 1)  # each row's best column: candidates that are first best ...
+        cols[: d // 2] = rng.integers(0, d, d // 2)  # ... and, for half of them, any column
+        first = compare._first_best(zb2, za2, cols, 1)
+        passed = compare._may_be_first_best(zb2, za2, cols, rows)
+        assert np.all(passed[first == rows])
+        unrelated = slice(0, d // 2)
+        if share == 0.0 and d >= 1000:
+            assert np.mean(passed[unrelated]) < 0.1
+    # a tie with a unit of the sample: equal columns, so the correlations are equal and the bound cannot tell them
+    _, _, za2, zb2 = _pairs_of_halves(5, 32, 1100, 0.0)
+    za2, zb2 = compare.without_shared(za2, zb2)
+    za2[:, 8] = za2[:, 9] = zb2[:, 20]  # unit 8 is in the sample (every 4th of 1100), 9 is not
+    col = np.array([20, 20])
+    assert list(compare._may_be_first_best(zb2, za2, col, np.array([8, 9]))) == [True, True]
+    assert list(compare._first_best(zb2, za2, col, 1)) == [8, 8]  # the first of the tied units
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 def test_kernel_on_several_threads_equals_one(threads):
     za1, zb1, _, _ = _pairs_of_halves(2, 32, 2100, 0.3)
