@@ -380,6 +380,17 @@ def log10_binom_sf(k: int, n: int, p: float) -> float:
     return (m + math.log(sum(math.exp(v - m) for v in logs))) / math.log(10)
 
 
+def median(values: np.ndarray) -> float:
+    """np.median of a 1-D array, the same float: the mean (numpy's, in the array's dtype) of its one or two middle
+    values once sorted, NaN when any value is NaN. np.median's NaN check imports numpy.ma, about 10 ms of every
+    comparison's start-up."""
+    ordered = np.sort(values)
+    n = ordered.size
+    if n == 0 or np.isnan(ordered[-1]):  # NaN sorts last
+        return math.nan
+    return float(np.mean(ordered[(n - 1) // 2 : n // 2 + 1]))
+
+
 def best_vector_matches(suspect: list[np.ndarray], reference: dict[str, np.ndarray]) -> list[tuple[float, str]]:
     """For each suspect vector, (Spearman correlation, name) of the reference vector it correlates with most
     (ties go to the greater name). Every vector is ranked once and all pairs are correlated in one matrix product:
@@ -715,7 +726,7 @@ class Comparator:
                 tokens_per_half=best.tokens_per_half,
                 units_tested=best.units,
                 units_consistent=best.agreement,
-                median_matched_corr=round(float(np.median(np.abs(best.corr))), 4),
+                median_matched_corr=round(median(np.abs(best.corr)), 4),
                 log10_p=round(best.log10_p, 2),
                 identity_alignment=bool(np.mean(best.match == best.units_tested) > 0.9)
                 if not best.swapped and best.units == (self.r.structure.hidden or -1)
