@@ -52,7 +52,9 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
     from scanner.provenance.search import find_matches, first_read_bytes
     from scanner.provenance.views import open_model
 
-    snap.first_read = first_read_bytes(snap.jsons.get("config.json"))  # a small model's header and head rows
+    # a small model's header and head rows; a wider one's too when an upstream of its width will be screened
+    widths = {c.hidden for c in index.candidates(exclude_target=snap.target) if c.kind == "rows" and c.hidden}
+    snap.first_read = first_read_bytes(snap.jsons.get("config.json"), widths)
     model = open_model(snap)
     try:
         matches, stats = find_matches(model, index, snap.target)

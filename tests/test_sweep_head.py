@@ -27,7 +27,7 @@ from scanner.provenance.fingerprint import (
 )
 from scanner.provenance.index import Index
 from scanner.provenance.safetensors import HEAD_BYTES
-from scanner.provenance.search import find_matches, first_read_bytes
+from scanner.provenance.search import SCREEN_HEAD_BYTES, find_matches, first_read_bytes
 from scanner.provenance.views import open_model
 from scanner.sources.hf import HFSource
 from scanner.sources.local import LocalSource
@@ -78,6 +78,17 @@ def test_first_read_bytes_holds_a_small_models_header_and_head_rows():
         2048 + 2 * 1280 + HEAD_ROWS * 64 * 4
     )
     assert first_read_bytes({"hidden_size": 4096, "num_hidden_layers": 32}) == HEAD_BYTES  # never over the usual
+    assert first_read_bytes({"hidden_size": 64, "dtype": "float32"}) == 2048 + HEAD_ROWS * 64 * 4  # the newer key
+
+
+def test_first_read_bytes_brings_a_wider_models_head_rows_when_an_upstream_has_its_width():
+    """The screen reads a same-width suspect's head rows in any case: they come with its header, up to a screen
+    request's worth. Of another width, nothing is screened, and the usual head is read."""
+    llama8b = {"hidden_size": 4096, "num_hidden_layers": 32, "torch_dtype": "bfloat16"}
+    assert first_read_bytes(llama8b, {4096, 64}) == 2048 + 32 * 1280 + HEAD_ROWS * 4096 * 2  # 810 KB
+    assert first_read_bytes(llama8b, {2048, 64}) == HEAD_BYTES
+    assert first_read_bytes({"hidden_size": 16384, "torch_dtype": "float32"}, {16384}) == SCREEN_HEAD_BYTES
+    assert first_read_bytes({"hidden_size": 64}, {64}) == first_read_bytes({"hidden_size": 64})  # small: the same
 
 
 @pytest.mark.parametrize("config", [None, {}, {"hidden_size": "64"}, {"hidden_size": True}, {"hidden_size": -1}, []])
@@ -202,7 +213,7 @@ def _weight_reads(hub) -> tuple[int, int]:
     return sum(1 for p in s.paths("GET") if p.endswith(".safetensors")), s.weight_bytes_served
 
 
-CONFIG = {"model_type": "llama", "hidden_size": 64, "vocab_size": 512}
+CONFIG = {"model_type": "llama", "hidden_size": 64, "vocab_size": 1024}
 
 
 def test_a_sweep_screen_costs_one_weight_request_and_a_survivor_one_more(hub, tmp_path):
@@ -552,3 +563,48 @@ def test_a_file_over_a_screen_request_or_a_local_one_is_not_kept(hub, tmp_path, 
 def _derived_local(model, index: Index) -> list[str]:
     matches, _ = find_matches(model, index, "local:suspect")
     return [reg.name for reg, v in matches if v.verdict == "derived"]
+
+
+# -- a wider model's head rows in its first read -----------------------------------------------------------------------
+WIDE = dict(vocab=1024, d=576, inter=128, layers=1)  # SmolLM2-135M's width: 96 rows are 110 KB, over the usual head
+WIDE_CONFIG = {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 1, "vocab_size": 1024}
+
+
+def _wide(seed: int) -> dict[str, np.ndarray]:
+    """float32 (disguised before it is cast: float16 sums of 576 values overflow), with its own LM head."""
+    t = tiny_llm(seed, **WIDE)
+    t["lm_head.weight"] = np.random.default_rng(seed + 1).normal(0, 1, (WIDE["vocab"], WIDE["d"]))
+    return t
+
+
+def _half(t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: v.astype(np.float16) for k, v in t.items()}
+
+
+def test_a_wider_suspect_is_screened_on_its_first_read(hub, tmp_path):
+    """Hidden 576, an upstream of that width registered: the first read holds the header and the 96 head rows
+    (115 KB, not the usual 64 KB and then the rows in a request of their own), the unrelated repo is ruled out on
+    it, and the disguised copy is still found."""
+    source = _wide(7)
+    _hub_repo(hub, "org/clean", _half(_wide(999)), WIDE_CONFIG)
+    _hub_repo(hub, "org/copy", _half(disguise(source)), WIDE_CONFIG)
+    index = Index(tmp_path / "index.sqlite")
+    _register(index, "up/source", _save(tmp_path, "source", _half(source)))
+    hub.stats.reset()
+    clean = scan_target("hf:org/clean", Policy(), index)
+    assert not [m for m in clean.facts.weight_matches if m.verdict.verdict == "derived"]
+    wanted = first_read_bytes(WIDE_CONFIG, {576})
+    assert wanted is not None and wanted > HEAD_BYTES
+    assert _weight_reads(hub) == (1, 8 + wanted)
+    copy = scan_target("hf:org/copy", Policy(), index)
+    assert [m.name for m in copy.facts.weight_matches if m.verdict.verdict == "derived"] == ["up/source"]
+
+
+def test_a_wider_suspect_of_no_registered_width_reads_the_usual_head(hub, tmp_path):
+    """No upstream of hidden 576: nothing will be screened, so no head rows are brought, only the usual head."""
+    _hub_repo(hub, "org/clean", _half(_wide(999)), WIDE_CONFIG)
+    index = Index(tmp_path / "index.sqlite")
+    _register(index, "up/source", _save(tmp_path, "source", _untied(7)))  # hidden 64
+    hub.stats.reset()
+    scan_target("hf:org/clean", Policy(), index)
+    assert _weight_reads(hub) == (1, 8 + HEAD_BYTES)

@@ -1,6 +1,7 @@
 """Indexed `originscan sweep` of small repos, cold and warm, old code and new side by side in one run.
 
     .venv/bin/python bench/speed/sweep.py [--repos 1000] [--upstreams 10] [--workers 8] [--old PATH] [--cdn]
+        [--distinct-copies] [--hidden 64] [--vocab 512] [--trace STEM]
 
 The repos are bench/sweep/bench_sweep.py's (hidden 64, vocabulary 512, fp16, one layer; every 50th a disguised
 copy of an upstream), generated in a temporary folder outside the repository. Per code version: the upstreams are
@@ -109,16 +110,28 @@ def main() -> int:
         action="store_true",
         help="each disguised copy disguised its own way (by default the two copies of an upstream are byte-identical)",
     )
+    ap.add_argument(
+        "--hidden",
+        type=int,
+        default=64,
+        help="every model's width (64: a 215 KB file; 576, SmolLM2-135M's: its 96 head rows are over the usual "
+        "64 KB first read)",
+    )
+    ap.add_argument(
+        "--vocab", type=int, default=512, help="every model's vocabulary (more than --hidden for a verdict)"
+    )
     add_old_argument(ap)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="originscan-sweep-"))
     try:
         root = tmp / "hub"
         t0 = time.perf_counter()
-        generate(root, args.repos, args.upstreams, distinct_copies=args.distinct_copies)
+        generate(
+            root, args.repos, args.upstreams, distinct_copies=args.distinct_copies, hidden=args.hidden, vocab=args.vocab
+        )
         weights = sum(p.stat().st_size for p in (root / "benchorg").glob("*/model.safetensors"))
         print(
-            f"{args.repos} repos ({weights / 1e6:.0f} MB of weights), {args.upstreams} upstreams registered, "
+            f"{args.repos} repos of hidden {args.hidden}, vocabulary {args.vocab} ({weights / 1e6:.0f} MB of weights), {args.upstreams} upstreams registered, "
             f"{args.workers} workers, {'distinct' if args.distinct_copies else 'byte-identical pairs of'} disguised "
             f"copies (ready in {time.perf_counter() - t0:.0f} s)"
         )

@@ -40,13 +40,22 @@ def card(license: str, name: str) -> str:
     return f"---\nlicense: {license}\n---\n# {name}\n"
 
 
-def generate(root: Path, repos: int, upstreams: int, distinct_copies: bool = False) -> None:
+def generate(
+    root: Path,
+    repos: int,
+    upstreams: int,
+    distinct_copies: bool = False,
+    hidden: int = SHAPE["d"],
+    vocab: int = SHAPE["vocab"],
+) -> None:
     """`distinct_copies`: each disguised copy gets its own permutation and noise (seeded by its repo number);
-    otherwise the disguise is fixed, so the copies of one upstream are byte-identical (repos 0 and 500 of 1,000)."""
-    done = root / (f".complete-{repos}-{upstreams}" + ("-distinct" if distinct_copies else ""))
+    otherwise the disguise is fixed, so the copies of one upstream are byte-identical (repos 0 and 500 of 1,000).
+    `hidden`, `vocab`: every model's width and vocabulary (upstreams and repos alike), SHAPE's unless asked."""
+    shape = {**SHAPE, "d": hidden, "vocab": vocab}
+    done = root / (f".complete-{repos}-{upstreams}-{hidden}-{vocab}" + ("-distinct" if distinct_copies else ""))
     if done.exists():
         return
-    bases = [base_model(1000 + j, **SHAPE) for j in range(upstreams)]
+    bases = [base_model(1000 + j, **shape) for j in range(upstreams)]
     for j, tensors in enumerate(bases):
         folder = save(tensors, root / "upstreams" / f"base-{j}")
         (folder / "README.md").write_text(card("apache-2.0", f"base-{j}"))
@@ -59,12 +68,12 @@ def generate(root: Path, repos: int, upstreams: int, distinct_copies: bool = Fal
                 disguised = add_noise(permute_residual(base), 0.05)
             tensors = {k.replace("model.", "vison."): v for k, v in disguised.items()}
         else:
-            tensors = base_model(i, **SHAPE)
+            tensors = base_model(i, **shape)
         folder = save(tensors, root / "benchorg" / f"model-{i:04d}")
         (folder / "README.md").write_text(card("apache-2.0", f"model {i}"))
         (folder / "LICENSE").write_text("Apache License\nVersion 2.0, January 2004\n")
         (folder / "config.json").write_text(
-            json.dumps({"model_type": "llama", "hidden_size": SHAPE["d"], "vocab_size": SHAPE["vocab"]})
+            json.dumps({"model_type": "llama", "hidden_size": shape["d"], "vocab_size": shape["vocab"]})
         )
         (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 2048}))
     done.write_text("")

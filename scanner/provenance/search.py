@@ -25,6 +25,7 @@ full test requires, and never above what chance makes unlikely) sits far below a
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -50,6 +51,9 @@ CHANCE_LOG10 = -3.0  # agreements this unlikely under independence always surviv
 # tensor and 9-12 tensors per layer (1,184 bytes for a one-layer Llama; Qwen2's biases make 12).
 HEADER_BYTES = 2048
 HEADER_BYTES_PER_LAYER = 1280
+# The most a first read takes to bring a same-width suspect's head rows with its header: a screen request's worth
+# (HTTPRangeByteSource.screen_request_cost), what one request is weighed against over thousands of repos.
+SCREEN_HEAD_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -88,11 +92,13 @@ def identical_verdict(suspect: str, reference: str, shared: set[str], weight_byt
     )
 
 
-def first_read_bytes(config: object) -> int | None:
+def first_read_bytes(config: object, screened_widths: Collection[int] = ()) -> int | None:
     """Bytes the first read of a weight file should take so that the head screen needs no request of its own: the
     header and HEAD_ROWS rows of the token matrix stored first, sized from config.json's hidden size, layer count
-    and dtype (hints only: a wrong one costs a request, never a wrong answer) and never over safetensors' usual
-    head. None without a usable hidden size (the usual head is read)."""
+    and dtype (hints only: a wrong one costs a request, never a wrong answer). Never over safetensors' usual head,
+    unless a registered upstream has that hidden size (`screened_widths`): the screen then reads those rows in any
+    case, so they come with the header, up to a screen request's worth (a 4096-wide model's 96 rows are 768 KB).
+    None without a usable hidden size (the usual head is read)."""
     if not isinstance(config, dict):
         return None
 
@@ -104,8 +110,9 @@ def first_read_bytes(config: object) -> int | None:
     if hidden is None:
         return None
     layers = number("num_hidden_layers", "n_layer", "num_layers") or 0
-    itemsize = 4 if config.get("torch_dtype") == "float32" else 2
-    return min(HEAD_BYTES, HEADER_BYTES + HEADER_BYTES_PER_LAYER * layers + HEAD_ROWS * hidden * itemsize)
+    itemsize = 4 if "float32" in (config.get("torch_dtype"), config.get("dtype")) else 2
+    wanted = HEADER_BYTES + HEADER_BYTES_PER_LAYER * layers + HEAD_ROWS * hidden * itemsize
+    return min(SCREEN_HEAD_BYTES if hidden in screened_widths else HEAD_BYTES, wanted)
 
 
 def _head_place(model: SourcedView, m: TokenMatrix) -> tuple[str, int, int] | None:
