@@ -1,17 +1,20 @@
 """Indexed `originscan sweep` of small repos, cold and warm, old code and new side by side in one run.
 
     .venv/bin/python bench/speed/sweep.py [--repos 1000] [--upstreams 10] [--workers 8] [--old PATH] [--cdn]
-        [--distinct-copies] [--hidden 64] [--vocab 512] [--trace STEM]
+        [--identical-pairs] [--hidden 64] [--vocab 512] [--trace STEM]
 
-The repos are bench/sweep/bench_sweep.py's (hidden 64, vocabulary 512, fp16, one layer; every 50th a disguised
-copy of an upstream), generated in a temporary folder outside the repository. Per code version: the upstreams are
+The repos are bench/sweep/bench_sweep.py's (hidden 64, vocabulary 512, fp16, one layer, unless --hidden/--vocab;
+every 50th a disguised copy of an upstream, each disguised its own way unless --identical-pairs), generated in a
+temporary folder outside the repository. Per code version: the upstreams are
 registered (`index add`, not counted), then one sweep with an empty cache and `--index` (cold) and the same sweep
 again with nothing changed (warm). The server counts requests (all of them, by kind, and those for weight files)
 and weight bytes served; with --cdn it redirects LFS downloads to a CDN path as the Hub does, and req/repo counts
 the Hub's requests apart from the CDN's (what the Hub's rate limit sees). Findings are compared repo by repo (every
 rule and p-value): old cold against new cold, and each code's warm run against its cold one; the last lines say for
-how many repos they are the same (exit 1 if any differs). Requests and bytes do not depend on the machine's load; wall time does, so the sweep's CPU
-seconds (user + system of the sweep process) are printed beside it.
+how many repos they are the same (exit 1 if any differs). Requests and bytes do not depend on the machine's load;
+wall time does, so the sweep's CPU seconds (user + system of the sweep process) are printed beside it. Each run's
+requests beyond a repo's info, card and one weight read are named (the listing, small files read once for the
+organisation, weight reads after a repo's first); --trace writes every request with its Range header.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ def request_kind(path: str) -> str:
 
 def beyond_three(log: list[tuple[str, str, int]]) -> str:
     """The requests beyond a repo's info, card and one weight read, each named: the listing, small files read once
-    for the whole organisation (the same git blob in every repo), and second weight reads by repo (a disguised copy
-    of an upstream, every COPY_EVERY-th, or another repo the screen let through to the full test); and the repos whose
+    for the whole organisation (the same git blob in every repo), and weight reads after a repo's first (a disguised
+    copy of an upstream, every COPY_EVERY-th; another repo's screen rows or its full test); and the repos whose
     weights needed no request (their content kept whole from another repo)."""
     weights: Counter[str] = Counter()
     shared: list[str] = []
@@ -72,8 +75,10 @@ def beyond_three(log: list[tuple[str, str, int]]) -> str:
     others = [r for r in again if r not in copies]
     return (
         f"listing {listing}; small files read once for the organisation {len(shared)} ({', '.join(sorted(shared))}); "
-        f"second weight reads {len(again)}: {len(copies)} of disguised copies (the full test), "
-        f"{len(others)} of other repos the screen passed ({', '.join(others) or 'none'}); "
+        f"weight reads after a repo's first {len(again)}: {len(copies)} of disguised copies (the full test), "
+        f"{len(others)} of {len(set(others))} other repos (the screen's rows where the first read did not hold them, "
+        f"or a repo the screen passed: {', '.join(sorted(set(others))[:5]) or 'none'}"
+        f"{' …' if len(set(others)) > 5 else ''}); "
         f"repos read with no weight request of their own {len(infos - set(weights))}"
     )
 
@@ -106,9 +111,10 @@ def main() -> int:
         help="write every request of each run (method, path, status, Range) to TRACE-<code>-<run>.tsv",
     )
     ap.add_argument(
-        "--distinct-copies",
+        "--identical-pairs",
         action="store_true",
-        help="each disguised copy disguised its own way (by default the two copies of an upstream are byte-identical)",
+        help="the corpus before 2026-12-08: one fixed disguise, so the two copies of each upstream are byte-identical "
+        "(a kept whole file then serves the second); by default each copy is disguised its own way",
     )
     ap.add_argument(
         "--hidden",
@@ -127,12 +133,17 @@ def main() -> int:
         root = tmp / "hub"
         t0 = time.perf_counter()
         generate(
-            root, args.repos, args.upstreams, distinct_copies=args.distinct_copies, hidden=args.hidden, vocab=args.vocab
+            root,
+            args.repos,
+            args.upstreams,
+            distinct_copies=not args.identical_pairs,
+            hidden=args.hidden,
+            vocab=args.vocab,
         )
         weights = sum(p.stat().st_size for p in (root / "benchorg").glob("*/model.safetensors"))
         print(
             f"{args.repos} repos of hidden {args.hidden}, vocabulary {args.vocab} ({weights / 1e6:.0f} MB of weights), {args.upstreams} upstreams registered, "
-            f"{args.workers} workers, {'distinct' if args.distinct_copies else 'byte-identical pairs of'} disguised "
+            f"{args.workers} workers, {'byte-identical pairs of' if args.identical_pairs else 'distinct'} disguised "
             f"copies (ready in {time.perf_counter() - t0:.0f} s)"
         )
         findings: dict[str, set[tuple[str, str, float | None]]] = {}
