@@ -171,6 +171,30 @@ def test_a_release_member_is_read_from_a_wheel_or_an_sdist(tmp_path: Path) -> No
     assert fetch_real_pairs.read_member(sdist, Release("pkg", "1.0", "pkg-1.0/pkg/mod.py")) == data
 
 
+def test_a_release_without_a_wheel_for_this_python_is_taken_from_an_older_cpythons_wheel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip itself cannot run offline: a stand-in refuses the plain download, as pip does for torchvision 0.12.0 on
+    CPython 3.11, and serves the wheel only when asked for the other platform's."""
+    data = b"VALUE = 2\n"
+    calls: list[list[str]] = []
+
+    def pip(command: list[str], **_: object) -> subprocess.CompletedProcess[bytes]:
+        calls.append(command)
+        if fetch_real_pairs.OTHER_WHEEL[-1] not in command:
+            raise subprocess.CalledProcessError(1, command)
+        target = Path(command[command.index("-d") + 1])
+        target.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(target / "pkg-1.0-cp39-cp39-manylinux1_x86_64.whl", "w") as zf:
+            zf.writestr("pkg/mod.py", data)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(subprocess, "run", pip)
+    assert fetch_real_pairs.release_member(Release("pkg", "1.0", "pkg/mod.py"), tmp_path, timeout=1) == data
+    assert len(calls) == 2 and calls[1][: len(calls[0])] == calls[0]
+    assert calls[1][len(calls[0]) :] == fetch_real_pairs.OTHER_WHEEL
+
+
 def test_check_and_fetch_accept_a_verified_file_and_flag_an_altered_one(tmp_path: Path) -> None:
     data = b"def g():\n    return 2\n"
     ref = own_file(data)
