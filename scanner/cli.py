@@ -336,16 +336,20 @@ def compare(
     Exit status: 0 independent, 1 derived, 3 inconclusive (nothing could be decided, e.g. no comparable weights),
     2 usage or input error. The JSON's "verdict" says which, and "exit_status" repeats the number."""
     with _start_up_without_gc():
-        from scanner.provenance.compare import compare_snapshots
+        from scanner.provenance.compare import compare_snapshots, read_side_by_side
         from scanner.sources.resolve import open_source  # not scanner.pipeline, whose checks cost 0.15 s to import
 
         _check_choice(fmt, ("text", "json"), "--format")
         # Local weights are not hashed whole here: that would read every byte the verdict claims not to need.
-        snapshots = (
-            open_source(suspect, hash_weights=False).snapshot(),
-            open_source(reference, hash_weights=False).snapshot(),
+        # Side by side: a Hub snapshot is a chain of requests (model info, card, config), each a round trip; the
+        # suspect's error, if any, is the one raised.
+        suspect_snap, reference_snap = read_side_by_side(
+            [
+                lambda: open_source(suspect, hash_weights=False).snapshot(),
+                lambda: open_source(reference, hash_weights=False).snapshot(),
+            ]
         )
-    v = compare_snapshots(*snapshots)
+    v = compare_snapshots(suspect_snap, reference_snap)
     status = COMPARE_STATUS.get(v.verdict, COMPARE_STATUS["inconclusive"])
     if fmt == "json":
         from scanner.report.sanitize import json_ready

@@ -91,3 +91,36 @@ def test_a_remote_compare_imports_neither_the_hub_download_module_nor_numpy_ma(h
     evidence = [e for e in found["evidence"] if "median_matched_corr" in e]
     assert found["verdict"] in ("independent", "inconclusive") and found["bytes_read"] > 0
     assert evidence and 0 <= evidence[0]["median_matched_corr"] <= 1
+
+
+def test_compare_takes_both_snapshots_at_once_and_the_suspects_error_first(hub, monkeypatch, capsys):
+    """A Hub snapshot is a chain of round trips (model info, card, config): the suspect's and the reference's are
+    taken side by side, and when both fail, the suspect's error is the one reported, as when they ran in turn."""
+    import contextlib
+    import threading
+
+    import typer
+    from synthetic import base_model, save
+
+    from scanner import cli
+    from scanner.errors import SourceError
+    from scanner.sources.hf import HFSource
+
+    save(base_model(1, d=64, vocab=512, layers=1, inter=64), hub.root / "up" / "base")
+    save(base_model(2, d=64, vocab=512, layers=1, inter=64), hub.root / "other" / "model")
+    monkeypatch.setattr(cli, "_start_up_without_gc", contextlib.nullcontext)  # no gc.freeze() in the test process
+    real = HFSource.snapshot
+    both_in_flight = threading.Barrier(2, timeout=10)
+
+    def snapshot(self):
+        both_in_flight.wait()  # passes only once the other snapshot has started too
+        return real(self)
+
+    monkeypatch.setattr(HFSource, "snapshot", snapshot)
+    with pytest.raises(typer.Exit) as done:
+        cli.compare("hf:other/model", "hf:up/base", fmt="json")
+    assert done.value.exit_code == 0 and json.loads(capsys.readouterr().out)["verdict"] == "independent"
+    monkeypatch.setattr(HFSource, "snapshot", real)
+    for _ in range(3):  # whichever finishes first
+        with pytest.raises(SourceError, match="hf:gone/suspect: repository not found"):
+            cli.compare("hf:gone/suspect", "hf:gone/reference", fmt="json")
