@@ -52,8 +52,11 @@ def weight_matches(snap: Snapshot, index: Index | None) -> tuple[list[WeightMatc
     from scanner.provenance.search import find_matches, first_read_bytes
     from scanner.provenance.views import open_model
 
-    # a small model's header and head rows; a wider one's too when an upstream of its width will be screened
-    widths = {c.hidden for c in index.candidates(exclude_target=snap.target) if c.kind == "rows" and c.hidden}
+    # A small model's header and head rows; a wider one's too when an upstream of its width will be screened and
+    # its safetensors are one file (each shard would get the same first read, and only one holds the rows).
+    one_file = sum(f.path.endswith(".safetensors") for f in files) == 1
+    candidates = index.candidates(exclude_target=snap.target) if one_file else []
+    widths = {c.hidden for c in candidates if c.kind == "rows" and c.hidden}
     snap.first_read = first_read_bytes(snap.jsons.get("config.json"), widths)
     model = open_model(snap)
     try:

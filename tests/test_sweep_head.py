@@ -608,3 +608,30 @@ def test_a_wider_suspect_of_no_registered_width_reads_the_usual_head(hub, tmp_pa
     hub.stats.reset()
     scan_target("hf:org/clean", Policy(), index)
     assert _weight_reads(hub) == (1, 8 + HEAD_BYTES)
+
+
+def test_a_sharded_wider_suspect_reads_the_usual_head_of_each_shard(hub, tmp_path):
+    """Two shards: each would get the enlarged first read and only one holds the head rows, so each reads the usual
+    head (the rows, where needed, in a read of their own), and the copy is still found."""
+    source = _wide(7)
+    copy = _half(disguise(source))
+    names = sorted(copy)
+    folder = make_repo(
+        hub.root,
+        "org/sharded",
+        {"README.md": "---\nlicense: apache-2.0\n---\n# m\n", "config.json": json.dumps(WIDE_CONFIG)},
+    )
+    halves = {"model-00001-of-00002.safetensors": names[: len(names) // 2]}
+    halves["model-00002-of-00002.safetensors"] = names[len(names) // 2 :]
+    for file, part in halves.items():
+        save_tensors({k: copy[k] for k in part}, folder / file)
+    weight_map = {k: file for file, part in halves.items() for k in part}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    hub.commit(hub.repo("org/sharded"))
+    index = Index(tmp_path / "index.sqlite")
+    _register(index, "up/source", _save(tmp_path, "source", _half(source)))
+    hub.stats.reset()
+    report = scan_target("hf:org/sharded", Policy(), index)
+    assert [m.name for m in report.facts.weight_matches if m.verdict.verdict == "derived"] == ["up/source"]
+    firsts = [r for (_, p, _), r in zip(hub.stats.log, hub.stats.ranges, strict=True) if p.endswith(".safetensors")]
+    assert sorted(firsts)[:2] == [f"bytes=0-{8 + HEAD_BYTES - 1}"] * 2  # each shard's first read: the usual head
