@@ -85,3 +85,28 @@ def test_snapshot_record_roundtrip():
     back = snapshot_from_record("hf:a/b", "hf", snapshot_to_record(snap))
     assert back.files == snap.files and back.texts == snap.texts and back.jsons == snap.jsons
     assert back.problems == snap.problems and back.meta == snap.meta and back.revision == "abc"
+
+
+def test_entries_a_reader_can_check_skip_the_fsync_and_damage_reads_as_absent(tmp_path, monkeypatch):
+    """Blobs keyed by a hash of their content and JSON objects are not flushed to disk before the rename (a reader
+    tells a lost or cut one); a blob under any other key is."""
+    import scanner.atomic
+
+    synced: list[int] = []
+    monkeypatch.setattr(scanner.atomic.os, "fsync", lambda fd: synced.append(fd))
+    c = Cache(tmp_path)
+    text = b"---\nlicense: mit\n---\n"
+    git_id = hashlib.sha1(b"blob %d\0" % len(text) + text).hexdigest()
+    c.put_blob(text)
+    c.put_blob(text, key=f"git-{git_id}")
+    c.put_json("k", {"a": 1})
+    c.put_record("hf", "a/b", None, {"revision": "1"})
+    assert synced == []
+    c.put_blob(b"other", key="git-1234abcd")  # not a hash it can check
+    assert len(synced) == 1
+    assert c.get_blob(f"git-{git_id}") == text
+    next(tmp_path.rglob(f"git-{git_id}")).write_bytes(text[:5])  # cut short, as a crash could leave it
+    assert c.get_blob(f"git-{git_id}") is None
+    for path in [next(tmp_path.rglob("k.json")), *tmp_path.glob("repos/*/*.json")]:
+        path.write_bytes(path.read_bytes()[:-3])
+    assert c.get_json("k") is None and c.get_record("hf", "a/b", None) is None
