@@ -10,6 +10,7 @@ files of bench/code/real_pairs/ (skipped otherwise).
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import sys
 import textwrap
@@ -788,6 +789,132 @@ def test_a_small_file_in_the_same_idioms_is_not_a_skeleton_copy():
     # syntax over masked names and builtins names nothing, however rare: never evidence
     assert not code.names_something("stmt v: list[str] = None") and not code.names_something("def __enter__()")
     assert code.names_something("def v(text_width, tower_width)")
+
+
+# Two helpers and a module that uses them, and a small file that lifts the helpers with new names beside code of its
+# own, both written for these tests: each lifted helper is too short for the definition matcher, the file's own
+# class keeps the skeleton rule's share low, and nothing rare is set or said.
+KEPT_UPSTREAM = textwrap.dedent(
+    """
+    import torch
+
+
+    def banded_mask(length, width, device=None):
+        rows = torch.arange(length, device=device).unsqueeze(1)
+        cols = torch.arange(length, device=device).unsqueeze(0)
+        inside = (cols - rows).abs() <= width
+        return inside.masked_fill(cols > rows + width // 2, False)
+
+
+    def pool_windows(frames, lengths, window=4):
+        batch, steps, dim = frames.shape
+        usable = steps - steps % window
+        pooled = frames[:, :usable].reshape(batch, usable // window, window, dim).mean(dim=2)
+        return pooled, torch.div(lengths, window, rounding_mode="floor").clamp(min=1)
+
+
+    class FrameScorer(torch.nn.Module):
+        def __init__(self, dim, hidden):
+            super().__init__()
+            self.inner = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
+
+        def forward(self, frames):
+            return self.inner(frames).squeeze(-1)
+    """
+)
+
+KEPT_COPY = textwrap.dedent(
+    """
+    import torch
+
+
+    def local_band(size, radius, device=None):
+        r = torch.arange(size, device=device).unsqueeze(1)
+        c = torch.arange(size, device=device).unsqueeze(0)
+        ok = (c - r).abs() <= radius
+        return ok.masked_fill(c > r + radius // 2, False)
+
+
+    def downsample(x, x_lens, stride=4):
+        b, t, d = x.shape
+        n = t - t % stride
+        y = x[:, :n].reshape(b, n // stride, stride, d).mean(dim=2)
+        return y, torch.div(x_lens, stride, rounding_mode="floor").clamp(min=1)
+
+
+    class SpeechFrontEnd(torch.nn.Module):
+        def __init__(self, mels, width, radius):
+            super().__init__()
+            self.radius = radius
+            self.stem = torch.nn.Conv1d(mels, width, kernel_size=3, padding=1)
+            self.mixer = torch.nn.MultiheadAttention(width, num_heads=4, batch_first=True)
+
+        def forward(self, spectrogram, lengths):
+            x = self.stem(spectrogram).transpose(1, 2)
+            x, lengths = downsample(x, lengths)
+            band = local_band(x.shape[1], self.radius, x.device)
+            return self.mixer(x, x, x, attn_mask=~band)[0], lengths
+    """
+)
+
+# the same two helpers written apart, in the same idioms: a band from triangular masks, pooling by avg_pool1d
+KEPT_INDEPENDENT = textwrap.dedent(
+    """
+    import torch
+
+
+    def local_band(size, radius, device=None):
+        full = torch.ones(size, size, dtype=torch.bool, device=device)
+        return full.triu(-radius).tril(radius // 2)
+
+
+    class Downsampler(torch.nn.Module):
+        def __init__(self, stride=4):
+            super().__init__()
+            self.stride = stride
+
+        def forward(self, x, x_lens):
+            y = torch.nn.functional.avg_pool1d(x.transpose(1, 2), self.stride, self.stride).transpose(1, 2)
+            return y, torch.div(x_lens, self.stride, rounding_mode="floor").clamp(min=1)
+    """
+)
+
+
+def test_a_small_file_keeping_an_upstream_files_code_is_a_copy():
+    m = _compare_text(KEPT_COPY, KEPT_UPSTREAM)
+    assert m.copied and m.kept_copied
+    # the other rules miss it: each helper is short, the file's own class is most of its skeleton
+    assert m.copied_statements < code.MIN_COPIED_STATEMENTS
+    assert not (m.skeleton_copied or m.small_file_copied or m.prose_copied)
+    kept = {k.name: (k.lines, k.upstream_name, k.upstream_lines) for k in m.kept}
+    assert kept == {
+        "local_band": ((5, 9), "banded_mask", (5, 9)),
+        "downsample": ((12, 16), "pool_windows", (12, 16)),
+    }
+    assert all(k.share >= code.KEPT_SHARE for k in m.kept) and m.kept_tokens >= code.KEPT_TOKENS
+
+
+def test_a_small_file_in_the_same_idioms_keeps_no_code():
+    m = _compare_text(KEPT_INDEPENDENT, KEPT_UPSTREAM)
+    assert not m.copied and not m.kept_copied and m.kept == ()
+    # one helper lifted and nothing else is too little to judge
+    one = KEPT_COPY.split("def downsample")[0] + "\n\ndef downsample(x):\n    return x[:, ::4]\n"
+    m = _compare_text(one, KEPT_UPSTREAM)
+    assert [k.name for k in m.kept] == ["local_band"] and not m.kept_copied
+
+
+def test_windows_the_background_holds_in_many_directories_are_idioms(monkeypatch):
+    suspect, upstream = code.fingerprint("s.py", KEPT_COPY), code.fingerprint("up.py", KEPT_UPSTREAM)
+    index = code.run_index({("u", "up.py"): upstream})
+    before = {k.name: k for k in code.kept_code(suspect, index, code.UpstreamCode({}).stock_positions)[("u", "up.py")]}
+    assert before["local_band"].counts
+    # a background holding every window of local_band's body: its tokens are neither kept nor its own
+    band = next(d for d in suspect.definitions if d.name == "local_band")
+    bg = code.background()
+    idioms = dataclasses.replace(bg, runs=bg.runs | frozenset(code.window_hashes(band.tokens)))
+    monkeypatch.setattr(code, "background", lambda: idioms)
+    after = {k.name: k for k in code.kept_code(suspect, index, code.UpstreamCode({}).stock_positions)[("u", "up.py")]}
+    assert "local_band" not in after and after["downsample"] == before["downsample"]
 
 
 def test_a_statement_too_deep_to_normalise_is_left_out_of_the_skeleton():

@@ -191,8 +191,9 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
                 f">= {code.MIN_COPIED_STATEMENTS} copied statements, or a file of <= {code.SMALL_FILE_STATEMENTS} "
                 f"statements sharing rare settings >= {code.MIN_RARE_EVIDENCE} or keeping one upstream file's "
                 f"skeleton (rare items >= {code.SKELETON_EVIDENCE}, >= {code.SKELETON_SHARE:.0%} of its own, in >= "
-                f"{code.SKELETON_PARTS} parts), or >= {code.MIN_SHARED_PROSE} of the upstream's own comment/docstring "
-                "lines kept (fixed in code.py)"
+                f"{code.SKELETON_PARTS} parts), or keeping one upstream file's code (definitions >= {code.KEPT_SHARE:.0%} "
+                f"in shared {code.KEPT_RUN}-token windows, >= {code.KEPT_TOKENS} tokens), or >= "
+                f"{code.MIN_SHARED_PROSE} of the upstream's own comment/docstring lines kept (fixed in code.py)"
             )
             continue
         fixed = BASELINE_THRESHOLDS[name]
@@ -268,6 +269,12 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
                         f"    skeleton: {f.key[:60]} ({m.suspect_path}:{f.suspect_line} <- {f.upstream_path}:"
                         f"{f.upstream_line}, rarity {f.rarity:.1f}){' [decides]' if m.skeleton_copied else ''}"
                     )
+                for k in m.kept:
+                    print(
+                        f"    kept code: {k.name} ({m.suspect_path}:{k.lines[0]}-{k.lines[1]} <- {k.upstream_path}:"
+                        f"{k.upstream_name} {k.upstream_lines[0]}-{k.upstream_lines[1]}, {k.kept_tokens}/"
+                        f"{k.own_tokens} tokens){' [decides]' if m.kept_copied else ''}"
+                    )
                 for f in m.shared:
                     print(
                         f"    shares: {f.key[:60]} ({m.suspect_path}:{f.suspect_line} <- {f.upstream_path}:"
@@ -287,6 +294,7 @@ def _pair_evidence(suspect: Files, reference: Files) -> dict[str, float]:
     upstream = code.UpstreamCode({"reference": [code.fingerprint(p, s) for p, s in reference]})
     out = {"copied statements": originscan(suspect, reference), "rare evidence (small files)": 0.0}
     out["skeleton kept (small files)"] = 0.0
+    out["code kept (small files)"] = 0.0
     out |= {"containment (long definitions)": 0.0, "share from one (anchors)": 0.0, "kept core (tokens)": 0.0}
     out["prose lines kept"] = float(max((len(m.prose) for m in originscan_match(suspect, reference)), default=0))
     for path, text in suspect:
@@ -302,6 +310,8 @@ def _pair_evidence(suspect: Files, reference: Files) -> dict[str, float]:
             files = {k: f.skeleton for k, f in upstream.files.items()}
             kept, _ = code.skeleton_evidence(fp, files, upstream.common_features).get("reference", ((), False))
             out["skeleton kept (small files)"] = max(out["skeleton kept (small files)"], sum(f.rarity for f in kept))
+            parts = code.best_kept(code.kept_code(fp, upstream.runs, upstream.stock_positions)).get("reference", ())
+            out["code kept (small files)"] = max(out["code kept (small files)"], sum(k.kept_tokens for k in parts))
     return out
 
 
@@ -317,6 +327,7 @@ def margins(tuning: list[Pair], sources: dict[str, tuple[Files, Files]]) -> None
         "kept core (tokens)": f"CORE_TOKENS {code.CORE_TOKENS} (runs of >= {code.CORE_RUN})",
         "rare evidence (small files)": f"MIN_RARE_EVIDENCE {code.MIN_RARE_EVIDENCE}",
         "skeleton kept (small files)": f"SKELETON_EVIDENCE {code.SKELETON_EVIDENCE}",
+        "code kept (small files)": f"KEPT_TOKENS {code.KEPT_TOKENS}",
         "prose lines kept": f"MIN_SHARED_PROSE {code.MIN_SHARED_PROSE} (of >= {code.PROSE_WORDS} words)",
     }
     evidence = {p.id: _pair_evidence(*sources[p.id]) for p in tuning}

@@ -29,7 +29,7 @@ import sys
 import sysconfig
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,7 +184,74 @@ def null(title: str, sources: list[Source], show: bool, across: Callable[[Source
         print(f"    {closeness:4.2f}  {score:5.1f} {share:4.0%} {spread}  {pair}")
 
 
+def kept_null(title: str, sources: list[Source], across: Callable[[Source], str]) -> list[tuple[int, float, str]]:
+    """The kept-code rule (`code.kept_code`): every small file against every file of another `across` group sharing
+    a KEPT_RUN-token window with it, declared links left out. Returns each pair's (tokens kept in parts that count,
+    best part share, pair) and prints the strongest."""
+    stock_memo: dict[tuple[str, ...], set[int]] = {}
+    upstream = code.UpstreamCode({})
+
+    def stock(tokens: Sequence[str]) -> set[int]:
+        key = tuple(tokens)
+        if key not in stock_memo:
+            stock_memo[key] = upstream.stock_positions(tokens)
+        return stock_memo[key]
+
+    small = [i for i, s in enumerate(sources) if s.fingerprint is not None]
+    wanted: dict[int, set[int]] = defaultdict(set)  # window -> small suspects holding it
+    for i in small:
+        fp = sources[i].fingerprint
+        assert fp is not None
+        for d in fp.definitions:
+            for g in code._grams(d.tokens):
+                wanted[g].add(i)
+    shared: dict[tuple[int, int], dict[int, dict[code.FileKey, code.Place]]] = defaultdict(dict)
+    for j, o in enumerate(sources):
+        fp = o.fingerprint or code.fingerprint(o.path, o.text)
+        for g, held in code.run_index({("u", o.path): fp}).items():
+            for i in wanted.get(g, ()):
+                if across(sources[i]) != across(o):
+                    shared[(i, j)][g] = held
+    rows = []
+    linked = 0
+    for (i, j), index in shared.items():
+        s, o = sources[i], sources[j]
+        if _linked(s, o):
+            linked += 1
+            continue
+        assert s.fingerprint is not None
+        parts = code.kept_code(s.fingerprint, index, stock).get(("u", o.path), ())
+        kept = sum(k.kept_tokens for k in parts if k.counts)
+        rows.append(
+            (
+                kept,
+                max((k.share for k in parts), default=0.0),
+                sum(k.kept_tokens for k in parts),
+                f"{s.path} ~ {o.path}",
+            )
+        )
+    fired = [r for r in rows if r[0] >= code.KEPT_TOKENS]
+    print(
+        f"{title}, kept-code rule (windows of {code.KEPT_RUN} tokens, parts >= {code.KEPT_SHARE:.0%} kept, >= "
+        f"{code.KEPT_TOKENS} tokens): {len(small)} small suspects, {len(rows)} pairs sharing a window ({linked} with a "
+        f"declared link left out); fires on {len(fired)}"
+    )
+    for kept, share, total, pair in sorted(rows, reverse=True)[:10]:
+        print(f"    kept in counting parts {kept:>4}  best part share {share:4.0%}  all kept {total:>4}  {pair}")
+    print("  most tokens kept in any parts:")
+    for kept, share, total, pair in sorted(rows, key=lambda r: -r[2])[:6]:
+        print(f"    kept in counting parts {kept:>4}  best part share {share:4.0%}  all kept {total:>4}  {pair}")
+    return [(r[0], r[1], r[3]) for r in rows]
+
+
 def main() -> None:
+    if "--kept" in sys.argv:
+        for title, files, across in (
+            ("null 1, transformers models/<family>/", transformers_files, lambda s: s.family),
+            ("null 2, other packages", wheel_files, lambda s: s.path.split("/")[0]),
+        ):
+            kept_null(title, _load(files()), across)
+        return
     show = "--list" in sys.argv
     print(
         f"skeleton rule: evidence >= {code.SKELETON_EVIDENCE}, share >= {code.SKELETON_SHARE}, parts >= "

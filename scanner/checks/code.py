@@ -92,6 +92,18 @@ def _evidence(m: CodeMatch) -> dict[str, Any]:
             }
             for f in m.skeleton
         ],
+        kept_code=[
+            {
+                "name": k.name,
+                "lines": list(k.lines),
+                "upstream_path": k.upstream_path,
+                "upstream_name": k.upstream_name,
+                "upstream_lines": list(k.upstream_lines),
+                "own_tokens": k.own_tokens,
+                "kept_tokens": k.kept_tokens,
+            }
+            for k in m.kept
+        ],
         kept_prose=[
             {
                 "text": f.key.removeprefix("prose "),
@@ -116,9 +128,19 @@ def _what(m: CodeMatch) -> str:
     if (
         n
         and m.copied_statements >= MIN_COPIED_STATEMENTS
-        or not (m.small_file_copied or m.prose_copied or m.skeleton_copied)
+        or not (m.small_file_copied or m.prose_copied or m.skeleton_copied or m.kept_copied)
     ):
         return f"copies {n} definition{'s' if n != 1 else ''} ({m.copied_statements:.0f} statements)"
+    if m.kept_copied:
+        parts = "; ".join(
+            f"{k.name} (lines {k.lines[0]}-{k.lines[1]} ← {k.upstream_path}:{k.upstream_name} "
+            f"({k.upstream_lines[0]}-{k.upstream_lines[1]}), {k.share:.0%} of its own tokens)"
+            for k in m.kept[:6]
+        )
+        return (
+            f"is a small file whose code is mostly kept from one upstream file: {len(m.kept)} of its definitions, "
+            f"{m.kept_tokens} tokens in long shared stretches that no common idiom has ({parts})"
+        )
     if m.skeleton_copied:
         kept = "; ".join(
             f"{f.key.removeprefix('stmt ')} (line {f.suspect_line} ← {f.upstream_path}:{f.upstream_line}, "
@@ -153,7 +175,10 @@ def copied_code(ctx: Context) -> Iterator[Finding]:
             path=m.suspect_path,
             line=m.definitions[0].suspect_lines[0]
             if m.definitions
-            else min((f.suspect_line for f in (*m.shared, *m.prose, *m.skeleton)), default=None),
+            else min(
+                [f.suspect_line for f in (*m.shared, *m.prose, *m.skeleton)] + [k.lines[0] for k in m.kept],
+                default=None,
+            ),
             **_evidence(m),
         )
 

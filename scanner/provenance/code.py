@@ -37,7 +37,7 @@ import re
 import sqlite3
 import tokenize
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +97,10 @@ SKELETON_STOCK_DIRECTORIES = 20  # an item in more of the background's 565 direc
 SKELETON_EVIDENCE = 15.0  # summed rarity of the shared items (an unseen item weighs ln(566/2) = 5.6)
 SKELETON_SHARE = 0.6  # ... at least this share of the rarity of the suspect's whole skeleton
 SKELETON_PARTS = 2  # ... found in this many of its parts (the import lines, each top-level class or function)
+KEPT_RUN = 16  # provisional
+KEPT_SHARE = 0.7  # provisional
+KEPT_TOKENS = 60  # provisional
+KEPT_MIN_TOKENS = 40  # provisional
 FORMAT = 3  # stored fingerprint layout; rows of another layout are left out until the upstream is registered again
 MAX_CODE_BYTES = 1024 * 1024  # a modelling file is tens of KB; past this a file is not hand-written code
 MAX_TOKENS = 200_000
@@ -270,6 +274,9 @@ class CodeMatch:
     prose: tuple[SharedFeature, ...] = ()  # the upstream's own comment and docstring lines the suspect keeps
     skeleton: tuple[SharedFeature, ...] = ()  # a small file's rare skeleton items found in one upstream file
     skeleton_copied: bool = False  # the skeleton rule holds (SKELETON_EVIDENCE, SKELETON_SHARE, SKELETON_PARTS)
+    kept: tuple[
+        KeptDefinition, ...
+    ] = ()  # a small file's definitions mostly kept in long stretches of one upstream file
 
     @property
     def copied_statements(self) -> float:
@@ -290,7 +297,17 @@ class CodeMatch:
             or self.small_file_copied
             or self.prose_copied
             or self.skeleton_copied
+            or self.kept_copied
         )
+
+    @property
+    def kept_tokens(self) -> int:
+        return sum(k.kept_tokens for k in self.kept)
+
+    @property
+    def kept_copied(self) -> bool:
+        """The kept-code rule holds: the definitions mostly kept (`KeptDefinition.counts`) hold KEPT_TOKENS tokens."""
+        return self.kept_tokens >= KEPT_TOKENS
 
     @property
     def similarity(self) -> float:
@@ -300,7 +317,8 @@ class CodeMatch:
     @property
     def upstream_paths(self) -> tuple[str, ...]:
         shared = (*self.shared, *self.prose, *self.skeleton)
-        return tuple(dict.fromkeys([*(d.upstream_path for d in self.definitions), *(f.upstream_path for f in shared)]))
+        paths = [*(d.upstream_path for d in self.definitions), *(f.upstream_path for f in shared)]
+        return tuple(dict.fromkeys([*paths, *(k.upstream_path for k in self.kept)]))
 
     @property
     def upstream_path(self) -> str:
@@ -737,6 +755,7 @@ class Background:
     directories: int
     features: dict[str, int]  # feature hash -> directories holding it (two or more)
     stock: frozenset[str]  # hashes of MIN_TILE-token stretches found in many directories: templates, not evidence
+    runs: frozenset[str] = frozenset()  # hashes of KEPT_RUN-token windows found in many directories: idioms
 
 
 @functools.cache
@@ -746,10 +765,12 @@ def background() -> Background:
     with open(data_dir("rules") / "code_background.json", encoding="utf-8") as fh:
         data = json.load(fh)
     stock = str(data.get("stock", ""))
+    runs = str(data.get("runs", "")) if data.get("run_tokens") == KEPT_RUN else ""  # another window length: none
     return Background(
         int(data["directories"]),
         {str(k): int(v) for k, v in data["features"].items()},
         frozenset(stock[i : i + STRETCH_HASH_CHARS] for i in range(0, len(stock), STRETCH_HASH_CHARS)),
+        frozenset(runs[i : i + STRETCH_HASH_CHARS] for i in range(0, len(runs), STRETCH_HASH_CHARS)),
     )
 
 
@@ -761,6 +782,11 @@ def stretch_hash(tokens: Sequence[str]) -> str:
     """A normalised stretch's hash as the background stores it (48 bits: tens of thousands stored, no collisions
     to speak of)."""
     return hashlib.blake2b(" ".join(tokens).encode("utf-8"), digest_size=STRETCH_HASH_CHARS // 2).hexdigest()
+
+
+def window_hashes(tokens: Sequence[str]) -> list[str]:
+    """The background's hash (`stretch_hash`) of each KEPT_RUN-token window, in order."""
+    return [stretch_hash(tokens[i : i + KEPT_RUN]) for i in range(len(tokens) - KEPT_RUN + 1)]
 
 
 def feature_hash(key: str) -> str:
@@ -917,6 +943,12 @@ class UpstreamCode:
         for seed in self.common:
             del self.where[seed]
 
+    @functools.cached_property
+    def runs(self) -> dict[int, dict[FileKey, Place]]:
+        """The KEPT_RUN-token windows of every upstream file (`run_index`), built when a small suspect first needs
+        them."""
+        return run_index(self.files)
+
     def stock_positions(self, tokens: Sequence[str]) -> set[int]:
         """Positions of `tokens` inside a background template stretch."""
         out: set[int] = set()
@@ -1058,18 +1090,27 @@ def matches(
     found = copied_definitions(suspect, code)
     small = {}
     skel: dict[str, tuple[tuple[SharedFeature, ...], bool]] = {}
+    kept_parts: dict[str, tuple[KeptDefinition, ...]] = {}
     if suspect.statements <= SMALL_FILE_STATEMENTS and not suspect.generated:
         small = small_file_evidence(suspect, code)
         skel = skeleton_evidence(suspect, {k: fp.skeleton for k, fp in code.files.items()}, code.common_features)
+        kept_parts = best_kept(kept_code(suspect, code.runs, code.stock_positions))
     kept = shared_prose(suspect, code)
     out = []
-    for name in dict.fromkeys([*found, *small, *kept, *skel]):
+    for name in dict.fromkeys([*found, *small, *kept, *skel, *kept_parts]):
         defs = found.get(name, [])
         shared, small_copied = small.get(name, ((), False))
         lines = kept.get(name, ())
         items, skeleton_copied = skel.get(name, ((), False))
+        parts = kept_parts.get(name, ())
         kept_lines = (*shared, *lines, *items)
-        paths = dict.fromkeys([*(d.upstream_path for d in defs), *(f.upstream_path for f in kept_lines)])
+        paths = dict.fromkeys(
+            [
+                *(d.upstream_path for d in defs),
+                *(f.upstream_path for f in kept_lines),
+                *(k.upstream_path for k in parts),
+            ]
+        )
         files = [code.files[(name, p)] for p in paths]
         missing: tuple[str, ...] = ()
         if suspect_source is not None:
@@ -1087,6 +1128,7 @@ def matches(
             lines,
             items,
             skeleton_copied,
+            parts,
         )
         if m.copied or not copied_only:
             out.append(m)
@@ -1186,6 +1228,95 @@ def skeleton_evidence(
             spread = len({skeleton_part(parts, f.suspect_line) for f in shared})
             copied = score >= SKELETON_EVIDENCE and score >= SKELETON_SHARE * total and spread >= SKELETON_PARTS
             out[name] = (tuple(sorted(shared, key=lambda f: f.suspect_line)), copied)
+    return out
+
+
+@dataclass(frozen=True)
+class KeptDefinition:
+    """A definition of a small suspect file (a function, a method, a class body, a block of module-level statements)
+    with what of it lies in long stretches shared with one upstream file (`kept_code`)."""
+
+    name: str
+    lines: tuple[int, int]
+    upstream_path: str
+    upstream_name: str  # the upstream definition most of the kept stretches lie in
+    upstream_lines: tuple[int, int]  # the lines of that definition where the kept stretches start
+    own_tokens: int  # its significant tokens outside the background's templates and idioms
+    kept_tokens: int  # ... of them in stretches of at least KEPT_RUN tokens shared with the upstream file
+
+    @property
+    def share(self) -> float:
+        return self.kept_tokens / max(1, self.own_tokens)
+
+    @property
+    def counts(self) -> bool:
+        """Most of its own code is kept (KEPT_SHARE), and it has enough of its own to judge (KEPT_MIN_TOKENS: a
+        one-line method is alike in much independent code)."""
+        return self.own_tokens >= KEPT_MIN_TOKENS and self.share >= KEPT_SHARE
+
+
+def _grams(tokens: Sequence[str]) -> list[int]:
+    """The hash of each KEPT_RUN-token window (one process's hashes: built and looked up in the same run)."""
+    return [hash(tuple(tokens[i : i + KEPT_RUN])) for i in range(len(tokens) - KEPT_RUN + 1)]
+
+
+Place = tuple[str, int]  # an upstream definition's name and the line one of its stretches starts on
+FileKey = tuple[str, str]  # (upstream, path)
+
+
+def run_index(files: Mapping[FileKey, CodeFingerprint]) -> dict[int, dict[FileKey, Place]]:
+    """Every KEPT_RUN-token window of every upstream file's definitions, with the files holding it (first place in
+    each). A window of two or more upstreams is common stock and left out, as for the tiling's stretches."""
+    out: dict[int, dict[FileKey, Place]] = {}
+    for key, fp in files.items():
+        for d in fp.definitions:
+            for i, g in enumerate(_grams(d.tokens)):
+                out.setdefault(g, {}).setdefault(key, (d.name, d.token_lines[i]))
+    return {g: held for g, held in out.items() if len({name for name, _ in held}) == 1}
+
+
+def kept_code(
+    suspect: CodeFingerprint,
+    index: Mapping[int, Mapping[FileKey, Place]],
+    stock: Callable[[Sequence[str]], set[int]],
+) -> dict[FileKey, tuple[KeptDefinition, ...]]:
+    """For each upstream file sharing a window with the suspect, each suspect definition sharing one, with its own
+    tokens and those of them covered by KEPT_RUN-token windows found in that file (`index`: `run_index`). Tokens of
+    the background's template stretches (`stock`) and of the windows it holds in many directories (its `runs`) are
+    neutral: neither own nor kept."""
+    idioms = background().runs
+    out: dict[FileKey, list[KeptDefinition]] = {}
+    for d in suspect.definitions:
+        neutral = set(stock(d.tokens))
+        common = [h in idioms for h in window_hashes(d.tokens)] if idioms else []
+        for i, idiom in enumerate(common):
+            if idiom:
+                neutral.update(range(i, i + KEPT_RUN))
+        mine = {i for i, t in enumerate(d.tokens) if t not in (";", "{", "}") and i not in neutral}
+        kept: dict[FileKey, set[int]] = {}
+        places: dict[FileKey, list[Place]] = {}
+        for i, g in enumerate(_grams(d.tokens)):
+            if common and common[i]:
+                continue
+            for key, place in index.get(g, {}).items():
+                kept.setdefault(key, set()).update(mine.intersection(range(i, i + KEPT_RUN)))
+                places.setdefault(key, []).append(place)
+        for key, positions in kept.items():
+            name = Counter(where for where, _ in places[key]).most_common(1)[0][0]
+            rows = [line for where, line in places[key] if where == name]
+            kept_def = KeptDefinition(d.name, d.lines, key[1], name, (min(rows), max(rows)), len(mine), len(positions))
+            out.setdefault(key, []).append(kept_def)
+    return {key: tuple(found) for key, found in out.items()}
+
+
+def best_kept(found: Mapping[FileKey, Sequence[KeptDefinition]]) -> dict[str, tuple[KeptDefinition, ...]]:
+    """For each upstream, the definitions that count (`KeptDefinition.counts`) from its ONE file that keeps the most
+    of them."""
+    out: dict[str, tuple[KeptDefinition, ...]] = {}
+    for (name, _), parts in found.items():
+        counting = tuple(k for k in parts if k.counts)
+        if counting and sum(k.kept_tokens for k in counting) > sum(k.kept_tokens for k in out.get(name, ())):
+            out[name] = counting
     return out
 
 
