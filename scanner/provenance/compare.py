@@ -286,6 +286,9 @@ def _may_be_first_best(x: np.ndarray, y: np.ndarray, cols: np.ndarray, rows: np.
     return passed
 
 
+MIN_COLUMNS = 64  # see _first_best
+
+
 def _first_best(x: np.ndarray, y: np.ndarray, cols: np.ndarray, threads: int, chunk: int = CHUNK) -> np.ndarray:
     """For each column of x named in `cols`: the first column of y with the largest |correlation|."""
     if cols.size == 0:
@@ -293,9 +296,10 @@ def _first_best(x: np.ndarray, y: np.ndarray, cols: np.ndarray, threads: int, ch
 
     def part(s: int, c_buf: np.ndarray) -> np.ndarray:
         which = cols[s : s + chunk]
-        # A product with one column would be a matrix-vector product, whose sums may round differently from the
-        # full search's matrix products: a second copy of the column keeps it a matrix product.
-        both = which if which.size > 1 else np.repeat(which, 2)
+        # A product of few columns could take another route through BLAS than the full search's products, whose
+        # sums may round differently: one column is a matrix-vector product, and OpenBLAS has small-matrix kernels
+        # on some CPUs (below about 1e6 multiply-adds). Repeated columns keep it a product of MIN_COLUMNS or more.
+        both = which if which.size >= MIN_COLUMNS else np.resize(which, MIN_COLUMNS)
         c = c_buf[: both.size]
         np.matmul(x[:, both].T, y, out=c)
         np.abs(c, out=c)
@@ -303,7 +307,9 @@ def _first_best(x: np.ndarray, y: np.ndarray, cols: np.ndarray, threads: int, ch
         return best[: which.size]
 
     return np.concatenate(
-        _chunks_in_threads(part, list(range(0, cols.size, chunk)), (max(2, min(chunk, cols.size)), y.shape[1]), threads)
+        _chunks_in_threads(
+            part, list(range(0, cols.size, chunk)), (max(MIN_COLUMNS, min(chunk, cols.size)), y.shape[1]), threads
+        )
     )
 
 
