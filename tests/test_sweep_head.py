@@ -6,7 +6,9 @@ counts every request, and real SQLite indexes, among them one as the previous re
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -496,9 +498,6 @@ def test_without_a_cache_each_repo_reads_its_own_copy(hub, tmp_path, monkeypatch
 def test_kept_bytes_that_do_not_match_their_hash_are_read_again(hub, tmp_path):
     """A cache entry damaged after it was written (its bytes no longer hash to its name) is never served: the repo
     reads from the Hub, with the same answer."""
-    import hashlib
-    import os
-
     from scanner.sources.cache import Cache
 
     index = _copies(hub, tmp_path, ["org/copy-a", "org/copy-b"])
@@ -527,7 +526,7 @@ def test_bytes_that_are_not_the_listed_content_are_not_kept(tmp_path):
     cache = Cache(tmp_path / "cache")
     data = b"x" * 1000
     honest, liar = Remote(data), Remote(data)
-    honest.know_content(__import__("hashlib").sha256(data).hexdigest(), cache)
+    honest.know_content(hashlib.sha256(data).hexdigest(), cache)
     liar.know_content("0" * 64, cache)
     honest.read_head(len(data))
     liar.read_head(len(data))
@@ -548,7 +547,7 @@ def test_a_file_over_a_screen_request_or_a_local_one_is_not_kept(hub, tmp_path, 
         hub.stats.reset()
         scan_target(f"hf:{name}", Policy(), index)
         assert _weight_reads(hub)[0] > 2
-    blobs = Path(__import__("os").environ["ORIGINSCAN_CACHE"]) / "blobs"
+    blobs = Path(os.environ["ORIGINSCAN_CACHE"]) / "blobs"
     sizes = [p.stat().st_size for p in blobs.rglob("*") if p.is_file()] if blobs.is_dir() else []
     assert all(s < 64 * 1024 for s in sizes)  # small files (card, config) only, no weight file
     local = _local(hub.root / "org/copy-a")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -74,8 +75,6 @@ class ByteSource(ABC):
         scan that holds the same content (know_content)."""
         if not self.request_cost or self.cache is None or self.sha256 is None or self.size > self.screen_request_cost:
             return
-        import hashlib
-
         if hashlib.sha256(data).hexdigest() != self.sha256:
             return  # bytes that are not the listed content are never kept under its name
         try:
