@@ -791,8 +791,8 @@ def test_a_small_file_in_the_same_idioms_is_not_a_skeleton_copy():
     assert code.names_something("def v(text_width, tower_width)")
 
 
-# Two helpers and a module that uses them, and a small file that lifts the helpers with new names beside code of its
-# own, both written for these tests: each lifted helper is too short for the definition matcher, the file's own
+# Three helpers and a module that uses them, and a small file that lifts the helpers with new names beside code of
+# its own, both written for these tests: each lifted helper is too short for the definition matcher, the file's own
 # class keeps the skeleton rule's share low, and nothing rare is set or said.
 KEPT_UPSTREAM = textwrap.dedent(
     """
@@ -811,6 +811,11 @@ KEPT_UPSTREAM = textwrap.dedent(
         usable = steps - steps % window
         pooled = frames[:, :usable].reshape(batch, usable // window, window, dim).mean(dim=2)
         return pooled, torch.div(lengths, window, rounding_mode="floor").clamp(min=1)
+
+
+    def log_energy(frames, floor=1e-5):
+        power = frames.float().pow(2).mean(dim=-1, keepdim=True)
+        return torch.log(power.clamp(min=floor)).to(frames.dtype).squeeze(-1)
 
 
     class FrameScorer(torch.nn.Module):
@@ -842,6 +847,11 @@ KEPT_COPY = textwrap.dedent(
         return y, torch.div(x_lens, stride, rounding_mode="floor").clamp(min=1)
 
 
+    def energy(x, eps=1e-5):
+        p = x.float().pow(2).mean(dim=-1, keepdim=True)
+        return torch.log(p.clamp(min=eps)).to(x.dtype).squeeze(-1)
+
+
     class SpeechFrontEnd(torch.nn.Module):
         def __init__(self, mels, width, radius):
             super().__init__()
@@ -853,7 +863,7 @@ KEPT_COPY = textwrap.dedent(
             x = self.stem(spectrogram).transpose(1, 2)
             x, lengths = downsample(x, lengths)
             band = local_band(x.shape[1], self.radius, x.device)
-            return self.mixer(x, x, x, attn_mask=~band)[0], lengths
+            return self.mixer(x, x, x, attn_mask=~band)[0] * energy(x).sigmoid().unsqueeze(-1), lengths
     """
 )
 
@@ -890,6 +900,7 @@ def test_a_small_file_keeping_an_upstream_files_code_is_a_copy():
     assert kept == {
         "local_band": ((5, 9), "banded_mask", (5, 9)),
         "downsample": ((12, 16), "pool_windows", (12, 16)),
+        "energy": ((19, 21), "log_energy", (19, 21)),
     }
     assert all(k.share >= code.KEPT_SHARE for k in m.kept) and m.kept_tokens >= code.KEPT_TOKENS
 
@@ -1085,6 +1096,20 @@ def test_skeleton_copy_fires_with_each_kept_item_and_why_it_is_rare(tmp_path, in
     kept = {k["item"]: k for k in hit.evidence["kept_skeleton"]}
     assert kept["def v(text_width, tower_width, depth=0)"]["upstream_line"] == 20 and hit.line == 2
     quiet = _repo(tmp_path / "own", {"modeling_chat.py": SKELETON_INDEPENDENT}, "---\nlicense: mit\n---\n# Chat\n")
+    assert_quiet(scan(quiet, index=index), "code.copied_undeclared")
+
+
+def test_kept_code_fires_with_each_kept_definition_and_both_line_ranges(tmp_path, index):
+    code.CodeStore(index.db).add("example/frames", {"frames.py": KEPT_UPSTREAM}, "apache-2.0")
+    repo = _repo(tmp_path / "front", {"frontend.py": KEPT_COPY}, "---\nlicense: mit\n---\n# Front end\n")
+    hit = assert_fires(scan(repo, index=index), "code.copied_undeclared")[0]
+    assert hit.evidence["upstream"] == "example/frames" and hit.evidence["definitions"] == []
+    assert "is a small file whose code is mostly kept from one upstream file: 3 of its definitions" in hit.message
+    assert "local_band (lines 5-9 ← frames.py:banded_mask (5-9), 100% of its own tokens)" in hit.message
+    kept = {k["name"]: k for k in hit.evidence["kept_code"]}
+    assert kept["energy"]["upstream_name"] == "log_energy" and kept["energy"]["upstream_lines"] == [19, 21]
+    assert hit.line == 5
+    quiet = _repo(tmp_path / "own", {"frontend.py": KEPT_INDEPENDENT}, "---\nlicense: mit\n---\n# Own\n")
     assert_quiet(scan(quiet, index=index), "code.copied_undeclared")
 
 

@@ -2,6 +2,7 @@
 independently but in the same idioms: how often does it call one a copy?
 
     .venv/bin/python bench/code/skeleton_null.py [--list]
+    .venv/bin/python bench/code/skeleton_null.py --kept      (the kept-code rule, `code.kept_code`, on the same nulls)
 
 Null 1, `transformers` (the wheel bench/code/run.py downloads into bench/.cache/code): every small file (at most
 NULL_LINES lines and SMALL_FILE_STATEMENTS statements, not `__init__.py`, not generated from a modular file) of
@@ -29,7 +30,7 @@ import sys
 import sysconfig
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,64 +185,50 @@ def null(title: str, sources: list[Source], show: bool, across: Callable[[Source
         print(f"    {closeness:4.2f}  {score:5.1f} {share:4.0%} {spread}  {pair}")
 
 
-def kept_null(title: str, sources: list[Source], across: Callable[[Source], str]) -> list[tuple[int, float, str]]:
-    """The kept-code rule (`code.kept_code`): every small file against every file of another `across` group sharing
-    a KEPT_RUN-token window with it, declared links left out. Returns each pair's (tokens kept in parts that count,
-    best part share, pair) and prints the strongest."""
-    stock_memo: dict[tuple[str, ...], set[int]] = {}
+def kept_null(title: str, sources: list[Source], across: Callable[[Source], str]) -> None:
+    """The kept-code rule (`code.kept_code`): every small file against every file of another `across` group that
+    holds one of its KEPT_RUN-token windows, each file judged as the only upstream (declared links left out). Prints
+    how many pairs fire and the strongest pairs, in the tokens the rule sums (`KeptDefinition.counts`)."""
     upstream = code.UpstreamCode({})
-
-    def stock(tokens: Sequence[str]) -> set[int]:
-        key = tuple(tokens)
-        if key not in stock_memo:
-            stock_memo[key] = upstream.stock_positions(tokens)
-        return stock_memo[key]
-
+    fps = [s.fingerprint or code.fingerprint(s.path, s.text) for s in sources]
     small = [i for i, s in enumerate(sources) if s.fingerprint is not None]
-    wanted: dict[int, set[int]] = defaultdict(set)  # window -> small suspects holding it
-    for i in small:
-        fp = sources[i].fingerprint
-        assert fp is not None
+    wanted = {g for i in small for d in fps[i].definitions for g in code._grams(d.tokens)}
+    holders: dict[int, dict[int, code.Place]] = defaultdict(dict)  # window -> file -> its first place there
+    for j, fp in enumerate(fps):
         for d in fp.definitions:
             for g in code._grams(d.tokens):
-                wanted[g].add(i)
-    shared: dict[tuple[int, int], dict[int, dict[code.FileKey, code.Place]]] = defaultdict(dict)
-    for j, o in enumerate(sources):
-        fp = o.fingerprint or code.fingerprint(o.path, o.text)
-        for g, held in code.run_index({("u", o.path): fp}).items():
-            for i in wanted.get(g, ()):
-                if across(sources[i]) != across(o):
-                    shared[(i, j)][g] = held
-    rows = []
-    linked = 0
-    for (i, j), index in shared.items():
-        s, o = sources[i], sources[j]
-        if _linked(s, o):
-            linked += 1
-            continue
-        assert s.fingerprint is not None
-        parts = code.kept_code(s.fingerprint, index, stock).get(("u", o.path), ())
-        kept = sum(k.kept_tokens for k in parts if k.counts)
-        rows.append(
-            (
-                kept,
-                max((k.share for k in parts), default=0.0),
-                sum(k.kept_tokens for k in parts),
-                f"{s.path} ~ {o.path}",
-            )
-        )
+                if g in wanted:
+                    holders[g].setdefault(j, (d.name, d.lines))
+    rows: list[tuple[int, int, str]] = []  # (tokens the rule sums, all kept tokens, pair)
+    linked: dict[tuple[int, int], bool] = {}
+    for i in small:
+        s = sources[i]
+        index: dict[int, dict[code.FileKey, code.Place]] = {}
+        for d in fps[i].definitions:
+            for g in code._grams(d.tokens):
+                held = {}
+                for j, place in holders.get(g, {}).items():
+                    if across(sources[j]) != across(s):
+                        if (i, j) not in linked:
+                            linked[(i, j)] = _linked(s, sources[j])
+                        if not linked[(i, j)]:
+                            held[("u", sources[j].path)] = place
+                if held:
+                    index[g] = held
+        for (_, path), defs in code.kept_code(fps[i], index, upstream.stock_positions).items():
+            summed = sum(k.kept_tokens for k in defs if k.counts)
+            rows.append((summed, sum(k.kept_tokens for k in defs), f"{s.path} ~ {path}"))
     fired = [r for r in rows if r[0] >= code.KEPT_TOKENS]
     print(
-        f"{title}, kept-code rule (windows of {code.KEPT_RUN} tokens, parts >= {code.KEPT_SHARE:.0%} kept, >= "
-        f"{code.KEPT_TOKENS} tokens): {len(small)} small suspects, {len(rows)} pairs sharing a window ({linked} with a "
-        f"declared link left out); fires on {len(fired)}"
+        f"{title}, kept-code rule (windows of {code.KEPT_RUN} tokens naming >= {code.KEPT_NAMES} things, "
+        f"definitions of >= {code.KEPT_MIN_TOKENS} own tokens >= {code.KEPT_SHARE:.0%} kept, summing >= "
+        f"{code.KEPT_TOKENS}): {len(small)} small suspects, {len(rows)} pairs sharing an informative window "
+        f"({sum(linked.values())} with a declared link left out); fires on {len(fired)}"
     )
-    for kept, share, total, pair in sorted(rows, reverse=True)[:10]:
-        print(f"    kept in counting parts {kept:>4}  best part share {share:4.0%}  all kept {total:>4}  {pair}")
-    print("  most tokens kept in any parts:")
-    for kept, share, total, pair in sorted(rows, key=lambda r: -r[2])[:6]:
-        print(f"    kept in counting parts {kept:>4}  best part share {share:4.0%}  all kept {total:>4}  {pair}")
-    return [(r[0], r[1], r[3]) for r in rows]
+    for summed, total, pair in sorted(rows, reverse=True)[:8]:
+        print(
+            f"    summed {summed:>4} ({summed / code.KEPT_TOKENS:4.2f} of the threshold)  all kept {total:>4}  {pair}"
+        )
 
 
 def main() -> None:

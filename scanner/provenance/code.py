@@ -98,9 +98,10 @@ SKELETON_EVIDENCE = 15.0  # summed rarity of the shared items (an unseen item we
 SKELETON_SHARE = 0.6  # ... at least this share of the rarity of the suspect's whole skeleton
 SKELETON_PARTS = 2  # ... found in this many of its parts (the import lines, each top-level class or function)
 KEPT_RUN = 16  # provisional
-KEPT_SHARE = 0.7  # provisional
-KEPT_TOKENS = 60  # provisional
-KEPT_MIN_TOKENS = 40  # provisional
+KEPT_SHARE = 0.6  # provisional
+KEPT_TOKENS = 80  # provisional
+KEPT_MIN_TOKENS = 30  # provisional
+KEPT_NAMES = 3  # provisional
 FORMAT = 3  # stored fingerprint layout; rows of another layout are left out until the upstream is registered again
 MAX_CODE_BYTES = 1024 * 1024  # a modelling file is tens of KB; past this a file is not hand-written code
 MAX_TOKENS = 200_000
@@ -1240,8 +1241,8 @@ class KeptDefinition:
     lines: tuple[int, int]
     upstream_path: str
     upstream_name: str  # the upstream definition most of the kept stretches lie in
-    upstream_lines: tuple[int, int]  # the lines of that definition where the kept stretches start
-    own_tokens: int  # its significant tokens outside the background's templates and idioms
+    upstream_lines: tuple[int, int]  # that definition's first and last line
+    own_tokens: int  # its tokens that name something (`names_token`), outside the background's templates and idioms
     kept_tokens: int  # ... of them in stretches of at least KEPT_RUN tokens shared with the upstream file
 
     @property
@@ -1255,12 +1256,20 @@ class KeptDefinition:
         return self.own_tokens >= KEPT_MIN_TOKENS and self.share >= KEPT_SHARE
 
 
+def names_token(token: str) -> bool:
+    """A normalised token that names something: a library or API name (`torch`, `F`), an attribute (`.reshape`,
+    `.float`), a keyword argument's name (`persistent`). Punctuation, literals (`s`, `0`), keywords, builtins and
+    the file's own names (`v`) are syntax: a list of string settings or of `self.v = v` lines names nothing."""
+    name = token[1:] if token.startswith(".") else token
+    return name.isidentifier() and (token.startswith(".") or token not in _SYNTAX and token != "s")
+
+
 def _grams(tokens: Sequence[str]) -> list[int]:
     """The hash of each KEPT_RUN-token window (one process's hashes: built and looked up in the same run)."""
     return [hash(tuple(tokens[i : i + KEPT_RUN])) for i in range(len(tokens) - KEPT_RUN + 1)]
 
 
-Place = tuple[str, int]  # an upstream definition's name and the line one of its stretches starts on
+Place = tuple[str, tuple[int, int]]  # an upstream definition's name and lines
 FileKey = tuple[str, str]  # (upstream, path)
 
 
@@ -1270,8 +1279,8 @@ def run_index(files: Mapping[FileKey, CodeFingerprint]) -> dict[int, dict[FileKe
     out: dict[int, dict[FileKey, Place]] = {}
     for key, fp in files.items():
         for d in fp.definitions:
-            for i, g in enumerate(_grams(d.tokens)):
-                out.setdefault(g, {}).setdefault(key, (d.name, d.token_lines[i]))
+            for g in _grams(d.tokens):
+                out.setdefault(g, {}).setdefault(key, (d.name, d.lines))
     return {g: held for g, held in out.items() if len({name for name, _ in held}) == 1}
 
 
@@ -1287,24 +1296,29 @@ def kept_code(
     idioms = background().runs
     out: dict[FileKey, list[KeptDefinition]] = {}
     for d in suspect.definitions:
-        neutral = set(stock(d.tokens))
-        common = [h in idioms for h in window_hashes(d.tokens)] if idioms else []
-        for i, idiom in enumerate(common):
-            if idiom:
-                neutral.update(range(i, i + KEPT_RUN))
-        mine = {i for i, t in enumerate(d.tokens) if t not in (";", "{", "}") and i not in neutral}
+        neutral = stock(d.tokens)
+        names = [names_token(t) for t in d.tokens]
+        # a window is evidence when the background does not hold it in many directories (an idiom) and it names
+        # enough (a list of string settings, `os.path.join(v, s)` alone, is anybody's); tokens in no such window
+        # are neutral, like the template stretches
+        common = [
+            h in idioms
+            or len({t for t, n in zip(d.tokens[i : i + KEPT_RUN], names[i : i + KEPT_RUN]) if n}) < KEPT_NAMES
+            for i, h in enumerate(window_hashes(d.tokens))
+        ]
+        informative = set().union(*(range(i, i + KEPT_RUN) for i, c in enumerate(common) if not c))
+        mine = {i for i in informative if d.tokens[i] not in (";", "{", "}") and i not in neutral}
         kept: dict[FileKey, set[int]] = {}
         places: dict[FileKey, list[Place]] = {}
         for i, g in enumerate(_grams(d.tokens)):
-            if common and common[i]:
+            if common[i]:
                 continue
             for key, place in index.get(g, {}).items():
                 kept.setdefault(key, set()).update(mine.intersection(range(i, i + KEPT_RUN)))
                 places.setdefault(key, []).append(place)
         for key, positions in kept.items():
-            name = Counter(where for where, _ in places[key]).most_common(1)[0][0]
-            rows = [line for where, line in places[key] if where == name]
-            kept_def = KeptDefinition(d.name, d.lines, key[1], name, (min(rows), max(rows)), len(mine), len(positions))
+            (name, lines), _ = Counter(places[key]).most_common(1)[0]
+            kept_def = KeptDefinition(d.name, d.lines, key[1], name, lines, len(mine), len(positions))
             out.setdefault(key, []).append(kept_def)
     return {key: tuple(found) for key, found in out.items()}
 
