@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from scanner.provenance.behaviour import BehaviourVerdict
     from scanner.provenance.canaries import Canary
     from scanner.provenance.index import Index
+    from scanner.sources.interface import Snapshot
 
 app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
@@ -336,19 +337,24 @@ def compare(
     Exit status: 0 independent, 1 derived, 3 inconclusive (nothing could be decided, e.g. no comparable weights),
     2 usage or input error. The JSON's "verdict" says which, and "exit_status" repeats the number."""
     with _start_up_without_gc():
-        from scanner.provenance.compare import compare_snapshots, read_side_by_side
+        from concurrent.futures import ThreadPoolExecutor
+
         from scanner.sources.resolve import open_source  # not scanner.pipeline, whose checks cost 0.15 s to import
 
         _check_choice(fmt, ("text", "json"), "--format")
-        # Local weights are not hashed whole here: that would read every byte the verdict claims not to need.
-        # Side by side: a Hub snapshot is a chain of requests (model info, card, config), each a round trip; the
-        # suspect's error, if any, is the one raised.
-        suspect_snap, reference_snap = read_side_by_side(
-            [
-                lambda: open_source(suspect, hash_weights=False).snapshot(),
-                lambda: open_source(reference, hash_weights=False).snapshot(),
-            ]
-        )
+
+        def snapshot(target: str) -> Snapshot:
+            # Local weights are not hashed whole here: that would read every byte the verdict claims not to need.
+            return open_source(target, hash_weights=False).snapshot()
+
+        # Side by side: a Hub snapshot is a chain of requests (model info, card, config), each a round trip, and
+        # the comparison's own imports (numpy, the kernel) are made while they are out. The suspect's error, if
+        # any, is the one raised.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="originscan-snapshot") as pool:
+            taken = [pool.submit(snapshot, target) for target in (suspect, reference)]
+            from scanner.provenance.compare import compare_snapshots
+
+            suspect_snap, reference_snap = (future.result() for future in taken)
     v = compare_snapshots(suspect_snap, reference_snap)
     status = COMPARE_STATUS.get(v.verdict, COMPARE_STATUS["inconclusive"])
     if fmt == "json":
