@@ -289,9 +289,7 @@ class CodeMatch:
     prose: tuple[SharedFeature, ...] = ()  # the upstream's own comment and docstring lines the suspect keeps
     skeleton: tuple[SharedFeature, ...] = ()  # a small file's rare skeleton items found in one upstream file
     skeleton_copied: bool = False  # the skeleton rule holds (SKELETON_EVIDENCE, SKELETON_SHARE, SKELETON_PARTS)
-    kept: tuple[
-        KeptDefinition, ...
-    ] = ()  # a small file's definitions mostly kept in long stretches of one upstream file
+    kept: tuple[KeptDefinition, ...] = ()  # a small file's definitions kept in long stretches of one upstream file
 
     @property
     def copied_statements(self) -> float:
