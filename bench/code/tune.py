@@ -4,6 +4,7 @@ TUNING half of the real pairs only (the held-out half is never read here).
     .venv/bin/python bench/code/tune.py            (the definition matcher's grid)
     .venv/bin/python bench/code/tune.py --small    (the small-file rule: every tuning file's rare shared features)
     .venv/bin/python bench/code/tune.py --skeleton (the skeleton rule: every small tuning file's shared skeleton)
+    .venv/bin/python bench/code/tune.py --kept     (the kept-code rule: every small tuning file's kept definitions)
 
 For each setting: the weakest tuning copy and the strongest tuning independent pair, in copied statements (the
 file-level score), and how many tuning copies clear the strongest independent pair. The setting kept is the one
@@ -84,7 +85,32 @@ def skeletons() -> None:
         print(f"{label:<11} {stmts:>5} {score:>8.1f} {share:>5.0%} {spread:>5} {'yes' if copied else '-':<5}  {pid}")
 
 
+def kept() -> None:
+    """Each small tuning suspect file's kept code against its reference (`code.kept_code`): the tokens of its
+    counting definitions (`KeptDefinition.counts`) from the best reference file, beside each definition's kept/own
+    tokens. KEPT_TOKENS is read off these beside bench/code/skeleton_null.py --kept's nulls."""
+    rows = []
+    for p in [p for p in selected(load_pairs(), "tuning") if not missing([p])]:
+        reference = [code.fingerprint(r.path, cached_path(r).read_text(encoding="utf-8")) for r in p.reference]
+        upstream = code.UpstreamCode({"r": reference})
+        for r in p.suspect:
+            fp = code.fingerprint(r.path, cached_path(r).read_text(encoding="utf-8"))
+            if fp.statements > code.SMALL_FILE_STATEMENTS or fp.generated:
+                continue
+            found = code.kept_code(fp, upstream.runs, upstream.stock_positions)
+            best = max(found.values(), key=lambda ds: sum(k.kept_tokens for k in ds if k.counts), default=())
+            summed = sum(k.kept_tokens for k in best if k.counts)
+            detail = "; ".join(f"{k.name} {k.kept_tokens}/{k.own_tokens}" for k in best)
+            rows.append((p.label, summed, p.id, detail))
+    print(f"{'label':<11} {'summed':>6}  pair: each definition's kept/own tokens (KEPT_TOKENS {code.KEPT_TOKENS})")
+    for label, summed, pid, detail in sorted(rows, key=lambda r: (r[0], -r[1])):
+        print(f"{label:<11} {summed:>6}  {pid}: {detail}")
+
+
 def main() -> None:
+    if "--kept" in sys.argv:
+        kept()
+        return
     if "--small" in sys.argv:
         small_files()
         return
