@@ -193,17 +193,17 @@ def kept_null(title: str, sources: list[Source], across: Callable[[Source], str]
     fps = [s.fingerprint or code.fingerprint(s.path, s.text) for s in sources]
     small = [i for i, s in enumerate(sources) if s.fingerprint is not None]
     wanted = {g for i in small for d in fps[i].definitions for g in code._grams(d.tokens)}
-    holders: dict[int, dict[int, code.Place]] = defaultdict(dict)  # window -> file -> its first place there
+    holders: dict[int, dict[int, set[code.Place]]] = defaultdict(dict)  # window -> file -> definitions there
     for j, fp in enumerate(fps):
         for d in fp.definitions:
             for g in code._grams(d.tokens):
                 if g in wanted:
-                    holders[g].setdefault(j, (d.name, d.lines))
+                    holders[g].setdefault(j, set()).add((d.name, d.lines))
     rows: list[tuple[int, int, str]] = []  # (tokens the rule sums, all kept tokens, pair)
     linked: dict[tuple[int, int], bool] = {}
     for i in small:
         s = sources[i]
-        index: dict[int, dict[code.FileKey, code.Place]] = {}
+        index: dict[int, dict[code.FileKey, set[code.Place]]] = {}
         for d in fps[i].definitions:
             for g in code._grams(d.tokens):
                 held = {}

@@ -957,7 +957,7 @@ class UpstreamCode:
             del self.where[seed]
 
     @functools.cached_property
-    def runs(self) -> dict[int, dict[FileKey, Place]]:
+    def runs(self) -> dict[int, dict[FileKey, set[Place]]]:
         """The KEPT_RUN-token windows of every upstream file (`run_index`), built when a small suspect first needs
         them."""
         return run_index(self.files)
@@ -1285,20 +1285,21 @@ Place = tuple[str, tuple[int, int]]  # an upstream definition's name and lines
 FileKey = tuple[str, str]  # (upstream, path)
 
 
-def run_index(files: Mapping[FileKey, CodeFingerprint]) -> dict[int, dict[FileKey, Place]]:
-    """Every KEPT_RUN-token window of every upstream file's definitions, with the files holding it (first place in
-    each). A window of two or more upstreams is common stock and left out, as for the tiling's stretches."""
-    out: dict[int, dict[FileKey, Place]] = {}
+def run_index(files: Mapping[FileKey, CodeFingerprint]) -> dict[int, dict[FileKey, set[Place]]]:
+    """Every KEPT_RUN-token window of every upstream file's definitions, with the files holding it and the
+    definitions there. A window of two or more upstreams is common stock and left out, as for the tiling's
+    stretches."""
+    out: dict[int, dict[FileKey, set[Place]]] = {}
     for key, fp in files.items():
         for d in fp.definitions:
             for g in _grams(d.tokens):
-                out.setdefault(g, {}).setdefault(key, (d.name, d.lines))
+                out.setdefault(g, {}).setdefault(key, set()).add((d.name, d.lines))
     return {g: held for g, held in out.items() if len({name for name, _ in held}) == 1}
 
 
 def kept_code(
     suspect: CodeFingerprint,
-    index: Mapping[int, Mapping[FileKey, Place]],
+    index: Mapping[int, Mapping[FileKey, Collection[Place]]],
     stock: Callable[[Sequence[str]], set[int]],
 ) -> dict[FileKey, tuple[KeptDefinition, ...]]:
     """For each upstream file sharing a window with the suspect, each suspect definition sharing one, with its own
@@ -1325,11 +1326,17 @@ def kept_code(
         for i, g in enumerate(_grams(d.tokens)):
             if common[i]:
                 continue
-            for key, place in index.get(g, {}).items():
+            for key, held in index.get(g, {}).items():
                 kept.setdefault(key, set()).update(mine.intersection(range(i, i + KEPT_RUN)))
-                places.setdefault(key, []).append(place)
+                places.setdefault(key, []).extend(held)
+        own_name = d.name.rpartition(".")[2].strip("_")
         for key, positions in kept.items():
-            (name, lines), _ = Counter(places[key]).most_common(1)[0]
+            # the upstream definition most windows came from; between equals (twin helpers that differ only in a
+            # string), the one of the suspect definition's own name
+            counts = Counter(places[key])
+            name, lines = min(
+                counts, key=lambda p: (-counts[p], p[0].rpartition(".")[2].strip("_") != own_name, p[1], p[0])
+            )
             kept_def = KeptDefinition(d.name, d.lines, key[1], name, lines, len(mine), len(positions))
             out.setdefault(key, []).append(kept_def)
     return {key: tuple(found) for key, found in out.items()}
