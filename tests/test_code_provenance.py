@@ -224,6 +224,37 @@ def test_between_identical_upstream_definitions_the_same_name_is_reported():
     assert [(d.suspect_name, d.upstream_name) for d in m.definitions] == [("second", "second")]
 
 
+def test_between_sibling_upstream_definitions_the_related_class_name_is_reported():
+    # two sibling blocks of one upstream whose forward() normalise alike; the copier dropped the `Patched` prefix
+    forward = textwrap.indent(
+        textwrap.dedent(
+            """
+            def forward(self, x):
+                left = self.left_1(x)
+                middle = self.middle_2(self.middle_1(x))
+                right = self.right_3(self.right_2(self.right_1(x)))
+                pooled = self.pool_proj(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False))
+                return torch.cat([left, middle, right, pooled], 1)
+            """
+        ),
+        "    ",
+    )
+    head = "import torch\nimport torch.nn.functional as F\n\n\n"
+    upstream = code.fingerprint(
+        "u.py", head + "\n\n".join(f"class {n}(torch.nn.Module):{forward}" for n in ("PatchedTowerA", "PatchedTowerC"))
+    )
+
+    def attributed(suspect_class: str) -> list[tuple[str, str]]:
+        m = code.compare(
+            code.fingerprint("s.py", f"{head}class {suspect_class}(torch.nn.Module):{forward}"), upstream, "u"
+        )
+        return [(d.suspect_name, d.upstream_name) for d in m.definitions]
+
+    assert attributed("TowerC") == [("TowerC.forward", "PatchedTowerC.forward")]
+    assert attributed("TowerA") == [("TowerA.forward", "PatchedTowerA.forward")]
+    assert len(attributed("Mixer")) == 1  # no related name: still a copy, of one of them
+
+
 def test_repetitive_input_is_bounded():
     # a stretch repeated thousands of times is boilerplate on either side, not thousands of candidate tiles
     repeated = "def f():\n" + "    x = 1\n" * 5_000

@@ -1030,6 +1030,14 @@ def copied_definitions(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str
     return {name: defs for name, defs in out.items() if defs}
 
 
+def _related_names(upstream: str, suspect: str) -> bool:
+    """`FIDInceptionC.forward` and `InceptionC.forward`: the same method of classes whose names hold one another (a
+    copier adds or drops a prefix; sibling classes of one upstream often share a method's code)."""
+    up_class, _, up_method = upstream.lower().rpartition(".")
+    own_class, _, own_method = suspect.lower().rpartition(".")
+    return up_method == own_method and bool(up_class and own_class) and (up_class in own_class or own_class in up_class)
+
+
 def definition_candidates(suspect: CodeFingerprint, code: UpstreamCode) -> dict[str, list[CopiedDefinition]]:
     """For each upstream, every suspect definition that shares a stretch with it, measured (containment in the
     upstream's definitions, any of them, many-to-many; share from one; kept core) but not yet judged."""
@@ -1060,11 +1068,12 @@ def definition_candidates(suspect: CodeFingerprint, code: UpstreamCode) -> dict[
             union = set().union(*(t.covered_a for _, t in hits))
             top = max(len(t.covered_a) for _, t in hits)
             # the upstream definition most of it came from; between near-equals (identical helpers are common),
-            # the one with the suspect definition's own name, then its method name
+            # the one with the suspect definition's own name, then a related name, then its method name
             hits.sort(
                 key=lambda h: (
                     len(h[1].covered_a) < 0.95 * top,
                     code.entries[h[0]].definition.name != d.name,
+                    not _related_names(code.entries[h[0]].definition.name, d.name),
                     code.entries[h[0]].definition.name.rpartition(".")[2] != d.name.rpartition(".")[2],
                     -len(h[1].covered_a),
                 )
