@@ -701,7 +701,71 @@ def test_a_small_file_sharing_common_or_single_settings_is_not_a_copy():
     # a large file is judged by its definitions only
     large = SMALL_UPSTREAM.replace("class TowerLMConfig", "class Other") + "\n" + PARTIAL.read_text()
     assert code.fingerprint("big.py", large).statements > code.SMALL_FILE_STATEMENTS
-    assert code.small_file_evidence(code.fingerprint("big.py", large), code.UpstreamCode({})) == {}
+    assert not _compare_text(large, SMALL_UPSTREAM).shared
+
+
+# A small loss module and an independent one that follows the same interface: both signatures carry the same unusual
+# defaults (the interface's), nothing else is alike. Both written for these tests.
+LOSS_UPSTREAM = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+
+    class PairHingeLoss(nn.Module):
+        def __init__(self, margin_scale=0.37, pad_label=-77, fold="sum_then_mean"):
+            super().__init__()
+            self.margin_scale, self.pad_label, self.fold = margin_scale, pad_label, fold
+
+        def forward(self, scores, labels):
+            keep = labels != self.pad_label
+            hinge = torch.relu(self.margin_scale - scores[keep] * labels[keep])
+            return hinge.sum() / keep.sum().clamp(min=1)
+    """
+)
+LOSS_SAME_INTERFACE = textwrap.dedent(
+    """
+    import torch.nn.functional as F
+    from torch.nn.modules.loss import _Loss
+
+
+    class MarginRank(_Loss):
+        def __init__(self, margin_scale=0.37, pad_label=-77, fold="sum_then_mean", eps=1e-9):
+            super().__init__(reduction="none")
+            self.cfg = dict(margin=margin_scale, ignore=pad_label, fold=fold, eps=eps)
+
+        def forward(self, x, y):
+            mask = (y != self.cfg["ignore"]).float()
+            return (F.relu(self.cfg["margin"] - x * y) * mask).sum() / (mask.sum() + self.cfg["eps"])
+    """
+)
+
+
+def test_the_defaults_of_one_signature_are_one_decision():
+    # an independent loss that follows the upstream's interface shares its unusual defaults, all in one signature:
+    # chosen together (an interface mirrored), they weigh as the rarest of them, and one decision is never enough
+    m = _compare_text(LOSS_SAME_INTERFACE, LOSS_UPSTREAM)
+    assert not m.copied and len(m.shared) == 1 and m.shared[0].key in {"bind margin_scale=0.37", "bind pad_label=-77"}
+    assert m.rare_evidence < code.MIN_RARE_EVIDENCE
+    # the same settings made one by one (module constants, kept by a copier) are separate decisions: a copy
+    constants = "MARGIN_SCALE = 0.37\nPAD_LABEL = -77\nFOLD = 'sum_then_mean'\n"
+    upstream = LOSS_UPSTREAM.replace("from torch import nn\n", "from torch import nn\n\n" + constants)
+    found = _compare_text("import torch\n\n" + constants, upstream)
+    assert found.copied and found.small_file_copied and len(found.shared) == 3
+
+
+def test_settings_chosen_together_carry_what_holds_them():
+    tree = ast.parse("width = 336\n\n\ndef f(a,\n      size=448, *, mode='tiles'):\n    depth = 12\n")
+    assert {(f.key, f.decision) for f in code.features(tree)} == {
+        ("bind width=336", None),
+        ("bind size=448", 4),
+        ("bind mode='tiles'", 4),
+        ("bind depth=12", None),
+    }
+    fp = code.fingerprint("f.py", "def f(size=448, mode='tiles'):\n    return size\n")
+    assert code.CodeFingerprint.from_json(fp.to_json()).features == fp.features  # kept in the stored layout
+    weights = {f.key: 5.0 for f in fp.features}
+    assert len(code._one_per_decision({f.key: f for f in fp.features}, weights)) == 1
 
 
 # A modelling module and a stub of it, both written for these tests (in the style of the real case: a skeleton that
@@ -1005,7 +1069,7 @@ def test_settings_are_assignments_defaults_and_dict_entries_not_call_keywords():
     ]
     # several values of one setting are one vocabulary: only the rarest counts
     found = {"bind type='array'": code.Feature("bind type='array'", 1), "bind type='object'": code.Feature("x", 2)}
-    assert len(code._one_per_name(found, {"bind type='array'": 3.0, "bind type='object'": 5.0})) == 1
+    assert len(code._one_per_decision(found, {"bind type='array'": 3.0, "bind type='object'": 5.0})) == 1
 
 
 # -- real installed modules ------------------------------------------------------------------------------------------

@@ -306,7 +306,8 @@ def _pair_evidence(suspect: Files, reference: Files) -> dict[str, float]:
                 out["containment (long definitions)"] = max(out["containment (long definitions)"], d.containment)
                 out["share from one (anchors)"] = max(out["share from one (anchors)"], d.from_one)
         if fp.statements <= code.SMALL_FILE_STATEMENTS and not fp.generated:
-            shared, _ = code.small_file_evidence(fp, upstream).get("reference", ((), False))
+            settings = {k: f.features for k, f in upstream.files.items()}
+            shared, _ = code.small_file_evidence(fp, settings, upstream.common_features).get("reference", ((), False))
             out["rare evidence (small files)"] = max(out["rare evidence (small files)"], sum(f.rarity for f in shared))
             files = {k: f.skeleton for k, f in upstream.files.items()}
             kept, _ = code.skeleton_evidence(fp, files, upstream.common_features).get("reference", ((), False))

@@ -3,6 +3,7 @@ independently but in the same idioms: how often does it call one a copy?
 
     .venv/bin/python bench/code/skeleton_null.py [--list]
     .venv/bin/python bench/code/skeleton_null.py --kept      (the kept-code rule, `code.kept_code`, on the same nulls)
+    .venv/bin/python bench/code/skeleton_null.py --rare      (the small-file rule, `code.small_file_evidence`, too)
 
 Null 1, `transformers` (the wheel bench/code/run.py downloads into bench/.cache/code): every small file (at most
 NULL_LINES lines and SMALL_FILE_STATEMENTS statements, not `__init__.py`, not generated from a modular file) of
@@ -53,13 +54,17 @@ class Source:
     text: str
     fingerprint: code.CodeFingerprint | None = None  # small files only
     items: tuple[code.Feature, ...] = ()
+    settings: tuple[code.Feature, ...] = ()  # literal settings and imports (`code.features`), for the small-file rule
 
 
-def _items(text: str) -> tuple[code.Feature, ...]:
+def _items(text: str) -> tuple[tuple[code.Feature, ...], tuple[code.Feature, ...]]:
+    """A file's skeleton and its settings (`code.features`), parsed once."""
     try:
-        return code.skeleton(ast.parse(text), text)
+        tree = ast.parse(text)
+        settings = code.features(tree)  # before `code.skeleton`, which masks the tree
+        return code.skeleton(tree, text), settings
     except (SyntaxError, ValueError, RecursionError):
-        return ()
+        return (), ()
 
 
 def _load(files: Iterator[tuple[str, str, str]]) -> list[Source]:
@@ -72,9 +77,9 @@ def _load(files: Iterator[tuple[str, str, str]]) -> list[Source]:
         if lines <= NULL_LINES and not path.endswith("__init__.py"):
             fp = code.fingerprint(path, text)
             if fp.statements <= code.SMALL_FILE_STATEMENTS:
-                src.fingerprint, src.items = fp, fp.skeleton
-        if not src.items:
-            src.items = _items(text)
+                src.fingerprint, src.items, src.settings = fp, fp.skeleton, fp.features
+        if src.fingerprint is None:
+            src.items, src.settings = _items(text)
         out.append(src)
     return out
 
@@ -231,7 +236,59 @@ def kept_null(title: str, sources: list[Source], across: Callable[[Source], str]
         )
 
 
+def rare_null(title: str, sources: list[Source], across: Callable[[Source], str]) -> None:
+    """The small-file rule (`code.small_file_evidence`: rare literal settings and imports): every small file against
+    every file of another `across` group sharing one of its rare features, each file judged as the only upstream
+    (declared links left out). Prints how many pairs fire and the closest pairs (the weaker of evidence and share,
+    as a share of its threshold)."""
+    holders: dict[str, set[int]] = defaultdict(set)
+    for j, s in enumerate(sources):
+        for f in s.settings:
+            holders[f.key].add(j)
+    rows: list[tuple[float, float, float, str]] = []  # (closeness, evidence, share, pair)
+    linked = 0
+    for s in sources:
+        if s.fingerprint is None:
+            continue
+        weights = {f.key: code.rarity(f.key) for f in s.settings}
+        total = sum(code._one_per_decision({f.key: f for f in s.settings}, weights).values())
+        others = {
+            j for f in s.settings if weights[f.key] > 0 for j in holders[f.key] if across(sources[j]) != across(s)
+        }
+        for j in sorted(others):
+            if _linked(s, sources[j]):
+                linked += 1
+                continue
+            o = sources[j]
+            shared, _ = code.small_file_evidence(s.fingerprint, {("u", o.path): o.settings}).get("u", ((), False))
+            score = sum(f.rarity for f in shared)
+            share = score / total if total else 0.0
+            closeness = min(score / code.MIN_RARE_EVIDENCE, share / code.RARE_SHARE)
+            rows.append((closeness, score, share, f"{s.path} ~ {o.path}: " + "; ".join(f.key for f in shared)))
+    fired = [r for r in rows if r[0] >= 1.0]
+    print(
+        f"{title}, small-file rule (rare settings and imports >= {code.MIN_RARE_EVIDENCE}, >= {code.RARE_SHARE:.0%} "
+        f"of the file's own, one per decision): {sum(s.fingerprint is not None for s in sources)} small suspects, "
+        f"{len(rows)} pairs sharing a rare feature ({linked} with a declared link left out); fires on {len(fired)}"
+    )
+    strongest = max(((r[1], r[3]) for r in rows if r[2] >= code.RARE_SHARE), default=(0.0, ""))
+    print(
+        f"  strongest evidence where the share holds: {strongest[0]:.2f} "
+        f"({strongest[0] / code.MIN_RARE_EVIDENCE:.2f} of the threshold)  {strongest[1][:160]}"
+    )
+    print("  closest pairs (weaker quantity / its threshold; evidence, share):")
+    for closeness, score, share, pair in sorted(rows, reverse=True)[:8]:
+        print(f"    {closeness:4.2f}  {score:5.1f} {share:4.0%}  {pair[:160]}")
+
+
 def main() -> None:
+    if "--rare" in sys.argv:
+        for title, files, across in (
+            ("null 1, transformers models/<family>/", transformers_files, lambda s: s.family),
+            ("null 2, other packages", wheel_files, lambda s: s.path.split("/")[0]),
+        ):
+            rare_null(title, _load(files()), across)
+        return
     if "--kept" in sys.argv:
         for title, files, across in (
             ("null 1, transformers models/<family>/", transformers_files, lambda s: s.family),

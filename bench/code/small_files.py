@@ -47,14 +47,14 @@ def main() -> None:
         package, feats, _ = files[rel]
         by_key = {x.key: x for x in feats}
         weights = {k: code.rarity(k) for k in by_key}
-        total = sum(code._one_per_name(by_key, weights).values())
+        total = sum(code._one_per_decision(by_key, weights).values())
         others: Counter[Path] = Counter()
         for k in by_key:
             others.update(g for g in holders[k] if files[g][0] != package)
         for other in others:
             compared += 1
             theirs = {x.key for x in files[other][1]}
-            shared = code._one_per_name({k: v for k, v in by_key.items() if k in theirs}, weights)
+            shared = code._one_per_decision({k: v for k, v in by_key.items() if k in theirs}, weights)
             score = sum(shared.values())
             if score >= code.MIN_RARE_EVIDENCE and score >= code.RARE_SHARE * total:
                 hits += 1

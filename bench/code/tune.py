@@ -47,7 +47,9 @@ def small_files() -> None:
         )
         for r in p.suspect:
             fp = code.fingerprint(r.path, cached_path(r).read_text(encoding="utf-8"))
-            shared, _ = code.small_file_evidence(fp, upstream).get("r", ((), False))
+            shared, _ = code.small_file_evidence(fp, {k: f.features for k, f in upstream.files.items()}).get(
+                "r", ((), False)
+            )
             score = sum(f.rarity for f in shared)
             total = sum(code.rarity(f.key) for f in fp.features)
             rows.append((fp.statements, p.label, score, score / total if total else 0.0, p.id, shared))

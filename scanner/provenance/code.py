@@ -68,13 +68,19 @@ CORE_RUN = 30
 CORE_TOKENS = 100
 MIN_COPIED_STATEMENTS = 6  # normalised statements in copied definitions before a file counts as a copy
 # Files too small to hold a definition of MIN_DEF_TOKENS (a 12-line config class, a stub) are judged by what they
-# share that is rare: literal settings (`query_num = 64`) and import lines, weighed by how few of the `transformers`
-# model directories hold them (rules/code_background.json, an IDF background of independent code). Fixed on the
-# tuning half (bench/code/tune.py --small): its small copy with no long definition scores 15.8, its strongest
-# independent small file 4.5; MIN_RARE_EVIDENCE sits mid-gap, above what one feature can weigh (ln 566 = 6.3), so
-# one shared rarity (an unusual import) is never enough alone.
+# share that is rare: literal settings (`query_num = 64`) and import lines, weighed by how few documents of a
+# background of independent code hold them (rules/code_background.json: the `transformers` model directories and
+# the modules of six training libraries), each decision once (`_one_per_decision`: a signature's defaults, a
+# class's fields, a dict's entries, an import statement's names were chosen together, often to mirror an interface
+# such as torch's losses'). MIN_RARE_EVIDENCE asks for two decisions the background never saw (2 x ln(859/2) =
+# 12.1) or three rare ones. Fixed on the tuning half (bench/code/tune.py --small) and the nulls of
+# bench/code/skeleton_null.py --rare: the tuning copy it alone finds (Llama3-V's config) scores 17.1, the strongest
+# tuning independent 5.2; the strongest null pair 10.3 among 157 small transformers files (aya_vision's config
+# against llava_onevision's: one team, the background in-sample) and 6.1 among 1,423 small modules of other
+# packages. Before decisions were counted once, 10.0 was the threshold and the first null fired on 1,040 pairs
+# (configs sharing ViT-Base's or BART's defaults), the second on one (three names of one import).
 SMALL_FILE_STATEMENTS = 30  # normalised statements: a file this small is judged by its rare shared settings too
-MIN_RARE_EVIDENCE = 10.0  # summed rarity (natural-log IDF) of what a small file shares with one upstream
+MIN_RARE_EVIDENCE = 12.0  # summed rarity (natural-log IDF) of what a small file shares with one upstream
 RARE_SHARE = 0.5  # ... which must also be at least this share of the rarity of everything the small file sets
 # Prose kept: comment and docstring lines of PROSE_WORDS words or more (web addresses and notices aside) that a
 # suspect file shares verbatim with one upstream, none of them in two or more directories of the background (whose
@@ -176,6 +182,11 @@ class Feature:
 
     key: str
     line: int
+    # features chosen together share the line of what holds them: a signature's defaults (its `def`), a class's
+    # annotated fields (its `class`: the constructor's parameters), a dict literal's entries (its `{`), the names of
+    # one import statement. Most often they mirror an interface everybody follows (torch's losses'
+    # `ignore_index=-100, reduction='mean'`, ViT-Base's `hidden_size=768, patch_size=16`): one decision
+    decision: int | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +228,7 @@ class CodeFingerprint:
             "notices": list(self.notices),
             "license": self.license,
             "error": self.error,
-            "features": [[f.key, f.line] for f in self.features],
+            "features": [[f.key, f.line, *([] if f.decision is None else [f.decision])] for f in self.features],
             "generated": self.generated,
             "prose": [[f.key, f.line] for f in self.prose],
             "skeleton": [[f.key, f.line] for f in self.skeleton],
@@ -234,7 +245,7 @@ class CodeFingerprint:
             tuple(str(n) for n in d.get("notices") or ()),
             d.get("license"),
             d.get("error"),
-            tuple(Feature(str(k), int(n)) for k, n in d.get("features") or ()),
+            tuple(Feature(str(f[0]), int(f[1]), *(int(x) for x in f[2:3])) for f in d.get("features") or ()),
             bool(d.get("generated")),
             tuple(Feature(str(k), int(n)) for k, n in d.get("prose") or ()),  # rows stored before it have none
             tuple(Feature(str(k), int(n)) for k, n in d.get("skeleton") or ()),  # nor a skeleton
@@ -583,37 +594,54 @@ def features(tree: ast.Module | None) -> tuple[Feature, ...]:
     stay as written here: a setting's name is part of what was copied, and its rarity decides what it is worth."""
     if tree is None:
         return ()
-    out: dict[str, int] = {}
+    out: dict[str, tuple[int, int | None]] = {}
+    # a class's annotated fields are its constructor's parameters (dataclasses, pydantic, attrs, NamedTuple; the
+    # `@strict` configs of transformers): their defaults are one signature's, chosen together
+    fields = {
+        id(s): node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        for s in node.body
+        if isinstance(s, ast.AnnAssign)
+    }
 
-    def bind(name: str | None, value: ast.expr, line: int) -> None:
+    def bind(name: str | None, value: ast.expr, line: int, decision: int | None = None) -> None:
         if name and (lit := _literal(value)) is not None:
-            out.setdefault(f"bind {name}={lit}", line)
+            out.setdefault(f"bind {name}={lit}", (line, decision))
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 bind(_target_name(target), node.value, node.lineno)
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            bind(_target_name(node.target), node.value, node.lineno)
+            bind(_target_name(node.target), node.value, node.lineno, fields.get(id(node)))
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = node.args.posonlyargs + node.args.args
             for arg, default in zip(args[len(args) - len(node.args.defaults) :], node.args.defaults):
-                bind(arg.arg, default, default.lineno)
+                bind(arg.arg, default, default.lineno, node.lineno)
             for arg, kw_default in zip(node.args.kwonlyargs, node.args.kw_defaults):
                 if kw_default is not None:
-                    bind(arg.arg, kw_default, kw_default.lineno)
+                    bind(arg.arg, kw_default, kw_default.lineno, node.lineno)
         elif isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values):
                 if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                    bind(key.value, value, value.lineno)
+                    bind(key.value, value, value.lineno, node.lineno)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [a.name for a in node.names]
+            # one statement, one decision: the names an API offers together are imported together
             if len(names) >= 3:  # the same names in the same order: a copied line, unless the background has it
-                out.setdefault(f"import-line {node.module}: {', '.join(names)}", node.lineno)
+                out.setdefault(f"import-line {node.module}: {', '.join(names)}", (node.lineno, node.lineno))
             if node.module.count(".") >= 2:
                 for name in names:
-                    out.setdefault(f"import {node.module}.{name}", node.lineno)
-    return tuple(Feature(k, line) for k, line in sorted(out.items()))
+                    out.setdefault(f"import {node.module}.{name}", (node.lineno, node.lineno))
+    # a string naming one of the file's own settings (`attribute_map = {"num_hidden_layers": "n_layer"}`) is an
+    # alias of that setting, not a setting of its own
+    own = {repr(name) for name in _own_names(tree, "")}
+    return tuple(
+        Feature(k, line, decision)
+        for k, (line, decision) in sorted(out.items())
+        if not (k.startswith("bind ") and k.partition("=")[2] in own)
+    )
 
 
 _URL = re.compile(r"\S+://\S+|www\.\S+")
@@ -1114,7 +1142,7 @@ def matches(
     skel: dict[str, tuple[tuple[SharedFeature, ...], bool]] = {}
     kept_parts: dict[str, tuple[KeptDefinition, ...]] = {}
     if suspect.statements <= SMALL_FILE_STATEMENTS and not suspect.generated:
-        small = small_file_evidence(suspect, code)
+        small = small_file_evidence(suspect, {k: fp.features for k, fp in code.files.items()}, code.common_features)
         skel = skeleton_evidence(suspect, {k: fp.skeleton for k, fp in code.files.items()}, code.common_features)
         kept_parts = best_kept(kept_code(suspect, code.runs, code.stock_positions))
     kept = shared_prose(suspect, code)
@@ -1157,30 +1185,42 @@ def matches(
     return out
 
 
-def _one_per_name(found: dict[str, Feature], weights: dict[str, float]) -> dict[str, float]:
-    """Features with the weight each adds: several values of one setting (`type='array'`, `type='integer'`) are one
-    vocabulary, not several settings, so only the rarest of them counts."""
-    best: dict[str, tuple[float, str]] = {}
+def _one_per_decision(found: dict[str, Feature], weights: dict[str, float]) -> dict[str, float]:
+    """Features with the weight each adds, one per decision its author made: several values of one setting
+    (`type='array'`, `type='integer'`) are one vocabulary, and settings held together (`Feature.decision`: a
+    signature's defaults, a class's fields, a dict's entries) were chosen together, most often to mirror an
+    interface, so only the rarest of each counts."""
+    by_name: dict[str, tuple[float, str]] = {}
     for key in found:
         name = key.partition("=")[0] if key.startswith("bind ") else key
-        best[name] = max(best.get(name, (-1.0, "")), (weights[key], key))
-    return {key: w for w, key in best.values()}
+        by_name[name] = max(by_name.get(name, (-1.0, "")), (weights[key], key))
+    by_decision: dict[int | str, tuple[float, str]] = {}
+    for w, key in by_name.values():
+        held = found[key].decision
+        decision: int | str = key if held is None else held  # the line of what holds it, or itself alone
+        by_decision[decision] = max(by_decision.get(decision, (-1.0, "")), (w, key))
+    return {key: w for w, key in by_decision.values()}
 
 
 def small_file_evidence(
-    suspect: CodeFingerprint, code: UpstreamCode
+    suspect: CodeFingerprint, files: Mapping[FileKey, Sequence[Feature]], common: Collection[str] = ()
 ) -> dict[str, tuple[tuple[SharedFeature, ...], bool]]:
-    """For each upstream, the rare features a small suspect file shares with it (any of its files), and whether
-    they add up to a copy: rare enough in all (MIN_RARE_EVIDENCE) and most of what the file sets (RARE_SHARE), so
-    a stub that only shares `use_cache=True` and `from torch import nn` is not one."""
+    """For each upstream (`files`: each (upstream, path)'s features; `common`: features of two or more upstreams,
+    left out), the rare features a small suspect file shares with ONE of its files, and whether they add up to a
+    copy: rare enough in all (MIN_RARE_EVIDENCE) and most of what the file sets (RARE_SHARE), so a stub that only
+    shares `use_cache=True` and `from torch import nn` is not one. Each decision counts once (`_one_per_decision`)."""
     weights = {f.key: rarity(f.key) for f in suspect.features}
-    total = sum(_one_per_name({f.key: f for f in suspect.features}, weights).values())
+    total = sum(_one_per_decision({f.key: f for f in suspect.features}, weights).values())
     out: dict[str, tuple[tuple[SharedFeature, ...], bool]] = {}
-    for (name, path), fp in code.files.items():
-        theirs = {f.key: f.line for f in fp.features}
-        both = {f.key: f for f in suspect.features if f.key in theirs and f.key not in code.common_features}
+    for (name, path), features in files.items():
+        theirs: dict[str, int] = {}
+        for f in features:
+            theirs.setdefault(f.key, f.line)
+        both = {f.key: f for f in suspect.features if f.key in theirs and f.key not in common}
         shared = [
-            SharedFeature(k, both[k].line, path, theirs[k], w) for k, w in _one_per_name(both, weights).items() if w > 0
+            SharedFeature(k, both[k].line, path, theirs[k], w)
+            for k, w in _one_per_decision(both, weights).items()
+            if w > 0
         ]
         if shared and sum(s.rarity for s in shared) > sum(s.rarity for s in out.get(name, ((), False))[0]):
             score = sum(s.rarity for s in shared)
