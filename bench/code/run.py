@@ -193,8 +193,7 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
                 f"statements sharing rare settings >= {code.MIN_RARE_EVIDENCE} or keeping one upstream file's "
                 f"skeleton (rare items >= {code.SKELETON_EVIDENCE}, >= {code.SKELETON_SHARE:.0%} of its own, in >= "
                 f"{code.SKELETON_PARTS} parts), or keeping one upstream file's code (definitions >= {code.KEPT_SHARE:.0%} "
-                f"in shared {code.KEPT_RUN}-token windows, >= {code.KEPT_TOKENS} tokens), or keeping one upstream "
-                f"definition's prose and skeleton (both kinds, >= {code.SKELETON_EVIDENCE}), or >= "
+                f"in shared {code.KEPT_RUN}-token windows, >= {code.KEPT_TOKENS} tokens), or >= "
                 f"{code.MIN_SHARED_PROSE} of the upstream's own comment/docstring lines kept (fixed in code.py)"
             )
             continue
@@ -271,12 +270,6 @@ def real_table(tools: list[str], details: bool, only: str | None = None, batch: 
                         f"    skeleton: {f.key[:60]} ({m.suspect_path}:{f.suspect_line} <- {f.upstream_path}:"
                         f"{f.upstream_line}, rarity {f.rarity:.1f}){' [decides]' if m.skeleton_copied else ''}"
                     )
-                if m.definition:
-                    kept = ", ".join(f"{f.suspect_line}<-{f.upstream_line}" for f in m.definition)
-                    print(
-                        f"    definition kept: {len(m.definition)} prose and skeleton lines ({kept}), rarity "
-                        f"{sum(f.rarity for f in m.definition):.1f}{' [decides]' if m.definition_copied else ''}"
-                    )
                 for k in m.kept:
                     print(
                         f"    kept code: {k.name} ({m.suspect_path}:{k.lines[0]}-{k.lines[1]} <- {k.upstream_path}:"
@@ -303,9 +296,6 @@ def _pair_evidence(suspect: Files, reference: Files) -> dict[str, float]:
     out = {"copied statements": originscan(suspect, reference), "rare evidence (small files)": 0.0}
     out["skeleton kept (small files)"] = 0.0
     out["code kept (small files)"] = 0.0
-    out["definition kept (small files)"] = float(
-        max((sum(f.rarity for f in m.definition) for m in originscan_match(suspect, reference)), default=0.0)
-    )
     out |= {"containment (long definitions)": 0.0, "share from one (anchors)": 0.0, "kept core (tokens)": 0.0}
     out["prose lines kept"] = float(max((len(m.prose) for m in originscan_match(suspect, reference)), default=0))
     for path, text in suspect:
@@ -340,7 +330,6 @@ def margins(tuning: list[Pair], sources: dict[str, tuple[Files, Files]]) -> None
         "rare evidence (small files)": f"MIN_RARE_EVIDENCE {code.MIN_RARE_EVIDENCE}",
         "skeleton kept (small files)": f"SKELETON_EVIDENCE {code.SKELETON_EVIDENCE}",
         "code kept (small files)": f"KEPT_TOKENS {code.KEPT_TOKENS}",
-        "definition kept (small files)": f"SKELETON_EVIDENCE {code.SKELETON_EVIDENCE} (prose and skeleton)",
         "prose lines kept": f"MIN_SHARED_PROSE {code.MIN_SHARED_PROSE} (of >= {code.PROSE_WORDS} words)",
     }
     evidence = {p.id: _pair_evidence(*sources[p.id]) for p in tuning}

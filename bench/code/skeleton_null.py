@@ -4,7 +4,6 @@ independently but in the same idioms: how often does it call one a copy?
     .venv/bin/python bench/code/skeleton_null.py [--list]
     .venv/bin/python bench/code/skeleton_null.py --kept      (the kept-code rule, `code.kept_code`, on the same nulls)
     .venv/bin/python bench/code/skeleton_null.py --rare      (the small-file rule, `code.small_file_evidence`, too)
-    .venv/bin/python bench/code/skeleton_null.py --definition  (the definition rule, `code.definition_kept`, too)
 
 Null 1, `transformers` (the wheel bench/code/run.py downloads into bench/.cache/code): every small file (at most
 NULL_LINES lines and SMALL_FILE_STATEMENTS statements, not `__init__.py`, not generated from a modular file) of
@@ -282,58 +281,7 @@ def rare_null(title: str, sources: list[Source], across: Callable[[Source], str]
         print(f"    {closeness:4.2f}  {score:5.1f} {share:4.0%}  {pair[:160]}")
 
 
-def definition_null(title: str, sources: list[Source], across: Callable[[Source], str]) -> None:
-    """The definition rule (`code.definition_kept`: kept prose lines and rare skeleton items of ONE upstream
-    definition, at least one of each): every small file against every file of another `across` group sharing a rare
-    skeleton item or a prose line the background lacks (declared links left out), each file judged as the only
-    upstream. Prints how many pairs fire and the strongest pairs, in the rarity the rule sums."""
-    fps = [s.fingerprint or code.fingerprint(s.path, s.text) for s in sources]
-    holders: dict[str, set[int]] = defaultdict(set)
-    for j, fp in enumerate(fps):
-        for f in (*sources[j].items, *fp.prose):
-            holders[f.key].add(j)
-    rows: list[tuple[float, int, str]] = []  # (evidence, items, pair)
-    linked = 0
-    for s in sources:
-        if s.fingerprint is None:
-            continue
-        weights = code.skeleton_weights(s.items)
-        mine = {f.key: f.line for f in s.fingerprint.prose if not code.in_background(f.key)}
-        keys = [k for k, (w, _) in weights.items() if w > 0] + list(mine)
-        others = {j for k in keys for j in holders[k] if across(sources[j]) != across(s)}
-        for j in sorted(others):
-            if _linked(s, sources[j]):
-                linked += 1
-                continue
-            o = sources[j]
-            items, _ = code.skeleton_evidence(s.fingerprint, {("u", o.path): o.items}).get("u", ((), False))
-            prose = [
-                code.SharedFeature(f.key, mine[f.key], o.path, f.line, code.rarity(f.key))
-                for f in fps[j].prose
-                if f.key in mine
-            ]
-            kept = code.definition_kept(items, prose, {o.path: code._parts(fps[j])})
-            if kept:
-                rows.append((sum(f.rarity for f in kept), len(kept), f"{s.path} ~ {o.path}"))
-    fired = [r for r in rows if r[0] >= code.SKELETON_EVIDENCE]
-    print(
-        f"{title}, definition rule (kept prose and rare skeleton items of one upstream definition, one of each at "
-        f"least, >= {code.SKELETON_EVIDENCE}): {sum(s.fingerprint is not None for s in sources)} small suspects, "
-        f"{len(rows)} pairs keeping both kinds from one definition ({linked} with a declared link left out); "
-        f"fires on {len(fired)}"
-    )
-    for evidence, n, pair in sorted(rows, reverse=True)[:8]:
-        print(f"    {evidence:5.1f} ({evidence / code.SKELETON_EVIDENCE:4.2f} of the threshold) {n} items  {pair}")
-
-
 def main() -> None:
-    if "--definition" in sys.argv:
-        for title, files, across in (
-            ("null 1, transformers models/<family>/", transformers_files, lambda s: s.family),
-            ("null 2, other packages", wheel_files, lambda s: s.path.split("/")[0]),
-        ):
-            definition_null(title, _load(files()), across)
-        return
     if "--rare" in sys.argv:
         for title, files, across in (
             ("null 1, transformers models/<family>/", transformers_files, lambda s: s.family),

@@ -128,7 +128,7 @@ def _what(m: CodeMatch) -> str:
     if (
         n
         and m.copied_statements >= MIN_COPIED_STATEMENTS
-        or not (m.small_file_copied or m.prose_copied or m.skeleton_copied or m.kept_copied or m.definition_copied)
+        or not (m.small_file_copied or m.prose_copied or m.skeleton_copied or m.kept_copied)
     ):
         return f"copies {n} definition{'s' if n != 1 else ''} ({m.copied_statements:.0f} statements)"
     if m.kept_copied:
@@ -150,16 +150,6 @@ def _what(m: CodeMatch) -> str:
         return (
             f"is a small file that keeps the skeleton of one upstream file: {len(m.skeleton)} of its lines (imports, "
             f"class headers, signatures, statements) that no common idiom has ({kept})"
-        )
-    if m.definition_copied:
-        kept = "; ".join(
-            f"{f.key.removeprefix('stmt ').removeprefix('prose ')[:60]} (line {f.suspect_line} ← {f.upstream_path}:"
-            f"{f.upstream_line})"
-            for f in m.definition[:6]
-        )
-        return (
-            f"is a small file that keeps one upstream definition's own comments and skeleton: {len(m.definition)} "
-            f"of its lines that neither the background nor a common idiom has ({kept})"
         )
     if m.small_file_copied:
         shared = "; ".join(

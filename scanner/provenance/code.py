@@ -301,9 +301,6 @@ class CodeMatch:
     skeleton: tuple[SharedFeature, ...] = ()  # a small file's rare skeleton items found in one upstream file
     skeleton_copied: bool = False  # the skeleton rule holds (SKELETON_EVIDENCE, SKELETON_SHARE, SKELETON_PARTS)
     kept: tuple[KeptDefinition, ...] = ()  # a small file's definitions kept in long stretches of one upstream file
-    definition: tuple[
-        SharedFeature, ...
-    ] = ()  # a small file's kept prose and skeleton items of ONE upstream definition
 
     @property
     def copied_statements(self) -> float:
@@ -325,14 +322,7 @@ class CodeMatch:
             or self.prose_copied
             or self.skeleton_copied
             or self.kept_copied
-            or self.definition_copied
         )
-
-    @property
-    def definition_copied(self) -> bool:
-        """The definition rule holds (`definition_kept`): prose and skeleton kept from one upstream definition weigh
-        SKELETON_EVIDENCE."""
-        return sum(f.rarity for f in self.definition) >= SKELETON_EVIDENCE
 
     @property
     def kept_tokens(self) -> int:
@@ -1189,7 +1179,6 @@ def matches(
             items,
             skeleton_copied,
             parts,
-            definition_kept(items, lines, {p: _parts(code.files[(name, p)]) for p in paths}),
         )
         if m.copied or not copied_only:
             out.append(m)
@@ -1242,24 +1231,6 @@ def small_file_evidence(
 def _parts(suspect: CodeFingerprint) -> list[tuple[int, int, str]]:
     """The suspect's top-level definitions (line ranges and names): the parts a skeleton is made of."""
     return [(d.lines[0], d.lines[1], d.name) for d in suspect.definitions if "." not in d.name]
-
-
-def definition_kept(
-    skeleton: Sequence[SharedFeature], prose: Sequence[SharedFeature], parts: Mapping[str, list[tuple[int, int, str]]]
-) -> tuple[SharedFeature, ...]:
-    """The rare skeleton items and prose lines a small file kept from ONE top-level definition of an upstream file
-    (`parts`: each upstream path's, `_parts`), for the definition that holds the most of them with at least one of
-    each kind: the upstream author's words beside its code's structure, two kinds of evidence in one place where the
-    skeleton rule asks for one kind in two places. A copy when they weigh SKELETON_EVIDENCE
-    (`CodeMatch.definition_copied`)."""
-    held: dict[tuple[str, str], list[SharedFeature]] = {}
-    for f in (*skeleton, *prose):
-        part = skeleton_part(parts.get(f.upstream_path, []), f.upstream_line)
-        if part != "<imports>":
-            held.setdefault((f.upstream_path, part), []).append(f)
-    both = [fs for fs in held.values() if {f.key.startswith("prose ") for f in fs} == {True, False}]
-    best = max(both, key=lambda fs: sum(f.rarity for f in fs), default=[])
-    return tuple(sorted(best, key=lambda f: f.suspect_line))
 
 
 def skeleton_part(parts: list[tuple[int, int, str]], line: int) -> str:
