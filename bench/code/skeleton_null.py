@@ -281,29 +281,29 @@ def rare_null(title: str, sources: list[Source], across: Callable[[Source], str]
         print(f"    {closeness:4.2f}  {score:5.1f} {share:4.0%}  {pair[:160]}")
 
 
+# each null: its title, its files, and what a pair must differ in (family or package) to be compared
+NULLS = (
+    ("null 1, transformers models/<family>/", transformers_files, lambda s: s.family),
+    ("null 2, other packages", wheel_files, lambda s: s.path.split("/")[0]),
+)
+
+
 def main() -> None:
-    if "--rare" in sys.argv:
-        for title, files, across in (
-            ("null 1, transformers models/<family>/", transformers_files, lambda s: s.family),
-            ("null 2, other packages", wheel_files, lambda s: s.path.split("/")[0]),
-        ):
-            rare_null(title, _load(files()), across)
-        return
-    if "--kept" in sys.argv:
-        for title, files, across in (
-            ("null 1, transformers models/<family>/", transformers_files, lambda s: s.family),
-            ("null 2, other packages", wheel_files, lambda s: s.path.split("/")[0]),
-        ):
-            kept_null(title, _load(files()), across)
-        return
     show = "--list" in sys.argv
-    print(
-        f"skeleton rule: evidence >= {code.SKELETON_EVIDENCE}, share >= {code.SKELETON_SHARE}, parts >= "
-        f"{code.SKELETON_PARTS}, items in at most {code.SKELETON_STOCK_DIRECTORIES} background directories "
-        f"(small: <= {code.SMALL_FILE_STATEMENTS} statements, <= {NULL_LINES} lines here)"
-    )
-    null("null 1, transformers models/<family>/", _load(transformers_files()), show, lambda s: s.family)
-    null("null 2, other packages", _load(wheel_files()), show, lambda s: s.path.split("/")[0])
+    if "--rare" not in sys.argv and "--kept" not in sys.argv:
+        print(
+            f"skeleton rule: evidence >= {code.SKELETON_EVIDENCE}, share >= {code.SKELETON_SHARE}, parts >= "
+            f"{code.SKELETON_PARTS}, items in at most {code.SKELETON_STOCK_DIRECTORIES} background directories "
+            f"(small: <= {code.SMALL_FILE_STATEMENTS} statements, <= {NULL_LINES} lines here)"
+        )
+    for title, files, across in NULLS:
+        sources = _load(files())
+        if "--rare" in sys.argv:
+            rare_null(title, sources, across)
+        elif "--kept" in sys.argv:
+            kept_null(title, sources, across)
+        else:
+            null(title, sources, show, across)
 
 
 if __name__ == "__main__":
