@@ -142,8 +142,9 @@ BASELINE_THRESHOLDS = {"copydetect": 0.26540284360189575, "pycode-similar": 0.60
 # 2026-12-07); its tuning half is tuning material since. 2026-12c was evaluated blind once on 2026-12-08 (held-out:
 # 16/20 copies, 2 false positives); its tuning half is tuning material since, its held-out half stays out of tuning.
 # 2026-12d was evaluated blind once on 2026-12-08 (held-out: 20/23 copies, 0 false positives); the same holds for it.
-# A new batch labelled blind goes here until its one evaluation.
-BLIND_BATCHES: frozenset[str] = frozenset({"2026-12e"})
+# 2026-12e likewise (held-out: 7/9 copies, 0 false positives). A new batch labelled blind goes here until its one
+# evaluation.
+BLIND_BATCHES: frozenset[str] = frozenset()
 
 
 def selected(pairs: list[Pair], only: str | None = None, batch: str | None = None) -> list[Pair]:
