@@ -432,13 +432,14 @@ def _parse_prefix(source: str) -> tuple[ast.Module | None, int]:
 
 
 def normalised_tokens(
-    source: str, tree: ast.Module | None = None
+    source: str, tree: ast.Module | None = None, own: set[str] | None = None
 ) -> tuple[list[str], list[tuple[int, int]], str | None]:
     """The token stream the fingerprint is built from, each token's (first, last) line, and any tokenizer error.
-    `tree` is the file's syntax tree when the caller has it (or has the tree of the part that parses)."""
+    `tree` is the file's syntax tree when the caller has it (or has the tree of the part that parses), `own` its
+    `_own_names`."""
     tree = tree if tree is not None else _parse(source)
     skip = _copied_from_lines(tree, source)
-    own = _own_names(tree, source)
+    own = _own_names(tree, source) if own is None else own
     toks: list[str] = []
     where: list[tuple[int, int]] = []
     last = ""  # the previous significant raw token, to tell `x.name` from `name`
@@ -593,7 +594,7 @@ def _target_name(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
 
 
-def features(tree: ast.Module | None) -> tuple[Feature, ...]:
+def features(tree: ast.Module | None, own: set[str] | None = None) -> tuple[Feature, ...]:
     """Literal settings (a name or key bound to a number or string: assignments, parameter defaults, dict entries;
     not keyword arguments of calls, which are the called API's vocabulary, `mode='full'`) and imports (an import line of three or more names, or a name from a module three levels deep). Names
     stay as written here: a setting's name is part of what was copied, and its rarity decides what it is worth."""
@@ -641,11 +642,11 @@ def features(tree: ast.Module | None) -> tuple[Feature, ...]:
                     out.setdefault(f"import {node.module}.{name}", (node.lineno, node.lineno))
     # a string naming one of the file's own settings (`attribute_map = {"num_hidden_layers": "n_layer"}`) is an
     # alias of that setting, not a setting of its own
-    own = {repr(name) for name in _own_names(tree, "")}
+    aliases = {repr(name) for name in (_own_names(tree, "") if own is None else own)}
     return tuple(
         Feature(k, line, decision)
         for k, (line, decision) in sorted(out.items())
-        if not (k.startswith("bind ") and k.partition("=")[2] in own)
+        if not (k.startswith("bind ") and k.partition("=")[2] in aliases)
     )
 
 
@@ -730,17 +731,17 @@ def _default(node: ast.expr) -> str:
     return "0" if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) else "x"
 
 
-def skeleton(tree: ast.Module | None, source: str) -> tuple[Feature, ...]:
+def skeleton(tree: ast.Module | None, source: str, own: set[str] | None = None) -> tuple[Feature, ...]:
     """The file's skeleton, one item per statement, in source order: import lines of three or more names, class
     headers (`class (LlamaPreTrainedModel)`: the bases as written, the file's own names masked), signatures
     (`_signature`), every other statement normalised (`stmt self.v = LlamaForCausalLM(v)`), a compound statement by
     its header (`if v is None`). Docstrings and code under `# Copied from` markers are not in it. What an item is
     worth is its rarity in the background: `super().__init__(v)` and `pass` are everybody's. It masks `tree` in
-    place: the file's last reader."""
+    place: the file's last reader. `own`: its `_own_names`, when the caller has them."""
     if tree is None:
         return ()
     skip = _copied_from_lines(tree, source)
-    own = _own_names(tree, source)
+    own = set(_own_names(tree, source) if own is None else own)  # a copy: sibling modules' names join it here
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 1:  # a sibling module's names: a copier renames them
             own.update(a.asname or a.name for a in node.names)
@@ -862,7 +863,8 @@ def _definitions(
     """The file's definitions with their normalised tokens, its statement count, any tokenizer error, its features,
     its prose and its skeleton."""
     tree, parsed = _parse_prefix(source)
-    toks, where, error = normalised_tokens(source, tree)
+    own = _own_names(tree, source)  # the names a copier can rename, read once for all three readers
+    toks, where, error = normalised_tokens(source, tree, own)
     spans = _spans(tree) if tree is not None else []
     last = max([w[1] for w in where], default=0)
     if last > parsed:  # the part that does not parse is one definition of its own
@@ -892,8 +894,8 @@ def _definitions(
                 tuple(where[t][0] for t in idx),
             )
         )
-    feats, lines = features(tree), prose(tree, source)
-    return tuple(defs), sum(d.statements for d in defs), error, feats, lines, skeleton(tree, source)
+    feats, lines = features(tree, own), prose(tree, source)
+    return tuple(defs), sum(d.statements for d in defs), error, feats, lines, skeleton(tree, source, own)
 
 
 def fingerprint(path: str, source: str) -> CodeFingerprint:
@@ -1218,9 +1220,7 @@ def small_file_evidence(
     total = sum(_one_per_decision({f.key: f for f in suspect.features}, weights).values())
     out: dict[str, tuple[tuple[SharedFeature, ...], bool]] = {}
     for (name, path), features in files.items():
-        theirs: dict[str, int] = {}
-        for f in features:
-            theirs.setdefault(f.key, f.line)
+        theirs = {f.key: f.line for f in features}  # a file's features are distinct (`features`)
         both = {f.key: f for f in suspect.features if f.key in theirs and f.key not in common}
         shared = [
             SharedFeature(k, both[k].line, path, theirs[k], w)
